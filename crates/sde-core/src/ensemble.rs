@@ -1,0 +1,444 @@
+//! Seeded parallel ensembles with streaming statistics.
+//!
+//! Path `p` draws from `derive_stream(seed, p)` alone. Paths are grouped in chunks of
+//! [`CHUNK`]; each chunk folds its paths, in order, into Welford accumulators (one per save
+//! point and observable); chunk results are merged into the total strictly in chunk order. Rayon
+//! only decides which thread computes which chunk, so the result is bit-for-bit the same for any
+//! number of threads. Chunks run in batches of a few per thread, so memory is bounded by the
+//! batch, not by the number of paths.
+//!
+//! A path that diverges (non-finite state or observable, or a state beyond the threshold) at
+//! save point `s` contributes to the statistics of save points before `s` only, and is counted
+//! in `diverged[s..]`: a diverged path is reported, never averaged into a NaN.
+
+use crate::error::SdeError;
+use crate::increments::Increments;
+use crate::problem::Sde;
+use crate::rng::{derive_stream, PathRng};
+use crate::scheme::Scheme;
+use crate::solver::{Grid, Solver, SolverWorkspace};
+use crate::stats::{Summary, Welford};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// Paths per chunk: the unit of work and of deterministic merging.
+pub const CHUNK: usize = 64;
+
+/// Something that simulates one path from its own random stream and reports observables at a
+/// fixed number of save points. Implemented by [`SdePaths`] for SDEs; the comparison crate
+/// implements it for discrete optimizers and for coupled (discrete, SDE) pairs.
+pub trait PathSimulation: Sync {
+    /// Buffers for one path, reused across the paths of a chunk.
+    type Workspace: Send;
+    fn workspace(&self) -> Self::Workspace;
+    fn n_save(&self) -> usize;
+    fn n_observables(&self) -> usize;
+    /// Simulates path number `path`, writing observable `o` at save point `s` to
+    /// `out[s * n_observables + o]`. Returns how many save points (from the first) hold valid
+    /// values: `n_save` unless the path diverged.
+    fn simulate(
+        &self,
+        path: u64,
+        rng: &mut PathRng,
+        ws: &mut Self::Workspace,
+        out: &mut [f64],
+    ) -> usize;
+}
+
+/// Per-save-point, per-observable statistics of an ensemble.
+#[derive(Clone, Debug, Serialize)]
+pub struct EnsembleStats {
+    pub paths: u64,
+    pub n_save: usize,
+    pub n_observables: usize,
+    /// `stats[s * n_observables + o]`.
+    pub stats: Vec<Welford>,
+    /// Paths diverged at or before save point `s`.
+    pub diverged: Vec<u64>,
+}
+
+impl EnsembleStats {
+    fn new(n_save: usize, n_obs: usize) -> Self {
+        EnsembleStats {
+            paths: 0,
+            n_save,
+            n_observables: n_obs,
+            stats: vec![Welford::default(); n_save * n_obs],
+            diverged: vec![0; n_save],
+        }
+    }
+
+    fn merge(&mut self, other: &EnsembleStats) {
+        self.paths += other.paths;
+        for (a, b) in self.stats.iter_mut().zip(&other.stats) {
+            a.merge(b);
+        }
+        for (a, b) in self.diverged.iter_mut().zip(&other.diverged) {
+            *a += b;
+        }
+    }
+
+    #[inline]
+    fn push_path(&mut self, values: &[f64], valid: usize) {
+        self.paths += 1;
+        let n_obs = self.n_observables;
+        for (acc, v) in self.stats[..valid * n_obs].iter_mut().zip(values) {
+            acc.push(*v);
+        }
+        for d in &mut self.diverged[valid..] {
+            *d += 1;
+        }
+    }
+
+    /// Accumulator of observable `o` at save point `s`.
+    pub fn get(&self, s: usize, o: usize) -> &Welford {
+        &self.stats[s * self.n_observables + o]
+    }
+
+    /// Mean, variance, standard error and 95% half-width of observable `o` at save point `s`.
+    pub fn summary(&self, s: usize, o: usize) -> Summary {
+        self.get(s, o).summary()
+    }
+
+    /// Mean of observable `o` at save point `s` over the paths that had not diverged.
+    pub fn mean(&self, s: usize, o: usize) -> f64 {
+        self.summary(s, o).mean
+    }
+
+    /// Paths that diverged before the end.
+    pub fn diverged_total(&self) -> u64 {
+        self.diverged.last().copied().unwrap_or(0)
+    }
+}
+
+/// Every path's observables, kept for statistics that do not stream (quantiles).
+/// Memory grows with the number of paths: use for trajectory plots, not for weak errors.
+#[derive(Clone, Debug)]
+pub struct PathValues {
+    pub n_save: usize,
+    pub n_observables: usize,
+    /// `values[(p * n_save + s) * n_observables + o]`.
+    pub values: Vec<f64>,
+    /// Number of valid save points of each path.
+    pub valid: Vec<u32>,
+}
+
+impl PathValues {
+    /// Empirical quantile `q ∈ [0, 1]` of observable `o` at save point `s` over the paths
+    /// valid there (linear interpolation between order statistics); NaN if none is.
+    pub fn quantile(&self, s: usize, o: usize, q: f64) -> f64 {
+        let mut v: Vec<f64> = (0..self.valid.len())
+            .filter(|&p| (self.valid[p] as usize) > s)
+            .map(|p| self.values[(p * self.n_save + s) * self.n_observables + o])
+            .collect();
+        quantile_in_place(&mut v, q)
+    }
+}
+
+/// Quantile `q` of `v` (reorders `v`); NaN for an empty slice.
+pub fn quantile_in_place(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// `paths` paths of a simulation from one seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Ensemble {
+    pub paths: u64,
+    pub seed: u64,
+}
+
+impl Ensemble {
+    /// Rejects fewer than two paths (no variance, no interval).
+    pub fn new(paths: u64, seed: u64) -> Result<Self, SdeError> {
+        if paths < 2 {
+            return Err(SdeError::invalid(
+                "paths",
+                paths,
+                "an ensemble needs at least 2 paths for a variance",
+            ));
+        }
+        Ok(Ensemble { paths, seed })
+    }
+
+    fn n_chunks(&self) -> u64 {
+        self.paths.div_ceil(CHUNK as u64)
+    }
+
+    fn chunk_range(&self, c: u64) -> std::ops::Range<u64> {
+        let start = c * CHUNK as u64;
+        start..(start + CHUNK as u64).min(self.paths)
+    }
+
+    /// Runs every path and returns the streaming statistics.
+    pub fn run<P: PathSimulation>(&self, sim: &P) -> EnsembleStats {
+        self.run_with_progress(sim, &|_| {})
+    }
+
+    /// As [`Ensemble::run`], calling `progress(paths_done)` after each batch.
+    pub fn run_with_progress<P: PathSimulation>(
+        &self,
+        sim: &P,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> EnsembleStats {
+        let (n_save, n_obs) = (sim.n_save(), sim.n_observables());
+        let mut total = EnsembleStats::new(n_save, n_obs);
+        self.for_batches(progress, |chunks| {
+            let parts: Vec<EnsembleStats> = chunks
+                .into_par_iter()
+                .map(|c| {
+                    let mut acc = EnsembleStats::new(n_save, n_obs);
+                    let mut ws = sim.workspace();
+                    let mut out = vec![f64::NAN; n_save * n_obs];
+                    for p in self.chunk_range(c) {
+                        let mut rng = derive_stream(self.seed, p);
+                        let valid = sim.simulate(p, &mut rng, &mut ws, &mut out).min(n_save);
+                        acc.push_path(&out, valid);
+                    }
+                    acc
+                })
+                .collect();
+            for part in &parts {
+                total.merge(part);
+            }
+        });
+        total
+    }
+
+    /// Runs every path, returning the statistics and every path's values (memory ∝ paths).
+    pub fn run_collect<P: PathSimulation>(
+        &self,
+        sim: &P,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> (EnsembleStats, PathValues) {
+        let (n_save, n_obs) = (sim.n_save(), sim.n_observables());
+        let mut total = EnsembleStats::new(n_save, n_obs);
+        let mut values = PathValues {
+            n_save,
+            n_observables: n_obs,
+            values: Vec::with_capacity(self.paths as usize * n_save * n_obs),
+            valid: Vec::with_capacity(self.paths as usize),
+        };
+        self.for_batches(progress, |chunks| {
+            let parts: Vec<(EnsembleStats, Vec<f64>, Vec<u32>)> = chunks
+                .into_par_iter()
+                .map(|c| {
+                    let range = self.chunk_range(c);
+                    let len = (range.end - range.start) as usize;
+                    let mut acc = EnsembleStats::new(n_save, n_obs);
+                    let mut ws = sim.workspace();
+                    let mut vals = vec![f64::NAN; len * n_save * n_obs];
+                    let mut valid = Vec::with_capacity(len);
+                    for (p, out) in range.zip(vals.chunks_exact_mut(n_save * n_obs)) {
+                        let mut rng = derive_stream(self.seed, p);
+                        let v = sim.simulate(p, &mut rng, &mut ws, out).min(n_save);
+                        acc.push_path(out, v);
+                        valid.push(v as u32);
+                    }
+                    (acc, vals, valid)
+                })
+                .collect();
+            for (part, vals, valid) in parts {
+                total.merge(&part);
+                values.values.extend_from_slice(&vals);
+                values.valid.extend_from_slice(&valid);
+            }
+        });
+        (total, values)
+    }
+
+    /// Calls `f` with consecutive ranges of chunk indices, a few chunks per thread at a time.
+    fn for_batches(&self, progress: &(dyn Fn(u64) + Sync), mut f: impl FnMut(std::ops::Range<u64>)) {
+        let batch = (4 * rayon::current_num_threads()).max(4) as u64;
+        let n = self.n_chunks();
+        let mut c = 0;
+        while c < n {
+            let end = (c + batch).min(n);
+            f(c..end);
+            progress((end * CHUNK as u64).min(self.paths));
+            c = end;
+        }
+    }
+}
+
+/// How a path is declared diverged at a save point.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Divergence {
+    /// A path whose state has `max_i |x_i|` above this is diverged (∞: only non-finite states).
+    pub state_above: f64,
+}
+
+impl Default for Divergence {
+    fn default() -> Self {
+        Divergence {
+            state_above: f64::INFINITY,
+        }
+    }
+}
+
+/// Observables of an SDE path: `n` values computed from `(t, x)` at each save point.
+pub trait Observer: Sync {
+    fn n(&self) -> usize;
+    fn observe(&self, t: f64, x: &[f64], out: &mut [f64]);
+}
+
+/// Observes the state itself.
+#[derive(Clone, Copy, Debug)]
+pub struct StateObserver(pub usize);
+
+impl Observer for StateObserver {
+    fn n(&self) -> usize {
+        self.0
+    }
+    #[inline]
+    fn observe(&self, _t: f64, x: &[f64], out: &mut [f64]) {
+        out.copy_from_slice(x)
+    }
+}
+
+/// Observables from a closure `f(t, x, out)` writing `n` values.
+#[derive(Clone, Copy, Debug)]
+pub struct FnObserver<F> {
+    pub n: usize,
+    pub f: F,
+}
+
+impl<F: Fn(f64, &[f64], &mut [f64]) + Sync> Observer for FnObserver<F> {
+    fn n(&self) -> usize {
+        self.n
+    }
+    #[inline]
+    fn observe(&self, t: f64, x: &[f64], out: &mut [f64]) {
+        (self.f)(t, x, out)
+    }
+}
+
+/// An ensemble problem for an SDE: a checked solver, a grid, an initial state, observables and
+/// a divergence rule.
+///
+/// ```
+/// use sde_core::*;
+/// // E X_1 for dX = -X dt + dW, X_0 = 1, is e^{-1}.
+/// let ou = SdeFn::new(1, NoiseShape::Diagonal,
+///     |_t, x: &[f64], a: &mut [f64]| a[0] = -x[0],
+///     |_t, _x: &[f64], b: &mut [f64]| b[0] = 1.0).unwrap();
+/// let solver = Solver::new(&ou, EulerMaruyama, Gaussian).unwrap();
+/// let paths = SdePaths::new(solver, Grid::new(0.0, 1.0, 200).unwrap().save_final(), &[1.0]).unwrap();
+/// let stats = Ensemble::new(20_000, 1).unwrap().run(&paths);
+/// let s = stats.summary(1, 0);
+/// assert!((s.mean - (-1.0f64).exp()).abs() < 4.0 * s.std_err + 2e-3);
+/// ```
+pub struct SdePaths<S, Sch, I, O = StateObserver> {
+    solver: Solver<S, Sch, I>,
+    grid: Grid,
+    x0: Vec<f64>,
+    observer: O,
+    divergence: Divergence,
+}
+
+impl<S: Sde, Sch: Scheme, I: Increments> SdePaths<S, Sch, I, StateObserver> {
+    /// Observes the state; `x0` must have the problem's dimension.
+    pub fn new(solver: Solver<S, Sch, I>, grid: Grid, x0: &[f64]) -> Result<Self, SdeError> {
+        solver.check_state(x0)?;
+        let d = x0.len();
+        Ok(SdePaths {
+            solver,
+            grid,
+            x0: x0.to_vec(),
+            observer: StateObserver(d),
+            divergence: Divergence::default(),
+        })
+    }
+}
+
+impl<S: Sde, Sch: Scheme, I: Increments, O: Observer> SdePaths<S, Sch, I, O> {
+    /// Replaces the observables.
+    pub fn observe<O2: Observer>(self, observer: O2) -> SdePaths<S, Sch, I, O2> {
+        SdePaths {
+            solver: self.solver,
+            grid: self.grid,
+            x0: self.x0,
+            observer,
+            divergence: self.divergence,
+        }
+    }
+
+    /// Observables from a closure writing `n` values.
+    pub fn observe_with<F>(self, n: usize, f: F) -> SdePaths<S, Sch, I, FnObserver<F>>
+    where
+        F: Fn(f64, &[f64], &mut [f64]) + Sync,
+    {
+        self.observe(FnObserver { n, f })
+    }
+
+    /// Counts a path as diverged once `max_i |x_i|` exceeds `threshold` at a save point.
+    pub fn diverge_above(mut self, threshold: f64) -> Result<Self, SdeError> {
+        if !(threshold > 0.0) {
+            return Err(SdeError::invalid(
+                "diverge_above",
+                threshold,
+                "must be positive",
+            ));
+        }
+        self.divergence.state_above = threshold;
+        Ok(self)
+    }
+
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+    pub fn solver(&self) -> &Solver<S, Sch, I> {
+        &self.solver
+    }
+}
+
+/// Buffers of one SDE path.
+pub struct SdePathWorkspace<W> {
+    solver: SolverWorkspace<W>,
+    x: Vec<f64>,
+}
+
+impl<S: Sde, Sch: Scheme, I: Increments, O: Observer> PathSimulation for SdePaths<S, Sch, I, O> {
+    type Workspace = SdePathWorkspace<Sch::Workspace>;
+
+    fn workspace(&self) -> Self::Workspace {
+        SdePathWorkspace {
+            solver: self.solver.workspace(),
+            x: self.x0.clone(),
+        }
+    }
+    fn n_save(&self) -> usize {
+        self.grid.n_save()
+    }
+    fn n_observables(&self) -> usize {
+        self.observer.n()
+    }
+    #[inline]
+    fn simulate(
+        &self,
+        _path: u64,
+        rng: &mut PathRng,
+        ws: &mut Self::Workspace,
+        out: &mut [f64],
+    ) -> usize {
+        ws.x.copy_from_slice(&self.x0);
+        let n_obs = self.observer.n();
+        let limit = self.divergence.state_above;
+        let observer = &self.observer;
+        self.solver
+            .solve(&mut ws.x, &self.grid, rng, &mut ws.solver, |s, t, x| {
+                if !x.iter().all(|v| v.is_finite() && v.abs() <= limit) {
+                    return false;
+                }
+                let o = &mut out[s * n_obs..(s + 1) * n_obs];
+                observer.observe(t, x, o);
+                o.iter().all(|v| v.is_finite())
+            })
+    }
+}

@@ -1,0 +1,5 @@
+//! The schemes, one file each.
+
+mod euler_maruyama;
+
+pub use euler_maruyama::{EmWorkspace, EulerMaruyama};
