@@ -1,1 +1,303 @@
-fn main() {}
+//! The workloads of `shared/bench/WORKLOADS.md`, timed side by side: sdelab through its public
+//! closure API (`SdeFn` + `Solver` + `SdePaths` + `Ensemble::run`) against an equivalent
+//! hand-fused loop, at 1 and at 2 rayon threads, in one criterion group per workload.
+//!
+//! The fused loop draws the same numbers as sdelab (path `p` owns `derive_stream(SEED, p)`, the
+//! normals are drawn in the same order and combined with the same arithmetic) and reduces them
+//! the same way (chunks of `CHUNK` paths folded with Welford, merged in chunk order), so before a
+//! workload is timed the bench checks, once, that both give the same mean and that the mean is
+//! within a few standard errors of the checked value of WORKLOADS.md.
+//!
+//! ```text
+//! cargo bench -p sde-core --bench workloads            # all workloads
+//! cargo bench -p sde-core --bench workloads -- W1      # one workload
+//! ```
+//!
+//! Medians: `target/criterion/<group>/<id>/new/estimates.json` (see benches/README.md).
+
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
+};
+use rand::RngExt;
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+use rayon::ThreadPool;
+use sde_core::ensemble::CHUNK;
+use sde_core::*;
+use std::hint::black_box;
+use std::sync::Once;
+use std::time::Duration;
+
+const SEED: u64 = 20_261_128;
+const THREADS: [usize; 2] = [1, 2];
+const STEPS: usize = 1000;
+const H: f64 = 1.0 / STEPS as f64;
+
+/// W1, W2: state dimension and number of paths.
+const D: usize = 10;
+const PATHS_10D: u64 = 10_000;
+/// W1: `dX = −A X dt + s dW`, `A = diag(linspace(1, 10, d))`.
+const OU_S: f64 = 0.1;
+/// W2: `dX = −X³ dt + sqrt(η) σ dW`.
+const QUARTIC_ETA: f64 = 0.01;
+const QUARTIC_SIGMA: f64 = 1.0;
+/// W3: `dX = μ X dt + σ X dW`, Milstein.
+const GBM_MU: f64 = 0.05;
+const GBM_SIGMA: f64 = 0.2;
+const GBM_PATHS: u64 = 100_000;
+
+fn pool(threads: usize) -> ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+}
+
+fn ou_rates() -> [f64; D] {
+    std::array::from_fn(|i| 1.0 + 9.0 * i as f64 / (D - 1) as f64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fused loops: one function per workload computing one path's observable, and one driver
+// that splits the paths over the current rayon pool and reduces them as `Ensemble::run` does.
+// ---------------------------------------------------------------------------------------------
+
+/// Welford statistics of `value(p)` over `paths` paths: chunks of `CHUNK` consecutive paths are
+/// folded in order and the chunk results merged in chunk order (the reduction of
+/// `Ensemble::run`, so both give the same bits).
+fn fused_ensemble(paths: u64, value: impl Fn(u64) -> f64 + Sync) -> Welford {
+    let chunk = CHUNK as u64;
+    let parts: Vec<Welford> = (0..paths.div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| {
+            let mut acc = Welford::default();
+            for p in c * chunk..((c + 1) * chunk).min(paths) {
+                acc.push(value(p));
+            }
+            acc
+        })
+        .collect();
+    let mut total = Welford::default();
+    for part in &parts {
+        total.merge(part);
+    }
+    total
+}
+
+/// W1, one path: `‖X_T‖²`.
+#[inline]
+fn ou_fused_path(p: u64, rates: &[f64; D]) -> f64 {
+    let mut rng = derive_stream(SEED, p);
+    let sqh = H.sqrt();
+    let mut x = [1.0f64; D];
+    for _ in 0..STEPS {
+        for (xi, ai) in x.iter_mut().zip(rates) {
+            let z: f64 = rng.sample(StandardNormal);
+            *xi += -ai * *xi * H + OU_S * (sqh * z);
+        }
+    }
+    x.iter().map(|v| v * v).sum()
+}
+
+/// W2, one path: `Σ x_j⁴ / 4` at `T`.
+#[inline]
+fn quartic_fused_path(p: u64) -> f64 {
+    let mut rng = derive_stream(SEED, p);
+    let sqh = H.sqrt();
+    let s = QUARTIC_ETA.sqrt() * QUARTIC_SIGMA;
+    let mut x = [1.0f64; D];
+    for _ in 0..STEPS {
+        for xi in x.iter_mut() {
+            let z: f64 = rng.sample(StandardNormal);
+            *xi += -(*xi * *xi * *xi) * H + s * (sqh * z);
+        }
+    }
+    x.iter().map(|v| v * v * v * v / 4.0).sum()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks, run once per workload (only when one of its benchmarks is selected).
+// ---------------------------------------------------------------------------------------------
+
+/// Asserts that sdelab and the fused loop agree (to rounding of the reduction; they draw the
+/// same numbers) and that both are within 4 standard errors of the checked value.
+fn check(name: &str, sdelab: &[Summary], fused: &[Welford], expected: f64) {
+    let s = sdelab[0];
+    for (k, other) in sdelab.iter().enumerate().skip(1) {
+        assert_eq!(
+            other.mean.to_bits(),
+            s.mean.to_bits(),
+            "{name}: sdelab at {} threads differs from 1 thread",
+            THREADS[k]
+        );
+    }
+    let f = fused[0];
+    for (k, other) in fused.iter().enumerate().skip(1) {
+        assert_eq!(
+            other.mean.to_bits(),
+            f.mean.to_bits(),
+            "{name}: fused loop at {} threads differs from 1 thread",
+            THREADS[k]
+        );
+    }
+    assert_eq!(s.count, f.count, "{name}: path counts differ");
+    assert!(
+        (s.mean - f.mean).abs() <= 1e-12 * f.mean.abs(),
+        "{name}: sdelab {} vs fused {}",
+        s.mean,
+        f.mean
+    );
+    assert!(
+        (s.mean - expected).abs() < 4.0 * s.std_err,
+        "{name}: mean {} is {:.1} standard errors from the checked value {expected}",
+        s.mean,
+        (s.mean - expected) / s.std_err
+    );
+    eprintln!(
+        "{name}: sdelab {:.6} ± {:.6} (1 SE), fused {:.6}, checked value {expected:.6} ({:+.2} SE); \
+         sdelab and fused {}",
+        s.mean,
+        s.std_err,
+        f.mean,
+        (s.mean - expected) / s.std_err,
+        if s.mean.to_bits() == f.mean.to_bits() {
+            "bit-identical"
+        } else {
+            "differ in the last bits"
+        }
+    );
+}
+
+fn group_settings<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    g
+}
+
+// ---------------------------------------------------------------------------------------------
+// W1: Ornstein–Uhlenbeck, d = 10, Euler–Maruyama.
+// ---------------------------------------------------------------------------------------------
+
+/// `E ‖X_T‖²` of the Euler–Maruyama chain: per coordinate `X_N = r^N + s √h Σ r^k Z_k` with
+/// `r = 1 − a h`, so `E X_N² = r^{2N} + s² h (1 − r^{2N}) / (1 − r²)`.
+fn ou_em_exact() -> f64 {
+    ou_rates()
+        .iter()
+        .map(|a| {
+            let r = 1.0 - a * H;
+            let r2n = (r * r).powi(STEPS as i32);
+            r2n + OU_S * OU_S * H * (1.0 - r2n) / (1.0 - r * r)
+        })
+        .sum()
+}
+
+fn w1_ou(c: &mut Criterion) {
+    let rates = ou_rates();
+    let sde = SdeFn::new(
+        D,
+        NoiseShape::Diagonal,
+        move |_t, x: &[f64], a: &mut [f64]| {
+            for ((ai, xi), ri) in a.iter_mut().zip(x).zip(&rates) {
+                *ai = -ri * xi;
+            }
+        },
+        |_t, _x: &[f64], b: &mut [f64]| b.fill(OU_S),
+    )
+    .unwrap();
+    let solver = Solver::new(&sde, EulerMaruyama, Gaussian).unwrap();
+    let grid = Grid::new(0.0, 1.0, STEPS).unwrap().save_final();
+    let paths = SdePaths::new(solver, grid, &[1.0; D])
+        .unwrap()
+        .observe_with(1, |_t, x: &[f64], o: &mut [f64]| {
+            o[0] = x.iter().map(|v| v * v).sum()
+        });
+    let ensemble = Ensemble::new(PATHS_10D, SEED).unwrap();
+    let pools: Vec<ThreadPool> = THREADS.iter().map(|&k| pool(k)).collect();
+    let sdelab = |pool: &ThreadPool| pool.install(|| ensemble.run(&paths)).summary(1, 0);
+    let fused = |pool: &ThreadPool| {
+        pool.install(|| fused_ensemble(PATHS_10D, |p| ou_fused_path(p, &rates)))
+    };
+
+    let checked = Once::new();
+    let check_once = || {
+        checked.call_once(|| {
+            let exact = ou_em_exact();
+            assert!((exact - 0.170223).abs() < 5e-7, "EM chain value {exact}");
+            let s: Vec<Summary> = pools.iter().map(sdelab).collect();
+            let f: Vec<Welford> = pools.iter().map(fused).collect();
+            check("W1 ou: E‖X_T‖²", &s, &f, exact);
+        })
+    };
+
+    let mut g = group_settings(c, "W1_ou");
+    for (pool, &k) in pools.iter().zip(&THREADS) {
+        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
+            check_once();
+            b.iter(|| black_box(sdelab(pool)))
+        });
+        g.bench_function(BenchmarkId::new("fused", k), |b| {
+            check_once();
+            b.iter(|| black_box(fused(pool)))
+        });
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// W2: quartic potential, d = 10, Euler–Maruyama.
+// ---------------------------------------------------------------------------------------------
+
+fn w2_quartic(c: &mut Criterion) {
+    let s = QUARTIC_ETA.sqrt() * QUARTIC_SIGMA;
+    let sde = SdeFn::new(
+        D,
+        NoiseShape::Diagonal,
+        |_t, x: &[f64], a: &mut [f64]| {
+            for (ai, xi) in a.iter_mut().zip(x) {
+                *ai = -(xi * xi * xi);
+            }
+        },
+        move |_t, _x: &[f64], b: &mut [f64]| b.fill(s),
+    )
+    .unwrap();
+    let solver = Solver::new(&sde, EulerMaruyama, Gaussian).unwrap();
+    let grid = Grid::new(0.0, 1.0, STEPS).unwrap().save_final();
+    let paths = SdePaths::new(solver, grid, &[1.0; D])
+        .unwrap()
+        .observe_with(1, |_t, x: &[f64], o: &mut [f64]| {
+            o[0] = x.iter().map(|v| v * v * v * v / 4.0).sum()
+        });
+    let ensemble = Ensemble::new(PATHS_10D, SEED).unwrap();
+    let pools: Vec<ThreadPool> = THREADS.iter().map(|&k| pool(k)).collect();
+    let sdelab = |pool: &ThreadPool| pool.install(|| ensemble.run(&paths)).summary(1, 0);
+    let fused = |pool: &ThreadPool| pool.install(|| fused_ensemble(PATHS_10D, quartic_fused_path));
+
+    let checked = Once::new();
+    let check_once = || {
+        checked.call_once(|| {
+            let s: Vec<Summary> = pools.iter().map(sdelab).collect();
+            let f: Vec<Welford> = pools.iter().map(fused).collect();
+            check("W2 quartic: E Σ x⁴/4", &s, &f, 0.290343);
+        })
+    };
+
+    let mut g = group_settings(c, "W2_quartic");
+    for (pool, &k) in pools.iter().zip(&THREADS) {
+        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
+            check_once();
+            b.iter(|| black_box(sdelab(pool)))
+        });
+        g.bench_function(BenchmarkId::new("fused", k), |b| {
+            check_once();
+            b.iter(|| black_box(fused(pool)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(workloads, w1_ou, w2_quartic);
+criterion_main!(workloads);

@@ -1,1 +1,266 @@
-fn main() { println!("not yet"); }
+//! `sdelab`: weak-error studies of SDE models of distributed stochastic optimizers, and the
+//! paper's Figure 1 analogue. The user-facing contract is `docs/CLI.md`; the config reference is
+//! `crates/cli/CONFIG.md`.
+//!
+//! Exit codes: 0 success, 2 bad input (the message names the key and the value), 1 any other
+//! failure.
+
+// The configuration and output APIs are consumed by `commands`, which is still being filled in;
+// until then parts of them are unused in this binary.
+#[allow(dead_code)]
+mod commands;
+#[allow(dead_code)]
+mod config;
+#[allow(dead_code)]
+mod error;
+#[allow(dead_code)]
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{Figure1Options, Globals, OutputOptions};
+use crate::config::{ConfigError, ExperimentConfig};
+use crate::error::CliError;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success; 2 bad input (the message names the key and the value); 1 any other failure.
+Progress bars go to stderr, hidden when stderr is not a terminal or with --quiet.";
+
+/// Numerical integration of SDEs that model distributed stochastic optimizers (DSGD, DCSGD,
+/// DSignSGD), and weak-error measurements between the algorithms and their SDE models.
+#[derive(Debug, Parser)]
+#[command(name = "sdelab", version, propagate_version = true, after_help = AFTER_HELP)]
+struct Cli {
+    /// Worker threads for the Monte Carlo ensembles [default: all cores]
+    #[arg(long, global = true, value_name = "N", value_parser = parse_threads)]
+    threads: Option<usize>,
+
+    /// No progress bars
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The paper's Figure 1 analogue: DSGD, DCSGD with random sparsification and DSignSGD with
+    /// Student-t noise, with and without scheduler, discrete against SDE
+    #[command(after_help = AFTER_HELP)]
+    Figure1(Figure1Args),
+
+    /// Weak error between the discrete algorithm and its SDE models over the list of learning
+    /// rates `run.etas`, with 95% confidence intervals and fitted orders
+    #[command(after_help = AFTER_HELP)]
+    WeakError(ExperimentArgs),
+
+    /// One learning rate (the first of `run.etas`): mean and quantile trajectories of the
+    /// observables, discrete and SDE side by side
+    #[command(after_help = AFTER_HELP)]
+    Run(ExperimentArgs),
+
+    /// Every loss, noise, compressor, schedule, optimizer, SDE model and scheme the build knows,
+    /// with its parameters
+    #[command(after_help = AFTER_HELP)]
+    List,
+}
+
+#[derive(Debug, Args)]
+struct Figure1Args {
+    /// Output directory
+    #[arg(long, value_name = "DIR", default_value = "results/figure1")]
+    out: PathBuf,
+
+    /// Monte Carlo paths per curve (at least 2) [default: built in]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    paths: Option<u64>,
+
+    /// Master seed [default: built in]
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct ExperimentArgs {
+    /// Experiment config (TOML; see crates/cli/CONFIG.md)
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+
+    /// Output directory [default: results/<name>/<subcommand>, with <name> from the config]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// Print the full result document as JSON on stdout, and nothing else
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "--threads = {s:?}: expected an integer from 1 to 4096"
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with exit code 0; usage errors to stderr with 2.
+            let code = if e.use_stderr() {
+                CliError::EXIT_BAD_INPUT
+            } else {
+                0
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Validate the input of the chosen subcommand (bad input: exit code 2), set up the thread pool,
+/// and hand over to [`commands`].
+fn dispatch(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Figure1(args) => {
+            let paths = args
+                .paths
+                .map(|p| {
+                    usize::try_from(p)
+                        .map_err(|_| CliError::BadInput(format!("--paths = {p}: too large")))
+                })
+                .transpose()?;
+            let globals = init_globals(cli.threads, cli.quiet)?;
+            commands::figure1(
+                &Figure1Options {
+                    out: args.out,
+                    paths,
+                    seed: args.seed,
+                },
+                &globals,
+            )
+        }
+        Command::WeakError(args) => {
+            let cfg = ExperimentConfig::from_path(&args.config)?;
+            cfg.check_for_weak_error()
+                .map_err(|e| in_file(&args.config, e))?;
+            let opts = output_options(args, &cfg, "weak-error");
+            let globals = init_globals(cli.threads, cli.quiet)?;
+            commands::weak_error(&cfg, &opts, &globals)
+        }
+        Command::Run(args) => {
+            let cfg = ExperimentConfig::from_path(&args.config)?;
+            cfg.check_for_run().map_err(|e| in_file(&args.config, e))?;
+            let opts = output_options(args, &cfg, "run");
+            let globals = init_globals(cli.threads, cli.quiet)?;
+            commands::run(&cfg, &opts, &globals)
+        }
+        Command::List => commands::list(),
+    }
+}
+
+/// A config error found after parsing, prefixed with the file like the parse errors.
+fn in_file(path: &Path, e: ConfigError) -> CliError {
+    CliError::BadInput(format!("{}: {}", path.display(), e.message))
+}
+
+fn output_options(args: ExperimentArgs, cfg: &ExperimentConfig, subcommand: &str) -> OutputOptions {
+    let out = args
+        .out
+        .unwrap_or_else(|| Path::new("results").join(&cfg.name).join(subcommand));
+    OutputOptions {
+        config_path: args.config,
+        out,
+        json: args.json,
+    }
+}
+
+/// Build the rayon global pool with `--threads N` (default: rayon's choice, all cores).
+fn init_globals(threads: Option<usize>, quiet: bool) -> Result<Globals, CliError> {
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| CliError::Failure(format!("cannot start {n} worker threads: {e}")))?;
+    }
+    Ok(Globals {
+        quiet,
+        threads: rayon::current_num_threads(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = Cli::try_parse_from([
+            "sdelab",
+            "--threads",
+            "2",
+            "weak-error",
+            "--config",
+            "a.toml",
+            "--json",
+        ])
+        .expect("parse");
+        assert_eq!(cli.threads, Some(2));
+        match cli.command {
+            Command::WeakError(a) => {
+                assert!(a.json);
+                assert_eq!(a.config, PathBuf::from("a.toml"));
+                assert_eq!(a.out, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "sdelab", "figure1", "--quiet", "--paths", "100", "--seed", "3",
+        ])
+        .expect("parse");
+        assert!(cli.quiet);
+        match cli.command {
+            Command::Figure1(a) => {
+                assert_eq!(a.out, PathBuf::from("results/figure1"));
+                assert_eq!(a.paths, Some(100));
+                assert_eq!(a.seed, Some(3));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["sdelab", "run", "--config", "x.toml", "--out", "o"]).is_ok());
+        assert!(Cli::try_parse_from(["sdelab", "list"]).is_ok());
+    }
+
+    #[test]
+    fn bad_arguments_are_rejected() {
+        for args in [
+            &["sdelab", "figure1", "--paths", "1"][..],
+            &["sdelab", "--threads", "0", "list"],
+            &["sdelab", "--threads", "many", "list"],
+            &["sdelab", "run"],
+            &["sdelab", "frobnicate"],
+        ] {
+            let e = Cli::try_parse_from(args).expect_err("must fail");
+            assert!(e.use_stderr(), "{args:?}");
+        }
+    }
+}

@@ -254,7 +254,11 @@ impl Ensemble {
     }
 
     /// Calls `f` with consecutive ranges of chunk indices, a few chunks per thread at a time.
-    fn for_batches(&self, progress: &(dyn Fn(u64) + Sync), mut f: impl FnMut(std::ops::Range<u64>)) {
+    fn for_batches(
+        &self,
+        progress: &(dyn Fn(u64) + Sync),
+        mut f: impl FnMut(std::ops::Range<u64>),
+    ) {
         let batch = (4 * rayon::current_num_threads()).max(4) as u64;
         let n = self.n_chunks();
         let mut c = 0;

@@ -31,6 +31,7 @@ pub mod error;
 pub mod increments;
 pub mod noise;
 pub mod problem;
+pub mod problems;
 pub mod rng;
 pub mod scheme;
 pub mod schemes;

@@ -144,7 +144,11 @@ where
     /// additive shape with `m = 0`.
     pub fn new(dim: usize, noise: NoiseShape, drift: A, diffusion: B) -> Result<Self, SdeError> {
         if dim == 0 {
-            return Err(SdeError::invalid("dim", dim, "the state dimension must be at least 1"));
+            return Err(SdeError::invalid(
+                "dim",
+                dim,
+                "the state dimension must be at least 1",
+            ));
         }
         if noise.noise_dim(dim) == 0 {
             return Err(SdeError::invalid(

@@ -48,7 +48,11 @@ pub enum SchemeKind {
     Weak2,
 }
 
-pub(crate) fn unsupported(scheme: &'static str, noise: NoiseShape, reason: &'static str) -> SdeError {
+pub(crate) fn unsupported(
+    scheme: &'static str,
+    noise: NoiseShape,
+    reason: &'static str,
+) -> SdeError {
     SdeError::UnsupportedNoise {
         scheme,
         noise: noise.to_string(),

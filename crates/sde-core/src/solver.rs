@@ -34,7 +34,11 @@ impl Grid {
     /// `steps` steps of length `h` from `t0`, saving at every step.
     pub fn with_step(t0: f64, h: f64, steps: usize) -> Result<Self, SdeError> {
         if !(h > 0.0) || !h.is_finite() {
-            return Err(SdeError::invalid("h", h, "the step must be positive and finite"));
+            return Err(SdeError::invalid(
+                "h",
+                h,
+                "the step must be positive and finite",
+            ));
         }
         if steps == 0 {
             return Err(SdeError::invalid("steps", steps, "must be at least 1"));
@@ -174,6 +178,22 @@ impl<S: Sde, Sch: Scheme, I: Increments> Solver<S, Sch, I> {
         self.increments.draw(rng, h, &mut ws.dw);
         self.scheme
             .step(&self.sde, t, h, x, &ws.dw, rng, &mut ws.scheme);
+    }
+
+    /// One step with a given increment `dw` (length `m`), for callers that draw or couple the
+    /// Brownian increments themselves (common random numbers between two processes).
+    #[inline]
+    pub fn step_with(
+        &self,
+        t: f64,
+        h: f64,
+        x: &mut [f64],
+        dw: &[f64],
+        rng: &mut PathRng,
+        ws: &mut SolverWorkspace<Sch::Workspace>,
+    ) {
+        self.scheme
+            .step(&self.sde, t, h, x, dw, rng, &mut ws.scheme);
     }
 
     /// Integrates `x` over `grid`, calling `on_save(s, t, x)` at every save point (the initial

@@ -165,7 +165,9 @@ mod tests {
 
     #[test]
     fn welford_merge_equals_one_pass() {
-        let xs: Vec<f64> = (0..1000).map(|i| ((i * 37) % 101) as f64 * 0.1 - 3.0).collect();
+        let xs: Vec<f64> = (0..1000)
+            .map(|i| ((i * 37) % 101) as f64 * 0.1 - 3.0)
+            .collect();
         let mut all = Welford::default();
         xs.iter().for_each(|&x| all.push(x));
         let mut a = Welford::default();

@@ -1,0 +1,2116 @@
+//! The experiment configuration: typed values parsed and validated from TOML.
+//!
+//! The file is parsed into an untyped [`toml::Table`] and then validated by hand, section by section,
+//! so that **every** error names the full key path and the offending value:
+//!
+//! ```text
+//! run.etas[2] = -0.1: must be positive
+//! noise.kind = "cauchy": unknown kind (expected one of gaussian, student_t)
+//! loss.x0: missing key
+//! run.paths = "many": expected an integer
+//! loss.diag has length 3 but loss.x0 has length 2
+//! run.pathz = 100: unknown key (expected one of horizon, etas, ...); did you mean "paths"?
+//! ```
+//!
+//! Unknown keys are rejected at every level (a typo must never be silently ignored). Optional keys
+//! get their defaults filled in, and [`ExperimentConfig`] serializes (JSON or TOML) to the full
+//! configuration as parsed, so a result document can embed it and the TOML form parses back to the
+//! same value.
+//!
+//! The complete key reference (type, default, meaning) is `crates/cli/CONFIG.md`; the doc comments
+//! below say the same.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Serialize;
+use toml::{Table, Value};
+
+use crate::error::CliError;
+
+// ---------------------------------------------------------------------------------------------
+// Names the configuration knows (single source of truth for error messages and `sdelab list`).
+// ---------------------------------------------------------------------------------------------
+
+/// Values of `loss.kind`.
+pub const LOSS_KINDS: &[&str] = &[
+    "quadratic",
+    "quadratic_full",
+    "quartic",
+    "mixed",
+    "least_squares",
+];
+/// Values of `noise.kind` (and `noise.agents[i].kind`).
+pub const NOISE_KINDS: &[&str] = &["gaussian", "student_t"];
+/// Values of `optimizer.kind`.
+pub const OPTIMIZER_KINDS: &[&str] = &["dsgd", "dcsgd", "dsignsgd"];
+/// Values of `optimizer.compressor.kind`.
+pub const COMPRESSOR_KINDS: &[&str] = &["identity", "bernoulli", "rand_k", "qsgd"];
+/// Values of `schedule.kind`.
+pub const SCHEDULE_KINDS: &[&str] = &["constant", "poly", "normalized", "normalized_sgd"];
+/// Entries of `sde.models`.
+pub const SDE_MODELS: &[&str] = &["first_order", "second_order", "stability"];
+/// Values of `sde.scheme`.
+pub const SCHEMES: &[&str] = &["euler_maruyama", "milstein", "weak2"];
+/// Values of `sde.increments`.
+pub const INCREMENT_KINDS: &[&str] = &["gaussian", "two_point", "three_point"];
+/// Entries of `run.observables`.
+pub const OBSERVABLES: &[&str] = &["loss", "x", "x_sq", "grad_norm"];
+
+const ROOT_KEYS: &[&str] = &[
+    "name",
+    "seed",
+    "loss",
+    "agents",
+    "noise",
+    "optimizer",
+    "schedule",
+    "sde",
+    "run",
+];
+const AGENTS_KEYS: &[&str] = &["n"];
+const SDE_KEYS: &[&str] = &["models", "scheme", "substeps", "increments"];
+const RUN_KEYS: &[&str] = &[
+    "horizon",
+    "etas",
+    "paths",
+    "observables",
+    "diverge_above",
+    "common_random_numbers",
+    "exact_reference",
+    "quantiles",
+];
+
+/// Default `seed`.
+pub const DEFAULT_SEED: u64 = 0;
+/// Default `agents.n`.
+pub const DEFAULT_AGENTS: usize = 1;
+/// Default `sde.substeps` (MATH.md §10: m ≥ 4 makes the Euler–Maruyama error small against the
+/// SDE–discrete gap).
+pub const DEFAULT_SUBSTEPS: usize = 4;
+/// Default `run.diverge_above`.
+pub const DEFAULT_DIVERGE_ABOVE: f64 = 1e8;
+/// Default `run.quantiles`.
+pub const DEFAULT_QUANTILES: [f64; 3] = [0.1, 0.5, 0.9];
+/// Largest `agents.n` (a guard against typos; every agent draws a gradient per iteration).
+pub const MAX_AGENTS: usize = 1_000_000;
+/// Largest `loss.samples` of `least_squares` (the design matrix is held in memory).
+pub const MAX_SAMPLES: usize = 10_000_000;
+/// Largest number of iterations `floor(horizon/eta)` per learning rate (statistics are kept per
+/// iteration, so this bounds memory as well as time).
+pub const MAX_ITERATIONS: usize = 10_000_000;
+/// Relative tolerance of [`RunSpec::iterations`]: `floor(T/η · (1 + 1e-12))`, so a quotient a
+/// rounding error below an integer counts as that integer (`T = 0.3, η = 0.1` gives 3, not 2).
+/// The same rule as `compare::iterations`.
+pub const ITERATION_TOLERANCE: f64 = 1e-12;
+
+// ---------------------------------------------------------------------------------------------
+// Typed configuration
+// ---------------------------------------------------------------------------------------------
+
+/// One experiment, as read from a TOML file. Every optional key has its default filled in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExperimentConfig {
+    /// `name` (string, required): experiment name, used for the output folder name. Letters,
+    /// digits, `-`, `_` and `.`; not starting with `.`; at most 100 characters.
+    pub name: String,
+    /// `seed` (integer ≥ 0, default 0): master seed; every random stream is derived from it.
+    pub seed: u64,
+    /// `[loss]` (required): the objective `f` and the starting point `x0`.
+    pub loss: LossSpec,
+    /// `[agents]` (optional): the number of agents `N`.
+    pub agents: AgentsSpec,
+    /// `[noise]` (required): gradient noise, shared by all agents or one table per agent.
+    pub noise: NoiseSpec,
+    /// `[optimizer]` (required): the discrete algorithm and its compressor.
+    pub optimizer: OptimizerSpec,
+    /// `[schedule]` (optional, default constant): the learning-rate multiplier `η_k`.
+    pub schedule: ScheduleSpec,
+    /// `[sde]` (optional): which SDE models to compare against and how to integrate them.
+    pub sde: SdeSpec,
+    /// `[run]` (required): horizon, learning rates, paths, observables.
+    pub run: RunSpec,
+}
+
+/// `[loss]`: the objective `f` and the starting point. `x0` fixes the dimension `d`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LossSpec {
+    /// `loss.x0` (list of numbers, required, non-empty): the starting point `x_0 = X_0`; its length
+    /// is the dimension `d`.
+    pub x0: Vec<f64>,
+    /// `loss.kind` and its parameters.
+    #[serde(flatten)]
+    pub kind: LossKind,
+}
+
+/// `loss.kind` and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LossKind {
+    /// `kind = "quadratic"`: `f(x) = ½ Σ_j diag_j x_j²`.
+    Quadratic {
+        /// `loss.diag` (list of d numbers ≥ 0, required): the Hessian diagonal.
+        diag: Vec<f64>,
+    },
+    /// `kind = "quadratic_full"`: `f(x) = ½ xᵀ A x` with a symmetric positive semi-definite `A`.
+    QuadraticFull {
+        /// `loss.matrix` (list of d lists of d numbers, required): the Hessian `A`, row by row;
+        /// symmetric and positive semi-definite.
+        matrix: Vec<Vec<f64>>,
+    },
+    /// `kind = "quartic"`: `f(x) = Σ_j coeffs_j x_j⁴ / 4`, (L0, L1)-smooth but not L-smooth.
+    Quartic {
+        /// `loss.coeffs` (list of d numbers ≥ 0, default all ones): the quartic coefficients.
+        coeffs: Vec<f64>,
+    },
+    /// `kind = "mixed"`: `f(x) = Σ_j (diag_j x_j²/2 + quartic_j x_j⁴/4)`.
+    Mixed {
+        /// `loss.diag` (list of d numbers ≥ 0, required): quadratic coefficients.
+        diag: Vec<f64>,
+        /// `loss.quartic` (list of d numbers ≥ 0, required): quartic coefficients.
+        quartic: Vec<f64>,
+    },
+    /// `kind = "least_squares"`: `f(x) = ‖A x − y‖² / (2 samples)` with a random Gaussian design
+    /// `A` (samples × d) and targets `y = A x* + noise·ε`, generated from `loss.seed` by the models
+    /// crate.
+    LeastSquares {
+        /// `loss.samples` (integer ≥ 1, required): number of rows of the design matrix.
+        samples: usize,
+        /// `loss.seed` (integer ≥ 0, required): seed of the synthetic data (independent of the
+        /// experiment seed, so the same data can be reused across experiments).
+        seed: u64,
+        /// `loss.noise` (number ≥ 0, default 0): standard deviation of the label noise `ε`.
+        noise: f64,
+    },
+}
+
+/// `[agents]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentsSpec {
+    /// `agents.n` (integer ≥ 1, default 1): the number of agents `N`.
+    pub n: usize,
+}
+
+/// `[noise]`: either one noise model for every agent (keys directly in `[noise]`), or one
+/// `[[noise.agents]]` table per agent (exactly `agents.n` of them, and no other key in `[noise]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum NoiseSpec {
+    /// The same noise model for every agent: `[noise] kind = ...`.
+    Shared(NoiseModel),
+    /// One noise model per agent: `[[noise.agents]]`, repeated `agents.n` times.
+    PerAgent {
+        /// `noise.agents` (list of `agents.n` tables, each like a shared `[noise]`).
+        agents: Vec<NoiseModel>,
+    },
+}
+
+/// The gradient noise `Z_i(x)` of one agent (MATH.md §1).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NoiseModel {
+    /// `kind = "gaussian"`: `Z_j = s_j N_j`, `N_j ~ N(0, 1)` iid, with the scale
+    /// `s_j = scale_j √(sigma0² + sigma1² ‖∇f(x)‖²)`, i.e. `Cov Z = (sigma0² + sigma1² ‖∇f‖²)
+    /// diag(scale²)` (affine variance, MATH.md §1.2).
+    Gaussian {
+        /// `sigma0` (number ≥ 0, required): the constant part of the standard deviation.
+        sigma0: f64,
+        /// `sigma1` (number ≥ 0, default 0): the gradient-proportional part.
+        sigma1: f64,
+        /// `scale` (list of d numbers ≥ 0, default all ones): per-coordinate multiplier of the
+        /// standard deviation.
+        scale: Vec<f64>,
+    },
+    /// `kind = "student_t"`: `Z_j = s_j T_j` with independent `T_j ~ t_nu` (MATH.md §1.3) and the
+    /// same scale as the Gaussian, `s_j = scale_j √(sigma0² + sigma1² ‖∇f(x)‖²)`.
+    StudentT {
+        /// `nu` (number > 0, required): degrees of freedom; `nu = 1` is Cauchy. D(C)SGD needs
+        /// `nu > 2` (finite covariance); DSignSGD accepts any `nu > 0`.
+        nu: f64,
+        /// `scale` (number > 0 or list of d numbers > 0, required): per-coordinate scale factors;
+        /// a single number is used for every coordinate (stored expanded to d entries).
+        scale: Vec<f64>,
+        /// `sigma0` (number ≥ 0, default 1): constant part of the scale.
+        sigma0: f64,
+        /// `sigma1` (number ≥ 0, default 0): gradient-proportional part of the scale (`σ_{1,i}`
+        /// of MATH.md §1.3/§6.4, [RECONSTRUCTED]; 0 = fixed scale).
+        sigma1: f64,
+    },
+}
+
+/// `[optimizer]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OptimizerSpec {
+    /// `optimizer.kind` (required): `dsgd`, `dcsgd` or `dsignsgd` (MATH.md §3).
+    pub kind: OptimizerKind,
+    /// `optimizer.compressor` (table; required for `dcsgd`; for `dsgd`/`dsignsgd` only
+    /// `{ kind = "identity" }` is allowed, and it is the default).
+    pub compressor: CompressorSpec,
+}
+
+/// `optimizer.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Distributed SGD: `x_{k+1} = x_k − η η_k (1/N) Σ_i g_i(x_k)`.
+    Dsgd,
+    /// Distributed compressed SGD: each agent sends `C(g_i)`.
+    Dcsgd,
+    /// Distributed SignSGD: each agent sends `sign(g_i)`.
+    Dsignsgd,
+}
+
+/// `optimizer.compressor` (DCSGD), MATH.md §3.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CompressorSpec {
+    /// `kind = "identity"`: no compression, `ω = 0`.
+    Identity,
+    /// `kind = "bernoulli"`: keep each coordinate with probability `p`, rescaled by `1/p`;
+    /// `ω = 1/p − 1`.
+    Bernoulli {
+        /// `p` (number in (0, 1], required): keep probability.
+        p: f64,
+    },
+    /// `kind = "rand_k"`: keep a uniform random subset of `k` coordinates, rescaled by `d/k`;
+    /// `ω = d/k − 1`.
+    RandK {
+        /// `k` (integer in [1, d], required): coordinates kept.
+        k: usize,
+    },
+    /// `kind = "qsgd"`: unbiased stochastic quantization to `levels` levels per sign (Alistarh et
+    /// al. 2017); `ω = min(d/levels², √d/levels)`.
+    Qsgd {
+        /// `levels` (integer ≥ 1, required): quantization levels `s`.
+        levels: usize,
+    },
+}
+
+/// `[schedule]`: the multiplier `η_k` of the base learning rate `η` (MATH.md §3); the step taken
+/// is `η·η_k`, and the SDEs use `η_t = η_{t/η}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ScheduleSpec {
+    /// `kind = "constant"`: `η_k = 1`.
+    Constant,
+    /// `kind = "poly"`: `η_k = (k + 1)^(−power)`; `power = 0.5` is P1v2's Robbins–Monro choice.
+    Poly {
+        /// `power` (number ≥ 0, required).
+        power: f64,
+    },
+    /// `kind = "normalized"`: the adaptive, gradient-norm schedule of MATH.md §6.3
+    /// ([RECONSTRUCTED]): `η_k = c · 2ε / [(L0 + L1 ‖∇f(x_k)‖)(1 + A) + L1 B]`.
+    Normalized {
+        /// `c` (number > 0, required): overall multiplier.
+        c: f64,
+        /// `epsilon` (number in (0, 1), required): the `ε` of the condition.
+        epsilon: f64,
+        /// `l0` (number ≥ 0, default from the loss): `L0` of (L0, L1)-smoothness. `None` only for
+        /// `least_squares`, whose constant depends on generated data (filled in by the run).
+        /// `L0 (1 + A) + L1 B` must be positive (else `η_k` is infinite at a stationary point).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        l0: Option<f64>,
+        /// `l1` (number ≥ 0, default from the loss): `L1`; `None` as for `l0`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        l1: Option<f64>,
+        /// `a` (number ≥ 0, default computed): `A = (ω + d (σ1²ω + σ1²)‾)/N`.
+        a: f64,
+        /// `b` (number ≥ 0, default computed): `B = d (σ0² + σ0²ω)‾/N`.
+        b: f64,
+    },
+    /// `kind = "normalized_sgd"`: plain normalized SGD baseline, `η_k = c / max(‖∇f(x_k)‖, δ)`.
+    NormalizedSgd {
+        /// `c` (number > 0, required).
+        c: f64,
+        /// `delta` (number > 0, required): floor on the gradient norm; keeps the step finite at a
+        /// stationary point.
+        delta: f64,
+    },
+}
+
+/// `[sde]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SdeSpec {
+    /// `sde.models` (list, default all three, no repeats): which SDE models to compare with.
+    pub models: Vec<SdeModel>,
+    /// `sde.scheme` (default `euler_maruyama`): the integrator.
+    pub scheme: SchemeKind,
+    /// `sde.substeps` (integer ≥ 1, default 4): SDE steps per learning-rate step (`Δ = η/substeps`).
+    pub substeps: usize,
+    /// `sde.increments` (default `gaussian`): distribution of the Brownian increments.
+    pub increments: IncrementKind,
+}
+
+/// An entry of `sde.models` (MATH.md §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SdeModel {
+    /// `first_order`: model (A), the classic first-order SDE (weak order 1).
+    FirstOrder,
+    /// `second_order`: model (B), the classic second-order SDE (weak order 2).
+    SecondOrder,
+    /// `stability`: model (C), the stability-aware first-order SDE of P1v2 (weak order 1).
+    Stability,
+}
+
+/// `sde.scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemeKind {
+    /// `euler_maruyama`: weak order 1.
+    EulerMaruyama,
+    /// `milstein`: strong order 1, weak order 1.
+    Milstein,
+    /// `weak2`: a weak-order-2 scheme.
+    Weak2,
+}
+
+/// `sde.increments`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncrementKind {
+    /// `gaussian`: exact `N(0, Δ)` increments.
+    Gaussian,
+    /// `two_point`: `±√Δ` with probability ½ each (weak order 1 only).
+    TwoPoint,
+    /// `three_point`: `±√(3Δ)` with probability 1/6 each, 0 with probability 2/3 (weak order 2).
+    ThreePoint,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSpec {
+    /// `run.horizon` (number > 0, required): the horizon `T` in SDE time. The discrete run has
+    /// `floor(T/η)` iterations (see [`RunSpec::iterations`]); `T/η` need not be an integer.
+    pub horizon: f64,
+    /// `run.etas` (list of numbers in (0, horizon], required, non-empty, no repeats): base learning
+    /// rates. `weak-error` uses all of them (at least 2); `run` uses the first.
+    pub etas: Vec<f64>,
+    /// `run.paths` (integer ≥ 2, required): Monte Carlo paths per learning rate and model.
+    pub paths: usize,
+    /// `run.observables` (list, default all four, no repeats): the test functions `g`.
+    pub observables: Vec<Observable>,
+    /// `run.diverge_above` (number > 0, default 1e8): a path whose loss exceeds this (or becomes
+    /// non-finite) is counted as diverged and kept out of the statistics.
+    pub diverge_above: f64,
+    /// `run.common_random_numbers` (bool, default true): drive the discrete algorithm and the SDEs
+    /// with the same random numbers where the noise allows it (variance reduction).
+    pub common_random_numbers: bool,
+    /// `run.exact_reference` (bool, default false): use closed-form expectations for the SDE side
+    /// where the build has them (e.g. the quadratic/Gaussian cases of MATH.md §7) instead of
+    /// simulating it.
+    pub exact_reference: bool,
+    /// `run.quantiles` (list of numbers in (0, 1), default [0.1, 0.5, 0.9], no repeats, may be
+    /// empty): quantile trajectories reported by `sdelab run`.
+    pub quantiles: Vec<f64>,
+}
+
+/// An entry of `run.observables`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observable {
+    /// `loss`: `f(x)`.
+    Loss,
+    /// `x`: `Σ_j x_j`.
+    X,
+    /// `x_sq`: `Σ_j x_j²`.
+    XSq,
+    /// `grad_norm`: `‖∇f(x)‖₂`.
+    GradNorm,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and small helpers on the typed values
+// ---------------------------------------------------------------------------------------------
+
+impl OptimizerKind {
+    /// The config name (`dsgd`, `dcsgd`, `dsignsgd`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Dsgd => "dsgd",
+            OptimizerKind::Dcsgd => "dcsgd",
+            OptimizerKind::Dsignsgd => "dsignsgd",
+        }
+    }
+}
+
+impl SdeModel {
+    /// The config name (`first_order`, `second_order`, `stability`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SdeModel::FirstOrder => "first_order",
+            SdeModel::SecondOrder => "second_order",
+            SdeModel::Stability => "stability",
+        }
+    }
+
+    /// The weak order the model is expected to show (MATH.md §5.1): 1, 2, 1.
+    pub fn expected_weak_order(self) -> u32 {
+        match self {
+            SdeModel::SecondOrder => 2,
+            SdeModel::FirstOrder | SdeModel::Stability => 1,
+        }
+    }
+}
+
+impl SchemeKind {
+    /// The config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemeKind::EulerMaruyama => "euler_maruyama",
+            SchemeKind::Milstein => "milstein",
+            SchemeKind::Weak2 => "weak2",
+        }
+    }
+}
+
+impl IncrementKind {
+    /// The config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            IncrementKind::Gaussian => "gaussian",
+            IncrementKind::TwoPoint => "two_point",
+            IncrementKind::ThreePoint => "three_point",
+        }
+    }
+}
+
+impl Observable {
+    /// The config name (`loss`, `x`, `x_sq`, `grad_norm`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Observable::Loss => "loss",
+            Observable::X => "x",
+            Observable::XSq => "x_sq",
+            Observable::GradNorm => "grad_norm",
+        }
+    }
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+impl fmt::Display for SdeModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+impl fmt::Display for SchemeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+impl fmt::Display for IncrementKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+impl fmt::Display for Observable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl LossSpec {
+    /// The dimension `d` (the length of `x0`).
+    pub fn dim(&self) -> usize {
+        self.x0.len()
+    }
+
+    /// The config name of the kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            LossKind::Quadratic { .. } => "quadratic",
+            LossKind::QuadraticFull { .. } => "quadratic_full",
+            LossKind::Quartic { .. } => "quartic",
+            LossKind::Mixed { .. } => "mixed",
+            LossKind::LeastSquares { .. } => "least_squares",
+        }
+    }
+
+    /// (L0, L1)-smoothness constants `‖∇²f(x)‖₂ ≤ L0 + L1 ‖∇f(x)‖₂` (MATH.md §2), where they
+    /// follow from the parameters alone:
+    ///
+    /// - quadratic: `(max diag, 0)`; quadratic_full: `(‖A‖₂, 0)`;
+    /// - quartic: `(4 max coeffs, 1)` (from `3c x² ≤ 4c + c|x|³`, MATH.md §2);
+    /// - mixed: `(max_j L0_j, 1)` with the tight per-coordinate
+    ///   `L0_j = max_{x ≥ 0} (a + 3c x² − a x − c x³)` (`a = diag_j`, `c = quartic_j`), or
+    ///   `(max diag, 0)` if every quartic coefficient is 0;
+    /// - least_squares: `None` (depends on the generated data).
+    ///
+    /// These are the constants the `models` crate derives for the same losses.
+    pub fn smoothness(&self) -> Option<(f64, f64)> {
+        match &self.kind {
+            LossKind::Quadratic { diag } => Some((max_of(diag), 0.0)),
+            LossKind::QuadraticFull { matrix } => {
+                let eig = symmetric_eigenvalues(matrix);
+                Some((eig.iter().fold(0.0f64, |m, e| m.max(e.abs())), 0.0))
+            }
+            LossKind::Quartic { coeffs } => Some((4.0 * max_of(coeffs), 1.0)),
+            LossKind::Mixed { diag, quartic } => {
+                let l0 = diag
+                    .iter()
+                    .zip(quartic)
+                    .map(|(&a, &c)| mixed_coordinate_l0(a, c))
+                    .fold(0.0, f64::max);
+                let l1 = if max_of(quartic) > 0.0 { 1.0 } else { 0.0 };
+                Some((l0, l1))
+            }
+            LossKind::LeastSquares { .. } => None,
+        }
+    }
+}
+
+impl NoiseSpec {
+    /// The noise model of agent `i` (0-based). For a shared spec every agent gets the same model.
+    /// `None` if `i` is out of range of a per-agent list.
+    pub fn agent(&self, i: usize) -> Option<&NoiseModel> {
+        match self {
+            NoiseSpec::Shared(m) => Some(m),
+            NoiseSpec::PerAgent { agents } => agents.get(i),
+        }
+    }
+
+    /// The noise models of agents `0..n`, expanded (a shared spec is repeated `n` times).
+    pub fn per_agent(&self, n: usize) -> Vec<NoiseModel> {
+        match self {
+            NoiseSpec::Shared(m) => vec![m.clone(); n],
+            NoiseSpec::PerAgent { agents } => agents.clone(),
+        }
+    }
+
+    /// The distinct models with their key prefix (`noise` or `noise.agents[i]`).
+    fn models_with_keys(&self) -> Vec<(String, &NoiseModel)> {
+        match self {
+            NoiseSpec::Shared(m) => vec![("noise".to_string(), m)],
+            NoiseSpec::PerAgent { agents } => agents
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (format!("noise.agents[{i}]"), m))
+                .collect(),
+        }
+    }
+}
+
+impl NoiseModel {
+    /// The config name of the kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            NoiseModel::Gaussian { .. } => "gaussian",
+            NoiseModel::StudentT { .. } => "student_t",
+        }
+    }
+
+    /// Whether the noise has a finite covariance (Gaussian, or Student-t with `nu > 2`).
+    pub fn has_finite_covariance(&self) -> bool {
+        match self {
+            NoiseModel::Gaussian { .. } => true,
+            NoiseModel::StudentT { nu, .. } => *nu > 2.0,
+        }
+    }
+
+    /// Effective affine-variance constants `(σ0², σ1²)` with `‖Σ(x)‖_∞ ≤ σ0² + σ1² ‖∇f‖²`
+    /// (MATH.md §1.2), used for the default `a`, `b` of the normalized schedule:
+    /// `v · max_j scale_j² · (sigma0², sigma1²)` with `v = 1` (Gaussian) or `v = ν/(ν−2)`
+    /// (Student-t, `nu > 2`). With the default `scale = 1` these are `sigma0²`, `sigma1²`. `None`
+    /// when the variance is infinite (Student-t, `nu ≤ 2`).
+    pub fn affine_variance(&self) -> Option<(f64, f64)> {
+        match self {
+            NoiseModel::Gaussian {
+                sigma0,
+                sigma1,
+                scale,
+            } => {
+                let s2 = max_of(scale).powi(2);
+                Some((sigma0 * sigma0 * s2, sigma1 * sigma1 * s2))
+            }
+            NoiseModel::StudentT {
+                nu,
+                scale,
+                sigma0,
+                sigma1,
+            } => {
+                if *nu > 2.0 {
+                    let v = nu / (nu - 2.0) * max_of(scale).powi(2);
+                    Some((v * sigma0 * sigma0, v * sigma1 * sigma1))
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+impl CompressorSpec {
+    /// The config name of the kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            CompressorSpec::Identity => "identity",
+            CompressorSpec::Bernoulli { .. } => "bernoulli",
+            CompressorSpec::RandK { .. } => "rand_k",
+            CompressorSpec::Qsgd { .. } => "qsgd",
+        }
+    }
+
+    /// The variance parameter `ω` in `E‖C(v) − v‖² ≤ ω ‖v‖²` for dimension `d`.
+    pub fn omega(&self, d: usize) -> f64 {
+        let d = d as f64;
+        match self {
+            CompressorSpec::Identity => 0.0,
+            CompressorSpec::Bernoulli { p } => 1.0 / p - 1.0,
+            CompressorSpec::RandK { k } => d / (*k as f64) - 1.0,
+            CompressorSpec::Qsgd { levels } => {
+                let s = *levels as f64;
+                (d / (s * s)).min(d.sqrt() / s)
+            }
+        }
+    }
+}
+
+impl ScheduleSpec {
+    /// The config name of the kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            ScheduleSpec::Constant => "constant",
+            ScheduleSpec::Poly { .. } => "poly",
+            ScheduleSpec::Normalized { .. } => "normalized",
+            ScheduleSpec::NormalizedSgd { .. } => "normalized_sgd",
+        }
+    }
+}
+
+impl RunSpec {
+    /// The number of discrete iterations for base learning rate `eta`: `floor(T/η)`, computed as
+    /// `floor(T/η · (1 + ITERATION_TOLERANCE))` so that floating-point `0.3/0.1 =
+    /// 2.9999999999999996` gives 3.
+    pub fn iterations(&self, eta: f64) -> usize {
+        iterations(self.horizon, eta)
+    }
+}
+
+fn iterations(horizon: f64, eta: f64) -> usize {
+    let r = horizon / eta * (1.0 + ITERATION_TOLERANCE);
+    if !r.is_finite() || r <= 0.0 {
+        return 0;
+    }
+    // Saturating float-to-int conversion.
+    r.floor() as usize
+}
+
+impl ExperimentConfig {
+    /// Parse and validate a configuration from TOML text (a leading UTF-8 byte-order mark is
+    /// ignored).
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
+            key: String::new(),
+            message: format!("invalid TOML: {}", e.to_string().trim_end()),
+        })?;
+        Self::from_table(&table)
+    }
+
+    /// Validate an already parsed TOML table.
+    pub fn from_table(table: &Table) -> Result<Self, ConfigError> {
+        parse_root(table)
+    }
+
+    /// Read, parse and validate a configuration file. Every error is [`CliError::BadInput`] and
+    /// starts with the path: `cannot read config file "x.toml": No such file or directory (os
+    /// error 2)`, `x.toml: run.etas[2] = -0.1: must be positive`.
+    pub fn from_path(path: &Path) -> Result<Self, CliError> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            CliError::BadInput(format!(
+                "cannot read config file {:?}: {e}",
+                path.display().to_string()
+            ))
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            CliError::BadInput(format!(
+                "{}: not UTF-8 text (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        Self::from_toml_str(&text)
+            .map_err(|e| CliError::BadInput(format!("{}: {}", path.display(), e.message)))
+    }
+
+    /// The dimension `d`.
+    pub fn dim(&self) -> usize {
+        self.loss.dim()
+    }
+
+    /// Extra checks for `sdelab weak-error`: at least two learning rates (an order is a slope).
+    pub fn check_for_weak_error(&self) -> Result<(), ConfigError> {
+        if self.run.etas.len() < 2 {
+            return Err(ConfigError {
+                key: "run.etas".into(),
+                message: format!(
+                    "run.etas = {}: weak-error needs at least 2 learning rates to fit an order",
+                    show_f64_list(&self.run.etas)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Extra checks for `sdelab run` (it uses `run.etas[0]`); currently nothing beyond parsing.
+    pub fn check_for_run(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// The configuration as TOML text (parses back to an equal value).
+    pub fn to_toml_string(&self) -> Result<String, CliError> {
+        toml::to_string(self)
+            .map_err(|e| CliError::Failure(format!("cannot write config as TOML: {e}")))
+    }
+}
+
+impl FromStr for ExperimentConfig {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_toml_str(s)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// A configuration error: the key path it concerns and the complete, user-facing message (which
+/// starts with that key path and, where there is one, the offending value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key path, e.g. `run.etas[2]`; empty for a TOML syntax error.
+    pub key: String,
+    /// The message, e.g. `run.etas[2] = -0.1: must be positive`.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::BadInput(e.message)
+    }
+}
+
+type Res<T> = Result<T, ConfigError>;
+
+fn err_missing(key: &str, hint: &str) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        message: format!("{key}: missing key{hint}"),
+    }
+}
+
+fn err_msg(key: &str, message: String) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        message,
+    }
+}
+
+const SHOW_MAX: usize = 60;
+
+/// A short TOML-like rendering of a value for error messages.
+fn show(v: &Value) -> String {
+    let mut s = String::new();
+    render(v, &mut s);
+    if s.chars().count() > SHOW_MAX {
+        let mut t: String = s.chars().take(SHOW_MAX).collect();
+        t.push_str("...");
+        t
+    } else {
+        s
+    }
+}
+
+fn render(v: &Value, out: &mut String) {
+    // Stop early on huge values; the result is truncated anyway.
+    if out.len() > 4 * SHOW_MAX {
+        return;
+    }
+    match v {
+        Value::String(s) => render_str(s, out),
+        Value::Integer(i) => out.push_str(&i.to_string()),
+        Value::Float(x) => out.push_str(&show_f64(*x)),
+        Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Datetime(d) => out.push_str(&d.to_string()),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                render(x, out);
+                if out.len() > 4 * SHOW_MAX {
+                    break;
+                }
+            }
+            out.push(']');
+        }
+        Value::Table(t) => {
+            if t.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            out.push_str("{ ");
+            for (i, (k, x)) in t.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&show_key(k));
+                out.push_str(" = ");
+                render(x, out);
+                if out.len() > 4 * SHOW_MAX {
+                    break;
+                }
+            }
+            out.push_str(" }");
+        }
+    }
+}
+
+fn render_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A key as it would be written in TOML: bare if possible, quoted otherwise.
+fn show_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        k.to_string()
+    } else {
+        let mut s = String::new();
+        render_str(k, &mut s);
+        s
+    }
+}
+
+fn show_f64(x: f64) -> String {
+    if x.is_nan() {
+        "nan".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf" } else { "-inf" }.into()
+    } else {
+        format!("{x:?}")
+    }
+}
+
+/// `x` rounded to 6 significant digits (for computed values in messages).
+fn round_sig(x: f64) -> f64 {
+    format!("{x:.5e}").parse().unwrap_or(x)
+}
+
+fn show_f64_list(xs: &[f64]) -> String {
+    let v = Value::Array(xs.iter().map(|x| Value::Float(*x)).collect());
+    show(&v)
+}
+
+fn one_of(options: &[&str]) -> String {
+    options.join(", ")
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn did_you_mean(word: &str, options: &[&str]) -> String {
+    if word.chars().count() > 64 {
+        return String::new();
+    }
+    let lower = word.to_ascii_lowercase();
+    options
+        .iter()
+        .map(|o| (edit_distance(&lower, o), *o))
+        .filter(|(dist, o)| *dist <= 2.min(o.len() / 2).max(1))
+        .min_by_key(|(dist, _)| *dist)
+        .map(|(_, o)| format!("; did you mean \"{o}\"?"))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Untyped access with key paths
+// ---------------------------------------------------------------------------------------------
+
+/// A table at a key path.
+struct Section<'a> {
+    path: String,
+    table: &'a Table,
+}
+
+/// A value at a key path.
+struct Field<'a> {
+    key: String,
+    value: &'a Value,
+}
+
+impl<'a> Section<'a> {
+    fn key(&self, k: &str) -> String {
+        let k = show_key(k);
+        if self.path.is_empty() {
+            k
+        } else {
+            format!("{}.{k}", self.path)
+        }
+    }
+
+    fn has(&self, k: &str) -> bool {
+        self.table.contains_key(k)
+    }
+
+    fn opt(&self, k: &str) -> Option<Field<'a>> {
+        self.table.get(k).map(|value| Field {
+            key: self.key(k),
+            value,
+        })
+    }
+
+    fn req(&self, k: &str) -> Res<Field<'a>> {
+        self.req_hint(k, "")
+    }
+
+    fn req_hint(&self, k: &str, hint: &str) -> Res<Field<'a>> {
+        self.opt(k).ok_or_else(|| err_missing(&self.key(k), hint))
+    }
+
+    /// Reject any key not in `allowed`. `context` is appended to "unknown key", e.g.
+    /// ` for loss.kind = "quadratic"`.
+    fn check_keys(&self, allowed: &[&str], context: &str) -> Res<()> {
+        for (k, v) in self.table {
+            if !allowed.contains(&k.as_str()) {
+                let key = self.key(k);
+                return Err(err_msg(
+                    &key,
+                    format!(
+                        "{key} = {}: unknown key{context} (expected one of {}){}",
+                        show(v),
+                        one_of(allowed),
+                        did_you_mean(k, allowed)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `kind` key, checked against `options`.
+    fn kind(&self, options: &'static [&'static str]) -> Res<&'static str> {
+        let hint = format!(" (expected one of {})", one_of(options));
+        let f = self.req_hint("kind", &hint)?;
+        f.choice(options, "kind")
+    }
+
+    fn opt_section(&self, k: &str) -> Res<Option<Section<'a>>> {
+        self.opt(k).map(|f| f.table()).transpose()
+    }
+
+    fn req_section(&self, k: &str) -> Res<Section<'a>> {
+        self.req(k)?.table()
+    }
+}
+
+impl<'a> Field<'a> {
+    fn err(&self, problem: impl fmt::Display) -> ConfigError {
+        err_msg(
+            &self.key,
+            format!("{} = {}: {problem}", self.key, show(self.value)),
+        )
+    }
+
+    fn number(&self) -> Res<f64> {
+        match self.value {
+            Value::Float(x) => Ok(*x),
+            Value::Integer(i) => Ok(*i as f64),
+            _ => Err(self.err("expected a number")),
+        }
+    }
+
+    fn finite(&self) -> Res<f64> {
+        let x = self.number()?;
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(self.err("must be a finite number"))
+        }
+    }
+
+    fn positive(&self) -> Res<f64> {
+        let x = self.finite()?;
+        if x > 0.0 {
+            Ok(x)
+        } else {
+            Err(self.err("must be positive"))
+        }
+    }
+
+    fn non_negative(&self) -> Res<f64> {
+        let x = self.finite()?;
+        if x >= 0.0 {
+            Ok(x)
+        } else {
+            Err(self.err("must not be negative"))
+        }
+    }
+
+    fn integer(&self) -> Res<i64> {
+        // 2^53: beyond this a float no longer represents every integer.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        match self.value {
+            Value::Integer(i) => Ok(*i),
+            Value::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() <= EXACT => {
+                Ok(*x as i64)
+            }
+            _ => Err(self.err("expected an integer")),
+        }
+    }
+
+    /// An integer ≥ `min` that fits in `usize`.
+    fn count(&self, min: u64) -> Res<usize> {
+        let i = self.integer()?;
+        if i < 0 || (i as u64) < min {
+            return Err(self.err(format!("must be at least {min}")));
+        }
+        usize::try_from(i).map_err(|_| self.err("too large"))
+    }
+
+    /// An integer in `[min, max]`.
+    fn count_at_most(&self, min: u64, max: usize) -> Res<usize> {
+        let n = self.count(min)?;
+        if n > max {
+            return Err(self.err(format!("must be at most {max}")));
+        }
+        Ok(n)
+    }
+
+    fn seed(&self) -> Res<u64> {
+        let i = self.integer()?;
+        u64::try_from(i).map_err(|_| self.err("must not be negative"))
+    }
+
+    fn string(&self) -> Res<&'a str> {
+        match self.value {
+            Value::String(s) => Ok(s),
+            _ => Err(self.err("expected a string")),
+        }
+    }
+
+    fn boolean(&self) -> Res<bool> {
+        match self.value {
+            Value::Boolean(b) => Ok(*b),
+            _ => Err(self.err("expected a boolean (true or false)")),
+        }
+    }
+
+    fn list(&self) -> Res<Vec<Field<'a>>> {
+        match self.value {
+            Value::Array(a) => Ok(a
+                .iter()
+                .enumerate()
+                .map(|(i, value)| Field {
+                    key: format!("{}[{i}]", self.key),
+                    value,
+                })
+                .collect()),
+            _ => Err(self.err("expected a list")),
+        }
+    }
+
+    fn nonempty_list(&self) -> Res<Vec<Field<'a>>> {
+        let l = self.list()?;
+        if l.is_empty() {
+            Err(self.err("must not be empty"))
+        } else {
+            Ok(l)
+        }
+    }
+
+    /// A non-empty list of numbers, each checked by `each`.
+    fn numbers(&self, each: impl Fn(&Field<'a>) -> Res<f64>) -> Res<Vec<f64>> {
+        self.nonempty_list()?.iter().map(each).collect()
+    }
+
+    /// A non-empty list of numbers of length `d` (the length of `loss.x0`).
+    fn numbers_d(&self, d: usize, each: impl Fn(&Field<'a>) -> Res<f64>) -> Res<Vec<f64>> {
+        let xs = self.numbers(each)?;
+        if xs.len() != d {
+            return Err(err_msg(
+                &self.key,
+                format!(
+                    "{} has length {} but loss.x0 has length {d}",
+                    self.key,
+                    xs.len()
+                ),
+            ));
+        }
+        Ok(xs)
+    }
+
+    fn table(&self) -> Res<Section<'a>> {
+        match self.value {
+            Value::Table(t) => Ok(Section {
+                path: self.key.clone(),
+                table: t,
+            }),
+            _ => Err(self.err("expected a table")),
+        }
+    }
+
+    /// A string that must be one of `options`; `what` names the category in the message.
+    fn choice(&self, options: &'static [&'static str], what: &str) -> Res<&'static str> {
+        let s = self.string()?;
+        options.iter().find(|o| **o == s).copied().ok_or_else(|| {
+            self.err(format!(
+                "unknown {what} (expected one of {}){}",
+                one_of(options),
+                did_you_mean(s, options)
+            ))
+        })
+    }
+
+    /// A list of distinct choices (non-empty unless `allow_empty`).
+    fn choices<T: Copy + PartialEq>(
+        &self,
+        options: &'static [&'static str],
+        what: &str,
+        map: impl Fn(&str) -> T,
+        allow_empty: bool,
+    ) -> Res<Vec<T>> {
+        let items = if allow_empty {
+            self.list()?
+        } else {
+            self.nonempty_list()?
+        };
+        let mut out: Vec<T> = Vec::with_capacity(items.len());
+        for f in &items {
+            let t = map(f.choice(options, what)?);
+            if out.contains(&t) {
+                return Err(f.err("listed twice"));
+            }
+            out.push(t);
+        }
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing, section by section
+// ---------------------------------------------------------------------------------------------
+
+fn parse_root(table: &Table) -> Res<ExperimentConfig> {
+    let root = Section {
+        path: String::new(),
+        table,
+    };
+    root.check_keys(ROOT_KEYS, "")?;
+
+    let name = parse_name(&root.req("name")?)?;
+    let seed = match root.opt("seed") {
+        Some(f) => f.seed()?,
+        None => DEFAULT_SEED,
+    };
+    let loss = parse_loss(&root.req_section("loss")?)?;
+    let d = loss.dim();
+    let agents = match root.opt_section("agents")? {
+        Some(s) => {
+            s.check_keys(AGENTS_KEYS, "")?;
+            AgentsSpec {
+                n: s.req("n")?.count_at_most(1, MAX_AGENTS)?,
+            }
+        }
+        None => AgentsSpec { n: DEFAULT_AGENTS },
+    };
+    let noise = parse_noise(&root.req_section("noise")?, d, agents.n)?;
+    let optimizer = parse_optimizer(&root.req_section("optimizer")?, d)?;
+    check_noise_for_optimizer(&noise, optimizer.kind)?;
+    let schedule = match root.opt_section("schedule")? {
+        Some(s) => parse_schedule(&s, &loss, &noise, &optimizer, agents.n)?,
+        None => ScheduleSpec::Constant,
+    };
+    let sde = match root.opt_section("sde")? {
+        Some(s) => parse_sde(&s)?,
+        None => default_sde(),
+    };
+    let run = parse_run(&root.req_section("run")?)?;
+    if run.exact_reference {
+        check_exact_reference(&loss, &noise, &optimizer, &schedule)?;
+    }
+    Ok(ExperimentConfig {
+        name,
+        seed,
+        loss,
+        agents,
+        noise,
+        optimizer,
+        schedule,
+        sde,
+        run,
+    })
+}
+
+fn parse_name(f: &Field) -> Res<String> {
+    let s = f.string()?;
+    let ok_chars = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if s.is_empty() || !ok_chars || s.starts_with('.') || s.len() > 100 {
+        return Err(f.err(
+            "must be a plain folder name: 1 to 100 letters, digits, '-', '_' or '.', not starting with '.'",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_loss(s: &Section) -> Res<LossSpec> {
+    let kind = s.kind(LOSS_KINDS)?;
+    let allowed: &[&str] = match kind {
+        "quadratic" => &["kind", "x0", "diag"],
+        "quadratic_full" => &["kind", "x0", "matrix"],
+        "quartic" => &["kind", "x0", "coeffs"],
+        "mixed" => &["kind", "x0", "diag", "quartic"],
+        _ => &["kind", "x0", "samples", "seed", "noise"],
+    };
+    s.check_keys(allowed, &format!(" for loss.kind = \"{kind}\""))?;
+    let x0 = s.req("x0")?.numbers(Field::finite)?;
+    let d = x0.len();
+    let kind = match kind {
+        "quadratic" => LossKind::Quadratic {
+            diag: s.req("diag")?.numbers_d(d, Field::non_negative)?,
+        },
+        "quadratic_full" => LossKind::QuadraticFull {
+            matrix: parse_matrix(&s.req("matrix")?, d)?,
+        },
+        "quartic" => LossKind::Quartic {
+            coeffs: match s.opt("coeffs") {
+                Some(f) => f.numbers_d(d, Field::non_negative)?,
+                None => vec![1.0; d],
+            },
+        },
+        "mixed" => LossKind::Mixed {
+            diag: s.req("diag")?.numbers_d(d, Field::non_negative)?,
+            quartic: s.req("quartic")?.numbers_d(d, Field::non_negative)?,
+        },
+        _ => LossKind::LeastSquares {
+            samples: s.req("samples")?.count_at_most(1, MAX_SAMPLES)?,
+            seed: s.req("seed")?.seed()?,
+            noise: match s.opt("noise") {
+                Some(f) => f.non_negative()?,
+                None => 0.0,
+            },
+        },
+    };
+    Ok(LossSpec { x0, kind })
+}
+
+fn parse_matrix(f: &Field, d: usize) -> Res<Vec<Vec<f64>>> {
+    let rows = f.nonempty_list()?;
+    if rows.len() != d {
+        return Err(err_msg(
+            &f.key,
+            format!(
+                "{} has {} rows but loss.x0 has length {d} (the matrix must be d x d)",
+                f.key,
+                rows.len()
+            ),
+        ));
+    }
+    let mut m = Vec::with_capacity(d);
+    for row in &rows {
+        m.push(row.numbers_d(d, Field::finite)?);
+    }
+    let scale = m.iter().flatten().fold(1.0f64, |a, x| a.max(x.abs()));
+    for (i, row) in m.iter().enumerate() {
+        for (j, &x) in row.iter().enumerate().skip(i + 1) {
+            let y = m[j][i];
+            if (x - y).abs() > 1e-12 * scale {
+                return Err(err_msg(
+                    &f.key,
+                    format!(
+                        "{k}[{i}][{j}] = {} but {k}[{j}][{i}] = {}: the matrix must be symmetric",
+                        show_f64(x),
+                        show_f64(y),
+                        k = f.key
+                    ),
+                ));
+            }
+        }
+    }
+    let eig = symmetric_eigenvalues(&m);
+    let min = eig.iter().copied().fold(f64::INFINITY, f64::min);
+    if min < -1e-10 * scale {
+        return Err(err_msg(
+            &f.key,
+            format!(
+                "{}: not positive semi-definite (smallest eigenvalue {}), so f is unbounded below",
+                f.key,
+                show_f64(round_sig(min))
+            ),
+        ));
+    }
+    Ok(m)
+}
+
+fn parse_noise(s: &Section, d: usize, n: usize) -> Res<NoiseSpec> {
+    if let Some(f) = s.opt("agents") {
+        if let Some((k, _)) = s.table.iter().find(|(k, _)| k.as_str() != "agents") {
+            let key = s.key(k);
+            return Err(err_msg(
+                &key,
+                format!(
+                    "{key}: not allowed together with noise.agents (give either one shared noise in [noise], \
+                     or one [[noise.agents]] table per agent)"
+                ),
+            ));
+        }
+        let items = f.nonempty_list()?;
+        if items.len() != n {
+            return Err(err_msg(
+                &f.key,
+                format!(
+                    "noise.agents has {} entries but agents.n = {n} (give one per agent)",
+                    items.len()
+                ),
+            ));
+        }
+        let agents = items
+            .iter()
+            .map(|it| parse_noise_model(&it.table()?, d))
+            .collect::<Res<Vec<_>>>()?;
+        Ok(NoiseSpec::PerAgent { agents })
+    } else {
+        Ok(NoiseSpec::Shared(parse_noise_model(s, d)?))
+    }
+}
+
+fn parse_noise_model(s: &Section, d: usize) -> Res<NoiseModel> {
+    let kind = s.kind(NOISE_KINDS)?;
+    let context = format!(" for {} = \"{kind}\"", s.key("kind"));
+    if kind == "gaussian" {
+        s.check_keys(&["kind", "sigma0", "sigma1", "scale"], &context)?;
+        Ok(NoiseModel::Gaussian {
+            sigma0: s.req("sigma0")?.non_negative()?,
+            sigma1: match s.opt("sigma1") {
+                Some(f) => f.non_negative()?,
+                None => 0.0,
+            },
+            scale: match s.opt("scale") {
+                Some(f) => f.numbers_d(d, Field::non_negative)?,
+                None => vec![1.0; d],
+            },
+        })
+    } else {
+        s.check_keys(&["kind", "nu", "scale", "sigma0", "sigma1"], &context)?;
+        let nu = s.req("nu")?.positive()?;
+        let f = s.req("scale")?;
+        let scale = match f.value {
+            Value::Array(_) => f.numbers_d(d, Field::positive)?,
+            Value::Integer(_) | Value::Float(_) => vec![f.positive()?; d],
+            _ => return Err(f.err("expected a number or a list of numbers")),
+        };
+        let sigma0 = match s.opt("sigma0") {
+            Some(f) => f.non_negative()?,
+            None => 1.0,
+        };
+        let sigma1 = match s.opt("sigma1") {
+            Some(f) => f.non_negative()?,
+            None => 0.0,
+        };
+        Ok(NoiseModel::StudentT {
+            nu,
+            scale,
+            sigma0,
+            sigma1,
+        })
+    }
+}
+
+fn parse_optimizer(s: &Section, d: usize) -> Res<OptimizerSpec> {
+    let kind = match s.kind(OPTIMIZER_KINDS)? {
+        "dsgd" => OptimizerKind::Dsgd,
+        "dcsgd" => OptimizerKind::Dcsgd,
+        _ => OptimizerKind::Dsignsgd,
+    };
+    s.check_keys(&["kind", "compressor"], "")?;
+    let compressor =
+        match s.opt("compressor") {
+            Some(f) => parse_compressor(&f.table()?, d)?,
+            None if kind == OptimizerKind::Dcsgd => return Err(err_missing(
+                "optimizer.compressor",
+                " (dcsgd needs a compressor, e.g. compressor = { kind = \"bernoulli\", p = 0.5 })",
+            )),
+            None => CompressorSpec::Identity,
+        };
+    if kind != OptimizerKind::Dcsgd && compressor != CompressorSpec::Identity {
+        return Err(err_msg(
+            "optimizer.compressor.kind",
+            format!(
+                "optimizer.compressor.kind = \"{}\": compression needs optimizer.kind = \"dcsgd\" \
+                 (optimizer.kind = \"{kind}\" allows only the identity compressor)",
+                compressor.kind_name()
+            ),
+        ));
+    }
+    Ok(OptimizerSpec { kind, compressor })
+}
+
+fn parse_compressor(s: &Section, d: usize) -> Res<CompressorSpec> {
+    let kind = s.kind(COMPRESSOR_KINDS)?;
+    let context = format!(" for optimizer.compressor.kind = \"{kind}\"");
+    Ok(match kind {
+        "identity" => {
+            s.check_keys(&["kind"], &context)?;
+            CompressorSpec::Identity
+        }
+        "bernoulli" => {
+            s.check_keys(&["kind", "p"], &context)?;
+            let f = s.req("p")?;
+            let p = f.finite()?;
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(f.err("must be in (0, 1] (a keep probability)"));
+            }
+            CompressorSpec::Bernoulli { p }
+        }
+        "rand_k" => {
+            s.check_keys(&["kind", "k"], &context)?;
+            let f = s.req("k")?;
+            let k = f.count(1)?;
+            if k > d {
+                return Err(f.err(format!("must be at most d = {d} (the length of loss.x0)")));
+            }
+            CompressorSpec::RandK { k }
+        }
+        _ => {
+            s.check_keys(&["kind", "levels"], &context)?;
+            CompressorSpec::Qsgd {
+                levels: s.req("levels")?.count_at_most(1, u32::MAX as usize)?,
+            }
+        }
+    })
+}
+
+/// DSGD and DCSGD need finite noise covariance: their SDEs do not exist for Student-t `nu ≤ 2`.
+fn check_noise_for_optimizer(noise: &NoiseSpec, kind: OptimizerKind) -> Res<()> {
+    if kind == OptimizerKind::Dsignsgd {
+        return Ok(());
+    }
+    for (prefix, m) in noise.models_with_keys() {
+        if let NoiseModel::StudentT { nu, .. } = m {
+            if !m.has_finite_covariance() {
+                let key = format!("{prefix}.nu");
+                return Err(err_msg(
+                    &key,
+                    format!(
+                        "{key} = {}: optimizer.kind = \"{kind}\" needs noise with finite covariance, but \
+                         Student-t noise with nu <= 2 has infinite variance, so the SDE does not exist \
+                         (MATH.md §1.3); use nu > 2, or optimizer.kind = \"dsignsgd\"",
+                        show_f64(*nu)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_schedule(
+    s: &Section,
+    loss: &LossSpec,
+    noise: &NoiseSpec,
+    optimizer: &OptimizerSpec,
+    n: usize,
+) -> Res<ScheduleSpec> {
+    let kind = s.kind(SCHEDULE_KINDS)?;
+    let context = format!(" for schedule.kind = \"{kind}\"");
+    Ok(match kind {
+        "constant" => {
+            s.check_keys(&["kind"], &context)?;
+            ScheduleSpec::Constant
+        }
+        "poly" => {
+            s.check_keys(&["kind", "power"], &context)?;
+            ScheduleSpec::Poly {
+                power: s.req("power")?.non_negative()?,
+            }
+        }
+        "normalized" => {
+            s.check_keys(&["kind", "c", "epsilon", "l0", "l1", "a", "b"], &context)?;
+            let c = s.req("c")?.positive()?;
+            let f = s.req("epsilon")?;
+            let epsilon = f.finite()?;
+            if !(epsilon > 0.0 && epsilon < 1.0) {
+                return Err(f.err("must be in (0, 1)"));
+            }
+            let smooth = loss.smoothness();
+            let l0 = match s.opt("l0") {
+                Some(f) => Some(f.non_negative()?),
+                None => match smooth {
+                    Some((l0, _)) => Some(computed_finite("schedule.l0", l0, "the loss")?),
+                    None => None,
+                },
+            };
+            let l1 = match s.opt("l1") {
+                Some(f) => Some(f.non_negative()?),
+                None => match smooth {
+                    Some((_, l1)) => Some(computed_finite("schedule.l1", l1, "the loss")?),
+                    None => None,
+                },
+            };
+            let (a_default, b_default) = normalized_ab(loss.dim(), noise, &optimizer.compressor, n);
+            let a = match s.opt("a") {
+                Some(f) => f.non_negative()?,
+                None => {
+                    let a =
+                        a_default.ok_or_else(|| infinite_variance_missing("schedule.a", noise))?;
+                    computed_finite("schedule.a", a, "the noise and compressor")?
+                }
+            };
+            let b = match s.opt("b") {
+                Some(f) => f.non_negative()?,
+                None => {
+                    let b =
+                        b_default.ok_or_else(|| infinite_variance_missing("schedule.b", noise))?;
+                    computed_finite("schedule.b", b, "the noise and compressor")?
+                }
+            };
+            if let (Some(l0), Some(l1)) = (l0, l1) {
+                let denominator = l0 * (1.0 + a) + l1 * b;
+                if !(denominator > 0.0 && denominator.is_finite()) {
+                    return Err(err_msg(
+                        "schedule.l0",
+                        format!(
+                            "schedule.l0 = {}, schedule.l1 = {}, schedule.a = {}, schedule.b = {}: the normalized \
+                             schedule needs a finite, positive l0 (1 + a) + l1 b (else eta_k is infinite at a \
+                             stationary point); give schedule.l0 explicitly",
+                            show_f64(l0),
+                            show_f64(l1),
+                            show_f64(round_sig(a)),
+                            show_f64(round_sig(b))
+                        ),
+                    ));
+                }
+            }
+            ScheduleSpec::Normalized {
+                c,
+                epsilon,
+                l0,
+                l1,
+                a,
+                b,
+            }
+        }
+        _ => {
+            s.check_keys(&["kind", "c", "delta"], &context)?;
+            ScheduleSpec::NormalizedSgd {
+                c: s.req("c")?.positive()?,
+                delta: s.req("delta")?.positive()?,
+            }
+        }
+    })
+}
+
+/// A default computed from other keys must be finite (huge inputs can overflow it).
+fn computed_finite(key: &str, x: f64, from: &str) -> Res<f64> {
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(err_msg(
+            key,
+            format!(
+                "{key} = {} (computed from {from}): not finite; give {key} explicitly",
+                show_f64(x)
+            ),
+        ))
+    }
+}
+
+fn infinite_variance_missing(key: &str, noise: &NoiseSpec) -> ConfigError {
+    let culprit = noise
+        .models_with_keys()
+        .into_iter()
+        .find_map(|(p, m)| match m {
+            NoiseModel::StudentT { nu, .. } if !m.has_finite_covariance() => {
+                Some(format!("{p}.nu = {}", show_f64(*nu)))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| "the noise".to_string());
+    err_missing(
+        key,
+        &format!(
+            " (its default cannot be computed: {culprit} has infinite variance; give schedule.a and schedule.b \
+             explicitly)"
+        ),
+    )
+}
+
+/// Defaults of `schedule.a` and `schedule.b` (MATH.md §6.2): `A = (ω + d (σ1²ω + σ1²)‾)/N`,
+/// `B = d (σ0² + σ0²ω)‾/N`, with agent averages ‾ and the per-agent effective constants of
+/// [`NoiseModel::affine_variance`]. `None` if some agent's noise has infinite variance.
+pub fn normalized_ab(
+    d: usize,
+    noise: &NoiseSpec,
+    compressor: &CompressorSpec,
+    n: usize,
+) -> (Option<f64>, Option<f64>) {
+    let omega = compressor.omega(d);
+    // Agent averages: a shared model is its own average (no need to expand it n times).
+    let models: Vec<&NoiseModel> = match noise {
+        NoiseSpec::Shared(m) => vec![m],
+        NoiseSpec::PerAgent { agents } => agents.iter().collect(),
+    };
+    let mut s0 = 0.0;
+    let mut s1 = 0.0;
+    for m in &models {
+        match m.affine_variance() {
+            Some((a, b)) => {
+                s0 += a;
+                s1 += b;
+            }
+            None => return (None, None),
+        }
+    }
+    let count = models.len().max(1) as f64;
+    let (s0, s1) = (s0 / count, s1 / count);
+    let (d, n) = (d as f64, n as f64);
+    let a = (omega + d * s1 * (1.0 + omega)) / n;
+    let b = d * s0 * (1.0 + omega) / n;
+    (Some(a), Some(b))
+}
+
+fn default_sde() -> SdeSpec {
+    SdeSpec {
+        models: vec![
+            SdeModel::FirstOrder,
+            SdeModel::SecondOrder,
+            SdeModel::Stability,
+        ],
+        scheme: SchemeKind::EulerMaruyama,
+        substeps: DEFAULT_SUBSTEPS,
+        increments: IncrementKind::Gaussian,
+    }
+}
+
+fn parse_sde(s: &Section) -> Res<SdeSpec> {
+    s.check_keys(SDE_KEYS, "")?;
+    let mut out = default_sde();
+    if let Some(f) = s.opt("models") {
+        out.models = f.choices(SDE_MODELS, "model", sde_model, false)?;
+    }
+    if let Some(f) = s.opt("scheme") {
+        out.scheme = match f.choice(SCHEMES, "scheme")? {
+            "euler_maruyama" => SchemeKind::EulerMaruyama,
+            "milstein" => SchemeKind::Milstein,
+            _ => SchemeKind::Weak2,
+        };
+    }
+    if let Some(f) = s.opt("substeps") {
+        out.substeps = f.count(1)?;
+    }
+    if let Some(f) = s.opt("increments") {
+        out.increments = match f.choice(INCREMENT_KINDS, "increment kind")? {
+            "gaussian" => IncrementKind::Gaussian,
+            "two_point" => IncrementKind::TwoPoint,
+            _ => IncrementKind::ThreePoint,
+        };
+        if out.scheme == SchemeKind::Weak2 && out.increments == IncrementKind::TwoPoint {
+            return Err(f.err(
+                "sde.scheme = \"weak2\" needs increments matching Gaussian moments up to order 5; \
+                 two-point increments limit it to weak order 1 (use \"gaussian\" or \"three_point\")",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn sde_model(name: &str) -> SdeModel {
+    match name {
+        "first_order" => SdeModel::FirstOrder,
+        "second_order" => SdeModel::SecondOrder,
+        _ => SdeModel::Stability,
+    }
+}
+
+fn observable(name: &str) -> Observable {
+    match name {
+        "loss" => Observable::Loss,
+        "x" => Observable::X,
+        "x_sq" => Observable::XSq,
+        _ => Observable::GradNorm,
+    }
+}
+
+/// `run.exact_reference = true` needs a closed form (MATH.md §7): DSGD on a diagonal quadratic with
+/// Gaussian noise of constant covariance (`sigma1 = 0`) and a constant schedule. The same rule as
+/// `compare::exact`.
+fn check_exact_reference(
+    loss: &LossSpec,
+    noise: &NoiseSpec,
+    optimizer: &OptimizerSpec,
+    schedule: &ScheduleSpec,
+) -> Res<()> {
+    let mut why = None;
+    if !matches!(loss.kind, LossKind::Quadratic { .. }) {
+        why = Some(format!("loss.kind = \"{}\"", loss.kind_name()));
+    } else if optimizer.kind != OptimizerKind::Dsgd {
+        why = Some(format!("optimizer.kind = \"{}\"", optimizer.kind));
+    } else if *schedule != ScheduleSpec::Constant {
+        why = Some(format!("schedule.kind = \"{}\"", schedule.kind_name()));
+    } else {
+        for (prefix, m) in noise.models_with_keys() {
+            match m {
+                NoiseModel::Gaussian { sigma1, .. } if *sigma1 != 0.0 => {
+                    why = Some(format!("{prefix}.sigma1 = {}", show_f64(*sigma1)));
+                }
+                NoiseModel::StudentT { .. } => {
+                    why = Some(format!("{prefix}.kind = \"student_t\""));
+                }
+                NoiseModel::Gaussian { .. } => continue,
+            }
+            break;
+        }
+    }
+    match why {
+        None => Ok(()),
+        Some(why) => Err(err_msg(
+            "run.exact_reference",
+            format!(
+                "run.exact_reference = true: no closed form for this experiment, which needs loss.kind = \
+                 \"quadratic\", optimizer.kind = \"dsgd\", schedule.kind = \"constant\" and Gaussian noise \
+                 with sigma1 = 0, but {why} (set run.exact_reference = false)"
+            ),
+        )),
+    }
+}
+
+fn parse_run(s: &Section) -> Res<RunSpec> {
+    s.check_keys(RUN_KEYS, "")?;
+    let horizon = s.req("horizon")?.positive()?;
+    let etas_field = s.req("etas")?;
+    let mut etas: Vec<f64> = Vec::new();
+    for f in etas_field.nonempty_list()? {
+        let eta = f.positive()?;
+        if etas.contains(&eta) {
+            return Err(f.err("listed twice"));
+        }
+        let k = iterations(horizon, eta);
+        if k == 0 {
+            return Err(f.err(format!(
+                "larger than run.horizon = {}, so there would be no iteration (iterations = floor(horizon/eta))",
+                show_f64(horizon)
+            )));
+        }
+        if k > MAX_ITERATIONS {
+            return Err(f.err(format!(
+                "run.horizon / eta = {} iterations, more than the limit of {MAX_ITERATIONS}",
+                show_f64(round_sig(horizon / eta))
+            )));
+        }
+        etas.push(eta);
+    }
+    let paths = s.req("paths")?.count(2)?;
+    let observables = match s.opt("observables") {
+        Some(f) => f.choices(OBSERVABLES, "observable", observable, false)?,
+        None => vec![
+            Observable::Loss,
+            Observable::X,
+            Observable::XSq,
+            Observable::GradNorm,
+        ],
+    };
+    let diverge_above = match s.opt("diverge_above") {
+        Some(f) => f.positive()?,
+        None => DEFAULT_DIVERGE_ABOVE,
+    };
+    let common_random_numbers = match s.opt("common_random_numbers") {
+        Some(f) => f.boolean()?,
+        None => true,
+    };
+    let exact_reference = match s.opt("exact_reference") {
+        Some(f) => f.boolean()?,
+        None => false,
+    };
+    let quantiles = match s.opt("quantiles") {
+        Some(f) => {
+            let mut qs: Vec<f64> = Vec::new();
+            for q in f.list()? {
+                let x = q.finite()?;
+                if !(x > 0.0 && x < 1.0) {
+                    return Err(q.err("must be in (0, 1)"));
+                }
+                if qs.contains(&x) {
+                    return Err(q.err("listed twice"));
+                }
+                qs.push(x);
+            }
+            qs
+        }
+        None => DEFAULT_QUANTILES.to_vec(),
+    };
+    Ok(RunSpec {
+        horizon,
+        etas,
+        paths,
+        observables,
+        diverge_above,
+        common_random_numbers,
+        exact_reference,
+        quantiles,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small numerics (only what validation needs)
+// ---------------------------------------------------------------------------------------------
+
+/// `max_{x ≥ 0} (a + 3c x² − a x − c x³)` (at least `a`): the `L0` of one coordinate of
+/// `a x²/2 + c x⁴/4` with `L1 = 1` (stationary point `x = 1 + √(1 − a/(3c))`).
+fn mixed_coordinate_l0(a: f64, c: f64) -> f64 {
+    if c == 0.0 || a > 3.0 * c {
+        return a;
+    }
+    let u = 1.0 + (1.0 - a / (3.0 * c)).sqrt();
+    let h = a + 3.0 * c * u * u - a * u - c * u * u * u;
+    h.max(a)
+}
+
+fn max_of(xs: &[f64]) -> f64 {
+    xs.iter().copied().fold(0.0, f64::max)
+}
+
+/// Eigenvalues of a symmetric matrix by cyclic Jacobi rotations (small `d` only; used for the PSD
+/// check and `L0` of `quadratic_full`).
+fn symmetric_eigenvalues(m: &[Vec<f64>]) -> Vec<f64> {
+    let n = m.len();
+    // Work on A / max|a_ij| so that squares cannot overflow; scale back at the end.
+    let scale = m.iter().flatten().fold(0.0f64, |s, x| s.max(x.abs()));
+    if scale <= 0.0 || !scale.is_finite() {
+        return vec![0.0; n];
+    }
+    let mut a: Vec<Vec<f64>> = m
+        .iter()
+        .map(|row| row.iter().map(|x| x / scale).collect())
+        .collect();
+    for _sweep in 0..100 {
+        let mut off = 0.0;
+        let mut total = 0.0;
+        for (i, row) in a.iter().enumerate() {
+            for (j, x) in row.iter().enumerate() {
+                total += x * x;
+                if i != j {
+                    off += x * x;
+                }
+            }
+        }
+        if off <= 1e-30 * total.max(f64::MIN_POSITIVE) {
+            break;
+        }
+        for p in 0..n {
+            for q in (p + 1)..n {
+                if a[p][q] == 0.0 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for row in a.iter_mut() {
+                    let (akp, akq) = (row[p], row[q]);
+                    row[p] = c * akp - s * akq;
+                    row[q] = s * akp + c * akq;
+                }
+                let (upper, lower) = a.split_at_mut(q);
+                for (apk, aqk) in upper[p].iter_mut().zip(lower[0].iter_mut()) {
+                    let (x, y) = (*apk, *aqk);
+                    *apk = c * x - s * y;
+                    *aqk = s * x + c * y;
+                }
+            }
+        }
+    }
+    (0..n).map(|i| a[i][i] * scale).collect()
+}
+
+/// A short description of every kind and its parameters, for `sdelab list` and the docs:
+/// `(section, kind, parameters)`.
+pub const CATALOG: &[(&str, &str, &str)] = &[
+    (
+        "loss",
+        "quadratic",
+        "diag = [d numbers >= 0]: f = 1/2 sum diag_j x_j^2",
+    ),
+    (
+        "loss",
+        "quadratic_full",
+        "matrix = [[d x d]], symmetric PSD: f = 1/2 x^T A x",
+    ),
+    (
+        "loss",
+        "quartic",
+        "coeffs = [d numbers >= 0] (default ones): f = sum c_j x_j^4 / 4",
+    ),
+    (
+        "loss",
+        "mixed",
+        "diag = [..], quartic = [..]: f = sum (a_j x_j^2/2 + b_j x_j^4/4)",
+    ),
+    (
+        "loss",
+        "least_squares",
+        "samples, seed, noise = 0: f = |A x - y|^2 / (2 samples), random Gaussian A",
+    ),
+    (
+        "noise",
+        "gaussian",
+        "sigma0, sigma1 = 0, scale = ones: Cov = (sigma0^2 + sigma1^2 |grad f|^2) diag(scale^2)",
+    ),
+    (
+        "noise",
+        "student_t",
+        "nu, scale (number or list), sigma0 = 1, sigma1 = 0: Z_j = scale_j sqrt(sigma0^2 + sigma1^2 |grad f|^2) T_j, T_j iid t_nu",
+    ),
+    ("optimizer", "dsgd", "distributed SGD"),
+    (
+        "optimizer",
+        "dcsgd",
+        "distributed compressed SGD; needs optimizer.compressor",
+    ),
+    ("optimizer", "dsignsgd", "distributed SignSGD"),
+    ("compressor", "identity", "no compression, omega = 0"),
+    ("compressor", "bernoulli", "p in (0, 1]: omega = 1/p - 1"),
+    ("compressor", "rand_k", "k in [1, d]: omega = d/k - 1"),
+    (
+        "compressor",
+        "qsgd",
+        "levels >= 1: omega = min(d/s^2, sqrt(d)/s)",
+    ),
+    ("schedule", "constant", "eta_k = 1"),
+    ("schedule", "poly", "power >= 0: eta_k = (k+1)^-power"),
+    (
+        "schedule",
+        "normalized",
+        "c, epsilon, l0?, l1?, a?, b?: eta_k = c 2 eps / ((L0 + L1 |grad f|)(1 + A) + L1 B)",
+    ),
+    (
+        "schedule",
+        "normalized_sgd",
+        "c, delta: eta_k = c / max(|grad f|, delta)",
+    ),
+    (
+        "sde.models",
+        "first_order",
+        "(A) classic first-order SDE, weak order 1",
+    ),
+    (
+        "sde.models",
+        "second_order",
+        "(B) classic second-order SDE, weak order 2",
+    ),
+    (
+        "sde.models",
+        "stability",
+        "(C) stability-aware first-order SDE (P1v2), weak order 1",
+    ),
+    ("sde.scheme", "euler_maruyama", "weak order 1"),
+    ("sde.scheme", "milstein", "strong order 1, weak order 1"),
+    ("sde.scheme", "weak2", "weak order 2"),
+    ("sde.increments", "gaussian", "N(0, h)"),
+    ("sde.increments", "two_point", "+-sqrt(h), weak order 1"),
+    (
+        "sde.increments",
+        "three_point",
+        "+-sqrt(3h) w.p. 1/6 each, 0 w.p. 2/3, weak order 2",
+    ),
+    ("run.observables", "loss", "f(x)"),
+    ("run.observables", "x", "sum_j x_j"),
+    ("run.observables", "x_sq", "sum_j x_j^2"),
+    ("run.observables", "grad_norm", "|grad f(x)|_2"),
+];
+
+/// Every key path the configuration accepts (for documentation checks).
+pub fn known_keys() -> BTreeSet<&'static str> {
+    [
+        "name",
+        "seed",
+        "loss.kind",
+        "loss.x0",
+        "loss.diag",
+        "loss.matrix",
+        "loss.coeffs",
+        "loss.quartic",
+        "loss.samples",
+        "loss.seed",
+        "loss.noise",
+        "agents.n",
+        "noise.kind",
+        "noise.sigma0",
+        "noise.sigma1",
+        "noise.scale",
+        "noise.nu",
+        "noise.agents",
+        "optimizer.kind",
+        "optimizer.compressor.kind",
+        "optimizer.compressor.p",
+        "optimizer.compressor.k",
+        "optimizer.compressor.levels",
+        "schedule.kind",
+        "schedule.power",
+        "schedule.c",
+        "schedule.epsilon",
+        "schedule.l0",
+        "schedule.l1",
+        "schedule.a",
+        "schedule.b",
+        "schedule.delta",
+        "sde.models",
+        "sde.scheme",
+        "sde.substeps",
+        "sde.increments",
+        "run.horizon",
+        "run.etas",
+        "run.paths",
+        "run.observables",
+        "run.diverge_above",
+        "run.common_random_numbers",
+        "run.exact_reference",
+        "run.quantiles",
+    ]
+    .into_iter()
+    .collect()
+}

@@ -1,0 +1,227 @@
+//! Path simulations of a discrete optimizer, of one of its SDE models, and of the two coupled
+//! by common random numbers, all as `sde_core::PathSimulation`s so they run on the seeded,
+//! thread-count-independent ensemble engine.
+//!
+//! Save point `k` is iteration `k` (time `kη`), `k = 0..=K`. A path is diverged from the first
+//! save point where its loss exceeds the threshold or any value is not finite.
+
+use crate::observable::{evaluate, Observable};
+use models::loss::Loss;
+use models::method::GradientMethod;
+use models::optimizer::{Optimizer, StepWorkspace};
+use models::sde::ModelSde;
+use sde_core::{Increments, PathRng, PathSimulation, Scheme, Solver, SolverWorkspace};
+
+/// Horizon and recording settings shared by all simulations of one learning rate.
+#[derive(Clone, Debug)]
+pub struct PathSettings {
+    pub eta: f64,
+    pub iterations: usize,
+    pub x0: Vec<f64>,
+    pub observables: Vec<Observable>,
+    pub diverge_above: f64,
+}
+
+impl PathSettings {
+    fn n_obs(&self) -> usize {
+        self.observables.len()
+    }
+
+    /// Records the observables of `x` at save point `s` into `out` (offset `off` within the
+    /// save point's block of `stride` values); `false` if the path is diverged there.
+    #[inline]
+    fn record<L: Loss>(
+        &self,
+        loss: &L,
+        x: &[f64],
+        g: &mut [f64],
+        out: &mut [f64],
+        s: usize,
+        stride: usize,
+        off: usize,
+    ) -> bool {
+        let n = self.n_obs();
+        let o = &mut out[s * stride + off..s * stride + off + n];
+        let f = evaluate(loss, &self.observables, x, g, o);
+        f.is_finite() && f <= self.diverge_above && o.iter().all(|v| v.is_finite())
+    }
+}
+
+/// The discrete optimizer alone.
+pub struct DiscretePaths<'a, L, M> {
+    pub opt: &'a Optimizer<L, M>,
+    pub settings: &'a PathSettings,
+}
+
+pub struct DiscreteWorkspace {
+    x: Vec<f64>,
+    g: Vec<f64>,
+    step: StepWorkspace,
+}
+
+impl<L: Loss, M: GradientMethod> PathSimulation for DiscretePaths<'_, L, M> {
+    type Workspace = DiscreteWorkspace;
+    fn workspace(&self) -> DiscreteWorkspace {
+        DiscreteWorkspace {
+            x: self.settings.x0.clone(),
+            g: vec![0.0; self.opt.dim()],
+            step: self.opt.workspace(),
+        }
+    }
+    fn n_save(&self) -> usize {
+        self.settings.iterations + 1
+    }
+    fn n_observables(&self) -> usize {
+        self.settings.n_obs()
+    }
+    fn simulate(&self, _p: u64, rng: &mut PathRng, ws: &mut DiscreteWorkspace, out: &mut [f64]) -> usize {
+        let st = self.settings;
+        let n = st.n_obs();
+        ws.x.copy_from_slice(&st.x0);
+        let loss = self.opt.loss();
+        if !st.record(loss, &ws.x, &mut ws.g, out, 0, n, 0) {
+            return 0;
+        }
+        for k in 0..st.iterations {
+            self.opt.step(k as u64, st.eta, &mut ws.x, rng, &mut ws.step);
+            if !st.record(loss, &ws.x, &mut ws.g, out, k + 1, n, 0) {
+                return k + 1;
+            }
+        }
+        st.iterations + 1
+    }
+}
+
+/// One SDE model, integrated with `substeps` steps of `η / substeps` per iteration.
+pub struct ModelPaths<'a, L, M, Sch, I> {
+    pub solver: Solver<ModelSde<'a, L, M>, Sch, I>,
+    pub settings: &'a PathSettings,
+    pub substeps: usize,
+}
+
+pub struct ModelWorkspace<W> {
+    x: Vec<f64>,
+    g: Vec<f64>,
+    solver: SolverWorkspace<W>,
+}
+
+impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
+    for ModelPaths<'_, L, M, Sch, I>
+{
+    type Workspace = ModelWorkspace<Sch::Workspace>;
+    fn workspace(&self) -> Self::Workspace {
+        ModelWorkspace {
+            x: self.settings.x0.clone(),
+            g: vec![0.0; self.settings.x0.len()],
+            solver: self.solver.workspace(),
+        }
+    }
+    fn n_save(&self) -> usize {
+        self.settings.iterations + 1
+    }
+    fn n_observables(&self) -> usize {
+        self.settings.n_obs()
+    }
+    fn simulate(&self, _p: u64, rng: &mut PathRng, ws: &mut Self::Workspace, out: &mut [f64]) -> usize {
+        let st = self.settings;
+        let n = st.n_obs();
+        let loss = self.solver.sde().optimizer().loss();
+        let h = st.eta / self.substeps as f64;
+        ws.x.copy_from_slice(&st.x0);
+        if !st.record(loss, &ws.x, &mut ws.g, out, 0, n, 0) {
+            return 0;
+        }
+        for k in 0..st.iterations {
+            for j in 0..self.substeps {
+                let t = (k * self.substeps + j) as f64 * h;
+                self.solver.step(t, h, &mut ws.x, rng, &mut ws.solver);
+            }
+            if !st.record(loss, &ws.x, &mut ws.g, out, k + 1, n, 0) {
+                return k + 1;
+            }
+        }
+        st.iterations + 1
+    }
+}
+
+/// The discrete optimizer and one SDE model driven by the same Brownian path: the SDE's
+/// increments over `[kη, (k+1)η]` sum to `−sqrt(η) ζ_k`, where `ζ_k` is the standard normal that
+/// drives iteration `k` (`x_{k+1} = x_k − η η_k (m + B ζ_k)`, and the SDE's noise enters as
+/// `+η_t sqrt(η) B dW`). Observables per save point: discrete (n), SDE (n), discrete − SDE (n).
+pub struct CoupledPaths<'a, L, M, Sch, I> {
+    pub model: ModelPaths<'a, L, M, Sch, I>,
+    pub opt: &'a Optimizer<L, M>,
+}
+
+pub struct CoupledWorkspace<W> {
+    model: ModelWorkspace<W>,
+    xd: Vec<f64>,
+    zsum: Vec<f64>,
+    step: StepWorkspace,
+}
+
+impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
+    for CoupledPaths<'_, L, M, Sch, I>
+{
+    type Workspace = CoupledWorkspace<Sch::Workspace>;
+    fn workspace(&self) -> Self::Workspace {
+        CoupledWorkspace {
+            model: self.model.workspace(),
+            xd: self.model.settings.x0.clone(),
+            zsum: vec![0.0; self.model.settings.x0.len()],
+            step: self.opt.workspace(),
+        }
+    }
+    fn n_save(&self) -> usize {
+        self.model.settings.iterations + 1
+    }
+    fn n_observables(&self) -> usize {
+        3 * self.model.settings.n_obs()
+    }
+    fn simulate(&self, _p: u64, rng: &mut PathRng, ws: &mut Self::Workspace, out: &mut [f64]) -> usize {
+        let st = self.model.settings;
+        let n = st.n_obs();
+        let stride = 3 * n;
+        let loss = self.opt.loss();
+        let substeps = self.model.substeps;
+        let h = st.eta / substeps as f64;
+        let solver = &self.model.solver;
+        let inc = solver.increments();
+        let scale = -1.0 / st.eta.sqrt();
+        let mw = &mut ws.model;
+        mw.x.copy_from_slice(&st.x0);
+        ws.xd.copy_from_slice(&st.x0);
+        let record = |s: usize, xd: &[f64], xs: &[f64], g: &mut [f64], out: &mut [f64]| -> bool {
+            let ok_d = st.record(loss, xd, g, out, s, stride, 0);
+            let ok_s = st.record(loss, xs, g, out, s, stride, n);
+            let b = s * stride;
+            for o in 0..n {
+                out[b + 2 * n + o] = out[b + o] - out[b + n + o];
+            }
+            ok_d && ok_s
+        };
+        if !record(0, &ws.xd, &mw.x, &mut mw.g, out) {
+            return 0;
+        }
+        for k in 0..st.iterations {
+            ws.zsum.fill(0.0);
+            for j in 0..substeps {
+                let t = (k * substeps + j) as f64 * h;
+                inc.draw(rng, h, &mut mw.solver.dw);
+                for (z, w) in ws.zsum.iter_mut().zip(&mw.solver.dw) {
+                    *z += w;
+                }
+                let dw = std::mem::take(&mut mw.solver.dw);
+                solver.step_with(t, h, &mut mw.x, &dw, rng, &mut mw.solver);
+                mw.solver.dw = dw;
+            }
+            ws.zsum.iter_mut().for_each(|z| *z *= scale);
+            self.opt
+                .step_coupled(k as u64, st.eta, &mut ws.xd, &ws.zsum, &mut ws.step);
+            if !record(k + 1, &ws.xd, &mw.x, &mut mw.g, out) {
+                return k + 1;
+            }
+        }
+        st.iterations + 1
+    }
+}

@@ -1,0 +1,224 @@
+//! Trajectories: mean and quantile bands over time of each observable, for the discrete
+//! optimizer and its SDE models side by side, at one learning rate.
+//!
+//! Means and intervals stream over all paths (memory independent of their number). Quantiles
+//! need the values themselves: they are taken over the first `quantile_paths` paths (the same
+//! paths, by seed, as the first ones of the mean), which bounds memory by
+//! `quantile_paths × (K + 1) × observables` values.
+
+use crate::error::CompareError;
+use crate::observable::Observable;
+use crate::sim::{DiscretePaths, ModelPaths, PathSettings};
+use crate::solver_choice::{dispatch, SolverVisitor};
+use crate::study::{iterations, Progress};
+use models::loss::Loss;
+use models::method::GradientMethod;
+use models::optimizer::Optimizer;
+use models::sde::SdeModel;
+use sde_core::{derive_key, Ensemble, IncrementKind, Increments, PathSimulation, Scheme, SchemeKind, Solver};
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Settings of one trajectory run.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrajectorySettings {
+    pub eta: f64,
+    pub horizon: f64,
+    pub paths: u64,
+    pub quantile_paths: u64,
+    pub quantiles: Vec<f64>,
+    pub seed: u64,
+    pub x0: Vec<f64>,
+    pub models: Vec<SdeModel>,
+    pub scheme: SchemeKind,
+    pub increments: IncrementKind,
+    pub substeps: usize,
+    pub observables: Vec<Observable>,
+    pub diverge_above: f64,
+}
+
+/// Bands of one observable over time.
+#[derive(Clone, Debug, Serialize)]
+pub struct Band {
+    pub observable: &'static str,
+    pub mean: Vec<f64>,
+    pub ci95: Vec<f64>,
+    /// `quantiles[q][k]`, for the levels of [`TrajectorySettings::quantiles`].
+    pub quantiles: Vec<Vec<f64>>,
+}
+
+/// One process (the discrete optimizer or an SDE model) over time.
+#[derive(Clone, Debug, Serialize)]
+pub struct Trajectory {
+    pub label: String,
+    /// `t_k = kη`.
+    pub times: Vec<f64>,
+    pub bands: Vec<Band>,
+    /// Paths diverged at or before iteration `k`.
+    pub diverged: Vec<u64>,
+    pub paths: u64,
+}
+
+impl Trajectory {
+    pub fn band(&self, obs: Observable) -> Option<&Band> {
+        self.bands.iter().find(|b| b.observable == obs.name())
+    }
+}
+
+/// The discrete run and every requested model.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrajectoryReport {
+    pub eta: f64,
+    pub iterations: usize,
+    pub quantile_levels: Vec<f64>,
+    pub discrete: Trajectory,
+    pub models: Vec<(SdeModel, Trajectory)>,
+}
+
+/// Path simulations a trajectory run performs (for a progress bar).
+pub fn trajectory_work(s: &TrajectorySettings) -> u64 {
+    (1 + s.models.len() as u64) * (s.paths + s.quantile_paths.min(s.paths))
+}
+
+fn summarize<P: PathSimulation>(
+    label: String,
+    sim: &P,
+    s: &TrajectorySettings,
+    seed: u64,
+    progress: Progress,
+) -> Result<Trajectory, CompareError> {
+    let last = AtomicU64::new(0);
+    let report = |done: u64| {
+        let before = last.swap(done, Ordering::Relaxed);
+        progress(done.saturating_sub(before));
+    };
+    let stats = Ensemble::new(s.paths, seed)?.run_with_progress(sim, &report);
+    last.store(0, Ordering::Relaxed);
+    let qp = s.quantile_paths.clamp(2, s.paths);
+    let (_, values) = Ensemble::new(qp, seed)?.run_collect(sim, &report);
+    let n_save = stats.n_save;
+    let bands = s
+        .observables
+        .iter()
+        .enumerate()
+        .map(|(o, obs)| Band {
+            observable: obs.name(),
+            mean: (0..n_save).map(|k| stats.summary(k, o).mean).collect(),
+            ci95: (0..n_save).map(|k| stats.summary(k, o).ci95).collect(),
+            quantiles: s
+                .quantiles
+                .iter()
+                .map(|&q| (0..n_save).map(|k| values.quantile(k, o, q)).collect())
+                .collect(),
+        })
+        .collect();
+    Ok(Trajectory {
+        label,
+        times: (0..n_save).map(|k| k as f64 * s.eta).collect(),
+        bands,
+        diverged: stats.diverged.clone(),
+        paths: s.paths,
+    })
+}
+
+struct ModelTrajectory<'a, L, M> {
+    opt: &'a Optimizer<L, M>,
+    model: SdeModel,
+    settings: &'a PathSettings,
+    s: &'a TrajectorySettings,
+    seed: u64,
+    progress: Progress<'a>,
+}
+
+impl<L: Loss, M: GradientMethod> SolverVisitor for ModelTrajectory<'_, L, M> {
+    type Output = Result<Trajectory, CompareError>;
+    fn visit<Sch: Scheme, I: Increments>(self, scheme: Sch, increments: I) -> Self::Output {
+        let sde = self.opt.sde(self.model, self.s.eta)?;
+        let sim = ModelPaths {
+            solver: Solver::new(sde, scheme, increments)?,
+            settings: self.settings,
+            substeps: self.s.substeps,
+        };
+        summarize(format!("SDE {}", self.model.name()), &sim, self.s, self.seed, self.progress)
+    }
+}
+
+/// Runs the discrete optimizer and each model at one learning rate.
+pub fn trajectories<L: Loss, M: GradientMethod>(
+    opt: &Optimizer<L, M>,
+    s: &TrajectorySettings,
+    progress: Progress,
+) -> Result<TrajectoryReport, CompareError> {
+    if !(s.eta > 0.0) || !s.eta.is_finite() {
+        return Err(CompareError::bad("run.etas[0]", s.eta, "must be positive and finite"));
+    }
+    if !(s.horizon > 0.0) || !s.horizon.is_finite() {
+        return Err(CompareError::bad("run.horizon", s.horizon, "must be positive and finite"));
+    }
+    let iters = iterations(s.horizon, s.eta);
+    if iters == 0 {
+        return Err(CompareError::bad(
+            "run.etas[0]",
+            s.eta,
+            format!("is longer than the horizon {}", s.horizon),
+        ));
+    }
+    if s.paths < 2 {
+        return Err(CompareError::bad("run.paths", s.paths, "needs at least 2 paths"));
+    }
+    if s.substeps == 0 {
+        return Err(CompareError::bad("sde.substeps", 0, "must be at least 1"));
+    }
+    if s.x0.len() != opt.dim() {
+        return Err(CompareError::bad(
+            "loss.x0",
+            format!("{:?}", s.x0),
+            format!("has length {} but the problem has dimension {}", s.x0.len(), opt.dim()),
+        ));
+    }
+    for (i, q) in s.quantiles.iter().enumerate() {
+        if !(0.0..=1.0).contains(q) {
+            return Err(CompareError::bad(format!("run.quantiles[{i}]"), q, "must lie in [0, 1]"));
+        }
+    }
+    let settings = PathSettings {
+        eta: s.eta,
+        iterations: iters,
+        x0: s.x0.clone(),
+        observables: s.observables.clone(),
+        diverge_above: s.diverge_above,
+    };
+    let discrete = summarize(
+        "discrete".into(),
+        &DiscretePaths {
+            opt,
+            settings: &settings,
+        },
+        s,
+        derive_key(s.seed, 0),
+        progress,
+    )?;
+    let mut models = Vec::new();
+    for &model in &s.models {
+        let t = dispatch(
+            s.scheme,
+            s.increments,
+            ModelTrajectory {
+                opt,
+                model,
+                settings: &settings,
+                s,
+                seed: derive_key(s.seed, 1 + model as u64),
+                progress,
+            },
+        )?;
+        models.push((model, t));
+    }
+    Ok(TrajectoryReport {
+        eta: s.eta,
+        iterations: iters,
+        quantile_levels: s.quantiles.clone(),
+        discrete,
+        models,
+    })
+}

@@ -1,0 +1,401 @@
+//! Per-agent gradient noise `Z` with an affine scale (MATH.md §1.2–§1.3).
+//!
+//! Agent `i` observes `g_i = ∇f + Z_i`. Coordinate `j` of `Z` is `Z_j = s_j(g) ξ_j` with the scale
+//! `s_j(g) = scale_j · √(σ0² + σ1² ‖g‖²)`, `g = ∇f(x)`, and `ξ_j` iid standard normal
+//! ([`GaussianNoise`]) or standard Student-t with `ν` degrees of freedom ([`StudentTNoise`]).
+//!
+//! * Gaussian: `Cov Z = diag(s²)`, so `‖Cov Z‖_∞ = max_j scale_j² (σ0² + σ1²‖∇f‖²)`: with
+//!   `max_j scale_j = 1` this is exactly the (σ0, σ1)-variance assumption of §1.2, and P1v2's
+//!   experiment `Z ~ N(0, σ²‖∇f‖² I)` is `scale = 1, σ0 = 0, σ1 = σ`.
+//! * Student-t: coordinates are sampled **independently** (one χ² per coordinate), as §1.3
+//!   requires — a shared χ² divisor (the "multivariate t") correlates the signs and breaks the
+//!   diagonal diffusion of §5.4. `Var Z_j = ν/(ν−2) s_j²` for `ν > 2`, infinite otherwise.
+//!
+//! The sign mean `E sign(g_j + Z_j)` is what DSignSGD's drift is made of (§5.4): `erf(g_j/(√2 s_j))`
+//! (Gaussian) and `2Ξ_ν(g_j/s_j)` (Student-t, [`crate::special::xi`]). With `s_j = 0` it is
+//! `sign(g_j)` (`sign(0) = 0`).
+
+use crate::error::{require_each, require_len, require_nonnegative, ModelError};
+use crate::special::{normal_pdf, student_t_pdf, xi};
+use rand::RngExt;
+use rand_distr::{Distribution, StandardNormal, StudentT};
+use sde_core::PathRng;
+use statrs::function::erf::erf;
+use std::f64::consts::FRAC_1_SQRT_2;
+
+/// A gradient-noise model. All slices have length [`GradientNoise::dim`] (panics otherwise: a
+/// programming error). Nothing here allocates.
+pub trait GradientNoise: Send + Sync {
+    /// Dimension `d`.
+    fn dim(&self) -> usize;
+    /// Draws `Z` at gradient `grad = ∇f(x)` into `z`.
+    fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]);
+    /// Writes the diagonal of `Cov Z` (the covariance is diagonal) and returns `true`; returns
+    /// `false` and leaves `out` untouched when the variance is infinite (Student-t, `ν ≤ 2`).
+    fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool;
+    /// `E sign(g_j + Z_j)` for every `j`, with `g = grad`.
+    fn sign_mean(&self, grad: &[f64], out: &mut [f64]);
+    /// `(∂ sign_mean / ∂g) · v`, including the dependence of `s` on `‖g‖` through `σ1`.
+    /// (Where `s_j = 0` the sign mean is a step function; its derivative is reported as 0.)
+    fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]);
+    /// The scales `s_j(g)`.
+    fn scale(&self, grad: &[f64], out: &mut [f64]);
+    /// `true` when the scale depends on `∇f` (`σ1 > 0` and some `scale_j > 0`); `false` means
+    /// additive noise whose law is the same at every `x`.
+    fn depends_on_gradient(&self) -> bool;
+}
+
+/// The shared affine scale `s_j(g) = scale_j √(σ0² + σ1²‖g‖²)`.
+#[derive(Debug, Clone, PartialEq)]
+struct AffineScale {
+    scale: Vec<f64>,
+    sigma0: f64,
+    sigma1: f64,
+}
+
+impl AffineScale {
+    fn new(d: usize, scale: Vec<f64>, sigma0: f64, sigma1: f64) -> Result<Self, ModelError> {
+        if d == 0 {
+            return Err(ModelError::invalid("d", d, "dimension must be >= 1"));
+        }
+        require_len("scale", d, scale.len())?;
+        require_each("scale", &scale, require_nonnegative)?;
+        require_nonnegative("sigma0", sigma0)?;
+        require_nonnegative("sigma1", sigma1)?;
+        Ok(AffineScale {
+            scale,
+            sigma0,
+            sigma1,
+        })
+    }
+
+    fn dim(&self) -> usize {
+        self.scale.len()
+    }
+
+    fn depends_on_gradient(&self) -> bool {
+        self.sigma1 > 0.0 && self.scale.iter().any(|&s| s > 0.0)
+    }
+
+    /// `r(g)² = σ0² + σ1²‖g‖²`.
+    #[inline]
+    fn r2(&self, grad: &[f64]) -> f64 {
+        let n2: f64 = grad.iter().map(|g| g * g).sum();
+        self.sigma0 * self.sigma0 + self.sigma1 * self.sigma1 * n2
+    }
+
+    #[inline]
+    fn check(&self, a: &[f64], b: &[f64]) {
+        let d = self.dim();
+        assert_eq!(
+            a.len(),
+            d,
+            "gradient has length {} but the noise has dimension {d}",
+            a.len()
+        );
+        assert_eq!(
+            b.len(),
+            d,
+            "output has length {} but the noise has dimension {d}",
+            b.len()
+        );
+    }
+
+    fn scale_into(&self, grad: &[f64], out: &mut [f64]) {
+        self.check(grad, out);
+        let r = self.r2(grad).sqrt();
+        for (o, s) in out.iter_mut().zip(&self.scale) {
+            *o = s * r;
+        }
+    }
+
+    /// Sign mean `φ(g_j/s_j)` for an odd `φ` with `φ(±∞) = ±1`.
+    fn sign_mean_with(&self, grad: &[f64], out: &mut [f64], phi: impl Fn(f64) -> f64) {
+        self.check(grad, out);
+        let r = self.r2(grad).sqrt();
+        for ((o, s), g) in out.iter_mut().zip(&self.scale).zip(grad) {
+            let sj = s * r;
+            *o = if sj > 0.0 {
+                phi(g / sj)
+            } else if *g > 0.0 {
+                1.0
+            } else if *g < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+        }
+    }
+
+    /// `(J v)_j = φ'(y_j) [v_j/s_j − y_j σ1² (g·v)/r²]`, `y_j = g_j/s_j`, `r² = σ0² + σ1²‖g‖²`:
+    /// from `∂y_j/∂g_k = δ_jk/s_j − (g_j/s_j²) ∂s_j/∂g_k` and `∂s_j/∂g_k = scale_j σ1² g_k / r`.
+    fn sign_mean_jvp_with(
+        &self,
+        grad: &[f64],
+        v: &[f64],
+        out: &mut [f64],
+        dphi: impl Fn(f64) -> f64,
+    ) {
+        self.check(grad, out);
+        self.check(v, out);
+        let r2 = self.r2(grad);
+        let r = r2.sqrt();
+        let gv: f64 = grad.iter().zip(v).map(|(a, b)| a * b).sum();
+        let coupling = if r2 > 0.0 {
+            self.sigma1 * self.sigma1 * gv / r2
+        } else {
+            0.0
+        };
+        for (((o, s), g), vj) in out.iter_mut().zip(&self.scale).zip(grad).zip(v) {
+            let sj = s * r;
+            *o = if sj > 0.0 {
+                let y = g / sj;
+                dphi(y) * (vj / sj - y * coupling)
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Gaussian noise `Z_j = s_j(g) N_j`, `N_j ~ N(0,1)` iid (MATH.md §1.2; §5.4 Gaussian case).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaussianNoise {
+    s: AffineScale,
+}
+
+impl GaussianNoise {
+    /// Dimension `d ≥ 1`, per-coordinate `scale` (length `d`, entries `≥ 0`), `σ0 ≥ 0`, `σ1 ≥ 0`,
+    /// all finite.
+    pub fn new(d: usize, scale: Vec<f64>, sigma0: f64, sigma1: f64) -> Result<Self, ModelError> {
+        Ok(GaussianNoise {
+            s: AffineScale::new(d, scale, sigma0, sigma1)?,
+        })
+    }
+
+    /// `scale_j = 1` in dimension `d`: `Z ~ N(0, (σ0² + σ1²‖∇f‖²) I_d)`.
+    pub fn isotropic(d: usize, sigma0: f64, sigma1: f64) -> Result<Self, ModelError> {
+        Self::new(d, vec![1.0; d], sigma0, sigma1)
+    }
+
+    /// Per-coordinate scale factors.
+    pub fn scale_factors(&self) -> &[f64] {
+        &self.s.scale
+    }
+    /// `σ0`.
+    pub fn sigma0(&self) -> f64 {
+        self.s.sigma0
+    }
+    /// `σ1`.
+    pub fn sigma1(&self) -> f64 {
+        self.s.sigma1
+    }
+}
+
+fn gaussian_sign(y: f64) -> f64 {
+    erf(y * FRAC_1_SQRT_2)
+}
+
+fn gaussian_sign_derivative(y: f64) -> f64 {
+    2.0 * normal_pdf(y)
+}
+
+impl GradientNoise for GaussianNoise {
+    fn dim(&self) -> usize {
+        self.s.dim()
+    }
+    fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]) {
+        self.s.check(grad, z);
+        let r = self.s.r2(grad).sqrt();
+        for (zj, s) in z.iter_mut().zip(&self.s.scale) {
+            let n: f64 = rng.sample(StandardNormal);
+            *zj = s * r * n;
+        }
+    }
+    fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool {
+        self.s.scale_into(grad, out);
+        for o in out.iter_mut() {
+            *o *= *o;
+        }
+        true
+    }
+    fn sign_mean(&self, grad: &[f64], out: &mut [f64]) {
+        self.s.sign_mean_with(grad, out, gaussian_sign);
+    }
+    fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]) {
+        self.s
+            .sign_mean_jvp_with(grad, v, out, gaussian_sign_derivative);
+    }
+    fn scale(&self, grad: &[f64], out: &mut [f64]) {
+        self.s.scale_into(grad, out);
+    }
+    fn depends_on_gradient(&self) -> bool {
+        self.s.depends_on_gradient()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Student-t noise with independent coordinates: `Z_j = s_j(g) T_j`, `T_j ~ t_ν` iid
+/// (MATH.md §1.3). `ν = 1` is Cauchy (P1v2's experiment). Sampling uses
+/// `rand_distr::StudentT` (`N / √(χ²_ν/ν)`, one χ² per coordinate), built once at construction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudentTNoise {
+    nu: f64,
+    s: AffineScale,
+    dist: StudentT<f64>,
+}
+
+impl StudentTNoise {
+    /// `ν > 0` finite, plus the dimension and scale parameters of [`GaussianNoise::new`].
+    pub fn new(
+        d: usize,
+        nu: f64,
+        scale: Vec<f64>,
+        sigma0: f64,
+        sigma1: f64,
+    ) -> Result<Self, ModelError> {
+        if !(nu.is_finite() && nu > 0.0) {
+            return Err(ModelError::invalid(
+                "nu",
+                nu,
+                "degrees of freedom must be finite and > 0 (use Gaussian noise for nu = inf)",
+            ));
+        }
+        let s = AffineScale::new(d, scale, sigma0, sigma1)?;
+        let dist = StudentT::new(nu)
+            .map_err(|e| ModelError::invalid("nu", nu, format!("rejected by rand_distr: {e}")))?;
+        Ok(StudentTNoise { nu, s, dist })
+    }
+
+    /// `scale_j = 1` in dimension `d`.
+    pub fn isotropic(d: usize, nu: f64, sigma0: f64, sigma1: f64) -> Result<Self, ModelError> {
+        Self::new(d, nu, vec![1.0; d], sigma0, sigma1)
+    }
+
+    /// Degrees of freedom `ν`.
+    pub fn nu(&self) -> f64 {
+        self.nu
+    }
+    /// Per-coordinate scale factors.
+    pub fn scale_factors(&self) -> &[f64] {
+        &self.s.scale
+    }
+    /// `σ0`.
+    pub fn sigma0(&self) -> f64 {
+        self.s.sigma0
+    }
+    /// `σ1`.
+    pub fn sigma1(&self) -> f64 {
+        self.s.sigma1
+    }
+}
+
+impl GradientNoise for StudentTNoise {
+    fn dim(&self) -> usize {
+        self.s.dim()
+    }
+    fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]) {
+        self.s.check(grad, z);
+        let r = self.s.r2(grad).sqrt();
+        for (zj, s) in z.iter_mut().zip(&self.s.scale) {
+            let t: f64 = self.dist.sample(rng);
+            *zj = s * r * t;
+        }
+    }
+    fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool {
+        self.s.check(grad, out);
+        if self.nu <= 2.0 {
+            return false;
+        }
+        let factor = self.nu / (self.nu - 2.0);
+        self.s.scale_into(grad, out);
+        for o in out.iter_mut() {
+            *o = factor * *o * *o;
+        }
+        true
+    }
+    fn sign_mean(&self, grad: &[f64], out: &mut [f64]) {
+        let nu = self.nu;
+        self.s.sign_mean_with(grad, out, |y| 2.0 * xi(nu, y));
+    }
+    fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]) {
+        let nu = self.nu;
+        self.s
+            .sign_mean_jvp_with(grad, v, out, |y| 2.0 * student_t_pdf(nu, y));
+    }
+    fn scale(&self, grad: &[f64], out: &mut [f64]) {
+        self.s.scale_into(grad, out);
+    }
+    fn depends_on_gradient(&self) -> bool {
+        self.s.depends_on_gradient()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Either noise model, for runtime configuration; implements [`GradientNoise`] by `match`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoiseModel {
+    /// See [`GaussianNoise`].
+    Gaussian(GaussianNoise),
+    /// See [`StudentTNoise`].
+    StudentT(StudentTNoise),
+}
+
+impl NoiseModel {
+    /// `true` when `Cov Z` is finite (always for Gaussian; `ν > 2` for Student-t). DSGD/DCSGD
+    /// SDEs need it (MATH.md §1.3).
+    pub fn has_finite_variance(&self) -> bool {
+        match self {
+            NoiseModel::Gaussian(_) => true,
+            NoiseModel::StudentT(t) => t.nu > 2.0,
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $n:ident => $e:expr) => {
+        match $self {
+            NoiseModel::Gaussian($n) => $e,
+            NoiseModel::StudentT($n) => $e,
+        }
+    };
+}
+
+impl GradientNoise for NoiseModel {
+    fn dim(&self) -> usize {
+        dispatch!(self, n => n.dim())
+    }
+    fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]) {
+        dispatch!(self, n => n.sample(grad, rng, z))
+    }
+    fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool {
+        dispatch!(self, n => n.variance(grad, out))
+    }
+    fn sign_mean(&self, grad: &[f64], out: &mut [f64]) {
+        dispatch!(self, n => n.sign_mean(grad, out))
+    }
+    fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]) {
+        dispatch!(self, n => n.sign_mean_jvp(grad, v, out))
+    }
+    fn scale(&self, grad: &[f64], out: &mut [f64]) {
+        dispatch!(self, n => n.scale(grad, out))
+    }
+    fn depends_on_gradient(&self) -> bool {
+        dispatch!(self, n => n.depends_on_gradient())
+    }
+}
+
+impl From<GaussianNoise> for NoiseModel {
+    fn from(n: GaussianNoise) -> Self {
+        NoiseModel::Gaussian(n)
+    }
+}
+impl From<StudentTNoise> for NoiseModel {
+    fn from(n: StudentTNoise) -> Self {
+        NoiseModel::StudentT(n)
+    }
+}
