@@ -116,6 +116,31 @@ fn quartic_fused_path(p: u64) -> f64 {
     x.iter().map(|v| v * v * v * v / 4.0).sum()
 }
 
+/// W3, one path: `X_T` (Milstein with the exact correction `½ σ (σ X) (ΔW² − h)`). With
+/// `STRONG`, `|X_T − X_exact(T)|` on the same Brownian path instead.
+#[inline]
+fn gbm_fused_path<const STRONG: bool>(p: u64) -> f64 {
+    let mut rng = derive_stream(SEED, p);
+    let sqh = H.sqrt();
+    let mut x = 1.0f64;
+    let mut w_t = 0.0;
+    for _ in 0..STEPS {
+        let z: f64 = rng.sample(StandardNormal);
+        let w = sqh * z;
+        let (a, b) = (GBM_MU * x, GBM_SIGMA * x);
+        x = x + a * H + b * w + 0.5 * (GBM_SIGMA * b) * (w * w - H);
+        if STRONG {
+            w_t += w;
+        }
+    }
+    if STRONG {
+        let exact = ((GBM_MU - 0.5 * GBM_SIGMA * GBM_SIGMA) + GBM_SIGMA * w_t).exp();
+        (x - exact).abs()
+    } else {
+        x
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The checks, run once per workload (only when one of its benchmarks is selected).
 // ---------------------------------------------------------------------------------------------
@@ -299,5 +324,66 @@ fn w2_quartic(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(workloads, w1_ou, w2_quartic);
+// ---------------------------------------------------------------------------------------------
+// W3: geometric Brownian motion, d = 1, Milstein with the supplied diffusion derivative.
+// ---------------------------------------------------------------------------------------------
+
+fn w3_gbm(c: &mut Criterion) {
+    let sde = SdeFn::new(
+        1,
+        NoiseShape::Scalar,
+        |_t, x: &[f64], a: &mut [f64]| a[0] = GBM_MU * x[0],
+        |_t, x: &[f64], b: &mut [f64]| b[0] = GBM_SIGMA * x[0],
+    )
+    .unwrap()
+    .with_derivative(|_t, _x: &[f64], v: &[f64], out: &mut [f64]| out[0] = GBM_SIGMA * v[0]);
+    let solver = Solver::new(&sde, Milstein::default(), Gaussian).unwrap();
+    let grid = Grid::new(0.0, 1.0, STEPS).unwrap().save_final();
+    let paths = SdePaths::new(solver, grid, &[1.0]).unwrap();
+    let ensemble = Ensemble::new(GBM_PATHS, SEED).unwrap();
+    let pools: Vec<ThreadPool> = THREADS.iter().map(|&k| pool(k)).collect();
+    let sdelab = |pool: &ThreadPool| pool.install(|| ensemble.run(&paths)).summary(1, 0);
+    let fused =
+        |pool: &ThreadPool| pool.install(|| fused_ensemble(GBM_PATHS, gbm_fused_path::<false>));
+
+    let checked = Once::new();
+    let check_once = || {
+        checked.call_once(|| {
+            let s: Vec<Summary> = pools.iter().map(sdelab).collect();
+            let f: Vec<Welford> = pools.iter().map(fused).collect();
+            let expected = (1.0 + GBM_MU * H).powi(STEPS as i32);
+            assert!(
+                (expected - 1.051270).abs() < 5e-7,
+                "Milstein chain value {expected}"
+            );
+            check("W3 gbm: E X_T", &s, &f, expected);
+            // Strong error of the same chain (the fused loop draws sdelab's numbers).
+            let strong = pools[0].install(|| fused_ensemble(GBM_PATHS, gbm_fused_path::<true>));
+            assert!(
+                (strong.mean - 8.9e-6).abs() < 0.5e-6,
+                "W3 strong error {} (expected about 8.9e-6)",
+                strong.mean
+            );
+            eprintln!(
+                "W3 gbm: strong error E|X_T − X_exact| = {:.3e}",
+                strong.mean
+            );
+        })
+    };
+
+    let mut g = group_settings(c, "W3_gbm");
+    for (pool, &k) in pools.iter().zip(&THREADS) {
+        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
+            check_once();
+            b.iter(|| black_box(sdelab(pool)))
+        });
+        g.bench_function(BenchmarkId::new("fused", k), |b| {
+            check_once();
+            b.iter(|| black_box(fused(pool)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(workloads, w1_ou, w2_quartic, w3_gbm);
 criterion_main!(workloads);

@@ -1,13 +1,24 @@
 //! The work behind each subcommand. `main` has already parsed and validated the input (bad input
 //! is exit code 2 before anything here runs); these functions do the numerics through `compare`,
-//! write results with [`crate::output`], and return [`CliError::Failure`] on anything else.
-//!
-//! Stubs until the numerical crates land.
+//! write results with [`crate::output`] (every file atomically), and return
+//! [`CliError::Failure`] on anything else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
+use compare::figure1::{figure1_work, Figure1Params, Figure1Result};
+use compare::plot::{panel_grid, trajectory_plot, weak_error_plot, Panel};
+use compare::study::{can_couple, study_work, weak_error_study, WeakErrorCurve};
+use compare::trajectory::{trajectories, trajectory_work, TrajectoryReport};
+use compare::{CompareError, Observable};
+use serde::Serialize;
+
+use crate::build;
 use crate::config::ExperimentConfig;
 use crate::error::CliError;
+use crate::output::{
+    create_out_dir, csv_f64, print_json, progress_bar, write_atomic, write_csv, write_json,
+};
 
 /// Options shared by every subcommand.
 #[derive(Debug, Clone)]
@@ -32,7 +43,7 @@ pub struct Figure1Options {
 /// Options of `sdelab weak-error` and `sdelab run`.
 #[derive(Debug, Clone)]
 pub struct OutputOptions {
-    /// The config file the experiment came from (e.g. to copy it next to the results).
+    /// The config file the experiment came from.
     pub config_path: PathBuf,
     /// `--out DIR`, or the default `results/<name>/weak-error` / `results/<name>/run`.
     pub out: PathBuf,
@@ -40,10 +51,26 @@ pub struct OutputOptions {
     pub json: bool,
 }
 
-/// `sdelab figure1`: the Figure 1 analogue.
-pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError> {
-    let _ = (opts, globals);
-    Err(CliError::Failure("not yet implemented: figure1".into()))
+fn failure(e: CompareError) -> CliError {
+    match e {
+        CompareError::BadSetting { .. } | CompareError::Model(_) | CompareError::Sde(_) => {
+            CliError::BadInput(e.to_string())
+        }
+        other => CliError::Failure(other.to_string()),
+    }
+}
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The result document of `sdelab weak-error` (CLI.md).
+#[derive(Serialize)]
+struct WeakErrorDocument<'a> {
+    sdelab_version: &'static str,
+    config: &'a ExperimentConfig,
+    wall_seconds: f64,
+    threads: usize,
+    common_random_numbers_used: bool,
+    weak_error: &'a [WeakErrorCurve],
 }
 
 /// `sdelab weak-error`: weak error and fitted orders over `cfg.run.etas`.
@@ -52,8 +79,158 @@ pub fn weak_error(
     opts: &OutputOptions,
     globals: &Globals,
 ) -> Result<(), CliError> {
-    let _ = (cfg, opts, globals);
-    Err(CliError::Failure("not yet implemented: weak-error".into()))
+    let start = Instant::now();
+    let opt = build::optimizer(cfg)?;
+    let settings = build::study_settings(cfg);
+    let exact = build::exact_moments(cfg, &opt);
+    let coupled = can_couple(&opt, &settings);
+    create_out_dir(&opts.out)?;
+    let bar = progress_bar(
+        study_work(&settings, coupled),
+        "weak error",
+        globals.quiet || opts.json,
+    );
+    let curves = weak_error_study(
+        &opt,
+        &settings,
+        exact
+            .as_ref()
+            .map(|e| e as &dyn compare::exact::ExactMoments),
+        &|n| bar.inc(n),
+    )
+    .map_err(failure)?;
+    bar.finish_and_clear();
+    let doc = WeakErrorDocument {
+        sdelab_version: VERSION,
+        config: cfg,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        threads: globals.threads,
+        common_random_numbers_used: coupled,
+        weak_error: &curves,
+    };
+    write_weak_error_files(&opts.out, cfg, &curves)?;
+    write_json(&opts.out.join("result.json"), &doc)?;
+    if opts.json {
+        print_json(&doc)?;
+    } else {
+        print_weak_error_table(&curves, &opts.out, doc.wall_seconds);
+    }
+    Ok(())
+}
+
+fn write_weak_error_files(
+    out: &Path,
+    cfg: &ExperimentConfig,
+    curves: &[WeakErrorCurve],
+) -> Result<(), CliError> {
+    let mut rows = Vec::new();
+    for c in curves {
+        for p in &c.points {
+            rows.push(vec![
+                c.model.to_string(),
+                c.observable.to_string(),
+                csv_f64(p.eta),
+                p.iterations.to_string(),
+                csv_f64(p.weak_error),
+                csv_f64(p.ci95),
+                p.at_iteration.to_string(),
+                csv_f64(p.discrete.final_mean),
+                csv_f64(p.sde.final_mean),
+                p.discrete.diverged.to_string(),
+                p.sde.diverged.to_string(),
+                p.reference.to_string(),
+                p.exact
+                    .as_ref()
+                    .map_or(String::new(), |e| csv_f64(e.weak_error)),
+            ]);
+        }
+    }
+    write_csv(
+        &out.join("weak_error.csv"),
+        &[
+            "model",
+            "observable",
+            "eta",
+            "iterations",
+            "weak_error",
+            "ci95",
+            "at_iteration",
+            "discrete_final_mean",
+            "sde_final_mean",
+            "discrete_diverged",
+            "sde_diverged",
+            "reference",
+            "exact_weak_error",
+        ],
+        &rows,
+    )?;
+    let orders: Vec<Vec<String>> = curves
+        .iter()
+        .map(|c| {
+            let (lo, hi) = c.order_ci95.map_or((f64::NAN, f64::NAN), |[a, b]| (a, b));
+            vec![
+                c.model.to_string(),
+                c.observable.to_string(),
+                csv_f64(c.order.unwrap_or(f64::NAN)),
+                csv_f64(lo),
+                csv_f64(hi),
+                csv_f64(c.expected_order),
+                c.exact_order.map_or(String::new(), csv_f64),
+            ]
+        })
+        .collect();
+    write_csv(
+        &out.join("orders.csv"),
+        &[
+            "model",
+            "observable",
+            "order",
+            "order_ci95_low",
+            "order_ci95_high",
+            "expected_order",
+            "exact_order",
+        ],
+        &orders,
+    )?;
+    for obs in &cfg.run.observables {
+        let name = obs.name();
+        let of_obs: Vec<&WeakErrorCurve> = curves.iter().filter(|c| c.observable == name).collect();
+        let title = format!("{}: weak error of {} against η", cfg.name, name);
+        weak_error_plot(&of_obs, &title, &out.join(format!("weak_error_{name}")))
+            .map_err(failure)?;
+    }
+    write_atomic(&out.join("config.toml"), cfg.to_toml_string()?.as_bytes())
+}
+
+fn print_weak_error_table(curves: &[WeakErrorCurve], out: &Path, wall: f64) {
+    println!(
+        "{:<13} {:<10} {:>9}  {:>18}  {:>8}",
+        "model", "observable", "order", "95% interval", "expected"
+    );
+    for c in curves {
+        let order = c.order.map_or("n/a".to_string(), |o| format!("{o:.3}"));
+        let ci = c
+            .order_ci95
+            .map_or("n/a".to_string(), |[a, b]| format!("[{a:.3}, {b:.3}]"));
+        println!(
+            "{:<13} {:<10} {:>9}  {:>18}  {:>8}",
+            c.model, c.observable, order, ci, c.expected_order
+        );
+        for w in &c.warnings {
+            println!("    warning: {w}");
+        }
+    }
+    println!("wrote {} in {wall:.1} s", out.display());
+}
+
+/// The result document of `sdelab run`.
+#[derive(Serialize)]
+struct RunDocument<'a> {
+    sdelab_version: &'static str,
+    config: &'a ExperimentConfig,
+    wall_seconds: f64,
+    threads: usize,
+    trajectories: &'a TrajectoryReport,
 }
 
 /// `sdelab run`: mean and quantile trajectories at `cfg.run.etas[0]`.
@@ -62,12 +239,293 @@ pub fn run(
     opts: &OutputOptions,
     globals: &Globals,
 ) -> Result<(), CliError> {
-    let _ = (cfg, opts, globals);
-    Err(CliError::Failure("not yet implemented: run".into()))
+    let start = Instant::now();
+    let opt = build::optimizer(cfg)?;
+    let settings = build::trajectory_settings(cfg);
+    create_out_dir(&opts.out)?;
+    let bar = progress_bar(
+        trajectory_work(&settings),
+        "run",
+        globals.quiet || opts.json,
+    );
+    let report = trajectories(&opt, &settings, &|n| bar.inc(n)).map_err(failure)?;
+    bar.finish_and_clear();
+    write_trajectory_csv(&opts.out.join("trajectories.csv"), &[("", &report)])?;
+    for obs in &settings.observables {
+        let title = format!("{}: {} at η = {}", cfg.name, obs.label(), settings.eta);
+        let log_y =
+            *obs == Observable::Loss || *obs == Observable::GradNorm || *obs == Observable::XSq;
+        let plot_report = clamp_for_plot(&report, settings.diverge_above);
+        trajectory_plot(
+            &plot_report,
+            *obs,
+            log_y,
+            &title,
+            &opts.out.join(format!("trajectory_{}", obs.name())),
+        )
+        .map_err(failure)?;
+    }
+    write_atomic(
+        &opts.out.join("config.toml"),
+        cfg.to_toml_string()?.as_bytes(),
+    )?;
+    let doc = RunDocument {
+        sdelab_version: VERSION,
+        config: cfg,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        threads: globals.threads,
+        trajectories: &report,
+    };
+    write_json(&opts.out.join("result.json"), &doc)?;
+    if opts.json {
+        print_json(&doc)?;
+    } else {
+        println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
+    }
+    Ok(())
+}
+
+/// Prepares a report for drawing. Quantile bands count diverged paths as `+∞`; they are pinned
+/// at the divergence threshold so a band that reaches them shows the blow-up instead of
+/// vanishing. The mean is over the paths that have not diverged; once half of them have, it
+/// describes a minority of survivors and would read as convergence, so it is not drawn.
+fn clamp_for_plot(report: &TrajectoryReport, ceiling: f64) -> TrajectoryReport {
+    let mut r = report.clone();
+    let procs = std::iter::once(&mut r.discrete).chain(r.models.iter_mut().map(|(_, t)| t));
+    for t in procs {
+        for b in &mut t.bands {
+            for (m, &div) in b.mean.iter_mut().zip(&t.diverged) {
+                if 2 * div >= t.paths {
+                    *m = f64::NAN;
+                }
+            }
+            for q in &mut b.quantiles {
+                for v in q.iter_mut() {
+                    if *v == f64::INFINITY {
+                        *v = ceiling;
+                    }
+                }
+            }
+        }
+    }
+    r
+}
+
+/// One CSV of every process, observable and iteration: mean, 95% half-width, quantiles,
+/// diverged count. `prefix` labels the report (the panel, for figure 1).
+fn write_trajectory_csv(
+    path: &Path,
+    reports: &[(&str, &TrajectoryReport)],
+) -> Result<(), CliError> {
+    let Some((_, first)) = reports.first() else {
+        return Ok(());
+    };
+    let levels = &first.quantile_levels;
+    let mut header: Vec<String> = vec![
+        "panel".into(),
+        "process".into(),
+        "observable".into(),
+        "k".into(),
+        "t".into(),
+        "mean".into(),
+        "ci95".into(),
+    ];
+    header.extend(levels.iter().map(|q| format!("q{q}")));
+    header.push("diverged".into());
+    let mut rows = Vec::new();
+    for (panel, report) in reports {
+        let procs = std::iter::once(&report.discrete).chain(report.models.iter().map(|(_, t)| t));
+        for t in procs {
+            for b in &t.bands {
+                for k in 0..t.times.len() {
+                    let mut row = vec![
+                        panel.to_string(),
+                        t.label.clone(),
+                        b.observable.to_string(),
+                        k.to_string(),
+                        csv_f64(t.times[k]),
+                        csv_f64(b.mean[k]),
+                        csv_f64(b.ci95[k]),
+                    ];
+                    row.extend(b.quantiles.iter().map(|q| csv_f64(q[k])));
+                    row.push(t.diverged[k].to_string());
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    write_csv(path, &header, &rows)
+}
+
+/// Per-panel summary in `result.json` (the full curves are in `figure1.csv`).
+#[derive(Serialize)]
+struct PanelSummary<'a> {
+    row: usize,
+    column: usize,
+    title: &'a str,
+    optimizer: &'a str,
+    schedule: &'a str,
+    eta: f64,
+    iterations: usize,
+    paths: u64,
+    processes: Vec<ProcessSummary>,
+}
+
+#[derive(Serialize)]
+struct ProcessSummary {
+    label: String,
+    initial_mean_loss: f64,
+    final_mean_loss: f64,
+    final_median_loss: f64,
+    diverged: u64,
+}
+
+#[derive(Serialize)]
+struct Figure1Document<'a> {
+    sdelab_version: &'static str,
+    command: String,
+    wall_seconds: f64,
+    threads: usize,
+    params: &'a Figure1Params,
+    panels: Vec<PanelSummary<'a>>,
+}
+
+fn panel_summaries(r: &Figure1Result) -> Vec<PanelSummary<'_>> {
+    r.panels
+        .iter()
+        .map(|p| {
+            let procs =
+                std::iter::once(&p.report.discrete).chain(p.report.models.iter().map(|(_, t)| t));
+            PanelSummary {
+                row: p.row,
+                column: p.column,
+                title: &p.title,
+                optimizer: p.optimizer,
+                schedule: &p.schedule,
+                eta: p.eta,
+                iterations: p.report.iterations,
+                paths: p.report.discrete.paths,
+                processes: procs
+                    .map(|t| {
+                        let band = t.band(Observable::Loss);
+                        let last = t.times.len() - 1;
+                        ProcessSummary {
+                            label: t.label.clone(),
+                            initial_mean_loss: band.map_or(f64::NAN, |b| b.mean[0]),
+                            final_mean_loss: band.map_or(f64::NAN, |b| b.mean[last]),
+                            final_median_loss: band
+                                .and_then(|b| b.quantiles.get(1).map(|q| q[last]))
+                                .unwrap_or(f64::NAN),
+                            diverged: t.diverged[last],
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// `sdelab figure1`: the Figure 1 analogue.
+pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError> {
+    let start = Instant::now();
+    let mut params = Figure1Params::default();
+    if let Some(p) = opts.paths {
+        params.paths = p as u64;
+        params.quantile_paths = params.quantile_paths.min(p as u64);
+    }
+    if let Some(s) = opts.seed {
+        params.seed = s;
+    }
+    create_out_dir(&opts.out)?;
+    let bar = progress_bar(figure1_work(&params), "figure 1", globals.quiet);
+    let result = compare::figure1::figure1(&params, &|n| bar.inc(n)).map_err(failure)?;
+    bar.finish_and_clear();
+    let labelled: Vec<(String, &TrajectoryReport)> = result
+        .panels
+        .iter()
+        .map(|p| {
+            (
+                format!(
+                    "{}:{}",
+                    p.optimizer,
+                    if p.row == 0 {
+                        "no_scheduler"
+                    } else {
+                        "scheduler"
+                    }
+                ),
+                &p.report,
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &TrajectoryReport)> =
+        labelled.iter().map(|(l, r)| (l.as_str(), *r)).collect();
+    write_trajectory_csv(&opts.out.join("figure1.csv"), &refs)?;
+    let clamped: Vec<TrajectoryReport> = result
+        .panels
+        .iter()
+        .map(|p| clamp_for_plot(&p.report, params.diverge_above))
+        .collect();
+    let panels: Vec<Panel> = result
+        .panels
+        .iter()
+        .zip(&clamped)
+        .map(|(p, r)| Panel {
+            title: p.title.clone(),
+            report: r,
+            observable: Observable::Loss,
+            log_y: true,
+        })
+        .collect();
+    let title = format!(
+        "Loss of the discrete optimizers and their first-order SDEs: mean (while most paths survive), median dashed, 10-90% band, diverged paths pinned at the top; {} paths, N = {}, d = {}",
+        params.paths, params.agents, params.dim
+    );
+    panel_grid(&panels, 2, 3, &title, &opts.out.join("figure1")).map_err(failure)?;
+    let mut command = String::from("sdelab figure1");
+    if let Some(p) = opts.paths {
+        command.push_str(&format!(" --paths {p}"));
+    }
+    if let Some(s) = opts.seed {
+        command.push_str(&format!(" --seed {s}"));
+    }
+    let doc = Figure1Document {
+        sdelab_version: VERSION,
+        command,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        threads: globals.threads,
+        params: &params,
+        panels: panel_summaries(&result),
+    };
+    write_json(&opts.out.join("result.json"), &doc)?;
+    for p in &doc.panels {
+        let cells: Vec<String> = p
+            .processes
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: final mean loss {:.3e}, diverged {}/{}",
+                    s.label, s.final_mean_loss, s.diverged, p.paths
+                )
+            })
+            .collect();
+        println!("{:<55} {}", p.title, cells.join("; "));
+    }
+    println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
+    Ok(())
 }
 
 /// `sdelab list`: every loss, noise, compressor, schedule, optimizer, SDE model and scheme the
-/// build knows, with its parameters (see [`crate::config::CATALOG`]).
+/// build knows, with its parameters.
 pub fn list() -> Result<(), CliError> {
-    Err(CliError::Failure("not yet implemented: list".into()))
+    let mut section = "";
+    for (kind, name, params) in crate::config::CATALOG {
+        if *kind != section {
+            println!("{kind}:");
+            section = kind;
+        }
+        println!("  {name:<16} {params}");
+    }
+    Ok(())
 }

@@ -5,15 +5,10 @@
 //! Exit codes: 0 success, 2 bad input (the message names the key and the value), 1 any other
 //! failure.
 
-// The configuration and output APIs are consumed by `commands`, which is still being filled in;
-// until then parts of them are unused in this binary.
-#[allow(dead_code)]
+mod build;
 mod commands;
-#[allow(dead_code)]
 mod config;
-#[allow(dead_code)]
 mod error;
-#[allow(dead_code)]
 mod output;
 
 use std::path::{Path, PathBuf};

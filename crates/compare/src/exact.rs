@@ -120,14 +120,22 @@ mod tests {
                     - quiet.sde_mean(*model, Observable::X, 1.0, eta).unwrap())
                 .abs();
                 // The table has three significant digits.
-                assert!((e - row[m]).abs() < 0.006 * row[m], "{model:?} {eta}: {e} vs {}", row[m]);
+                assert!(
+                    (e - row[m]).abs() < 0.006 * row[m],
+                    "{model:?} {eta}: {e} vs {}",
+                    row[m]
+                );
             }
             for (eta, row) in sq_table {
                 let k = (1.0f64 / eta).round() as usize;
                 let e = (noisy.discrete_mean(Observable::XSq, k, eta).unwrap()
                     - noisy.sde_mean(*model, Observable::XSq, 1.0, eta).unwrap())
                 .abs();
-                assert!((e - row[m]).abs() < 0.006 * row[m], "{model:?} {eta}: {e} vs {}", row[m]);
+                assert!(
+                    (e - row[m]).abs() < 0.006 * row[m],
+                    "{model:?} {eta}: {e} vs {}",
+                    row[m]
+                );
             }
         }
     }

@@ -8,7 +8,9 @@
 
 pub mod error;
 pub mod exact;
+pub mod figure1;
 pub mod observable;
+pub mod plot;
 pub mod sim;
 pub mod solver_choice;
 pub mod study;

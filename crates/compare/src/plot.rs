@@ -416,7 +416,7 @@ fn note_size<DB: DrawingBackend>(
         width = width.max(area.estimate_text_size(l, &style)?.0 as i32);
     }
     let lh = (f64::from(size) * 1.35).round() as i32;
-    Ok((width + 8, lines.len() as i32 * lh + 6))
+    Ok((width + 14, lines.len() as i32 * lh + 8))
 }
 
 /// Writes lines of text in the box `at` of `area` (from [`note_size`]) on a translucent
@@ -442,7 +442,7 @@ fn draw_note<DB: DrawingBackend>(
     for (i, l) in lines.iter().enumerate() {
         area.draw(&Text::new(
             l.clone(),
-            (x + 4, y + 4 + i as i32 * lh),
+            (x + 6, y + 5 + i as i32 * lh),
             style.clone(),
         ))?;
     }
@@ -1715,6 +1715,9 @@ mod tests {
             &dir.join("weak"),
         )
         .unwrap();
+        let mut bad = curve("first_order", "x_sq", 0.3, 1.0, &[0.1, 0.05]);
+        bad.points.iter_mut().for_each(|p| p.weak_error = f64::NAN);
+        weak_error_plot(&[&bad], "all weak errors NaN", &dir.join("weak_empty")).unwrap();
         let r1 = report(false);
         let r2 = report(true);
         trajectory_plot(

@@ -74,7 +74,13 @@ impl<L: Loss, M: GradientMethod> PathSimulation for DiscretePaths<'_, L, M> {
     fn n_observables(&self) -> usize {
         self.settings.n_obs()
     }
-    fn simulate(&self, _p: u64, rng: &mut PathRng, ws: &mut DiscreteWorkspace, out: &mut [f64]) -> usize {
+    fn simulate(
+        &self,
+        _p: u64,
+        rng: &mut PathRng,
+        ws: &mut DiscreteWorkspace,
+        out: &mut [f64],
+    ) -> usize {
         let st = self.settings;
         let n = st.n_obs();
         ws.x.copy_from_slice(&st.x0);
@@ -83,7 +89,8 @@ impl<L: Loss, M: GradientMethod> PathSimulation for DiscretePaths<'_, L, M> {
             return 0;
         }
         for k in 0..st.iterations {
-            self.opt.step(k as u64, st.eta, &mut ws.x, rng, &mut ws.step);
+            self.opt
+                .step(k as u64, st.eta, &mut ws.x, rng, &mut ws.step);
             if !st.record(loss, &ws.x, &mut ws.g, out, k + 1, n, 0) {
                 return k + 1;
             }
@@ -122,7 +129,13 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
     fn n_observables(&self) -> usize {
         self.settings.n_obs()
     }
-    fn simulate(&self, _p: u64, rng: &mut PathRng, ws: &mut Self::Workspace, out: &mut [f64]) -> usize {
+    fn simulate(
+        &self,
+        _p: u64,
+        rng: &mut PathRng,
+        ws: &mut Self::Workspace,
+        out: &mut [f64],
+    ) -> usize {
         let st = self.settings;
         let n = st.n_obs();
         let loss = self.solver.sde().optimizer().loss();
@@ -178,7 +191,13 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
     fn n_observables(&self) -> usize {
         3 * self.model.settings.n_obs()
     }
-    fn simulate(&self, _p: u64, rng: &mut PathRng, ws: &mut Self::Workspace, out: &mut [f64]) -> usize {
+    fn simulate(
+        &self,
+        _p: u64,
+        rng: &mut PathRng,
+        ws: &mut Self::Workspace,
+        out: &mut [f64],
+    ) -> usize {
         let st = self.model.settings;
         let n = st.n_obs();
         let stride = 3 * n;

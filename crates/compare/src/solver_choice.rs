@@ -13,7 +13,11 @@ pub trait SolverVisitor {
 }
 
 /// Calls `v.visit` with the concrete scheme and increment types named by the kinds.
-pub fn dispatch<V: SolverVisitor>(scheme: SchemeKind, increments: IncrementKind, v: V) -> V::Output {
+pub fn dispatch<V: SolverVisitor>(
+    scheme: SchemeKind,
+    increments: IncrementKind,
+    v: V,
+) -> V::Output {
     fn inc<Sch: Scheme, V: SolverVisitor>(s: Sch, increments: IncrementKind, v: V) -> V::Output {
         match increments {
             IncrementKind::Gaussian => v.visit(s, Gaussian),

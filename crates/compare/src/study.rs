@@ -49,44 +49,78 @@ impl StudySettings {
     /// Checks the settings, naming the config key of anything out of range.
     pub fn validate(&self, d: usize) -> Result<(), CompareError> {
         if self.etas.is_empty() {
-            return Err(CompareError::bad("run.etas", "[]", "needs at least one learning rate"));
+            return Err(CompareError::bad(
+                "run.etas",
+                "[]",
+                "needs at least one learning rate",
+            ));
         }
         for (i, e) in self.etas.iter().enumerate() {
             if !(*e > 0.0) || !e.is_finite() {
-                return Err(CompareError::bad(format!("run.etas[{i}]"), e, "must be positive and finite"));
+                return Err(CompareError::bad(
+                    format!("run.etas[{i}]"),
+                    e,
+                    "must be positive and finite",
+                ));
             }
             if (self.horizon / e).floor() < 1.0 {
                 return Err(CompareError::bad(
                     format!("run.etas[{i}]"),
                     e,
-                    format!("is longer than the horizon {} (no iteration fits)", self.horizon),
+                    format!(
+                        "is longer than the horizon {} (no iteration fits)",
+                        self.horizon
+                    ),
                 ));
             }
         }
         if !(self.horizon > 0.0) || !self.horizon.is_finite() {
-            return Err(CompareError::bad("run.horizon", self.horizon, "must be positive and finite"));
+            return Err(CompareError::bad(
+                "run.horizon",
+                self.horizon,
+                "must be positive and finite",
+            ));
         }
         if self.paths < 2 {
-            return Err(CompareError::bad("run.paths", self.paths, "needs at least 2 paths"));
+            return Err(CompareError::bad(
+                "run.paths",
+                self.paths,
+                "needs at least 2 paths",
+            ));
         }
         if self.substeps == 0 {
             return Err(CompareError::bad("sde.substeps", 0, "must be at least 1"));
         }
         if self.models.is_empty() {
-            return Err(CompareError::bad("sde.models", "[]", "needs at least one model"));
+            return Err(CompareError::bad(
+                "sde.models",
+                "[]",
+                "needs at least one model",
+            ));
         }
         if self.observables.is_empty() {
-            return Err(CompareError::bad("run.observables", "[]", "needs at least one observable"));
+            return Err(CompareError::bad(
+                "run.observables",
+                "[]",
+                "needs at least one observable",
+            ));
         }
         if self.x0.len() != d {
             return Err(CompareError::bad(
                 "loss.x0",
                 format!("{:?}", self.x0),
-                format!("has length {} but the problem has dimension {d}", self.x0.len()),
+                format!(
+                    "has length {} but the problem has dimension {d}",
+                    self.x0.len()
+                ),
             ));
         }
         if !(self.diverge_above > 0.0) {
-            return Err(CompareError::bad("run.diverge_above", self.diverge_above, "must be positive"));
+            return Err(CompareError::bad(
+                "run.diverge_above",
+                self.diverge_above,
+                "must be positive",
+            ));
         }
         Ok(())
     }
@@ -296,7 +330,12 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
                 opt,
                 settings: &settings,
             };
-            Some(run_ensemble(s.paths, derive_key(eta_key, 0), &sim, progress)?)
+            Some(run_ensemble(
+                s.paths,
+                derive_key(eta_key, 0),
+                &sim,
+                progress,
+            )?)
         };
         for (mi, &model) in s.models.iter().enumerate() {
             let role = if coupled { 10 } else { 0 } + model_index(model);
@@ -338,7 +377,11 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
     let mut curves = Vec::new();
     for (mi, &model) in s.models.iter().enumerate() {
         for (oi, &obs) in s.observables.iter().enumerate() {
-            curves.push(finish_curve(model, obs, std::mem::take(&mut points[mi][oi])));
+            curves.push(finish_curve(
+                model,
+                obs,
+                std::mem::take(&mut points[mi][oi]),
+            ));
         }
     }
     Ok(curves)
@@ -355,7 +398,13 @@ fn side(stats: &EnsembleStats, o: usize) -> SideSummary {
 }
 
 /// Weak error from paired differences (observable block `2n + o`).
-fn point_coupled(stats: &EnsembleStats, o: usize, n: usize, eta: f64, iters: usize) -> WeakErrorPoint {
+fn point_coupled(
+    stats: &EnsembleStats,
+    o: usize,
+    n: usize,
+    eta: f64,
+    iters: usize,
+) -> WeakErrorPoint {
     let mut best = (f64::NEG_INFINITY, 0.0, 0);
     for k in 0..stats.n_save {
         let s = stats.summary(k, 2 * n + o);
@@ -377,7 +426,13 @@ fn point_coupled(stats: &EnsembleStats, o: usize, n: usize, eta: f64, iters: usi
 }
 
 /// Weak error from two independent ensembles.
-fn point_independent(d: &EnsembleStats, m: &EnsembleStats, o: usize, eta: f64, iters: usize) -> WeakErrorPoint {
+fn point_independent(
+    d: &EnsembleStats,
+    m: &EnsembleStats,
+    o: usize,
+    eta: f64,
+    iters: usize,
+) -> WeakErrorPoint {
     let mut best = (f64::NEG_INFINITY, 0.0, 0);
     for k in 0..d.n_save.min(m.n_save) {
         let (a, b) = (d.summary(k, o), m.summary(k, o));
@@ -462,7 +517,11 @@ fn with_exact(
 fn finish_curve(model: SdeModel, obs: Observable, points: Vec<WeakErrorPoint>) -> WeakErrorCurve {
     let etas: Vec<f64> = points.iter().map(|p| p.eta).collect();
     let errs: Vec<f64> = points.iter().map(|p| p.weak_error).collect();
-    let fit = if points.len() >= 2 { fit_order(&etas, &errs) } else { None };
+    let fit = if points.len() >= 2 {
+        fit_order(&etas, &errs)
+    } else {
+        None
+    };
     let mut warnings = Vec::new();
     for p in &points {
         if p.ci95 > p.weak_error / 3.0 {

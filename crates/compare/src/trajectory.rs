@@ -15,7 +15,10 @@ use models::loss::Loss;
 use models::method::GradientMethod;
 use models::optimizer::Optimizer;
 use models::sde::SdeModel;
-use sde_core::{derive_key, Ensemble, IncrementKind, Increments, PathSimulation, Scheme, SchemeKind, Solver};
+use rayon::prelude::*;
+use sde_core::{
+    derive_key, Ensemble, IncrementKind, Increments, PathSimulation, Scheme, SchemeKind, Solver,
+};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -77,7 +80,12 @@ pub struct TrajectoryReport {
 
 /// Path simulations a trajectory run performs (for a progress bar).
 pub fn trajectory_work(s: &TrajectorySettings) -> u64 {
-    (1 + s.models.len() as u64) * (s.paths + s.quantile_paths.min(s.paths))
+    let extra = if s.quantile_paths >= s.paths {
+        0
+    } else {
+        s.quantile_paths
+    };
+    (1 + s.models.len() as u64) * (s.paths + extra)
 }
 
 fn summarize<P: PathSimulation>(
@@ -92,24 +100,34 @@ fn summarize<P: PathSimulation>(
         let before = last.swap(done, Ordering::Relaxed);
         progress(done.saturating_sub(before));
     };
-    let stats = Ensemble::new(s.paths, seed)?.run_with_progress(sim, &report);
-    last.store(0, Ordering::Relaxed);
     let qp = s.quantile_paths.clamp(2, s.paths);
-    let (_, values) = Ensemble::new(qp, seed)?.run_collect(sim, &report);
+    let (stats, values) = if qp == s.paths {
+        Ensemble::new(s.paths, seed)?.run_collect(sim, &report)
+    } else {
+        let stats = Ensemble::new(s.paths, seed)?.run_with_progress(sim, &report);
+        last.store(0, Ordering::Relaxed);
+        // The first `qp` paths again (same seeds, same paths), this time keeping their values.
+        (stats, Ensemble::new(qp, seed)?.run_collect(sim, &report).1)
+    };
     let n_save = stats.n_save;
     let bands = s
         .observables
         .iter()
         .enumerate()
-        .map(|(o, obs)| Band {
-            observable: obs.name(),
-            mean: (0..n_save).map(|k| stats.summary(k, o).mean).collect(),
-            ci95: (0..n_save).map(|k| stats.summary(k, o).ci95).collect(),
-            quantiles: s
-                .quantiles
-                .iter()
-                .map(|&q| (0..n_save).map(|k| values.quantile(k, o, q)).collect())
-                .collect(),
+        .map(|(o, obs)| {
+            // quantiles_at[k][q], sorted once per save point, save points in parallel.
+            let quantiles_at: Vec<Vec<f64>> = (0..n_save)
+                .into_par_iter()
+                .map(|k| values.quantiles(k, o, &s.quantiles))
+                .collect();
+            Band {
+                observable: obs.name(),
+                mean: (0..n_save).map(|k| stats.summary(k, o).mean).collect(),
+                ci95: (0..n_save).map(|k| stats.summary(k, o).ci95).collect(),
+                quantiles: (0..s.quantiles.len())
+                    .map(|q| quantiles_at.iter().map(|row| row[q]).collect())
+                    .collect(),
+            }
         })
         .collect();
     Ok(Trajectory {
@@ -139,7 +157,13 @@ impl<L: Loss, M: GradientMethod> SolverVisitor for ModelTrajectory<'_, L, M> {
             settings: self.settings,
             substeps: self.s.substeps,
         };
-        summarize(format!("SDE {}", self.model.name()), &sim, self.s, self.seed, self.progress)
+        summarize(
+            format!("SDE {}", self.model.name()),
+            &sim,
+            self.s,
+            self.seed,
+            self.progress,
+        )
     }
 }
 
@@ -150,10 +174,18 @@ pub fn trajectories<L: Loss, M: GradientMethod>(
     progress: Progress,
 ) -> Result<TrajectoryReport, CompareError> {
     if !(s.eta > 0.0) || !s.eta.is_finite() {
-        return Err(CompareError::bad("run.etas[0]", s.eta, "must be positive and finite"));
+        return Err(CompareError::bad(
+            "run.etas[0]",
+            s.eta,
+            "must be positive and finite",
+        ));
     }
     if !(s.horizon > 0.0) || !s.horizon.is_finite() {
-        return Err(CompareError::bad("run.horizon", s.horizon, "must be positive and finite"));
+        return Err(CompareError::bad(
+            "run.horizon",
+            s.horizon,
+            "must be positive and finite",
+        ));
     }
     let iters = iterations(s.horizon, s.eta);
     if iters == 0 {
@@ -164,7 +196,11 @@ pub fn trajectories<L: Loss, M: GradientMethod>(
         ));
     }
     if s.paths < 2 {
-        return Err(CompareError::bad("run.paths", s.paths, "needs at least 2 paths"));
+        return Err(CompareError::bad(
+            "run.paths",
+            s.paths,
+            "needs at least 2 paths",
+        ));
     }
     if s.substeps == 0 {
         return Err(CompareError::bad("sde.substeps", 0, "must be at least 1"));
@@ -173,12 +209,20 @@ pub fn trajectories<L: Loss, M: GradientMethod>(
         return Err(CompareError::bad(
             "loss.x0",
             format!("{:?}", s.x0),
-            format!("has length {} but the problem has dimension {}", s.x0.len(), opt.dim()),
+            format!(
+                "has length {} but the problem has dimension {}",
+                s.x0.len(),
+                opt.dim()
+            ),
         ));
     }
     for (i, q) in s.quantiles.iter().enumerate() {
         if !(0.0..=1.0).contains(q) {
-            return Err(CompareError::bad(format!("run.quantiles[{i}]"), q, "must lie in [0, 1]"));
+            return Err(CompareError::bad(
+                format!("run.quantiles[{i}]"),
+                q,
+                "must lie in [0, 1]",
+            ));
         }
     }
     let settings = PathSettings {

@@ -48,13 +48,19 @@ pub trait GradientMethod: Send + Sync {
     }
     /// Common random numbers: if `u | g` is exactly Gaussian, writes `u = μ(g) + B ζ` for the
     /// given standard normal `ζ ∈ R^d` and returns `true`; otherwise returns `false`.
-    fn sample_coupled(&self, _g: &[f64], _zeta: &[f64], _u: &mut [f64], _scratch: &mut [f64]) -> bool {
+    fn sample_coupled(
+        &self,
+        _g: &[f64],
+        _zeta: &[f64],
+        _u: &mut [f64],
+        _scratch: &mut [f64],
+    ) -> bool {
         false
     }
 }
 
 /// One agent: its gradient noise and (for DCSGD) its compressor.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Agent {
     pub noise: NoiseModel,
     pub compressor: CompressorKind,
@@ -81,9 +87,7 @@ fn check_agents(agents: &[Agent], name: &'static str) -> Result<usize, ModelErro
 
 /// Whether every agent is identical (then per-agent expectations are computed once).
 fn homogeneous(agents: &[Agent]) -> bool {
-    agents
-        .windows(2)
-        .all(|w| format!("{:?}", w[0]) == format!("{:?}", w[1]))
+    agents.windows(2).all(|w| w[0] == w[1])
 }
 
 fn require_finite_variance(agents: &[Agent], method: &'static str) -> Result<(), ModelError> {
@@ -133,7 +137,13 @@ impl Dsgd {
 
 /// `out_j = sqrt(Σ_i var_ij) / N`: the square root of the diagonal covariance of the mean of
 /// `N` independent per-agent noises. `scratch` holds `d` values.
-fn mean_noise_sqrt(agents: &[Agent], homogeneous: bool, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+fn mean_noise_sqrt(
+    agents: &[Agent],
+    homogeneous: bool,
+    g: &[f64],
+    out: &mut [f64],
+    scratch: &mut [f64],
+) {
     let n = agents.len() as f64;
     if homogeneous {
         agents[0].noise.variance(g, out);
@@ -143,6 +153,8 @@ fn mean_noise_sqrt(agents: &[Agent], homogeneous: bool, g: &[f64], out: &mut [f6
         return;
     }
     out.fill(0.0);
+    // Callers may hand over more scratch than `d`; the noise wants exactly `d` values.
+    let scratch = &mut scratch[..out.len()];
     for a in agents {
         a.noise.variance(g, scratch);
         for (o, v) in out.iter_mut().zip(scratch.iter()) {
@@ -196,7 +208,13 @@ impl GradientMethod for Dsgd {
         true
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        mean_noise_sqrt(&self.agents, self.homogeneous, g, out, &mut scratch[..self.d]);
+        mean_noise_sqrt(
+            &self.agents,
+            self.homogeneous,
+            g,
+            out,
+            &mut scratch[..self.d],
+        );
     }
     fn covariance_is_constant(&self) -> bool {
         self.agents.iter().all(|a| !a.noise.depends_on_gradient())
@@ -315,7 +333,9 @@ impl GradientMethod for Dcsgd {
         crate::compress::diag_minus_rank_one_sqrt_mul(diag, coef, g, xi, out);
     }
     fn covariance_is_diagonal(&self) -> bool {
-        self.agents.iter().all(|a| a.compressor.covariance_is_diagonal())
+        self.agents
+            .iter()
+            .all(|a| a.compressor.covariance_is_diagonal())
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let d = self.d;

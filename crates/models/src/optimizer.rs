@@ -40,7 +40,11 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
     pub fn new(loss: L, method: M, schedule: Schedule) -> Result<Self, ModelError> {
         if loss.dim() != method.dim() {
             return Err(ModelError::DimensionMismatch {
-                name: format!("{} gradient noise (dimension of the loss: {})", method.name(), loss.dim()),
+                name: format!(
+                    "{} gradient noise (dimension of the loss: {})",
+                    method.name(),
+                    loss.dim()
+                ),
                 expected: loss.dim(),
                 got: method.dim(),
             });

@@ -37,7 +37,11 @@ pub enum SdeModel {
 }
 
 impl SdeModel {
-    pub const ALL: [SdeModel; 3] = [SdeModel::FirstOrder, SdeModel::SecondOrder, SdeModel::Stability];
+    pub const ALL: [SdeModel; 3] = [
+        SdeModel::FirstOrder,
+        SdeModel::SecondOrder,
+        SdeModel::Stability,
+    ];
 
     /// The weak order the model approximates the discrete process with.
     pub fn weak_order(&self) -> f64 {

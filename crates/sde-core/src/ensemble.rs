@@ -124,26 +124,49 @@ pub struct PathValues {
 }
 
 impl PathValues {
-    /// Empirical quantile `q ∈ [0, 1]` of observable `o` at save point `s` over the paths
-    /// valid there (linear interpolation between order statistics); NaN if none is.
+    /// Empirical quantile `q ∈ [0, 1]` of observable `o` at save point `s` over all paths
+    /// (linear interpolation between order statistics). A path that diverged at or before `s`
+    /// counts as `+∞`: it sits above every finite value, so a band that reaches it shows that
+    /// paths blew up instead of hiding them. NaN if there are no paths.
     pub fn quantile(&self, s: usize, o: usize, q: f64) -> f64 {
+        self.quantiles(s, o, &[q])[0]
+    }
+
+    /// Several quantiles of observable `o` at save point `s` from one sort (see
+    /// [`PathValues::quantile`]).
+    pub fn quantiles(&self, s: usize, o: usize, levels: &[f64]) -> Vec<f64> {
         let mut v: Vec<f64> = (0..self.valid.len())
-            .filter(|&p| (self.valid[p] as usize) > s)
-            .map(|p| self.values[(p * self.n_save + s) * self.n_observables + o])
+            .map(|p| {
+                if (self.valid[p] as usize) > s {
+                    self.values[(p * self.n_save + s) * self.n_observables + o]
+                } else {
+                    f64::INFINITY
+                }
+            })
             .collect();
-        quantile_in_place(&mut v, q)
+        v.sort_by(|a, b| a.total_cmp(b));
+        levels.iter().map(|&q| quantile_sorted(&v, q)).collect()
     }
 }
 
 /// Quantile `q` of `v` (reorders `v`); NaN for an empty slice.
 pub fn quantile_in_place(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    quantile_sorted(v, q)
+}
+
+/// Quantile `q` of an already sorted slice; NaN for an empty slice.
+pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
-    v.sort_by(|a, b| a.total_cmp(b));
     let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = pos.ceil() as usize;
+    if lo == hi || v[lo] == v[hi] {
+        // Also keeps `∞ − ∞` out when both order statistics are infinite.
+        return v[lo];
+    }
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 

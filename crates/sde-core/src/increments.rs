@@ -75,7 +75,7 @@ impl ThreePoint {
         const SIXTH: u32 = (u32::MAX / 6) + 1;
         if u < SIXTH {
             -1.0
-        } else if u >= u32::MAX - SIXTH + 1 {
+        } else if u > u32::MAX - SIXTH {
             1.0
         } else {
             0.0

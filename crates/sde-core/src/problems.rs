@@ -796,7 +796,10 @@ impl Matrix {
         Matrix {
             rows: u.len(),
             cols: v.len(),
-            data: u.iter().flat_map(|a| v.iter().map(move |b| a * b)).collect(),
+            data: u
+                .iter()
+                .flat_map(|a| v.iter().map(move |b| a * b))
+                .collect(),
         }
     }
 
@@ -918,7 +921,8 @@ impl Matrix {
         let mut x = b.to_vec();
         let scale = self.max_abs();
         for col in 0..n {
-            let piv = (col..n).max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))?;
+            let piv =
+                (col..n).max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))?;
             let p = a[piv * n + col];
             if !(p.abs() > 1e-14 * scale) || !p.is_finite() {
                 return None;
@@ -1004,7 +1008,12 @@ impl Add for &Matrix {
         Matrix {
             rows: self.rows,
             cols: self.cols,
-            data: self.data.iter().zip(&rhs.data).map(|(a, b)| a + b).collect(),
+            data: self
+                .data
+                .iter()
+                .zip(&rhs.data)
+                .map(|(a, b)| a + b)
+                .collect(),
         }
     }
 }
@@ -1019,7 +1028,12 @@ impl Sub for &Matrix {
         Matrix {
             rows: self.rows,
             cols: self.cols,
-            data: self.data.iter().zip(&rhs.data).map(|(a, b)| a - b).collect(),
+            data: self
+                .data
+                .iter()
+                .zip(&rhs.data)
+                .map(|(a, b)| a - b)
+                .collect(),
         }
     }
 }
@@ -1073,7 +1087,11 @@ mod tests {
             assert!((d[(i, i)] / v.exp() - 1.0).abs() < 1e-14, "{d:?}");
         }
         let n = Matrix::from_rows(&[[0.0, 3.0], [0.0, 0.0]]).expm();
-        assert!(close(&n, &Matrix::from_rows(&[[1.0, 3.0], [0.0, 1.0]]), 1e-15));
+        assert!(close(
+            &n,
+            &Matrix::from_rows(&[[1.0, 3.0], [0.0, 1.0]]),
+            1e-15
+        ));
         // Rotations, with a norm that needs many squarings.
         for th in [0.3, 2.0, 10.0, 50.0] {
             let r = Matrix::from_rows(&[[0.0, th], [-th, 0.0]]).expm();
@@ -1084,10 +1102,8 @@ mod tests {
         // Upper triangular with distinct eigenvalues.
         let (a, b, c) = (-1.3, 0.7, 2.5);
         let e = Matrix::from_rows(&[[a, c], [0.0, b]]).expm();
-        let want = Matrix::from_rows(&[
-            [a.exp(), c * (a.exp() - b.exp()) / (a - b)],
-            [0.0, b.exp()],
-        ]);
+        let want =
+            Matrix::from_rows(&[[a.exp(), c * (a.exp() - b.exp()) / (a - b)], [0.0, b.exp()]]);
         assert!(close(&e, &want, 1e-14), "{e:?}");
         // Symmetric circulant [[p, q], [q, p]]: e^p [[cosh q, sinh q], [sinh q, cosh q]].
         let (p, q) = (-0.4, 1.7);
@@ -1195,8 +1211,8 @@ mod tests {
     fn linear_sde_moments_match_diagonal_closed_forms() {
         // Diagonal A and B_j: E X_i X_j = x_i x_j exp((a_i + a_j + Σ_k b_ki b_kj) t).
         let (a, b1, b2) = ([0.3, -0.5], [0.4, 0.2], [-0.1, 0.6]);
-        let lin = LinearSde::new(Matrix::diag(&a), vec![Matrix::diag(&b1), Matrix::diag(&b2)])
-            .unwrap();
+        let lin =
+            LinearSde::new(Matrix::diag(&a), vec![Matrix::diag(&b1), Matrix::diag(&b2)]).unwrap();
         assert!(lin.is_commutative() && lin.has_exact_solution());
         let x0 = [1.5, -0.7];
         let t = 1.3;
@@ -1211,7 +1227,9 @@ mod tests {
         let x = lin.exact(t, &x0, &w).unwrap();
         for i in 0..2 {
             let e = x0[i]
-                * ((a[i] - 0.5 * (b1[i] * b1[i] + b2[i] * b2[i])) * t + b1[i] * w[0] + b2[i] * w[1])
+                * ((a[i] - 0.5 * (b1[i] * b1[i] + b2[i] * b2[i])) * t
+                    + b1[i] * w[0]
+                    + b2[i] * w[1])
                     .exp();
             assert!((x[i] / e - 1.0).abs() < 1e-14);
         }

@@ -27,6 +27,7 @@ pub trait Scheme: Sync + Send + Clone {
     fn workspace<S: Sde + ?Sized>(&self, sde: &S) -> Self::Workspace;
     /// Advances `x` from `t` to `t + h` with Brownian increment `dw` (length `m`). `rng` is the
     /// path's stream, for schemes that need auxiliary random variables beyond `dw`.
+    #[allow(clippy::too_many_arguments)]
     fn step<S: Sde + ?Sized>(
         &self,
         sde: &S,

@@ -53,7 +53,7 @@ impl Grid {
 
     /// Saves every `k` steps; `k` must divide the number of steps so the last step is saved.
     pub fn save_every(mut self, k: usize) -> Result<Self, SdeError> {
-        if k == 0 || self.steps % k != 0 {
+        if k == 0 || !self.steps.is_multiple_of(k) {
             return Err(SdeError::invalid(
                 "save_every",
                 k,

@@ -1,0 +1,235 @@
+//! From a validated [`ExperimentConfig`] to the numerical objects of `models` and `compare`.
+//! The config layer has already named any bad key; errors here come from the models' own
+//! validation and are reported as bad input with the model's message (which names the
+//! parameter and value).
+
+use crate::config::{
+    self, CompressorSpec, ExperimentConfig, LossKind as LossSpecKind, NoiseModel as NoiseSpecModel,
+    OptimizerKind, ScheduleSpec,
+};
+use crate::error::CliError;
+use compare::exact::QuadraticDsgdMoments;
+use compare::study::StudySettings;
+use compare::trajectory::TrajectorySettings;
+use compare::Observable;
+use models::loss::Loss;
+use models::noise::GradientNoise;
+use models::{
+    Agent, BernoulliSparsifier, CompressorKind, Dcsgd, DiagonalQuadratic, Dsgd, DsignSgd,
+    GaussianNoise, Identity, LeastSquares, LossKind, Method, MixedQuadraticQuartic, ModelError,
+    NoiseModel, Optimizer, Qsgd, Quadratic, Quartic, RandK, Schedule, SdeModel, StudentTNoise,
+};
+use sde_core::{IncrementKind, SchemeKind};
+
+/// The optimizer every subcommand runs.
+pub type Opt = Optimizer<LossKind, Method>;
+
+fn model_err(e: ModelError) -> CliError {
+    CliError::BadInput(e.to_string())
+}
+
+fn loss(cfg: &ExperimentConfig) -> Result<LossKind, ModelError> {
+    let d = cfg.dim();
+    Ok(match &cfg.loss.kind {
+        LossSpecKind::Quadratic { diag } => DiagonalQuadratic::new(diag.clone())?.into(),
+        LossSpecKind::QuadraticFull { matrix } => Quadratic::new(matrix.clone())?.into(),
+        LossSpecKind::Quartic { coeffs } => Quartic::new(coeffs.clone())?.into(),
+        LossSpecKind::Mixed { diag, quartic } => {
+            MixedQuadraticQuartic::new(diag.clone(), quartic.clone())?.into()
+        }
+        LossSpecKind::LeastSquares {
+            samples,
+            seed,
+            noise,
+        } => LeastSquares::synthetic(*samples, d, *noise, *seed)?.into(),
+    })
+}
+
+fn noise(d: usize, m: &NoiseSpecModel) -> Result<NoiseModel, ModelError> {
+    Ok(match m {
+        NoiseSpecModel::Gaussian {
+            sigma0,
+            sigma1,
+            scale,
+        } => NoiseModel::Gaussian(GaussianNoise::new(d, scale.clone(), *sigma0, *sigma1)?),
+        NoiseSpecModel::StudentT {
+            nu,
+            scale,
+            sigma0,
+            sigma1,
+        } => NoiseModel::StudentT(StudentTNoise::new(d, *nu, scale.clone(), *sigma0, *sigma1)?),
+    })
+}
+
+fn compressor(d: usize, c: &CompressorSpec) -> Result<CompressorKind, ModelError> {
+    Ok(match c {
+        CompressorSpec::Identity => CompressorKind::Identity(Identity),
+        CompressorSpec::Bernoulli { p } => CompressorKind::Bernoulli(BernoulliSparsifier::new(*p)?),
+        CompressorSpec::RandK { k } => CompressorKind::RandK(RandK::new(*k, d)?),
+        CompressorSpec::Qsgd { levels } => {
+            let levels = u32::try_from(*levels).map_err(|_| {
+                ModelError::invalid("optimizer.compressor.levels", *levels, "too large")
+            })?;
+            CompressorKind::Qsgd(Qsgd::new(levels)?)
+        }
+    })
+}
+
+fn schedule(spec: &ScheduleSpec, loss: &LossKind) -> Result<Schedule, ModelError> {
+    match *spec {
+        ScheduleSpec::Constant => Ok(Schedule::constant()),
+        ScheduleSpec::Poly { power } => Schedule::polynomial(power),
+        ScheduleSpec::Normalized {
+            c,
+            epsilon,
+            l0,
+            l1,
+            a,
+            b,
+        } => {
+            let s = loss.smoothness();
+            Schedule::normalized(c, epsilon, l0.unwrap_or(s.l0), l1.unwrap_or(s.l1), a, b)
+        }
+        ScheduleSpec::NormalizedSgd { c, delta } => Schedule::normalized_sgd(c, delta),
+    }
+}
+
+/// The optimizer described by the config.
+pub fn optimizer(cfg: &ExperimentConfig) -> Result<Opt, CliError> {
+    let d = cfg.dim();
+    let f = loss(cfg).map_err(model_err)?;
+    let comp = compressor(d, &cfg.optimizer.compressor).map_err(model_err)?;
+    let agents = cfg
+        .noise
+        .per_agent(cfg.agents.n)
+        .iter()
+        .map(|m| {
+            Ok(Agent {
+                noise: noise(d, m)?,
+                compressor: comp.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, ModelError>>()
+        .map_err(model_err)?;
+    let method = match cfg.optimizer.kind {
+        OptimizerKind::Dsgd => Method::Dsgd(Dsgd::new(agents).map_err(model_err)?),
+        OptimizerKind::Dcsgd => Method::Dcsgd(Dcsgd::new(agents).map_err(model_err)?),
+        OptimizerKind::Dsignsgd => Method::DsignSgd(DsignSgd::new(agents).map_err(model_err)?),
+    };
+    let sched = schedule(&cfg.schedule, &f).map_err(model_err)?;
+    Optimizer::new(f, method, sched).map_err(model_err)
+}
+
+/// Closed-form moments, where the build has them: DSGD on a diagonal quadratic with Gaussian
+/// noise of constant covariance and a constant schedule.
+pub fn exact_moments(cfg: &ExperimentConfig, opt: &Opt) -> Option<QuadraticDsgdMoments> {
+    let LossKind::DiagonalQuadratic(q) = opt.loss() else {
+        return None;
+    };
+    let Method::Dsgd(m) = opt.method() else {
+        return None;
+    };
+    if *opt.schedule() != Schedule::Constant {
+        return None;
+    }
+    let d = opt.dim();
+    let n = m.agents().len() as f64;
+    let mut noise_var = vec![0.0; d];
+    let mut v = vec![0.0; d];
+    let g = vec![0.0; d];
+    for a in m.agents() {
+        if !matches!(a.noise, NoiseModel::Gaussian(_)) || a.noise.depends_on_gradient() {
+            return None;
+        }
+        a.noise.variance(&g, &mut v);
+        for (acc, vi) in noise_var.iter_mut().zip(&v) {
+            *acc += vi / (n * n);
+        }
+    }
+    Some(QuadraticDsgdMoments {
+        lambda: q.lambda().to_vec(),
+        noise_var,
+        x0: cfg.loss.x0.clone(),
+    })
+}
+
+pub fn sde_model(m: config::SdeModel) -> SdeModel {
+    match m {
+        config::SdeModel::FirstOrder => SdeModel::FirstOrder,
+        config::SdeModel::SecondOrder => SdeModel::SecondOrder,
+        config::SdeModel::Stability => SdeModel::Stability,
+    }
+}
+
+fn scheme(s: config::SchemeKind) -> SchemeKind {
+    match s {
+        config::SchemeKind::EulerMaruyama => SchemeKind::EulerMaruyama,
+        config::SchemeKind::Milstein => SchemeKind::Milstein,
+        config::SchemeKind::Weak2 => SchemeKind::Weak2,
+    }
+}
+
+fn increments(i: config::IncrementKind) -> IncrementKind {
+    match i {
+        config::IncrementKind::Gaussian => IncrementKind::Gaussian,
+        config::IncrementKind::TwoPoint => IncrementKind::TwoPoint,
+        config::IncrementKind::ThreePoint => IncrementKind::ThreePoint,
+    }
+}
+
+fn observable(o: config::Observable) -> Observable {
+    match o {
+        config::Observable::Loss => Observable::Loss,
+        config::Observable::X => Observable::X,
+        config::Observable::XSq => Observable::XSq,
+        config::Observable::GradNorm => Observable::GradNorm,
+    }
+}
+
+/// Settings of `sdelab weak-error`.
+pub fn study_settings(cfg: &ExperimentConfig) -> StudySettings {
+    StudySettings {
+        etas: cfg.run.etas.clone(),
+        horizon: cfg.run.horizon,
+        paths: cfg.run.paths as u64,
+        seed: cfg.seed,
+        x0: cfg.loss.x0.clone(),
+        models: cfg.sde.models.iter().map(|&m| sde_model(m)).collect(),
+        scheme: scheme(cfg.sde.scheme),
+        increments: increments(cfg.sde.increments),
+        substeps: cfg.sde.substeps,
+        observables: cfg.run.observables.iter().map(|&o| observable(o)).collect(),
+        diverge_above: cfg.run.diverge_above,
+        common_random_numbers: cfg.run.common_random_numbers,
+        exact_reference: cfg.run.exact_reference,
+    }
+}
+
+/// Settings of `sdelab run` (the first learning rate). Quantiles are taken over at most
+/// `QUANTILE_PATHS` paths (their values must be kept in memory).
+pub fn trajectory_settings(cfg: &ExperimentConfig) -> TrajectorySettings {
+    let s = study_settings(cfg);
+    TrajectorySettings {
+        eta: s.etas[0],
+        horizon: s.horizon,
+        paths: s.paths,
+        quantile_paths: QUANTILE_PATHS.min(s.paths),
+        quantiles: cfg.run.quantiles.clone(),
+        seed: s.seed,
+        x0: s.x0,
+        models: s.models,
+        scheme: s.scheme,
+        increments: s.increments,
+        substeps: s.substeps,
+        observables: s.observables,
+        diverge_above: s.diverge_above,
+    }
+}
+
+/// Paths whose values are kept for quantile bands in `sdelab run`.
+pub const QUANTILE_PATHS: u64 = 4000;
+
+/// The loss's own name, for messages.
+pub fn loss_name(opt: &Opt) -> &'static str {
+    opt.loss().name()
+}
