@@ -16,9 +16,7 @@
 //! Medians: `target/criterion/<group>/<id>/new/estimates.json` (see benches/README.md).
 
 use criterion::measurement::WallTime;
-use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
-};
+use criterion::{criterion_group, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
@@ -26,8 +24,9 @@ use rayon::ThreadPool;
 use sde_core::ensemble::CHUNK;
 use sde_core::*;
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 const SEED: u64 = 20_261_128;
 const THREADS: [usize; 2] = [1, 2];
@@ -385,5 +384,87 @@ fn w3_gbm(c: &mut Criterion) {
     g.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Summary: the medians criterion just wrote, side by side.
+// ---------------------------------------------------------------------------------------------
+
+/// Median seconds of `group/id/threads` from criterion's `estimates.json`, if it was written
+/// by this run (a filter skips groups; test mode writes nothing).
+fn median_seconds(
+    root: &Path,
+    group: &str,
+    id: &str,
+    threads: usize,
+    since: SystemTime,
+) -> Option<f64> {
+    let file = root
+        .join(group)
+        .join(id)
+        .join(threads.to_string())
+        .join("new/estimates.json");
+    if file.metadata().ok()?.modified().ok()? < since {
+        return None;
+    }
+    let json = std::fs::read_to_string(file).ok()?;
+    let median = &json[json.find("\"median\"")?..];
+    let value = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = value.find([',', '}'])?;
+    value[..end].trim().parse::<f64>().ok().map(|ns| ns * 1e-9)
+}
+
+/// Prints workload × threads × (sdelab median, fused median, ratio) and the 2-thread speedups.
+fn print_summary(since: SystemTime) {
+    // `<target>/release/deps/workloads-…` → `<target>/criterion`, as criterion resolves it.
+    let root = match std::env::var_os("CRITERION_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => PathBuf::from(dir).join("criterion"),
+            None => match std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent()?.parent()?.parent().map(|t| t.join("criterion")))
+            {
+                Some(dir) => dir,
+                None => return,
+            },
+        },
+    };
+    let mut rows = Vec::new();
+    for (group, target) in [("W1_ou", 1.1), ("W2_quartic", 1.1), ("W3_gbm", 1.2)] {
+        let med = |id: &str, k: usize| median_seconds(&root, group, id, k, since);
+        let mut times = Vec::new();
+        for k in THREADS {
+            if let (Some(s), Some(f)) = (med("sdelab", k), med("fused", k)) {
+                rows.push(format!(
+                    "| {group} | {k} | {s:.3} | {f:.3} | {:.3} | ≤ {target} |",
+                    s / f
+                ));
+                times.push((s, f));
+            }
+        }
+        if let [(s1, f1), (s2, f2)] = times[..] {
+            rows.push(format!(
+                "| {group} | 2-thread speedup | {:.2}× | {:.2}× | | ≥ 1.8× |",
+                s1 / s2,
+                f1 / f2
+            ));
+        }
+    }
+    if !rows.is_empty() {
+        println!(
+            "\n| workload | threads | sdelab median (s) | fused median (s) | ratio | target |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for row in rows {
+            println!("{row}");
+        }
+    }
+}
+
 criterion_group!(workloads, w1_ou, w2_quartic, w3_gbm);
-criterion_main!(workloads);
+
+fn main() {
+    let since = SystemTime::now();
+    workloads();
+    Criterion::default().configure_from_args().final_summary();
+    print_summary(since);
+}

@@ -3,76 +3,22 @@
 //! validation and are reported as bad input with the model's message (which names the
 //! parameter and value).
 
-use crate::config::{
-    self, CompressorSpec, ExperimentConfig, LossKind as LossSpecKind, NoiseModel as NoiseSpecModel,
-    OptimizerKind, ScheduleSpec,
-};
+use crate::config::{ExperimentConfig, OptimizerKind, ScheduleSpec};
 use crate::error::CliError;
 use compare::exact::QuadraticDsgdMoments;
 use compare::study::StudySettings;
 use compare::trajectory::TrajectorySettings;
-use compare::Observable;
 use models::loss::Loss;
 use models::noise::GradientNoise;
 use models::{
-    Agent, BernoulliSparsifier, CompressorKind, Dcsgd, DiagonalQuadratic, Dsgd, DsignSgd,
-    GaussianNoise, Identity, LeastSquares, LossKind, Method, MixedQuadraticQuartic, ModelError,
-    NoiseModel, Optimizer, Qsgd, Quadratic, Quartic, RandK, Schedule, SdeModel, StudentTNoise,
+    Agent, Dcsgd, Dsgd, DsignSgd, LossKind, Method, ModelError, NoiseModel, Optimizer, Schedule,
 };
-use sde_core::{IncrementKind, SchemeKind};
 
 /// The optimizer every subcommand runs.
 pub type Opt = Optimizer<LossKind, Method>;
 
 fn model_err(e: ModelError) -> CliError {
     CliError::BadInput(e.to_string())
-}
-
-fn loss(cfg: &ExperimentConfig) -> Result<LossKind, ModelError> {
-    let d = cfg.dim();
-    Ok(match &cfg.loss.kind {
-        LossSpecKind::Quadratic { diag } => DiagonalQuadratic::new(diag.clone())?.into(),
-        LossSpecKind::QuadraticFull { matrix } => Quadratic::new(matrix.clone())?.into(),
-        LossSpecKind::Quartic { coeffs } => Quartic::new(coeffs.clone())?.into(),
-        LossSpecKind::Mixed { diag, quartic } => {
-            MixedQuadraticQuartic::new(diag.clone(), quartic.clone())?.into()
-        }
-        LossSpecKind::LeastSquares {
-            samples,
-            seed,
-            noise,
-        } => LeastSquares::synthetic(*samples, d, *noise, *seed)?.into(),
-    })
-}
-
-fn noise(d: usize, m: &NoiseSpecModel) -> Result<NoiseModel, ModelError> {
-    Ok(match m {
-        NoiseSpecModel::Gaussian {
-            sigma0,
-            sigma1,
-            scale,
-        } => NoiseModel::Gaussian(GaussianNoise::new(d, scale.clone(), *sigma0, *sigma1)?),
-        NoiseSpecModel::StudentT {
-            nu,
-            scale,
-            sigma0,
-            sigma1,
-        } => NoiseModel::StudentT(StudentTNoise::new(d, *nu, scale.clone(), *sigma0, *sigma1)?),
-    })
-}
-
-fn compressor(d: usize, c: &CompressorSpec) -> Result<CompressorKind, ModelError> {
-    Ok(match c {
-        CompressorSpec::Identity => CompressorKind::Identity(Identity),
-        CompressorSpec::Bernoulli { p } => CompressorKind::Bernoulli(BernoulliSparsifier::new(*p)?),
-        CompressorSpec::RandK { k } => CompressorKind::RandK(RandK::new(*k, d)?),
-        CompressorSpec::Qsgd { levels } => {
-            let levels = u32::try_from(*levels).map_err(|_| {
-                ModelError::invalid("optimizer.compressor.levels", *levels, "too large")
-            })?;
-            CompressorKind::Qsgd(Qsgd::new(levels)?)
-        }
-    })
 }
 
 fn schedule(spec: &ScheduleSpec, loss: &LossKind) -> Result<Schedule, ModelError> {
@@ -96,17 +42,20 @@ fn schedule(spec: &ScheduleSpec, loss: &LossKind) -> Result<Schedule, ModelError
 
 /// The optimizer described by the config.
 pub fn optimizer(cfg: &ExperimentConfig) -> Result<Opt, CliError> {
-    let d = cfg.dim();
-    let f = loss(cfg).map_err(model_err)?;
-    let comp = compressor(d, &cfg.optimizer.compressor).map_err(model_err)?;
+    let f = cfg.loss.to_model().map_err(model_err)?;
+    let comp = cfg
+        .optimizer
+        .compressor
+        .to_model(cfg.dim())
+        .map_err(model_err)?;
     let agents = cfg
         .noise
         .per_agent(cfg.agents.n)
         .iter()
         .map(|m| {
             Ok(Agent {
-                noise: noise(d, m)?,
-                compressor: comp.clone(),
+                noise: m.to_model()?,
+                compressor: comp,
             })
         })
         .collect::<Result<Vec<_>, ModelError>>()
@@ -153,39 +102,6 @@ pub fn exact_moments(cfg: &ExperimentConfig, opt: &Opt) -> Option<QuadraticDsgdM
     })
 }
 
-pub fn sde_model(m: config::SdeModel) -> SdeModel {
-    match m {
-        config::SdeModel::FirstOrder => SdeModel::FirstOrder,
-        config::SdeModel::SecondOrder => SdeModel::SecondOrder,
-        config::SdeModel::Stability => SdeModel::Stability,
-    }
-}
-
-fn scheme(s: config::SchemeKind) -> SchemeKind {
-    match s {
-        config::SchemeKind::EulerMaruyama => SchemeKind::EulerMaruyama,
-        config::SchemeKind::Milstein => SchemeKind::Milstein,
-        config::SchemeKind::Weak2 => SchemeKind::Weak2,
-    }
-}
-
-fn increments(i: config::IncrementKind) -> IncrementKind {
-    match i {
-        config::IncrementKind::Gaussian => IncrementKind::Gaussian,
-        config::IncrementKind::TwoPoint => IncrementKind::TwoPoint,
-        config::IncrementKind::ThreePoint => IncrementKind::ThreePoint,
-    }
-}
-
-fn observable(o: config::Observable) -> Observable {
-    match o {
-        config::Observable::Loss => Observable::Loss,
-        config::Observable::X => Observable::X,
-        config::Observable::XSq => Observable::XSq,
-        config::Observable::GradNorm => Observable::GradNorm,
-    }
-}
-
 /// Settings of `sdelab weak-error`.
 pub fn study_settings(cfg: &ExperimentConfig) -> StudySettings {
     StudySettings {
@@ -194,11 +110,11 @@ pub fn study_settings(cfg: &ExperimentConfig) -> StudySettings {
         paths: cfg.run.paths as u64,
         seed: cfg.seed,
         x0: cfg.loss.x0.clone(),
-        models: cfg.sde.models.iter().map(|&m| sde_model(m)).collect(),
-        scheme: scheme(cfg.sde.scheme),
-        increments: increments(cfg.sde.increments),
+        models: cfg.sde.models.clone(),
+        scheme: cfg.sde.scheme,
+        increments: cfg.sde.increments,
         substeps: cfg.sde.substeps,
-        observables: cfg.run.observables.iter().map(|&o| observable(o)).collect(),
+        observables: cfg.run.observables.clone(),
         diverge_above: cfg.run.diverge_above,
         common_random_numbers: cfg.run.common_random_numbers,
         exact_reference: cfg.run.exact_reference,
@@ -228,8 +144,3 @@ pub fn trajectory_settings(cfg: &ExperimentConfig) -> TrajectorySettings {
 
 /// Paths whose values are kept for quantile bands in `sdelab run`.
 pub const QUANTILE_PATHS: u64 = 4000;
-
-/// The loss's own name, for messages.
-pub fn loss_name(opt: &Opt) -> &'static str {
-    opt.loss().name()
-}

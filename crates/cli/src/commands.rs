@@ -66,6 +66,8 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Serialize)]
 struct WeakErrorDocument<'a> {
     sdelab_version: &'static str,
+    /// The config file, as given on the command line.
+    config_path: String,
     config: &'a ExperimentConfig,
     wall_seconds: f64,
     threads: usize,
@@ -102,6 +104,7 @@ pub fn weak_error(
     bar.finish_and_clear();
     let doc = WeakErrorDocument {
         sdelab_version: VERSION,
+        config_path: opts.config_path.display().to_string(),
         config: cfg,
         wall_seconds: start.elapsed().as_secs_f64(),
         threads: globals.threads,
@@ -227,6 +230,8 @@ fn print_weak_error_table(curves: &[WeakErrorCurve], out: &Path, wall: f64) {
 #[derive(Serialize)]
 struct RunDocument<'a> {
     sdelab_version: &'static str,
+    /// The config file, as given on the command line.
+    config_path: String,
     config: &'a ExperimentConfig,
     wall_seconds: f64,
     threads: usize,
@@ -271,6 +276,7 @@ pub fn run(
     )?;
     let doc = RunDocument {
         sdelab_version: VERSION,
+        config_path: opts.config_path.display().to_string(),
         config: cfg,
         wall_seconds: start.elapsed().as_secs_f64(),
         threads: globals.threads,
@@ -520,8 +526,8 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
 /// build knows, with its parameters.
 pub fn list() -> Result<(), CliError> {
     let mut section = "";
-    for (kind, name, params) in crate::config::CATALOG {
-        if *kind != section {
+    for (kind, name, params) in crate::config::catalog() {
+        if kind != section {
             println!("{kind}:");
             section = kind;
         }

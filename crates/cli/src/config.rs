@@ -20,15 +20,28 @@
 //! The complete key reference (type, default, meaning) is `crates/cli/CONFIG.md`; the doc comments
 //! below say the same.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+use compare::study::iterations;
+use models::compress::Compressor;
+use models::loss::Loss;
+use models::noise::GradientNoise;
+use models::{
+    BernoulliSparsifier, CompressorKind, DiagonalQuadratic, GaussianNoise, Identity, LeastSquares,
+    MixedQuadraticQuartic, ModelError, NormalizationInputs, Qsgd, Quadratic, Quartic, RandK,
+    StudentTNoise,
+};
 use serde::Serialize;
 use toml::{Table, Value};
 
 use crate::error::CliError;
+
+// The library enums the configuration uses directly; they serialize to their config names.
+pub use compare::Observable;
+pub use models::SdeModel;
+pub use sde_core::{IncrementKind, SchemeKind};
 
 // ---------------------------------------------------------------------------------------------
 // Names the configuration knows (single source of truth for error messages and `sdelab list`).
@@ -50,14 +63,36 @@ pub const OPTIMIZER_KINDS: &[&str] = &["dsgd", "dcsgd", "dsignsgd"];
 pub const COMPRESSOR_KINDS: &[&str] = &["identity", "bernoulli", "rand_k", "qsgd"];
 /// Values of `schedule.kind`.
 pub const SCHEDULE_KINDS: &[&str] = &["constant", "poly", "normalized", "normalized_sgd"];
-/// Entries of `sde.models`.
-pub const SDE_MODELS: &[&str] = &["first_order", "second_order", "stability"];
-/// Values of `sde.scheme`.
-pub const SCHEMES: &[&str] = &["euler_maruyama", "milstein", "weak2"];
-/// Values of `sde.increments`.
-pub const INCREMENT_KINDS: &[&str] = &["gaussian", "two_point", "three_point"];
-/// Entries of `run.observables`.
-pub const OBSERVABLES: &[&str] = &["loss", "x", "x_sq", "grad_norm"];
+
+/// A library enum that a config key names by value (`sde.models`, `sde.scheme`,
+/// `sde.increments`, `run.observables`): its values and their names, which are also the
+/// serialized form. The library owns both.
+pub trait Named: Copy + PartialEq + 'static {
+    /// Every value, in the order the messages list them.
+    fn all() -> &'static [Self];
+    /// The config name.
+    fn config_name(self) -> &'static str;
+}
+
+macro_rules! named {
+    ($($t:ty),*) => {$(
+        impl Named for $t {
+            fn all() -> &'static [Self] {
+                &<$t>::ALL
+            }
+            fn config_name(self) -> &'static str {
+                self.name()
+            }
+        }
+    )*};
+}
+named!(SdeModel, SchemeKind, IncrementKind, Observable);
+
+/// The config names of every value of `T` (e.g. `names::<SchemeKind>()`: the values of
+/// `sde.scheme`).
+pub fn names<T: Named>() -> Vec<&'static str> {
+    T::all().iter().map(|t| t.config_name()).collect()
+}
 
 const ROOT_KEYS: &[&str] = &[
     "name",
@@ -101,10 +136,6 @@ pub const MAX_SAMPLES: usize = 10_000_000;
 /// Largest number of iterations `floor(horizon/eta)` per learning rate (statistics are kept per
 /// iteration, so this bounds memory as well as time).
 pub const MAX_ITERATIONS: usize = 10_000_000;
-/// Relative tolerance of [`RunSpec::iterations`]: `floor(T/η · (1 + 1e-12))`, so a quotient a
-/// rounding error below an integer counts as that integer (`T = 0.3, η = 0.1` gives 3, not 2).
-/// The same rule as `compare::iterations`.
-pub const ITERATION_TOLERANCE: f64 = 1e-12;
 
 // ---------------------------------------------------------------------------------------------
 // Typed configuration
@@ -343,47 +374,12 @@ pub struct SdeSpec {
     pub increments: IncrementKind,
 }
 
-/// An entry of `sde.models` (MATH.md §5.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SdeModel {
-    /// `first_order`: model (A), the classic first-order SDE (weak order 1).
-    FirstOrder,
-    /// `second_order`: model (B), the classic second-order SDE (weak order 2).
-    SecondOrder,
-    /// `stability`: model (C), the stability-aware first-order SDE of P1v2 (weak order 1).
-    Stability,
-}
-
-/// `sde.scheme`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SchemeKind {
-    /// `euler_maruyama`: weak order 1.
-    EulerMaruyama,
-    /// `milstein`: strong order 1, weak order 1.
-    Milstein,
-    /// `weak2`: a weak-order-2 scheme.
-    Weak2,
-}
-
-/// `sde.increments`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IncrementKind {
-    /// `gaussian`: exact `N(0, Δ)` increments.
-    Gaussian,
-    /// `two_point`: `±√Δ` with probability ½ each (weak order 1 only).
-    TwoPoint,
-    /// `three_point`: `±√(3Δ)` with probability 1/6 each, 0 with probability 2/3 (weak order 2).
-    ThreePoint,
-}
-
 /// `[run]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSpec {
     /// `run.horizon` (number > 0, required): the horizon `T` in SDE time. The discrete run has
-    /// `floor(T/η)` iterations (see [`RunSpec::iterations`]); `T/η` need not be an integer.
+    /// `floor(T/η)` iterations (`compare::study::iterations`, which tolerates a quotient a
+    /// rounding error below an integer); `T/η` need not be an integer.
     pub horizon: f64,
     /// `run.etas` (list of numbers in (0, horizon], required, non-empty, no repeats): base learning
     /// rates. `weak-error` uses all of them (at least 2); `run` uses the first.
@@ -407,20 +403,6 @@ pub struct RunSpec {
     pub quantiles: Vec<f64>,
 }
 
-/// An entry of `run.observables`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Observable {
-    /// `loss`: `f(x)`.
-    Loss,
-    /// `x`: `Σ_j x_j`.
-    X,
-    /// `x_sq`: `Σ_j x_j²`.
-    XSq,
-    /// `grad_norm`: `‖∇f(x)‖₂`.
-    GradNorm,
-}
-
 // ---------------------------------------------------------------------------------------------
 // Names and small helpers on the typed values
 // ---------------------------------------------------------------------------------------------
@@ -436,84 +418,17 @@ impl OptimizerKind {
     }
 }
 
-impl SdeModel {
-    /// The config name (`first_order`, `second_order`, `stability`).
-    pub fn name(self) -> &'static str {
-        match self {
-            SdeModel::FirstOrder => "first_order",
-            SdeModel::SecondOrder => "second_order",
-            SdeModel::Stability => "stability",
-        }
-    }
-
-    /// The weak order the model is expected to show (MATH.md §5.1): 1, 2, 1.
-    pub fn expected_weak_order(self) -> u32 {
-        match self {
-            SdeModel::SecondOrder => 2,
-            SdeModel::FirstOrder | SdeModel::Stability => 1,
-        }
-    }
-}
-
-impl SchemeKind {
-    /// The config name.
-    pub fn name(self) -> &'static str {
-        match self {
-            SchemeKind::EulerMaruyama => "euler_maruyama",
-            SchemeKind::Milstein => "milstein",
-            SchemeKind::Weak2 => "weak2",
-        }
-    }
-}
-
-impl IncrementKind {
-    /// The config name.
-    pub fn name(self) -> &'static str {
-        match self {
-            IncrementKind::Gaussian => "gaussian",
-            IncrementKind::TwoPoint => "two_point",
-            IncrementKind::ThreePoint => "three_point",
-        }
-    }
-}
-
-impl Observable {
-    /// The config name (`loss`, `x`, `x_sq`, `grad_norm`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Observable::Loss => "loss",
-            Observable::X => "x",
-            Observable::XSq => "x_sq",
-            Observable::GradNorm => "grad_norm",
-        }
-    }
-}
-
 impl fmt::Display for OptimizerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
-impl fmt::Display for SdeModel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-impl fmt::Display for SchemeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-impl fmt::Display for IncrementKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-impl fmt::Display for Observable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+
+// ---------------------------------------------------------------------------------------------
+// The `models` objects the typed values describe. Their constructors validate again and name the
+// parameter in their errors; the numbers the configuration derives (the (L0, L1) constants, ω, the
+// effective noise constants, A and B) are computed by them, never re-implemented here.
+// ---------------------------------------------------------------------------------------------
 
 impl LossSpec {
     /// The dimension `d` (the length of `x0`).
@@ -532,49 +447,37 @@ impl LossSpec {
         }
     }
 
-    /// (L0, L1)-smoothness constants `‖∇²f(x)‖₂ ≤ L0 + L1 ‖∇f(x)‖₂` (MATH.md §2), where they
-    /// follow from the parameters alone:
-    ///
-    /// - quadratic: `(max diag, 0)`; quadratic_full: `(‖A‖₂, 0)`;
-    /// - quartic: `(4 max coeffs, 1)` (from `3c x² ≤ 4c + c|x|³`, MATH.md §2);
-    /// - mixed: `(max_j L0_j, 1)` with the tight per-coordinate
-    ///   `L0_j = max_{x ≥ 0} (a + 3c x² − a x − c x³)` (`a = diag_j`, `c = quartic_j`), or
-    ///   `(max diag, 0)` if every quartic coefficient is 0;
-    /// - least_squares: `None` (depends on the generated data).
-    ///
-    /// These are the constants the `models` crate derives for the same losses.
-    pub fn smoothness(&self) -> Option<(f64, f64)> {
-        match &self.kind {
-            LossKind::Quadratic { diag } => Some((max_of(diag), 0.0)),
-            LossKind::QuadraticFull { matrix } => {
-                let eig = symmetric_eigenvalues(matrix);
-                Some((eig.iter().fold(0.0f64, |m, e| m.max(e.abs())), 0.0))
-            }
-            LossKind::Quartic { coeffs } => Some((4.0 * max_of(coeffs), 1.0)),
+    /// The `models` loss (`least_squares` generates its data here: `O(samples · d²)`).
+    pub fn to_model(&self) -> Result<models::LossKind, ModelError> {
+        Ok(match &self.kind {
+            LossKind::Quadratic { diag } => DiagonalQuadratic::new(diag.clone())?.into(),
+            LossKind::QuadraticFull { matrix } => Quadratic::new(matrix.clone())?.into(),
+            LossKind::Quartic { coeffs } => Quartic::new(coeffs.clone())?.into(),
             LossKind::Mixed { diag, quartic } => {
-                let l0 = diag
-                    .iter()
-                    .zip(quartic)
-                    .map(|(&a, &c)| mixed_coordinate_l0(a, c))
-                    .fold(0.0, f64::max);
-                let l1 = if max_of(quartic) > 0.0 { 1.0 } else { 0.0 };
-                Some((l0, l1))
+                MixedQuadraticQuartic::new(diag.clone(), quartic.clone())?.into()
             }
-            LossKind::LeastSquares { .. } => None,
+            LossKind::LeastSquares {
+                samples,
+                seed,
+                noise,
+            } => LeastSquares::synthetic(*samples, self.dim(), *noise, *seed)?.into(),
+        })
+    }
+
+    /// The (L0, L1)-smoothness constants `‖∇²f(x)‖₂ ≤ L0 + L1 ‖∇f(x)‖₂` (MATH.md §2) of the models
+    /// loss ([`Loss::smoothness`]), where they follow from the parameters alone; `None` for
+    /// `least_squares`, whose constants depend on the generated data (the run takes them from the
+    /// loss it builds).
+    pub fn smoothness(&self) -> Result<Option<(f64, f64)>, ModelError> {
+        if let LossKind::LeastSquares { .. } = self.kind {
+            return Ok(None);
         }
+        let s = self.to_model()?.smoothness();
+        Ok(Some((s.l0, s.l1)))
     }
 }
 
 impl NoiseSpec {
-    /// The noise model of agent `i` (0-based). For a shared spec every agent gets the same model.
-    /// `None` if `i` is out of range of a per-agent list.
-    pub fn agent(&self, i: usize) -> Option<&NoiseModel> {
-        match self {
-            NoiseSpec::Shared(m) => Some(m),
-            NoiseSpec::PerAgent { agents } => agents.get(i),
-        }
-    }
-
     /// The noise models of agents `0..n`, expanded (a shared spec is repeated `n` times).
     pub fn per_agent(&self, n: usize) -> Vec<NoiseModel> {
         match self {
@@ -597,15 +500,36 @@ impl NoiseSpec {
 }
 
 impl NoiseModel {
-    /// The config name of the kind.
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            NoiseModel::Gaussian { .. } => "gaussian",
-            NoiseModel::StudentT { .. } => "student_t",
+    /// The `models` noise, in dimension `d = scale.len()` (the parser stores `scale` expanded to
+    /// `d` entries).
+    pub fn to_model(&self) -> Result<models::NoiseModel, ModelError> {
+        let (sigma0, sigma1) = self.sigmas();
+        self.with_sigmas(sigma0, sigma1)
+    }
+
+    /// `(sigma0, sigma1)`.
+    fn sigmas(&self) -> (f64, f64) {
+        match *self {
+            NoiseModel::Gaussian { sigma0, sigma1, .. }
+            | NoiseModel::StudentT { sigma0, sigma1, .. } => (sigma0, sigma1),
         }
     }
 
-    /// Whether the noise has a finite covariance (Gaussian, or Student-t with `nu > 2`).
+    /// The `models` noise with this kind and scale but the given `sigma0`, `sigma1`.
+    fn with_sigmas(&self, sigma0: f64, sigma1: f64) -> Result<models::NoiseModel, ModelError> {
+        Ok(match self {
+            NoiseModel::Gaussian { scale, .. } => {
+                GaussianNoise::new(scale.len(), scale.clone(), sigma0, sigma1)?.into()
+            }
+            NoiseModel::StudentT { nu, scale, .. } => {
+                StudentTNoise::new(scale.len(), *nu, scale.clone(), sigma0, sigma1)?.into()
+            }
+        })
+    }
+
+    /// Whether the noise has a finite covariance: Gaussian, or Student-t with `nu > 2` (the rule
+    /// of `models::NoiseModel::has_finite_variance`, read off the parameters: building a
+    /// Student-t sampler needs more of `nu` than being positive).
     pub fn has_finite_covariance(&self) -> bool {
         match self {
             NoiseModel::Gaussian { .. } => true,
@@ -613,35 +537,28 @@ impl NoiseModel {
         }
     }
 
-    /// Effective affine-variance constants `(σ0², σ1²)` with `‖Σ(x)‖_∞ ≤ σ0² + σ1² ‖∇f‖²`
-    /// (MATH.md §1.2), used for the default `a`, `b` of the normalized schedule:
-    /// `v · max_j scale_j² · (sigma0², sigma1²)` with `v = 1` (Gaussian) or `v = ν/(ν−2)`
-    /// (Student-t, `nu > 2`). With the default `scale = 1` these are `sigma0²`, `sigma1²`. `None`
-    /// when the variance is infinite (Student-t, `nu ≤ 2`).
-    pub fn affine_variance(&self) -> Option<(f64, f64)> {
-        match self {
-            NoiseModel::Gaussian {
-                sigma0,
-                sigma1,
-                scale,
-            } => {
-                let s2 = max_of(scale).powi(2);
-                Some((sigma0 * sigma0 * s2, sigma1 * sigma1 * s2))
-            }
-            NoiseModel::StudentT {
-                nu,
-                scale,
-                sigma0,
-                sigma1,
-            } => {
-                if *nu > 2.0 {
-                    let v = nu / (nu - 2.0) * max_of(scale).powi(2);
-                    Some((v * sigma0 * sigma0, v * sigma1 * sigma1))
-                } else {
-                    None
-                }
-            }
+    /// The effective constants `(σ0, σ1)` of the affine variance bound
+    /// `‖Cov Z(x)‖_∞ ≤ σ0² + σ1² ‖∇f(x)‖²` (MATH.md §1.2), the tightest one; they enter the
+    /// default `a`, `b` of the normalized schedule. `None` when the variance is infinite
+    /// (Student-t, `nu ≤ 2`).
+    ///
+    /// `Var Z_j = κ_j (sigma0² + sigma1² ‖∇f‖²)`, where `κ_j` is the variance of the models noise
+    /// with `sigma0 = 1`, `sigma1 = 0` (`scale_j²`, times `ν/(ν−2)` for Student-t), so
+    /// `σk = sigmak · √(max_j κ_j)`. With Gaussian noise and the default `scale = 1` these are
+    /// `sigma0`, `sigma1`.
+    pub fn variance_bound(&self) -> Result<Option<(f64, f64)>, ModelError> {
+        if !self.has_finite_covariance() {
+            return Ok(None);
         }
+        let unit = self.with_sigmas(1.0, 0.0)?;
+        let d = unit.dim();
+        let mut kappa = vec![0.0; d];
+        if !unit.variance(&vec![0.0; d], &mut kappa) {
+            return Ok(None);
+        }
+        let k = kappa.iter().fold(0.0f64, |m, &v| m.max(v)).sqrt();
+        let (sigma0, sigma1) = self.sigmas();
+        Ok(Some((sigma0 * k, sigma1 * k)))
     }
 }
 
@@ -656,18 +573,27 @@ impl CompressorSpec {
         }
     }
 
-    /// The variance parameter `ω` in `E‖C(v) − v‖² ≤ ω ‖v‖²` for dimension `d`.
-    pub fn omega(&self, d: usize) -> f64 {
-        let d = d as f64;
-        match self {
-            CompressorSpec::Identity => 0.0,
-            CompressorSpec::Bernoulli { p } => 1.0 / p - 1.0,
-            CompressorSpec::RandK { k } => d / (*k as f64) - 1.0,
-            CompressorSpec::Qsgd { levels } => {
-                let s = *levels as f64;
-                (d / (s * s)).min(d.sqrt() / s)
+    /// The `models` compressor for dimension `d`.
+    pub fn to_model(&self, d: usize) -> Result<CompressorKind, ModelError> {
+        Ok(match *self {
+            CompressorSpec::Identity => CompressorKind::Identity(Identity),
+            CompressorSpec::Bernoulli { p } => {
+                CompressorKind::Bernoulli(BernoulliSparsifier::new(p)?)
             }
-        }
+            CompressorSpec::RandK { k } => CompressorKind::RandK(RandK::new(k, d)?),
+            CompressorSpec::Qsgd { levels } => {
+                let levels = u32::try_from(levels).map_err(|_| {
+                    ModelError::invalid("optimizer.compressor.levels", levels, "too large")
+                })?;
+                CompressorKind::Qsgd(Qsgd::new(levels)?)
+            }
+        })
+    }
+
+    /// The variance parameter `ω` in `E‖C(v) − v‖² ≤ ω ‖v‖²` for dimension `d`
+    /// ([`Compressor::omega`] of the models compressor).
+    pub fn omega(&self, d: usize) -> Result<f64, ModelError> {
+        Ok(self.to_model(d)?.omega(d))
     }
 }
 
@@ -681,24 +607,6 @@ impl ScheduleSpec {
             ScheduleSpec::NormalizedSgd { .. } => "normalized_sgd",
         }
     }
-}
-
-impl RunSpec {
-    /// The number of discrete iterations for base learning rate `eta`: `floor(T/η)`, computed as
-    /// `floor(T/η · (1 + ITERATION_TOLERANCE))` so that floating-point `0.3/0.1 =
-    /// 2.9999999999999996` gives 3.
-    pub fn iterations(&self, eta: f64) -> usize {
-        iterations(self.horizon, eta)
-    }
-}
-
-fn iterations(horizon: f64, eta: f64) -> usize {
-    let r = horizon / eta * (1.0 + ITERATION_TOLERANCE);
-    if !r.is_finite() || r <= 0.0 {
-        return 0;
-    }
-    // Saturating float-to-int conversion.
-    r.floor() as usize
 }
 
 impl ExperimentConfig {
@@ -991,10 +899,6 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn has(&self, k: &str) -> bool {
-        self.table.contains_key(k)
-    }
-
     fn opt(&self, k: &str) -> Option<Field<'a>> {
         self.table.get(k).map(|value| Field {
             key: self.key(k),
@@ -1195,31 +1099,37 @@ impl<'a> Field<'a> {
     /// A string that must be one of `options`; `what` names the category in the message.
     fn choice(&self, options: &'static [&'static str], what: &str) -> Res<&'static str> {
         let s = self.string()?;
-        options.iter().find(|o| **o == s).copied().ok_or_else(|| {
-            self.err(format!(
-                "unknown {what} (expected one of {}){}",
-                one_of(options),
-                did_you_mean(s, options)
-            ))
-        })
+        options
+            .iter()
+            .find(|o| **o == s)
+            .copied()
+            .ok_or_else(|| self.unknown(s, options, what))
     }
 
-    /// A list of distinct choices (non-empty unless `allow_empty`).
-    fn choices<T: Copy + PartialEq>(
-        &self,
-        options: &'static [&'static str],
-        what: &str,
-        map: impl Fn(&str) -> T,
-        allow_empty: bool,
-    ) -> Res<Vec<T>> {
-        let items = if allow_empty {
-            self.list()?
-        } else {
-            self.nonempty_list()?
-        };
+    /// A string naming a value of the library enum `T`.
+    fn named<T: Named>(&self, what: &str) -> Res<T> {
+        let s = self.string()?;
+        T::all()
+            .iter()
+            .copied()
+            .find(|t| t.config_name() == s)
+            .ok_or_else(|| self.unknown(s, &names::<T>(), what))
+    }
+
+    fn unknown(&self, s: &str, options: &[&str], what: &str) -> ConfigError {
+        self.err(format!(
+            "unknown {what} (expected one of {}){}",
+            one_of(options),
+            did_you_mean(s, options)
+        ))
+    }
+
+    /// A non-empty list of distinct values of the library enum `T`.
+    fn named_list<T: Named>(&self, what: &str) -> Res<Vec<T>> {
+        let items = self.nonempty_list()?;
         let mut out: Vec<T> = Vec::with_capacity(items.len());
         for f in &items {
-            let t = map(f.choice(options, what)?);
+            let t = f.named(what)?;
             if out.contains(&t) {
                 return Err(f.err("listed twice"));
             }
@@ -1371,8 +1281,7 @@ fn parse_matrix(f: &Field, d: usize) -> Res<Vec<Vec<f64>>> {
             }
         }
     }
-    let eig = symmetric_eigenvalues(&m);
-    let min = eig.iter().copied().fold(f64::INFINITY, f64::min);
+    let min = smallest_eigenvalue(&m);
     if min < -1e-10 * scale {
         return Err(err_msg(
             &f.key,
@@ -1576,7 +1485,7 @@ fn parse_schedule(
             if !(epsilon > 0.0 && epsilon < 1.0) {
                 return Err(f.err("must be in (0, 1)"));
             }
-            let smooth = loss.smoothness();
+            let smooth = loss.smoothness().map_err(|e| model_err("loss", e))?;
             let l0 = match s.opt("l0") {
                 Some(f) => Some(f.non_negative()?),
                 None => match smooth {
@@ -1591,21 +1500,22 @@ fn parse_schedule(
                     None => None,
                 },
             };
-            let (a_default, b_default) = normalized_ab(loss.dim(), noise, &optimizer.compressor, n);
-            let a = match s.opt("a") {
+            let (a, b) = (s.opt("a"), s.opt("b"));
+            // The inputs of the defaults, only if one is needed (`None`: infinite variance).
+            let agents = match (&a, &b) {
+                (Some(_), Some(_)) => None,
+                _ => agent_constants(loss.dim(), noise, &optimizer.compressor, n)?,
+            };
+            let a = match a {
                 Some(f) => f.non_negative()?,
                 None => {
-                    let a =
-                        a_default.ok_or_else(|| infinite_variance_missing("schedule.a", noise))?;
-                    computed_finite("schedule.a", a, "the noise and compressor")?
+                    normalized_default("schedule.a", agents.as_ref(), noise, AgentConstants::a)?
                 }
             };
-            let b = match s.opt("b") {
+            let b = match b {
                 Some(f) => f.non_negative()?,
                 None => {
-                    let b =
-                        b_default.ok_or_else(|| infinite_variance_missing("schedule.b", noise))?;
-                    computed_finite("schedule.b", b, "the noise and compressor")?
+                    normalized_default("schedule.b", agents.as_ref(), noise, AgentConstants::b)?
                 }
             };
             if let (Some(l0), Some(l1)) = (l0, l1) {
@@ -1679,47 +1589,91 @@ fn infinite_variance_missing(key: &str, noise: &NoiseSpec) -> ConfigError {
     )
 }
 
-/// Defaults of `schedule.a` and `schedule.b` (MATH.md §6.2): `A = (ω + d (σ1²ω + σ1²)‾)/N`,
-/// `B = d (σ0² + σ0²ω)‾/N`, with agent averages ‾ and the per-agent effective constants of
-/// [`NoiseModel::affine_variance`]. `None` if some agent's noise has infinite variance.
-pub fn normalized_ab(
+/// A `models` constructor rejected a section the parser accepted: the error at that section.
+fn model_err(key: &str, e: ModelError) -> ConfigError {
+    err_msg(key, format!("{key}: {e}"))
+}
+
+/// The per-agent inputs of `models::NormalizationInputs` (MATH.md §6.2), one entry per agent:
+/// the compressor's `ω` and the effective `(σ0, σ1)` of the agent's noise
+/// ([`NoiseModel::variance_bound`]).
+struct AgentConstants {
+    d: usize,
+    omega: Vec<f64>,
+    sigma0: Vec<f64>,
+    sigma1: Vec<f64>,
+}
+
+impl AgentConstants {
+    /// `A = (ω̄ + d (σ1²ω + σ1²)‾)/N` by [`NormalizationInputs::a`]. `A` does not involve σ0, so
+    /// it is passed as 0: an overflow in it (a huge `sigma0`) does not block this default.
+    fn a(&self) -> Result<f64, ModelError> {
+        let zeros = vec![0.0; self.omega.len()];
+        NormalizationInputs::from_agents(self.d, &self.omega, &zeros, &self.sigma1).map(|i| i.a())
+    }
+
+    /// `B = d (σ0² + σ0²ω)‾/N` by [`NormalizationInputs::b`]; σ1 is passed as 0, as σ0 for `A`.
+    fn b(&self) -> Result<f64, ModelError> {
+        let zeros = vec![0.0; self.omega.len()];
+        NormalizationInputs::from_agents(self.d, &self.omega, &self.sigma0, &zeros).map(|i| i.b())
+    }
+}
+
+/// The [`AgentConstants`] of `n` agents in dimension `d`; `None` if some agent's noise has
+/// infinite variance.
+fn agent_constants(
     d: usize,
     noise: &NoiseSpec,
     compressor: &CompressorSpec,
     n: usize,
-) -> (Option<f64>, Option<f64>) {
-    let omega = compressor.omega(d);
-    // Agent averages: a shared model is its own average (no need to expand it n times).
-    let models: Vec<&NoiseModel> = match noise {
-        NoiseSpec::Shared(m) => vec![m],
-        NoiseSpec::PerAgent { agents } => agents.iter().collect(),
-    };
-    let mut s0 = 0.0;
-    let mut s1 = 0.0;
-    for m in &models {
-        match m.affine_variance() {
-            Some((a, b)) => {
-                s0 += a;
-                s1 += b;
-            }
-            None => return (None, None),
+) -> Res<Option<AgentConstants>> {
+    let omega = compressor
+        .omega(d)
+        .map_err(|e| model_err("optimizer.compressor", e))?;
+    let mut bounds = Vec::new();
+    for (key, m) in noise.models_with_keys() {
+        match m.variance_bound().map_err(|e| model_err(&key, e))? {
+            Some(bound) => bounds.push(bound),
+            None => return Ok(None),
         }
     }
-    let count = models.len().max(1) as f64;
-    let (s0, s1) = (s0 / count, s1 / count);
-    let (d, n) = (d as f64, n as f64);
-    let a = (omega + d * s1 * (1.0 + omega)) / n;
-    let b = d * s0 * (1.0 + omega) / n;
-    (Some(a), Some(b))
+    // A shared model stands for every agent.
+    if let NoiseSpec::Shared(_) = noise {
+        bounds = bounds.repeat(n);
+    }
+    Ok(Some(AgentConstants {
+        d,
+        omega: vec![omega; bounds.len()],
+        sigma0: bounds.iter().map(|b| b.0).collect(),
+        sigma1: bounds.iter().map(|b| b.1).collect(),
+    }))
+}
+
+/// The default of `schedule.a` or `schedule.b` (`key`), computed by `value` from the agents'
+/// constants (`None`: some agent's noise has infinite variance).
+fn normalized_default(
+    key: &str,
+    agents: Option<&AgentConstants>,
+    noise: &NoiseSpec,
+    value: fn(&AgentConstants) -> Result<f64, ModelError>,
+) -> Res<f64> {
+    let agents = agents.ok_or_else(|| infinite_variance_missing(key, noise))?;
+    match value(agents) {
+        Ok(x) => computed_finite(key, x, "the noise and compressor"),
+        // Only non-finite inputs are rejected: the default overflows.
+        Err(e) => Err(err_msg(
+            key,
+            format!(
+                "{key}: not finite when computed from the noise and compressor ({e}); give {key} \
+                 explicitly"
+            ),
+        )),
+    }
 }
 
 fn default_sde() -> SdeSpec {
     SdeSpec {
-        models: vec![
-            SdeModel::FirstOrder,
-            SdeModel::SecondOrder,
-            SdeModel::Stability,
-        ],
+        models: SdeModel::ALL.to_vec(),
         scheme: SchemeKind::EulerMaruyama,
         substeps: DEFAULT_SUBSTEPS,
         increments: IncrementKind::Gaussian,
@@ -1730,24 +1684,16 @@ fn parse_sde(s: &Section) -> Res<SdeSpec> {
     s.check_keys(SDE_KEYS, "")?;
     let mut out = default_sde();
     if let Some(f) = s.opt("models") {
-        out.models = f.choices(SDE_MODELS, "model", sde_model, false)?;
+        out.models = f.named_list("model")?;
     }
     if let Some(f) = s.opt("scheme") {
-        out.scheme = match f.choice(SCHEMES, "scheme")? {
-            "euler_maruyama" => SchemeKind::EulerMaruyama,
-            "milstein" => SchemeKind::Milstein,
-            _ => SchemeKind::Weak2,
-        };
+        out.scheme = f.named("scheme")?;
     }
     if let Some(f) = s.opt("substeps") {
         out.substeps = f.count(1)?;
     }
     if let Some(f) = s.opt("increments") {
-        out.increments = match f.choice(INCREMENT_KINDS, "increment kind")? {
-            "gaussian" => IncrementKind::Gaussian,
-            "two_point" => IncrementKind::TwoPoint,
-            _ => IncrementKind::ThreePoint,
-        };
+        out.increments = f.named("increment kind")?;
         if out.scheme == SchemeKind::Weak2 && out.increments == IncrementKind::TwoPoint {
             return Err(f.err(
                 "sde.scheme = \"weak2\" needs increments matching Gaussian moments up to order 5; \
@@ -1756,23 +1702,6 @@ fn parse_sde(s: &Section) -> Res<SdeSpec> {
         }
     }
     Ok(out)
-}
-
-fn sde_model(name: &str) -> SdeModel {
-    match name {
-        "first_order" => SdeModel::FirstOrder,
-        "second_order" => SdeModel::SecondOrder,
-        _ => SdeModel::Stability,
-    }
-}
-
-fn observable(name: &str) -> Observable {
-    match name {
-        "loss" => Observable::Loss,
-        "x" => Observable::X,
-        "x_sq" => Observable::XSq,
-        _ => Observable::GradNorm,
-    }
 }
 
 /// `run.exact_reference = true` needs a closed form (MATH.md §7): DSGD on a diagonal quadratic with
@@ -1845,13 +1774,8 @@ fn parse_run(s: &Section) -> Res<RunSpec> {
     }
     let paths = s.req("paths")?.count(2)?;
     let observables = match s.opt("observables") {
-        Some(f) => f.choices(OBSERVABLES, "observable", observable, false)?,
-        None => vec![
-            Observable::Loss,
-            Observable::X,
-            Observable::XSq,
-            Observable::GradNorm,
-        ],
+        Some(f) => f.named_list("observable")?,
+        None => Observable::ALL.to_vec(),
     };
     let diverge_above = match s.opt("diverge_above") {
         Some(f) => f.positive()?,
@@ -1894,82 +1818,23 @@ fn parse_run(s: &Section) -> Res<RunSpec> {
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// Small numerics (only what validation needs)
-// ---------------------------------------------------------------------------------------------
-
-/// `max_{x ≥ 0} (a + 3c x² − a x − c x³)` (at least `a`): the `L0` of one coordinate of
-/// `a x²/2 + c x⁴/4` with `L1 = 1` (stationary point `x = 1 + √(1 − a/(3c))`).
-fn mixed_coordinate_l0(a: f64, c: f64) -> f64 {
-    if c == 0.0 || a > 3.0 * c {
-        return a;
-    }
-    let u = 1.0 + (1.0 - a / (3.0 * c)).sqrt();
-    let h = a + 3.0 * c * u * u - a * u - c * u * u * u;
-    h.max(a)
-}
-
-fn max_of(xs: &[f64]) -> f64 {
-    xs.iter().copied().fold(0.0, f64::max)
-}
-
-/// Eigenvalues of a symmetric matrix by cyclic Jacobi rotations (small `d` only; used for the PSD
-/// check and `L0` of `quadratic_full`).
-fn symmetric_eigenvalues(m: &[Vec<f64>]) -> Vec<f64> {
-    let n = m.len();
-    // Work on A / max|a_ij| so that squares cannot overflow; scale back at the end.
+/// The smallest eigenvalue of the symmetric matrix `m`, by `models::loss::symmetric_eigenvalues`
+/// on `m / max|m_ij|` (so that squares cannot overflow), scaled back.
+fn smallest_eigenvalue(m: &[Vec<f64>]) -> f64 {
     let scale = m.iter().flatten().fold(0.0f64, |s, x| s.max(x.abs()));
-    if scale <= 0.0 || !scale.is_finite() {
-        return vec![0.0; n];
+    if scale == 0.0 {
+        return 0.0;
     }
-    let mut a: Vec<Vec<f64>> = m
-        .iter()
-        .map(|row| row.iter().map(|x| x / scale).collect())
-        .collect();
-    for _sweep in 0..100 {
-        let mut off = 0.0;
-        let mut total = 0.0;
-        for (i, row) in a.iter().enumerate() {
-            for (j, x) in row.iter().enumerate() {
-                total += x * x;
-                if i != j {
-                    off += x * x;
-                }
-            }
-        }
-        if off <= 1e-30 * total.max(f64::MIN_POSITIVE) {
-            break;
-        }
-        for p in 0..n {
-            for q in (p + 1)..n {
-                if a[p][q] == 0.0 {
-                    continue;
-                }
-                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for row in a.iter_mut() {
-                    let (akp, akq) = (row[p], row[q]);
-                    row[p] = c * akp - s * akq;
-                    row[q] = s * akp + c * akq;
-                }
-                let (upper, lower) = a.split_at_mut(q);
-                for (apk, aqk) in upper[p].iter_mut().zip(lower[0].iter_mut()) {
-                    let (x, y) = (*apk, *aqk);
-                    *apk = c * x - s * y;
-                    *aqk = s * x + c * y;
-                }
-            }
-        }
-    }
-    (0..n).map(|i| a[i][i] * scale).collect()
+    let scaled: Vec<f64> = m.iter().flatten().map(|x| x / scale).collect();
+    models::loss::symmetric_eigenvalues(m.len(), &scaled)
+        .into_iter()
+        .fold(f64::INFINITY, f64::min)
+        * scale
 }
 
-/// A short description of every kind and its parameters, for `sdelab list` and the docs:
-/// `(section, kind, parameters)`.
-pub const CATALOG: &[(&str, &str, &str)] = &[
+/// A short description of every kind the configuration defines and its parameters:
+/// `(section, kind, parameters)`. The library enums follow in [`catalog`].
+const CATALOG: &[(&str, &str, &str)] = &[
     (
         "loss",
         "quadratic",
@@ -2032,85 +1897,56 @@ pub const CATALOG: &[(&str, &str, &str)] = &[
         "normalized_sgd",
         "c, delta: eta_k = c / max(|grad f|, delta)",
     ),
-    (
-        "sde.models",
-        "first_order",
-        "(A) classic first-order SDE, weak order 1",
-    ),
-    (
-        "sde.models",
-        "second_order",
-        "(B) classic second-order SDE, weak order 2",
-    ),
-    (
-        "sde.models",
-        "stability",
-        "(C) stability-aware first-order SDE (P1v2), weak order 1",
-    ),
-    ("sde.scheme", "euler_maruyama", "weak order 1"),
-    ("sde.scheme", "milstein", "strong order 1, weak order 1"),
-    ("sde.scheme", "weak2", "weak order 2"),
-    ("sde.increments", "gaussian", "N(0, h)"),
-    ("sde.increments", "two_point", "+-sqrt(h), weak order 1"),
-    (
-        "sde.increments",
-        "three_point",
-        "+-sqrt(3h) w.p. 1/6 each, 0 w.p. 2/3, weak order 2",
-    ),
-    ("run.observables", "loss", "f(x)"),
-    ("run.observables", "x", "sum_j x_j"),
-    ("run.observables", "x_sq", "sum_j x_j^2"),
-    ("run.observables", "grad_norm", "|grad f(x)|_2"),
 ];
 
-/// Every key path the configuration accepts (for documentation checks).
-pub fn known_keys() -> BTreeSet<&'static str> {
-    [
-        "name",
-        "seed",
-        "loss.kind",
-        "loss.x0",
-        "loss.diag",
-        "loss.matrix",
-        "loss.coeffs",
-        "loss.quartic",
-        "loss.samples",
-        "loss.seed",
-        "loss.noise",
-        "agents.n",
-        "noise.kind",
-        "noise.sigma0",
-        "noise.sigma1",
-        "noise.scale",
-        "noise.nu",
-        "noise.agents",
-        "optimizer.kind",
-        "optimizer.compressor.kind",
-        "optimizer.compressor.p",
-        "optimizer.compressor.k",
-        "optimizer.compressor.levels",
-        "schedule.kind",
-        "schedule.power",
-        "schedule.c",
-        "schedule.epsilon",
-        "schedule.l0",
-        "schedule.l1",
-        "schedule.a",
-        "schedule.b",
-        "schedule.delta",
-        "sde.models",
-        "sde.scheme",
-        "sde.substeps",
-        "sde.increments",
-        "run.horizon",
-        "run.etas",
-        "run.paths",
-        "run.observables",
-        "run.diverge_above",
-        "run.common_random_numbers",
-        "run.exact_reference",
-        "run.quantiles",
-    ]
-    .into_iter()
-    .collect()
+/// Every kind and its parameters, for `sdelab list`: `(section, kind, parameters)`. The names of
+/// the SDE models, schemes, increments and observables come from the library enums, and each of
+/// their values must be described here (the matches are exhaustive).
+pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
+    fn entries<T: Named>(
+        section: &'static str,
+        describe: fn(T) -> String,
+    ) -> impl Iterator<Item = (&'static str, &'static str, String)> {
+        T::all()
+            .iter()
+            .map(move |&t| (section, t.config_name(), describe(t)))
+    }
+    let mut out: Vec<_> = CATALOG
+        .iter()
+        .map(|&(section, kind, params)| (section, kind, params.to_string()))
+        .collect();
+    out.extend(entries("sde.models", |m: SdeModel| {
+        let what = match m {
+            SdeModel::FirstOrder => "(A) classic first-order SDE",
+            SdeModel::SecondOrder => "(B) classic second-order SDE",
+            SdeModel::Stability => "(C) stability-aware first-order SDE (P1v2)",
+        };
+        format!("{what}, weak order {}", m.weak_order())
+    }));
+    out.extend(entries("sde.scheme", |s: SchemeKind| {
+        match s {
+            SchemeKind::EulerMaruyama => "weak order 1",
+            SchemeKind::Milstein => "strong order 1, weak order 1",
+            SchemeKind::Weak2 => "weak order 2",
+        }
+        .to_string()
+    }));
+    out.extend(entries("sde.increments", |i: IncrementKind| {
+        match i {
+            IncrementKind::Gaussian => "N(0, h)",
+            IncrementKind::TwoPoint => "+-sqrt(h), weak order 1",
+            IncrementKind::ThreePoint => "+-sqrt(3h) w.p. 1/6 each, 0 w.p. 2/3, weak order 2",
+        }
+        .to_string()
+    }));
+    out.extend(entries("run.observables", |o: Observable| {
+        match o {
+            Observable::Loss => "f(x)",
+            Observable::X => "sum_j x_j",
+            Observable::XSq => "sum_j x_j^2",
+            Observable::GradNorm => "|grad f(x)|_2",
+        }
+        .to_string()
+    }));
+    out
 }

@@ -7,8 +7,6 @@
 //!
 //! Success is exit code 0. Command-line syntax errors are reported by clap, also with exit code 2.
 
-use std::fmt;
-
 /// Everything that can make `sdelab` fail. The message is complete and user-facing; `main` prints it
 /// as `error: <message>` on stderr and exits with [`CliError::exit_code`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,16 +26,6 @@ impl CliError {
     /// Exit code for any other failure.
     pub const EXIT_FAILURE: u8 = 1;
 
-    /// A [`CliError::BadInput`] with the given message.
-    pub fn bad_input(message: impl fmt::Display) -> Self {
-        CliError::BadInput(message.to_string())
-    }
-
-    /// A [`CliError::Failure`] with the given message.
-    pub fn failure(message: impl fmt::Display) -> Self {
-        CliError::Failure(message.to_string())
-    }
-
     /// The process exit code: 2 for [`CliError::BadInput`], 1 for [`CliError::Failure`].
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -46,15 +34,11 @@ impl CliError {
         }
     }
 
-    /// The message, without the variant.
+    /// The message, without the variant (for tests; the binary prints the `Display` form).
+    #[cfg(test)]
     pub fn message(&self) -> &str {
         match self {
             CliError::BadInput(m) | CliError::Failure(m) => m,
         }
-    }
-
-    /// Whether this is bad input (exit code 2).
-    pub fn is_bad_input(&self) -> bool {
-        matches!(self, CliError::BadInput(_))
     }
 }

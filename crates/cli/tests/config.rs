@@ -11,8 +11,10 @@ mod error;
 
 use std::path::{Path, PathBuf};
 
+use compare::study::iterations;
 use config::*;
 use error::CliError;
+use models::compress::Compressor;
 
 const BASE: &str = r#"
 name = "t"
@@ -147,7 +149,7 @@ fn the_dsgd_quadratic_example_is_the_math_section_7_setting() {
         .run
         .etas
         .iter()
-        .map(|&e| cfg.run.iterations(e))
+        .map(|&e| iterations(cfg.run.horizon, e))
         .collect();
     assert_eq!(iters, vec![10, 20, 40, 80]);
     assert!(cfg.check_for_weak_error().is_ok());
@@ -342,22 +344,61 @@ fn learning_rates_are_checked() {
     // Integers are numbers; T/eta need not be an integer.
     let c = ok(&base_with("etas = [0.1, 0.05]", "etas = [1, 0.3]"));
     assert_eq!(c.run.etas, vec![1.0, 0.3]);
-    assert_eq!(c.run.iterations(0.3), 3);
-    assert_eq!(c.run.iterations(1.0), 1);
+    assert_eq!(iterations(c.run.horizon, 0.3), 3);
+    assert_eq!(iterations(c.run.horizon, 1.0), 1);
 }
 
 #[test]
 fn iterations_tolerate_rounding() {
-    let mut run = ok(BASE).run;
-    run.horizon = 0.3;
-    assert_eq!(run.iterations(0.1), 3); // 0.3 / 0.1 = 2.9999999999999996
-    run.horizon = 1.0;
-    assert_eq!(run.iterations(0.1), 10);
-    assert_eq!(run.iterations(0.0125), 80);
-    assert_eq!(run.iterations(0.3), 3);
-    assert_eq!(run.iterations(0.7), 1);
-    run.horizon = 10.0;
-    assert_eq!(run.iterations(0.05), 200);
+    // The rule CONFIG.md documents for run.etas, `compare::study::iterations`.
+    assert_eq!(iterations(0.3, 0.1), 3); // 0.3 / 0.1 = 2.9999999999999996
+    assert_eq!(iterations(1.0, 0.1), 10);
+    assert_eq!(iterations(1.0, 0.0125), 80);
+    assert_eq!(iterations(1.0, 0.3), 3);
+    assert_eq!(iterations(1.0, 0.7), 1);
+    assert_eq!(iterations(10.0, 0.05), 200);
+    // The parser applies it: 0.3 / 0.1 is one iteration per 0.1, not "larger than the horizon".
+    let c = ok(&base_with(
+        "horizon = 1.0\netas = [0.1, 0.05]",
+        "horizon = 0.3\netas = [0.1, 0.3]",
+    ));
+    assert_eq!(c.run.etas, vec![0.1, 0.3]);
+    // A quotient that overflows is too many iterations, not too few.
+    err(
+        &base_with("horizon = 1.0", "horizon = 1e308"),
+        "run.etas[0] = 0.1: run.horizon / eta = inf iterations, more than the limit of 10000000",
+    );
+}
+
+#[test]
+fn library_enums_serialize_to_their_config_names() {
+    fn check<T: Named + serde::Serialize>() {
+        for &t in T::all() {
+            assert_eq!(
+                serde_json::to_value(t).expect("json"),
+                t.config_name(),
+                "{}",
+                t.config_name()
+            );
+        }
+    }
+    check::<SdeModel>();
+    check::<SchemeKind>();
+    check::<IncrementKind>();
+    check::<Observable>();
+    assert_eq!(
+        names::<SdeModel>(),
+        ["first_order", "second_order", "stability"]
+    );
+    assert_eq!(
+        names::<SchemeKind>(),
+        ["euler_maruyama", "milstein", "weak2"]
+    );
+    assert_eq!(
+        names::<IncrementKind>(),
+        ["gaussian", "two_point", "three_point"]
+    );
+    assert_eq!(names::<Observable>(), ["loss", "x", "x_sq", "grad_norm"]);
 }
 
 #[test]
@@ -635,7 +676,11 @@ fn losses_are_checked() {
         )
     };
     let c = ok(&full("[[2.0, 1.0], [1.0, 2.0]]"));
-    let (l0, l1) = c.loss.smoothness().expect("smoothness");
+    let (l0, l1) = c
+        .loss
+        .smoothness()
+        .expect("valid loss")
+        .expect("smoothness");
     assert!((l0 - 3.0).abs() < 1e-12 && l1 == 0.0, "{l0} {l1}");
     err(
         &full("[[2.0, 1.0], [0.5, 2.0]]"),
@@ -677,7 +722,7 @@ fn losses_are_checked() {
             noise: 0.0
         }
     );
-    assert_eq!(c.loss.smoothness(), None);
+    assert_eq!(c.loss.smoothness().expect("valid loss"), None);
     err(&ls("samples = 50"), "loss.seed: missing key");
     err(
         &ls("samples = 0\nseed = 1"),
@@ -692,18 +737,22 @@ fn losses_are_checked() {
 #[test]
 fn smoothness_constants() {
     let c = ok(BASE);
-    assert_eq!(c.loss.smoothness(), Some((2.0, 0.0)));
+    assert_eq!(c.loss.smoothness().expect("valid loss"), Some((2.0, 0.0)));
     let q = ok(&base_with(
         "kind = \"quadratic\"\ndiag = [1.0, 2.0]",
         "kind = \"quartic\"\ncoeffs = [1.0, 0.5]",
     ));
-    assert_eq!(q.loss.smoothness(), Some((4.0, 1.0)));
+    assert_eq!(q.loss.smoothness().expect("valid loss"), Some((4.0, 1.0)));
     let m = ok(&base_with(
         "kind = \"quadratic\"\ndiag = [1.0, 2.0]",
         "kind = \"mixed\"\ndiag = [1, 3]\nquartic = [1, 0]",
     ));
     // Coordinate 0 (a = c = 1): max_x>=0 (1 + 3x^2 - x - x^3) at x = 1 + sqrt(2/3); coordinate 1: 3.
-    let (l0, l1) = m.loss.smoothness().expect("smoothness");
+    let (l0, l1) = m
+        .loss
+        .smoothness()
+        .expect("valid loss")
+        .expect("smoothness");
     assert!(
         (l0 - 3.088662107903634).abs() < 1e-12 && l1 == 1.0,
         "{l0} {l1}"
@@ -712,12 +761,12 @@ fn smoothness_constants() {
         "kind = \"quadratic\"\ndiag = [1.0, 2.0]",
         "kind = \"mixed\"\ndiag = [4, 0]\nquartic = [1, 0.5]",
     ));
-    assert_eq!(m.loss.smoothness(), Some((4.0, 1.0))); // max(4 (a > 3c), 4 * 0.5)
+    assert_eq!(m.loss.smoothness().expect("valid loss"), Some((4.0, 1.0))); // max(4 (a > 3c), 4 * 0.5)
     let m = ok(&base_with(
         "kind = \"quadratic\"\ndiag = [1.0, 2.0]",
         "kind = \"mixed\"\ndiag = [4, 2]\nquartic = [0, 0]",
     ));
-    assert_eq!(m.loss.smoothness(), Some((4.0, 0.0)));
+    assert_eq!(m.loss.smoothness().expect("valid loss"), Some((4.0, 0.0)));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -877,8 +926,7 @@ fn per_agent_noise_lists() {
             scale: vec![1.0, 1.0]
         }
     );
-    assert_eq!(c.noise.agent(1), Some(&agents[1]));
-    assert_eq!(c.noise.per_agent(2).len(), 2);
+    assert_eq!(c.noise.per_agent(2), *agents);
     let v = serde_json::to_value(&c).expect("json");
     assert_eq!(v["noise"]["agents"][0]["sigma0"], 0.1);
 
@@ -1016,11 +1064,16 @@ fn compressors_are_checked() {
 
 #[test]
 fn compressor_omega() {
-    assert_eq!(CompressorSpec::Identity.omega(5), 0.0);
-    assert_eq!(CompressorSpec::Bernoulli { p: 0.25 }.omega(5), 3.0);
-    assert_eq!(CompressorSpec::RandK { k: 2 }.omega(10), 4.0);
-    assert_eq!(CompressorSpec::Qsgd { levels: 1 }.omega(4), 2.0); // min(4, 2)
-    assert_eq!(CompressorSpec::Qsgd { levels: 4 }.omega(4), 0.25); // min(1/4, 1/2)
+    // omega is the models compressor's; these check that each spec builds the right one.
+    assert_eq!(CompressorSpec::Identity.omega(5), Ok(0.0));
+    assert_eq!(CompressorSpec::Bernoulli { p: 0.25 }.omega(5), Ok(3.0));
+    assert_eq!(CompressorSpec::RandK { k: 2 }.omega(10), Ok(4.0));
+    assert_eq!(CompressorSpec::Qsgd { levels: 1 }.omega(4), Ok(2.0)); // min(4, 2)
+    assert_eq!(CompressorSpec::Qsgd { levels: 4 }.omega(4), Ok(0.25)); // min(1/4, 1/2)
+    let c = CompressorSpec::RandK { k: 3 }
+        .to_model(6)
+        .expect("rand_k builds");
+    assert_eq!((c.name(), c.omega(6)), ("rand_k", 1.0));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1326,9 +1379,9 @@ fn files_errors_are_bad_input_and_name_the_path() {
     let missing = dir.path().join("nope.toml");
     let e = ExperimentConfig::from_path(&missing).expect_err("missing");
     assert_eq!(e.exit_code(), 2);
-    assert!(e.message().contains("cannot read config file"), "{e}");
-    assert!(e.message().contains("nope.toml"), "{e}");
-    assert!(e.message().contains("os error"), "{e}");
+    assert!(e.to_string().contains("cannot read config file"), "{e}");
+    assert!(e.to_string().contains("nope.toml"), "{e}");
+    assert!(e.to_string().contains("os error"), "{e}");
 
     let e = ExperimentConfig::from_path(dir.path()).expect_err("a directory");
     assert_eq!(e.exit_code(), 2);
@@ -1337,7 +1390,7 @@ fn files_errors_are_bad_input_and_name_the_path() {
     std::fs::write(&binary, b"name = \"t\xff\xfe\"\n").expect("write");
     let e = ExperimentConfig::from_path(&binary).expect_err("not utf-8");
     assert_eq!(e.exit_code(), 2);
-    assert!(e.message().contains("bin.toml: not UTF-8"), "{e}");
+    assert!(e.to_string().contains("bin.toml: not UTF-8"), "{e}");
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, base_with("paths = 1000", "paths = 1")).expect("write");
@@ -1353,32 +1406,79 @@ fn files_errors_are_bad_input_and_name_the_path() {
 
 #[test]
 fn cli_error_exit_codes() {
-    assert_eq!(CliError::bad_input("x").exit_code(), 2);
-    assert_eq!(CliError::failure("x").exit_code(), 1);
-    assert!(CliError::bad_input("x").is_bad_input());
-    assert_eq!(CliError::failure("boom").to_string(), "boom");
+    assert_eq!(CliError::BadInput("x".into()).exit_code(), 2);
+    assert_eq!(CliError::Failure("x".into()).exit_code(), 1);
+    assert_eq!(CliError::Failure("boom".into()).to_string(), "boom");
 }
+
+/// Every key path the configuration accepts.
+const KNOWN_KEYS: &[&str] = &[
+    "name",
+    "seed",
+    "loss.kind",
+    "loss.x0",
+    "loss.diag",
+    "loss.matrix",
+    "loss.coeffs",
+    "loss.quartic",
+    "loss.samples",
+    "loss.seed",
+    "loss.noise",
+    "agents.n",
+    "noise.kind",
+    "noise.sigma0",
+    "noise.sigma1",
+    "noise.scale",
+    "noise.nu",
+    "noise.agents",
+    "optimizer.kind",
+    "optimizer.compressor.kind",
+    "optimizer.compressor.p",
+    "optimizer.compressor.k",
+    "optimizer.compressor.levels",
+    "schedule.kind",
+    "schedule.power",
+    "schedule.c",
+    "schedule.epsilon",
+    "schedule.l0",
+    "schedule.l1",
+    "schedule.a",
+    "schedule.b",
+    "schedule.delta",
+    "sde.models",
+    "sde.scheme",
+    "sde.substeps",
+    "sde.increments",
+    "run.horizon",
+    "run.etas",
+    "run.paths",
+    "run.observables",
+    "run.diverge_above",
+    "run.common_random_numbers",
+    "run.exact_reference",
+    "run.quantiles",
+];
 
 #[test]
 fn config_reference_documents_every_key() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("CONFIG.md"))
         .expect("CONFIG.md");
-    for key in known_keys() {
+    for key in KNOWN_KEYS {
         assert!(
             doc.contains(&format!("`{key}`")),
             "CONFIG.md does not document `{key}`"
         );
     }
     for kinds in [
-        LOSS_KINDS,
-        NOISE_KINDS,
-        OPTIMIZER_KINDS,
-        COMPRESSOR_KINDS,
-        SCHEDULE_KINDS,
-        SDE_MODELS,
-        SCHEMES,
-        INCREMENT_KINDS,
-        OBSERVABLES,
+        LOSS_KINDS.to_vec(),
+        NOISE_KINDS.to_vec(),
+        OPTIMIZER_KINDS.to_vec(),
+        COMPRESSOR_KINDS.to_vec(),
+        SCHEDULE_KINDS.to_vec(),
+        names::<SdeModel>(),
+        names::<SchemeKind>(),
+        names::<IncrementKind>(),
+        names::<Observable>(),
     ] {
         for k in kinds {
             assert!(
@@ -1412,7 +1512,12 @@ fn student_t_sigma0_defaults_to_one_and_sets_the_normalization_constants() {
     let NoiseSpec::Shared(m) = &c.noise else {
         panic!("shared")
     };
-    assert_eq!(m.affine_variance(), Some((0.5, 0.0)));
+    // Var Z_j = nu/(nu-2) scale^2 sigma0^2 = 0.5: sigma0 = sqrt(0.5) effectively.
+    let (s0, s1) = m
+        .variance_bound()
+        .expect("valid noise")
+        .expect("finite variance");
+    assert!((s0 * s0 - 0.5).abs() < 1e-15 && s1 == 0.0, "{s0} {s1}");
     assert!(m.has_finite_covariance());
 }
 

@@ -219,15 +219,15 @@ fn nasty_value(r: u64) -> Value {
 
 fn all_names() -> Vec<&'static str> {
     [
-        LOSS_KINDS,
-        NOISE_KINDS,
-        OPTIMIZER_KINDS,
-        COMPRESSOR_KINDS,
-        SCHEDULE_KINDS,
-        SDE_MODELS,
-        SCHEMES,
-        INCREMENT_KINDS,
-        OBSERVABLES,
+        LOSS_KINDS.to_vec(),
+        NOISE_KINDS.to_vec(),
+        OPTIMIZER_KINDS.to_vec(),
+        COMPRESSOR_KINDS.to_vec(),
+        SCHEDULE_KINDS.to_vec(),
+        names::<SdeModel>(),
+        names::<SchemeKind>(),
+        names::<IncrementKind>(),
+        names::<Observable>(),
     ]
     .concat()
 }
@@ -458,7 +458,7 @@ fn check_invariants(c: &ExperimentConfig) {
     assert!(r.horizon.is_finite() && r.horizon > 0.0);
     assert!(!r.etas.is_empty());
     for &eta in &r.etas {
-        assert!(eta.is_finite() && eta > 0.0 && r.iterations(eta) >= 1);
+        assert!(eta.is_finite() && eta > 0.0 && compare::study::iterations(r.horizon, eta) >= 1);
     }
     assert!(r.paths >= 2);
     assert!(!r.observables.is_empty());
@@ -476,7 +476,7 @@ fn check_error(e: &ConfigError) {
     assert!(!e.message.is_empty());
     let cli: CliError = e.clone().into();
     assert_eq!(cli.exit_code(), 2);
-    assert!(cli.is_bad_input());
+    assert!(matches!(cli, CliError::BadInput(_)));
 }
 
 proptest! {

@@ -75,13 +75,8 @@ pub fn schedule_grad_norm_derivative(schedule: &Schedule, t: f64, eta: f64, grad
                 -e * den_over / den
             }
         }
-        Schedule::NormalizedSgd { c, delta } => {
-            if grad_norm > delta {
-                -c / (grad_norm * grad_norm)
-            } else {
-                0.0
-            }
-        }
+        // η = c / max(n, δ): constant below the floor.
+        Schedule::NormalizedSgd { c, delta } if grad_norm > delta => -c / (grad_norm * grad_norm),
         _ => 0.0,
     }
 }

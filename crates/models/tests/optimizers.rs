@@ -13,6 +13,9 @@
 //! Every statistical check uses a fixed seed and a margin in units of the Monte Carlo standard
 //! error (SE) estimated from the same sample, stated at each assertion.
 
+// Loops over coordinates index several parallel arrays, as the formulas do.
+#![allow(clippy::needless_range_loop)]
+
 use models::compress::{BernoulliSparsifier, CompressorKind, Identity, RandK};
 use models::loss::{DiagonalQuadratic, Loss};
 use models::method::{Agent, Dcsgd, Dsgd, DsignSgd, GradientMethod};
@@ -416,6 +419,93 @@ fn dsignsgd_one_step_mean_and_variance() {
             assert!((a - b).abs() <= 1e-15);
         }
         check_one_step(&method, &g, &mu, &c, 4.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sampling fast paths
+
+fn sign(v: f64) -> f64 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// `method.sample` draws exactly what the plain composition of the public pieces draws:
+/// per agent `Z = noise.sample(g)`, then `C(g + Z)` for DCSGD, averaged, with the same stream —
+/// bit for bit. Guards the fast paths of method.rs (shared Gaussian scales, inlined normals,
+/// branch-free Bernoulli) against drifting from noise.rs and compress.rs.
+#[test]
+fn sample_matches_the_plain_composition_bit_for_bit() {
+    use models::compress::Compressor;
+    use models::noise::GradientNoise;
+    let d = 3;
+    let g = [0.4, -1.1, 0.05];
+    let noises = [
+        gaussian(&[1.0, 0.5, 2.0], 0.3, 0.2),
+        student(3.0, &[0.5, 1.0, 1.0], 0.8, 0.1),
+        gaussian(&[1.0, 0.0, 0.3], 0.1, 0.4),
+    ];
+    let compressors: [CompressorKind; 3] = [
+        BernoulliSparsifier::new(0.3).unwrap().into(),
+        RandK::new(2, d).unwrap().into(),
+        Identity.into(),
+    ];
+    let hetero: Vec<Agent> = noises
+        .iter()
+        .zip(compressors)
+        .map(|(n, c)| agent_c(n.clone(), c))
+        .collect();
+    let homo = vec![agent_c(noises[0].clone(), compressors[0]); 4];
+    let homo_t = vec![agent_c(noises[1].clone(), compressors[1]); 2];
+    for agents in [hetero, homo, homo_t] {
+        let n = agents.len() as f64;
+        let methods: Vec<Box<dyn GradientMethod>> = vec![
+            Box::new(Dsgd::new(agents.clone()).unwrap()),
+            Box::new(Dcsgd::new(agents.clone()).unwrap()),
+            Box::new(DsignSgd::new(agents.clone()).unwrap()),
+        ];
+        for (kind, method) in methods.iter().enumerate() {
+            let mut rng = derive_stream(5, kind as u64);
+            let mut reference = derive_stream(5, kind as u64);
+            let mut scratch = vec![0.0; method.scratch_len()];
+            let (mut u, mut r, mut z, mut c) = (vec![0.0; d], vec![0.0; d], [0.0; 3], [0.0; 3]);
+            for _ in 0..500 {
+                method.sample(&g, &mut rng, &mut u, &mut scratch);
+                r.fill(0.0);
+                for a in &agents {
+                    a.noise.sample(&g, &mut reference, &mut z);
+                    for j in 0..d {
+                        match kind {
+                            0 => r[j] += z[j],
+                            1 => z[j] += g[j],
+                            _ => r[j] += sign(g[j] + z[j]),
+                        }
+                    }
+                    if kind == 1 {
+                        a.compressor.compress(&z, &mut reference, &mut c);
+                        (0..d).for_each(|j| r[j] += c[j]);
+                    }
+                }
+                for j in 0..d {
+                    r[j] = if kind == 0 {
+                        g[j] + r[j] * (1.0 / n)
+                    } else {
+                        r[j] * (1.0 / n)
+                    };
+                    assert_eq!(
+                        u[j].to_bits(),
+                        r[j].to_bits(),
+                        "{}: {u:?} vs {r:?}",
+                        method.name()
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -10,6 +10,9 @@
 //! * DSignSGD (A) against the Student-t formula of MATH.md §5.4.
 //! * Noise shapes and which schemes accept them.
 
+// Loops over coordinates index several parallel arrays, as the formulas do.
+#![allow(clippy::needless_range_loop)]
+
 use models::compress::{BernoulliSparsifier, CompressorKind, Identity, RandK};
 use models::loss::{DiagonalQuadratic, Loss, MixedQuadraticQuartic};
 use models::method::{Agent, Dcsgd, Dsgd, DsignSgd, GradientMethod};
@@ -160,14 +163,13 @@ fn parabola_errors(model: SdeModel, eta: f64) -> (f64, f64) {
     let (a_noisy, c, sd) = extracted(model, eta, &[1.0, 1.0, 7f64.sqrt(), 7f64.sqrt()]);
     assert_eq!(a, a_noisy);
     // Discrete recursion: x ← (1 − ηλ) x, E x² ← (1 − ηλ)² E x² + η² σ².
-    let (lambda, q) = (1.0, 1.0 - eta);
+    let q = 1.0 - eta; // 1 − ηλ with λ = 1
     let (mut m, mut m2) = (x0, x0 * x0);
     for _ in 0..k {
         m *= q;
         m2 = q * q * m2 + eta * eta * sd * sd;
     }
     assert!(rel_close(m, q.powi(k as i32) * x0, 1e-13));
-    let _ = lambda;
     // OU closed forms of dX = −aX dt + √η c dW.
     let e = (-a * t_end).exp();
     let mean_sde = e * x0;

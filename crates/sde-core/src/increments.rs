@@ -34,7 +34,17 @@ impl Increments for Gaussian {
     #[inline]
     fn draw(&self, rng: &mut PathRng, h: f64, dw: &mut [f64]) {
         let s = h.sqrt();
-        for w in dw.iter_mut() {
+        // Two normals per iteration (drawn in index order, so the same numbers as one at a
+        // time): the loop state is spilled around the ziggurat's rare exp/log calls, and
+        // unrolling halves that traffic (about 2% of an EM step for d = 10).
+        let mut pairs = dw.chunks_exact_mut(2);
+        for pair in &mut pairs {
+            let z0: f64 = rng.sample(StandardNormal);
+            let z1: f64 = rng.sample(StandardNormal);
+            pair[0] = s * z0;
+            pair[1] = s * z1;
+        }
+        for w in pairs.into_remainder() {
             let z: f64 = rng.sample(StandardNormal);
             *w = s * z;
         }
@@ -151,6 +161,23 @@ pub enum IncrementKind {
     ThreePoint,
 }
 
+impl IncrementKind {
+    pub const ALL: [IncrementKind; 3] = [
+        IncrementKind::Gaussian,
+        IncrementKind::TwoPoint,
+        IncrementKind::ThreePoint,
+    ];
+
+    /// The name used in configuration files and results (the serialized form).
+    pub fn name(&self) -> &'static str {
+        match self {
+            IncrementKind::Gaussian => "gaussian",
+            IncrementKind::TwoPoint => "two_point",
+            IncrementKind::ThreePoint => "three_point",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +215,23 @@ mod tests {
         assert!(m[0].abs() < 6.5e-3);
         assert_eq!(m[1], 1.0);
         assert!(m[2].abs() < 6.5e-3);
+    }
+
+    #[test]
+    fn gaussian_draws_normals_in_index_order() {
+        // The unrolled loop must give the numbers of one `StandardNormal` per component.
+        for m in [1, 2, 5, 10] {
+            let mut rng = derive_stream(4, 2);
+            let mut reference = derive_stream(4, 2);
+            let mut dw = vec![0.0; m];
+            for _ in 0..50 {
+                Gaussian.draw(&mut rng, 0.25, &mut dw);
+                for w in &dw {
+                    let z: f64 = reference.sample(StandardNormal);
+                    assert_eq!(w.to_bits(), (0.5 * z).to_bits());
+                }
+            }
+        }
     }
 
     #[test]

@@ -57,6 +57,13 @@ pub trait Sde: Sync {
     fn has_diffusion_derivative(&self) -> bool {
         false
     }
+    /// Whether [`Sde::diffusion_mul`] is the default, [`Sde::diffusion`] followed by
+    /// [`NoiseShape::apply`]. A scheme may then call `diffusion` and fuse the product `b · dw`
+    /// into its own update loop (the same numbers, one pass over the state less). `false` by
+    /// default; an implementation that overrides `diffusion_mul` must leave it `false`.
+    fn diffusion_mul_is_default(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Sde + ?Sized> Sde for &S {
@@ -102,6 +109,10 @@ impl<S: Sde + ?Sized> Sde for &S {
     }
     fn has_diffusion_derivative(&self) -> bool {
         (**self).has_diffusion_derivative()
+    }
+    #[inline]
+    fn diffusion_mul_is_default(&self) -> bool {
+        (**self).diffusion_mul_is_default()
     }
 }
 
@@ -237,5 +248,10 @@ where
     }
     fn has_diffusion_derivative(&self) -> bool {
         D::SUPPLIED
+    }
+    /// `SdeFn` never overrides [`Sde::diffusion_mul`].
+    #[inline]
+    fn diffusion_mul_is_default(&self) -> bool {
+        true
     }
 }

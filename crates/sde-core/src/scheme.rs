@@ -49,6 +49,23 @@ pub enum SchemeKind {
     Weak2,
 }
 
+impl SchemeKind {
+    pub const ALL: [SchemeKind; 3] = [
+        SchemeKind::EulerMaruyama,
+        SchemeKind::Milstein,
+        SchemeKind::Weak2,
+    ];
+
+    /// The name used in configuration files and results (the serialized form).
+    pub fn name(&self) -> &'static str {
+        match self {
+            SchemeKind::EulerMaruyama => "euler_maruyama",
+            SchemeKind::Milstein => "milstein",
+            SchemeKind::Weak2 => "weak2",
+        }
+    }
+}
+
 pub(crate) fn unsupported(
     scheme: &'static str,
     noise: NoiseShape,

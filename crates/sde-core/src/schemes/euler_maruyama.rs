@@ -2,6 +2,7 @@
 //! Strong order 1/2, weak order 1, every noise shape.
 
 use crate::error::SdeError;
+use crate::noise::NoiseShape;
 use crate::problem::Sde;
 use crate::rng::PathRng;
 use crate::scheme::Scheme;
@@ -53,10 +54,125 @@ impl Scheme for EulerMaruyama {
         _rng: &mut PathRng,
         ws: &mut EmWorkspace,
     ) {
-        sde.drift(t, x, &mut ws.a, &mut ws.scratch);
-        sde.diffusion_mul(t, x, dw, &mut ws.bdw, &mut ws.b, &mut ws.scratch);
-        for ((xi, ai), gi) in x.iter_mut().zip(&ws.a).zip(&ws.bdw) {
-            *xi += ai * h + gi;
+        if sde.diffusion_mul_is_default() {
+            match sde.noise() {
+                NoiseShape::Diagonal => return step_fused::<S, true>(sde, t, h, x, dw, ws),
+                NoiseShape::Scalar => return step_fused::<S, false>(sde, t, h, x, dw, ws),
+                _ => {}
+            }
+        }
+        step_mul(sde, t, h, x, dw, ws);
+    }
+}
+
+/// Scalar (`DIAG = false`) or diagonal noise with the default [`Sde::diffusion_mul`]: the product
+/// `b_i · dw_i` (diagonal) or `b_i · dw_0` (scalar) that `diffusion_mul` would compute is fused
+/// into the update, the same numbers without a pass through `bdw`.
+#[inline(always)]
+fn step_fused<S: Sde + ?Sized, const DIAG: bool>(
+    sde: &S,
+    t: f64,
+    h: f64,
+    x: &mut [f64],
+    dw: &[f64],
+    ws: &mut EmWorkspace,
+) {
+    sde.drift(t, x, &mut ws.a, &mut ws.scratch);
+    sde.diffusion(t, x, &mut ws.b, &mut ws.scratch);
+    let (a, b) = (&ws.a, &ws.b);
+    if DIAG {
+        for (((xi, ai), bi), wi) in x.iter_mut().zip(a).zip(b).zip(dw) {
+            *xi += ai * h + bi * wi;
+        }
+    } else {
+        let w = dw[0];
+        for ((xi, ai), bi) in x.iter_mut().zip(a).zip(b) {
+            *xi += ai * h + bi * w;
+        }
+    }
+}
+
+/// Any noise through [`Sde::diffusion_mul`].
+#[inline]
+fn step_mul<S: Sde + ?Sized>(
+    sde: &S,
+    t: f64,
+    h: f64,
+    x: &mut [f64],
+    dw: &[f64],
+    ws: &mut EmWorkspace,
+) {
+    sde.drift(t, x, &mut ws.a, &mut ws.scratch);
+    sde.diffusion_mul(t, x, dw, &mut ws.bdw, &mut ws.b, &mut ws.scratch);
+    for ((xi, ai), gi) in x.iter_mut().zip(&ws.a).zip(&ws.bdw) {
+        *xi += ai * h + gi;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::SdeFn;
+    use crate::rng::derive_stream;
+    use crate::{Gaussian, Increments};
+
+    /// Forwards to an inner problem but keeps the trait's default
+    /// `diffusion_mul_is_default() == false`, so Euler–Maruyama takes the `diffusion_mul` path.
+    struct Unfused<S>(S);
+
+    impl<S: Sde> Sde for Unfused<S> {
+        fn dim(&self) -> usize {
+            self.0.dim()
+        }
+        fn noise(&self) -> NoiseShape {
+            self.0.noise()
+        }
+        fn drift(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+            self.0.drift(t, x, out, scratch)
+        }
+        fn diffusion(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+            self.0.diffusion(t, x, out, scratch)
+        }
+    }
+
+    fn run<S: Sde>(sde: &S, x0: &[f64], steps: usize) -> Vec<f64> {
+        let mut ws = EulerMaruyama.workspace(sde);
+        let mut rng = derive_stream(9, 4);
+        let mut dw = vec![0.0; sde.noise().noise_dim(sde.dim())];
+        let mut x = x0.to_vec();
+        let h = 0.013;
+        for i in 0..steps {
+            Gaussian.draw(&mut rng, h, &mut dw);
+            EulerMaruyama.step(sde, i as f64 * h, h, &mut x, &dw, &mut rng, &mut ws);
+        }
+        x
+    }
+
+    #[test]
+    fn fused_update_gives_the_same_bits_as_diffusion_mul() {
+        for noise in [NoiseShape::Diagonal, NoiseShape::Scalar] {
+            let sde = SdeFn::new(
+                3,
+                noise,
+                |t, x: &[f64], a: &mut [f64]| {
+                    for (ai, xi) in a.iter_mut().zip(x) {
+                        *ai = -xi * xi * xi + t.sin();
+                    }
+                },
+                |t, x: &[f64], b: &mut [f64]| {
+                    for (bi, xi) in b.iter_mut().zip(x) {
+                        *bi = 0.3 + 0.1 * xi.cos() + t;
+                    }
+                },
+            )
+            .unwrap();
+            assert!(sde.diffusion_mul_is_default());
+            assert!(!Unfused(&sde).diffusion_mul_is_default());
+            let x0 = [0.7, -1.1, 0.2];
+            let fused = run(&sde, &x0, 500);
+            let unfused = run(&Unfused(&sde), &x0, 500);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fused), bits(&unfused), "{noise}");
         }
     }
 }
