@@ -193,12 +193,18 @@ fn check(name: &str, sdelab: &[Summary], fused: &[Welford], expected: f64) {
     );
 }
 
-fn group_settings<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+/// Ten samples of one iteration each (an iteration is a whole ensemble, 0.2–1 s), so that
+/// `measurement_seconds` must cover about ten runs of the slowest (1-thread) benchmark.
+fn group_settings<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    measurement_seconds: u64,
+) -> BenchmarkGroup<'a, WallTime> {
     let mut g = c.benchmark_group(name);
     g.sample_size(10)
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
+        .measurement_time(Duration::from_secs(measurement_seconds));
     g
 }
 
@@ -257,7 +263,7 @@ fn w1_ou(c: &mut Criterion) {
         })
     };
 
-    let mut g = group_settings(c, "W1_ou");
+    let mut g = group_settings(c, "W1_ou", 5);
     for (pool, &k) in pools.iter().zip(&THREADS) {
         g.bench_function(BenchmarkId::new("sdelab", k), |b| {
             check_once();
@@ -309,7 +315,7 @@ fn w2_quartic(c: &mut Criterion) {
         })
     };
 
-    let mut g = group_settings(c, "W2_quartic");
+    let mut g = group_settings(c, "W2_quartic", 5);
     for (pool, &k) in pools.iter().zip(&THREADS) {
         g.bench_function(BenchmarkId::new("sdelab", k), |b| {
             check_once();
@@ -370,7 +376,7 @@ fn w3_gbm(c: &mut Criterion) {
         })
     };
 
-    let mut g = group_settings(c, "W3_gbm");
+    let mut g = group_settings(c, "W3_gbm", 11);
     for (pool, &k) in pools.iter().zip(&THREADS) {
         g.bench_function(BenchmarkId::new("sdelab", k), |b| {
             check_once();

@@ -17,7 +17,7 @@
 //! configuration as parsed, so a result document can embed it and the TOML form parses back to the
 //! same value.
 //!
-//! The complete key reference (type, default, meaning) is `crates/cli/CONFIG.md`; the doc comments
+//! The complete key reference (type, default, meaning) is the "Config reference" section of the workspace README; the doc comments
 //! below say the same.
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! `sdelab`: weak-error studies of SDE models of distributed stochastic optimizers, and the
 //! paper's Figure 1 analogue. The user-facing contract is `docs/CLI.md`; the config reference is
-//! `crates/cli/CONFIG.md`.
+//! the "Config reference" section of the workspace README.
 //!
 //! Exit codes: 0 success, 2 bad input (the message names the key and the value), 1 any other
 //! failure.
@@ -81,7 +81,7 @@ struct Figure1Args {
 
 #[derive(Debug, Args)]
 struct ExperimentArgs {
-    /// Experiment config (TOML; see crates/cli/CONFIG.md)
+    /// Experiment config (TOML; see the Config reference in README.md)
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
 

@@ -30,6 +30,7 @@ impl PathSettings {
     /// Records the observables of `x` at save point `s` into `out` (offset `off` within the
     /// save point's block of `stride` values); `false` if the path is diverged there.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn record<L: Loss>(
         &self,
         loss: &L,

@@ -28,6 +28,6 @@ pub fn dispatch<V: SolverVisitor>(
     match scheme {
         SchemeKind::EulerMaruyama => inc(EulerMaruyama, increments, v),
         SchemeKind::Milstein => inc(Milstein::default(), increments, v),
-        SchemeKind::Weak2 => inc(PlatenWeak2::default(), increments, v),
+        SchemeKind::Weak2 => inc(PlatenWeak2, increments, v),
     }
 }

@@ -45,7 +45,7 @@ fn settings(etas: &[f64], paths: u64, crn: bool) -> StudySettings {
     }
 }
 
-fn curve<'a>(c: &'a [WeakErrorCurve], model: SdeModel, obs: Observable) -> &'a WeakErrorCurve {
+fn curve(c: &[WeakErrorCurve], model: SdeModel, obs: Observable) -> &WeakErrorCurve {
     c.iter()
         .find(|c| c.model == model.name() && c.observable == obs.name())
         .unwrap()
@@ -73,13 +73,28 @@ fn coupled_study_recovers_orders_one_two_one() {
             // learning rates (pre-asymptotic terms included); that slope must be within 0.1 of
             // the theoretical order, and inside the fitted interval.
             let target = c.exact_order.expect("closed form");
-            assert!((target - model.weak_order()).abs() < 0.1, "{model:?} {obs:?}: exact slope {target}");
-            assert!(lo <= target && target <= hi, "{model:?} {obs:?}: order {:?} [{lo}, {hi}], exact slope {target}", c.order);
-            assert!(hi - lo < 0.7, "{model:?} {obs:?}: interval too wide [{lo}, {hi}]");
+            assert!(
+                (target - model.weak_order()).abs() < 0.1,
+                "{model:?} {obs:?}: exact slope {target}"
+            );
+            assert!(
+                lo <= target && target <= hi,
+                "{model:?} {obs:?}: order {:?} [{lo}, {hi}], exact slope {target}",
+                c.order
+            );
+            assert!(
+                hi - lo < 0.7,
+                "{model:?} {obs:?}: interval too wide [{lo}, {hi}]"
+            );
             for p in &c.points {
                 let e = p.exact.as_ref().unwrap().weak_error;
                 let slack = p.ci95 + 0.03 * p.eta * p.eta;
-                assert!((p.weak_error - e).abs() <= slack, "{model:?} {obs:?} eta {}: {} vs exact {e} (±{slack})", p.eta, p.weak_error);
+                assert!(
+                    (p.weak_error - e).abs() <= slack,
+                    "{model:?} {obs:?} eta {}: {} vs exact {e} (±{slack})",
+                    p.eta,
+                    p.weak_error
+                );
             }
             assert_eq!(c.points[0].reference, "coupled");
         }
@@ -94,12 +109,22 @@ fn coupled_study_recovers_orders_one_two_one() {
 fn common_random_numbers_shrink_the_interval() {
     let opt = parabola(1.0, 1.0);
     let on = weak_error_study(&opt, &settings(&[0.1, 0.05], 20_000, true), None, &|_| {}).unwrap();
-    let off = weak_error_study(&opt, &settings(&[0.1, 0.05], 20_000, false), None, &|_| {}).unwrap();
+    let off =
+        weak_error_study(&opt, &settings(&[0.1, 0.05], 20_000, false), None, &|_| {}).unwrap();
     for model in SdeModel::ALL {
-        let (a, b) = (curve(&on, model, Observable::X), curve(&off, model, Observable::X));
+        let (a, b) = (
+            curve(&on, model, Observable::X),
+            curve(&off, model, Observable::X),
+        );
         assert_eq!(b.points[0].reference, "independent");
         for (pa, pb) in a.points.iter().zip(&b.points) {
-            assert!(pa.ci95 * 5.0 < pb.ci95, "{model:?} eta {}: coupled ±{} vs independent ±{}", pa.eta, pa.ci95, pb.ci95);
+            assert!(
+                pa.ci95 * 5.0 < pb.ci95,
+                "{model:?} eta {}: coupled ±{} vs independent ±{}",
+                pa.eta,
+                pa.ci95,
+                pb.ci95
+            );
         }
     }
 }
@@ -123,11 +148,20 @@ fn exact_reference_replaces_the_sde_side() {
             let ex = p.exact.as_ref().unwrap();
             assert_eq!(p.sde.final_mean, ex.sde_final);
             let se = p.discrete.final_ci95 / sde_core::stats::Z95;
-            assert!((p.discrete.final_mean - ex.discrete_final).abs() < 4.0 * se + 1e-12, "{} {}: {} vs {}", c.model, c.observable, p.discrete.final_mean, ex.discrete_final);
+            assert!(
+                (p.discrete.final_mean - ex.discrete_final).abs() < 4.0 * se + 1e-12,
+                "{} {}: {} vs {}",
+                c.model,
+                c.observable,
+                p.discrete.final_mean,
+                ex.discrete_final
+            );
         }
     }
     // Without a closed form the request is refused with the key named.
-    let err = weak_error_study(&opt, &s, None, &|_| {}).unwrap_err().to_string();
+    let err = weak_error_study(&opt, &s, None, &|_| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("run.exact_reference"), "{err}");
 }
 
@@ -148,7 +182,10 @@ fn study_is_thread_count_independent() {
         for (pa, pb) in ca.points.iter().zip(&cb.points) {
             assert_eq!(pa.weak_error.to_bits(), pb.weak_error.to_bits());
             assert_eq!(pa.ci95.to_bits(), pb.ci95.to_bits());
-            assert_eq!(pa.discrete.final_mean.to_bits(), pb.discrete.final_mean.to_bits());
+            assert_eq!(
+                pa.discrete.final_mean.to_bits(),
+                pb.discrete.final_mean.to_bits()
+            );
         }
     }
 }
@@ -157,7 +194,8 @@ fn study_is_thread_count_independent() {
 #[test]
 fn bad_settings_name_the_key() {
     let opt = parabola(1.0, 1.0);
-    let cases: Vec<(Box<dyn Fn(&mut StudySettings)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut StudySettings)>;
+    let cases: Vec<(Mutation, &str)> = vec![
         (Box::new(|s| s.etas = vec![]), "run.etas"),
         (Box::new(|s| s.etas = vec![0.1, -0.1]), "run.etas[1]"),
         (Box::new(|s| s.etas = vec![2.0]), "run.etas[0]"),
@@ -169,7 +207,9 @@ fn bad_settings_name_the_key() {
     for (mutate, key) in cases {
         let mut s = settings(&[0.1, 0.05], 10, true);
         mutate(&mut s);
-        let err = weak_error_study(&opt, &s, None, &|_| {}).unwrap_err().to_string();
+        let err = weak_error_study(&opt, &s, None, &|_| {})
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(key), "{key}: {err}");
     }
     // Milstein cannot integrate the state-dependent (non-commutative) diffusion of a model
@@ -188,6 +228,8 @@ fn bad_settings_name_the_key() {
     let mut s = settings(&[0.1, 0.05], 10, true);
     s.x0 = vec![1.0, 1.0];
     s.scheme = SchemeKind::Milstein;
-    let err = weak_error_study(&opt2, &s, None, &|_| {}).unwrap_err().to_string();
+    let err = weak_error_study(&opt2, &s, None, &|_| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("milstein"), "{err}");
 }

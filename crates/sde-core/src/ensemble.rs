@@ -24,6 +24,9 @@ use serde::Serialize;
 /// Paths per chunk: the unit of work and of deterministic merging.
 pub const CHUNK: usize = 64;
 
+/// Memory the chunk results of one batch may take before they are merged.
+const BATCH_BYTES: usize = 16 << 20;
+
 /// Something that simulates one path from its own random stream and reports observables at a
 /// fixed number of save points. Implemented by [`SdePaths`] for SDEs; the comparison crate
 /// implements it for discrete optimizers and for coupled (discrete, SDE) pairs.
@@ -66,6 +69,11 @@ impl EnsembleStats {
             stats: vec![Welford::default(); n_save * n_obs],
             diverged: vec![0; n_save],
         }
+    }
+
+    /// Heap size of the statistics of `n_save` save points × `n_obs` observables.
+    fn bytes(n_save: usize, n_obs: usize) -> usize {
+        n_save * (n_obs * std::mem::size_of::<Welford>() + std::mem::size_of::<u64>())
     }
 
     fn merge(&mut self, other: &EnsembleStats) {
@@ -212,7 +220,7 @@ impl Ensemble {
     ) -> EnsembleStats {
         let (n_save, n_obs) = (sim.n_save(), sim.n_observables());
         let mut total = EnsembleStats::new(n_save, n_obs);
-        self.for_batches(progress, |chunks| {
+        self.for_batches(progress, EnsembleStats::bytes(n_save, n_obs), |chunks| {
             let parts: Vec<EnsembleStats> = chunks
                 .into_par_iter()
                 .map(|c| {
@@ -248,7 +256,8 @@ impl Ensemble {
             values: Vec::with_capacity(self.paths as usize * n_save * n_obs),
             valid: Vec::with_capacity(self.paths as usize),
         };
-        self.for_batches(progress, |chunks| {
+        let bytes = EnsembleStats::bytes(n_save, n_obs) + CHUNK * (n_save * n_obs * 8 + 4);
+        self.for_batches(progress, bytes, |chunks| {
             let parts: Vec<(EnsembleStats, Vec<f64>, Vec<u32>)> = chunks
                 .into_par_iter()
                 .map(|c| {
@@ -276,13 +285,20 @@ impl Ensemble {
         (total, values)
     }
 
-    /// Calls `f` with consecutive ranges of chunk indices, a few chunks per thread at a time.
+    /// Calls `f` with consecutive ranges of chunk indices, one batch of chunks at a time. A
+    /// batch ends in a barrier (its results are merged, then `progress` is called) at which
+    /// threads that finished early wait for the last chunk, so batches are as large as the
+    /// memory of their results allows (`bytes_per_chunk` each, at most [`BATCH_BYTES`] per
+    /// batch): between 4 and 64 chunks per thread.
     fn for_batches(
         &self,
         progress: &(dyn Fn(u64) + Sync),
+        bytes_per_chunk: usize,
         mut f: impl FnMut(std::ops::Range<u64>),
     ) {
-        let batch = (4 * rayon::current_num_threads()).max(4) as u64;
+        let threads = rayon::current_num_threads().max(1);
+        let by_memory = BATCH_BYTES / bytes_per_chunk.max(1);
+        let batch = by_memory.clamp(4 * threads, 64 * threads) as u64;
         let n = self.n_chunks();
         let mut c = 0;
         while c < n {

@@ -1,0 +1,170 @@
+//! The built `sdelab` binary run end to end on small problems: the files it promises exist and
+//! hold what they should, `--json` prints the result document and nothing else.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn sdelab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sdelab"))
+        .args(args)
+        .output()
+        .expect("run the sdelab binary")
+}
+
+const CONFIG: &str = r#"
+name = "e2e"
+seed = 5
+[loss]
+kind = "quadratic"
+diag = [1.0, 2.0]
+x0 = [1.0, -1.0]
+[agents]
+n = 2
+[noise]
+kind = "gaussian"
+sigma0 = 0.5
+[optimizer]
+kind = "dsgd"
+[sde]
+models = ["first_order", "second_order"]
+scheme = "weak2"
+substeps = 2
+[run]
+horizon = 1.0
+etas = [0.2, 0.1, 0.05]
+paths = 2000
+observables = ["loss", "x"]
+"#;
+
+fn write_config(dir: &Path) -> String {
+    let path = dir.join("e2e.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn weak_error_writes_the_documented_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let out = dir.path().join("out");
+    let o = sdelab(&[
+        "--quiet",
+        "weak-error",
+        "--config",
+        &cfg,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for f in [
+        "result.json",
+        "weak_error.csv",
+        "orders.csv",
+        "config.toml",
+        "weak_error_loss.png",
+        "weak_error_loss.svg",
+        "weak_error_x.png",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let doc = json(&out.join("result.json"));
+    assert_eq!(doc["sdelab_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["config"]["run"]["paths"], 2000);
+    let curves = doc["weak_error"].as_array().unwrap();
+    assert_eq!(curves.len(), 4, "2 models × 2 observables");
+    for c in curves {
+        let points = c["points"].as_array().unwrap();
+        assert_eq!(points.len(), 3);
+        for p in points {
+            assert!(p["weak_error"].as_f64().unwrap() >= 0.0);
+            assert!(p["ci95"].as_f64().unwrap() >= 0.0);
+            assert_eq!(p["reference"], "coupled");
+        }
+        assert!(c["order"].as_f64().is_some());
+        assert_eq!(c["order_ci95"].as_array().unwrap().len(), 2);
+    }
+    // No temporary file is left behind by the atomic writes.
+    for e in std::fs::read_dir(&out).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            !name.starts_with('.') && !name.contains("tmp"),
+            "leftover {name}"
+        );
+    }
+}
+
+#[test]
+fn json_flag_prints_only_the_document_and_same_seed_gives_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let run = |threads: &str, sub: &str| {
+        let out = dir.path().join(format!("{sub}-{threads}"));
+        let o = sdelab(&[
+            "--threads",
+            threads,
+            sub,
+            "--config",
+            &cfg,
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let doc: serde_json::Value =
+            serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
+        doc
+    };
+    let (a, b) = (run("1", "weak-error"), run("2", "weak-error"));
+    assert_eq!(
+        a["weak_error"], b["weak_error"],
+        "results depend on the thread count"
+    );
+    let r = run("2", "run");
+    let t = &r["trajectories"];
+    assert_eq!(t["iterations"], 5);
+    assert_eq!(t["discrete"]["times"].as_array().unwrap().len(), 6);
+    assert_eq!(t["models"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn figure1_runs_with_few_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fig");
+    let o = sdelab(&[
+        "--quiet",
+        "figure1",
+        "--paths",
+        "8",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for f in ["figure1.png", "figure1.svg", "figure1.csv", "result.json"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let doc = json(&out.join("result.json"));
+    assert_eq!(doc["params"]["paths"], 8);
+    assert_eq!(doc["params"]["seed"], 3);
+    assert_eq!(doc["panels"].as_array().unwrap().len(), 6);
+}
