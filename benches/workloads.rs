@@ -1,4 +1,4 @@
-//! The workloads of `shared/bench/WORKLOADS.md`, timed side by side: sdelab through its public
+//! The workloads of `docs/WORKLOADS.md`, timed side by side: sdelab through its public
 //! closure API (`SdeFn` + `Solver` + `SdePaths` + `Ensemble::run`) against an equivalent
 //! hand-fused loop, at 1 and at 2 rayon threads, in one criterion group per workload.
 //!

@@ -485,7 +485,7 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
         })
         .collect();
     let title = format!(
-        "Loss of the discrete optimizers and their first-order SDEs: mean (while most paths survive), median dashed, 10-90% band, diverged paths pinned at the top; {} paths, N = {}, d = {}",
+        "Loss: discrete optimizer vs first-order SDE ({} paths, N = {}, d = {}; median dashed, 10-90% band, diverged at the top)",
         params.paths, params.agents, params.dim
     );
     panel_grid(&panels, 2, 3, &title, &opts.out.join("figure1")).map_err(failure)?;
