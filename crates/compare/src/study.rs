@@ -217,12 +217,34 @@ fn run_ensemble<P: sde_core::PathSimulation>(
     sim: &P,
     progress: Progress,
 ) -> Result<EnsembleStats, CompareError> {
-    let last = AtomicU64::new(0);
-    let report = |done: u64| {
-        let before = last.swap(done, Ordering::Relaxed);
-        progress(done.saturating_sub(before));
-    };
-    Ok(Ensemble::new(paths, seed)?.run_with_progress(sim, &report))
+    let delta = ProgressDelta::new(progress);
+    Ok(Ensemble::new(paths, seed)?.run_with_progress(sim, &|done| delta.report(done)))
+}
+
+/// Turns an ensemble's cumulative "paths done" into the increments a [`Progress`] callback takes.
+pub(crate) struct ProgressDelta<'a> {
+    last: AtomicU64,
+    progress: Progress<'a>,
+}
+
+impl<'a> ProgressDelta<'a> {
+    pub(crate) fn new(progress: Progress<'a>) -> Self {
+        ProgressDelta {
+            last: AtomicU64::new(0),
+            progress,
+        }
+    }
+
+    /// Reports `done` paths of the current ensemble.
+    pub(crate) fn report(&self, done: u64) {
+        let before = self.last.swap(done, Ordering::Relaxed);
+        (self.progress)(done.saturating_sub(before));
+    }
+
+    /// Starts counting a new ensemble.
+    pub(crate) fn reset(&self) {
+        self.last.store(0, Ordering::Relaxed);
+    }
 }
 
 struct RunModel<'a, L, M> {

@@ -10,7 +10,7 @@ use crate::error::CompareError;
 use crate::observable::Observable;
 use crate::sim::{DiscretePaths, ModelPaths, PathSettings};
 use crate::solver_choice::{dispatch, SolverVisitor};
-use crate::study::{iterations, Progress};
+use crate::study::{iterations, Progress, ProgressDelta};
 use models::loss::Loss;
 use models::method::GradientMethod;
 use models::optimizer::Optimizer;
@@ -20,7 +20,6 @@ use sde_core::{
     derive_key, Ensemble, IncrementKind, Increments, PathSimulation, Scheme, SchemeKind, Solver,
 };
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Settings of one trajectory run.
 #[derive(Clone, Debug, Serialize)]
@@ -95,17 +94,14 @@ fn summarize<P: PathSimulation>(
     seed: u64,
     progress: Progress,
 ) -> Result<Trajectory, CompareError> {
-    let last = AtomicU64::new(0);
-    let report = |done: u64| {
-        let before = last.swap(done, Ordering::Relaxed);
-        progress(done.saturating_sub(before));
-    };
+    let delta = ProgressDelta::new(progress);
+    let report = |done: u64| delta.report(done);
     let qp = s.quantile_paths.clamp(2, s.paths);
     let (stats, values) = if qp == s.paths {
         Ensemble::new(s.paths, seed)?.run_collect(sim, &report)
     } else {
         let stats = Ensemble::new(s.paths, seed)?.run_with_progress(sim, &report);
-        last.store(0, Ordering::Relaxed);
+        delta.reset();
         // The first `qp` paths again (same seeds, same paths), this time keeping their values.
         (stats, Ensemble::new(qp, seed)?.run_collect(sim, &report).1)
     };

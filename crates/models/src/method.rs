@@ -150,6 +150,35 @@ fn homogeneous(agents: &[Agent]) -> bool {
     agents.windows(2).all(|w| w[0] == w[1])
 }
 
+/// The agents of a distributed method, checked once: at least one, equal dimensions, finite
+/// covariance where the method's SDE needs it; identical agents are detected so per-agent
+/// expectations are computed once.
+#[derive(Clone, Debug)]
+struct AgentPool {
+    agents: Vec<Agent>,
+    d: usize,
+    homogeneous: bool,
+}
+
+impl AgentPool {
+    fn new(
+        agents: Vec<Agent>,
+        method: &'static str,
+        finite_variance: bool,
+    ) -> Result<Self, ModelError> {
+        let d = check_agents(&agents, method)?;
+        if finite_variance {
+            require_finite_variance(&agents, method)?;
+        }
+        let homogeneous = homogeneous(&agents);
+        Ok(AgentPool {
+            agents,
+            d,
+            homogeneous,
+        })
+    }
+}
+
 fn require_finite_variance(agents: &[Agent], method: &'static str) -> Result<(), ModelError> {
     let d = agents[0].noise.dim();
     let probe = vec![1.0; d];
@@ -172,26 +201,19 @@ fn require_finite_variance(agents: &[Agent], method: &'static str) -> Result<(),
 /// Distributed SGD: `u = (1/N) Σ_i (g + Z_i)`. Mean `g`, covariance `Σ̄/N` (MATH.md §5.2).
 #[derive(Clone, Debug)]
 pub struct Dsgd {
-    agents: Vec<Agent>,
-    d: usize,
-    homogeneous: bool,
+    pool: AgentPool,
 }
 
 impl Dsgd {
     /// Every agent's noise must have finite covariance.
     pub fn new(agents: Vec<Agent>) -> Result<Self, ModelError> {
-        let d = check_agents(&agents, "dsgd")?;
-        require_finite_variance(&agents, "dsgd")?;
-        let homogeneous = homogeneous(&agents);
         Ok(Dsgd {
-            agents,
-            d,
-            homogeneous,
+            pool: AgentPool::new(agents, "dsgd", true)?,
         })
     }
 
     pub fn agents(&self) -> &[Agent] {
-        &self.agents
+        &self.pool.agents
     }
 }
 
@@ -231,22 +253,22 @@ impl GradientMethod for Dsgd {
         "dsgd"
     }
     fn dim(&self) -> usize {
-        self.d
+        self.pool.d
     }
     fn scratch_len(&self) -> usize {
-        2 * self.d
+        2 * self.pool.d
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
-        let (z, s) = scratch[..2 * self.d].split_at_mut(self.d);
+        let (z, s) = scratch[..2 * self.pool.d].split_at_mut(self.pool.d);
         u.fill(0.0);
-        for (i, a) in self.agents.iter().enumerate() {
-            draw_noise(&a.noise, g, rng, z, s, self.homogeneous && i > 0);
+        for (i, a) in self.pool.agents.iter().enumerate() {
+            draw_noise(&a.noise, g, rng, z, s, self.pool.homogeneous && i > 0);
             for ((ui, zi), si) in u.iter_mut().zip(z.iter()).zip(s.iter()) {
                 *ui += zi * si;
             }
         }
-        let inv_n = 1.0 / self.agents.len() as f64;
+        let inv_n = 1.0 / self.pool.agents.len() as f64;
         for (ui, gi) in u.iter_mut().zip(g) {
             *ui = gi + *ui * inv_n;
         }
@@ -258,8 +280,8 @@ impl GradientMethod for Dsgd {
         out.copy_from_slice(v);
     }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        let (s, rest) = scratch.split_at_mut(self.d);
-        mean_noise_sqrt(&self.agents, self.homogeneous, g, s, rest);
+        let (s, rest) = scratch.split_at_mut(self.pool.d);
+        mean_noise_sqrt(&self.pool.agents, self.pool.homogeneous, g, s, rest);
         for ((o, si), x) in out.iter_mut().zip(s.iter()).zip(xi) {
             *o = si * x;
         }
@@ -269,26 +291,30 @@ impl GradientMethod for Dsgd {
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         mean_noise_sqrt(
-            &self.agents,
-            self.homogeneous,
+            &self.pool.agents,
+            self.pool.homogeneous,
             g,
             out,
-            &mut scratch[..self.d],
+            &mut scratch[..self.pool.d],
         );
     }
     fn covariance_is_constant(&self) -> bool {
-        self.agents.iter().all(|a| !a.noise.depends_on_gradient())
+        self.pool
+            .agents
+            .iter()
+            .all(|a| !a.noise.depends_on_gradient())
     }
     fn sample_coupled(&self, g: &[f64], zeta: &[f64], u: &mut [f64], scratch: &mut [f64]) -> bool {
         if !self
+            .pool
             .agents
             .iter()
             .all(|a| matches!(a.noise, NoiseModel::Gaussian(_)))
         {
             return false;
         }
-        let (s, rest) = scratch.split_at_mut(self.d);
-        mean_noise_sqrt(&self.agents, self.homogeneous, g, s, rest);
+        let (s, rest) = scratch.split_at_mut(self.pool.d);
+        mean_noise_sqrt(&self.pool.agents, self.pool.homogeneous, g, s, rest);
         for (((ui, gi), si), z) in u.iter_mut().zip(g).zip(s.iter()).zip(zeta) {
             *ui = gi + si * z;
         }
@@ -300,40 +326,33 @@ impl GradientMethod for Dsgd {
 /// covariance `Σ̄_C/N` (MATH.md §5.3), diagonal minus a rank-one term in `g gᵀ` for rand-k.
 #[derive(Clone, Debug)]
 pub struct Dcsgd {
-    agents: Vec<Agent>,
-    d: usize,
-    homogeneous: bool,
+    pool: AgentPool,
 }
 
 impl Dcsgd {
     /// Every agent's noise must have finite covariance.
     pub fn new(agents: Vec<Agent>) -> Result<Self, ModelError> {
-        let d = check_agents(&agents, "dcsgd")?;
-        require_finite_variance(&agents, "dcsgd")?;
-        let homogeneous = homogeneous(&agents);
         Ok(Dcsgd {
-            agents,
-            d,
-            homogeneous,
+            pool: AgentPool::new(agents, "dcsgd", true)?,
         })
     }
 
     pub fn agents(&self) -> &[Agent] {
-        &self.agents
+        &self.pool.agents
     }
 
     /// `diag` and `coef` of `C(g) = diag − coef · g gᵀ` (the mean over agents divided by N).
     /// `scratch` holds `2d` values.
     fn covariance_parts(&self, g: &[f64], diag: &mut [f64], scratch: &mut [f64]) -> f64 {
-        let d = self.d;
+        let d = self.pool.d;
         let (var, part) = scratch.split_at_mut(d);
-        let n = self.agents.len() as f64;
-        let agents: &[Agent] = if self.homogeneous {
-            &self.agents[..1]
+        let n = self.pool.agents.len() as f64;
+        let agents: &[Agent] = if self.pool.homogeneous {
+            &self.pool.agents[..1]
         } else {
-            &self.agents
+            &self.pool.agents
         };
-        let weight = if self.homogeneous { n } else { 1.0 };
+        let weight = if self.pool.homogeneous { n } else { 1.0 };
         diag.fill(0.0);
         let mut coef = 0.0;
         for a in agents {
@@ -356,18 +375,18 @@ impl GradientMethod for Dcsgd {
         "dcsgd"
     }
     fn dim(&self) -> usize {
-        self.d
+        self.pool.d
     }
     fn scratch_len(&self) -> usize {
-        4 * self.d
+        4 * self.pool.d
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
-        let (z, rest) = scratch[..3 * self.d].split_at_mut(self.d);
-        let (c, s) = rest.split_at_mut(self.d);
+        let (z, rest) = scratch[..3 * self.pool.d].split_at_mut(self.pool.d);
+        let (c, s) = rest.split_at_mut(self.pool.d);
         u.fill(0.0);
-        for (i, a) in self.agents.iter().enumerate() {
-            draw_noise(&a.noise, g, rng, z, s, self.homogeneous && i > 0);
+        for (i, a) in self.pool.agents.iter().enumerate() {
+            draw_noise(&a.noise, g, rng, z, s, self.pool.homogeneous && i > 0);
             for ((zi, si), gi) in z.iter_mut().zip(s.iter()).zip(g) {
                 *zi = *zi * si + gi;
             }
@@ -380,7 +399,7 @@ impl GradientMethod for Dcsgd {
                 }
             }
         }
-        let inv_n = 1.0 / self.agents.len() as f64;
+        let inv_n = 1.0 / self.pool.agents.len() as f64;
         for ui in u.iter_mut() {
             *ui *= inv_n;
         }
@@ -392,18 +411,19 @@ impl GradientMethod for Dcsgd {
         out.copy_from_slice(v);
     }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        let d = self.d;
+        let d = self.pool.d;
         let (diag, rest) = scratch.split_at_mut(d);
         let coef = self.covariance_parts(g, diag, &mut rest[..2 * d]);
         crate::compress::diag_minus_rank_one_sqrt_mul(diag, coef, g, xi, out);
     }
     fn covariance_is_diagonal(&self) -> bool {
-        self.agents
+        self.pool
+            .agents
             .iter()
             .all(|a| a.compressor.covariance_is_diagonal())
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        let d = self.d;
+        let d = self.pool.d;
         self.covariance_parts(g, out, &mut scratch[..2 * d]);
         for o in out.iter_mut() {
             *o = o.max(0.0).sqrt();
@@ -415,34 +435,28 @@ impl GradientMethod for Dcsgd {
 /// covariance `(1/N²) Σ_i diag(1 − m_i²)` with independent noise coordinates (MATH.md §5.4).
 #[derive(Clone, Debug)]
 pub struct DsignSgd {
-    agents: Vec<Agent>,
-    d: usize,
-    homogeneous: bool,
+    pool: AgentPool,
 }
 
 impl DsignSgd {
     pub fn new(agents: Vec<Agent>) -> Result<Self, ModelError> {
-        let d = check_agents(&agents, "dsignsgd")?;
-        let homogeneous = homogeneous(&agents);
         Ok(DsignSgd {
-            agents,
-            d,
-            homogeneous,
+            pool: AgentPool::new(agents, "dsignsgd", false)?,
         })
     }
 
     pub fn agents(&self) -> &[Agent] {
-        &self.agents
+        &self.pool.agents
     }
 
     /// Runs `f(agent, weight)` over the distinct agents: one agent with weight `N` when all are
     /// identical, every agent with weight 1 otherwise.
     #[inline]
     fn for_agents(&self, mut f: impl FnMut(&Agent, f64)) {
-        if self.homogeneous {
-            f(&self.agents[0], self.agents.len() as f64);
+        if self.pool.homogeneous {
+            f(&self.pool.agents[0], self.pool.agents.len() as f64);
         } else {
-            self.agents.iter().for_each(|a| f(a, 1.0));
+            self.pool.agents.iter().for_each(|a| f(a, 1.0));
         }
     }
 }
@@ -452,17 +466,17 @@ impl GradientMethod for DsignSgd {
         "dsignsgd"
     }
     fn dim(&self) -> usize {
-        self.d
+        self.pool.d
     }
     fn scratch_len(&self) -> usize {
-        2 * self.d
+        2 * self.pool.d
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
-        let (z, s) = scratch[..2 * self.d].split_at_mut(self.d);
+        let (z, s) = scratch[..2 * self.pool.d].split_at_mut(self.pool.d);
         u.fill(0.0);
-        for (i, a) in self.agents.iter().enumerate() {
-            draw_noise(&a.noise, g, rng, z, s, self.homogeneous && i > 0);
+        for (i, a) in self.pool.agents.iter().enumerate() {
+            draw_noise(&a.noise, g, rng, z, s, self.pool.homogeneous && i > 0);
             for (((ui, zi), si), gi) in u.iter_mut().zip(z.iter()).zip(s.iter()).zip(g) {
                 let v = gi + zi * si;
                 // sign(0) = 0, a null event for continuous noise (MATH.md §3).
@@ -475,13 +489,13 @@ impl GradientMethod for DsignSgd {
                 };
             }
         }
-        let inv_n = 1.0 / self.agents.len() as f64;
+        let inv_n = 1.0 / self.pool.agents.len() as f64;
         for ui in u.iter_mut() {
             *ui *= inv_n;
         }
     }
     fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        let m = &mut scratch[..self.d];
+        let m = &mut scratch[..self.pool.d];
         out.fill(0.0);
         self.for_agents(|a, w| {
             a.noise.sign_mean(g, m);
@@ -489,11 +503,11 @@ impl GradientMethod for DsignSgd {
                 *o += w * mi;
             }
         });
-        let inv_n = 1.0 / self.agents.len() as f64;
+        let inv_n = 1.0 / self.pool.agents.len() as f64;
         out.iter_mut().for_each(|o| *o *= inv_n);
     }
     fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        let m = &mut scratch[..self.d];
+        let m = &mut scratch[..self.pool.d];
         out.fill(0.0);
         self.for_agents(|a, w| {
             a.noise.sign_mean_jvp(g, v, m);
@@ -501,7 +515,7 @@ impl GradientMethod for DsignSgd {
                 *o += w * mi;
             }
         });
-        let inv_n = 1.0 / self.agents.len() as f64;
+        let inv_n = 1.0 / self.pool.agents.len() as f64;
         out.iter_mut().for_each(|o| *o *= inv_n);
     }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
@@ -515,7 +529,7 @@ impl GradientMethod for DsignSgd {
         true
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        let m = &mut scratch[..self.d];
+        let m = &mut scratch[..self.pool.d];
         out.fill(0.0);
         self.for_agents(|a, w| {
             a.noise.sign_mean(g, m);
@@ -523,7 +537,7 @@ impl GradientMethod for DsignSgd {
                 *o += w * (1.0 - mi * mi);
             }
         });
-        let n = self.agents.len() as f64;
+        let n = self.pool.agents.len() as f64;
         // Rounding can push 1 − m² a hair below zero when |m| ≈ 1 (MATH.md §10).
         out.iter_mut().for_each(|o| *o = o.max(0.0).sqrt() / n);
     }
