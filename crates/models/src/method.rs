@@ -177,6 +177,35 @@ impl AgentPool {
             homogeneous,
         })
     }
+
+    /// Runs `f(agent, weight)` over the distinct agents: one agent with weight `N` when all are
+    /// identical, every agent with weight 1 otherwise.
+    #[inline]
+    fn for_distinct(&self, mut f: impl FnMut(&Agent, f64)) {
+        if self.homogeneous {
+            f(&self.agents[0], self.agents.len() as f64);
+        } else {
+            self.agents.iter().for_each(|a| f(a, 1.0));
+        }
+    }
+
+    /// `out_j = sqrt(Σ_i var_ij) / N`: the square root of the diagonal covariance of the mean
+    /// of `N` independent per-agent noises. `scratch` holds at least `d` values.
+    fn mean_noise_sqrt(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        let n = self.agents.len() as f64;
+        // Callers may hand over more scratch than `d`; the noise wants exactly `d` values.
+        let var = &mut scratch[..out.len()];
+        out.fill(0.0);
+        self.for_distinct(|a, w| {
+            a.noise.variance(g, var);
+            for (o, v) in out.iter_mut().zip(var.iter()) {
+                *o += w * v;
+            }
+        });
+        for o in out.iter_mut() {
+            *o = o.sqrt() / n;
+        }
+    }
 }
 
 fn require_finite_variance(agents: &[Agent], method: &'static str) -> Result<(), ModelError> {
@@ -217,37 +246,6 @@ impl Dsgd {
     }
 }
 
-/// `out_j = sqrt(Σ_i var_ij) / N`: the square root of the diagonal covariance of the mean of
-/// `N` independent per-agent noises. `scratch` holds `d` values.
-fn mean_noise_sqrt(
-    agents: &[Agent],
-    homogeneous: bool,
-    g: &[f64],
-    out: &mut [f64],
-    scratch: &mut [f64],
-) {
-    let n = agents.len() as f64;
-    if homogeneous {
-        agents[0].noise.variance(g, out);
-        for o in out.iter_mut() {
-            *o = (*o * n).sqrt() / n;
-        }
-        return;
-    }
-    out.fill(0.0);
-    // Callers may hand over more scratch than `d`; the noise wants exactly `d` values.
-    let scratch = &mut scratch[..out.len()];
-    for a in agents {
-        a.noise.variance(g, scratch);
-        for (o, v) in out.iter_mut().zip(scratch.iter()) {
-            *o += v;
-        }
-    }
-    for o in out.iter_mut() {
-        *o = o.sqrt() / n;
-    }
-}
-
 impl GradientMethod for Dsgd {
     fn name(&self) -> &str {
         "dsgd"
@@ -281,7 +279,7 @@ impl GradientMethod for Dsgd {
     }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let (s, rest) = scratch.split_at_mut(self.pool.d);
-        mean_noise_sqrt(&self.pool.agents, self.pool.homogeneous, g, s, rest);
+        self.pool.mean_noise_sqrt(g, s, rest);
         for ((o, si), x) in out.iter_mut().zip(s.iter()).zip(xi) {
             *o = si * x;
         }
@@ -290,13 +288,8 @@ impl GradientMethod for Dsgd {
         true
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        mean_noise_sqrt(
-            &self.pool.agents,
-            self.pool.homogeneous,
-            g,
-            out,
-            &mut scratch[..self.pool.d],
-        );
+        self.pool
+            .mean_noise_sqrt(g, out, &mut scratch[..self.pool.d]);
     }
     fn covariance_is_constant(&self) -> bool {
         self.pool
@@ -314,7 +307,7 @@ impl GradientMethod for Dsgd {
             return false;
         }
         let (s, rest) = scratch.split_at_mut(self.pool.d);
-        mean_noise_sqrt(&self.pool.agents, self.pool.homogeneous, g, s, rest);
+        self.pool.mean_noise_sqrt(g, s, rest);
         for (((ui, gi), si), z) in u.iter_mut().zip(g).zip(s.iter()).zip(zeta) {
             *ui = gi + si * z;
         }
@@ -347,21 +340,15 @@ impl Dcsgd {
         let d = self.pool.d;
         let (var, part) = scratch.split_at_mut(d);
         let n = self.pool.agents.len() as f64;
-        let agents: &[Agent] = if self.pool.homogeneous {
-            &self.pool.agents[..1]
-        } else {
-            &self.pool.agents
-        };
-        let weight = if self.pool.homogeneous { n } else { 1.0 };
         diag.fill(0.0);
         let mut coef = 0.0;
-        for a in agents {
+        self.pool.for_distinct(|a, weight| {
             a.noise.variance(g, var);
             coef += weight * a.compressor.covariance_parts(g, var, &mut part[..d]);
             for (o, p) in diag.iter_mut().zip(part.iter()) {
                 *o += weight * p;
             }
-        }
+        });
         let n2 = n * n;
         for o in diag.iter_mut() {
             *o /= n2;
@@ -448,17 +435,6 @@ impl DsignSgd {
     pub fn agents(&self) -> &[Agent] {
         &self.pool.agents
     }
-
-    /// Runs `f(agent, weight)` over the distinct agents: one agent with weight `N` when all are
-    /// identical, every agent with weight 1 otherwise.
-    #[inline]
-    fn for_agents(&self, mut f: impl FnMut(&Agent, f64)) {
-        if self.pool.homogeneous {
-            f(&self.pool.agents[0], self.pool.agents.len() as f64);
-        } else {
-            self.pool.agents.iter().for_each(|a| f(a, 1.0));
-        }
-    }
 }
 
 impl GradientMethod for DsignSgd {
@@ -497,7 +473,7 @@ impl GradientMethod for DsignSgd {
     fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let m = &mut scratch[..self.pool.d];
         out.fill(0.0);
-        self.for_agents(|a, w| {
+        self.pool.for_distinct(|a, w| {
             a.noise.sign_mean(g, m);
             for (o, mi) in out.iter_mut().zip(m.iter()) {
                 *o += w * mi;
@@ -509,7 +485,7 @@ impl GradientMethod for DsignSgd {
     fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let m = &mut scratch[..self.pool.d];
         out.fill(0.0);
-        self.for_agents(|a, w| {
+        self.pool.for_distinct(|a, w| {
             a.noise.sign_mean_jvp(g, v, m);
             for (o, mi) in out.iter_mut().zip(m.iter()) {
                 *o += w * mi;
@@ -531,7 +507,7 @@ impl GradientMethod for DsignSgd {
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let m = &mut scratch[..self.pool.d];
         out.fill(0.0);
-        self.for_agents(|a, w| {
+        self.pool.for_distinct(|a, w| {
             a.noise.sign_mean(g, m);
             for (o, mi) in out.iter_mut().zip(m.iter()) {
                 *o += w * (1.0 - mi * mi);
