@@ -12,7 +12,7 @@
 use crate::compress::{Compressor, CompressorKind};
 use crate::error::ModelError;
 use crate::noise::{GradientNoise, NoiseModel};
-use rand::RngExt;
+use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use sde_core::PathRng;
 
@@ -143,6 +143,15 @@ fn bernoulli_accumulate(p: f64, v: &[f64], rng: &mut PathRng, u: &mut [f64]) {
         let keep = u64::from(rng.random::<f64>() < p).wrapping_neg();
         *ui += f64::from_bits((vi * inv_p).to_bits() & keep);
     }
+}
+
+/// The compressors' own random stream for one iteration, seeded by one draw of the path's
+/// stream. MATH.md §10 asks for compressor randomness independent of the noise randomness: the
+/// noise draws of an iteration are then the same whatever the compressors are (one `u64` is taken
+/// either way), and the compressors never consume the noise's numbers.
+#[inline]
+pub fn compressor_stream(rng: &mut PathRng) -> PathRng {
+    PathRng::seed_from_u64(rng.next_u64())
 }
 
 /// Whether every agent is identical (then per-agent expectations are computed once).
@@ -371,6 +380,8 @@ impl GradientMethod for Dcsgd {
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
         let (z, rest) = scratch[..3 * self.pool.d].split_at_mut(self.pool.d);
         let (c, s) = rest.split_at_mut(self.pool.d);
+        let mut crng = compressor_stream(rng);
+        let rng_c = &mut crng;
         u.fill(0.0);
         for (i, a) in self.pool.agents.iter().enumerate() {
             draw_noise(&a.noise, g, rng, z, s, self.pool.homogeneous && i > 0);
@@ -378,9 +389,9 @@ impl GradientMethod for Dcsgd {
                 *zi = *zi * si + gi;
             }
             if let CompressorKind::Bernoulli(b) = a.compressor {
-                bernoulli_accumulate(b.p(), z, rng, u);
+                bernoulli_accumulate(b.p(), z, rng_c, u);
             } else {
-                a.compressor.compress(z, rng, c);
+                a.compressor.compress(z, rng_c, c);
                 for (ui, ci) in u.iter_mut().zip(c.iter()) {
                     *ui += ci;
                 }

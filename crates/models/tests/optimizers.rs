@@ -436,7 +436,8 @@ fn sign(v: f64) -> f64 {
 }
 
 /// `method.sample` draws exactly what the plain composition of the public pieces draws:
-/// per agent `Z = noise.sample(g)`, then `C(g + Z)` for DCSGD, averaged, with the same stream —
+/// per agent `Z = noise.sample(g)`, then `C(g + Z)` for DCSGD (compressors on their own
+/// per-iteration stream, `compressor_stream`), averaged, with the same stream —
 /// bit for bit. Guards the fast paths of method.rs (shared Gaussian scales, inlined normals,
 /// branch-free Bernoulli) against drifting from noise.rs and compress.rs.
 #[test]
@@ -477,6 +478,12 @@ fn sample_matches_the_plain_composition_bit_for_bit() {
             for _ in 0..500 {
                 method.sample(&g, &mut rng, &mut u, &mut scratch);
                 r.fill(0.0);
+                // DCSGD's compressors draw from their own per-iteration stream (MATH.md §10).
+                let mut cref = if kind == 1 {
+                    Some(models::method::compressor_stream(&mut reference))
+                } else {
+                    None
+                };
                 for a in &agents {
                     a.noise.sample(&g, &mut reference, &mut z);
                     for j in 0..d {
@@ -486,8 +493,8 @@ fn sample_matches_the_plain_composition_bit_for_bit() {
                             _ => r[j] += sign(g[j] + z[j]),
                         }
                     }
-                    if kind == 1 {
-                        a.compressor.compress(&z, &mut reference, &mut c);
+                    if let Some(cref) = cref.as_mut() {
+                        a.compressor.compress(&z, cref, &mut c);
                         (0..d).for_each(|j| r[j] += c[j]);
                     }
                 }
