@@ -25,6 +25,7 @@ fn schedule(spec: &ScheduleSpec, loss: &LossKind) -> Result<Schedule, ModelError
     match *spec {
         ScheduleSpec::Constant => Ok(Schedule::constant()),
         ScheduleSpec::Poly { power } => Schedule::polynomial(power),
+        ScheduleSpec::PolyTime { power, t0 } => Schedule::poly_time(power, t0),
         ScheduleSpec::Normalized {
             c,
             epsilon,
@@ -114,6 +115,7 @@ pub fn study_settings(cfg: &ExperimentConfig) -> StudySettings {
         scheme: cfg.sde.scheme,
         increments: cfg.sde.increments,
         substeps: cfg.sde.substeps,
+        max_substeps: cfg.sde.max_substeps,
         observables: cfg.run.observables.clone(),
         diverge_above: cfg.run.diverge_above,
         common_random_numbers: cfg.run.common_random_numbers,
@@ -136,7 +138,7 @@ pub fn trajectory_settings(cfg: &ExperimentConfig) -> TrajectorySettings {
         models: s.models,
         scheme: s.scheme,
         increments: s.increments,
-        substeps: s.substeps,
+        substeps: s.substeps.unwrap_or(crate::config::DEFAULT_RUN_SUBSTEPS),
         observables: s.observables,
         diverge_above: s.diverge_above,
     }

@@ -126,25 +126,34 @@ fn write_weak_error_files(
     cfg: &ExperimentConfig,
     curves: &[WeakErrorCurve],
 ) -> Result<(), CliError> {
+    // No NaN in a CSV: a missing value is an empty cell.
+    let opt = |x: Option<f64>| x.map_or(String::new(), csv_f64);
     let mut rows = Vec::new();
     for c in curves {
         for p in &c.points {
             rows.push(vec![
-                c.model.to_string(),
-                c.observable.to_string(),
+                c.model.name().to_string(),
+                c.observable.name().to_string(),
                 csv_f64(p.eta),
                 p.iterations.to_string(),
-                csv_f64(p.weak_error),
-                csv_f64(p.ci95),
-                p.at_iteration.to_string(),
-                csv_f64(p.discrete.final_mean),
-                csv_f64(p.sde.final_mean),
+                p.substeps.to_string(),
+                opt(p.weak_error),
+                opt(p.ci95),
+                opt(p.ci95_interval.map(|i| i[0])),
+                opt(p.ci95_interval.map(|i| i[1])),
+                opt(p.ci95_pointwise),
+                p.at_iteration.map_or(String::new(), |k| k.to_string()),
+                opt(p.integrator_bias),
+                opt(p.integrator_bias_bound),
+                opt(p.variance_reduction),
+                opt(p.discrete.final_mean),
+                opt(p.sde.final_mean),
                 p.discrete.diverged.to_string(),
+                csv_f64(p.discrete.diverged_fraction),
                 p.sde.diverged.to_string(),
-                p.reference.to_string(),
-                p.exact
-                    .as_ref()
-                    .map_or(String::new(), |e| csv_f64(e.weak_error)),
+                csv_f64(p.sde.diverged_fraction),
+                p.reference.name().to_string(),
+                opt(p.exact.as_ref().map(|e| e.weak_error)),
             ]);
         }
     }
@@ -155,13 +164,22 @@ fn write_weak_error_files(
             "observable",
             "eta",
             "iterations",
+            "substeps",
             "weak_error",
             "ci95",
+            "ci95_low",
+            "ci95_high",
+            "ci95_pointwise",
             "at_iteration",
+            "integrator_bias",
+            "integrator_bias_bound",
+            "variance_reduction",
             "discrete_final_mean",
             "sde_final_mean",
             "discrete_diverged",
+            "discrete_diverged_fraction",
             "sde_diverged",
+            "sde_diverged_fraction",
             "reference",
             "exact_weak_error",
         ],
@@ -170,15 +188,17 @@ fn write_weak_error_files(
     let orders: Vec<Vec<String>> = curves
         .iter()
         .map(|c| {
-            let (lo, hi) = c.order_ci95.map_or((f64::NAN, f64::NAN), |[a, b]| (a, b));
             vec![
-                c.model.to_string(),
-                c.observable.to_string(),
-                csv_f64(c.order.unwrap_or(f64::NAN)),
-                csv_f64(lo),
-                csv_f64(hi),
+                c.model.name().to_string(),
+                c.observable.name().to_string(),
+                c.verdict.name().to_string(),
+                opt(c.order),
+                opt(c.order_ci95.map(|i| i[0])),
+                opt(c.order_ci95.map(|i| i[1])),
                 csv_f64(c.expected_order),
-                c.exact_order.map_or(String::new(), csv_f64),
+                c.consistent_with_expected
+                    .map_or(String::new(), |b| b.to_string()),
+                opt(c.exact_order),
             ]
         })
         .collect();
@@ -187,17 +207,19 @@ fn write_weak_error_files(
         &[
             "model",
             "observable",
+            "verdict",
             "order",
             "order_ci95_low",
             "order_ci95_high",
             "expected_order",
+            "consistent_with_expected",
             "exact_order",
         ],
         &orders,
     )?;
     for obs in &cfg.run.observables {
+        let of_obs: Vec<&WeakErrorCurve> = curves.iter().filter(|c| c.observable == *obs).collect();
         let name = obs.name();
-        let of_obs: Vec<&WeakErrorCurve> = curves.iter().filter(|c| c.observable == name).collect();
         let title = format!("{}: weak error of {} against η", cfg.name, name);
         weak_error_plot(&of_obs, &title, &out.join(format!("weak_error_{name}")))
             .map_err(failure)?;
@@ -207,18 +229,29 @@ fn write_weak_error_files(
 
 fn print_weak_error_table(curves: &[WeakErrorCurve], out: &Path, wall: f64) {
     println!(
-        "{:<13} {:<10} {:>9}  {:>18}  {:>8}",
-        "model", "observable", "order", "95% interval", "expected"
+        "{:<13} {:<10} {:<11} {:>9}  {:>18}  {:>8}",
+        "model", "observable", "verdict", "order", "95% interval", "expected"
     );
     for c in curves {
-        let order = c.order.map_or("n/a".to_string(), |o| format!("{o:.3}"));
-        let ci = c
-            .order_ci95
-            .map_or("n/a".to_string(), |[a, b]| format!("[{a:.3}, {b:.3}]"));
+        // An order is shown only where the measurement supports it.
+        let (order, ci) = match (c.verdict, c.order, c.order_ci95) {
+            (compare::study::Verdict::Resolved, Some(o), Some([a, b])) => {
+                (format!("{o:.3}"), format!("[{a:.3}, {b:.3}]"))
+            }
+            _ => ("—".to_string(), "—".to_string()),
+        };
         println!(
-            "{:<13} {:<10} {:>9}  {:>18}  {:>8}",
-            c.model, c.observable, order, ci, c.expected_order
+            "{:<13} {:<10} {:<11} {:>9}  {:>18}  {:>8}",
+            c.model.name(),
+            c.observable.name(),
+            c.verdict.name(),
+            order,
+            ci,
+            c.expected_order
         );
+        for r in &c.verdict_reasons {
+            println!("    {r}");
+        }
         for w in &c.warnings {
             println!("    warning: {w}");
         }

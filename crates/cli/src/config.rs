@@ -62,7 +62,13 @@ pub const OPTIMIZER_KINDS: &[&str] = &["dsgd", "dcsgd", "dsignsgd"];
 /// Values of `optimizer.compressor.kind`.
 pub const COMPRESSOR_KINDS: &[&str] = &["identity", "bernoulli", "rand_k", "qsgd"];
 /// Values of `schedule.kind`.
-pub const SCHEDULE_KINDS: &[&str] = &["constant", "poly", "normalized", "normalized_sgd"];
+pub const SCHEDULE_KINDS: &[&str] = &[
+    "constant",
+    "poly",
+    "poly_time",
+    "normalized",
+    "normalized_sgd",
+];
 
 /// A library enum that a config key names by value (`sde.models`, `sde.scheme`,
 /// `sde.increments`, `run.observables`): its values and their names, which are also the
@@ -106,7 +112,7 @@ const ROOT_KEYS: &[&str] = &[
     "run",
 ];
 const AGENTS_KEYS: &[&str] = &["n"];
-const SDE_KEYS: &[&str] = &["models", "scheme", "substeps", "increments"];
+const SDE_KEYS: &[&str] = &["models", "scheme", "substeps", "max_substeps", "increments"];
 const RUN_KEYS: &[&str] = &[
     "horizon",
     "etas",
@@ -122,9 +128,11 @@ const RUN_KEYS: &[&str] = &[
 pub const DEFAULT_SEED: u64 = 0;
 /// Default `agents.n`.
 pub const DEFAULT_AGENTS: usize = 1;
-/// Default `sde.substeps` (MATH.md §10: m ≥ 4 makes the Euler–Maruyama error small against the
-/// SDE–discrete gap).
-pub const DEFAULT_SUBSTEPS: usize = 4;
+/// Substeps of `sdelab run` (trajectories) when `sde.substeps` is not given. Weak-error studies
+/// choose their own per point instead (refining until the integrator's bias is negligible).
+pub const DEFAULT_RUN_SUBSTEPS: usize = 8;
+/// Default `sde.max_substeps`: the cap of the automatic refinement.
+pub const DEFAULT_MAX_SUBSTEPS: usize = compare::study::DEFAULT_MAX_SUBSTEPS;
 /// Default `run.diverge_above`.
 pub const DEFAULT_DIVERGE_ABOVE: f64 = 1e8;
 /// Default `run.quantiles`.
@@ -331,6 +339,14 @@ pub enum ScheduleSpec {
         /// `power` (number ≥ 0, required).
         power: f64,
     },
+    /// `kind = "poly_time"`: `η_t = (1 + t/t0)^(−power)` on SDE time (independent of `η`), and
+    /// `η_k = η_{kη}`: smooth on the SDE time scale, so (B) keeps weak order 2 (MATH.md §5.1).
+    PolyTime {
+        /// `power` (number ≥ 0, required).
+        power: f64,
+        /// `t0` (number > 0, required): the time scale in SDE time.
+        t0: f64,
+    },
     /// `kind = "normalized"`: the adaptive, gradient-norm schedule of MATH.md §6.3
     /// ([RECONSTRUCTED]): `η_k = c · 2ε / [(L0 + L1 ‖∇f(x_k)‖)(1 + A) + L1 B]`.
     Normalized {
@@ -366,10 +382,15 @@ pub enum ScheduleSpec {
 pub struct SdeSpec {
     /// `sde.models` (list, default all three, no repeats): which SDE models to compare with.
     pub models: Vec<SdeModel>,
-    /// `sde.scheme` (default `euler_maruyama`): the integrator.
+    /// `sde.scheme` (default `weak2`): the integrator.
     pub scheme: SchemeKind,
-    /// `sde.substeps` (integer ≥ 1, default 4): SDE steps per learning-rate step (`Δ = η/substeps`).
-    pub substeps: usize,
+    /// `sde.substeps` (integer ≥ 1, optional): SDE steps per learning-rate step (`Δ = η/substeps`).
+    /// Unset: `weak-error` chooses them per point (refining until the integrator's bias is below a
+    /// quarter of the point's interval) and `run` uses 8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub substeps: Option<usize>,
+    /// `sde.max_substeps` (integer ≥ 2, default 256): the cap of that refinement.
+    pub max_substeps: usize,
     /// `sde.increments` (default `gaussian`): distribution of the Brownian increments.
     pub increments: IncrementKind,
 }
@@ -603,6 +624,7 @@ impl ScheduleSpec {
         match self {
             ScheduleSpec::Constant => "constant",
             ScheduleSpec::Poly { .. } => "poly",
+            ScheduleSpec::PolyTime { .. } => "poly_time",
             ScheduleSpec::Normalized { .. } => "normalized",
             ScheduleSpec::NormalizedSgd { .. } => "normalized_sgd",
         }
@@ -1477,6 +1499,13 @@ fn parse_schedule(
                 power: s.req("power")?.non_negative()?,
             }
         }
+        "poly_time" => {
+            s.check_keys(&["kind", "power", "t0"], &context)?;
+            ScheduleSpec::PolyTime {
+                power: s.req("power")?.non_negative()?,
+                t0: s.req("t0")?.positive()?,
+            }
+        }
         "normalized" => {
             s.check_keys(&["kind", "c", "epsilon", "l0", "l1", "a", "b"], &context)?;
             let c = s.req("c")?.positive()?;
@@ -1674,8 +1703,9 @@ fn normalized_default(
 fn default_sde() -> SdeSpec {
     SdeSpec {
         models: SdeModel::ALL.to_vec(),
-        scheme: SchemeKind::EulerMaruyama,
-        substeps: DEFAULT_SUBSTEPS,
+        scheme: SchemeKind::Weak2,
+        substeps: None,
+        max_substeps: DEFAULT_MAX_SUBSTEPS,
         increments: IncrementKind::Gaussian,
     }
 }
@@ -1690,7 +1720,10 @@ fn parse_sde(s: &Section) -> Res<SdeSpec> {
         out.scheme = f.named("scheme")?;
     }
     if let Some(f) = s.opt("substeps") {
-        out.substeps = f.count(1)?;
+        out.substeps = Some(f.count(1)?);
+    }
+    if let Some(f) = s.opt("max_substeps") {
+        out.max_substeps = f.count(2)?;
     }
     if let Some(f) = s.opt("increments") {
         out.increments = f.named("increment kind")?;
@@ -1886,7 +1919,12 @@ const CATALOG: &[(&str, &str, &str)] = &[
         "levels >= 1: omega = min(d/s^2, sqrt(d)/s)",
     ),
     ("schedule", "constant", "eta_k = 1"),
-    ("schedule", "poly", "power >= 0: eta_k = (k+1)^-power"),
+    ("schedule", "poly", "power >= 0: eta_k = (k+1)^-power (iteration-indexed: (B) is weak order 1 under it)"),
+    (
+        "schedule",
+        "poly_time",
+        "power >= 0, t0 > 0: eta_t = (1 + t/t0)^-power on SDE time, eta_k = eta_{k eta} ((B) keeps weak order 2)",
+    ),
     (
         "schedule",
         "normalized",

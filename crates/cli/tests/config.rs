@@ -185,8 +185,9 @@ fn defaults_are_filled_in() {
                 SdeModel::SecondOrder,
                 SdeModel::Stability
             ],
-            scheme: SchemeKind::EulerMaruyama,
-            substeps: 4,
+            scheme: SchemeKind::Weak2,
+            substeps: None,
+            max_substeps: 256,
             increments: IncrementKind::Gaussian,
         }
     );
@@ -231,7 +232,9 @@ fn serialized_config_has_defaults_and_the_documented_names() {
         v["sde"]["models"],
         serde_json::json!(["first_order", "second_order", "stability"])
     );
-    assert_eq!(v["sde"]["scheme"], "euler_maruyama");
+    assert_eq!(v["sde"]["scheme"], "weak2");
+    assert!(v["sde"].get("substeps").is_none());
+    assert_eq!(v["sde"]["max_substeps"], 256);
     assert_eq!(v["sde"]["increments"], "gaussian");
     assert_eq!(
         v["run"]["observables"],
@@ -600,7 +603,7 @@ fn kinds_are_checked() {
     );
     err(
         &base_with("[run]", "[schedule]\nkind = \"cosine\"\n\n[run]"),
-        "schedule.kind = \"cosine\": unknown kind (expected one of constant, poly, normalized, normalized_sgd)",
+        "schedule.kind = \"cosine\": unknown kind (expected one of constant, poly, poly_time, normalized, normalized_sgd)",
     );
     err(
         &base_with("kind = \"dsgd\"", "kind = \"dcsgd\"\ncompressor = { kind = \"topk\" }"),
@@ -1264,7 +1267,8 @@ fn sde_section_is_checked() {
         SdeSpec {
             models: vec![SdeModel::Stability, SdeModel::FirstOrder],
             scheme: SchemeKind::Milstein,
-            substeps: 16,
+            substeps: Some(16),
+            max_substeps: 256,
             increments: IncrementKind::ThreePoint
         }
     );
@@ -1438,6 +1442,7 @@ const KNOWN_KEYS: &[&str] = &[
     "optimizer.compressor.levels",
     "schedule.kind",
     "schedule.power",
+    "schedule.t0",
     "schedule.c",
     "schedule.epsilon",
     "schedule.l0",
@@ -1448,6 +1453,7 @@ const KNOWN_KEYS: &[&str] = &[
     "sde.models",
     "sde.scheme",
     "sde.substeps",
+    "sde.max_substeps",
     "sde.increments",
     "run.horizon",
     "run.etas",

@@ -424,6 +424,9 @@ fn check_invariants(c: &ExperimentConfig) {
     match c.schedule {
         ScheduleSpec::Constant => {}
         ScheduleSpec::Poly { power } => assert!(within(power, 0.0, f64::MAX)),
+        ScheduleSpec::PolyTime { power, t0 } => {
+            assert!(within(power, 0.0, f64::MAX) && t0 > 0.0 && t0.is_finite())
+        }
         ScheduleSpec::Normalized {
             c: cc,
             epsilon,
@@ -445,7 +448,7 @@ fn check_invariants(c: &ExperimentConfig) {
             assert!(cc > 0.0 && delta > 0.0 && cc.is_finite() && delta.is_finite())
         }
     }
-    assert!(!c.sde.models.is_empty() && c.sde.substeps >= 1);
+    assert!(!c.sde.models.is_empty() && c.sde.substeps.is_none_or(|s| s >= 1));
     if c.run.exact_reference {
         assert!(matches!(c.loss.kind, LossKind::Quadratic { .. }));
         assert_eq!(c.optimizer.kind, OptimizerKind::Dsgd);

@@ -236,14 +236,7 @@ fn panel_optimizer(
 }
 
 fn schedule_label(s: &Schedule) -> String {
-    match s {
-        Schedule::Constant => "constant".into(),
-        Schedule::Polynomial { power } => format!("(k+1)^-{power}"),
-        Schedule::Normalized { c, epsilon, l0, l1, a, b } => format!(
-            "normalized: {c}·2·{epsilon} / ((L0 + L1‖∇f‖)(1 + A) + L1·B), L0 = {l0:.3}, L1 = {l1:.3}, A = {a:.3}, B = {b:.3}"
-        ),
-        Schedule::NormalizedSgd { c, delta } => format!("{c} / max(‖∇f‖, {delta})"),
-    }
+    s.label()
 }
 
 fn settings(p: &Figure1Params, eta: f64) -> TrajectorySettings {

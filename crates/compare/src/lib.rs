@@ -9,6 +9,8 @@
 pub mod error;
 pub mod exact;
 pub mod figure1;
+pub mod inference;
+pub mod ladder;
 pub mod observable;
 pub mod plot;
 pub mod sim;

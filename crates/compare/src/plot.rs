@@ -8,7 +8,7 @@
 
 use crate::error::CompareError;
 use crate::observable::Observable;
-use crate::study::WeakErrorCurve;
+use crate::study::{Verdict, WeakErrorCurve};
 use crate::trajectory::{Trajectory, TrajectoryReport};
 use models::sde::SdeModel;
 use plotters::coord::ranged1d::{KeyPointHint, ValueFormatter};
@@ -513,48 +513,52 @@ struct WeakErrorFigure {
 
 impl WeakErrorFigure {
     fn new(curves: &[&WeakErrorCurve], title: &str) -> Self {
-        let mut observables: Vec<&str> = curves.iter().map(|c| c.observable).collect();
+        let mut observables: Vec<&str> = curves.iter().map(|c| c.observable.name()).collect();
         observables.sort_unstable();
         observables.dedup();
         let multi_obs = observables.len() > 1;
         let mut skipped = Vec::new();
-        let mut seen_models: Vec<&str> = Vec::new();
-        let mut unknown_models: Vec<&str> = Vec::new();
+        let mut seen_models: Vec<SdeModel> = Vec::new();
+        let mut bias_notes = Vec::new();
         let series = curves
             .iter()
             .map(|c| {
                 let marker = seen_models.iter().filter(|m| **m == c.model).count();
                 seen_models.push(c.model);
-                // Models outside `SdeModel::ALL` get the extra colors in order of appearance.
-                if !SdeModel::ALL.iter().any(|m| m.name() == c.model)
-                    && !unknown_models.contains(&c.model)
-                {
-                    unknown_models.push(c.model);
-                }
-                let unknown = unknown_models.iter().position(|m| *m == c.model);
-                let color = color_for_name(c.model, unknown.unwrap_or(0));
+                let color = model_color(c.model);
                 let name = if multi_obs {
-                    format!("{} ({})", c.model, observable_label(c.observable))
+                    format!(
+                        "{} ({})",
+                        c.model.name(),
+                        observable_label(c.observable.name())
+                    )
                 } else {
-                    c.model.to_string()
+                    c.model.name().to_string()
                 };
-                let order = match (c.order, c.order_ci95) {
-                    (Some(o), Some([a, b])) if o.is_finite() && a.is_finite() && b.is_finite() => {
-                        format!("order {o:.2} [{a:.2}, {b:.2}]")
+                let order = match (c.verdict, c.order, c.order_ci95) {
+                    (Verdict::Resolved, Some(o), Some([a, b])) => {
+                        format!(
+                            "order {o:.2} [{a:.2}, {b:.2}], expected {}",
+                            c.expected_order
+                        )
                     }
-                    (Some(o), _) if o.is_finite() => format!("order {o:.2}"),
-                    _ => "order n/a".to_string(),
+                    (Verdict::Diverged, ..) => "diverged".to_string(),
+                    _ => format!("unresolved (expected {})", c.expected_order),
                 };
                 let mut points = Vec::new();
                 for p in &c.points {
-                    if p.eta > 0.0
-                        && p.eta.is_finite()
-                        && p.weak_error > 0.0
-                        && p.weak_error.is_finite()
-                    {
-                        points.push((p.eta, p.weak_error, p.ci95));
-                    } else {
-                        skipped.push(format!("{} at η = {}", name, fmt_num(p.eta)));
+                    match (p.weak_error, p.ci95) {
+                        (Some(e), Some(ci))
+                            if p.eta > 0.0 && p.eta.is_finite() && e > 0.0 && e.is_finite() =>
+                        {
+                            points.push((p.eta, e, ci));
+                            if let Some(b) = p.integrator_bias_bound {
+                                if b > 0.0 && b.is_finite() {
+                                    bias_notes.push((p.eta, b));
+                                }
+                            }
+                        }
+                        _ => skipped.push(format!("{} at η = {}", name, fmt_num(p.eta))),
                     }
                 }
                 let etas: Vec<f64> = points.iter().map(|p| p.0).collect();
@@ -586,6 +590,12 @@ impl WeakErrorFigure {
             _ => "weak error".to_string(),
         };
         let mut notes = Vec::new();
+        if let Some(worst) = bias_notes.iter().map(|b| b.1).reduce(f64::max) {
+            notes.push(format!(
+                "bars: simultaneous 95% intervals; integrator bias bound ≤ {}",
+                fmt_num(worst)
+            ));
+        }
         if !skipped.is_empty() {
             notes.push(format!(
                 "skipped {} point(s) with non-positive or non-finite weak error:",

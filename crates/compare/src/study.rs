@@ -1,31 +1,50 @@
-//! Weak-error studies: how far an SDE model is from its discrete optimizer, and how fast that
-//! distance shrinks with the learning rate.
+//! Weak-error studies: how far an SDE model is from its discrete optimizer, how fast that
+//! distance shrinks with the learning rate, and whether the measurement can say so.
 //!
-//! For each learning rate `η` and observable `g`, the weak error is
-//! `max_{k ≤ K} |mean g(x_k) − mean g(X_{kη})|` with `K = ⌊T/η⌋` (MATH.md §4), reported with the
-//! 95% half-width of the difference at the maximising iteration; the order is the least-squares
-//! slope of `log error` against `log η` with its 95% interval (`sde_core::fit_order`).
+//! For each learning rate `η`, model and observable `g` the **estimand** is the weak error
+//! `E = max_{1 ≤ k ≤ K} |E g(x_k) − E g(X_{kη})|`, `K = ⌊T/η⌋` (MATH.md §4). A point reports:
 //!
-//! With common random numbers (Gaussian directions only) the discrete run and the SDE path share
-//! their noise, so the interval is that of the paired difference, which is much narrower than
-//! that of two independent means.
+//! - `weak_error`: `max_k |m_k|`, `m_k` the Monte Carlo mean difference at iteration `k` (paired
+//!   over coupled paths where both sides are alive, or the difference of two independent means);
+//! - `ci95`: a **simultaneous** 95% interval for `E`: with Bonferroni's multiplier `z_K` over the
+//!   `K` iterations, `[max_k (|m_k| − z_K se_k)⁺, max_k (|m_k| + z_K se_k)]` holds with probability
+//!   ≥ 95% whatever the correlation between iterations, so the data-chosen maximum carries no
+//!   selection bias; `ci95` is the larger distance from `weak_error` to either end, and
+//!   `ci95_pointwise` the plain interval at the maximising iteration;
+//! - `integrator_bias`: the Richardson estimate of the SDE side's discretisation bias, from the
+//!   same paths integrated at half the step on one Brownian path ([`crate::ladder`]), and a
+//!   bound on it over all iterations (`integrator_bias_bound`). By default the study chooses the
+//!   substeps itself and refines each point until the bound is below a quarter of its `ci95`;
+//! - per side (discrete, SDE), the diverged paths, their fraction and its Wilson interval.
+//!
+//! A curve (model × observable) gets the weighted fit of its order, the order theory expects
+//! (`models::expected_weak_order`) and a verdict: `diverged` when any path of either side
+//! diverged at any point (the weak error of a process that blows up is not defined: the numbers
+//! shown are then those of the pairs that survived, the estimand named in the warnings),
+//! `resolved` when every point is measured well enough for its order to mean something, and
+//! `unresolved` otherwise, with the reasons.
 
 use crate::error::CompareError;
 use crate::exact::ExactMoments;
+use crate::inference::{simultaneous_z95, weighted_order_fit, wilson95};
+use crate::ladder::{self, alive_index, index, Block, LadderPaths};
 use crate::observable::Observable;
-use crate::sim::{CoupledPaths, DiscretePaths, ModelPaths, PathSettings};
+use crate::sim::{DiscretePaths, PathSettings};
 use crate::solver_choice::{dispatch, SolverVisitor};
 use models::loss::Loss;
 use models::method::GradientMethod;
 use models::optimizer::Optimizer;
 use models::sde::SdeModel;
+use models::{expected_weak_order, ExpectedOrder};
 use sde_core::stats::Z95;
 use sde_core::{
-    derive_key, fit_order, Ensemble, EnsembleStats, IncrementKind, Increments, Scheme, SchemeKind,
-    Solver,
+    derive_key, Ensemble, EnsembleStats, IncrementKind, Increments, Scheme, SchemeKind, Solver,
 };
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Default cap on the SDE substeps per iteration the automatic refinement may reach.
+pub const DEFAULT_MAX_SUBSTEPS: usize = 256;
 
 /// Everything a weak-error study needs besides the optimizer.
 #[derive(Clone, Debug, Serialize)]
@@ -38,11 +57,54 @@ pub struct StudySettings {
     pub models: Vec<SdeModel>,
     pub scheme: SchemeKind,
     pub increments: IncrementKind,
-    pub substeps: usize,
+    /// SDE steps per iteration; `None`: chosen per point by the study (refined until the
+    /// integrator's bias is below a quarter of the point's interval).
+    pub substeps: Option<usize>,
+    /// Largest number of substeps the automatic refinement may use.
+    pub max_substeps: usize,
     pub observables: Vec<Observable>,
     pub diverge_above: f64,
     pub common_random_numbers: bool,
     pub exact_reference: bool,
+}
+
+/// A setting of [`StudySettings`] (or of the trajectory settings), named in errors; the CLI maps
+/// each to its config key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Setting {
+    Etas,
+    Horizon,
+    Paths,
+    Substeps,
+    MaxSubsteps,
+    Models,
+    Observables,
+    X0,
+    DivergeAbove,
+    ExactReference,
+    Scheme,
+    Quantiles,
+}
+
+impl Setting {
+    /// The config key of the setting (the `sdelab` experiment config).
+    pub fn config_key(&self) -> &'static str {
+        match self {
+            Setting::Etas => "run.etas",
+            Setting::Horizon => "run.horizon",
+            Setting::Paths => "run.paths",
+            Setting::Substeps => "sde.substeps",
+            Setting::MaxSubsteps => "sde.max_substeps",
+            Setting::Models => "sde.models",
+            Setting::Observables => "run.observables",
+            Setting::X0 => "loss.x0",
+            Setting::DivergeAbove => "run.diverge_above",
+            Setting::ExactReference => "run.exact_reference",
+            Setting::Scheme => "sde.scheme",
+            Setting::Quantiles => "run.quantiles",
+        }
+    }
 }
 
 impl StudySettings {
@@ -50,22 +112,29 @@ impl StudySettings {
     pub fn validate(&self, d: usize) -> Result<(), CompareError> {
         if self.etas.is_empty() {
             return Err(CompareError::bad(
-                "run.etas",
+                Setting::Etas.config_key(),
                 "[]",
                 "needs at least one learning rate",
+            ));
+        }
+        if !(self.horizon > 0.0) || !self.horizon.is_finite() {
+            return Err(CompareError::bad(
+                Setting::Horizon.config_key(),
+                self.horizon,
+                "must be positive and finite",
             ));
         }
         for (i, e) in self.etas.iter().enumerate() {
             if !(*e > 0.0) || !e.is_finite() {
                 return Err(CompareError::bad(
-                    format!("run.etas[{i}]"),
+                    format!("{}[{i}]", Setting::Etas.config_key()),
                     e,
                     "must be positive and finite",
                 ));
             }
-            if (self.horizon / e).floor() < 1.0 {
+            if iterations(self.horizon, *e) < 1 {
                 return Err(CompareError::bad(
-                    format!("run.etas[{i}]"),
+                    format!("{}[{i}]", Setting::Etas.config_key()),
                     e,
                     format!(
                         "is longer than the horizon {} (no iteration fits)",
@@ -74,40 +143,44 @@ impl StudySettings {
                 ));
             }
         }
-        if !(self.horizon > 0.0) || !self.horizon.is_finite() {
-            return Err(CompareError::bad(
-                "run.horizon",
-                self.horizon,
-                "must be positive and finite",
-            ));
-        }
         if self.paths < 2 {
             return Err(CompareError::bad(
-                "run.paths",
+                Setting::Paths.config_key(),
                 self.paths,
                 "needs at least 2 paths",
             ));
         }
-        if self.substeps == 0 {
-            return Err(CompareError::bad("sde.substeps", 0, "must be at least 1"));
+        if self.substeps == Some(0) {
+            return Err(CompareError::bad(
+                Setting::Substeps.config_key(),
+                0,
+                "must be at least 1",
+            ));
+        }
+        if self.max_substeps < 2 {
+            return Err(CompareError::bad(
+                Setting::MaxSubsteps.config_key(),
+                self.max_substeps,
+                "must be at least 2",
+            ));
         }
         if self.models.is_empty() {
             return Err(CompareError::bad(
-                "sde.models",
+                Setting::Models.config_key(),
                 "[]",
                 "needs at least one model",
             ));
         }
         if self.observables.is_empty() {
             return Err(CompareError::bad(
-                "run.observables",
+                Setting::Observables.config_key(),
                 "[]",
                 "needs at least one observable",
             ));
         }
         if self.x0.len() != d {
             return Err(CompareError::bad(
-                "loss.x0",
+                Setting::X0.config_key(),
                 format!("{:?}", self.x0),
                 format!(
                     "has length {} but the problem has dimension {d}",
@@ -117,7 +190,7 @@ impl StudySettings {
         }
         if !(self.diverge_above > 0.0) {
             return Err(CompareError::bad(
-                "run.diverge_above",
+                Setting::DivergeAbove.config_key(),
                 self.diverge_above,
                 "must be positive",
             ));
@@ -137,12 +210,44 @@ pub fn iterations(horizon: f64, eta: f64) -> usize {
     (horizon / eta * (1.0 + 1e-12)).floor() as usize
 }
 
-/// Mean at the last iteration and the number of diverged paths of one side.
+/// How the SDE side of a point was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reference {
+    /// Discrete and SDE paths driven by common random numbers; the interval is that of the
+    /// paired difference.
+    Coupled,
+    /// Two independent ensembles; the interval is that of the difference of two means.
+    Independent,
+    /// The SDE side is its closed-form expectation (MATH.md §7); only the discrete side is Monte
+    /// Carlo.
+    Exact,
+}
+
+impl Reference {
+    /// The serialized name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reference::Coupled => "coupled",
+            Reference::Independent => "independent",
+            Reference::Exact => "exact",
+        }
+    }
+}
+
+/// One side (discrete or SDE) of a point.
 #[derive(Clone, Debug, Serialize)]
 pub struct SideSummary {
-    pub final_mean: f64,
-    pub final_ci95: f64,
+    /// Mean of the observable at the last iteration over the side's surviving paths (`None`
+    /// when none survived).
+    pub final_mean: Option<f64>,
+    pub final_ci95: Option<f64>,
+    pub paths: u64,
+    /// Paths of this side that diverged at some iteration up to the horizon.
     pub diverged: u64,
+    pub diverged_fraction: f64,
+    /// Wilson 95% interval of the diverged fraction.
+    pub diverged_ci95: [f64; 2],
 }
 
 /// Closed-form values at one learning rate, when a closed form exists.
@@ -159,29 +264,75 @@ pub struct ExactPoint {
 pub struct WeakErrorPoint {
     pub eta: f64,
     pub iterations: usize,
-    pub weak_error: f64,
-    /// Half-width of the 95% interval of the difference at the maximising iteration.
-    pub ci95: f64,
+    /// SDE steps per iteration behind the reported SDE side (0 for an exact reference).
+    pub substeps: usize,
+    /// `max_k |m_k|`; `None` when a side diverged on every path.
+    pub weak_error: Option<f64>,
+    /// Half-width of the simultaneous 95% interval of the weak error (see the module doc).
+    pub ci95: Option<f64>,
+    /// The simultaneous 95% interval itself.
+    pub ci95_interval: Option<[f64; 2]>,
+    /// Half-width of the pointwise 95% interval at the maximising iteration.
+    pub ci95_pointwise: Option<f64>,
     /// Iteration where the maximum is attained.
-    pub at_iteration: usize,
+    pub at_iteration: Option<usize>,
+    /// Richardson estimate of the SDE side's integrator bias at the maximising iteration.
+    pub integrator_bias: Option<f64>,
+    /// `max_k (|b_k| + z_K se(b_k))`: a 95% bound on the integrator's bias over the horizon.
+    pub integrator_bias_bound: Option<f64>,
+    /// The levels tried, in order (the first may be a probe on a subset of the paths; the last is
+    /// the one reported).
+    pub refinement: Vec<Refinement>,
+    /// `(Var d + Var s) / Var(d − s)` at the maximising iteration: how much the coupling shrank
+    /// the variance of the difference (coupled points only).
+    pub variance_reduction: Option<f64>,
     pub discrete: SideSummary,
     pub sde: SideSummary,
-    /// How the SDE side was obtained: `"coupled"`, `"independent"` or `"exact"`.
-    pub reference: &'static str,
+    pub reference: Reference,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact: Option<ExactPoint>,
+}
+
+/// The verdict on a curve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every point is resolved (significant, precise, integrator bias controlled) and the order
+    /// has a finite interval: the order means what it says.
+    Resolved,
+    /// The measurement cannot support the order (see `verdict_reasons`).
+    Unresolved,
+    /// Paths diverged: the weak error is not defined.
+    Diverged,
+}
+
+impl Verdict {
+    /// The serialized name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Resolved => "resolved",
+            Verdict::Unresolved => "unresolved",
+            Verdict::Diverged => "diverged",
+        }
+    }
 }
 
 /// The weak error of one model and one observable over the learning rates, with its order.
 #[derive(Clone, Debug, Serialize)]
 pub struct WeakErrorCurve {
-    pub model: &'static str,
-    pub observable: &'static str,
+    pub model: SdeModel,
+    pub observable: Observable,
     pub points: Vec<WeakErrorPoint>,
+    /// Weighted least-squares slope of `log weak_error` against `log η`.
     pub order: Option<f64>,
     pub order_ci95: Option<[f64; 2]>,
-    /// The order theory predicts (MATH.md §5.1).
+    /// The order theory predicts for this model, schedule and covariance (MATH.md §5.1).
     pub expected_order: f64,
+    pub expected_order_reason: String,
+    pub verdict: Verdict,
+    pub verdict_reasons: Vec<String>,
+    /// Whether the expected order lies in `order_ci95` (only when resolved).
+    pub consistent_with_expected: Option<bool>,
     /// Order of the closed-form weak errors, when they exist.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact_order: Option<f64>,
@@ -191,7 +342,8 @@ pub struct WeakErrorCurve {
 /// Progress callback: receives the number of newly finished path simulations.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
-/// Total path simulations a study runs (for a progress bar).
+/// Path simulations a study runs before any refinement (for a progress bar; refinements add
+/// their own work to the bar as they start).
 pub fn study_work(s: &StudySettings, coupled: bool) -> u64 {
     let per_eta = if coupled {
         s.models.len() as u64
@@ -199,15 +351,6 @@ pub fn study_work(s: &StudySettings, coupled: bool) -> u64 {
         1 + s.models.len() as u64
     };
     per_eta * s.etas.len() as u64 * s.paths
-}
-
-/// Stable stream index of a model (independent of the order models are listed in).
-fn model_index(m: SdeModel) -> u64 {
-    match m {
-        SdeModel::FirstOrder => 1,
-        SdeModel::SecondOrder => 2,
-        SdeModel::Stability => 3,
-    }
 }
 
 /// Runs `sim` on `paths` paths, reporting progress as increments.
@@ -247,36 +390,52 @@ impl<'a> ProgressDelta<'a> {
     }
 }
 
-struct RunModel<'a, L, M> {
+/// The seed of every random stream of a study: learning rate `ei` and a role (the discrete
+/// ensemble, or the SDE ladder of every model, which share their paths' noise so the discrete
+/// paths are the same for every model). One rule for the whole crate, see [`stream_seed`].
+pub fn stream_seed(seed: u64, eta_index: usize, role: StreamRole) -> u64 {
+    derive_key(derive_key(seed, eta_index as u64), role as u64)
+}
+
+/// What a stream is for (see [`stream_seed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamRole {
+    /// The discrete optimizer alone (independent ensembles, trajectories).
+    Discrete = 0,
+    /// The SDE ladder of a model, coupled or not: every model reads the same noise (the
+    /// discrete side of a coupled ladder is then the same for every model).
+    Ladder = 20,
+    /// One SDE model alone (trajectories): `Model + model index`.
+    Model = 1,
+}
+
+struct RunLadder<'a, L, M> {
     opt: &'a Optimizer<L, M>,
     model: SdeModel,
     settings: &'a PathSettings,
-    substeps: usize,
+    coarse: usize,
     paths: u64,
     seed: u64,
     coupled: bool,
     progress: Progress<'a>,
 }
 
-impl<L: Loss, M: GradientMethod> SolverVisitor for RunModel<'_, L, M> {
-    type Output = Result<EnsembleStats, CompareError>;
+impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
+    type Output = Result<(EnsembleStats, f64), CompareError>;
     fn visit<Sch: Scheme, I: Increments>(self, scheme: Sch, increments: I) -> Self::Output {
+        let order = scheme.weak_order();
         let sde = self.opt.sde(self.model, self.settings.eta)?;
-        let solver = Solver::new(sde, scheme, increments)?;
-        let model = ModelPaths {
-            solver,
+        let sim = LadderPaths {
+            solver: Solver::new(sde, scheme, increments)?,
+            opt: self.opt,
             settings: self.settings,
-            substeps: self.substeps,
+            coarse: self.coarse,
+            coupled: self.coupled,
         };
-        if self.coupled {
-            let sim = CoupledPaths {
-                model,
-                opt: self.opt,
-            };
-            run_ensemble(self.paths, self.seed, &sim, self.progress)
-        } else {
-            run_ensemble(self.paths, self.seed, &model, self.progress)
-        }
+        Ok((
+            run_ensemble(self.paths, self.seed, &sim, self.progress)?,
+            order,
+        ))
     }
 }
 
@@ -289,19 +448,22 @@ struct CheckModel<'a, L, M> {
 }
 
 impl<L: Loss, M: GradientMethod> SolverVisitor for CheckModel<'_, L, M> {
-    type Output = Result<(), CompareError>;
+    type Output = Result<f64, CompareError>;
     fn visit<Sch: Scheme, I: Increments>(self, scheme: Sch, increments: I) -> Self::Output {
+        let order = scheme.weak_order();
         let sde = self.opt.sde(self.model, self.eta)?;
         Solver::new(sde, scheme, increments)?;
-        Ok(())
+        Ok(order)
     }
 }
 
-/// Whether the study can couple discrete and SDE paths: the method must have Gaussian
-/// directions and the increments must be exact Gaussians (a sum of three-point increments is
-/// not a normal variate, so it would change the discrete law).
+/// Whether the study can couple discrete and SDE paths: the method must support it and the
+/// increments must be exact Gaussians (the Brownian bridge pinned to the coupled total needs
+/// them).
 pub fn can_couple<L: Loss, M: GradientMethod>(opt: &Optimizer<L, M>, s: &StudySettings) -> bool {
-    s.common_random_numbers && s.increments == IncrementKind::Gaussian && opt.supports_coupling()
+    s.common_random_numbers
+        && s.increments == IncrementKind::Gaussian
+        && ladder::coupling_dim(opt) > 0
 }
 
 /// Runs the weak-error study of every requested model and observable.
@@ -314,14 +476,15 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
     s.validate(opt.dim())?;
     if s.exact_reference && exact.is_none() {
         return Err(CompareError::bad(
-            "run.exact_reference",
+            Setting::ExactReference.config_key(),
             true,
             "no closed form exists for this problem (it needs DSGD on a diagonal quadratic with \
              Gaussian noise of constant covariance and a constant schedule)",
         ));
     }
+    let mut expected = Vec::new();
     for &model in &s.models {
-        dispatch(
+        let scheme_order = dispatch(
             s.scheme,
             s.increments,
             CheckModel {
@@ -330,10 +493,24 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
                 eta: s.etas[0],
             },
         )?;
+        let e = expected_weak_order(opt, model);
+        if s.substeps.is_some() && !s.exact_reference && scheme_order < e.order {
+            return Err(CompareError::bad(
+                Setting::Scheme.config_key(),
+                s.scheme.name(),
+                format!(
+                    "has weak order {scheme_order}, below the expected order {} of model {} at a fixed \
+                     sde.substeps: its bias would be counted as model error. Remove sde.substeps \
+                     (the study then refines until the bias is negligible) or use scheme = \"weak2\"",
+                    e.order,
+                    model.name()
+                ),
+            ));
+        }
+        expected.push(e);
     }
-    let coupled = can_couple(opt, s);
+    let coupled = can_couple(opt, s) && !s.exact_reference;
     let n = s.observables.len();
-    // curves[model][observable] points
     let mut points: Vec<Vec<Vec<WeakErrorPoint>>> = vec![vec![Vec::new(); n]; s.models.len()];
     for (ei, &eta) in s.etas.iter().enumerate() {
         let iters = s.iterations(eta);
@@ -344,7 +521,6 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
             observables: s.observables.clone(),
             diverge_above: s.diverge_above,
         };
-        let eta_key = derive_key(s.seed, ei as u64);
         let discrete = if coupled {
             None
         } else {
@@ -354,45 +530,131 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
             };
             Some(run_ensemble(
                 s.paths,
-                derive_key(eta_key, 0),
+                stream_seed(s.seed, ei, StreamRole::Discrete),
                 &sim,
                 progress,
             )?)
         };
         for (mi, &model) in s.models.iter().enumerate() {
-            let role = if coupled { 10 } else { 0 } + model_index(model);
-            let stats = dispatch(
-                s.scheme,
-                s.increments,
-                RunModel {
-                    opt,
-                    model,
-                    settings: &settings,
-                    substeps: s.substeps,
-                    paths: s.paths,
-                    seed: derive_key(eta_key, role),
-                    coupled,
-                    progress,
-                },
-            )?;
-            for (oi, &obs) in s.observables.iter().enumerate() {
-                let point = match &discrete {
-                    None => point_coupled(&stats, oi, n, eta, iters),
-                    Some(d) => point_independent(d, &stats, oi, eta, iters),
+            if s.exact_reference {
+                let d = discrete.as_ref().ok_or_else(|| {
+                    CompareError::bad(
+                        "run.common_random_numbers",
+                        true,
+                        "internal: the exact reference runs an independent discrete ensemble",
+                    )
+                })?;
+                for (oi, &obs) in s.observables.iter().enumerate() {
+                    let ex = exact.ok_or_else(|| {
+                        CompareError::bad(
+                            Setting::ExactReference.config_key(),
+                            true,
+                            "no closed form",
+                        )
+                    })?;
+                    points[mi][oi].push(exact_reference_point(
+                        d, ex, model, obs, oi, eta, iters, s.paths,
+                    ));
+                }
+                continue;
+            }
+            let ladder_seed = stream_seed(s.seed, ei, StreamRole::Ladder);
+            let mut coarse = s.substeps.unwrap_or(1);
+            let report = if s.substeps.is_some() {
+                Report::Coarse
+            } else {
+                Report::Fine
+            };
+            // With the substeps left to the study, a probe on the first paths (the same paths as
+            // the full run's first ones) measures the bias at the coarsest level; the full run
+            // then starts at the level the probe predicts, so the rejected level costs a
+            // sixteenth of a run.
+            let probe = probe_paths(s);
+            let mut run_paths = if s.substeps.is_none() { probe } else { s.paths };
+            let mut tried: Vec<Refinement> = Vec::new();
+            let final_points = loop {
+                let (stats, order) = dispatch(
+                    s.scheme,
+                    s.increments,
+                    RunLadder {
+                        opt,
+                        model,
+                        settings: &settings,
+                        coarse,
+                        paths: run_paths,
+                        seed: ladder_seed,
+                        coupled,
+                        progress,
+                    },
+                )?;
+                let pts: Vec<WeakErrorPoint> = (0..n)
+                    .map(|oi| {
+                        ladder_point(
+                            &stats,
+                            discrete.as_ref(),
+                            oi,
+                            n,
+                            eta,
+                            iters,
+                            coarse,
+                            order,
+                            report,
+                            run_paths,
+                        )
+                    })
+                    .collect();
+                let reported = if report == Report::Fine {
+                    2 * coarse
+                } else {
+                    coarse
                 };
-                let point = with_exact(
-                    point,
-                    exact,
-                    s.exact_reference,
-                    model,
-                    obs,
-                    eta,
-                    iters,
-                    &stats,
-                    discrete.as_ref(),
-                    oi,
-                );
-                points[mi][oi].push(point);
+                // The interval of the full run shrinks as 1/sqrt(paths) from the probe's.
+                let shrink = (run_paths as f64 / s.paths as f64).sqrt();
+                // The worst ratio of bias bound to its target over the observables.
+                let worst = pts
+                    .iter()
+                    .filter_map(|p| {
+                        let target = (p.ci95? * shrink / 4.0).max(1e-3 * p.weak_error?);
+                        Some(p.integrator_bias_bound? / target)
+                    })
+                    .fold(0.0f64, |a, r| if r.is_nan() { a } else { a.max(r) });
+                let bound = pts
+                    .iter()
+                    .filter_map(|p| p.integrator_bias_bound)
+                    .fold(0.0f64, f64::max);
+                tried.push(Refinement {
+                    substeps: reported,
+                    paths: run_paths,
+                    bias_bound: bound,
+                });
+                let is_probe = run_paths < s.paths;
+                let fixed = s.substeps.is_some();
+                let good = worst <= 1.0 || !worst.is_finite();
+                let capped = 2 * coarse >= s.max_substeps;
+                if !is_probe && (fixed || good || capped) {
+                    break pts
+                        .into_iter()
+                        .map(|mut p| {
+                            p.refinement = tried.clone();
+                            p
+                        })
+                        .collect::<Vec<_>>();
+                }
+                run_paths = s.paths;
+                if !good && !capped {
+                    // The bias falls as h^p: jump to the level the estimate asks for (×1.5 margin).
+                    let factor = (1.5 * worst).powf(1.0 / order).max(2.0);
+                    let fine = (((2 * coarse) as f64 * factor).ceil() as usize)
+                        .next_power_of_two()
+                        .min(s.max_substeps);
+                    coarse = (fine / 2).max(coarse + 1);
+                }
+            };
+            for (oi, (&obs, mut p)) in s.observables.iter().zip(final_points).enumerate() {
+                if let Some(ex) = exact {
+                    p.exact = exact_point(ex, model, obs, eta, iters);
+                }
+                points[mi][oi].push(p);
             }
         }
     }
@@ -403,186 +665,430 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
                 model,
                 obs,
                 std::mem::take(&mut points[mi][oi]),
+                &expected[mi],
+                s,
             ));
         }
     }
     Ok(curves)
 }
 
-fn side(stats: &EnsembleStats, o: usize) -> SideSummary {
-    let last = stats.n_save - 1;
-    let s = stats.summary(last, o);
-    SideSummary {
-        final_mean: s.mean,
-        final_ci95: s.ci95,
-        diverged: stats.diverged_total(),
+/// The integrator bias a point tolerates: a quarter of its interval, and never less than 0.1% of
+/// the weak error (without noise the interval is zero, and the bias need only be small against
+/// the error itself).
+pub fn bias_target(p: &WeakErrorPoint) -> Option<f64> {
+    Some((p.ci95? / 4.0).max(1e-3 * p.weak_error?))
+}
+
+/// Paths of the probe that measures the integrator's bias before a study's full run: a
+/// sixteenth of the paths, at least 2000; no probe (the full path count) when that would be more
+/// than a quarter of them.
+fn probe_paths(s: &StudySettings) -> u64 {
+    let p = (s.paths / 16).max(2000);
+    if 4 * p > s.paths {
+        s.paths
+    } else {
+        p
     }
 }
 
-/// Weak error from paired differences (observable block `2n + o`).
-fn point_coupled(
+/// One level the study tried for a point.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Refinement {
+    /// SDE steps per iteration of the reported level.
+    pub substeps: usize,
+    /// Paths of that run (fewer than the study's for the probe).
+    pub paths: u64,
+    /// The integrator-bias bound it measured (largest over the observables).
+    pub bias_bound: f64,
+}
+
+/// Which level of the ladder a point reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Report {
+    /// The fine level (the study chose the substeps); its bias is `(m_c − m_f)/(2^p − 1)`.
+    Fine,
+    /// The coarse level (the user fixed `sde.substeps`); its bias is `(m_c − m_f) 2^p/(2^p − 1)`.
+    Coarse,
+}
+
+/// Summary of one side from its alive indicator and its own observable block.
+fn side_from_ladder(stats: &EnsembleStats, value: usize, alive: usize, paths: u64) -> SideSummary {
+    let last = stats.n_save - 1;
+    let a = stats.get(last, alive);
+    let diverged = if a.count == 0 {
+        0
+    } else {
+        ((1.0 - a.mean) * a.count as f64).round() as u64
+    };
+    let v = stats.summary(last, value);
+    side(v.count, v.mean, v.ci95, diverged, paths)
+}
+
+fn side(count: u64, mean: f64, ci: f64, diverged: u64, paths: u64) -> SideSummary {
+    SideSummary {
+        final_mean: (count > 0).then_some(mean),
+        final_ci95: (count > 1).then_some(ci),
+        paths,
+        diverged,
+        diverged_fraction: diverged as f64 / paths.max(1) as f64,
+        diverged_ci95: wilson95(diverged, paths),
+    }
+}
+
+/// The simultaneous interval of `max_k |μ_k|` from per-iteration means and standard errors:
+/// returns (estimate, half-width, [low, high], pointwise half-width, argmax).
+fn max_with_band(m: &[(usize, f64, f64)]) -> Option<(f64, f64, [f64; 2], f64, usize)> {
+    let usable: Vec<&(usize, f64, f64)> = m.iter().filter(|(_, mk, _)| mk.is_finite()).collect();
+    if usable.is_empty() {
+        return None;
+    }
+    let z = simultaneous_z95(usable.len());
+    let mut best = (f64::NEG_INFINITY, 0.0, 0usize);
+    let (mut lo, mut hi) = (0.0f64, 0.0f64);
+    for &&(k, mk, se) in &usable {
+        let se = if se.is_finite() { se } else { 0.0 };
+        if mk.abs() > best.0 {
+            best = (mk.abs(), se, k);
+        }
+        lo = lo.max(mk.abs() - z * se);
+        hi = hi.max(mk.abs() + z * se);
+    }
+    let e = best.0;
+    let half = (e - lo).max(hi - e);
+    Some((e, half, [lo, hi], Z95 * best.1, best.2))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ladder_point(
     stats: &EnsembleStats,
+    discrete: Option<&EnsembleStats>,
     o: usize,
     n: usize,
     eta: f64,
     iters: usize,
+    coarse: usize,
+    scheme_order: f64,
+    report: Report,
+    paths: u64,
 ) -> WeakErrorPoint {
-    let mut best = (f64::NEG_INFINITY, 0.0, 0);
-    for k in 0..stats.n_save {
-        let s = stats.summary(k, 2 * n + o);
-        if s.count >= 2 && s.mean.abs() > best.0 {
-            best = (s.mean.abs(), s.ci95, k);
-        }
-    }
-    WeakErrorPoint {
-        eta,
-        iterations: iters,
-        weak_error: best.0.max(0.0),
-        ci95: best.1,
-        at_iteration: best.2,
-        discrete: side(stats, o),
-        sde: side(stats, n + o),
-        reference: "coupled",
-        exact: None,
-    }
-}
-
-/// Weak error from two independent ensembles.
-fn point_independent(
-    d: &EnsembleStats,
-    m: &EnsembleStats,
-    o: usize,
-    eta: f64,
-    iters: usize,
-) -> WeakErrorPoint {
-    let mut best = (f64::NEG_INFINITY, 0.0, 0);
-    for k in 0..d.n_save.min(m.n_save) {
-        let (a, b) = (d.summary(k, o), m.summary(k, o));
-        if a.count >= 2 && b.count >= 2 {
-            let e = (a.mean - b.mean).abs();
-            if e > best.0 {
-                best = (e, Z95 * (a.std_err.powi(2) + b.std_err.powi(2)).sqrt(), k);
+    let (rep, rep_diff) = match report {
+        Report::Fine => (Block::Fine, Block::DiscreteMinusFine),
+        Report::Coarse => (Block::Coarse, Block::DiscreteMinusCoarse),
+    };
+    let p2 = 2f64.powf(scheme_order);
+    let bias_factor = match report {
+        Report::Fine => 1.0 / (p2 - 1.0),
+        Report::Coarse => p2 / (p2 - 1.0),
+    };
+    // Per iteration k ≥ 1 (at k = 0 both sides sit at x0): mean difference and its standard error.
+    let mut diffs = Vec::with_capacity(iters);
+    for k in 1..stats.n_save {
+        let (m, se) = match discrete {
+            None => {
+                let w = stats.summary(k, index(rep_diff, o, n));
+                if w.count < 2 {
+                    (f64::NAN, f64::NAN)
+                } else {
+                    (w.mean, w.std_err)
+                }
             }
+            Some(d) => {
+                let a = d.summary(k, o);
+                let b = stats.summary(k, index(rep, o, n));
+                if a.count < 2 || b.count < 2 {
+                    (f64::NAN, f64::NAN)
+                } else {
+                    (
+                        a.mean - b.mean,
+                        (a.std_err.powi(2) + b.std_err.powi(2)).sqrt(),
+                    )
+                }
+            }
+        };
+        diffs.push((k, m, se));
+    }
+    let band = max_with_band(&diffs);
+    // Integrator bias: Richardson on the coarse − fine differences of the same paths.
+    let mut biases = Vec::with_capacity(iters);
+    for k in 1..stats.n_save {
+        let w = stats.summary(k, index(Block::CoarseMinusFine, o, n));
+        if w.count >= 2 {
+            biases.push((k, w.mean * bias_factor, w.std_err * bias_factor));
         }
     }
+    let zb = simultaneous_z95(biases.len());
+    let bias_bound = (!biases.is_empty()).then(|| {
+        biases
+            .iter()
+            .map(|(_, b, se)| b.abs() + zb * se)
+            .fold(0.0, f64::max)
+    });
+    let at = band.map(|b| b.4);
+    let bias_at = at.and_then(|k| biases.iter().find(|b| b.0 == k).map(|b| b.1));
+    let variance_reduction = match (discrete, at) {
+        (None, Some(k)) => {
+            let vd = stats.summary(k, index(Block::Discrete, o, n)).variance;
+            let vs = stats.summary(k, index(rep, o, n)).variance;
+            let vdiff = stats.summary(k, index(rep_diff, o, n)).variance;
+            let r = (vd + vs) / vdiff;
+            r.is_finite().then_some(r)
+        }
+        _ => None,
+    };
+    let discrete_side = match discrete {
+        None => side_from_ladder(
+            stats,
+            index(Block::Discrete, o, n),
+            alive_index(Block::Discrete, n),
+            paths,
+        ),
+        Some(d) => {
+            let last = d.n_save - 1;
+            let v = d.summary(last, o);
+            side(v.count, v.mean, v.ci95, d.diverged_total(), paths)
+        }
+    };
+    let alive_rep = match report {
+        Report::Fine => alive_index(Block::Fine, n),
+        Report::Coarse => alive_index(Block::Coarse, n),
+    };
     WeakErrorPoint {
         eta,
         iterations: iters,
-        weak_error: best.0.max(0.0),
-        ci95: best.1,
-        at_iteration: best.2,
-        discrete: side(d, o),
-        sde: side(m, o),
-        reference: "independent",
+        substeps: match report {
+            Report::Fine => 2 * coarse,
+            Report::Coarse => coarse,
+        },
+        weak_error: band.map(|b| b.0),
+        ci95: band.map(|b| b.1),
+        ci95_interval: band.map(|b| b.2),
+        ci95_pointwise: band.map(|b| b.3),
+        at_iteration: at,
+        integrator_bias: bias_at,
+        integrator_bias_bound: bias_bound,
+        refinement: Vec::new(),
+        variance_reduction,
+        discrete: discrete_side,
+        sde: side_from_ladder(stats, index(rep, o, n), alive_rep, paths),
+        reference: if discrete.is_none() {
+            Reference::Coupled
+        } else {
+            Reference::Independent
+        },
         exact: None,
     }
 }
 
-/// Adds the closed-form values, and with `exact_reference` replaces the SDE side by its exact
-/// expectation (the discrete side stays Monte Carlo).
-#[allow(clippy::too_many_arguments)]
-fn with_exact(
-    mut p: WeakErrorPoint,
-    exact: Option<&dyn ExactMoments>,
-    replace: bool,
+/// Closed-form weak error at one learning rate, when a closed form exists.
+fn exact_point(
+    ex: &dyn ExactMoments,
     model: SdeModel,
     obs: Observable,
     eta: f64,
     iters: usize,
-    stats: &EnsembleStats,
-    discrete: Option<&EnsembleStats>,
-    o: usize,
-) -> WeakErrorPoint {
-    let Some(ex) = exact else { return p };
-    let both: Option<Vec<(f64, f64)>> = (0..=iters)
+) -> Option<ExactPoint> {
+    let both: Vec<(f64, f64)> = (0..=iters)
         .map(|k| {
             Some((
                 ex.discrete_mean(obs, k, eta)?,
                 ex.sde_mean(model, obs, k as f64 * eta, eta)?,
             ))
         })
-        .collect();
-    let Some(both) = both else { return p };
-    let exact_err = both.iter().map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    p.exact = Some(ExactPoint {
-        weak_error: exact_err,
+        .collect::<Option<Vec<_>>>()?;
+    Some(ExactPoint {
+        weak_error: both.iter().map(|(a, b)| (a - b).abs()).fold(0.0, f64::max),
         discrete_final: both[iters].0,
         sde_final: both[iters].1,
-    });
-    if replace {
-        // Discrete side: Monte Carlo. In a coupled run the discrete block comes first, so
-        // observable `o` sits at the same offset in both layouts.
-        let dstats = discrete.unwrap_or(stats);
-        let mut best = (f64::NEG_INFINITY, 0.0, 0);
-        for (k, (_, sde_k)) in both.iter().enumerate().take(dstats.n_save) {
-            let a = dstats.summary(k, o);
-            if a.count >= 2 {
-                let e = (a.mean - sde_k).abs();
-                if e > best.0 {
-                    best = (e, a.ci95, k);
-                }
-            }
-        }
-        p.weak_error = best.0.max(0.0);
-        p.ci95 = best.1;
-        p.at_iteration = best.2;
-        p.sde = SideSummary {
-            final_mean: both[iters].1,
-            final_ci95: 0.0,
-            diverged: 0,
-        };
-        p.reference = "exact";
-    }
-    p
+    })
 }
 
-fn finish_curve(model: SdeModel, obs: Observable, points: Vec<WeakErrorPoint>) -> WeakErrorCurve {
-    let etas: Vec<f64> = points.iter().map(|p| p.eta).collect();
-    let errs: Vec<f64> = points.iter().map(|p| p.weak_error).collect();
-    let fit = if points.len() >= 2 {
-        fit_order(&etas, &errs)
-    } else {
-        None
-    };
-    let mut warnings = Vec::new();
-    for p in &points {
-        if p.ci95 > p.weak_error / 3.0 {
-            warnings.push(format!(
-                "Monte Carlo floor: at eta = {} the 95% interval (±{:.3e}) is more than a third of the weak error ({:.3e}); the fitted order is not trustworthy: add paths or use larger learning rates",
-                p.eta, p.ci95, p.weak_error
-            ));
+/// The SDE side replaced by its closed-form expectation; the discrete side stays Monte Carlo.
+#[allow(clippy::too_many_arguments)]
+fn exact_reference_point(
+    d: &EnsembleStats,
+    ex: &dyn ExactMoments,
+    model: SdeModel,
+    obs: Observable,
+    o: usize,
+    eta: f64,
+    iters: usize,
+    paths: u64,
+) -> WeakErrorPoint {
+    let mut diffs = Vec::new();
+    for k in 1..d.n_save {
+        let a = d.summary(k, o);
+        let sde = ex.sde_mean(model, obs, k as f64 * eta, eta);
+        match sde {
+            Some(v) if a.count >= 2 => diffs.push((k, a.mean - v, a.std_err)),
+            _ => diffs.push((k, f64::NAN, f64::NAN)),
         }
-        if p.discrete.diverged > 0 || p.sde.diverged > 0 {
-            warnings.push(format!(
-                "at eta = {}: {} discrete and {} SDE paths diverged and were left out of the means",
-                p.eta, p.discrete.diverged, p.sde.diverged
+    }
+    let band = max_with_band(&diffs);
+    let last = d.n_save - 1;
+    let v = d.summary(last, o);
+    let sde_final = ex.sde_mean(model, obs, iters as f64 * eta, eta);
+    WeakErrorPoint {
+        eta,
+        iterations: iters,
+        substeps: 0,
+        weak_error: band.map(|b| b.0),
+        ci95: band.map(|b| b.1),
+        ci95_interval: band.map(|b| b.2),
+        ci95_pointwise: band.map(|b| b.3),
+        at_iteration: band.map(|b| b.4),
+        integrator_bias: Some(0.0),
+        integrator_bias_bound: Some(0.0),
+        refinement: Vec::new(),
+        variance_reduction: None,
+        discrete: side(v.count, v.mean, v.ci95, d.diverged_total(), paths),
+        sde: SideSummary {
+            final_mean: sde_final,
+            final_ci95: Some(0.0),
+            paths,
+            diverged: 0,
+            diverged_fraction: 0.0,
+            diverged_ci95: [0.0, 0.0],
+        },
+        reference: Reference::Exact,
+        exact: exact_point(ex, model, obs, eta, iters),
+    }
+}
+
+/// The largest relative half-width `ci95 / weak_error` at which a point counts as resolved.
+pub const RESOLVED_RELATIVE_CI: f64 = 0.5;
+/// The largest half-width of the order's interval at which a curve counts as resolved.
+pub const RESOLVED_ORDER_HALF_WIDTH: f64 = 0.5;
+
+fn finish_curve(
+    model: SdeModel,
+    obs: Observable,
+    points: Vec<WeakErrorPoint>,
+    expected: &ExpectedOrder,
+    s: &StudySettings,
+) -> WeakErrorCurve {
+    let mut warnings = Vec::new();
+    let mut reasons = Vec::new();
+    let mut diverged = false;
+    for p in &points {
+        for (name, side) in [("discrete", &p.discrete), ("SDE", &p.sde)] {
+            if side.diverged > 0 {
+                diverged = true;
+                reasons.push(format!(
+                    "at eta = {}: {} of {} {name} paths diverged ({:.3}%, 95% interval [{:.3}%, {:.3}%])",
+                    p.eta,
+                    side.diverged,
+                    side.paths,
+                    100.0 * side.diverged_fraction,
+                    100.0 * side.diverged_ci95[0],
+                    100.0 * side.diverged_ci95[1]
+                ));
+            }
+        }
+        if p.weak_error.is_none() {
+            reasons.push(format!(
+                "at eta = {}: a side diverged on every path, no weak error exists",
+                p.eta
             ));
         }
     }
+    if diverged {
+        warnings.push(
+            "paths diverged: the weak errors shown are those of the paths (pairs, when coupled) that had not diverged by each iteration, an estimand conditioned on survival, not the weak error of the processes".into(),
+        );
+    }
+    let etas: Vec<f64> = points.iter().map(|p| p.eta).collect();
+    let errs: Vec<f64> = points
+        .iter()
+        .map(|p| p.weak_error.unwrap_or(f64::NAN))
+        .collect();
+    // A noise-free study has zero standard errors: a floor far below any Monte Carlo error gives
+    // its points equal weights (the fit is then ordinary least squares, its interval from the
+    // residuals).
+    let ses: Vec<f64> = points
+        .iter()
+        .map(|p| {
+            let se = p.ci95_pointwise.unwrap_or(f64::NAN) / Z95;
+            se.max(1e-9 * p.weak_error.unwrap_or(0.0))
+        })
+        .collect();
+    let fit = weighted_order_fit(&etas, &errs, &ses);
+    let mut unresolved = Vec::new();
     if points.len() < 3 {
-        warnings.push(format!(
+        unresolved.push(format!(
             "{} learning rate(s): at least 3 are needed for an interval on the order",
             points.len()
         ));
     }
+    for p in &points {
+        if let (Some(e), Some(ci)) = (p.weak_error, p.ci95) {
+            if ci > RESOLVED_RELATIVE_CI * e {
+                unresolved.push(format!(
+                    "Monte Carlo floor at eta = {}: the simultaneous 95% interval (±{:.3e}) is more than {} of the weak error ({:.3e}): add paths (the interval shrinks as 1/sqrt(paths)) or use larger learning rates",
+                    p.eta, ci, RESOLVED_RELATIVE_CI, e
+                ));
+            }
+            if let (Some(b), Some(target)) = (p.integrator_bias_bound, bias_target(p)) {
+                if b > target && p.reference != Reference::Exact {
+                    let msg = if s.substeps.is_none() {
+                        format!(
+                            "integrator bias at eta = {}: {:.3e} is above its target ({:.3e}, a quarter of the interval) at the cap sde.max_substeps = {}: raise the cap or use a higher-order scheme",
+                            p.eta, b, target, s.max_substeps
+                        )
+                    } else {
+                        format!(
+                            "integrator bias at eta = {}: {:.3e} is above its target ({:.3e}, a quarter of the interval) with sde.substeps = {}: remove sde.substeps to let the study refine",
+                            p.eta, b, target, p.substeps
+                        )
+                    };
+                    unresolved.push(msg);
+                }
+            }
+        }
+    }
+    match fit {
+        None => {
+            unresolved.push("no order could be fitted (a weak error is zero or missing)".into())
+        }
+        Some(f)
+            if !(f.ci95[1] - f.ci95[0]).is_finite()
+                || (f.ci95[1] - f.ci95[0]) / 2.0 > RESOLVED_ORDER_HALF_WIDTH =>
+        {
+            unresolved.push(format!(
+                "the order's 95% interval [{:.3}, {:.3}] is wider than ±{}",
+                f.ci95[0], f.ci95[1], RESOLVED_ORDER_HALF_WIDTH
+            ))
+        }
+        _ => {}
+    }
+    let verdict = if diverged || points.iter().any(|p| p.weak_error.is_none()) {
+        Verdict::Diverged
+    } else if unresolved.is_empty() {
+        Verdict::Resolved
+    } else {
+        Verdict::Unresolved
+    };
+    reasons.extend(unresolved);
     let exact_order = points
         .iter()
         .map(|p| p.exact.as_ref().map(|e| e.weak_error))
         .collect::<Option<Vec<f64>>>()
-        .and_then(|e| fit_order(&etas, &e))
+        .and_then(|e| sde_core::fit_order(&etas, &e))
         .map(|f| f.slope);
+    let consistent = (verdict == Verdict::Resolved)
+        .then(|| fit.map(|f| f.ci95[0] <= expected.order && expected.order <= f.ci95[1]))
+        .flatten();
     WeakErrorCurve {
-        model: model.name(),
-        observable: obs.name(),
+        model,
+        observable: obs,
         points,
         order: fit.map(|f| f.slope),
-        order_ci95: fit.and_then(|f| {
-            f.slope_ci95
-                .0
-                .is_finite()
-                .then_some([f.slope_ci95.0, f.slope_ci95.1])
-        }),
-        expected_order: model.weak_order(),
+        order_ci95: fit.map(|f| f.ci95),
+        expected_order: expected.order,
+        expected_order_reason: expected.reason.clone(),
+        verdict,
+        verdict_reasons: reasons,
+        consistent_with_expected: consistent,
         exact_order,
         warnings,
     }

@@ -14,6 +14,7 @@ pub mod loss;
 pub mod method;
 pub mod noise;
 pub mod optimizer;
+pub mod order;
 pub mod schedule;
 pub mod sde;
 pub mod special;
@@ -29,5 +30,6 @@ pub use loss::{
 pub use method::{Agent, Dcsgd, Dsgd, DsignSgd, GradientMethod, Method};
 pub use noise::{GaussianNoise, GradientNoise, NoiseModel, StudentTNoise};
 pub use optimizer::{Optimizer, StepWorkspace};
+pub use order::{expected_weak_order, ExpectedOrder};
 pub use schedule::{NormalizationInputs, Schedule};
 pub use sde::{ModelSde, SdeModel};

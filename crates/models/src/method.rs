@@ -48,6 +48,11 @@ pub trait GradientMethod: Send + Sync {
     fn covariance_is_constant(&self) -> bool {
         false
     }
+    /// Whether [`GradientMethod::cov_sqrt_mul`] is the exact covariance of `u | g` (`false` for a
+    /// plug-in approximation, which costs the second-order SDE its order 2: MATH.md §5.1).
+    fn covariance_is_exact(&self) -> bool {
+        true
+    }
     /// Common random numbers: if `u | g` is exactly Gaussian, writes `u = μ(g) + B ζ` for the
     /// given standard normal `ζ ∈ R^d` and returns `true`; otherwise returns `false`.
     fn sample_coupled(
@@ -420,6 +425,9 @@ impl GradientMethod for Dcsgd {
             .iter()
             .all(|a| a.compressor.covariance_is_diagonal())
     }
+    fn covariance_is_exact(&self) -> bool {
+        crate::order::covariance_is_exact_for(&self.pool.agents)
+    }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let d = self.pool.d;
         self.covariance_parts(g, out, &mut scratch[..2 * d]);
@@ -579,6 +587,9 @@ impl GradientMethod for Method {
     }
     fn covariance_is_constant(&self) -> bool {
         dispatch!(self, m => m.covariance_is_constant())
+    }
+    fn covariance_is_exact(&self) -> bool {
+        dispatch!(self, m => m.covariance_is_exact())
     }
     fn sample_coupled(&self, g: &[f64], zeta: &[f64], u: &mut [f64], scratch: &mut [f64]) -> bool {
         dispatch!(self, m => m.sample_coupled(g, zeta, u, scratch))

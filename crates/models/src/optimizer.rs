@@ -90,7 +90,7 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
         ws: &mut StepWorkspace,
     ) -> f64 {
         self.loss.gradient(x, &mut ws.g);
-        let eta_k = self.schedule.eta_k(k, norm(&ws.g));
+        let eta_k = self.schedule.eta_k(k, eta, norm(&ws.g));
         self.method.sample(&ws.g, rng, &mut ws.u, &mut ws.scratch);
         let s = eta * eta_k;
         for (xi, ui) in x.iter_mut().zip(&ws.u) {
@@ -118,7 +118,7 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
         {
             return false;
         }
-        let s = eta * self.schedule.eta_k(k, norm(&ws.g));
+        let s = eta * self.schedule.eta_k(k, eta, norm(&ws.g));
         for (xi, ui) in x.iter_mut().zip(&ws.u) {
             *xi -= s * ui;
         }

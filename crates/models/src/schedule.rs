@@ -22,6 +22,17 @@ pub enum Schedule {
         /// Decay exponent, `≥ 0`.
         power: f64,
     },
+    /// A schedule defined on SDE time, independent of the base learning rate:
+    /// `η_t = (1 + t/t0)^{−power}`, and iteration `k` (at `t_k = kη`) takes `η_k = η_{t_k}`.
+    /// Unlike [`Schedule::Polynomial`], whose `η_t = φ(t/η)` varies on the scale of one step
+    /// (`η̇_t = O(1/η)`), this one is smooth on the SDE time scale, so the second-order model (B)
+    /// keeps weak order 2 (MATH.md §5.1).
+    PolyTime {
+        /// Decay exponent, `≥ 0`.
+        power: f64,
+        /// Time scale `t0 > 0` in SDE time.
+        t0: f64,
+    },
     /// The normalised schedule of MATH.md §6.3 (tagged \[RECONSTRUCTED\] there: the likely "Eq. 15"):
     /// `η_k = c · 2ε / [(L0 + L1‖∇f‖)(1 + A) + L1·B]`.
     ///
@@ -159,6 +170,13 @@ impl Schedule {
         Ok(s)
     }
 
+    /// `η_t = (1 + t/t0)^{−power}` on SDE time (see [`Schedule::PolyTime`]).
+    pub fn poly_time(power: f64, t0: f64) -> Result<Schedule, ModelError> {
+        let s = Schedule::PolyTime { power, t0 };
+        s.validate()?;
+        Ok(s)
+    }
+
     /// §6.3 normalisation with explicit constants (see [`Schedule::Normalized`]).
     pub fn normalized(
         c: f64,
@@ -207,6 +225,10 @@ impl Schedule {
         match *self {
             Schedule::Constant => Ok(()),
             Schedule::Polynomial { power } => require_nonnegative("power", power).map(|_| ()),
+            Schedule::PolyTime { power, t0 } => {
+                require_nonnegative("power", power)?;
+                require_positive("t0", t0).map(|_| ())
+            }
             Schedule::Normalized {
                 c,
                 epsilon,
@@ -245,12 +267,14 @@ impl Schedule {
         }
     }
 
-    /// The multiplier `η_k` at iteration `k` and gradient norm `‖∇f(x_k)‖ = grad_norm`.
+    /// The multiplier `η_k` at iteration `k`, base learning rate `eta` (iteration `k` sits at SDE
+    /// time `kη`, which schedules on SDE time need) and gradient norm `‖∇f(x_k)‖ = grad_norm`.
     #[inline]
-    pub fn eta_k(&self, k: u64, grad_norm: f64) -> f64 {
+    pub fn eta_k(&self, k: u64, eta: f64, grad_norm: f64) -> f64 {
         match *self {
             Schedule::Constant => 1.0,
             Schedule::Polynomial { power } => ((k as f64) + 1.0).powf(-power),
+            Schedule::PolyTime { .. } => self.eta_t(k as f64 * eta, eta, grad_norm),
             _ => self.state_dependent(grad_norm),
         }
     }
@@ -262,6 +286,7 @@ impl Schedule {
         match *self {
             Schedule::Constant => 1.0,
             Schedule::Polynomial { power } => (t / eta + 1.0).powf(-power),
+            Schedule::PolyTime { power, t0 } => (1.0 + t / t0).powf(-power),
             _ => self.state_dependent(grad_norm),
         }
     }
@@ -274,7 +299,31 @@ impl Schedule {
             Schedule::Polynomial { power } if power != 0.0 => {
                 -(power / eta) * (t / eta + 1.0).powf(-power - 1.0)
             }
+            Schedule::PolyTime { power, t0 } if power != 0.0 => {
+                -(power / t0) * (1.0 + t / t0).powf(-power - 1.0)
+            }
             _ => 0.0,
+        }
+    }
+
+    /// Whether `η_t` is smooth on the SDE time scale, with derivatives bounded independently of
+    /// `η`: then the second-order model (B) keeps weak order 2. An iteration-indexed decay
+    /// `η_k = φ(k)` read as `η_t = φ(t/η)` is not (`η̇_t = O(1/η)`): (B) is then weak order 1
+    /// (MATH.md §5.1, measured slope 1.01–1.08).
+    pub fn smooth_on_sde_time(&self) -> bool {
+        !matches!(self, Schedule::Polynomial { power } if *power != 0.0)
+    }
+
+    /// A short formula for reports.
+    pub fn label(&self) -> String {
+        match *self {
+            Schedule::Constant => "constant".into(),
+            Schedule::Polynomial { power } => format!("(k+1)^-{power}"),
+            Schedule::PolyTime { power, t0 } => format!("(1 + t/{t0})^-{power}"),
+            Schedule::Normalized { c, epsilon, l0, l1, a, b } => format!(
+                "normalized: {c}·2·{epsilon} / ((L0 + L1‖∇f‖)(1 + A) + L1·B), L0 = {l0:.3}, L1 = {l1:.3}, A = {a:.3}, B = {b:.3}"
+            ),
+            Schedule::NormalizedSgd { c, delta } => format!("{c} / max(‖∇f‖, {delta})"),
         }
     }
 

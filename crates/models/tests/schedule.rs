@@ -10,6 +10,7 @@ fn valid_schedules() -> Vec<Schedule> {
         Schedule::polynomial(0.5).unwrap(),
         Schedule::polynomial(1.0).unwrap(),
         Schedule::polynomial(2.3).unwrap(),
+        Schedule::poly_time(0.5, 0.25).unwrap(),
         Schedule::normalized(0.5, 0.5, 4.0, 1.0, 2.0, 3.0).unwrap(),
         Schedule::normalized(1.0, 0.9, 0.0, 2.0, 0.0, 0.5).unwrap(),
         Schedule::normalized_sgd(0.1, 0.01).unwrap(),
@@ -18,27 +19,30 @@ fn valid_schedules() -> Vec<Schedule> {
 
 #[test]
 fn values() {
-    assert_eq!(Schedule::constant().eta_k(17, 3.0), 1.0);
+    assert_eq!(Schedule::constant().eta_k(17, 0.1, 3.0), 1.0);
     let rm = Schedule::polynomial(0.5).unwrap();
-    assert_eq!(rm.eta_k(0, 9.0), 1.0);
-    assert_eq!(rm.eta_k(3, 9.0), 0.5);
-    assert!((rm.eta_k(99, 0.0) - 0.1).abs() <= 1e-15);
+    assert_eq!(rm.eta_k(0, 0.1, 9.0), 1.0);
+    assert_eq!(rm.eta_k(3, 0.1, 9.0), 0.5);
+    assert!((rm.eta_k(99, 0.1, 0.0) - 0.1).abs() <= 1e-15);
     assert!((rm.eta_t(0.3, 0.1, 0.0) - 0.5).abs() <= 1e-15);
     // §6.3: c·2ε / [(L0 + L1 g)(1 + A) + L1 B] = 0.5 · 1 / [(4 + 2)·3 + 3] = 0.5/21.
     let n = Schedule::normalized(0.5, 0.5, 4.0, 1.0, 2.0, 3.0).unwrap();
-    assert!((n.eta_k(5, 2.0) - 0.5 / 21.0).abs() <= 1e-16);
-    assert_eq!(n.eta_t(123.0, 0.01, 2.0), n.eta_k(7, 2.0));
+    assert!((n.eta_k(5, 0.1, 2.0) - 0.5 / 21.0).abs() <= 1e-16);
+    assert_eq!(n.eta_t(123.0, 0.01, 2.0), n.eta_k(7, 0.1, 2.0));
     // Plain normalised SGD: c / max(g, δ).
     let s = Schedule::normalized_sgd(0.1, 0.01).unwrap();
-    assert!((s.eta_k(0, 0.5) - 0.2).abs() <= 1e-16);
-    assert!((s.eta_k(0, 1e-3) - 10.0).abs() <= 1e-14);
+    assert!((s.eta_k(0, 0.1, 0.5) - 0.2).abs() <= 1e-16);
+    assert!((s.eta_k(0, 0.1, 1e-3) - 10.0).abs() <= 1e-14);
     assert!((s.eta_t(1.0, 0.1, 0.0) - 10.0).abs() <= 1e-14);
     // Dependence on the gradient.
     let deps: Vec<bool> = valid_schedules()
         .iter()
         .map(|s| s.depends_on_gradient())
         .collect();
-    assert_eq!(deps, [false, false, false, false, false, true, true, true]);
+    assert_eq!(
+        deps,
+        [false, false, false, false, false, false, true, true, true]
+    );
 }
 
 /// `η_{t_k} = η_k` at `t_k = kη` (MATH.md §3), for k up to 1e4 and several η.
@@ -49,7 +53,7 @@ fn continuous_form_matches_discrete_at_grid_times() {
         for eta in [0.3, 0.1, 0.01, 1e-3] {
             for k in (0..10_000u64).step_by(7) {
                 for g in [0.0, 0.7, 30.0] {
-                    let a = s.eta_k(k, g);
+                    let a = s.eta_k(k, eta, g);
                     let b = s.eta_t(k as f64 * eta, eta, g);
                     let rel = (a - b).abs() / a;
                     worst = worst.max(rel);
@@ -79,13 +83,23 @@ fn time_derivative_matches_finite_differences() {
                 );
             }
         }
-        if !matches!(s, Schedule::Polynomial { power } if power > 0.0) {
+        if !matches!(s, Schedule::Polynomial { power } | Schedule::PolyTime { power, .. } if power > 0.0)
+        {
             assert_eq!(s.eta_t_dot(1.0, 0.1, 2.0), 0.0);
         }
     }
     // Closed form: η_t = (t/η+1)^{-1/2}, η̇ = −(1/(2η))(t/η+1)^{-3/2}; at t = 3η: −1/(16η).
     let rm = Schedule::polynomial(0.5).unwrap();
     assert!((rm.eta_t_dot(0.3, 0.1, 0.0) + 1.0 / 1.6).abs() <= 1e-14);
+    // On SDE time the derivative does not depend on η: (1 + t/t0)^{-p} with p = 1/2, t0 = 1/4,
+    // at t = 3/4: η̇ = −(p/t0)(1 + t/t0)^{-3/2} = −2 · 4^{-3/2} = −1/4, for every η.
+    let pt = Schedule::poly_time(0.5, 0.25).unwrap();
+    for eta in [0.1, 0.01, 1e-4] {
+        assert!((pt.eta_t_dot(0.75, eta, 0.0) + 0.25).abs() <= 1e-15);
+        assert!((pt.eta_k(30, 0.025, 0.0) - 0.5).abs() <= 1e-15);
+    }
+    assert!(pt.smooth_on_sde_time() && !rm.smooth_on_sde_time());
+    assert!(Schedule::polynomial(0.0).unwrap().smooth_on_sde_time());
 }
 
 #[test]
@@ -93,8 +107,11 @@ fn every_valid_schedule_is_finite_and_positive() {
     for s in valid_schedules() {
         for g in [0.0, 1e-300, 1e-3, 1.0, 1e6, 1e100] {
             for k in [0u64, 1, 1000, u64::MAX / 2] {
-                let e = s.eta_k(k, g);
-                assert!(e.is_finite() && e > 0.0, "{s:?}: eta_k({k}, {g}) = {e}");
+                let e = s.eta_k(k, 0.1, g);
+                assert!(
+                    e.is_finite() && e > 0.0,
+                    "{s:?}: eta_k({k}, 0.1, {g}) = {e}"
+                );
                 let e = s.eta_t(k as f64 * 0.01, 0.01, g);
                 assert!(e.is_finite() && e > 0.0, "{s:?}: eta_t = {e}");
             }
@@ -127,7 +144,7 @@ fn normalization_constants_from_agents() {
     let gd = NormalizationInputs::from_agents(4, &[0.0; 8], &[0.0; 8], &[0.0; 8]).unwrap();
     assert_eq!((gd.a(), gd.b()), (0.0, 0.0));
     let s = Schedule::normalized_for(1.0, 0.5, 4.0, 0.0, &gd).unwrap();
-    assert!((s.eta_k(0, 123.0) - 0.25).abs() <= 1e-16);
+    assert!((s.eta_k(0, 0.1, 123.0) - 0.25).abs() <= 1e-16);
 }
 
 /// The §6.3 condition `η η_t < 2ε / ((L0 + L1‖∇f‖)(1 + A) + L1 B)` holds exactly when `η c < 1`.
@@ -138,7 +155,7 @@ fn normalized_schedule_meets_the_stability_condition_iff_eta_c_below_one() {
         let s = Schedule::normalized(c, eps, l0, l1, a, b).unwrap();
         for eta in [0.1, 0.49, 0.51, 0.99, 1.01] {
             for g in [0.0, 0.3, 10.0, 1e4] {
-                let lhs = eta * s.eta_k(0, g);
+                let lhs = eta * s.eta_k(0, eta, g);
                 let rhs = 2.0 * eps / ((l0 + l1 * g) * (1.0 + a) + l1 * b);
                 assert_eq!(lhs < rhs, eta * c < 1.0, "c={c} eta={eta} g={g}");
             }
@@ -153,6 +170,9 @@ fn invalid_constants_are_rejected() {
         other => panic!("unexpected {other:?}"),
     };
     assert_eq!(name(Schedule::polynomial(-0.5).unwrap_err()), "power");
+    assert_eq!(name(Schedule::poly_time(-0.5, 1.0).unwrap_err()), "power");
+    assert_eq!(name(Schedule::poly_time(0.5, 0.0).unwrap_err()), "t0");
+    assert!(Schedule::poly_time(0.5, f64::NAN).is_err());
     assert!(Schedule::polynomial(f64::NAN).is_err());
     assert!(Schedule::polynomial(f64::INFINITY).is_err());
     assert_eq!(

@@ -38,7 +38,8 @@ pub trait PathSimulation: Sync {
     fn n_observables(&self) -> usize;
     /// Simulates path number `path`, writing observable `o` at save point `s` to
     /// `out[s * n_observables + o]`. Returns how many save points (from the first) hold valid
-    /// values: `n_save` unless the path diverged.
+    /// values: `n_save` unless the path diverged. Within the valid save points a NaN marks a
+    /// value missing for that observable alone; it is left out of that observable's statistics.
     fn simulate(
         &self,
         path: u64,
@@ -90,8 +91,13 @@ impl EnsembleStats {
     fn push_path(&mut self, values: &[f64], valid: usize) {
         self.paths += 1;
         let n_obs = self.n_observables;
+        // A NaN inside the valid save points marks a value that is missing for that observable
+        // only (e.g. one side of a coupled pair that diverged while the other goes on): it is left
+        // out of that accumulator, whose own `count` then says how many paths it holds.
         for (acc, v) in self.stats[..valid * n_obs].iter_mut().zip(values) {
-            acc.push(*v);
+            if !v.is_nan() {
+                acc.push(*v);
+            }
         }
         for d in &mut self.diverged[valid..] {
             *d += 1;

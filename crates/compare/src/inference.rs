@@ -1,0 +1,171 @@
+//! The statistics behind a verdict: simultaneous intervals for a maximum over iterations,
+//! binomial intervals for diverged fractions, and a weighted fit of the order.
+
+use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+
+/// `Φ^{-1}(p)` of the standard normal.
+pub fn normal_quantile(p: f64) -> f64 {
+    Normal::standard().inverse_cdf(p)
+}
+
+/// The two-sided 95% multiplier that holds simultaneously for `k` estimates (Bonferroni):
+/// `Φ^{-1}(1 − 0.025/k)`. Conservative whatever the correlation between the estimates, which
+/// for the iterations of one path is strong and unknown.
+pub fn simultaneous_z95(k: usize) -> f64 {
+    normal_quantile(1.0 - 0.025 / k.max(1) as f64)
+}
+
+/// The Wilson 95% interval of a binomial proportion `successes / n` (`[0, 1]` when `n = 0`).
+/// Unlike the normal approximation it stays inside `[0, 1]` and is honest at 0 and `n`.
+pub fn wilson95(successes: u64, n: u64) -> [f64; 2] {
+    if n == 0 {
+        return [0.0, 1.0];
+    }
+    let z = 1.959_963_984_540_054;
+    let nf = n as f64;
+    let p = successes as f64 / nf;
+    let z2 = z * z;
+    let centre = (p + z2 / (2.0 * nf)) / (1.0 + z2 / nf);
+    let half = z / (1.0 + z2 / nf) * (p * (1.0 - p) / nf + z2 / (4.0 * nf * nf)).sqrt();
+    // The ends are exact at the boundaries (rounding would otherwise leave 4e-19 at 0 successes).
+    let lo = if successes == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if successes == n {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
+    [lo, hi]
+}
+
+/// A weighted least-squares order fit of `log err = α log η + c`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct OrderFit {
+    pub slope: f64,
+    pub ci95: [f64; 2],
+    pub std_err: f64,
+    /// Weighted residual sum of squares over `n − 2`: about 1 when the Monte Carlo errors explain
+    /// the scatter; above 1 the line does not fit within them (pre-asymptotic terms), and the
+    /// interval is widened by its square root.
+    pub reduced_chi2: f64,
+    pub points: usize,
+}
+
+/// Weighted fit of `log err_i` against `log eta_i` with `Var(log err_i) ≈ (se_i / err_i)²`
+/// (delta method). The slope's standard error is `sqrt(max(1, χ²_red) / S_xx,w)`; its 95%
+/// interval uses Student's t with `n − 2` degrees of freedom when the scatter exceeds the Monte
+/// Carlo errors (the variances are then partly estimated from the residuals) and the normal
+/// quantile otherwise. `None` with fewer than two usable points (an error must be positive,
+/// finite and have a positive finite standard error).
+pub fn weighted_order_fit(eta: &[f64], err: &[f64], se: &[f64]) -> Option<OrderFit> {
+    let pts: Vec<(f64, f64, f64)> = eta
+        .iter()
+        .zip(err)
+        .zip(se)
+        .filter(|((e, r), s)| {
+            **e > 0.0 && e.is_finite() && **r > 0.0 && r.is_finite() && **s > 0.0 && s.is_finite()
+        })
+        .map(|((e, r), s)| {
+            let sd_log = s / r;
+            (e.ln(), r.ln(), 1.0 / (sd_log * sd_log))
+        })
+        .collect();
+    let n = pts.len();
+    if n < 2 {
+        return None;
+    }
+    let sw: f64 = pts.iter().map(|p| p.2).sum();
+    let mx = pts.iter().map(|p| p.2 * p.0).sum::<f64>() / sw;
+    let my = pts.iter().map(|p| p.2 * p.1).sum::<f64>() / sw;
+    let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - mx).powi(2)).sum();
+    if !(sxx > 0.0) {
+        return None;
+    }
+    let sxy: f64 = pts.iter().map(|p| p.2 * (p.0 - mx) * (p.1 - my)).sum();
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let (chi2_red, mult) = if n > 2 {
+        let chi2: f64 = pts
+            .iter()
+            .map(|p| p.2 * (p.1 - intercept - slope * p.0).powi(2))
+            .sum();
+        let red = chi2 / (n - 2) as f64;
+        let mult = if red > 1.0 {
+            StudentsT::new(0.0, 1.0, (n - 2) as f64)
+                .map(|t| t.inverse_cdf(0.975))
+                .unwrap_or(f64::INFINITY)
+        } else {
+            1.959_963_984_540_054
+        };
+        (red, mult)
+    } else {
+        (f64::NAN, 1.959_963_984_540_054)
+    };
+    let inflate = if chi2_red.is_finite() {
+        chi2_red.max(1.0)
+    } else {
+        1.0
+    };
+    let se = (inflate / sxx).sqrt();
+    Some(OrderFit {
+        slope,
+        ci95: [slope - mult * se, slope + mult * se],
+        std_err: se,
+        reduced_chi2: chi2_red,
+        points: n,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_matches_a_textbook_value_and_stays_in_range() {
+        // 0 of 10: [0, 0.2775] (Wilson, z = 1.96); 5 of 10: [0.2366, 0.7634].
+        let a = wilson95(0, 10);
+        assert!(a[0] == 0.0 && (a[1] - 0.277_532).abs() < 1e-5, "{a:?}");
+        let b = wilson95(5, 10);
+        assert!(
+            (b[0] - 0.236_6).abs() < 1e-4 && (b[1] - 0.763_4).abs() < 1e-4,
+            "{b:?}"
+        );
+        assert_eq!(wilson95(3, 0), [0.0, 1.0]);
+        let c = wilson95(10, 10);
+        assert!(c[1] == 1.0 && c[0] > 0.7);
+    }
+
+    #[test]
+    fn bonferroni_multiplier() {
+        assert!((simultaneous_z95(1) - 1.959_964).abs() < 1e-6);
+        // Φ^{-1}(1 − 0.025/80) = 3.4205.
+        assert!((simultaneous_z95(80) - 3.4205).abs() < 1e-3);
+    }
+
+    #[test]
+    fn weighted_fit_recovers_an_exact_power_law_and_weighs_points() {
+        let eta = [0.1, 0.05, 0.025, 0.0125];
+        let err: Vec<f64> = eta.iter().map(|e: &f64| 3.0 * e * e).collect();
+        let se: Vec<f64> = err.iter().map(|e| 0.01 * e).collect();
+        let f = weighted_order_fit(&eta, &err, &se).unwrap();
+        assert!((f.slope - 2.0).abs() < 1e-12 && f.reduced_chi2 < 1e-20);
+        // Known variances: se = sqrt(1 / Σ w (x − x̄)²) with w = 1e4.
+        let xs: Vec<f64> = eta.iter().map(|e| e.ln()).collect();
+        let mx = xs.iter().sum::<f64>() / 4.0;
+        let sxx: f64 = xs.iter().map(|x| 1e4 * (x - mx).powi(2)).sum();
+        assert!((f.std_err - (1.0 / sxx).sqrt()).abs() < 1e-12);
+        // A noisy point with a huge standard error barely moves the slope.
+        let mut err2 = err.clone();
+        err2[3] *= 3.0;
+        let mut se2 = se.clone();
+        se2[3] = 10.0 * err2[3];
+        let g = weighted_order_fit(&eta, &err2, &se2).unwrap();
+        assert!((g.slope - 2.0).abs() < 0.01, "{g:?}");
+        assert!(weighted_order_fit(&eta[..1], &err[..1], &se[..1]).is_none());
+        assert!(weighted_order_fit(&eta, &[0.0; 4], &se).is_none());
+    }
+}
