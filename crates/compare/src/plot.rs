@@ -1316,7 +1316,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::study::{SideSummary, WeakErrorPoint};
+    use crate::study::{Reference, SideSummary, WeakErrorPoint};
     use plotters::coord::ranged1d::BoldPoints;
 
     const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
@@ -1339,15 +1339,18 @@ mod tests {
 
     fn side() -> SideSummary {
         SideSummary {
-            final_mean: 1.0,
-            final_ci95: 0.01,
+            final_mean: Some(1.0),
+            final_ci95: Some(0.01),
+            paths: 100,
             diverged: 0,
+            diverged_fraction: 0.0,
+            diverged_ci95: [0.0, 0.037],
         }
     }
 
     fn curve(
-        model: &'static str,
-        observable: &'static str,
+        model: SdeModel,
+        observable: Observable,
         c: f64,
         p: f64,
         etas: &[f64],
@@ -1358,26 +1361,34 @@ mod tests {
             .map(|(i, &eta)| {
                 let wobble = 1.0 + 0.08 * if i % 2 == 0 { 1.0 } else { -1.0 };
                 let err = c * eta.powf(p) * wobble;
+                // The smallest eta gets an interval wider than the error (clipped end).
+                let ci = if i + 1 == etas.len() {
+                    1.5 * err
+                } else {
+                    0.15 * err
+                };
                 WeakErrorPoint {
                     eta,
                     iterations: (1.0 / eta) as usize,
-                    weak_error: err,
-                    // The smallest eta gets an interval wider than the error (clipped end).
-                    ci95: if i + 1 == etas.len() {
-                        1.5 * err
-                    } else {
-                        0.15 * err
-                    },
-                    at_iteration: 3,
+                    substeps: 4,
+                    weak_error: Some(err),
+                    ci95: Some(ci),
+                    ci95_interval: Some([(err - ci).max(0.0), err + ci]),
+                    ci95_pointwise: Some(ci / 2.0),
+                    at_iteration: Some(3),
+                    integrator_bias: Some(0.01 * ci),
+                    integrator_bias_bound: Some(0.02 * ci),
+                    refinement: Vec::new(),
+                    variance_reduction: None,
                     discrete: side(),
                     sde: side(),
-                    reference: "coupled",
+                    reference: Reference::Coupled,
                     exact: None,
                 }
             })
             .collect();
         let e: Vec<f64> = points.iter().map(|q| q.eta).collect();
-        let w: Vec<f64> = points.iter().map(|q| q.weak_error).collect();
+        let w: Vec<f64> = points.iter().map(|q| q.weak_error.unwrap()).collect();
         let fit = sde_core::fit_order(&e, &w);
         WeakErrorCurve {
             model,
@@ -1386,6 +1397,10 @@ mod tests {
             order: fit.map(|f| f.slope),
             order_ci95: fit.map(|f| [f.slope_ci95.0, f.slope_ci95.1]),
             expected_order: p,
+            expected_order_reason: String::new(),
+            verdict: Verdict::Resolved,
+            verdict_reasons: Vec::new(),
+            consistent_with_expected: Some(true),
             exact_order: None,
             warnings: Vec::new(),
         }
@@ -1528,19 +1543,20 @@ mod tests {
     fn weak_error_plot_writes_png_and_svg() {
         let dir = tempfile::tempdir().unwrap();
         let etas = [0.2, 0.1, 0.05, 0.025, 0.0125];
-        let a = curve("first_order", "loss", 0.3, 1.0, &etas);
-        let b = curve("second_order", "loss", 0.5, 2.0, &etas);
-        let mut c = curve("stability", "loss", 0.2, 1.0, &etas);
-        c.points[2].weak_error = 0.0;
-        c.points[3].weak_error = f64::NAN;
+        let a = curve(SdeModel::FirstOrder, Observable::Loss, 0.3, 1.0, &etas);
+        let b = curve(SdeModel::SecondOrder, Observable::Loss, 0.5, 2.0, &etas);
+        let mut c = curve(SdeModel::Stability, Observable::Loss, 0.2, 1.0, &etas);
+        c.points[2].weak_error = Some(0.0);
+        c.points[3].weak_error = None;
         c.order = None;
         c.order_ci95 = None;
+        c.verdict = Verdict::Unresolved;
         let stem = dir.path().join("nested").join("weak");
         weak_error_plot(&[&a, &b, &c], "weak error vs η", &stem).unwrap();
         check_outputs(&stem, Some((1000, 720)));
         let svg = std::fs::read_to_string(with_suffix(&stem, "svg")).unwrap();
         assert!(svg.contains("first_order: order"), "legend label missing");
-        assert!(svg.contains("order n/a"));
+        assert!(svg.contains("unresolved (expected 1)"));
         assert!(svg.contains("skipped 2 point(s)"));
     }
 
@@ -1549,12 +1565,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         weak_error_plot(&[], "nothing", &dir.path().join("empty")).unwrap();
         check_outputs(&dir.path().join("empty"), None);
-        let mut all_bad = curve("first_order", "x_sq", 0.3, 1.0, &[0.1, 0.05]);
-        all_bad
-            .points
-            .iter_mut()
-            .for_each(|p| p.weak_error = f64::NAN);
-        let single = curve("custom", "x", 0.3, 1.0, &[0.1]);
+        let mut all_bad = curve(
+            SdeModel::FirstOrder,
+            Observable::XSq,
+            0.3,
+            1.0,
+            &[0.1, 0.05],
+        );
+        all_bad.points.iter_mut().for_each(|p| p.weak_error = None);
+        let single = curve(SdeModel::SecondOrder, Observable::X, 0.3, 1.0, &[0.1]);
         let stem = dir.path().join("degenerate");
         weak_error_plot(&[&all_bad, &single], "degenerate", &stem).unwrap();
         check_outputs(&stem, None);
@@ -1715,18 +1734,24 @@ mod tests {
     fn render_samples() {
         let dir = std::env::temp_dir().join("sdelab-plot-samples");
         let etas = [0.2, 0.1, 0.05, 0.025, 0.0125];
-        let a = curve("first_order", "loss", 0.3, 1.0, &etas);
-        let b = curve("second_order", "loss", 0.5, 2.0, &etas);
-        let mut c = curve("stability", "loss", 0.2, 1.0, &etas);
-        c.points[2].weak_error = 0.0;
+        let a = curve(SdeModel::FirstOrder, Observable::Loss, 0.3, 1.0, &etas);
+        let b = curve(SdeModel::SecondOrder, Observable::Loss, 0.5, 2.0, &etas);
+        let mut c = curve(SdeModel::Stability, Observable::Loss, 0.2, 1.0, &etas);
+        c.points[2].weak_error = Some(0.0);
         weak_error_plot(
             &[&a, &b, &c],
             "Weak error of f(x), DSGD on a quadratic",
             &dir.join("weak"),
         )
         .unwrap();
-        let mut bad = curve("first_order", "x_sq", 0.3, 1.0, &[0.1, 0.05]);
-        bad.points.iter_mut().for_each(|p| p.weak_error = f64::NAN);
+        let mut bad = curve(
+            SdeModel::FirstOrder,
+            Observable::XSq,
+            0.3,
+            1.0,
+            &[0.1, 0.05],
+        );
+        bad.points.iter_mut().for_each(|p| p.weak_error = None);
         weak_error_plot(&[&bad], "all weak errors NaN", &dir.join("weak_empty")).unwrap();
         let r1 = report(false);
         let r2 = report(true);
