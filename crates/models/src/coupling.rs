@@ -1,0 +1,366 @@
+//! Common random numbers between a discrete optimizer and its SDE model (issue 7, item 3).
+//!
+//! A weak-error study estimates `E g(x_k) − E g(X_{kη})`. If the discrete step and the SDE's
+//! Brownian increment over the same iteration are driven by the same standard normals, the
+//! paired difference has a far smaller variance than two independent ensembles, while each side
+//! keeps its exact law. One coupled iteration consumes
+//! [`GradientMethod::coupling_dim`](crate::method::GradientMethod::coupling_dim) iid standard
+//! normals; [`GradientMethod::coupling_zeta`](crate::method::GradientMethod::coupling_zeta) maps
+//! them to the `d` standard normals `ζ` that drive the SDE over the iteration, and
+//! [`GradientMethod::sample_coupled`](crate::method::GradientMethod::sample_coupled) builds the
+//! discrete direction from them.
+//!
+//! Every non-Gaussian draw is made by an inverse CDF evaluated at `Φ(ν)` of a driving normal `ν`
+//! (the probability integral transform: `Φ(ν)` is uniform, so `F⁻¹(Φ(ν))` has law `F` exactly),
+//! which makes the draw a non-decreasing function of `ν` (comonotone with it), the coupling of
+//! maximal correlation for a given pair of marginals. The building blocks are here:
+//!
+//! * [`NormalTails`]: `Φ(ν)` and `1 − Φ(ν)`, each with full relative precision in its tail.
+//! * [`normal_quantile`], [`student_t_quantile`]: the inverse CDFs.
+//! * [`Fold`]: `Φ(ν)` folded at the probability that the noisy gradient coordinate is negative,
+//!   giving a side and an independent uniform "distance from the extreme" `δ`; sparsifiers
+//!   keep the coordinates with the smallest `δ`, and the noise is rebuilt from the side and a
+//!   uniform position.
+//! * [`MaskedDraw`]: a kept/dropped indicator `b ~ Bernoulli(p)` and a noise value `T`
+//!   **independent of `b`**, such that `b (g + sT)` is the quantile of its own law at `Φ(ν)`
+//!   (Bernoulli sparsification).
+//! * [`poisson_binomial_quantile`]: the number of successes among independent Bernoulli trials
+//!   of different probabilities, at a given uniform (used by DSignSGD).
+
+use crate::noise::NoiseModel;
+use crate::special::{normal_cdf, student_t_cdf, student_t_pdf};
+
+/// `Φ(ν)` and `1 − Φ(ν)` of a standard normal `ν`, both computed directly (`erfc` of the
+/// appropriate sign), so that neither loses its relative precision in its own tail.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NormalTails {
+    /// `U = Φ(ν)`.
+    pub lower: f64,
+    /// `1 − U = Φ(−ν)`.
+    pub upper: f64,
+}
+
+impl NormalTails {
+    #[inline]
+    pub fn of(nu: f64) -> Self {
+        NormalTails {
+            lower: normal_cdf(nu),
+            upper: normal_cdf(-nu),
+        }
+    }
+}
+
+/// `Φ⁻¹(p)` for `p ∈ [0, 1]` (`±∞` at the ends): statrs' `erfc_inv` (Boost's rational
+/// approximations) polished by one Halley step on our `erfc`, so the round trip
+/// `Φ(Φ⁻¹(p)) = p` holds to a few ulp of `min(p, 1 − p)` (tests/coupling.rs). Pass the smaller
+/// tail when you have it: `Φ⁻¹(p) = −Φ⁻¹(1 − p)` is exact, `1 − p` of a tiny `p` is not.
+pub fn normal_quantile(p: f64) -> f64 {
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    if p > 0.5 {
+        return -normal_quantile(1.0 - p);
+    }
+    let x = -std::f64::consts::SQRT_2 * statrs::function::erf::erfc_inv(2.0 * p);
+    if !x.is_finite() {
+        return x;
+    }
+    let pdf = (-0.5 * x * x).exp() * 0.398_942_280_401_432_7;
+    if pdf <= 0.0 {
+        return x;
+    }
+    let e = (normal_cdf(x) - p) / pdf;
+    x - e / (1.0 + 0.5 * x * e)
+}
+
+/// The standard Student-t quantile `F_ν⁻¹(p)`, `p ∈ [0, 1]`: the incomplete-beta inversion
+/// `t² = ν(1 − y)/y`, `y = I⁻¹_{2p}(ν/2, 1/2)` (statrs) as the starting point, then Newton steps on
+/// [`student_t_cdf`] (accurate in the lower tail) until the relative change is below 1e-15.
+/// In the tail (`p < 0.1`) Newton runs on `ln F` against `ln|t|`, which is nearly linear there
+/// (`F(t) ∝ |t|^{−ν}`), so a poor start (statrs' inversion loses accuracy for small `ν` and
+/// tiny `p`) still converges; near the median it runs on `F` itself. `ν = ∞` is
+/// [`normal_quantile`]. The round trip `F(F⁻¹(p)) = p` is tested to 1e-11 relative.
+pub fn student_t_quantile(nu: f64, p: f64) -> f64 {
+    if nu == f64::INFINITY {
+        return normal_quantile(p);
+    }
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    if p > 0.5 {
+        return -student_t_quantile(nu, 1.0 - p);
+    }
+    if p == 0.5 {
+        return 0.0;
+    }
+    let y = statrs::function::beta::inv_beta_reg(0.5 * nu, 0.5, 2.0 * p);
+    let mut t = -(nu * (1.0 - y) / y).sqrt();
+    if !(t.is_finite() && t < 0.0) {
+        t = -1.0;
+    }
+    let tail = p < 0.1;
+    for _ in 0..50 {
+        let f = student_t_cdf(nu, t);
+        let pdf = student_t_pdf(nu, t);
+        if !(pdf > 0.0 && f > 0.0) {
+            break;
+        }
+        let next = if tail {
+            // x = ln(−t): d ln F / dx = pdf · t / F (< 0).
+            let x = (-t).ln();
+            -(x - (f.ln() - p.ln()) / (pdf * t / f)).exp()
+        } else {
+            let n = t - (f - p) / pdf;
+            // Keep to the lower half: a long first step must not cross the median.
+            if n < 0.0 {
+                n
+            } else {
+                0.5 * t
+            }
+        };
+        if !next.is_finite() {
+            break;
+        }
+        let done = (next - t).abs() <= 1e-15 * t.abs();
+        t = next;
+        if done {
+            break;
+        }
+    }
+    t
+}
+
+/// The law of one agent's standardized noise coordinate `T` (`Z_j = s_j T`): what a coupled
+/// draw needs to invert its CDF.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StandardNoise {
+    /// `T ~ N(0, 1)`.
+    Gaussian,
+    /// `T ~ t_ν`.
+    StudentT(f64),
+}
+
+impl StandardNoise {
+    pub fn of(noise: &NoiseModel) -> Self {
+        match noise {
+            NoiseModel::Gaussian(_) => StandardNoise::Gaussian,
+            NoiseModel::StudentT(t) => StandardNoise::StudentT(t.nu()),
+        }
+    }
+
+    /// `P(T ≤ y)`, accurate in the lower tail.
+    #[inline]
+    pub fn cdf(self, y: f64) -> f64 {
+        match self {
+            StandardNoise::Gaussian => normal_cdf(y),
+            StandardNoise::StudentT(nu) => student_t_cdf(nu, y),
+        }
+    }
+
+    /// `F⁻¹(p)`.
+    #[inline]
+    pub fn quantile(self, p: f64) -> f64 {
+        match self {
+            StandardNoise::Gaussian => normal_quantile(p),
+            StandardNoise::StudentT(nu) => student_t_quantile(nu, p),
+        }
+    }
+
+    /// `F⁻¹(Φ(ν))`, the comonotone transform of a standard normal (`ν` itself when Gaussian).
+    #[inline]
+    pub fn from_normal(self, nu: f64) -> f64 {
+        match self {
+            StandardNoise::Gaussian => nu,
+            StandardNoise::StudentT(_) => {
+                // Invert the smaller tail: symmetric law, so F⁻¹(1 − q) = −F⁻¹(q).
+                if nu <= 0.0 {
+                    self.quantile(normal_cdf(nu))
+                } else {
+                    -self.quantile(normal_cdf(-nu))
+                }
+            }
+        }
+    }
+}
+
+/// The uniform `U = Φ(ν)` folded at `a = P(g + sT < 0)`, the point where one agent's noisy
+/// gradient coordinate `v = g + sT` changes sign: `side_low = (U < a)` and the distance to the
+/// nearer end, `δ = U/a` on the low side, `(1 − U)/(1 − a)` on the high side.
+///
+/// Because `U` is uniform, `side_low ~ Bernoulli(a)` and `δ ~ U(0, 1)` **independently**, and
+/// `v = F⁻¹(U)`-style values are recovered from any `δ' ~ U(0, 1)` independent of the side by
+/// [`Fold::noise`]: `T = F⁻¹(a δ')` (low side, `v < 0`) or `T = −F⁻¹((1 − a) δ')` (high side,
+/// `v > 0`), which has law `F` (a mixture, with weights `a` and `1 − a`, of `F` restricted below
+/// and above `−g/s`). With `δ' = δ` this is just `T = F⁻¹(U)`. A small `δ` means an extreme `U`,
+/// i.e. a large `|v|` on the side of `ν`'s sign: the sparsifiers keep the coordinates with
+/// the smallest `δ` ([`MaskedDraw`], and rand-k in `Dcsgd::sample_coupled`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fold {
+    /// `U < a`: the value is on the negative side.
+    pub low: bool,
+    /// Distance of `U` to the nearer end, in units of its side's mass: `U(0, 1)`, independent
+    /// of `low`.
+    pub delta: f64,
+    /// `a = P(v < 0) = F(−g/s)`.
+    pub a: f64,
+    /// `1 − a = P(v > 0) = F(g/s)` (computed directly, tail-accurate).
+    pub a_c: f64,
+}
+
+impl Fold {
+    /// Folds `Φ(ν)` for the coordinate `v = g + sT`, `T ~ law`. With `s = 0` the value is the
+    /// constant `g` and `a` is `1`, `0` or `1/2` for `g < 0`, `g > 0`, `g = 0`.
+    #[inline]
+    pub fn of(g: f64, s: f64, law: StandardNoise, nu: f64) -> Fold {
+        let (a, a_c) = if s > 0.0 {
+            let y = g / s;
+            (law.cdf(-y), law.cdf(y))
+        } else if g < 0.0 {
+            (1.0, 0.0)
+        } else if g > 0.0 {
+            (0.0, 1.0)
+        } else {
+            (0.5, 0.5)
+        };
+        let u = NormalTails::of(nu);
+        if u.lower < a {
+            Fold {
+                low: true,
+                delta: u.lower / a,
+                a,
+                a_c,
+            }
+        } else {
+            Fold {
+                low: false,
+                delta: (u.upper / a_c).min(1.0),
+                a,
+                a_c,
+            }
+        }
+    }
+
+    /// The fold's side and masses only (`delta = 0`), to rebuild a noise value on a known side.
+    #[inline]
+    pub fn side(g: f64, s: f64, law: StandardNoise, low: bool) -> Fold {
+        let (a, a_c) = if s > 0.0 {
+            let y = g / s;
+            (law.cdf(-y), law.cdf(y))
+        } else {
+            (0.5, 0.5)
+        };
+        Fold {
+            low,
+            delta: 0.0,
+            a,
+            a_c,
+        }
+    }
+
+    /// The standardized noise `T` on this fold's side at the uniform position `frac ∈ (0, 1)`
+    /// from the outer end (see the type doc).
+    #[inline]
+    pub fn noise(&self, frac: f64, law: StandardNoise) -> f64 {
+        if self.low {
+            law.quantile(self.a * frac)
+        } else {
+            -law.quantile(self.a_c * frac)
+        }
+    }
+}
+
+/// One agent coordinate of a Bernoulli-masked noisy gradient, `b (g + s T)` with
+/// `b ~ Bernoulli(p)` independent of `T ~ F`, drawn at the driving normal `ν`: kept iff the
+/// [`Fold`] distance `δ < p`, with `T` from the fold at `δ/p` (kept) or `(δ − p)/(1 − p)`
+/// (dropped).
+///
+/// **Why the law is exact.** `δ ~ U(0, 1)` independent of the side, so `b = [δ < p]` is
+/// `Bernoulli(p)`, and given `b` the rescaled position is again `U(0, 1)` and independent of the
+/// side, whence `T ~ F` given either value of `b`: `b` and `T` are independent with the right
+/// marginals. **Why it is the best coupling.** Written out, kept-low is `U < p a` with
+/// `T = F⁻¹(U/p)` and kept-high is `1 − U < p(1 − a)` with `T = −F⁻¹((1 − U)/p)`: `b(g + sT)` is
+/// the quantile function of its own law (an atom `1 − p` at 0 plus `p` times the law of
+/// `g + sT`) evaluated at `U`, non-decreasing in `ν`: the comonotone coupling.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaskedDraw {
+    /// `b = 1`.
+    pub kept: bool,
+    /// `T`, independent of `kept`.
+    pub t: f64,
+}
+
+impl MaskedDraw {
+    /// `p ∈ (0, 1]`, gradient coordinate `g`, noise scale `s ≥ 0`, standardized noise law.
+    #[inline]
+    pub fn draw(p: f64, g: f64, s: f64, law: StandardNoise, nu: f64) -> MaskedDraw {
+        if p >= 1.0 {
+            return MaskedDraw {
+                kept: true,
+                t: law.from_normal(nu),
+            };
+        }
+        let f = Fold::of(g, s, law, nu);
+        let kept = f.delta < p;
+        let t = if s == 0.0 {
+            0.0
+        } else if kept {
+            f.noise(f.delta / p, law)
+        } else {
+            f.noise((f.delta - p) / (1.0 - p), law)
+        };
+        MaskedDraw { kept, t }
+    }
+}
+
+/// The quantile at the uniform `U = Φ(ζ)` (given as [`NormalTails`]) of the number `K` of
+/// successes among independent trials with success probabilities `q_i` (failure probabilities
+/// `r_i = 1 − q_i` passed separately so that both keep their tail precision): the
+/// Poisson-binomial law, its pmf built by the usual dynamic programme
+/// `P_{i}(k) = P_{i−1}(k) r_i + P_{i−1}(k−1) q_i` (`O(n²)`, `pmf` of length `n + 1`).
+/// `K = min{k : P(K ≤ k) ≥ U}`, evaluated from the lower end when `U ≤ 1/2` and as
+/// `min{k : P(K > k) ≤ 1 − U}` from the upper end otherwise, so both tails are accurate.
+/// The law of `K` is exact (inverse-CDF sampling) and `K` is non-decreasing in `ζ`.
+pub fn poisson_binomial_quantile(
+    trials: impl Iterator<Item = (f64, f64)>,
+    u: NormalTails,
+    pmf: &mut [f64],
+) -> usize {
+    pmf.fill(0.0);
+    pmf[0] = 1.0;
+    let mut n = 0;
+    for (q, r) in trials {
+        n += 1;
+        for k in (1..=n).rev() {
+            pmf[k] = pmf[k] * r + pmf[k - 1] * q;
+        }
+        pmf[0] *= r;
+    }
+    if u.lower <= 0.5 {
+        let mut cdf = 0.0;
+        for (k, p) in pmf[..=n].iter().enumerate() {
+            cdf += p;
+            if cdf >= u.lower {
+                return k;
+            }
+        }
+        n
+    } else {
+        // S(k) = P(K > k); S(n) = 0 ≤ 1 − U always.
+        let mut k = n;
+        let mut survival = 0.0;
+        while k > 0 {
+            survival += pmf[k];
+            if survival > u.upper {
+                break;
+            }
+            k -= 1;
+        }
+        k
+    }
+}
