@@ -100,7 +100,10 @@ fn run<L: Loss>(
 fn mean_var(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
-    (m, v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0))
+    (
+        m,
+        v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0),
+    )
 }
 
 fn report<L: Loss>(
@@ -197,8 +200,18 @@ fn main() {
     let x0 = [1.0, -0.5];
     for nu in [3.0, 1.5] {
         let method = Method::DsignSgd(DsignSgd::new(agents(student(2, nu), Identity, 8)).unwrap());
-        let opt = Optimizer::new(Quartic::new(vec![1.0, 1.0]).unwrap(), method, Schedule::constant())
-            .unwrap();
-        report(&format!("dsignsgd student-t nu={nu}"), &opt, model, &x0, paths);
+        let opt = Optimizer::new(
+            Quartic::new(vec![1.0, 1.0]).unwrap(),
+            method,
+            Schedule::constant(),
+        )
+        .unwrap();
+        report(
+            &format!("dsignsgd student-t nu={nu}"),
+            &opt,
+            model,
+            &x0,
+            paths,
+        );
     }
 }

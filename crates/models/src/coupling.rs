@@ -364,3 +364,127 @@ pub fn poisson_binomial_quantile(
         k
     }
 }
+
+/// The comonotone draw of the agent average of Bernoulli-sparsified Gaussian gradients, one
+/// coordinate: `u = (1/(pN)) Σ_i b_i (g + s N_i)`, `b_i ~ Bernoulli(p)`, `N_i ~ N(0, 1)`, all
+/// independent (identical agents). Given the number kept `K = k ~ Bin(N, p)`, `u` is
+/// `N(k g/(pN), k s²/(pN)²)` (a point mass at 0 when `k = 0`), so its CDF is the finite mixture
+/// `F(x) = w_0 [x ≥ 0] + Σ_{k≥1} w_k Φ((x − m_k)/σ_k)`, `w_k = C(N,k) p^k (1−p)^{N−k}`.
+/// [`BernoulliAverage::quantile`] returns `F⁻¹(Φ(ζ))`: exact law (inverse-CDF sampling) and the
+/// maximal correlation with `ζ` of any draw with this law, better than averaging per-agent
+/// comonotone draws (whose correlation with `Σ_i ν_i/√N` is only the per-agent one).
+#[derive(Clone, Debug)]
+pub struct BernoulliAverage {
+    n: usize,
+    p: f64,
+    /// `w_k`, `k = 0..=N`.
+    weights: Vec<f64>,
+}
+
+impl BernoulliAverage {
+    /// `n ≥ 1` agents, keep probability `p ∈ (0, 1]`.
+    pub fn new(n: usize, p: f64) -> Self {
+        let mut weights = vec![0.0; n + 1];
+        weights[0] = 1.0;
+        for m in 1..=n {
+            for k in (1..=m).rev() {
+                weights[k] = weights[k] * (1.0 - p) + weights[k - 1] * p;
+            }
+            weights[0] *= 1.0 - p;
+        }
+        BernoulliAverage { n, p, weights }
+    }
+
+    /// `p`.
+    pub fn keep_probability(&self) -> f64 {
+        self.p
+    }
+
+    /// `(F(x), 1 − F(x), F'(x))` on the continuous part (`x ≠ 0`); `F` counts the atom at 0
+    /// as below every `x > 0`.
+    #[inline]
+    fn cdf(&self, g: f64, s: f64, x: f64) -> (f64, f64, f64) {
+        let scale = self.p * self.n as f64;
+        let (mut lower, mut upper, mut density) = (0.0, 0.0, 0.0);
+        if x >= 0.0 {
+            lower += self.weights[0];
+        } else {
+            upper += self.weights[0];
+        }
+        for (k, w) in self.weights.iter().enumerate().skip(1) {
+            let kf = k as f64;
+            let sd = s * kf.sqrt() / scale;
+            let z = (x - kf * g / scale) / sd;
+            lower += w * normal_cdf(z);
+            upper += w * normal_cdf(-z);
+            density += w * (-0.5 * z * z).exp() * 0.398_942_280_401_432_7 / sd;
+        }
+        (lower, upper, density)
+    }
+
+    /// `F⁻¹(Φ(ζ))` for gradient coordinate `g` and noise scale `s > 0` (with `s = 0` the law is
+    /// discrete: use [`poisson_binomial_quantile`]). Safeguarded Newton on whichever tail of `F`
+    /// is smaller (so both tails keep their precision), started at the moment-matched normal
+    /// `g + sd ζ` and kept inside a bracket that bisects when Newton leaves it; the atom at 0
+    /// is returned when `Φ(ζ)` falls in it.
+    pub fn quantile(&self, g: f64, s: f64, zeta: f64) -> f64 {
+        let u = NormalTails::of(zeta);
+        // The atom at 0 spans [P(u < 0), 1 − P(u > 0)]; both sides summed directly.
+        let (mut below0, mut above0) = (0.0, 0.0);
+        for (k, w) in self.weights.iter().enumerate().skip(1) {
+            let kf = k as f64;
+            let z = kf * g / (s * kf.sqrt());
+            below0 += w * normal_cdf(-z);
+            above0 += w * normal_cdf(z);
+        }
+        if u.lower >= below0 && u.upper >= above0 {
+            return 0.0;
+        }
+        let n = self.n as f64;
+        let var = (s * s / self.p + (1.0 / self.p - 1.0) * g * g) / n;
+        let sd = var.sqrt().max(1e-300);
+        let negative = u.lower < below0;
+        // Bracket on the side of the atom the quantile lies on.
+        let (mut lo, mut hi) = if negative {
+            (f64::NEG_INFINITY, 0.0)
+        } else {
+            (0.0, f64::INFINITY)
+        };
+        let mut x = (g + sd * zeta).clamp(
+            if negative { f64::MIN } else { 0.0 },
+            if negative { 0.0 } else { f64::MAX },
+        );
+        if x == 0.0 {
+            x = if negative { -1e-3 * sd } else { 1e-3 * sd };
+        }
+        for _ in 0..200 {
+            let (fl, fu, dens) = self.cdf(g, s, x);
+            // r > 0 ⇔ x is above the quantile; computed on the smaller tail.
+            let r = if u.lower <= 0.5 {
+                fl - u.lower
+            } else {
+                u.upper - fu
+            };
+            if r > 0.0 {
+                hi = x;
+            } else {
+                lo = x;
+            }
+            let mut next = if dens > 0.0 { x - r / dens } else { f64::NAN };
+            if !(next > lo && next < hi) {
+                next = if lo.is_finite() && hi.is_finite() {
+                    0.5 * (lo + hi)
+                } else if lo.is_finite() {
+                    lo + 2.0 * sd.max(lo.abs())
+                } else {
+                    hi - 2.0 * sd.max(hi.abs())
+                };
+            }
+            if (next - x).abs() <= 1e-14 * (x.abs() + sd) {
+                return next;
+            }
+            x = next;
+        }
+        x
+    }
+}

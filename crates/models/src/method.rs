@@ -10,7 +10,9 @@
 //! `J_m(x) v = (∂μ/∂g)(∇²f(x) v)`. A new optimizer is one `impl GradientMethod`.
 
 use crate::compress::{Compressor, CompressorKind};
-use crate::coupling::{poisson_binomial_quantile, Fold, MaskedDraw, NormalTails, StandardNoise};
+use crate::coupling::{
+    poisson_binomial_quantile, BernoulliAverage, Fold, MaskedDraw, NormalTails, StandardNoise,
+};
 use crate::error::ModelError;
 use crate::noise::{GradientNoise, NoiseModel};
 use rand::{Rng, RngExt, SeedableRng};
@@ -413,14 +415,32 @@ impl GradientMethod for Dsgd {
 #[derive(Clone, Debug)]
 pub struct Dcsgd {
     pool: AgentPool,
+    /// Identical agents with Gaussian noise and Bernoulli sparsification: the law of the agent
+    /// average per coordinate, for the aggregate coupling (see [`Dcsgd::sample_coupled`]).
+    average: Option<BernoulliAverage>,
 }
 
 impl Dcsgd {
     /// Every agent's noise must have finite covariance.
     pub fn new(agents: Vec<Agent>) -> Result<Self, ModelError> {
-        Ok(Dcsgd {
-            pool: AgentPool::new(agents, "dcsgd", true)?,
-        })
+        let pool = AgentPool::new(agents, "dcsgd", true)?;
+        let first = &pool.agents[0];
+        let average = match (&first.noise, first.compressor) {
+            (NoiseModel::Gaussian(_), CompressorKind::Bernoulli(b))
+                if pool.homogeneous && b.p() < 1.0 =>
+            {
+                Some(BernoulliAverage::new(pool.agents.len(), b.p()))
+            }
+            _ => None,
+        };
+        Ok(Dcsgd { pool, average })
+    }
+
+    /// Uses the per-agent coupling even where the aggregate one applies (to compare the two:
+    /// examples/coupling_variance.rs). The law of the direction is the same.
+    pub fn with_per_agent_coupling(mut self) -> Self {
+        self.average = None;
+        self
     }
 
     pub fn agents(&self) -> &[Agent] {
@@ -458,7 +478,7 @@ impl GradientMethod for Dcsgd {
         self.pool.d
     }
     fn scratch_len(&self) -> usize {
-        4 * self.pool.d
+        (4 * self.pool.d).max(self.pool.d + self.pool.agents.len() + 1)
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
@@ -511,14 +531,32 @@ impl GradientMethod for Dcsgd {
             *o = o.max(0.0).sqrt();
         }
     }
-    /// One normal `ν_ij` per (agent, coordinate), agent-major; `ζ_j = Σ_i ν_ij / √N`.
+    /// Aggregate coupling (identical Gaussian agents, Bernoulli sparsification): `d` normals,
+    /// `ζ` = the normals. Otherwise one normal `ν_ij` per (agent, coordinate), agent-major, and
+    /// `ζ_j = Σ_i ν_ij / √N`.
     fn coupling_dim(&self) -> usize {
-        self.pool.agents.len() * self.pool.d
+        if self.average.is_some() {
+            self.pool.d
+        } else {
+            self.pool.agents.len() * self.pool.d
+        }
     }
     fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
-        self.pool.per_agent_zeta(normals, zeta);
+        if self.average.is_some() {
+            zeta.copy_from_slice(&normals[..self.pool.d]);
+        } else {
+            self.pool.per_agent_zeta(normals, zeta);
+        }
     }
-    /// Per-agent quantile coupling: agent `i`'s compressed gradient is drawn from `ν_i·` and
+    /// **Aggregate coupling** (identical agents, Gaussian noise, Bernoulli-`p` with `p < 1`):
+    /// coordinates of `u` are independent given `g`, and each is the quantile of its exact law
+    /// (a binomial mixture of normals, [`BernoulliAverage`]) at `Φ(ζ_j)`: the comonotone draw,
+    /// maximal correlation with `ζ_j`. Where `s_j = 0` the law is `K g_j/(pN)`,
+    /// `K ~ Bin(N, p)`, drawn by [`poisson_binomial_quantile`] (for `g_j < 0` at `Φ(−ζ_j)`, so
+    /// that `u_j` still increases with `ζ_j`).
+    ///
+    /// **Per-agent quantile coupling** (everything else): agent `i`'s compressed gradient is
+    /// drawn from `ν_i·` and
     /// the agents are averaged, so the law is that of [`GradientMethod::sample`] as soon as each
     /// agent's draw has its own exact law (agents are independent in both).
     ///
@@ -548,6 +586,23 @@ impl GradientMethod for Dcsgd {
         scratch: &mut [f64],
     ) -> bool {
         let d = self.pool.d;
+        if let Some(avg) = &self.average {
+            let n = self.pool.agents.len();
+            let (s, pmf) = scratch[..d + n + 1].split_at_mut(d);
+            self.pool.agents[0].noise.scale(g, s);
+            let p = avg.keep_probability();
+            for (((uj, gj), sj), z) in u.iter_mut().zip(g).zip(s.iter()).zip(normals) {
+                *uj = if *sj > 0.0 {
+                    avg.quantile(*gj, *sj, *z)
+                } else {
+                    let z = if *gj < 0.0 { -z } else { *z };
+                    let trials = std::iter::repeat_n((p, 1.0 - p), n);
+                    let k = poisson_binomial_quantile(trials, NormalTails::of(z), pmf);
+                    k as f64 * gj / (p * n as f64)
+                };
+            }
+            return true;
+        }
         let (s, rest) = scratch[..4 * d].split_at_mut(d);
         let (t, rest) = rest.split_at_mut(d);
         let (mask, c) = rest.split_at_mut(d);
