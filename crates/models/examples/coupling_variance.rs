@@ -173,17 +173,19 @@ fn main() {
     // dcsgd-bernoulli.toml's problem: mixed quadratic + quartic, N = 8, affine Gaussian noise.
     let mixed = || MixedQuadraticQuartic::new(vec![1.0, 0.5], vec![0.5, 1.0]).unwrap();
     let x0 = [1.0, -1.0];
+    let bernoulli = || {
+        Dcsgd::new(agents(
+            gaussian(2, 0.5, 0.2),
+            BernoulliSparsifier::new(0.5).unwrap(),
+            8,
+        ))
+        .unwrap()
+    };
     let cases: Vec<(&str, Method)> = vec![
+        ("dcsgd bernoulli p=0.5", Method::Dcsgd(bernoulli())),
         (
-            "dcsgd bernoulli p=0.5",
-            Method::Dcsgd(
-                Dcsgd::new(agents(
-                    gaussian(2, 0.5, 0.2),
-                    BernoulliSparsifier::new(0.5).unwrap(),
-                    8,
-                ))
-                .unwrap(),
-            ),
+            "dcsgd bernoulli p=0.5 per-agent",
+            Method::Dcsgd(bernoulli().with_per_agent_coupling()),
         ),
         (
             "dcsgd rand-1 (d=2)",

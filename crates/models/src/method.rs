@@ -8,6 +8,19 @@
 //! [`crate::optimizer`] and [`crate::sde`] turns any method into the discrete process and the
 //! three SDE models (A), (B), (C) of MATH.md §5.1, with `m(x) = μ(∇f(x))` and
 //! `J_m(x) v = (∂μ/∂g)(∇²f(x) v)`. A new optimizer is one `impl GradientMethod`.
+//!
+//! Every built-in method also draws its direction from common random numbers shared with the
+//! SDE ([`GradientMethod::coupling_dim`], [`GradientMethod::coupling_zeta`],
+//! [`GradientMethod::sample_coupled`]; the building blocks and why each law is exact are in
+//! [`crate::coupling`]):
+//!
+//! | method | normals | coupling |
+//! |---|---|---|
+//! | DSGD, Gaussian agents | `d` | `u = g + C^{1/2} ζ`, exact identity |
+//! | DSGD, Student-t agents | `N d` | per agent, `T = F⁻¹(Φ(ν))` |
+//! | DCSGD, identical Gaussian agents, Bernoulli | `d` | quantile of the agent average's law (binomial mixture of normals) |
+//! | DCSGD, otherwise (identity, Bernoulli, rand-k, QSGD; any finite-variance noise) | `N d` | per agent: quantile of the sparsified law / folded top-k / noise only |
+//! | DSignSGD, any noise (Cauchy included) | `d` | quantile of the Poisson-binomial number of `+1` signs |
 
 use crate::compress::{Compressor, CompressorKind};
 use crate::coupling::{
