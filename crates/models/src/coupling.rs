@@ -70,6 +70,12 @@ fn mills_table() -> &'static [f64; MILLS_NODES] {
 /// everywhere: its continued fraction costs 1–2.5 µs for `x ∈ [2, 3]`, and the couplings
 /// evaluate normal tails several times per coordinate and agent.
 fn upper_normal_tail(x: f64) -> f64 {
+    upper_tail_with_pdf(x, normal_pdf(x))
+}
+
+/// [`upper_normal_tail`] given `φ(x)` (callers that need the density too share its `exp`).
+#[inline]
+fn upper_tail_with_pdf(x: f64, pdf: f64) -> f64 {
     let last = (MILLS_NODES - 1) as f64 * MILLS_STEP;
     if !(x <= last) {
         return if x.is_nan() { f64::NAN } else { normal_cdf(-x) };
@@ -92,14 +98,14 @@ fn upper_normal_tail(x: f64) -> f64 {
             break;
         }
     }
-    sum * normal_pdf(x)
+    sum * pdf
 }
 
 /// `(1 − Φ(x), φ(x))` for any `x` (the tail above `x`, full precision when `x > 0`).
 #[inline]
 fn upper_tail_and_pdf(x: f64) -> (f64, f64) {
     let pdf = normal_pdf(x);
-    let t = upper_normal_tail(x.abs());
+    let t = upper_tail_with_pdf(x.abs(), pdf);
     (if x >= 0.0 { t } else { 1.0 - t }, pdf)
 }
 
@@ -385,8 +391,9 @@ impl Fold {
 
 /// One agent coordinate of a Bernoulli-masked noisy gradient, `b (g + s T)` with
 /// `b ~ Bernoulli(p)` independent of `T ~ F`, drawn at the driving normal `ν`: kept iff the
-/// [`Fold`] distance `δ < p`, with `T` from the fold at `δ/p` (kept) or `(δ − p)/(1 − p)`
-/// (dropped).
+/// [`Fold`] distance `δ < p`, with `T` from the fold at `δ/p` (kept; a dropped coordinate's
+/// `T`, which would come from the fold at `(δ − p)/(1 − p)`, is discarded by the compressor and
+/// reported as 0).
 ///
 /// **Why the law is exact.** `δ ~ U(0, 1)` independent of the side, so `b = [δ < p]` is
 /// `Bernoulli(p)`, and given `b` the rescaled position is again `U(0, 1)` and independent of the
@@ -399,7 +406,7 @@ impl Fold {
 pub struct MaskedDraw {
     /// `b = 1`.
     pub kept: bool,
-    /// `T`, independent of `kept`.
+    /// `T` (meaningful when kept; its law given `kept` is `F`).
     pub t: f64,
 }
 
@@ -415,12 +422,12 @@ impl MaskedDraw {
         }
         let f = Fold::of(g, s, law, nu);
         let kept = f.delta < p;
-        let t = if s == 0.0 {
+        // A dropped coordinate's noise is discarded by the compressor: not computed (it would
+        // be `f.noise((δ − p)/(1 − p))`, independent of `b` in the same way).
+        let t = if s == 0.0 || !kept {
             0.0
-        } else if kept {
-            f.noise(f.delta / p, law)
         } else {
-            f.noise((f.delta - p) / (1.0 - p), law)
+            f.noise(f.delta / p, law)
         };
         MaskedDraw { kept, t }
     }
@@ -536,15 +543,16 @@ impl BernoulliAverage {
     /// is returned when `Φ(ζ)` falls in it.
     pub fn quantile(&self, g: f64, s: f64, zeta: f64) -> f64 {
         let u = NormalTails::of(zeta);
-        // The atom at 0 spans [P(u < 0), 1 − P(u > 0)]; both sides summed directly.
-        let (mut below0, mut above0) = (0.0, 0.0);
-        for (k, w) in self.weights.iter().enumerate().skip(1) {
-            let kf = k as f64;
-            let z = kf * g / (s * kf.sqrt());
-            below0 += w * fast_normal_cdf(-z);
-            above0 += w * fast_normal_cdf(z);
-        }
-        if u.lower >= below0 && u.upper >= above0 {
+        // The atom at 0 spans [P(u < 0), P(u < 0) + w_0]. Only where the quantile lies
+        // matters; an error of an ulp in the bounds moves a null set of U.
+        let below0: f64 = self
+            .weights
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(k, w)| w * fast_normal_cdf(-(k as f64).sqrt() * g / s))
+            .sum();
+        if u.lower >= below0 && u.lower <= below0 + self.weights[0] {
             return 0.0;
         }
         let n = self.n as f64;

@@ -839,27 +839,41 @@ impl GradientMethod for DsignSgd {
         }
         let inv_n = 1.0 / n as f64;
         for (j, (uj, gj)) in u.iter_mut().zip(g).enumerate() {
+            let u_tails = NormalTails::of(normals[j]);
+            let sign_g = if *gj > 0.0 {
+                1.0
+            } else if *gj < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            if self.pool.homogeneous {
+                // One pair of sign probabilities for all N agents.
+                let s = scales[j];
+                *uj = if s > 0.0 {
+                    let law = StandardNoise::of(&self.pool.agents[0].noise);
+                    let q = (law.cdf(gj / s), law.cdf(-gj / s));
+                    let k = poisson_binomial_quantile(std::iter::repeat_n(q, n), u_tails, pmf);
+                    (2.0 * k as f64 - n as f64) * inv_n
+                } else {
+                    sign_g
+                };
+                continue;
+            }
             let mut constant = 0.0;
             let mut random = 0usize;
             let trials = (0..n).filter_map(|i| {
-                let a = if self.pool.homogeneous { 0 } else { i };
-                let s = scales[a * d + j];
+                let s = scales[i * d + j];
                 if s > 0.0 {
-                    let law = StandardNoise::of(&self.pool.agents[a].noise);
+                    let law = StandardNoise::of(&self.pool.agents[i].noise);
                     random += 1;
                     Some((law.cdf(gj / s), law.cdf(-gj / s)))
                 } else {
-                    constant += if *gj > 0.0 {
-                        1.0
-                    } else if *gj < 0.0 {
-                        -1.0
-                    } else {
-                        0.0
-                    };
+                    constant += sign_g;
                     None
                 }
             });
-            let k = poisson_binomial_quantile(trials, NormalTails::of(normals[j]), pmf);
+            let k = poisson_binomial_quantile(trials, u_tails, pmf);
             *uj = (constant + 2.0 * k as f64 - random as f64) * inv_n;
         }
         true
