@@ -94,37 +94,9 @@ pub struct LadderWorkspace<W> {
     solver: SolverWorkspace<W>,
 }
 
-/// The discrete step driven by the coupling normals (the SDE's `ζ` is `normals` itself for the
-/// Gaussian-direction methods `Optimizer::step_coupled` supports).
-#[inline]
-fn discrete_coupled_step<L: Loss, M: GradientMethod>(
-    opt: &Optimizer<L, M>,
-    k: u64,
-    eta: f64,
-    x: &mut [f64],
-    normals: &[f64],
-    ws: &mut StepWorkspace,
-) -> bool {
-    opt.step_coupled(k, eta, x, normals, ws)
-}
-
 /// Number of standard normals one coupled iteration consumes (0: the method cannot be coupled).
 pub fn coupling_dim<L: Loss, M: GradientMethod>(opt: &Optimizer<L, M>) -> usize {
-    if opt.supports_coupling() {
-        opt.dim()
-    } else {
-        0
-    }
-}
-
-/// `ζ` from the coupling normals.
-#[inline]
-fn coupling_zeta<L: Loss, M: GradientMethod>(
-    _opt: &Optimizer<L, M>,
-    normals: &[f64],
-    zeta: &mut [f64],
-) {
-    zeta.copy_from_slice(normals);
+    opt.coupling_dim()
 }
 
 impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'_, L, M, Sch, I> {
@@ -309,7 +281,7 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
                 *v = noise_rng.sample(StandardNormal);
             }
             if self.coupled {
-                coupling_zeta(self.opt, &ws.normals[..cdim], &mut ws.zeta);
+                self.opt.coupling_zeta(&ws.normals[..cdim], &mut ws.zeta);
             } else {
                 ws.zeta.copy_from_slice(&ws.normals[..m]);
             }
@@ -350,12 +322,12 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
                 }
             }
             if alive[0] {
-                discrete_coupled_step(
-                    self.opt,
+                self.opt.step_coupled(
                     k as u64,
                     eta,
                     &mut ws.xd,
                     &ws.normals[..cdim],
+                    &mut noise_rng,
                     &mut ws.step,
                 );
             }

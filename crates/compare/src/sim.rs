@@ -1,6 +1,6 @@
-//! Path simulations of a discrete optimizer, of one of its SDE models, and of the two coupled
-//! by common random numbers, all as `sde_core::PathSimulation`s so they run on the seeded,
-//! thread-count-independent ensemble engine.
+//! Path simulations of a discrete optimizer and of one of its SDE models, as
+//! `sde_core::PathSimulation`s so they run on the seeded, thread-count-independent ensemble
+//! engine (the coupled pair of a weak-error study is [`crate::ladder`]).
 //!
 //! Save point `k` is iteration `k` (time `kη`), `k = 0..=K`. A path is diverged from the first
 //! save point where its loss exceeds the threshold or any value is not finite.
@@ -151,94 +151,6 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
                 self.solver.step(t, h, &mut ws.x, rng, &mut ws.solver);
             }
             if !st.record(loss, &ws.x, &mut ws.g, out, k + 1, n, 0) {
-                return k + 1;
-            }
-        }
-        st.iterations + 1
-    }
-}
-
-/// The discrete optimizer and one SDE model driven by the same Brownian path: the SDE's
-/// increments over `[kη, (k+1)η]` sum to `−sqrt(η) ζ_k`, where `ζ_k` is the standard normal that
-/// drives iteration `k` (`x_{k+1} = x_k − η η_k (m + B ζ_k)`, and the SDE's noise enters as
-/// `+η_t sqrt(η) B dW`). Observables per save point: discrete (n), SDE (n), discrete − SDE (n).
-pub struct CoupledPaths<'a, L, M, Sch, I> {
-    pub model: ModelPaths<'a, L, M, Sch, I>,
-    pub opt: &'a Optimizer<L, M>,
-}
-
-pub struct CoupledWorkspace<W> {
-    model: ModelWorkspace<W>,
-    xd: Vec<f64>,
-    zsum: Vec<f64>,
-    step: StepWorkspace,
-}
-
-impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
-    for CoupledPaths<'_, L, M, Sch, I>
-{
-    type Workspace = CoupledWorkspace<Sch::Workspace>;
-    fn workspace(&self) -> Self::Workspace {
-        CoupledWorkspace {
-            model: self.model.workspace(),
-            xd: self.model.settings.x0.clone(),
-            zsum: vec![0.0; self.model.settings.x0.len()],
-            step: self.opt.workspace(),
-        }
-    }
-    fn n_save(&self) -> usize {
-        self.model.settings.iterations + 1
-    }
-    fn n_observables(&self) -> usize {
-        3 * self.model.settings.n_obs()
-    }
-    fn simulate(
-        &self,
-        _p: u64,
-        rng: &mut PathRng,
-        ws: &mut Self::Workspace,
-        out: &mut [f64],
-    ) -> usize {
-        let st = self.model.settings;
-        let n = st.n_obs();
-        let stride = 3 * n;
-        let loss = self.opt.loss();
-        let substeps = self.model.substeps;
-        let h = st.eta / substeps as f64;
-        let solver = &self.model.solver;
-        let inc = solver.increments();
-        let scale = -1.0 / st.eta.sqrt();
-        let mw = &mut ws.model;
-        mw.x.copy_from_slice(&st.x0);
-        ws.xd.copy_from_slice(&st.x0);
-        let record = |s: usize, xd: &[f64], xs: &[f64], g: &mut [f64], out: &mut [f64]| -> bool {
-            let ok_d = st.record(loss, xd, g, out, s, stride, 0);
-            let ok_s = st.record(loss, xs, g, out, s, stride, n);
-            let b = s * stride;
-            for o in 0..n {
-                out[b + 2 * n + o] = out[b + o] - out[b + n + o];
-            }
-            ok_d && ok_s
-        };
-        if !record(0, &ws.xd, &mw.x, &mut mw.g, out) {
-            return 0;
-        }
-        for k in 0..st.iterations {
-            ws.zsum.fill(0.0);
-            for j in 0..substeps {
-                let t = (k * substeps + j) as f64 * h;
-                inc.draw(rng, h, &mut mw.solver.dw);
-                for (z, w) in ws.zsum.iter_mut().zip(&mw.solver.dw) {
-                    *z += w;
-                }
-                let dw = std::mem::take(&mut mw.solver.dw);
-                solver.step_with(t, h, &mut mw.x, &dw, rng, &mut mw.solver);
-                mw.solver.dw = dw;
-            }
-            ws.zsum.iter_mut().for_each(|z| *z *= scale);
-            self.opt
-                .step_coupled(k as u64, st.eta, &mut ws.xd, &ws.zsum, &mut ws.step);
-            if !record(k + 1, &ws.xd, &mw.x, &mut mw.g, out) {
                 return k + 1;
             }
         }

@@ -9,6 +9,7 @@
 //! A new optimizer is one `impl` of [`method::GradientMethod`]; see
 //! `examples/clipped_sgd.rs`.
 pub mod compress;
+pub mod coupling;
 pub mod error;
 pub mod loss;
 pub mod method;

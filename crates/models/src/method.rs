@@ -8,8 +8,24 @@
 //! [`crate::optimizer`] and [`crate::sde`] turns any method into the discrete process and the
 //! three SDE models (A), (B), (C) of MATH.md §5.1, with `m(x) = μ(∇f(x))` and
 //! `J_m(x) v = (∂μ/∂g)(∇²f(x) v)`. A new optimizer is one `impl GradientMethod`.
+//!
+//! Every built-in method also draws its direction from common random numbers shared with the
+//! SDE ([`GradientMethod::coupling_dim`], [`GradientMethod::coupling_zeta`],
+//! [`GradientMethod::sample_coupled`]; the building blocks and why each law is exact are in
+//! [`crate::coupling`]):
+//!
+//! | method | normals | coupling |
+//! |---|---|---|
+//! | DSGD, Gaussian agents | `d` | `u = g + C^{1/2} ζ`, exact identity |
+//! | DSGD, Student-t agents | `N d` | per agent, `T = F⁻¹(Φ(ν))` |
+//! | DCSGD, identical Gaussian agents, Bernoulli | `d` | quantile of the agent average's law (binomial mixture of normals) |
+//! | DCSGD, otherwise (identity, Bernoulli, rand-k, QSGD; any finite-variance noise) | `N d` | per agent: quantile of the sparsified law / folded top-k / noise only |
+//! | DSignSGD, any noise (Cauchy included) | `d` | quantile of the Poisson-binomial number of `+1` signs |
 
 use crate::compress::{Compressor, CompressorKind};
+use crate::coupling::{
+    poisson_binomial_quantile, BernoulliAverage, Fold, MaskedDraw, NormalTails, StandardNoise,
+};
 use crate::error::ModelError;
 use crate::noise::{GradientNoise, NoiseModel};
 use rand::{Rng, RngExt, SeedableRng};
@@ -53,12 +69,26 @@ pub trait GradientMethod: Send + Sync {
     fn covariance_is_exact(&self) -> bool {
         true
     }
-    /// Common random numbers: if `u | g` is exactly Gaussian, writes `u = μ(g) + B ζ` for the
-    /// given standard normal `ζ ∈ R^d` and returns `true`; otherwise returns `false`.
+    /// Standard normals one coupled iteration consumes; 0 when the method cannot be coupled
+    /// (then [`GradientMethod::sample_coupled`] returns `false`). See [`crate::coupling`].
+    fn coupling_dim(&self) -> usize {
+        0
+    }
+    /// The `d` standard normals `ζ` (iid `N(0, 1)`, length `dim()`) that drive the SDE's Brownian
+    /// increment over the iteration, as a function of `normals` (length
+    /// [`GradientMethod::coupling_dim`], iid `N(0, 1)`). Exactly `N(0, I_d)`.
+    fn coupling_zeta(&self, _normals: &[f64], _zeta: &mut [f64]) {}
+    /// Common random numbers: writes a draw of `u` given `g` whose conditional law is exactly
+    /// that of [`GradientMethod::sample`], built from `normals` (length
+    /// [`GradientMethod::coupling_dim`], iid `N(0, 1)`; the method takes any further randomness it
+    /// needs from `rng`), such that `u − μ(g)` is strongly positively correlated with `C(g)^{1/2} ζ`
+    /// (`ζ` from [`GradientMethod::coupling_zeta`], `C^{1/2}` the factor of
+    /// [`GradientMethod::cov_sqrt_mul`]). Returns `false`, writing nothing, if not supported.
     fn sample_coupled(
         &self,
         _g: &[f64],
-        _zeta: &[f64],
+        _normals: &[f64],
+        _rng: &mut PathRng,
         _u: &mut [f64],
         _scratch: &mut [f64],
     ) -> bool {
@@ -222,6 +252,30 @@ impl AgentPool {
     }
 }
 
+impl AgentPool {
+    /// Whether every agent's noise is Gaussian.
+    fn all_gaussian(&self) -> bool {
+        self.agents
+            .iter()
+            .all(|a| matches!(a.noise, NoiseModel::Gaussian(_)))
+    }
+
+    /// Per-agent coupling: one normal `ν_ij` per (agent, coordinate), laid out agent-major
+    /// (`normals[i d + j]`), and `ζ_j = Σ_i ν_ij / √N`, a sum of `N` iid standard normals scaled
+    /// to unit variance: exactly `N(0, 1)`, independent across `j`.
+    fn per_agent_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
+        let d = self.d;
+        zeta.fill(0.0);
+        for nu in normals.chunks_exact(d).take(self.agents.len()) {
+            for (z, v) in zeta.iter_mut().zip(nu) {
+                *z += v;
+            }
+        }
+        let scale = 1.0 / (self.agents.len() as f64).sqrt();
+        zeta.iter_mut().for_each(|z| *z *= scale);
+    }
+}
+
 fn require_finite_variance(agents: &[Agent], method: &'static str) -> Result<(), ModelError> {
     let d = agents[0].noise.dim();
     let probe = vec![1.0; d];
@@ -311,19 +365,64 @@ impl GradientMethod for Dsgd {
             .iter()
             .all(|a| !a.noise.depends_on_gradient())
     }
-    fn sample_coupled(&self, g: &[f64], zeta: &[f64], u: &mut [f64], scratch: &mut [f64]) -> bool {
-        if !self
+    /// Gaussian agents: `d` normals, `ζ` = the normals, `u = g + C^{1/2} ζ` exactly (the mean of
+    /// independent Gaussians is Gaussian with covariance `C`, so the law is exact and the
+    /// residual `u − μ − C^{1/2}ζ` is zero). Otherwise (Student-t agents, `ν > 2`): one normal
+    /// per (agent, coordinate), see [`Dsgd::sample_coupled`].
+    fn coupling_dim(&self) -> usize {
+        if self.pool.all_gaussian() {
+            self.pool.d
+        } else {
+            self.pool.agents.len() * self.pool.d
+        }
+    }
+    fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
+        if self.pool.all_gaussian() {
+            zeta.copy_from_slice(&normals[..self.pool.d]);
+        } else {
+            self.pool.per_agent_zeta(normals, zeta);
+        }
+    }
+    /// Non-Gaussian agents: agent `i`'s noise coordinate is `Z_ij = s_ij F⁻¹(Φ(ν_ij))` (the
+    /// probability integral transform, exact law `F`, comonotone with `ν_ij`; a Gaussian agent
+    /// uses `ν_ij` itself), so `u = g + (1/N) Σ_i Z_i` has the law of [`GradientMethod::sample`],
+    /// and `ζ_j = Σ_i ν_ij/√N` ([`GradientMethod::coupling_zeta`]).
+    fn sample_coupled(
+        &self,
+        g: &[f64],
+        normals: &[f64],
+        _rng: &mut PathRng,
+        u: &mut [f64],
+        scratch: &mut [f64],
+    ) -> bool {
+        let d = self.pool.d;
+        let (s, rest) = scratch.split_at_mut(d);
+        if self.pool.all_gaussian() {
+            self.pool.mean_noise_sqrt(g, s, rest);
+            for (((ui, gi), si), z) in u.iter_mut().zip(g).zip(s.iter()).zip(normals) {
+                *ui = gi + si * z;
+            }
+            return true;
+        }
+        u.fill(0.0);
+        for (i, (a, nu)) in self
             .pool
             .agents
             .iter()
-            .all(|a| matches!(a.noise, NoiseModel::Gaussian(_)))
+            .zip(normals.chunks_exact(d))
+            .enumerate()
         {
-            return false;
+            if !(self.pool.homogeneous && i > 0) {
+                a.noise.scale(g, s);
+            }
+            let law = StandardNoise::of(&a.noise);
+            for ((ui, si), v) in u.iter_mut().zip(s.iter()).zip(nu) {
+                *ui += si * law.from_normal(*v);
+            }
         }
-        let (s, rest) = scratch.split_at_mut(self.pool.d);
-        self.pool.mean_noise_sqrt(g, s, rest);
-        for (((ui, gi), si), z) in u.iter_mut().zip(g).zip(s.iter()).zip(zeta) {
-            *ui = gi + si * z;
+        let inv_n = 1.0 / self.pool.agents.len() as f64;
+        for (ui, gi) in u.iter_mut().zip(g) {
+            *ui = gi + *ui * inv_n;
         }
         true
     }
@@ -334,14 +433,32 @@ impl GradientMethod for Dsgd {
 #[derive(Clone, Debug)]
 pub struct Dcsgd {
     pool: AgentPool,
+    /// Identical agents with Gaussian noise and Bernoulli sparsification: the law of the agent
+    /// average per coordinate, for the aggregate coupling (see [`Dcsgd::sample_coupled`]).
+    average: Option<BernoulliAverage>,
 }
 
 impl Dcsgd {
     /// Every agent's noise must have finite covariance.
     pub fn new(agents: Vec<Agent>) -> Result<Self, ModelError> {
-        Ok(Dcsgd {
-            pool: AgentPool::new(agents, "dcsgd", true)?,
-        })
+        let pool = AgentPool::new(agents, "dcsgd", true)?;
+        let first = &pool.agents[0];
+        let average = match (&first.noise, first.compressor) {
+            (NoiseModel::Gaussian(_), CompressorKind::Bernoulli(b))
+                if pool.homogeneous && b.p() < 1.0 =>
+            {
+                Some(BernoulliAverage::new(pool.agents.len(), b.p()))
+            }
+            _ => None,
+        };
+        Ok(Dcsgd { pool, average })
+    }
+
+    /// Uses the per-agent coupling even where the aggregate one applies (to compare the two:
+    /// examples/coupling_variance.rs). The law of the direction is the same.
+    pub fn with_per_agent_coupling(mut self) -> Self {
+        self.average = None;
+        self
     }
 
     pub fn agents(&self) -> &[Agent] {
@@ -379,7 +496,7 @@ impl GradientMethod for Dcsgd {
         self.pool.d
     }
     fn scratch_len(&self) -> usize {
-        4 * self.pool.d
+        (4 * self.pool.d).max(self.pool.d + self.pool.agents.len() + 1)
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
@@ -435,6 +552,166 @@ impl GradientMethod for Dcsgd {
             *o = o.max(0.0).sqrt();
         }
     }
+    /// Aggregate coupling (identical Gaussian agents, Bernoulli sparsification): `d` normals,
+    /// `ζ` = the normals. Otherwise one normal `ν_ij` per (agent, coordinate), agent-major, and
+    /// `ζ_j = Σ_i ν_ij / √N`.
+    fn coupling_dim(&self) -> usize {
+        if self.average.is_some() {
+            self.pool.d
+        } else {
+            self.pool.agents.len() * self.pool.d
+        }
+    }
+    fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
+        if self.average.is_some() {
+            zeta.copy_from_slice(&normals[..self.pool.d]);
+        } else {
+            self.pool.per_agent_zeta(normals, zeta);
+        }
+    }
+    /// **Aggregate coupling** (identical agents, Gaussian noise, Bernoulli-`p` with `p < 1`):
+    /// coordinates of `u` are independent given `g`, and each is the quantile of its exact law
+    /// (a binomial mixture of normals, [`BernoulliAverage`]) at `Φ(ζ_j)`: the comonotone draw,
+    /// maximal correlation with `ζ_j`. Where `s_j = 0` the law is `K g_j/(pN)`,
+    /// `K ~ Bin(N, p)`, drawn by [`poisson_binomial_quantile`] (for `g_j < 0` at `Φ(−ζ_j)`, so
+    /// that `u_j` still increases with `ζ_j`).
+    ///
+    /// **Per-agent quantile coupling** (everything else): agent `i`'s compressed gradient is
+    /// drawn from `ν_i·` and
+    /// the agents are averaged, so the law is that of [`GradientMethod::sample`] as soon as each
+    /// agent's draw has its own exact law (agents are independent in both).
+    ///
+    /// * identity: `C_i = g + s_i∘T_i`, `T_ij = F⁻¹(Φ(ν_ij))` (`ν_ij` itself for Gaussian noise).
+    /// * Bernoulli-`p`: `C_ij = b_ij (g_j + s_ij T_ij)/p` with `(b_ij, T_ij)` from
+    ///   [`MaskedDraw`]: the quantile of the law of `C_ij` (an atom `1 − p` at 0 plus `p` times
+    ///   the noisy gradient's law) at `Φ(ν_ij)`, exact and comonotone with `ν_ij`. Coordinates
+    ///   are independent given `g`, as in `sample`.
+    /// * rand-`k`: each coordinate's `Φ(ν_ij)` is folded ([`Fold`]) into a side and a distance
+    ///   `δ_j ~ U(0, 1)`, independent, iid over `j`; the kept set `S` is the `k` smallest `δ`
+    ///   (the most extreme draws: a uniform `k`-subset, since the `δ_j` are iid continuous), and
+    ///   with `c` the `(k+1)`-th smallest `δ`, a kept coordinate's noise is rebuilt on its side
+    ///   at position `δ_j / c`. Given `S` and `c`, the kept `δ_j` are iid `U(0, c)` (order
+    ///   statistics), so the positions are iid uniform and independent of `S` and of the
+    ///   sides: the kept noises are iid `F`, independent of `S`, exactly as in rand-`k` of
+    ///   `g + s∘T`. When exactly `k` coordinates have `δ < k/d` this is nearly the Bernoulli
+    ///   coupling with `p = k/d`; no `rng` is used.
+    /// * QSGD: the noisy gradient `g + s∘T` as for the identity, then the stochastic rounding
+    ///   of [`Compressor::compress`] with uniforms from `rng` (its level is a function of all
+    ///   coordinates through `‖v‖`, so the noise carries the coupling).
+    fn sample_coupled(
+        &self,
+        g: &[f64],
+        normals: &[f64],
+        rng: &mut PathRng,
+        u: &mut [f64],
+        scratch: &mut [f64],
+    ) -> bool {
+        let d = self.pool.d;
+        if let Some(avg) = &self.average {
+            let n = self.pool.agents.len();
+            let (s, pmf) = scratch[..d + n + 1].split_at_mut(d);
+            self.pool.agents[0].noise.scale(g, s);
+            let p = avg.keep_probability();
+            for (((uj, gj), sj), z) in u.iter_mut().zip(g).zip(s.iter()).zip(normals) {
+                *uj = if *sj > 0.0 {
+                    avg.quantile(*gj, *sj, *z)
+                } else {
+                    let z = if *gj < 0.0 { -z } else { *z };
+                    let trials = std::iter::repeat_n((p, 1.0 - p), n);
+                    let k = poisson_binomial_quantile(trials, NormalTails::of(z), pmf);
+                    k as f64 * gj / (p * n as f64)
+                };
+            }
+            return true;
+        }
+        let (s, rest) = scratch[..4 * d].split_at_mut(d);
+        let (t, rest) = rest.split_at_mut(d);
+        let (mask, c) = rest.split_at_mut(d);
+        u.fill(0.0);
+        for (i, (a, nu)) in self
+            .pool
+            .agents
+            .iter()
+            .zip(normals.chunks_exact(d))
+            .enumerate()
+        {
+            if !(self.pool.homogeneous && i > 0) {
+                a.noise.scale(g, s);
+            }
+            let law = StandardNoise::of(&a.noise);
+            match a.compressor {
+                CompressorKind::Identity(_) => {
+                    for (((ui, gj), sj), v) in u.iter_mut().zip(g).zip(s.iter()).zip(nu) {
+                        *ui += gj + sj * law.from_normal(*v);
+                    }
+                }
+                CompressorKind::Bernoulli(b) => {
+                    let p = b.p();
+                    let inv_p = 1.0 / p;
+                    for (((ui, gj), sj), v) in u.iter_mut().zip(g).zip(s.iter()).zip(nu) {
+                        let m = MaskedDraw::draw(p, *gj, *sj, law, *v);
+                        if m.kept {
+                            *ui += (gj + sj * m.t) * inv_p;
+                        }
+                    }
+                }
+                CompressorKind::RandK(rk) => {
+                    let k = rk.k();
+                    // δ_j (signed by the side) of every coordinate, then the threshold
+                    // c = the (k+1)-th smallest δ: the kept set is {δ_j < c}.
+                    for (((tj, mj), (gj, sj)), v) in t
+                        .iter_mut()
+                        .zip(mask.iter_mut())
+                        .zip(g.iter().zip(s.iter()))
+                        .zip(nu)
+                    {
+                        let f = Fold::of(*gj, *sj, law, *v);
+                        *tj = f.delta;
+                        *mj = if f.low { -1.0 } else { 1.0 };
+                    }
+                    let (threshold, width) = if k < d {
+                        c.copy_from_slice(t);
+                        let th = *c.select_nth_unstable_by(k, f64::total_cmp).1;
+                        (th, th)
+                    } else {
+                        (f64::INFINITY, 1.0)
+                    };
+                    let factor = d as f64 / k as f64;
+                    for ((((ui, tj), mj), gj), sj) in u
+                        .iter_mut()
+                        .zip(t.iter())
+                        .zip(mask.iter())
+                        .zip(g)
+                        .zip(s.iter())
+                    {
+                        if *tj < threshold {
+                            let noise = if *sj > 0.0 {
+                                let f = Fold::side(*gj, *sj, law, *mj < 0.0);
+                                f.noise((*tj / width).min(1.0), law)
+                            } else {
+                                0.0
+                            };
+                            *ui += factor * (gj + sj * noise);
+                        }
+                    }
+                }
+                CompressorKind::Qsgd(q) => {
+                    for (((tj, gj), sj), v) in t.iter_mut().zip(g).zip(s.iter()).zip(nu) {
+                        *tj = gj + sj * law.from_normal(*v);
+                    }
+                    q.compress(t, rng, c);
+                    for (ui, ci) in u.iter_mut().zip(c.iter()) {
+                        *ui += ci;
+                    }
+                }
+            }
+        }
+        let inv_n = 1.0 / self.pool.agents.len() as f64;
+        for ui in u.iter_mut() {
+            *ui *= inv_n;
+        }
+        true
+    }
 }
 
 /// Distributed SignSGD: `u = (1/N) Σ_i sign(g + Z_i)`. Mean `(1/N) Σ_i E sign(g + Z_i)`,
@@ -464,7 +741,8 @@ impl GradientMethod for DsignSgd {
         self.pool.d
     }
     fn scratch_len(&self) -> usize {
-        2 * self.pool.d
+        let n = self.pool.agents.len();
+        (2 * self.pool.d).max(n * self.pool.d + n + 1)
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
@@ -536,6 +814,78 @@ impl GradientMethod for DsignSgd {
         // Rounding can push 1 − m² a hair below zero when |m| ≈ 1 (MATH.md §10).
         out.iter_mut().for_each(|o| *o = o.max(0.0).sqrt() / n);
     }
+    /// `d` normals, `ζ` = the normals: the coupling is on the agent average itself.
+    fn coupling_dim(&self) -> usize {
+        self.pool.d
+    }
+    fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
+        zeta.copy_from_slice(&normals[..self.pool.d]);
+    }
+    /// Aggregate quantile coupling, per coordinate `j`. Given `g`, the agents' signs at `j` are
+    /// independent, `+1` with probability `q_ij = P(g_j + Z_ij > 0) = F_i(g_j/s_ij)` and `−1`
+    /// with `r_ij = F_i(−g_j/s_ij)` (agents with `s_ij = 0` give the constant `sign(g_j)`), and
+    /// independent across `j` (independent noise coordinates, MATH.md §1.3). So
+    /// `u_j = (Σ_const + 2K_j − n_random)/N` with `K_j` Poisson-binomial (binomial for identical
+    /// agents), and `u` has the law of [`GradientMethod::sample`] when each `K_j` is drawn by its
+    /// inverse CDF at `Φ(ζ_j)` ([`poisson_binomial_quantile`]): exact, and `u_j` is the
+    /// comonotone (maximal-correlation) partner of `ζ_j`, whatever `ν` (Cauchy included: only
+    /// the CDF of the noise is needed). Needs no `rng`.
+    fn sample_coupled(
+        &self,
+        g: &[f64],
+        normals: &[f64],
+        _rng: &mut PathRng,
+        u: &mut [f64],
+        scratch: &mut [f64],
+    ) -> bool {
+        let d = self.pool.d;
+        let n = self.pool.agents.len();
+        let distinct = if self.pool.homogeneous { 1 } else { n };
+        let (scales, pmf) = scratch[..n * d + n + 1].split_at_mut(distinct * d);
+        for (a, s) in self.pool.agents.iter().zip(scales.chunks_exact_mut(d)) {
+            a.noise.scale(g, s);
+        }
+        let inv_n = 1.0 / n as f64;
+        for (j, (uj, gj)) in u.iter_mut().zip(g).enumerate() {
+            let u_tails = NormalTails::of(normals[j]);
+            let sign_g = if *gj > 0.0 {
+                1.0
+            } else if *gj < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            if self.pool.homogeneous {
+                // One pair of sign probabilities for all N agents.
+                let s = scales[j];
+                *uj = if s > 0.0 {
+                    let law = StandardNoise::of(&self.pool.agents[0].noise);
+                    let q = (law.cdf(gj / s), law.cdf(-gj / s));
+                    let k = poisson_binomial_quantile(std::iter::repeat_n(q, n), u_tails, pmf);
+                    (2.0 * k as f64 - n as f64) * inv_n
+                } else {
+                    sign_g
+                };
+                continue;
+            }
+            let mut constant = 0.0;
+            let mut random = 0usize;
+            let trials = (0..n).filter_map(|i| {
+                let s = scales[i * d + j];
+                if s > 0.0 {
+                    let law = StandardNoise::of(&self.pool.agents[i].noise);
+                    random += 1;
+                    Some((law.cdf(gj / s), law.cdf(-gj / s)))
+                } else {
+                    constant += sign_g;
+                    None
+                }
+            });
+            let k = poisson_binomial_quantile(trials, u_tails, pmf);
+            *uj = (constant + 2.0 * k as f64 - random as f64) * inv_n;
+        }
+        true
+    }
 }
 
 /// The three methods of the paper, for choosing at run time.
@@ -591,7 +941,21 @@ impl GradientMethod for Method {
     fn covariance_is_exact(&self) -> bool {
         dispatch!(self, m => m.covariance_is_exact())
     }
-    fn sample_coupled(&self, g: &[f64], zeta: &[f64], u: &mut [f64], scratch: &mut [f64]) -> bool {
-        dispatch!(self, m => m.sample_coupled(g, zeta, u, scratch))
+    fn coupling_dim(&self) -> usize {
+        dispatch!(self, m => m.coupling_dim())
+    }
+    fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
+        dispatch!(self, m => m.coupling_zeta(normals, zeta))
+    }
+    #[inline]
+    fn sample_coupled(
+        &self,
+        g: &[f64],
+        normals: &[f64],
+        rng: &mut PathRng,
+        u: &mut [f64],
+        scratch: &mut [f64],
+    ) -> bool {
+        dispatch!(self, m => m.sample_coupled(g, normals, rng, u, scratch))
     }
 }

@@ -99,22 +99,26 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
         eta_k
     }
 
-    /// One iteration driven by the standard normal `zeta` (common random numbers with an SDE
-    /// path whose Brownian increment over the iteration is `sqrt(η) ζ`). Returns `false`, and
-    /// leaves `x` untouched, when the method's direction is not Gaussian given the state.
+    /// One iteration with common random numbers (see [`crate::coupling`]): the direction is
+    /// [`GradientMethod::sample_coupled`] from `normals` (length [`Optimizer::coupling_dim`],
+    /// iid `N(0, 1)`) and `rng`, with the law of [`Optimizer::step`]'s direction. The SDE path to
+    /// pair it with has Brownian increment `−√η ζ` over the iteration, `ζ` from
+    /// [`Optimizer::coupling_zeta`] (the minus sign because the step subtracts `η η_k u`).
+    /// Returns `false`, and leaves `x` untouched, when the method cannot be coupled.
     #[inline]
     pub fn step_coupled(
         &self,
         k: u64,
         eta: f64,
         x: &mut [f64],
-        zeta: &[f64],
+        normals: &[f64],
+        rng: &mut PathRng,
         ws: &mut StepWorkspace,
     ) -> bool {
         self.loss.gradient(x, &mut ws.g);
         if !self
             .method
-            .sample_coupled(&ws.g, zeta, &mut ws.u, &mut ws.scratch)
+            .sample_coupled(&ws.g, normals, rng, &mut ws.u, &mut ws.scratch)
         {
             return false;
         }
@@ -125,14 +129,20 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
         true
     }
 
-    /// Whether [`Optimizer::step_coupled`] is available (Gaussian directions).
+    /// Standard normals one [`Optimizer::step_coupled`] consumes; 0 when it is unavailable.
+    pub fn coupling_dim(&self) -> usize {
+        self.method.coupling_dim()
+    }
+
+    /// `ζ` (length `dim()`) of the iteration driven by `normals`: see
+    /// [`GradientMethod::coupling_zeta`].
+    pub fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
+        self.method.coupling_zeta(normals, zeta)
+    }
+
+    /// Whether [`Optimizer::step_coupled`] is available.
     pub fn supports_coupling(&self) -> bool {
-        let d = self.dim();
-        let g = vec![1.0; d];
-        let zeta = vec![0.0; d];
-        let mut u = vec![0.0; d];
-        let mut scratch = vec![0.0; self.method.scratch_len()];
-        self.method.sample_coupled(&g, &zeta, &mut u, &mut scratch)
+        self.coupling_dim() > 0
     }
 }
 

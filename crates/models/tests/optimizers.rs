@@ -128,7 +128,7 @@ impl<L: Loss, M: GradientMethod> PathSimulation for Discrete<'_, L, M> {
     fn workspace(&self) -> DiscreteWs {
         DiscreteWs {
             x: self.x0.clone(),
-            zeta: vec![0.0; self.x0.len()],
+            zeta: vec![0.0; self.opt.coupling_dim()],
             step: self.opt.workspace(),
         }
     }
@@ -150,7 +150,7 @@ impl<L: Loss, M: GradientMethod> PathSimulation for Discrete<'_, L, M> {
                 Gaussian.draw(rng, 1.0, &mut ws.zeta);
                 assert!(self
                     .opt
-                    .step_coupled(k, self.eta, &mut ws.x, &ws.zeta, &mut ws.step));
+                    .step_coupled(k, self.eta, &mut ws.x, &ws.zeta, rng, &mut ws.step));
             } else {
                 self.opt.step(k, self.eta, &mut ws.x, rng, &mut ws.step);
             }
@@ -603,7 +603,9 @@ fn step_coupled_is_gradient_plus_b_zeta() {
     let zeta = [0.3, -1.2, 0.7];
     let mut x = X0.to_vec();
     let mut ws = opt.workspace();
-    assert!(opt.step_coupled(k, eta, &mut x, &zeta, &mut ws));
+    assert_eq!(opt.coupling_dim(), 3);
+    let mut rng = derive_stream(5, 0);
+    assert!(opt.step_coupled(k, eta, &mut x, &zeta, &mut rng, &mut ws));
     let g: Vec<f64> = X0.iter().zip(&LAMBDA).map(|(x, l)| x * l).collect();
     let g2: f64 = g.iter().map(|v| v * v).sum();
     let var_sum: f64 = [(0.2, 0.3), (0.5, 0.0), (1.0, 0.5), (1.5, 0.2)]
@@ -661,51 +663,47 @@ fn step_coupled_has_the_law_of_step() {
     }
 }
 
-/// Non-Gaussian directions refuse coupling and leave `x` untouched.
+/// A method that does not implement coupling (the trait's defaults) refuses it and leaves `x`
+/// untouched. (The built-in methods all couple: tests/coupling.rs.)
 #[test]
-fn step_coupled_refused_for_non_gaussian_directions() {
-    let loss = || DiagonalQuadratic::new(LAMBDA.to_vec()).unwrap();
-    let zeta = [0.3, -1.2, 0.7];
-    fn refuses<M: GradientMethod>(opt: &Optimizer<DiagonalQuadratic, M>, zeta: &[f64]) {
-        assert!(!opt.supports_coupling(), "{}", opt.method().name());
-        let mut x = X0.to_vec();
-        let mut ws = opt.workspace();
-        assert!(!opt.step_coupled(0, 0.1, &mut x, zeta, &mut ws));
-        assert_eq!(x, X0.to_vec());
+fn step_coupled_refused_without_coupling() {
+    struct Uncoupled(Dsgd);
+    impl GradientMethod for Uncoupled {
+        fn name(&self) -> &str {
+            "uncoupled"
+        }
+        fn dim(&self) -> usize {
+            self.0.dim()
+        }
+        fn scratch_len(&self) -> usize {
+            self.0.scratch_len()
+        }
+        fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
+            self.0.sample(g, rng, u, scratch)
+        }
+        fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+            self.0.mean(g, out, scratch)
+        }
+        fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+            self.0.mean_jvp(g, v, out, scratch)
+        }
+        fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+            self.0.cov_sqrt_mul(g, xi, out, scratch)
+        }
     }
-    let bern = BernoulliSparsifier::new(0.5).unwrap();
-    refuses(
-        &Optimizer::new(
-            loss(),
-            Dcsgd::new(vec![agent_c(gaussian(&SCALE, 1.0, 0.0), bern); 2]).unwrap(),
-            Schedule::constant(),
-        )
-        .unwrap(),
-        &zeta,
-    );
-    refuses(
-        &Optimizer::new(
-            loss(),
-            DsignSgd::new(vec![agent(gaussian(&SCALE, 1.0, 0.0)); 2]).unwrap(),
-            Schedule::constant(),
-        )
-        .unwrap(),
-        &zeta,
-    );
-    // DSGD with one Student-t agent (ν = 3: finite variance, but not Gaussian).
-    refuses(
-        &Optimizer::new(
-            loss(),
-            Dsgd::new(vec![
-                agent(gaussian(&SCALE, 1.0, 0.0)),
-                agent(student(3.0, &SCALE, 1.0, 0.0)),
-            ])
-            .unwrap(),
-            Schedule::constant(),
-        )
-        .unwrap(),
-        &zeta,
-    );
+    let opt = Optimizer::new(
+        DiagonalQuadratic::new(LAMBDA.to_vec()).unwrap(),
+        Uncoupled(Dsgd::new(vec![agent(gaussian(&SCALE, 1.0, 0.0)); 2]).unwrap()),
+        Schedule::constant(),
+    )
+    .unwrap();
+    assert!(!opt.supports_coupling());
+    assert_eq!(opt.coupling_dim(), 0);
+    let mut x = X0.to_vec();
+    let mut ws = opt.workspace();
+    let mut rng = derive_stream(5, 0);
+    assert!(!opt.step_coupled(0, 0.1, &mut x, &[0.3, -1.2, 0.7], &mut rng, &mut ws));
+    assert_eq!(x, X0.to_vec());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,615 @@
+//! Common random numbers between a discrete optimizer and its SDE model (issue 7, item 3).
+//!
+//! A weak-error study estimates `E g(x_k) − E g(X_{kη})`. If the discrete step and the SDE's
+//! Brownian increment over the same iteration are driven by the same standard normals, the
+//! paired difference has a far smaller variance than two independent ensembles, while each side
+//! keeps its exact law. One coupled iteration consumes
+//! [`GradientMethod::coupling_dim`](crate::method::GradientMethod::coupling_dim) iid standard
+//! normals; [`GradientMethod::coupling_zeta`](crate::method::GradientMethod::coupling_zeta) maps
+//! them to the `d` standard normals `ζ` that drive the SDE over the iteration, and
+//! [`GradientMethod::sample_coupled`](crate::method::GradientMethod::sample_coupled) builds the
+//! discrete direction from them.
+//!
+//! Every non-Gaussian draw is made by an inverse CDF evaluated at `Φ(ν)` of a driving normal `ν`
+//! (the probability integral transform: `Φ(ν)` is uniform, so `F⁻¹(Φ(ν))` has law `F` exactly),
+//! which makes the draw a non-decreasing function of `ν` (comonotone with it), the coupling of
+//! maximal correlation for a given pair of marginals. The building blocks are here:
+//!
+//! * [`NormalTails`]: `Φ(ν)` and `1 − Φ(ν)`, each with full relative precision in its tail.
+//! * [`normal_quantile`], [`student_t_quantile`]: the inverse CDFs.
+//! * [`Fold`]: `Φ(ν)` folded at the probability that the noisy gradient coordinate is negative,
+//!   giving a side and an independent uniform "distance from the extreme" `δ`; sparsifiers
+//!   keep the coordinates with the smallest `δ`, and the noise is rebuilt from the side and a
+//!   uniform position.
+//! * [`MaskedDraw`]: a kept/dropped indicator `b ~ Bernoulli(p)` and a noise value `T`
+//!   **independent of `b`**, such that `b (g + sT)` is the quantile of its own law at `Φ(ν)`
+//!   (Bernoulli sparsification).
+//! * [`poisson_binomial_quantile`]: the number of successes among independent Bernoulli trials
+//!   of different probabilities, at a given uniform (used by DSignSGD).
+
+use crate::noise::NoiseModel;
+use crate::special::{normal_cdf, normal_pdf, student_t_cdf, student_t_pdf};
+
+/// Grid step of the Mills-ratio table: Taylor expansions run at most 1/16 away from a node
+/// (about 10 terms for 1e-17).
+const MILLS_STEP: f64 = 0.125;
+/// Nodes `z = 0, 0.125, …, 8`.
+const MILLS_NODES: usize = 65;
+/// `1/(n+1)`, `n = 0..32`: the Taylor recurrence multiplies instead of dividing (the loop is
+/// latency-bound).
+const RECIPROCALS: [f64; 32] = {
+    let mut r = [0.0; 32];
+    let mut n = 0;
+    while n < 32 {
+        r[n] = 1.0 / (n + 1) as f64;
+        n += 1;
+    }
+    r
+};
+
+/// Mills' ratio `R(z) = (1 − Φ(z))/φ(z)` at the nodes, computed once from the slow but
+/// accurate [`crate::special::normal_cdf`].
+fn mills_table() -> &'static [f64; MILLS_NODES] {
+    static TABLE: std::sync::OnceLock<[f64; MILLS_NODES]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [0.0; MILLS_NODES];
+        for (i, r) in t.iter_mut().enumerate() {
+            let z = i as f64 * MILLS_STEP;
+            *r = normal_cdf(-z) / normal_pdf(z);
+        }
+        t
+    })
+}
+
+/// The upper normal tail `1 − Φ(x) = φ(x) R(x)` for `x ≥ 0`, to ~1e-15·(30 + 2x²) relative (tested; `x²` is the
+/// condition number of the tail), in about
+/// 20 ns: Mills' ratio by its Taylor series around the nearest node (Marsaglia 2004,
+/// "Evaluating the normal distribution"), from `R' = zR − 1`, i.e.
+/// `(n+1) a_{n+1} = z a_n + a_{n−1}` for the coefficients `a_n = R^{(n)}(z)/n!`. Beyond the last
+/// node (`x > 8`, the far tail) it defers to [`crate::special::normal_cdf`]. Why not that one
+/// everywhere: its continued fraction costs 1–2.5 µs for `x ∈ [2, 3]`, and the couplings
+/// evaluate normal tails several times per coordinate and agent.
+fn upper_normal_tail(x: f64) -> f64 {
+    upper_tail_with_pdf(x, normal_pdf(x))
+}
+
+/// [`upper_normal_tail`] given `φ(x)` (callers that need the density too share its `exp`).
+#[inline]
+fn upper_tail_with_pdf(x: f64, pdf: f64) -> f64 {
+    let last = (MILLS_NODES - 1) as f64 * MILLS_STEP;
+    if !(x <= last) {
+        return if x.is_nan() { f64::NAN } else { normal_cdf(-x) };
+    }
+    let i = (x / MILLS_STEP).round() as usize;
+    let z = i as f64 * MILLS_STEP;
+    let h = x - z;
+    let mut a_prev = mills_table()[i];
+    let mut a = z * a_prev - 1.0;
+    let mut sum = a_prev + a * h;
+    let mut hp = h;
+    for inv in &RECIPROCALS[1..] {
+        let next = (z * a + a_prev) * inv;
+        hp *= h;
+        let term = next * hp;
+        sum += term;
+        a_prev = a;
+        a = next;
+        if term.abs() <= 1e-17 * sum {
+            break;
+        }
+    }
+    sum * pdf
+}
+
+/// `(1 − Φ(x), φ(x))` for any `x` (the tail above `x`, full precision when `x > 0`).
+#[inline]
+fn upper_tail_and_pdf(x: f64) -> (f64, f64) {
+    let pdf = normal_pdf(x);
+    let t = upper_tail_with_pdf(x.abs(), pdf);
+    (if x >= 0.0 { t } else { 1.0 - t }, pdf)
+}
+
+/// Fast `Φ(x)` with full relative precision in the lower tail (see [`upper_normal_tail`]).
+#[inline]
+pub fn fast_normal_cdf(x: f64) -> f64 {
+    if x <= 0.0 {
+        upper_normal_tail(-x)
+    } else {
+        1.0 - upper_normal_tail(x)
+    }
+}
+
+/// `Φ(ν)` and `1 − Φ(ν)` of a standard normal `ν`, both computed directly, so that neither
+/// loses its relative precision in its own tail.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NormalTails {
+    /// `U = Φ(ν)`.
+    pub lower: f64,
+    /// `1 − U = Φ(−ν)`.
+    pub upper: f64,
+}
+
+impl NormalTails {
+    #[inline]
+    pub fn of(nu: f64) -> Self {
+        let tail = upper_normal_tail(nu.abs());
+        if nu <= 0.0 {
+            NormalTails {
+                lower: tail,
+                upper: 1.0 - tail,
+            }
+        } else {
+            NormalTails {
+                lower: 1.0 - tail,
+                upper: tail,
+            }
+        }
+    }
+}
+
+/// `Φ⁻¹(p)` for `p ∈ [0, 1]` (`±∞` at the ends): statrs' `erfc_inv` (Boost's rational
+/// approximations) polished by one Halley step on our `erfc`, so the round trip
+/// `Φ(Φ⁻¹(p)) = p` holds to a few ulp of `min(p, 1 − p)` (tests/coupling.rs). Pass the smaller
+/// tail when you have it: `Φ⁻¹(p) = −Φ⁻¹(1 − p)` is exact, `1 − p` of a tiny `p` is not.
+pub fn normal_quantile(p: f64) -> f64 {
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    if p > 0.5 {
+        return -normal_quantile(1.0 - p);
+    }
+    let x = -std::f64::consts::SQRT_2 * statrs::function::erf::erfc_inv(2.0 * p);
+    if !x.is_finite() {
+        return x;
+    }
+    let pdf = (-0.5 * x * x).exp() * 0.398_942_280_401_432_7;
+    if pdf <= 0.0 {
+        return x;
+    }
+    let e = (fast_normal_cdf(x) - p) / pdf;
+    x - e / (1.0 + 0.5 * x * e)
+}
+
+/// The standard Student-t quantile `F_ν⁻¹(p)`, `p ∈ [0, 1]`. Start: the Cornish–Fisher
+/// expansion in `1/ν` around the normal quantile (Abramowitz & Stegun 26.7.5), or for `ν < 3`
+/// deep in the tail the power-law asymptote `F(t) ≈ K_ν ν^{(ν−1)/2} |t|^{−ν}`, whichever is
+/// larger in magnitude (both undershoot where they are poor). Then Newton steps on
+/// [`student_t_cdf`] (accurate in the lower tail) until the step is below 1e-12 relative (the
+/// error after a quadratically convergent step is then far below an ulp). In the tail
+/// (`p < 0.1`) Newton runs on `ln F` against `ln|t|`, nearly linear there, so a poor start
+/// still converges; near the median on `F` itself. About 1.5 µs: statrs' incomplete-beta
+/// inversion alone took 2.5–3 µs. `ν = ∞` is [`normal_quantile`]. The round trip
+/// `F(F⁻¹(p)) = p` is tested to 1e-11 relative.
+pub fn student_t_quantile(nu: f64, p: f64) -> f64 {
+    if nu == f64::INFINITY {
+        return normal_quantile(p);
+    }
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    if p > 0.5 {
+        return -student_t_quantile(nu, 1.0 - p);
+    }
+    if p == 0.5 {
+        return 0.0;
+    }
+    let x = normal_quantile(p);
+    let x2 = x * x;
+    let g1 = (x2 + 1.0) * x / 4.0;
+    let g2 = ((5.0 * x2 + 16.0) * x2 + 3.0) * x / 96.0;
+    let g3 = (((3.0 * x2 + 19.0) * x2 + 17.0) * x2 - 15.0) * x / 384.0;
+    let g4 = ((((79.0 * x2 + 776.0) * x2 + 1482.0) * x2 - 1920.0) * x2 - 945.0) * x / 92160.0;
+    let inv = 1.0 / nu;
+    let mut t = x + inv * (g1 + inv * (g2 + inv * (g3 + inv * g4)));
+    let tail = p < 0.1;
+    if tail && nu < 3.0 {
+        // K_ν ν^{(ν−1)/2} = p_ν(0) ν^{(ν−1)/2}; |t| = (that / p)^{1/ν}.
+        let c = student_t_pdf(nu, 0.0) * nu.powf(0.5 * (nu - 1.0));
+        let asym = -(c / p).powf(inv);
+        if asym < t {
+            t = asym;
+        }
+    }
+    if !(t.is_finite() && t < 0.0) {
+        t = -1.0;
+    }
+    for _ in 0..60 {
+        let f = student_t_cdf(nu, t);
+        let pdf = student_t_pdf(nu, t);
+        if !(pdf > 0.0 && f > 0.0) {
+            break;
+        }
+        let next = if tail {
+            // x = ln(−t): d ln F / dx = pdf · t / F (< 0).
+            let lx = (-t).ln();
+            -(lx - (f.ln() - p.ln()) / (pdf * t / f)).exp()
+        } else {
+            let n = t - (f - p) / pdf;
+            // Keep to the lower half: a long first step must not cross the median.
+            if n < 0.0 {
+                n
+            } else {
+                0.5 * t
+            }
+        };
+        if !next.is_finite() {
+            break;
+        }
+        let done = (next - t).abs() <= 1e-12 * t.abs();
+        t = next;
+        if done {
+            break;
+        }
+    }
+    t
+}
+
+/// The law of one agent's standardized noise coordinate `T` (`Z_j = s_j T`): what a coupled
+/// draw needs to invert its CDF.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StandardNoise {
+    /// `T ~ N(0, 1)`.
+    Gaussian,
+    /// `T ~ t_ν`.
+    StudentT(f64),
+}
+
+impl StandardNoise {
+    pub fn of(noise: &NoiseModel) -> Self {
+        match noise {
+            NoiseModel::Gaussian(_) => StandardNoise::Gaussian,
+            NoiseModel::StudentT(t) => StandardNoise::StudentT(t.nu()),
+        }
+    }
+
+    /// `P(T ≤ y)`, accurate in the lower tail.
+    #[inline]
+    pub fn cdf(self, y: f64) -> f64 {
+        match self {
+            StandardNoise::Gaussian => fast_normal_cdf(y),
+            StandardNoise::StudentT(nu) => student_t_cdf(nu, y),
+        }
+    }
+
+    /// `F⁻¹(p)`.
+    #[inline]
+    pub fn quantile(self, p: f64) -> f64 {
+        match self {
+            StandardNoise::Gaussian => normal_quantile(p),
+            StandardNoise::StudentT(nu) => student_t_quantile(nu, p),
+        }
+    }
+
+    /// `F⁻¹(Φ(ν))`, the comonotone transform of a standard normal (`ν` itself when Gaussian).
+    #[inline]
+    pub fn from_normal(self, nu: f64) -> f64 {
+        match self {
+            StandardNoise::Gaussian => nu,
+            StandardNoise::StudentT(_) => {
+                // Invert the smaller tail: symmetric law, so F⁻¹(1 − q) = −F⁻¹(q).
+                if nu <= 0.0 {
+                    self.quantile(fast_normal_cdf(nu))
+                } else {
+                    -self.quantile(fast_normal_cdf(-nu))
+                }
+            }
+        }
+    }
+}
+
+/// The uniform `U = Φ(ν)` folded at `a = P(g + sT < 0)`, the point where one agent's noisy
+/// gradient coordinate `v = g + sT` changes sign: `side_low = (U < a)` and the distance to the
+/// nearer end, `δ = U/a` on the low side, `(1 − U)/(1 − a)` on the high side.
+///
+/// Because `U` is uniform, `side_low ~ Bernoulli(a)` and `δ ~ U(0, 1)` **independently**, and
+/// `v = F⁻¹(U)`-style values are recovered from any `δ' ~ U(0, 1)` independent of the side by
+/// [`Fold::noise`]: `T = F⁻¹(a δ')` (low side, `v < 0`) or `T = −F⁻¹((1 − a) δ')` (high side,
+/// `v > 0`), which has law `F` (a mixture, with weights `a` and `1 − a`, of `F` restricted below
+/// and above `−g/s`). With `δ' = δ` this is just `T = F⁻¹(U)`. A small `δ` means an extreme `U`,
+/// i.e. a large `|v|` on the side of `ν`'s sign: the sparsifiers keep the coordinates with
+/// the smallest `δ` ([`MaskedDraw`], and rand-k in `Dcsgd::sample_coupled`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fold {
+    /// `U < a`: the value is on the negative side.
+    pub low: bool,
+    /// Distance of `U` to the nearer end, in units of its side's mass: `U(0, 1)`, independent
+    /// of `low`.
+    pub delta: f64,
+    /// `a = P(v < 0) = F(−g/s)`.
+    pub a: f64,
+    /// `1 − a = P(v > 0) = F(g/s)` (computed directly, tail-accurate).
+    pub a_c: f64,
+}
+
+impl Fold {
+    /// Folds `Φ(ν)` for the coordinate `v = g + sT`, `T ~ law`. With `s = 0` the value is the
+    /// constant `g` and `a` is `1`, `0` or `1/2` for `g < 0`, `g > 0`, `g = 0`.
+    #[inline]
+    pub fn of(g: f64, s: f64, law: StandardNoise, nu: f64) -> Fold {
+        let (a, a_c) = if s > 0.0 {
+            let y = g / s;
+            (law.cdf(-y), law.cdf(y))
+        } else if g < 0.0 {
+            (1.0, 0.0)
+        } else if g > 0.0 {
+            (0.0, 1.0)
+        } else {
+            (0.5, 0.5)
+        };
+        let u = NormalTails::of(nu);
+        if u.lower < a {
+            Fold {
+                low: true,
+                delta: u.lower / a,
+                a,
+                a_c,
+            }
+        } else {
+            Fold {
+                low: false,
+                delta: (u.upper / a_c).min(1.0),
+                a,
+                a_c,
+            }
+        }
+    }
+
+    /// The fold's side and masses only (`delta = 0`), to rebuild a noise value on a known side.
+    #[inline]
+    pub fn side(g: f64, s: f64, law: StandardNoise, low: bool) -> Fold {
+        let (a, a_c) = if s > 0.0 {
+            let y = g / s;
+            (law.cdf(-y), law.cdf(y))
+        } else {
+            (0.5, 0.5)
+        };
+        Fold {
+            low,
+            delta: 0.0,
+            a,
+            a_c,
+        }
+    }
+
+    /// The standardized noise `T` on this fold's side at the uniform position `frac ∈ (0, 1)`
+    /// from the outer end (see the type doc).
+    #[inline]
+    pub fn noise(&self, frac: f64, law: StandardNoise) -> f64 {
+        if self.low {
+            law.quantile(self.a * frac)
+        } else {
+            -law.quantile(self.a_c * frac)
+        }
+    }
+}
+
+/// One agent coordinate of a Bernoulli-masked noisy gradient, `b (g + s T)` with
+/// `b ~ Bernoulli(p)` independent of `T ~ F`, drawn at the driving normal `ν`: kept iff the
+/// [`Fold`] distance `δ < p`, with `T` from the fold at `δ/p` (kept; a dropped coordinate's
+/// `T`, which would come from the fold at `(δ − p)/(1 − p)`, is discarded by the compressor and
+/// reported as 0).
+///
+/// **Why the law is exact.** `δ ~ U(0, 1)` independent of the side, so `b = [δ < p]` is
+/// `Bernoulli(p)`, and given `b` the rescaled position is again `U(0, 1)` and independent of the
+/// side, whence `T ~ F` given either value of `b`: `b` and `T` are independent with the right
+/// marginals. **Why it is the best coupling.** Written out, kept-low is `U < p a` with
+/// `T = F⁻¹(U/p)` and kept-high is `1 − U < p(1 − a)` with `T = −F⁻¹((1 − U)/p)`: `b(g + sT)` is
+/// the quantile function of its own law (an atom `1 − p` at 0 plus `p` times the law of
+/// `g + sT`) evaluated at `U`, non-decreasing in `ν`: the comonotone coupling.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaskedDraw {
+    /// `b = 1`.
+    pub kept: bool,
+    /// `T` (meaningful when kept; its law given `kept` is `F`).
+    pub t: f64,
+}
+
+impl MaskedDraw {
+    /// `p ∈ (0, 1]`, gradient coordinate `g`, noise scale `s ≥ 0`, standardized noise law.
+    #[inline]
+    pub fn draw(p: f64, g: f64, s: f64, law: StandardNoise, nu: f64) -> MaskedDraw {
+        if p >= 1.0 {
+            return MaskedDraw {
+                kept: true,
+                t: law.from_normal(nu),
+            };
+        }
+        let f = Fold::of(g, s, law, nu);
+        let kept = f.delta < p;
+        // A dropped coordinate's noise is discarded by the compressor: not computed (it would
+        // be `f.noise((δ − p)/(1 − p))`, independent of `b` in the same way).
+        let t = if s == 0.0 || !kept {
+            0.0
+        } else {
+            f.noise(f.delta / p, law)
+        };
+        MaskedDraw { kept, t }
+    }
+}
+
+/// The quantile at the uniform `U = Φ(ζ)` (given as [`NormalTails`]) of the number `K` of
+/// successes among independent trials with success probabilities `q_i` (failure probabilities
+/// `r_i = 1 − q_i` passed separately so that both keep their tail precision): the
+/// Poisson-binomial law, its pmf built by the usual dynamic programme
+/// `P_{i}(k) = P_{i−1}(k) r_i + P_{i−1}(k−1) q_i` (`O(n²)`, `pmf` of length `n + 1`).
+/// `K = min{k : P(K ≤ k) ≥ U}`, evaluated from the lower end when `U ≤ 1/2` and as
+/// `min{k : P(K > k) ≤ 1 − U}` from the upper end otherwise, so both tails are accurate.
+/// The law of `K` is exact (inverse-CDF sampling) and `K` is non-decreasing in `ζ`.
+pub fn poisson_binomial_quantile(
+    trials: impl Iterator<Item = (f64, f64)>,
+    u: NormalTails,
+    pmf: &mut [f64],
+) -> usize {
+    pmf.fill(0.0);
+    pmf[0] = 1.0;
+    let mut n = 0;
+    for (q, r) in trials {
+        n += 1;
+        for k in (1..=n).rev() {
+            pmf[k] = pmf[k] * r + pmf[k - 1] * q;
+        }
+        pmf[0] *= r;
+    }
+    if u.lower <= 0.5 {
+        let mut cdf = 0.0;
+        for (k, p) in pmf[..=n].iter().enumerate() {
+            cdf += p;
+            if cdf >= u.lower {
+                return k;
+            }
+        }
+        n
+    } else {
+        // S(k) = P(K > k); S(n) = 0 ≤ 1 − U always.
+        let mut k = n;
+        let mut survival = 0.0;
+        while k > 0 {
+            survival += pmf[k];
+            if survival > u.upper {
+                break;
+            }
+            k -= 1;
+        }
+        k
+    }
+}
+
+/// The comonotone draw of the agent average of Bernoulli-sparsified Gaussian gradients, one
+/// coordinate: `u = (1/(pN)) Σ_i b_i (g + s N_i)`, `b_i ~ Bernoulli(p)`, `N_i ~ N(0, 1)`, all
+/// independent (identical agents). Given the number kept `K = k ~ Bin(N, p)`, `u` is
+/// `N(k g/(pN), k s²/(pN)²)` (a point mass at 0 when `k = 0`), so its CDF is the finite mixture
+/// `F(x) = w_0 [x ≥ 0] + Σ_{k≥1} w_k Φ((x − m_k)/σ_k)`, `w_k = C(N,k) p^k (1−p)^{N−k}`.
+/// [`BernoulliAverage::quantile`] returns `F⁻¹(Φ(ζ))`: exact law (inverse-CDF sampling) and the
+/// maximal correlation with `ζ` of any draw with this law, better than averaging per-agent
+/// comonotone draws (whose correlation with `Σ_i ν_i/√N` is only the per-agent one).
+#[derive(Clone, Debug)]
+pub struct BernoulliAverage {
+    n: usize,
+    p: f64,
+    /// `w_k`, `k = 0..=N`.
+    weights: Vec<f64>,
+}
+
+impl BernoulliAverage {
+    /// `n ≥ 1` agents, keep probability `p ∈ (0, 1]`.
+    pub fn new(n: usize, p: f64) -> Self {
+        let mut weights = vec![0.0; n + 1];
+        weights[0] = 1.0;
+        for m in 1..=n {
+            for k in (1..=m).rev() {
+                weights[k] = weights[k] * (1.0 - p) + weights[k - 1] * p;
+            }
+            weights[0] *= 1.0 - p;
+        }
+        BernoulliAverage { n, p, weights }
+    }
+
+    /// `p`.
+    pub fn keep_probability(&self) -> f64 {
+        self.p
+    }
+
+    /// `(F(x), F'(x), F''(x))` (`upper = false`) or `(1 − F(x), F'(x), F''(x))` (`upper = true`) on the
+    /// continuous part (`x ≠ 0`); `F` counts the atom at 0 as below every `x > 0`. Each tail is
+    /// summed from its own component tails, so it keeps its relative precision.
+    #[inline]
+    fn cdf(&self, g: f64, s: f64, x: f64, upper: bool) -> (f64, f64, f64) {
+        let scale = self.p * self.n as f64;
+        let atom_counts = (x >= 0.0) != upper;
+        let mut tail = if atom_counts { self.weights[0] } else { 0.0 };
+        let (mut density, mut slope) = (0.0, 0.0);
+        for (k, w) in self.weights.iter().enumerate().skip(1) {
+            let kf = k as f64;
+            let sd = s * kf.sqrt() / scale;
+            let z = (x - kf * g / scale) / sd;
+            let (above, pdf) = upper_tail_and_pdf(if upper { z } else { -z });
+            tail += w * above;
+            density += w * pdf / sd;
+            slope -= w * z * pdf / (sd * sd);
+        }
+        (tail, density, slope)
+    }
+
+    /// `F⁻¹(Φ(ζ))` for gradient coordinate `g` and noise scale `s > 0` (with `s = 0` the law is
+    /// discrete: use [`poisson_binomial_quantile`]). Safeguarded Newton on whichever tail of `F`
+    /// is smaller (so both tails keep their precision; Halley steps), started at the moment-matched normal
+    /// `g + sd ζ` and kept inside a bracket that bisects when Newton leaves it; the atom at 0
+    /// is returned when `Φ(ζ)` falls in it.
+    pub fn quantile(&self, g: f64, s: f64, zeta: f64) -> f64 {
+        let u = NormalTails::of(zeta);
+        // The atom at 0 spans [P(u < 0), P(u < 0) + w_0]. Only where the quantile lies
+        // matters; an error of an ulp in the bounds moves a null set of U.
+        let below0: f64 = self
+            .weights
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(k, w)| w * fast_normal_cdf(-(k as f64).sqrt() * g / s))
+            .sum();
+        if u.lower >= below0 && u.lower <= below0 + self.weights[0] {
+            return 0.0;
+        }
+        let n = self.n as f64;
+        let var = (s * s / self.p + (1.0 / self.p - 1.0) * g * g) / n;
+        let sd = var.sqrt().max(1e-300);
+        let negative = u.lower < below0;
+        // Bracket on the side of the atom the quantile lies on.
+        let (mut lo, mut hi) = if negative {
+            (f64::NEG_INFINITY, 0.0)
+        } else {
+            (0.0, f64::INFINITY)
+        };
+        let mut x = (g + sd * zeta).clamp(
+            if negative { f64::MIN } else { 0.0 },
+            if negative { 0.0 } else { f64::MAX },
+        );
+        if x == 0.0 {
+            x = if negative { -1e-3 * sd } else { 1e-3 * sd };
+        }
+        for _ in 0..200 {
+            // r > 0 ⇔ x is above the quantile; computed on the smaller tail.
+            let upper = u.lower > 0.5;
+            let (tail, dens, slope) = self.cdf(g, s, x, upper);
+            let r = if upper {
+                u.upper - tail
+            } else {
+                tail - u.lower
+            };
+            if r > 0.0 {
+                hi = x;
+            } else {
+                lo = x;
+            }
+            // Halley: F'' = Σ −w z φ(z)/σ², cubic convergence from the moment-matched start.
+            let newton = r / dens;
+            let mut next = if dens > 0.0 {
+                x - newton / (1.0 - 0.5 * newton * slope / dens)
+            } else {
+                f64::NAN
+            };
+            if r == 0.0 || (next - x).abs() <= 1e-14 * (x.abs() + sd) {
+                return next.clamp(lo, hi);
+            }
+            if !(next > lo && next < hi) {
+                next = if lo.is_finite() && hi.is_finite() {
+                    0.5 * (lo + hi)
+                } else if lo.is_finite() {
+                    lo + 2.0 * sd.max(lo.abs())
+                } else {
+                    hi - 2.0 * sd.max(hi.abs())
+                };
+            }
+            if (next - x).abs() <= 1e-14 * (x.abs() + sd) {
+                return next;
+            }
+            x = next;
+        }
+        x
+    }
+}

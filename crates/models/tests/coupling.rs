@@ -1,0 +1,652 @@
+//! Common random numbers (`models::coupling`, `GradientMethod::sample_coupled`).
+//!
+//! * The inverse CDFs against the CDFs they invert (round trip), and the Poisson-binomial
+//!   quantile against brute-force enumeration.
+//! * For every method / noise / compressor: the coupled direction has exactly the law of
+//!   `sample`: its mean and covariance against the analytic `μ(g)` and `C = B Bᵀ` (from
+//!   `cov_sqrt_mul`), its sign mean against `sample`'s, and a two-sample Kolmogorov–Smirnov test
+//!   per coordinate against `sample` draws. `ζ` is `N(0, I)`: moments, a one-sample KS test per
+//!   coordinate, and zero cross-correlation.
+//! * The coupling strength: the residual fraction `Var(u_j − μ_j − (C^{1/2}ζ)_j) / Var(u_j − μ_j)`,
+//!   printed (`cargo test -p models --test coupling -- --nocapture`) and bounded per method.
+//!
+//! Fixed seeds; margins in units of the Monte Carlo standard error (SE) stated at each assertion.
+//! KS tests use the asymptotic critical value at level 1e-4 (`√(ln(2/α)/2) = 2.23`), conservative
+//! for the discrete laws (atoms) of sparsified and sign directions.
+
+#![allow(clippy::needless_range_loop)]
+
+use models::compress::{BernoulliSparsifier, CompressorKind, Identity, Qsgd, RandK};
+use models::coupling::{
+    fast_normal_cdf, normal_quantile, poisson_binomial_quantile, student_t_quantile, NormalTails,
+};
+use models::method::{Agent, Dcsgd, Dsgd, DsignSgd, GradientMethod, Method};
+use models::noise::{GaussianNoise, NoiseModel, StudentTNoise};
+use models::special::{normal_cdf, student_t_cdf};
+use rand_distr::{Distribution, StandardNormal};
+use sde_core::{derive_stream, PathRng};
+
+/// `√(ln(2/α)/2)` at `α = 1e-4`.
+const KS_C: f64 = 2.2255;
+
+fn gaussian(scale: &[f64], sigma0: f64, sigma1: f64) -> NoiseModel {
+    GaussianNoise::new(scale.len(), scale.to_vec(), sigma0, sigma1)
+        .unwrap()
+        .into()
+}
+
+fn student(nu: f64, scale: &[f64], sigma0: f64, sigma1: f64) -> NoiseModel {
+    StudentTNoise::new(scale.len(), nu, scale.to_vec(), sigma0, sigma1)
+        .unwrap()
+        .into()
+}
+
+fn agent(noise: NoiseModel, compressor: impl Into<CompressorKind>) -> Agent {
+    Agent {
+        noise,
+        compressor: compressor.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+/// The fast normal CDF (Mills' ratio by Taylor series around tabulated nodes) against
+/// `special::normal_cdf` (erf series / continued fraction), relative, over both tails.
+#[test]
+fn fast_normal_cdf_matches_the_reference() {
+    let mut worst = 0.0f64;
+    for i in 0..=45_000 {
+        let x = -37.0 + i as f64 * 1e-3;
+        let (a, b) = (fast_normal_cdf(x), normal_cdf(x));
+        let rel = ((a - b) / b).abs();
+        worst = worst.max(rel);
+        // Φ is ill-conditioned in the tail (relative condition number ≈ x²): rounding of x
+        // itself moves both routines by ~1e-16·x².
+        let tol = 1e-15 * (30.0 + 2.0 * x * x);
+        assert!(rel <= tol, "x = {x}: {a} vs {b} (rel {rel:e})");
+        let t = NormalTails::of(x);
+        assert_eq!(t.lower, a);
+        assert!(
+            ((t.upper - normal_cdf(-x)) / normal_cdf(-x)).abs() <= tol,
+            "upper at {x}"
+        );
+    }
+    println!("fast_normal_cdf: worst relative difference {worst:e}");
+}
+
+#[test]
+fn normal_quantile_inverts_the_cdf() {
+    for &p in &[
+        1e-300,
+        1e-100,
+        1e-20,
+        1e-8,
+        1e-3,
+        0.02,
+        0.2,
+        0.4,
+        0.5 - 1e-9,
+        0.5,
+    ] {
+        let x = normal_quantile(p);
+        let back = normal_cdf(x);
+        assert!((back - p).abs() <= 1e-12 * p, "p = {p}: Φ(Φ⁻¹(p)) = {back}");
+        // Symmetry, at the p' = 1 − (1 − p) that `1 − p` actually represents.
+        let q = 1.0 - p;
+        assert_eq!(
+            normal_quantile(q),
+            -normal_quantile(1.0 - q),
+            "symmetry at p = {p}"
+        );
+    }
+    assert_eq!(normal_quantile(0.0), f64::NEG_INFINITY);
+    assert_eq!(normal_quantile(1.0), f64::INFINITY);
+}
+
+#[test]
+fn student_t_quantile_inverts_the_cdf() {
+    for &nu in &[0.7, 1.0, 1.5, 2.5, 3.0, 5.0, 40.0] {
+        for &p in &[1e-12, 1e-6, 1e-3, 0.05, 0.3, 0.45, 0.4999999] {
+            let t = student_t_quantile(nu, p);
+            let back = student_t_cdf(nu, t);
+            assert!(
+                (back - p).abs() <= 1e-11 * p,
+                "ν = {nu}, p = {p}: F(F⁻¹(p)) = {back} (t = {t})"
+            );
+            let q = 1.0 - p;
+            assert_eq!(student_t_quantile(nu, q), -student_t_quantile(nu, 1.0 - q));
+        }
+    }
+    // Cauchy closed form: F⁻¹(p) = tan(π(p − 1/2)).
+    for &p in &[0.01, 0.2, 0.45] {
+        let exact = (std::f64::consts::PI * (p - 0.5)).tan();
+        assert!((student_t_quantile(1.0, p) - exact).abs() <= 1e-12 * exact.abs());
+    }
+}
+
+/// `K = min{k : P(K ≤ k) ≥ U}` against the pmf enumerated over all `2ⁿ` outcomes: just below
+/// each CDF breakpoint the quantile is `k`, just above it `k + 1`, from either tail's formula.
+#[test]
+fn poisson_binomial_quantile_matches_enumeration() {
+    let q = [0.2, 0.7, 0.5, 0.95];
+    let n = q.len();
+    let mut pmf_exact = vec![0.0; n + 1];
+    for outcome in 0u32..(1 << n) {
+        let mut p = 1.0;
+        for (i, qi) in q.iter().enumerate() {
+            p *= if outcome >> i & 1 == 1 { *qi } else { 1.0 - qi };
+        }
+        pmf_exact[outcome.count_ones() as usize] += p;
+    }
+    let mut pmf = vec![0.0; n + 1];
+    let trials = || q.iter().map(|&qi| (qi, 1.0 - qi));
+    let mut cdf = 0.0;
+    for k in 0..n {
+        cdf += pmf_exact[k];
+        for (u, expect) in [(cdf - 1e-9, k), (cdf + 1e-9, k + 1)] {
+            let tails = NormalTails {
+                lower: u,
+                upper: 1.0 - u,
+            };
+            let got = poisson_binomial_quantile(trials(), tails, &mut pmf);
+            assert_eq!(got, expect, "U = {u}");
+        }
+    }
+    for k in 0..=n {
+        assert!((pmf[k] - pmf_exact[k]).abs() <= 1e-15, "pmf[{k}]");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The law of the coupled direction, per method
+
+const G: [f64; 3] = [0.8, -0.3, 0.05];
+
+struct Draws {
+    coupled: Vec<Vec<f64>>,
+    plain: Vec<Vec<f64>>,
+    zeta: Vec<Vec<f64>>,
+}
+
+fn draw(method: &Method, n: usize, seed: u64) -> Draws {
+    let d = method.dim();
+    let mut scratch = vec![0.0; method.scratch_len()];
+    let mut normals = vec![0.0; method.coupling_dim()];
+    let mut zeta = vec![0.0; d];
+    let mut u = vec![0.0; d];
+    let mut rng: PathRng = derive_stream(seed, 0);
+    let mut plain_rng: PathRng = derive_stream(seed, 1);
+    let mut out = Draws {
+        coupled: vec![Vec::with_capacity(n); d],
+        plain: vec![Vec::with_capacity(n); d],
+        zeta: vec![Vec::with_capacity(n); d],
+    };
+    for _ in 0..n {
+        for v in normals.iter_mut() {
+            *v = StandardNormal.sample(&mut rng);
+        }
+        method.coupling_zeta(&normals, &mut zeta);
+        assert!(method.sample_coupled(&G, &normals, &mut rng, &mut u, &mut scratch));
+        for j in 0..d {
+            out.coupled[j].push(u[j]);
+            out.zeta[j].push(zeta[j]);
+        }
+        method.sample(&G, &mut plain_rng, &mut u, &mut scratch);
+        for j in 0..d {
+            out.plain[j].push(u[j]);
+        }
+    }
+    out
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Sample mean and its SE.
+fn mean_se(v: &[f64]) -> (f64, f64) {
+    let m = mean(v);
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64;
+    (m, (var / v.len() as f64).sqrt())
+}
+
+/// Two-sample KS statistic `sup |F_a − F_b|`. Values are rounded to 1e-12 first: the atoms of
+/// sparsified and sign directions are computed in a different order on the two paths (e.g.
+/// `3 (g/p) / 8` against `3 g / (8p)`) and must still count as the same atom.
+fn ks_two_sample(a: &[f64], b: &[f64]) -> f64 {
+    let round = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| (x * 1e12).round() / 1e12).collect() };
+    let mut a = round(a);
+    let mut b = round(b);
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (mut i, mut j, mut dmax) = (0, 0, 0.0f64);
+    while i < a.len() && j < b.len() {
+        // Step past every copy of the smaller value in both samples (atoms).
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        dmax = dmax.max((i as f64 / na - j as f64 / nb).abs());
+    }
+    dmax
+}
+
+/// One-sample KS statistic against `Φ`.
+fn ks_normal(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len() as f64;
+    v.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let f = normal_cdf(*x);
+            (f - i as f64 / n).abs().max(((i + 1) as f64 / n - f).abs())
+        })
+        .fold(0.0, f64::max)
+}
+
+fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// All the law checks for one method, plus the residual fraction per coordinate (returned).
+/// `moments`: whether `u` has a finite fourth moment, so that the covariance's SE exists.
+fn check_law(label: &str, method: &Method, n: usize, seed: u64, moments: bool) -> Vec<f64> {
+    let d = method.dim();
+    let s = draw(method, n, seed);
+    let mut scratch = vec![0.0; method.scratch_len()];
+    let mut mu = vec![0.0; d];
+    method.mean(&G, &mut mu, &mut scratch);
+    // C = B Bᵀ, columns from cov_sqrt_mul.
+    let mut b = vec![vec![0.0; d]; d];
+    for k in 0..d {
+        let mut e = vec![0.0; d];
+        e[k] = 1.0;
+        let mut col = vec![0.0; d];
+        method.cov_sqrt_mul(&G, &e, &mut col, &mut scratch);
+        for j in 0..d {
+            b[j][k] = col[j];
+        }
+    }
+    let c = |i: usize, j: usize| (0..d).map(|k| b[i][k] * b[j][k]).sum::<f64>();
+    let ks_crit = KS_C * (2.0 / n as f64).sqrt();
+    let mut residual_fraction = vec![0.0; d];
+    for j in 0..d {
+        let (m, se) = mean_se(&s.coupled[j]);
+        // Mean within 4.5 SE of μ(g) (SE from the sample).
+        assert!(
+            (m - mu[j]).abs() <= 4.5 * se + 1e-14,
+            "{label}: mean[{j}] {m} vs μ {} (SE {se})",
+            mu[j]
+        );
+        if moments {
+            for i in 0..=j {
+                let prods: Vec<f64> = s.coupled[i]
+                    .iter()
+                    .zip(&s.coupled[j])
+                    .map(|(a, bb)| (a - mu[i]) * (bb - mu[j]))
+                    .collect();
+                let (cov, se) = mean_se(&prods);
+                // Covariance within 4.5 SE of the analytic C (SE of the mean of the products).
+                assert!(
+                    (cov - c(i, j)).abs() <= 4.5 * se + 1e-14,
+                    "{label}: cov[{i},{j}] {cov} vs C {} (SE {se})",
+                    c(i, j)
+                );
+            }
+        }
+        // Sign means of the two samples: difference within 4.5 SE of the difference.
+        let sc: Vec<f64> = s.coupled[j].iter().map(|x| sign(*x)).collect();
+        let sp: Vec<f64> = s.plain[j].iter().map(|x| sign(*x)).collect();
+        let ((mc, sec), (mp, sep)) = (mean_se(&sc), mean_se(&sp));
+        let se = (sec * sec + sep * sep).sqrt();
+        assert!(
+            (mc - mp).abs() <= 4.5 * se + 1e-14,
+            "{label}: sign mean[{j}] coupled {mc} vs sample {mp} (SE {se})"
+        );
+        let ks = ks_two_sample(&s.coupled[j], &s.plain[j]);
+        assert!(
+            ks <= ks_crit,
+            "{label}: KS[{j}] = {ks} > {ks_crit} (coupled vs sample)"
+        );
+        // ζ ~ N(0, 1): KS, mean within 4.5/√n, variance within 4.5·√(2/n).
+        let ksz = ks_normal(&s.zeta[j]);
+        assert!(
+            ksz <= KS_C / (n as f64).sqrt(),
+            "{label}: KS(ζ_{j}) = {ksz}"
+        );
+        let (mz, sez) = mean_se(&s.zeta[j]);
+        assert!(mz.abs() <= 4.5 * sez, "{label}: E ζ_{j} = {mz}");
+        let vz = s.zeta[j].iter().map(|z| z * z).sum::<f64>() / n as f64;
+        assert!(
+            (vz - 1.0).abs() <= 4.5 * (2.0 / n as f64).sqrt(),
+            "{label}: E ζ_{j}² = {vz}"
+        );
+        for i in 0..j {
+            let cz = s.zeta[i]
+                .iter()
+                .zip(&s.zeta[j])
+                .map(|(a, bb)| a * bb)
+                .sum::<f64>()
+                / n as f64;
+            // Independent unit normals: E ζ_i ζ_j = 0 with SE 1/√n.
+            assert!(
+                cz.abs() <= 4.5 / (n as f64).sqrt(),
+                "{label}: E ζ_{i} ζ_{j} = {cz}"
+            );
+        }
+        // Residual of u − μ after removing the SDE's noise C^{1/2} ζ over the iteration.
+        let mut num = 0.0;
+        let mut den = 0.0;
+        for p in 0..n {
+            let bz: f64 = (0..d).map(|k| b[j][k] * s.zeta[k][p]).sum();
+            let dev = s.coupled[j][p] - mu[j];
+            num += (dev - bz) * (dev - bz);
+            den += dev * dev;
+        }
+        residual_fraction[j] = num / den;
+    }
+    println!("{label:<40} residual fraction {residual_fraction:.4?}");
+    residual_fraction
+}
+
+fn assert_residual(label: &str, r: &[f64], bound: f64) {
+    for (j, rj) in r.iter().enumerate() {
+        assert!(
+            *rj <= bound,
+            "{label}: residual fraction[{j}] = {rj} > {bound}"
+        );
+    }
+}
+
+const N_DRAWS: usize = 25_000;
+const SCALE: [f64; 3] = [1.0, 0.6, 1.4];
+
+#[test]
+fn dsgd_gaussian_coupling_is_exact_and_residual_free() {
+    let agents = vec![
+        agent(gaussian(&SCALE, 0.3, 0.2), Identity),
+        agent(gaussian(&SCALE, 0.7, 0.0), Identity),
+        agent(gaussian(&SCALE, 1.0, 0.4), Identity),
+    ];
+    let m = Method::Dsgd(Dsgd::new(agents).unwrap());
+    assert_eq!(m.coupling_dim(), 3);
+    let r = check_law("dsgd gaussian (hetero)", &m, N_DRAWS, 1, true);
+    assert_residual("dsgd gaussian", &r, 1e-24);
+}
+
+#[test]
+fn dsgd_student_t_coupling_has_the_law_of_sample() {
+    let agents = vec![agent(student(5.0, &SCALE, 0.5, 0.3), Identity); 4];
+    let m = Method::Dsgd(Dsgd::new(agents).unwrap());
+    assert_eq!(m.coupling_dim(), 12);
+    let r = check_law("dsgd student-t nu=5", &m, N_DRAWS, 2, true);
+    // Measured 0.06; an uncoupled draw would give 2.
+    assert_residual("dsgd student-t nu=5", &r, 0.15);
+    let agents = vec![
+        agent(student(3.0, &SCALE, 0.5, 0.3), Identity),
+        agent(gaussian(&SCALE, 0.5, 0.3), Identity),
+    ];
+    let m = Method::Dsgd(Dsgd::new(agents).unwrap());
+    let r = check_law("dsgd student-t nu=3 + gaussian", &m, N_DRAWS, 3, false);
+    assert_residual("dsgd student-t nu=3 + gaussian", &r, 0.3);
+}
+
+#[test]
+fn dcsgd_identity_and_bernoulli_coupling_have_the_law_of_sample() {
+    let bern = BernoulliSparsifier::new(0.5).unwrap();
+    let cases: Vec<(&str, Vec<Agent>, bool, f64)> = vec![
+        (
+            "dcsgd identity gaussian",
+            vec![agent(gaussian(&SCALE, 0.5, 0.2), Identity); 4],
+            true,
+            1e-24,
+        ),
+        (
+            "dcsgd bernoulli p=0.5 gaussian (aggregate)",
+            vec![agent(gaussian(&SCALE, 0.5, 0.2), bern); 8],
+            true,
+            0.1,
+        ),
+        (
+            "dcsgd bernoulli p=0.3 noise-free (aggregate)",
+            vec![
+                agent(
+                    gaussian(&SCALE, 0.0, 0.0),
+                    BernoulliSparsifier::new(0.3).unwrap()
+                );
+                8
+            ],
+            true,
+            0.3,
+        ),
+        (
+            "dcsgd bernoulli p=0.2 gaussian hetero",
+            vec![
+                agent(
+                    gaussian(&SCALE, 0.5, 0.2),
+                    BernoulliSparsifier::new(0.2).unwrap(),
+                ),
+                agent(gaussian(&SCALE, 0.1, 0.0), bern),
+                agent(gaussian(&SCALE, 0.0, 0.0), bern),
+            ],
+            true,
+            // The agents' variances differ by ~100x but ζ weighs their normals equally
+            // (`coupling_zeta` cannot see g): coordinate 2 (g ≈ 0) is dominated by agent 0.
+            1.1,
+        ),
+        (
+            "dcsgd bernoulli p=0.5 student-t nu=5",
+            vec![agent(student(5.0, &SCALE, 0.5, 0.2), bern); 4],
+            true,
+            0.5,
+        ),
+        (
+            "dcsgd bernoulli p=0.5 student-t nu=3",
+            vec![agent(student(3.0, &SCALE, 0.5, 0.2), bern); 4],
+            false,
+            0.5,
+        ),
+    ];
+    for (i, (label, agents, moments, bound)) in cases.into_iter().enumerate() {
+        let m = Method::Dcsgd(Dcsgd::new(agents).unwrap());
+        let r = check_law(label, &m, N_DRAWS, 10 + i as u64, moments);
+        assert_residual(label, &r, bound);
+    }
+    // The per-agent coupling where the aggregate one applies: same law, weaker coupling.
+    let agents = vec![agent(gaussian(&SCALE, 0.5, 0.2), bern); 8];
+    let per_agent = Dcsgd::new(agents.clone())
+        .unwrap()
+        .with_per_agent_coupling();
+    assert_eq!(per_agent.coupling_dim(), 8 * SCALE.len());
+    assert_eq!(Dcsgd::new(agents).unwrap().coupling_dim(), SCALE.len());
+    let label = "dcsgd bernoulli p=0.5 gaussian (per agent)";
+    let r = check_law(label, &Method::Dcsgd(per_agent), N_DRAWS, 19, true);
+    assert_residual(label, &r, 0.3);
+}
+
+#[test]
+fn dcsgd_rand_k_and_qsgd_coupling_have_the_law_of_sample() {
+    let d = SCALE.len();
+    let cases: Vec<(&str, Vec<Agent>, bool, f64)> = vec![
+        (
+            "dcsgd rand-1 gaussian",
+            vec![agent(gaussian(&SCALE, 0.5, 0.2), RandK::new(1, d).unwrap()); 8],
+            true,
+            0.7,
+        ),
+        (
+            "dcsgd rand-2 gaussian",
+            vec![agent(gaussian(&SCALE, 0.5, 0.2), RandK::new(2, d).unwrap()); 4],
+            true,
+            0.7,
+        ),
+        (
+            "dcsgd rand-2 student-t nu=5",
+            vec![agent(student(5.0, &SCALE, 0.5, 0.2), RandK::new(2, d).unwrap()); 4],
+            true,
+            0.7,
+        ),
+        (
+            "dcsgd qsgd s=2 gaussian",
+            vec![agent(gaussian(&SCALE, 0.5, 0.2), Qsgd::new(2).unwrap()); 4],
+            true,
+            0.9,
+        ),
+        (
+            "dcsgd mixed compressors",
+            vec![
+                agent(gaussian(&SCALE, 0.5, 0.2), Identity),
+                agent(
+                    gaussian(&SCALE, 0.3, 0.0),
+                    BernoulliSparsifier::new(0.3).unwrap(),
+                ),
+                agent(student(5.0, &SCALE, 0.5, 0.1), RandK::new(2, d).unwrap()),
+                agent(gaussian(&SCALE, 0.2, 0.2), Qsgd::new(4).unwrap()),
+            ],
+            true,
+            0.9,
+        ),
+    ];
+    for (i, (label, agents, moments, bound)) in cases.into_iter().enumerate() {
+        let m = Method::Dcsgd(Dcsgd::new(agents).unwrap());
+        let r = check_law(label, &m, N_DRAWS, 20 + i as u64, moments);
+        assert_residual(label, &r, bound);
+    }
+}
+
+#[test]
+fn dsignsgd_coupling_has_the_law_of_sample() {
+    let cases: Vec<(&str, Vec<Agent>, f64)> = vec![
+        (
+            "dsignsgd gaussian",
+            vec![agent(gaussian(&SCALE, 0.5, 0.2), Identity); 8],
+            0.45,
+        ),
+        (
+            "dsignsgd student-t nu=3",
+            vec![agent(student(3.0, &SCALE, 0.5, 0.2), Identity); 8],
+            0.45,
+        ),
+        (
+            "dsignsgd student-t nu=1.5",
+            vec![agent(student(1.5, &SCALE, 0.5, 0.2), Identity); 8],
+            0.45,
+        ),
+        (
+            "dsignsgd cauchy hetero",
+            vec![
+                agent(student(1.0, &SCALE, 0.5, 0.2), Identity),
+                agent(student(1.0, &SCALE, 1.5, 0.0), Identity),
+                agent(gaussian(&SCALE, 0.3, 0.0), Identity),
+                agent(gaussian(&SCALE, 0.0, 0.0), Identity),
+            ],
+            0.6,
+        ),
+    ];
+    for (i, (label, agents, bound)) in cases.into_iter().enumerate() {
+        let m = Method::DsignSgd(DsignSgd::new(agents).unwrap());
+        assert_eq!(m.coupling_dim(), 3);
+        // Bounded directions: every moment exists.
+        let r = check_law(label, &m, N_DRAWS, 30 + i as u64, true);
+        assert_residual(label, &r, bound);
+    }
+}
+
+/// Same normals and same `rng` state → same direction, bit for bit.
+#[test]
+fn coupled_draws_are_deterministic() {
+    let d = SCALE.len();
+    let m = Method::Dcsgd(
+        Dcsgd::new(vec![
+            agent(
+                gaussian(&SCALE, 0.5, 0.2),
+                RandK::new(2, d).unwrap()
+            );
+            4
+        ])
+        .unwrap(),
+    );
+    let normals: Vec<f64> = (0..m.coupling_dim())
+        .map(|i| (i as f64 * 0.7).sin() * 2.0)
+        .collect();
+    let run = || {
+        let mut rng: PathRng = derive_stream(99, 3);
+        let mut u = vec![0.0; d];
+        let mut scratch = vec![0.0; m.scratch_len()];
+        assert!(m.sample_coupled(&G, &normals, &mut rng, &mut u, &mut scratch));
+        u
+    };
+    assert_eq!(run(), run());
+}
+
+/// The quantile couplings are comonotone: with the other normals fixed, `u_j` is a
+/// non-decreasing function of the normal that drives coordinate `j` (ζ_j for the aggregate
+/// couplings, ν_0j for the per-agent ones), from −8 to 8 (far tails included, so the
+/// tail-accurate branches run), and takes finite values throughout.
+#[test]
+fn quantile_couplings_are_monotone_in_their_normal() {
+    let bern = BernoulliSparsifier::new(0.5).unwrap();
+    let methods = vec![
+        (
+            "dcsgd bernoulli aggregate",
+            Method::Dcsgd(Dcsgd::new(vec![agent(gaussian(&SCALE, 0.5, 0.2), bern); 8]).unwrap()),
+        ),
+        (
+            "dcsgd bernoulli per agent, student-t",
+            Method::Dcsgd(
+                Dcsgd::new(vec![agent(student(3.0, &SCALE, 0.5, 0.2), bern); 3]).unwrap(),
+            ),
+        ),
+        (
+            "dsignsgd cauchy",
+            Method::DsignSgd(
+                DsignSgd::new(vec![agent(student(1.0, &SCALE, 0.5, 0.2), Identity); 8]).unwrap(),
+            ),
+        ),
+        (
+            "dsgd student-t",
+            Method::Dsgd(
+                Dsgd::new(vec![agent(student(4.0, &SCALE, 0.5, 0.2), Identity); 2]).unwrap(),
+            ),
+        ),
+    ];
+    for (label, m) in methods {
+        let d = m.dim();
+        let mut scratch = vec![0.0; m.scratch_len()];
+        let mut normals: Vec<f64> = (0..m.coupling_dim()).map(|i| (i as f64).cos()).collect();
+        let mut u = vec![0.0; d];
+        for j in 0..d {
+            let mut prev = f64::NEG_INFINITY;
+            for step in 0..=320 {
+                normals[j] = -8.0 + 0.05 * step as f64;
+                let mut rng: PathRng = derive_stream(7, 0);
+                assert!(m.sample_coupled(&G, &normals, &mut rng, &mut u, &mut scratch));
+                assert!(
+                    u[j].is_finite(),
+                    "{label}: u[{j}] = {} at {}",
+                    u[j],
+                    normals[j]
+                );
+                assert!(
+                    u[j] >= prev - 1e-12 * prev.abs().max(1.0),
+                    "{label}: u[{j}] fell from {prev} to {} at normal {}",
+                    u[j],
+                    normals[j]
+                );
+                prev = u[j];
+            }
+        }
+    }
+}
