@@ -10,7 +10,8 @@
 //! `VRF = (Var d + Var s) / Var(d − s)` (independent ensembles have `Var(d − s) = Var d + Var s`),
 //! and the standard error the difference would have at 2e5 paths, coupled and independent.
 //!
-//!     cargo run --release -p models --example coupling_variance [-- paths [first|second]]
+//!     cargo run --release -p models --example coupling_variance \
+//!         [-- paths [first|second [substeps [case-name-prefix]]]]
 //!
 //! Single-threaded and deterministic (path `p` uses `derive_stream(seed, p)`).
 
@@ -24,7 +25,6 @@ use models::sde::SdeModel;
 use rand_distr::{Distribution, StandardNormal};
 use sde_core::{derive_stream, PathRng, Sde};
 
-const SUBSTEPS: usize = 16;
 const HORIZON: f64 = 1.0;
 const ETAS: [f64; 2] = [0.1, 0.025];
 
@@ -33,22 +33,29 @@ struct Pair {
     s: Vec<f64>,
 }
 
+#[derive(Clone, Copy)]
+struct Setup {
+    model: SdeModel,
+    substeps: usize,
+}
+
 fn run<L: Loss>(
     opt: &Optimizer<L, Method>,
-    model: SdeModel,
+    setup: Setup,
     eta: f64,
     x0: &[f64],
     paths: usize,
     seed: u64,
 ) -> Pair {
     let dim = opt.dim();
-    let sde = opt.sde(model, eta).expect("valid eta");
+    let substeps = setup.substeps;
+    let sde = opt.sde(setup.model, eta).expect("valid eta");
     let iterations = (HORIZON / eta).round() as usize;
-    let h = eta / SUBSTEPS as f64;
+    let h = eta / substeps as f64;
     let sqrt_h = h.sqrt();
     let mut normals = vec![0.0; opt.coupling_dim()];
     let mut zeta = vec![0.0; dim];
-    let mut dw = vec![0.0; SUBSTEPS * dim];
+    let mut dw = vec![0.0; substeps * dim];
     let mut drift = vec![0.0; dim];
     let mut noise = vec![0.0; dim];
     let mut b = vec![0.0; sde.noise().diffusion_len(dim)];
@@ -74,14 +81,14 @@ fn run<L: Loss>(
                 *v = sqrt_h * n;
             }
             for j in 0..dim {
-                let total: f64 = (0..SUBSTEPS).map(|i| dw[i * dim + j]).sum();
-                let shift = (-eta.sqrt() * zeta[j] - total) / SUBSTEPS as f64;
-                for i in 0..SUBSTEPS {
+                let total: f64 = (0..substeps).map(|i| dw[i * dim + j]).sum();
+                let shift = (-eta.sqrt() * zeta[j] - total) / substeps as f64;
+                for i in 0..substeps {
                     dw[i * dim + j] += shift;
                 }
             }
-            for i in 0..SUBSTEPS {
-                let t = (k * SUBSTEPS + i) as f64 * h;
+            for i in 0..substeps {
+                let t = (k * substeps + i) as f64 * h;
                 let inc = &dw[i * dim..(i + 1) * dim];
                 sde.drift(t, &xs, &mut drift, &mut scratch);
                 sde.diffusion_mul(t, &xs, inc, &mut noise, &mut b, &mut scratch);
@@ -109,12 +116,12 @@ fn mean_var(v: &[f64]) -> (f64, f64) {
 fn report<L: Loss>(
     label: &str,
     opt: &Optimizer<L, Method>,
-    model: SdeModel,
+    setup: Setup,
     x0: &[f64],
     paths: usize,
 ) {
     for (i, &eta) in ETAS.iter().enumerate() {
-        let pair = run(opt, model, eta, x0, paths, 1000 + i as u64);
+        let pair = run(opt, setup, eta, x0, paths, 1000 + i as u64);
         let (md, vd) = mean_var(&pair.d);
         let (ms, vs) = mean_var(&pair.s);
         let diff: Vec<f64> = pair.d.iter().zip(&pair.s).map(|(a, b)| a - b).collect();
@@ -166,8 +173,20 @@ fn main() {
             std::process::exit(2)
         }
     };
+    let substeps: usize = match args.get(3) {
+        Some(a) => match a.parse() {
+            Ok(m) if m >= 1 => m,
+            _ => {
+                eprintln!("substeps must be an integer >= 1, got {a:?}");
+                std::process::exit(2)
+            }
+        },
+        None => 16,
+    };
+    let filter = args.get(4).cloned().unwrap_or_default();
+    let setup = Setup { model, substeps };
     println!(
-        "{paths} paths, model {}, Euler–Maruyama with {SUBSTEPS} substeps, T = {HORIZON}, g = loss",
+        "{paths} paths, model {}, Euler–Maruyama with {substeps} substeps, T = {HORIZON}, g = loss",
         model.name()
     );
     // dcsgd-bernoulli.toml's problem: mixed quadratic + quartic, N = 8, affine Gaussian noise.
@@ -195,12 +214,19 @@ fn main() {
         ),
     ];
     for (label, method) in cases {
+        if !label.starts_with(filter.as_str()) {
+            continue;
+        }
         let opt = Optimizer::new(mixed(), method, Schedule::constant()).unwrap();
-        report(label, &opt, model, &x0, paths);
+        report(label, &opt, setup, &x0, paths);
     }
     // dsignsgd-student-t.toml's problem: quartic, N = 8, unit-scale Student-t noise.
     let x0 = [1.0, -0.5];
     for nu in [3.0, 1.5] {
+        let label = format!("dsignsgd student-t nu={nu}");
+        if !label.starts_with(filter.as_str()) {
+            continue;
+        }
         let method = Method::DsignSgd(DsignSgd::new(agents(student(2, nu), Identity, 8)).unwrap());
         let opt = Optimizer::new(
             Quartic::new(vec![1.0, 1.0]).unwrap(),
@@ -208,12 +234,6 @@ fn main() {
             Schedule::constant(),
         )
         .unwrap();
-        report(
-            &format!("dsignsgd student-t nu={nu}"),
-            &opt,
-            model,
-            &x0,
-            paths,
-        );
+        report(&label, &opt, setup, &x0, paths);
     }
 }

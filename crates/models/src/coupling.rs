@@ -26,6 +26,32 @@
 //!   (Bernoulli sparsification).
 //! * [`poisson_binomial_quantile`]: the number of successes among independent Bernoulli trials
 //!   of different probabilities, at a given uniform (used by DSignSGD).
+//! * [`BernoulliAverage`]: the quantile of the agent average of Bernoulli-sparsified Gaussian
+//!   gradients (identical agents), a binomial mixture of normals.
+//!
+//! Which method uses what is tabulated in [`crate::method`]. Two kinds of coupling:
+//! *aggregate* (the `d` normals are `ζ` itself and each coordinate of the agent average is the
+//! quantile of its own law at `Φ(ζ_j)`: DSGD Gaussian, DCSGD Bernoulli with identical Gaussian
+//! agents, DSignSGD) and *per agent* (`N d` normals `ν_ij`, `ζ_j = Σ_i ν_ij/√N`, each agent's
+//! draw comonotone with its own `ν_i·`). The aggregate one is much stronger: the correlation of
+//! a per-agent coupling with `ζ_j` is only the per-agent correlation (an average of independent
+//! comonotone pairs), and with heterogeneous agents `ζ` weighs all agents equally whatever their
+//! variances (`coupling_zeta` does not see `g`).
+//!
+//! **Using it** (what a study engine does per iteration `k`): draw `coupling_dim()` normals,
+//! `ζ = coupling_zeta(normals)`, step the discrete side with
+//! [`Optimizer::step_coupled`](crate::optimizer::Optimizer::step_coupled), and give the SDE the
+//! Brownian increment `W = −√η ζ` over `[kη, (k+1)η]`; substep increments come from the
+//! Brownian bridge (`m` iid `N(0, η/m)` shifted by `(W − Σ)/m` each), which has exactly the
+//! conditional law of the substep increments given their sum. Both marginals are exact, so
+//! `E g(x_k)` and `E g(X_{kη})` are unchanged; only the variance of their paired difference
+//! drops. Measured (examples/coupling_variance.rs, model (A), loss at `T = 1`, 20 000 paths,
+//! `N = 8`, `d = 2`) as `(Var d + Var s)/Var(d − s)`: DCSGD Bernoulli `p = 1/2` 119 / 212
+//! (`η = 0.1 / 0.025`; per agent 9.7 / 11.0), DCSGD rand-1 4.0 / 4.3, DSignSGD Student-t
+//! `ν = 3` 36 / 38, `ν = 1.5` 37 / 39.
+//!
+//! Everything is a function of the normals and of the path's own `rng` (QSGD's rounding is the
+//! only user of `rng`), so a path gives the same bits whatever the thread count.
 
 use crate::noise::NoiseModel;
 use crate::special::{normal_cdf, normal_pdf, student_t_cdf, student_t_pdf};
@@ -109,7 +135,10 @@ fn upper_tail_and_pdf(x: f64) -> (f64, f64) {
     (if x >= 0.0 { t } else { 1.0 - t }, pdf)
 }
 
-/// Fast `Φ(x)` with full relative precision in the lower tail (see [`upper_normal_tail`]).
+/// Fast `Φ(x)` with full relative precision in the lower tail: Mills' ratio by its Taylor
+/// series around tabulated nodes (Marsaglia 2004), about 20–50 ns against 1–2.5 µs for
+/// [`crate::special::normal_cdf`]'s continued fraction at `|x| ∈ [2, 3]`; agrees with it to
+/// `1e-15 (30 + 2x²)` relative (tests/coupling.rs; `x²` is the tail's condition number).
 #[inline]
 pub fn fast_normal_cdf(x: f64) -> f64 {
     if x <= 0.0 {
