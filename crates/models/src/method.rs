@@ -48,6 +48,12 @@ pub trait GradientMethod: Send + Sync {
     fn covariance_is_constant(&self) -> bool {
         false
     }
+    /// Whether `C(g)` is diagonal with entry `j` a function of `g_j` alone. With a separable
+    /// loss the SDE models then have diagonal noise in the Milstein sense (`b_jj` depends on
+    /// `x_j` only), which halves the work of the weak-2 scheme's cross terms to nothing.
+    fn covariance_is_coordinatewise(&self) -> bool {
+        false
+    }
     /// Common random numbers: if `u | g` is exactly Gaussian, writes `u = μ(g) + B ζ` for the
     /// given standard normal `ζ ∈ R^d` and returns `true`; otherwise returns `false`.
     fn sample_coupled(
@@ -306,6 +312,10 @@ impl GradientMethod for Dsgd {
             .iter()
             .all(|a| !a.noise.depends_on_gradient())
     }
+    /// `σ1 > 0` couples the coordinates through `‖g‖`.
+    fn covariance_is_coordinatewise(&self) -> bool {
+        self.covariance_is_constant()
+    }
     fn sample_coupled(&self, g: &[f64], zeta: &[f64], u: &mut [f64], scratch: &mut [f64]) -> bool {
         if !self
             .pool
@@ -420,6 +430,18 @@ impl GradientMethod for Dcsgd {
             .iter()
             .all(|a| a.compressor.covariance_is_diagonal())
     }
+    /// Entry `j` is `s_j + ω(g_j² + s_j)` for the identity, Bernoulli and rand-`d` compressors
+    /// with `g`-independent noise; QSGD's variance depends on `‖g + Z‖`.
+    fn covariance_is_coordinatewise(&self) -> bool {
+        self.pool.agents.iter().all(|a| {
+            !a.noise.depends_on_gradient()
+                && match a.compressor {
+                    CompressorKind::Identity(_) | CompressorKind::Bernoulli(_) => true,
+                    CompressorKind::RandK(r) => r.covariance_is_diagonal(),
+                    CompressorKind::Qsgd(_) => false,
+                }
+        })
+    }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let d = self.pool.d;
         self.covariance_parts(g, out, &mut scratch[..2 * d]);
@@ -515,6 +537,13 @@ impl GradientMethod for DsignSgd {
     fn covariance_is_diagonal(&self) -> bool {
         true
     }
+    /// Entry `j` is `Σ_i (1 − m_i(g_j/s_ij)²)/N²`; `σ1 > 0` couples through `‖g‖`.
+    fn covariance_is_coordinatewise(&self) -> bool {
+        self.pool
+            .agents
+            .iter()
+            .all(|a| !a.noise.depends_on_gradient())
+    }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let m = &mut scratch[..self.pool.d];
         out.fill(0.0);
@@ -579,6 +608,9 @@ impl GradientMethod for Method {
     }
     fn covariance_is_constant(&self) -> bool {
         dispatch!(self, m => m.covariance_is_constant())
+    }
+    fn covariance_is_coordinatewise(&self) -> bool {
+        dispatch!(self, m => m.covariance_is_coordinatewise())
     }
     fn sample_coupled(&self, g: &[f64], zeta: &[f64], u: &mut [f64], scratch: &mut [f64]) -> bool {
         dispatch!(self, m => m.sample_coupled(g, zeta, u, scratch))
