@@ -424,7 +424,7 @@ fn xi_table_matches_exact_xi_everywhere() {
         .map(|i| 1e-6 * 10f64.powf(14.0 * i as f64 / 1400.0))
         .collect();
     for &nu in &nus {
-        let top = 1.5 * (24.0 * nu as f64).sqrt();
+        let top = 1.5 * (24.0f64 * nu).sqrt();
         ys.extend((1..=2000).map(|i| top * i as f64 / 2000.0));
     }
     for nu in nus {
