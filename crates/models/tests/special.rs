@@ -479,6 +479,7 @@ fn student_t_noise_uses_an_accurate_table() {
     let d = g.len();
     for nu in [0.8, 2.5, 7.3, 70.5] {
         let noise = StudentTNoise::isotropic(d, nu, 1.3, 0.0).unwrap();
+        assert_eq!(noise.xi_table().map(|t| t.nu()), Some(nu));
         let mut m = vec![0.0; d];
         noise.sign_mean(&g, &mut m);
         let mut jv = vec![0.0; d];
