@@ -15,6 +15,9 @@
 //! # Cost (test profile, one core)
 //! `xi`: ~45 ns for `ν = 1, 3`, ~100 ns for `ν = 30`, ~400–600 ns for non-integer `ν` (statrs'
 //! continued fraction). [`erf`]: ~70 ns. `xi_via_hyp2f1`: microseconds; not for hot loops.
+//! [`XiTable`] (per-`ν` Chebyshev pieces, built in ~0.3 ms): ~25 ns for every `ν`
+//! (`benches/xi.rs`), ≤ 1e-13 from the exact routes; [`crate::noise::StudentTNoise`] uses it
+//! wherever [`xi`] would take the incomplete beta.
 //!
 //! # How ₂F₁ is evaluated near argument 1
 //! After the Pfaff transform (MATH.md §5.5) the argument is `w = y²/(y²+ν) ∈ [0, 1)`. The power
