@@ -59,6 +59,11 @@ pub trait Loss: Send + Sync {
     fn minimum(&self) -> Option<f64>;
     /// Short identifier for reports.
     fn name(&self) -> &'static str;
+    /// Whether `∂_j f` depends on `x_j` alone (a sum of one-coordinate terms). `false` unless
+    /// a type says otherwise; the SDE models use it to declare diagonal noise.
+    fn is_separable(&self) -> bool {
+        false
+    }
 }
 
 #[inline]
@@ -104,6 +109,9 @@ impl DiagonalQuadratic {
 }
 
 impl Loss for DiagonalQuadratic {
+    fn is_separable(&self) -> bool {
+        true
+    }
     fn dim(&self) -> usize {
         self.lambda.len()
     }
@@ -295,6 +303,9 @@ impl Quartic {
 }
 
 impl Loss for Quartic {
+    fn is_separable(&self) -> bool {
+        true
+    }
     fn dim(&self) -> usize {
         self.c.len()
     }
@@ -390,6 +401,9 @@ impl MixedQuadraticQuartic {
 }
 
 impl Loss for MixedQuadraticQuartic {
+    fn is_separable(&self) -> bool {
+        true
+    }
     fn dim(&self) -> usize {
         self.a.len()
     }
@@ -643,6 +657,9 @@ impl Loss for LossKind {
     }
     fn name(&self) -> &'static str {
         dispatch!(self, l => l.name())
+    }
+    fn is_separable(&self) -> bool {
+        dispatch!(self, l => l.is_separable())
     }
 }
 

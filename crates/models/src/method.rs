@@ -64,6 +64,12 @@ pub trait GradientMethod: Send + Sync {
     fn covariance_is_constant(&self) -> bool {
         false
     }
+    /// Whether `C(g)` is diagonal with entry `j` a function of `g_j` alone. With a separable
+    /// loss the SDE models then have diagonal noise in the Milstein sense (`b_jj` depends on
+    /// `x_j` only), which halves the work of the weak-2 scheme's cross terms to nothing.
+    fn covariance_is_coordinatewise(&self) -> bool {
+        false
+    }
     /// Whether [`GradientMethod::cov_sqrt_mul`] is the exact covariance of `u | g` (`false` for a
     /// plug-in approximation, which costs the second-order SDE its order 2: MATH.md §5.1).
     fn covariance_is_exact(&self) -> bool {
@@ -365,6 +371,10 @@ impl GradientMethod for Dsgd {
             .iter()
             .all(|a| !a.noise.depends_on_gradient())
     }
+    /// `σ1 > 0` couples the coordinates through `‖g‖`.
+    fn covariance_is_coordinatewise(&self) -> bool {
+        self.covariance_is_constant()
+    }
     /// Gaussian agents: `d` normals, `ζ` = the normals, `u = g + C^{1/2} ζ` exactly (the mean of
     /// independent Gaussians is Gaussian with covariance `C`, so the law is exact and the
     /// residual `u − μ − C^{1/2}ζ` is zero). Otherwise (Student-t agents, `ν > 2`): one normal
@@ -544,6 +554,18 @@ impl GradientMethod for Dcsgd {
     }
     fn covariance_is_exact(&self) -> bool {
         crate::order::covariance_is_exact_for(&self.pool.agents)
+    }
+    /// Entry `j` is `s_j + ω(g_j² + s_j)` for the identity, Bernoulli and rand-`d` compressors
+    /// with `g`-independent noise; QSGD's variance depends on `‖g + Z‖`.
+    fn covariance_is_coordinatewise(&self) -> bool {
+        self.pool.agents.iter().all(|a| {
+            !a.noise.depends_on_gradient()
+                && match a.compressor {
+                    CompressorKind::Identity(_) | CompressorKind::Bernoulli(_) => true,
+                    CompressorKind::RandK(r) => r.covariance_is_diagonal(),
+                    CompressorKind::Qsgd(_) => false,
+                }
+        })
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let d = self.pool.d;
@@ -801,6 +823,13 @@ impl GradientMethod for DsignSgd {
     fn covariance_is_diagonal(&self) -> bool {
         true
     }
+    /// Entry `j` is `Σ_i (1 − m_i(g_j/s_ij)²)/N²`; `σ1 > 0` couples through `‖g‖`.
+    fn covariance_is_coordinatewise(&self) -> bool {
+        self.pool
+            .agents
+            .iter()
+            .all(|a| !a.noise.depends_on_gradient())
+    }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let m = &mut scratch[..self.pool.d];
         out.fill(0.0);
@@ -937,6 +966,9 @@ impl GradientMethod for Method {
     }
     fn covariance_is_constant(&self) -> bool {
         dispatch!(self, m => m.covariance_is_constant())
+    }
+    fn covariance_is_coordinatewise(&self) -> bool {
+        dispatch!(self, m => m.covariance_is_coordinatewise())
     }
     fn covariance_is_exact(&self) -> bool {
         dispatch!(self, m => m.covariance_is_exact())

@@ -16,7 +16,7 @@
 //! `sign(g_j)` (`sign(0) = 0`).
 
 use crate::error::{require_each, require_len, require_nonnegative, ModelError};
-use crate::special::{normal_pdf, student_t_pdf, xi};
+use crate::special::{normal_pdf, student_t_pdf, xi, XiTable, NU_FINITE_SUM_MAX};
 use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal, StudentT};
 use sde_core::PathRng;
@@ -246,6 +246,10 @@ pub struct StudentTNoise {
     nu: f64,
     s: AffineScale,
     dist: StudentT<f64>,
+    /// `Ξ_ν` tabulated, where [`xi`] would take the incomplete beta (non-integer `ν`, or
+    /// `ν > 64`); `None` for integer `ν ≤ 64`, whose exact finite sums are already fast (and keep
+    /// their bits).
+    table: Option<XiTable>,
 }
 
 impl StudentTNoise {
@@ -267,7 +271,12 @@ impl StudentTNoise {
         let s = AffineScale::new(d, scale, sigma0, sigma1)?;
         let dist = StudentT::new(nu)
             .map_err(|e| ModelError::invalid("nu", nu, format!("rejected by rand_distr: {e}")))?;
-        Ok(StudentTNoise { nu, s, dist })
+        let table = if nu <= NU_FINITE_SUM_MAX && nu == nu.floor() {
+            None
+        } else {
+            Some(XiTable::new(nu)?)
+        };
+        Ok(StudentTNoise { nu, s, dist, table })
     }
 
     /// `scale_j = 1` in dimension `d`.
@@ -290,6 +299,10 @@ impl StudentTNoise {
     /// `σ1`.
     pub fn sigma1(&self) -> f64 {
         self.s.sigma1
+    }
+    /// The table of `Ξ_ν` the sign mean uses; `None` for integer `ν ≤ 64` (exact finite sums).
+    pub fn xi_table(&self) -> Option<&XiTable> {
+        self.table.as_ref()
     }
 }
 
@@ -318,13 +331,25 @@ impl GradientNoise for StudentTNoise {
         true
     }
     fn sign_mean(&self, grad: &[f64], out: &mut [f64]) {
-        let nu = self.nu;
-        self.s.sign_mean_with(grad, out, |y| 2.0 * xi(nu, y));
+        match &self.table {
+            Some(table) => self.s.sign_mean_with(grad, out, |y| 2.0 * table.xi(y)),
+            None => {
+                let nu = self.nu;
+                self.s.sign_mean_with(grad, out, |y| 2.0 * xi(nu, y));
+            }
+        }
     }
     fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]) {
-        let nu = self.nu;
-        self.s
-            .sign_mean_jvp_with(grad, v, out, |y| 2.0 * student_t_pdf(nu, y));
+        match &self.table {
+            Some(table) => self
+                .s
+                .sign_mean_jvp_with(grad, v, out, |y| 2.0 * table.pdf(y)),
+            None => {
+                let nu = self.nu;
+                self.s
+                    .sign_mean_jvp_with(grad, v, out, |y| 2.0 * student_t_pdf(nu, y));
+            }
+        }
     }
     fn scale(&self, grad: &[f64], out: &mut [f64]) {
         self.s.scale_into(grad, out);

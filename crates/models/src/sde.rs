@@ -96,6 +96,8 @@ pub struct ModelSde<'a, L, M> {
     model: SdeModel,
     eta: f64,
     noise: NoiseShape,
+    /// The diffusion depends on `t` only (constant covariance, time-only schedule).
+    state_independent: bool,
 }
 
 impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
@@ -109,13 +111,20 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
             });
         }
         let d = self.dim();
-        let separable_constant = self.method().covariance_is_diagonal()
-            && self.method().covariance_is_constant()
-            && !self.schedule().depends_on_gradient();
-        // A diagonal diffusion that depends on the whole state is not "diagonal noise" in the
-        // Milstein sense (b_ii must depend on x_i only), so it is declared general and
-        // non-commutative: Milstein then refuses it instead of returning wrong numbers.
-        let noise = if separable_constant {
+        let method = self.method();
+        let time_only = !self.schedule().depends_on_gradient();
+        // The diffusion η_t √η C(∇f(x))^{1/2} is free of x when C is constant and η_t depends
+        // on t only; its diagonal entry j depends on x_j only when moreover (or instead) C_jj
+        // is a function of g_j and g_j of x_j. That is diagonal noise in the Milstein sense;
+        // anything else (a diagonal b_jj that depends on the whole state, rand-k's rank-one
+        // part) is declared general and non-commutative, so Milstein refuses it instead of
+        // returning wrong numbers.
+        let state_independent = method.covariance_is_constant() && time_only;
+        let diagonal = method.covariance_is_diagonal()
+            && time_only
+            && (method.covariance_is_constant()
+                || (method.covariance_is_coordinatewise() && self.loss().is_separable()));
+        let noise = if diagonal {
             NoiseShape::Diagonal
         } else {
             NoiseShape::General {
@@ -128,6 +137,7 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
             model,
             eta,
             noise,
+            state_independent,
         })
     }
 }
@@ -252,6 +262,10 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
                 }
             }
         }
+    }
+
+    fn diffusion_is_state_independent(&self) -> bool {
+        self.state_independent
     }
 
     #[inline]

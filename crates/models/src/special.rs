@@ -15,6 +15,9 @@
 //! # Cost (test profile, one core)
 //! `xi`: ~45 ns for `ν = 1, 3`, ~100 ns for `ν = 30`, ~400–600 ns for non-integer `ν` (statrs'
 //! continued fraction). [`erf`]: ~70 ns. `xi_via_hyp2f1`: microseconds; not for hot loops.
+//! [`XiTable`] (per-`ν` Chebyshev pieces, built in ~0.3 ms): ~25 ns for every `ν`
+//! (`benches/xi.rs`), ≤ 1e-13 from the exact routes; [`crate::noise::StudentTNoise`] uses it
+//! wherever [`xi`] would take the incomplete beta.
 //!
 //! # How ₂F₁ is evaluated near argument 1
 //! After the Pfaff transform (MATH.md §5.5) the argument is `w = y²/(y²+ν) ∈ [0, 1)`. The power
@@ -844,4 +847,229 @@ pub fn gaussian_sign_slope_at_zero() -> f64 {
 /// `2Φ(1) − 1 = erf(1/√2) ≈ 0.682689`, the `ν = ∞` value of [`sign_chord`].
 pub fn gaussian_sign_chord() -> f64 {
     erf(FRAC_1_SQRT_2)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tabulated Ξ_ν for hot loops
+// ---------------------------------------------------------------------------------------------
+
+/// Degree of the Chebyshev interpolant on every piece of an [`XiTable`].
+const XI_TABLE_DEGREE: usize = 10;
+/// Pieces per region of the first attempt; doubled until the verification passes.
+const XI_TABLE_MIN_PIECES: usize = 4;
+/// Refinement stops here; a `ν` that still fails keeps the exact path. That happens for large
+/// `ν` (measured: `ν = 150.5` tabulates with 128 core pieces, `ν = 1000` does not), where the
+/// incomplete beta's own error (`≈ ε ν ln ν`, see [`NU_BETA_MAX`]) exceeds the fit tolerance.
+const XI_TABLE_MAX_PIECES: usize = 1024;
+/// Absolute error of `Ξ` allowed at the verification points (the exact routes themselves are
+/// accurate to a few 1e-15 here; a relative test on `R` or `Q` would chase their rounding noise).
+const XI_TABLE_FIT_TOL: f64 = 3e-14;
+
+/// `Ξ_ν(y)` for one fixed `ν`, tabulated at set-up for hot loops (the DSignSGD drift under
+/// Student-t noise evaluates it per coordinate, per agent, per step).
+///
+/// The real line is split at `Y0 = √(24ν)` into two regions, each covered by uniform pieces of
+/// Chebyshev interpolants (degree 10, interpolation at first-kind nodes of the exact function):
+/// * **core** `|y| ≤ Y0`: `R(y) = Ξ_ν(y)/y`, even and analytic (poles of `p_ν` at `±i√ν`, a
+///   distance `√ν` from the axis); `Ξ = y R(|y|)` is exactly odd and exactly 0 at 0;
+/// * **tail** `|y| > Y0`: with `z = ν/(ν+y²) ∈ [0, 1/25)`, the tail mass is
+///   `½ − |Ξ_ν| = ½ I_z(ν/2, ½) = z^{ν/2} Q(z)` with `Q` analytic on `[0, 1)` (the incomplete beta
+///   series `I_z(a,b) = z^a (1−z)^b ₂F₁(a+b, 1; a+1; z)/(a B(a,b))`), so `Q` is tabulated and the
+///   non-analytic factor `z^{ν/2}` (the `|y|^{−ν}` decay) is computed by `powf`.
+///
+/// The piece count of each region is doubled from 4 until `R` and `Q` match the exact routes to
+/// `2e-14` relative at points between the nodes; tests/special.rs checks `|Ξ_table − Ξ| ≤ 1e-12`
+/// on a dense grid including the tails for `ν ∈ [0.5, 100]`. The exact routes ([`xi`],
+/// [`xi_via_beta`]) stay the reference. The density [`XiTable::pdf`] is `p_ν = Ξ_ν'` with the
+/// normalising constant computed once.
+#[derive(Clone, PartialEq)]
+pub struct XiTable {
+    nu: f64,
+    /// `p_ν(0)`.
+    k_nu: f64,
+    /// `Y0 = √(24ν)`.
+    y0: f64,
+    /// `pieces / Y0` and `pieces / Z0`: scale to piece index.
+    core_scale: f64,
+    tail_scale: f64,
+    core_pieces: usize,
+    tail_pieces: usize,
+    /// Chebyshev coefficients, `XI_TABLE_DEGREE + 1` per piece.
+    core: Vec<f64>,
+    tail: Vec<f64>,
+    /// `false` when refinement failed (large `ν`): every call takes the exact route.
+    tabulated: bool,
+}
+
+/// Only `ν` and the piece counts: the coefficients would flood every `Debug` of a noise model.
+impl std::fmt::Debug for XiTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XiTable")
+            .field("nu", &self.nu)
+            .field("pieces", &self.pieces())
+            .finish()
+    }
+}
+
+/// `Y0² / ν`: the core covers `|y| ≤ √(24ν)` (where DSignSGD's `g/s` usually lies), so the
+/// `powf` of the tail is paid only beyond.
+const XI_TABLE_CORE_SPAN: f64 = 24.0;
+/// `Z0 = ν/(ν + Y0²)`.
+const XI_TABLE_Z0: f64 = 1.0 / (1.0 + XI_TABLE_CORE_SPAN);
+
+/// Chebyshev coefficients of the interpolant of `f` at the first-kind nodes of `[lo, hi]`.
+fn chebyshev_fit(lo: f64, hi: f64, f: &dyn Fn(f64) -> f64, out: &mut [f64]) {
+    let n = out.len();
+    let (mid, half) = (0.5 * (lo + hi), 0.5 * (hi - lo));
+    let values: Vec<f64> = (0..n)
+        .map(|k| {
+            let x = (PI * (k as f64 + 0.5) / n as f64).cos();
+            f(mid + half * x)
+        })
+        .collect();
+    for (j, c) in out.iter_mut().enumerate() {
+        let s: f64 = values
+            .iter()
+            .enumerate()
+            .map(|(k, v)| v * (PI * j as f64 * (k as f64 + 0.5) / n as f64).cos())
+            .sum();
+        *c = 2.0 * s / n as f64;
+    }
+    out[0] *= 0.5;
+}
+
+/// `Σ c_j T_j(x)` by Clenshaw's recurrence. Plain `*`/`+`, not `mul_add`: without a target
+/// feature `fma`, `f64::mul_add` is a libm call (~10× slower than the whole recurrence).
+#[inline(always)]
+fn clenshaw(c: &[f64], x: f64) -> f64 {
+    let two_x = 2.0 * x;
+    let (mut b1, mut b2) = (0.0, 0.0);
+    for &cj in c[1..].iter().rev() {
+        let b0 = two_x * b1 + (cj - b2);
+        b2 = b1;
+        b1 = b0;
+    }
+    x * b1 + (c[0] - b2)
+}
+
+/// Fits `f` on `pieces` uniform pieces of `[0, hi]` and checks it at four points per piece
+/// between the nodes; `None` when some error, times `weight` (the factor that turns it into an
+/// error of `Ξ`), exceeds [`XI_TABLE_FIT_TOL`].
+fn fit_region(
+    hi: f64,
+    pieces: usize,
+    f: &dyn Fn(f64) -> f64,
+    weight: &dyn Fn(f64) -> f64,
+) -> Option<Vec<f64>> {
+    let n = XI_TABLE_DEGREE + 1;
+    let mut coef = vec![0.0; pieces * n];
+    let width = hi / pieces as f64;
+    for (p, c) in coef.chunks_exact_mut(n).enumerate() {
+        let lo = p as f64 * width;
+        chebyshev_fit(lo, lo + width, f, c);
+        for x in [-0.93, -0.31, 0.52, 0.97] {
+            let at = lo + width * 0.5 * (1.0 + x);
+            let exact = f(at);
+            let got = clenshaw(c, x);
+            if !((got - exact).abs() * weight(at) <= XI_TABLE_FIT_TOL) {
+                return None;
+            }
+        }
+    }
+    Some(coef)
+}
+
+impl XiTable {
+    /// The table for `ν`; an error naming `nu` for `ν ≤ 0`, NaN or `+∞` (use the Gaussian sign
+    /// mean for `ν = ∞`). Cost: a few hundred exact evaluations (≈ 0.1–1 ms).
+    pub fn new(nu: f64) -> Result<Self, crate::error::ModelError> {
+        if !(nu.is_finite() && nu > 0.0) {
+            return Err(crate::error::ModelError::invalid(
+                "nu",
+                nu,
+                "the Xi table needs finite degrees of freedom > 0",
+            ));
+        }
+        let y0 = (XI_TABLE_CORE_SPAN * nu).sqrt();
+        let k_nu = t_norm(nu);
+        // R(y) = Ξ(y)/y; the node nearest 0 is > 0, where the series limit p_ν(0) is not needed.
+        let core_fn = |y: f64| xi_via_beta(nu, y) / y;
+        // Q(z) = tail mass / z^{ν/2}, with y = √(ν(1−z)/z); the tail from the lower CDF keeps its
+        // relative precision.
+        let tail_fn = |z: f64| {
+            let y = (nu * (1.0 - z) / z).sqrt();
+            student_t_cdf(nu, -y) / z.powf(0.5 * nu)
+        };
+        let refine = |hi: f64, f: &dyn Fn(f64) -> f64, weight: &dyn Fn(f64) -> f64| {
+            let mut pieces = XI_TABLE_MIN_PIECES;
+            while pieces <= XI_TABLE_MAX_PIECES {
+                if let Some(c) = fit_region(hi, pieces, f, weight) {
+                    return Some((pieces, c));
+                }
+                pieces *= 2;
+            }
+            None
+        };
+        let core = refine(y0, &core_fn, &|y| y);
+        let tail = refine(XI_TABLE_Z0, &tail_fn, &|z| z.powf(0.5 * nu));
+        let tabulated = core.is_some() && tail.is_some();
+        let (core_pieces, core) = core.unwrap_or((1, Vec::new()));
+        let (tail_pieces, tail) = tail.unwrap_or((1, Vec::new()));
+        Ok(XiTable {
+            nu,
+            k_nu,
+            y0,
+            core_scale: core_pieces as f64 / y0,
+            tail_scale: tail_pieces as f64 / XI_TABLE_Z0,
+            core_pieces,
+            tail_pieces,
+            core,
+            tail,
+            tabulated,
+        })
+    }
+
+    /// Degrees of freedom `ν`.
+    pub fn nu(&self) -> f64 {
+        self.nu
+    }
+
+    /// Number of pieces (core, tail); `None` when the table fell back to the exact route.
+    pub fn pieces(&self) -> Option<(usize, usize)> {
+        self.tabulated
+            .then_some((self.core_pieces, self.tail_pieces))
+    }
+
+    /// `Ξ_ν(y)`; NaN for NaN `y`.
+    #[inline]
+    pub fn xi(&self, y: f64) -> f64 {
+        if !self.tabulated {
+            return xi(self.nu, y);
+        }
+        let n = XI_TABLE_DEGREE + 1;
+        let a = y.abs();
+        if a <= self.y0 {
+            let u = a * self.core_scale;
+            let p = (u as usize).min(self.core_pieces - 1);
+            let x = 2.0 * (u - p as f64) - 1.0;
+            y * clenshaw(&self.core[p * n..(p + 1) * n], x)
+        } else if a.is_nan() {
+            f64::NAN
+        } else {
+            // z = 1/(1 + y²/ν) without overflow of y² (z → 0 gives ½ exactly).
+            let q = a / self.nu.sqrt();
+            let z = if q < 1e150 { 1.0 / (q * q + 1.0) } else { 0.0 };
+            let u = z * self.tail_scale;
+            let p = (u as usize).min(self.tail_pieces - 1);
+            let x = 2.0 * (u - p as f64) - 1.0;
+            let mass = z.powf(0.5 * self.nu) * clenshaw(&self.tail[p * n..(p + 1) * n], x);
+            (0.5 - mass).copysign(y)
+        }
+    }
+
+    /// The Student-t density `p_ν(y) = Ξ_ν'(y)`, as [`student_t_pdf`] with the constant cached.
+    #[inline]
+    pub fn pdf(&self, y: f64) -> f64 {
+        self.k_nu * (-0.5 * (self.nu + 1.0) * (y * y / self.nu).ln_1p()).exp()
+    }
 }

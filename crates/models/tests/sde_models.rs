@@ -14,7 +14,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use models::compress::{BernoulliSparsifier, CompressorKind, Identity, RandK};
-use models::loss::{DiagonalQuadratic, Loss, MixedQuadraticQuartic};
+use models::loss::{DiagonalQuadratic, Loss, MixedQuadraticQuartic, Quadratic};
 use models::method::{Agent, Dcsgd, Dsgd, DsignSgd, GradientMethod};
 use models::noise::{GaussianNoise, NoiseModel, StudentTNoise};
 use models::optimizer::Optimizer;
@@ -531,8 +531,8 @@ fn xi_ref(nu: f64, y: f64) -> f64 {
 
 /// DSignSGD (A) with Student-t agents of heterogeneous diagonal scales `S_i = diag(s_i²)`:
 /// drift `−η_t (2/N) Σ_i Ξ_ν(g/s_i)` and diffusion `η_t √(η/N) √(I − (4/N) Σ_i diag(Ξ_ν(g/s_i)²))`
-/// (MATH.md §5.4, `C = Σ̄_s/N`), dense `d × d` with zero off-diagonal entries because the
-/// diffusion depends on the state (`General` noise). Polynomial schedule at `t = 0.3`.
+/// (MATH.md §5.4, `C = Σ̄_s/N`). The loss is separable and `σ1 = 0`, so `b_jj` depends on `x_j`
+/// only: `Diagonal` noise (the diagonal layout). Polynomial schedule at `t = 0.3`.
 #[test]
 fn dsignsgd_first_order_matches_student_t_formula() {
     let eta = 0.05;
@@ -553,13 +553,8 @@ fn dsignsgd_first_order_matches_student_t_formula() {
         )
         .unwrap();
         let sde = opt.sde(SdeModel::FirstOrder, eta).unwrap();
-        assert_eq!(
-            sde.noise(),
-            NoiseShape::General {
-                m: 3,
-                commutative: false
-            }
-        );
+        assert_eq!(sde.noise(), NoiseShape::Diagonal);
+        assert!(!sde.diffusion_is_state_independent());
         let b = drift(&sde, t, &x);
         let s = diffusion(&sde, t, &x);
         for j in 0..3 {
@@ -568,22 +563,16 @@ fn dsignsgd_first_order_matches_student_t_formula() {
             assert!(rel_close(b[j], -et * mean, 1e-13), "ν = {nu}, {j}");
             let sigma_s = 1.0 - 4.0 / n * xis.iter().map(|v| v * v).sum::<f64>();
             let expected = et * (eta / n).sqrt() * sigma_s.sqrt();
-            for k in 0..3 {
-                if k == j {
-                    assert!(rel_close(s[j * 3 + k], expected, 1e-13), "ν = {nu}, {j}");
-                } else {
-                    assert_eq!(s[j * 3 + k], 0.0);
-                }
-            }
+            assert!(rel_close(s[j], expected, 1e-13), "ν = {nu}, {j}");
         }
-        // diffusion_mul agrees with the dense matrix.
+        // diffusion_mul agrees with the diagonal.
         let dw = [0.3, -1.1, 0.8];
         let mut out = [0.0; 3];
-        let mut buf = vec![0.0; 9];
+        let mut buf = vec![0.0; 3];
         let mut scratch = vec![0.0; sde.scratch_len()];
         sde.diffusion_mul(t, &x, &dw, &mut out, &mut buf, &mut scratch);
         for j in 0..3 {
-            assert!(rel_close(out[j], s[j * 3 + j] * dw[j], 1e-14));
+            assert!(rel_close(out[j], s[j] * dw[j], 1e-14));
         }
     }
 }
@@ -591,9 +580,11 @@ fn dsignsgd_first_order_matches_student_t_formula() {
 // ---------------------------------------------------------------------------------------------
 // Noise shapes
 
-/// `Diagonal` exactly when the covariance is diagonal and constant and the schedule is
-/// time-only; otherwise `General { m: d, commutative: false }`, which Milstein rejects (d ≥ 2)
-/// while Euler–Maruyama and the weak-2 scheme accept it.
+/// `Diagonal` exactly when the schedule is time-only and the covariance is diagonal and either
+/// constant or coordinatewise (`C_jj` a function of `g_j`) on a separable loss; state-independent
+/// exactly when the covariance is constant and the schedule time-only. Otherwise
+/// `General { m: d, commutative: false }`, which Milstein rejects (d ≥ 2) while Euler–Maruyama
+/// and the weak-2 scheme accept it.
 #[test]
 fn noise_shapes_and_milstein() {
     let d = 3;
@@ -605,10 +596,7 @@ fn noise_shapes_and_milstein() {
     let loss = || MixedQuadraticQuartic::new(vec![1.0; 3], vec![1.0; 3]).unwrap();
     let normalized = Schedule::normalized_sgd(0.5, 0.1).unwrap();
     let poly = Schedule::polynomial(0.5).unwrap();
-    fn shape_of<M: GradientMethod>(
-        opt: &Optimizer<MixedQuadraticQuartic, M>,
-        eta: f64,
-    ) -> NoiseShape {
+    fn shape_of<L: Loss, M: GradientMethod>(opt: &Optimizer<L, M>, eta: f64) -> NoiseShape {
         let shapes: Vec<NoiseShape> = SdeModel::ALL
             .iter()
             .map(|&m| opt.sde(m, eta).unwrap().noise())
@@ -629,40 +617,74 @@ fn noise_shapes_and_milstein() {
         )
         .unwrap()
     };
-    // Constant covariance, time-only schedule: diagonal, Milstein accepted.
+    let independent = |opt: &Optimizer<MixedQuadraticQuartic, Dsgd>| {
+        opt.sde(SdeModel::SecondOrder, eta)
+            .unwrap()
+            .diffusion_is_state_independent()
+    };
+    // Constant covariance, time-only schedule: diagonal, state-independent, Milstein accepted.
     assert_eq!(
         shape_of(&dsgd(0.0, Schedule::constant()), eta),
         NoiseShape::Diagonal
     );
     assert_eq!(shape_of(&dsgd(0.0, poly), eta), NoiseShape::Diagonal);
+    assert!(independent(&dsgd(0.0, poly)));
+    assert!(!independent(&dsgd(0.3, poly)));
+    assert!(!independent(&dsgd(0.0, normalized)));
     // State-dependent: through the noise (σ1 > 0) or through the schedule.
     assert_eq!(shape_of(&dsgd(0.3, Schedule::constant()), eta), general);
     assert_eq!(shape_of(&dsgd(0.0, normalized), eta), general);
     let sdsgd = dsgd(0.3, Schedule::constant());
     let sde = sdsgd.sde(SdeModel::FirstOrder, eta).unwrap();
     assert!(Solver::new(&sde, Milstein::default(), Gaussian).is_err());
-    // DCSGD and DSignSGD covariances depend on ∇f.
+    // DCSGD and DSignSGD covariances depend on ∇f: coordinatewise for Bernoulli (and the
+    // identity) with σ1 = 0 on this separable loss, so diagonal noise; rand-k's rank-one part
+    // and σ1 > 0 couple the coordinates.
     let bern = BernoulliSparsifier::new(0.5).unwrap();
     let randk = RandK::new(1, d).unwrap();
-    for compressor in [CompressorKind::from(bern), CompressorKind::from(randk)] {
-        let agents = hetero_gaussian_agents(0.0)
+    let dcsgd = |s1, compressor: CompressorKind| {
+        let agents = hetero_gaussian_agents(s1)
             .into_iter()
             .map(|a| Agent {
                 noise: a.noise,
                 compressor,
             })
             .collect();
-        let opt =
-            Optimizer::new(loss(), Dcsgd::new(agents).unwrap(), Schedule::constant()).unwrap();
-        assert_eq!(shape_of(&opt, eta), general);
-    }
-    let sign = Optimizer::new(
-        loss(),
+        Optimizer::new(loss(), Dcsgd::new(agents).unwrap(), Schedule::constant()).unwrap()
+    };
+    assert_eq!(
+        shape_of(&dcsgd(0.0, bern.into()), eta),
+        NoiseShape::Diagonal
+    );
+    assert_eq!(shape_of(&dcsgd(0.3, bern.into()), eta), general);
+    assert_eq!(shape_of(&dcsgd(0.0, randk.into()), eta), general);
+    let sign = |s1, schedule| {
+        Optimizer::new(
+            loss(),
+            DsignSgd::new(hetero_gaussian_agents(s1)).unwrap(),
+            schedule,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        shape_of(&sign(0.0, Schedule::constant()), eta),
+        NoiseShape::Diagonal
+    );
+    assert_eq!(shape_of(&sign(0.3, Schedule::constant()), eta), general);
+    assert_eq!(shape_of(&sign(0.0, normalized), eta), general);
+    // A non-separable loss couples b_jj to every coordinate through ∇f.
+    let coupled = Optimizer::new(
+        Quadratic::new(vec![
+            vec![1.0, 0.3, 0.0],
+            vec![0.3, 1.0, 0.2],
+            vec![0.0, 0.2, 2.0],
+        ])
+        .unwrap(),
         DsignSgd::new(hetero_gaussian_agents(0.0)).unwrap(),
         Schedule::constant(),
     )
     .unwrap();
-    assert_eq!(shape_of(&sign, eta), general);
+    assert_eq!(shape_of(&coupled, eta), general);
     // In one dimension a single Brownian motion is always commutative: Milstein accepts it.
     let one = Optimizer::new(
         MixedQuadraticQuartic::new(vec![1.0], vec![1.0]).unwrap(),

@@ -408,3 +408,95 @@ fn erf_reference_values() {
     // Φ in the lower tail keeps relative precision: Φ(−10) = erfc(10/√2)/2 = 7.619853024160527e-24.
     assert!((normal_cdf(-10.0) / 7.619_853_024_160_526_7e-24 - 1.0).abs() <= 1e-14);
 }
+
+/// The per-ν table of Ξ against the exact routes on a dense grid (0, ±[1e-6, 1e8] log-spaced,
+/// plus a fine linear grid over the core and the first tail pieces, plus ±∞): absolute error
+/// ≤ 1e-12 for non-integer and integer ν in [0.5, 100]. The density matches `student_t_pdf`
+/// exactly and is the derivative of the table (central differences, relative 1e-6 plus the
+/// rounding of the difference quotient).
+#[test]
+fn xi_table_matches_exact_xi_everywhere() {
+    let nus = [
+        0.5, 0.51, 0.75, 1.0, 1.3, 2.0, 2.5, 3.0, 3.7, 5.0, 7.25, 10.0, 16.5, 30.0, 49.9, 64.0,
+        77.7, 100.0,
+    ];
+    let mut ys: Vec<f64> = (0..=1400)
+        .map(|i| 1e-6 * 10f64.powf(14.0 * i as f64 / 1400.0))
+        .collect();
+    for &nu in &nus {
+        let top = 1.5 * (24.0f64 * nu).sqrt();
+        ys.extend((1..=2000).map(|i| top * i as f64 / 2000.0));
+    }
+    for nu in nus {
+        let table = XiTable::new(nu).unwrap();
+        assert!(table.pieces().is_some(), "ν = {nu} not tabulated");
+        let mut max_err = 0.0f64;
+        let mut worst = 0.0;
+        for &a in &ys {
+            for y in [a, -a] {
+                let err = (table.xi(y) - xi(nu, y)).abs();
+                if err > max_err {
+                    max_err = err;
+                    worst = y;
+                }
+            }
+        }
+        assert_eq!(table.xi(0.0), 0.0);
+        assert_eq!(table.xi(f64::INFINITY), 0.5);
+        assert_eq!(table.xi(f64::NEG_INFINITY), -0.5);
+        assert!(table.xi(f64::NAN).is_nan());
+        println!(
+            "ν = {nu}: pieces {:?}, max |Ξ_table − Ξ| = {max_err:.2e} at y = {worst:.3e}",
+            table.pieces()
+        );
+        assert!(max_err <= 1e-12, "ν = {nu}: {max_err:e} at y = {worst}");
+        for y in [-7.0, -1.0, 0.3, 2.0, 25.0] {
+            assert_eq!(table.pdf(y), student_t_pdf(nu, y));
+            let hstep = 1e-5 * (1.0 + y.abs());
+            let fd = (table.xi(y + hstep) - table.xi(y - hstep)) / (2.0 * hstep);
+            let p = table.pdf(y);
+            // Rounding of Ξ (≈ 1e-16) and the table error (≤ 1e-13) divided by the step.
+            let tol = 1e-6 * p + 2e-13 / hstep;
+            assert!((fd - p).abs() <= tol, "ν = {nu}, y = {y}: {fd} vs {p}");
+        }
+    }
+}
+
+#[test]
+fn xi_table_rejects_bad_nu() {
+    for nu in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let err = XiTable::new(nu).unwrap_err().to_string();
+        assert!(err.contains("nu"), "{err}");
+    }
+}
+
+/// `StudentTNoise` takes the table for non-integer ν: its sign mean and Jacobian agree with the
+/// exact `2Ξ_ν(g/s)` and `2p_ν(g/s)/s` to 1e-12 (σ1 = 0, so the Jacobian is diagonal).
+#[test]
+fn student_t_noise_uses_an_accurate_table() {
+    use models::noise::{GradientNoise, StudentTNoise};
+    let g = [-40.0, -3.0, -0.7, 0.0, 1e-9, 0.4, 2.2, 9.0, 1e4];
+    let d = g.len();
+    for nu in [0.8, 2.5, 7.3, 70.5] {
+        let noise = StudentTNoise::isotropic(d, nu, 1.3, 0.0).unwrap();
+        assert_eq!(noise.xi_table().map(|t| t.nu()), Some(nu));
+        let mut m = vec![0.0; d];
+        noise.sign_mean(&g, &mut m);
+        let mut jv = vec![0.0; d];
+        noise.sign_mean_jvp(&g, &[1.0; 9], &mut jv);
+        for j in 0..d {
+            let y = g[j] / 1.3;
+            assert!(
+                (m[j] - 2.0 * xi(nu, y)).abs() <= 1e-12,
+                "ν = {nu}, g = {}",
+                g[j]
+            );
+            let p = 2.0 * student_t_pdf(nu, y) / 1.3;
+            assert!(
+                (jv[j] - p).abs() <= 1e-15 * p.abs(),
+                "ν = {nu}, g = {}",
+                g[j]
+            );
+        }
+    }
+}

@@ -11,15 +11,18 @@ use std::fmt;
 /// | shape | `m` | diffusion buffer |
 /// |---|---|---|
 /// | `Scalar` | 1 | the single column, `d` values |
-/// | `Diagonal` | `d` | the diagonal, `d` values; component `i` is driven by `W_i` alone |
+/// | `Diagonal` | `d` | the diagonal, `d` values; component `i` is driven by `W_i` alone, `b_ii = b_ii(t, x_i)` |
 /// | `General` | `m` | the `d × m` matrix, row-major (`b[i * m + j]`) |
 /// | `Additive` | `m` | the `d × m` matrix, row-major, independent of `x` (it may depend on `t`) |
 ///
 /// `General { commutative: true }` declares that the commutativity condition
 /// `L^{j1} b^{j2} = L^{j2} b^{j1}` holds (with `L^j = Σ_k b_{kj} ∂_k`); Milstein accepts general
 /// noise only under it, because without it the iterated integrals `I_(j1,j2)` (Lévy areas) do not
-/// cancel. For `Diagonal`, Milstein assumes `b_ii` depends on `x_i` only, the usual meaning of
-/// diagonal noise, under which it is commutative.
+/// cancel. `Diagonal` declares diagonal noise in the usual (Milstein) sense: `b_ii` depends on
+/// `(t, x_i)` only, so it is commutative and the schemes drop the cross terms (Milstein's and
+/// Platen's). A diagonal matrix whose entries depend on other components must be declared
+/// `General` (with zero off-diagonal entries). A diffusion that does not depend on `x` at all
+/// can say so with [`crate::Sde::diffusion_is_state_independent`] in any layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum NoiseShape {

@@ -64,6 +64,14 @@ pub trait Sde: Sync {
     fn diffusion_mul_is_default(&self) -> bool {
         false
     }
+    /// Whether `b(t, x)` does not depend on `x` (it may depend on `t`): additive noise in any
+    /// layout, without the dense `d × m` buffer [`NoiseShape::Additive`] implies. Schemes may
+    /// then drop every difference of `b` (Platen's weak-2 step needs one diffusion product
+    /// instead of `2m + 1`). `false` by default; [`NoiseShape::Additive`] implies it whatever
+    /// this returns.
+    fn diffusion_is_state_independent(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Sde + ?Sized> Sde for &S {
@@ -113,6 +121,10 @@ impl<S: Sde + ?Sized> Sde for &S {
     #[inline]
     fn diffusion_mul_is_default(&self) -> bool {
         (**self).diffusion_mul_is_default()
+    }
+    #[inline]
+    fn diffusion_is_state_independent(&self) -> bool {
+        (**self).diffusion_is_state_independent()
     }
 }
 

@@ -35,19 +35,24 @@ use rand::Rng;
 /// tests check weak order 2 on time-dependent problems; with either wrong choice (all at `t`, or
 /// `Ū^r_±` at `t + h`) they measure weak order 1 and fail.
 ///
-/// Per noise shape:
+/// One formula for every shape. Writing `q_j = ((ΔŴ_j)² − h)/sqrt(h)` and combining the `±`
+/// terms, `[b(U₊) + b(U₋) − 2b] w + [b(U₊) − b(U₋)] c = b(U₊)(w + c) + b(U₋)(w − c) − 2bw`, so at
+/// every supporting value the scheme needs one product `b(t, Y) · v` ([`Sde::diffusion_mul`],
+/// the shape's `g_prod`: `O(d)` for the models' diagonal-minus-rank-one square roots) instead of
+/// columns of a dense matrix, and the `b(t, X)` terms collect into `½ (2 − m) b ΔŴ`. What the
+/// shape changes is which supporting values are needed:
 ///
-/// - `Scalar`: no cross terms, no `V`: two drift and three diffusion calls;
-/// - `Diagonal`: `b^j = b_jj e_j`, but `b_jj` may depend on every component of `x`, so the
-///   scheme evaluates the diffusion at `R̄^j_±` and `Ū^r_±` for every `j` and `r` (`4d` calls of
-///   length `d`, `O(d²)` per step, plus `d(d−1)/2` random bits);
-/// - `General { m, .. }`, commutative or not: `4m` diffusion calls and `m(m−1)/2` bits
-///   (no cross terms when `m = 1`);
-/// - `Additive { .. }`: every difference of `b` vanishes and the step is
-///   `X + ½ (a(t+h, Ῡ) + a) h + b(t + h/2) ΔŴ` with `Ῡ = X + a h + b(t + h/2) ΔŴ`, one
-///   [`Sde::diffusion_mul`] call. The midpoint time reproduces the `½ (b(t) + b(t+h))` of the
-///   general formula to `O(h²)`, which keeps weak order 2 for time-dependent `b(t)`; for a
-///   constant `b` it is Kloeden & Platen's eq. 15.1.4 exactly.
+/// - `Scalar`, `Diagonal`: no cross terms (for `Diagonal`, `b_jj` depends on `x_j` only, so
+///   `b^j(Ū^r_±) = b^j` for `r ≠ j`), and all the `R̄^j_±` are taken in one batch (component `j`
+///   of the diffusion at `X + a h ± sqrt(h) Σ_j b^j` is `b_jj(R̄^j_±)`): 2 drift and 3 diffusion
+///   calls, `O(d)`, no random bits;
+/// - `General { m, .. }`, commutative or not: `b(t, X)` once (its columns give the shifts), then
+///   `4m` products and `m(m−1)/2` random bits (no cross terms when `m = 1`);
+/// - `Additive { .. }` or [`Sde::diffusion_is_state_independent`]: every difference of `b`
+///   vanishes and the step is `X + ½ (a(t+h, Ῡ) + a) h + b(t + h/2) ΔŴ` with
+///   `Ῡ = X + a h + b(t + h/2) ΔŴ`, one [`Sde::diffusion_mul`] call. The midpoint time reproduces
+///   the `½ (b(t) + b(t+h))` of the general formula to `O(h²)`, which keeps weak order 2 for
+///   time-dependent `b(t)`; for a constant `b` it is Kloeden & Platen's eq. 15.1.4 exactly.
 ///
 /// The increments must match Gaussian moments up to order 5: [`crate::Gaussian`] or
 /// [`crate::ThreePoint`] (the solver rejects [`crate::TwoPoint`]).
@@ -60,18 +65,24 @@ pub struct Weak2Workspace {
     a: Vec<f64>,
     /// `a(t + h, Ῡ)`, `d`.
     a2: Vec<f64>,
-    /// `b(t, X)`, diffusion layout.
+    /// `b(t, X)`, diffusion layout; the product buffer of [`Sde::diffusion_mul`] afterwards.
     b: Vec<f64>,
-    /// `b` at the `+` and `−` supporting values, diffusion layout.
-    bp: Vec<f64>,
-    bm: Vec<f64>,
+    /// A second diffusion buffer for the products at the supporting values.
+    b_prod: Vec<f64>,
+    /// `b(t, X) ΔŴ`, `d`.
+    bw: Vec<f64>,
     /// `X + a h`, `d`.
     base: Vec<f64>,
     /// The current supporting value, `d`.
     y: Vec<f64>,
     /// The noise terms of the step, `d`.
     acc: Vec<f64>,
-    /// `V_{j1,j2}`, `m × m` row-major (empty when `m = 1` or the noise is additive).
+    /// One product `b(t, Y) v`, `d`.
+    prod: Vec<f64>,
+    /// The vectors `v` of the `+` and `−` products, `m`.
+    vp: Vec<f64>,
+    vm: Vec<f64>,
+    /// `V_{j1,j2}`, `m × m` row-major (empty unless the shape is general with `m > 1`).
     v: Vec<f64>,
     scratch: Vec<f64>,
 }
@@ -96,21 +107,24 @@ impl Scheme for PlatenWeak2 {
         let noise = sde.noise();
         let len = noise.diffusion_len(d);
         let m = noise.noise_dim(d);
-        let (len_pm, len_v) = match noise {
-            NoiseShape::Additive { .. } => (0, 0),
-            NoiseShape::Scalar => (len, 0),
-            _ if m == 1 => (len, 0),
-            _ => (len, m * m),
+        let additive = is_additive(sde);
+        let len_v = match noise {
+            NoiseShape::General { .. } if m > 1 && !additive => m * m,
+            _ => 0,
         };
+        let len_m = if additive { 0 } else { m };
         Weak2Workspace {
             a: vec![0.0; d],
             a2: vec![0.0; d],
             b: vec![0.0; len],
-            bp: vec![0.0; len_pm],
-            bm: vec![0.0; len_pm],
+            b_prod: vec![0.0; if additive { 0 } else { len }],
+            bw: vec![0.0; d],
             base: vec![0.0; d],
             y: vec![0.0; d],
             acc: vec![0.0; d],
+            prod: vec![0.0; d],
+            vp: vec![0.0; len_m],
+            vm: vec![0.0; len_m],
             v: vec![0.0; len_v],
             scratch: vec![0.0; sde.scratch_len()],
         }
@@ -126,13 +140,17 @@ impl Scheme for PlatenWeak2 {
         rng: &mut PathRng,
         ws: &mut Weak2Workspace,
     ) {
-        match sde.noise() {
-            NoiseShape::Scalar => step_scalar(sde, t, h, x, dw, ws),
-            NoiseShape::Diagonal => step_diagonal(sde, t, h, x, dw, rng, ws),
-            NoiseShape::General { m, .. } => step_general(sde, t, h, x, dw, m, rng, ws),
-            NoiseShape::Additive { .. } => step_additive(sde, t, h, x, dw, ws),
+        if is_additive(sde) {
+            step_additive(sde, t, h, x, dw, ws)
+        } else {
+            step_platen(sde, t, h, x, dw, rng, ws)
         }
     }
+}
+
+#[inline(always)]
+fn is_additive<S: Sde + ?Sized>(sde: &S) -> bool {
+    matches!(sde.noise(), NoiseShape::Additive { .. }) || sde.diffusion_is_state_independent()
 }
 
 /// Fills `v` (`m × m`, row-major) with `V_{j1,j2} = ±h` (one bit each, `j2 < j1`),
@@ -157,12 +175,6 @@ fn draw_v(v: &mut [f64], m: usize, h: f64, rng: &mut PathRng) {
     }
 }
 
-/// `Ῡ` is in `ws.y`: evaluates `a(t + h, Ῡ)` and returns nothing; shared by every path.
-#[inline(always)]
-fn drift_at_support<S: Sde + ?Sized>(sde: &S, t: f64, h: f64, ws: &mut Weak2Workspace) {
-    sde.drift(t + h, &ws.y, &mut ws.a2, &mut ws.scratch);
-}
-
 /// `x_i += ½ (a_i + a2_i) h + acc_i`.
 #[inline(always)]
 fn finish(x: &mut [f64], a: &[f64], a2: &[f64], acc: &[f64], h: f64) {
@@ -172,210 +184,157 @@ fn finish(x: &mut [f64], a: &[f64], a2: &[f64], acc: &[f64], h: f64) {
     }
 }
 
-#[inline(always)]
-fn step_scalar<S: Sde + ?Sized>(
-    sde: &S,
-    t: f64,
-    h: f64,
-    x: &mut [f64],
-    dw: &[f64],
-    ws: &mut Weak2Workspace,
-) {
-    let w = dw[0];
-    let sh = h.sqrt();
-    sde.drift(t, x, &mut ws.a, &mut ws.scratch);
-    sde.diffusion(t, x, &mut ws.b, &mut ws.scratch);
-    for ((((yi, ci), xi), ai), bi) in
-        ws.y.iter_mut()
-            .zip(ws.base.iter_mut())
-            .zip(x.iter())
-            .zip(&ws.a)
-            .zip(&ws.b)
-    {
-        *ci = xi + ai * h;
-        *yi = *ci + bi * w;
-    }
-    drift_at_support(sde, t, h, ws);
-    let t1 = t + h;
-    for ((yi, ci), bi) in ws.y.iter_mut().zip(&ws.base).zip(&ws.b) {
-        *yi = ci + bi * sh;
-    }
-    sde.diffusion(t1, &ws.y, &mut ws.bp, &mut ws.scratch);
-    for ((yi, ci), bi) in ws.y.iter_mut().zip(&ws.base).zip(&ws.b) {
-        *yi = ci - bi * sh;
-    }
-    sde.diffusion(t1, &ws.y, &mut ws.bm, &mut ws.scratch);
-    let cw = 0.25 * w;
-    let cq = 0.25 * (w * w - h) / sh;
-    for (((gi, bi), pi), mi) in ws.acc.iter_mut().zip(&ws.b).zip(&ws.bp).zip(&ws.bm) {
-        *gi = (pi + mi + 2.0 * bi) * cw + (pi - mi) * cq;
-    }
-    finish(x, &ws.a, &ws.a2, &ws.acc, h);
-}
-
-fn step_diagonal<S: Sde + ?Sized>(
-    sde: &S,
-    t: f64,
-    h: f64,
-    x: &mut [f64],
-    dw: &[f64],
-    rng: &mut PathRng,
-    ws: &mut Weak2Workspace,
-) {
-    let d = x.len();
-    let sh = h.sqrt();
-    let inv_sh = 1.0 / sh;
-    sde.drift(t, x, &mut ws.a, &mut ws.scratch);
-    sde.diffusion(t, x, &mut ws.b, &mut ws.scratch);
-    for (((((yi, ci), xi), ai), bi), wi) in
-        ws.y.iter_mut()
-            .zip(ws.base.iter_mut())
-            .zip(x.iter())
-            .zip(&ws.a)
-            .zip(&ws.b)
-            .zip(dw)
-    {
-        *ci = xi + ai * h;
-        *yi = *ci + bi * wi;
-    }
-    drift_at_support(sde, t, h, ws);
-
-    // R̄^j_± = X + a h ± b_jj sqrt(h) e_j: only component j of the diffusion there is used.
-    let t1 = t + h;
-    ws.y.copy_from_slice(&ws.base);
-    for (j, &wj) in dw.iter().enumerate().take(d) {
-        let (cj, bj) = (ws.base[j], ws.b[j]);
-        ws.y[j] = cj + bj * sh;
-        sde.diffusion(t1, &ws.y, &mut ws.bp, &mut ws.scratch);
-        ws.y[j] = cj - bj * sh;
-        sde.diffusion(t1, &ws.y, &mut ws.bm, &mut ws.scratch);
-        ws.y[j] = cj;
-        let (p, mm) = (ws.bp[j], ws.bm[j]);
-        ws.acc[j] = 0.25 * ((p + mm + 2.0 * bj) * wj + (p - mm) * (wj * wj - h) * inv_sh);
-    }
-
-    // Ū^r_± = X ± b_rr sqrt(h) e_r: component j ≠ r of the diffusion there is b^j(Ū^r_±).
-    if d > 1 {
-        draw_v(&mut ws.v, d, h, rng);
-        ws.y.copy_from_slice(x);
-        for r in 0..d {
-            let (xr, br, wr) = (x[r], ws.b[r], dw[r]);
-            ws.y[r] = xr + br * sh;
-            sde.diffusion(t, &ws.y, &mut ws.bp, &mut ws.scratch);
-            ws.y[r] = xr - br * sh;
-            sde.diffusion(t, &ws.y, &mut ws.bm, &mut ws.scratch);
-            ws.y[r] = xr;
-            let vrow = &ws.v[r * d..(r + 1) * d];
-            for (j, ((((gj, bj), pj), mj), (wj, vrj))) in ws
-                .acc
-                .iter_mut()
-                .zip(&ws.b)
-                .zip(&ws.bp)
-                .zip(&ws.bm)
-                .zip(dw.iter().zip(vrow))
-                .enumerate()
-            {
-                if j != r {
-                    *gj +=
-                        0.25 * ((pj + mj - 2.0 * bj) * wj + (pj - mj) * (wj * wr + vrj) * inv_sh);
-                }
-            }
-        }
-    }
-    finish(x, &ws.a, &ws.a2, &ws.acc, h);
-}
-
+/// `ws.y = origin ± sqrt(h) · shift` (sign in `s`), then `acc += ¼ b(t, y) · v`.
 #[allow(clippy::too_many_arguments)]
-fn step_general<S: Sde + ?Sized>(
+#[inline(always)]
+fn support_product<S: Sde + ?Sized>(
+    sde: &S,
+    t: f64,
+    origin: &[f64],
+    shift: impl Iterator<Item = f64>,
+    s: f64,
+    v: &[f64],
+    y: &mut [f64],
+    prod: &mut [f64],
+    b_prod: &mut [f64],
+    scratch: &mut [f64],
+    acc: &mut [f64],
+) {
+    for ((yi, oi), ci) in y.iter_mut().zip(origin).zip(shift) {
+        *yi = oi + s * ci;
+    }
+    sde.diffusion_mul(t, y, v, prod, b_prod, scratch);
+    for (gi, pi) in acc.iter_mut().zip(prod.iter()) {
+        *gi += 0.25 * pi;
+    }
+}
+
+/// Platen's formula for `Scalar`, `Diagonal` and `General` noise (see [`PlatenWeak2`]).
+fn step_platen<S: Sde + ?Sized>(
     sde: &S,
     t: f64,
     h: f64,
     x: &mut [f64],
     dw: &[f64],
-    m: usize,
     rng: &mut PathRng,
     ws: &mut Weak2Workspace,
 ) {
+    let noise = sde.noise();
+    let d = x.len();
+    let m = noise.noise_dim(d);
     let sh = h.sqrt();
     let inv_sh = 1.0 / sh;
+    let t1 = t + h;
     sde.drift(t, x, &mut ws.a, &mut ws.scratch);
     sde.diffusion(t, x, &mut ws.b, &mut ws.scratch);
-    // acc = b ΔŴ, then Ῡ.
-    for (gi, row) in ws.acc.iter_mut().zip(ws.b.chunks_exact(m)) {
-        *gi = row.iter().zip(dw).map(|(r, w)| r * w).sum();
-    }
+    noise.apply(&ws.b, dw, &mut ws.bw);
     for ((((yi, ci), xi), ai), gi) in
         ws.y.iter_mut()
             .zip(ws.base.iter_mut())
             .zip(x.iter())
             .zip(&ws.a)
-            .zip(&ws.acc)
+            .zip(&ws.bw)
     {
         *ci = xi + ai * h;
         *yi = *ci + gi;
     }
-    drift_at_support(sde, t, h, ws);
-    ws.acc.fill(0.0);
+    sde.drift(t1, &ws.y, &mut ws.a2, &mut ws.scratch);
 
-    // R̄^j_± = X + a h ± b^j sqrt(h), at t + h: column j of the diffusion there.
-    let t1 = t + h;
-    for (j, &wj) in dw.iter().enumerate().take(m) {
-        for ((yi, ci), row) in ws.y.iter_mut().zip(&ws.base).zip(ws.b.chunks_exact(m)) {
-            *yi = ci + row[j] * sh;
-        }
-        sde.diffusion(t1, &ws.y, &mut ws.bp, &mut ws.scratch);
-        for ((yi, ci), row) in ws.y.iter_mut().zip(&ws.base).zip(ws.b.chunks_exact(m)) {
-            *yi = ci - row[j] * sh;
-        }
-        sde.diffusion(t1, &ws.y, &mut ws.bm, &mut ws.scratch);
-        let cw = 0.25 * wj;
-        let cq = 0.25 * (wj * wj - h) * inv_sh;
-        for (((gi, brow), prow), mrow) in ws
-            .acc
-            .iter_mut()
-            .zip(ws.b.chunks_exact(m))
-            .zip(ws.bp.chunks_exact(m))
-            .zip(ws.bm.chunks_exact(m))
-        {
-            let (p, mm) = (prow[j], mrow[j]);
-            *gi += (p + mm + 2.0 * brow[j]) * cw + (p - mm) * cq;
-        }
+    // The b(t, X) terms: ½ b ΔŴ from the R̄ terms, −½ (m − 1) b ΔŴ from the Ū terms (which
+    // Scalar and Diagonal noise do not have).
+    let c0 = match noise {
+        NoiseShape::Scalar | NoiseShape::Diagonal => 0.5,
+        _ => 0.5 * (2.0 - m as f64),
+    };
+    for (gi, bi) in ws.acc.iter_mut().zip(&ws.bw) {
+        *gi = c0 * bi;
     }
+    let q = |w: f64| (w * w - h) * inv_sh;
 
-    // Ū^r_± = X ± b^r sqrt(h), at t: columns j ≠ r of the diffusion there.
-    if m > 1 {
-        draw_v(&mut ws.v, m, h, rng);
-        for (r, &wr) in dw.iter().enumerate().take(m) {
-            for ((yi, xi), row) in ws.y.iter_mut().zip(x.iter()).zip(ws.b.chunks_exact(m)) {
-                *yi = xi + row[r] * sh;
+    match noise {
+        NoiseShape::Scalar | NoiseShape::Diagonal => {
+            for ((p, n), &w) in ws.vp.iter_mut().zip(ws.vm.iter_mut()).zip(dw) {
+                *p = w + q(w);
+                *n = w - q(w);
             }
-            sde.diffusion(t, &ws.y, &mut ws.bp, &mut ws.scratch);
-            for ((yi, xi), row) in ws.y.iter_mut().zip(x.iter()).zip(ws.b.chunks_exact(m)) {
-                *yi = xi - row[r] * sh;
+            // R̄^j_± for every j in one batch: the shift is Σ_j b^j, the diffusion buffer itself.
+            for (s, v) in [(sh, &ws.vp), (-sh, &ws.vm)] {
+                support_product(
+                    sde,
+                    t1,
+                    &ws.base,
+                    ws.b.iter().copied(),
+                    s,
+                    v,
+                    &mut ws.y,
+                    &mut ws.prod,
+                    &mut ws.b_prod,
+                    &mut ws.scratch,
+                    &mut ws.acc,
+                );
             }
-            sde.diffusion(t, &ws.y, &mut ws.bm, &mut ws.scratch);
-            let vrow = &ws.v[r * m..(r + 1) * m];
-            for (((gi, brow), prow), mrow) in ws
-                .acc
-                .iter_mut()
-                .zip(ws.b.chunks_exact(m))
-                .zip(ws.bp.chunks_exact(m))
-                .zip(ws.bm.chunks_exact(m))
-            {
-                let mut s = 0.0;
-                for (j, ((((bj, pj), mj), wj), vrj)) in brow
-                    .iter()
-                    .zip(prow)
-                    .zip(mrow)
-                    .zip(dw)
-                    .zip(vrow)
-                    .enumerate()
-                {
-                    if j != r {
-                        s += (pj + mj - 2.0 * bj) * wj + (pj - mj) * (wj * wr + vrj) * inv_sh;
+        }
+        NoiseShape::General { .. } | NoiseShape::Additive { .. } => {
+            // R̄^j_± = X + a h ± b^j sqrt(h), at t + h: only column j of the product, so v is
+            // (ΔŴ_j ± q_j) e_j (one-hot in vp, cleared again after use).
+            ws.vp.fill(0.0);
+            for (j, &w) in dw.iter().enumerate().take(m) {
+                for (s, c) in [(sh, w + q(w)), (-sh, w - q(w))] {
+                    ws.vp[j] = c;
+                    support_product(
+                        sde,
+                        t1,
+                        &ws.base,
+                        ws.b.iter().skip(j).step_by(m).copied(),
+                        s,
+                        &ws.vp,
+                        &mut ws.y,
+                        &mut ws.prod,
+                        &mut ws.b_prod,
+                        &mut ws.scratch,
+                        &mut ws.acc,
+                    );
+                }
+                ws.vp[j] = 0.0;
+            }
+            // Ū^r_± = X ± b^r sqrt(h), at t: the columns j ≠ r, with
+            // v_j = ΔŴ_j ± (ΔŴ_j ΔŴ_r + V_{r,j}) / sqrt(h).
+            if m > 1 {
+                draw_v(&mut ws.v, m, h, rng);
+                for (r, &wr) in dw.iter().enumerate().take(m) {
+                    let vrow = &ws.v[r * m..(r + 1) * m];
+                    for (j, ((p, q), (&wj, &vrj))) in ws
+                        .vp
+                        .iter_mut()
+                        .zip(ws.vm.iter_mut())
+                        .zip(dw.iter().zip(vrow))
+                        .enumerate()
+                    {
+                        let c = if j == r {
+                            0.0
+                        } else {
+                            (wj * wr + vrj) * inv_sh
+                        };
+                        let w = if j == r { 0.0 } else { wj };
+                        *p = w + c;
+                        *q = w - c;
+                    }
+                    for (s, v) in [(sh, &ws.vp), (-sh, &ws.vm)] {
+                        support_product(
+                            sde,
+                            t,
+                            x,
+                            ws.b.iter().skip(r).step_by(m).copied(),
+                            s,
+                            v,
+                            &mut ws.y,
+                            &mut ws.prod,
+                            &mut ws.b_prod,
+                            &mut ws.scratch,
+                            &mut ws.acc,
+                        );
                     }
                 }
-                *gi += 0.25 * s;
             }
         }
     }
@@ -396,7 +355,7 @@ fn step_additive<S: Sde + ?Sized>(
     for (((yi, xi), ai), gi) in ws.y.iter_mut().zip(x.iter()).zip(&ws.a).zip(&ws.acc) {
         *yi = xi + ai * h + gi;
     }
-    drift_at_support(sde, t, h, ws);
+    sde.drift(t + h, &ws.y, &mut ws.a2, &mut ws.scratch);
     finish(x, &ws.a, &ws.a2, &ws.acc, h);
 }
 
@@ -559,10 +518,10 @@ mod tests {
 
     #[test]
     fn diagonal_step_matches_reference() {
-        // b_jj depends on every component: b = (x0 x1 + t, cos x0 + 0.1 x2, 1 + x2²).
+        // b_jj depends on (t, x_j) only: b = (x0² + t, cos x1 + 0.1, 1 + t x2²).
         let af = |t: f64, x: &[f64]| vec![-x[0] + t, x[2], 0.5 * x[1] * x[0]];
         let diag =
-            |t: f64, x: &[f64]| vec![x[0] * x[1] + t, x[0].cos() + 0.1 * x[2], 1.0 + x[2] * x[2]];
+            |t: f64, x: &[f64]| vec![x[0] * x[0] + t, x[1].cos() + 0.1, 1.0 + t * x[2] * x[2]];
         let bf = move |t: f64, x: &[f64]| {
             let g = diag(t, x);
             (0..3)
@@ -581,9 +540,109 @@ mod tests {
             let mut rng = derive_stream(seed, 0);
             let v = v_of(&rng, 3, h);
             let got = one_step(&sde, t, h, &x, &w, &mut rng);
+            // The reference keeps the cross terms (they vanish for diagonal noise) and its V.
+            let want = reference(&af, &bf, t, h, &x, &w, &|r, j| v[r * 3 + j]);
+            assert_close(&got, &want, 1e-13);
+            // Diagonal noise has no cross terms, so the step draws no V.
+            assert_eq!(rng.next_u64(), derive_stream(seed, 0).next_u64());
+        }
+    }
+
+    #[test]
+    fn coupled_diagonal_matrix_declared_general_matches_reference() {
+        // A diagonal matrix whose entries depend on every component is general noise:
+        // b = diag(x0 x1 + t, cos x0 + 0.1 x2, 1 + x2²), dense layout.
+        let af = |t: f64, x: &[f64]| vec![-x[0] + t, x[2], 0.5 * x[1] * x[0]];
+        let diag =
+            |t: f64, x: &[f64]| vec![x[0] * x[1] + t, x[0].cos() + 0.1 * x[2], 1.0 + x[2] * x[2]];
+        let bf = move |t: f64, x: &[f64]| {
+            let g = diag(t, x);
+            (0..3)
+                .map(|j| (0..3).map(|i| if i == j { g[j] } else { 0.0 }).collect())
+                .collect::<Vec<Vec<f64>>>()
+        };
+        let sde = SdeFn::new(
+            3,
+            NoiseShape::General {
+                m: 3,
+                commutative: false,
+            },
+            move |t, x: &[f64], a: &mut [f64]| a.copy_from_slice(&af(t, x)),
+            move |t, x: &[f64], b: &mut [f64]| {
+                b.fill(0.0);
+                for (j, g) in diag(t, x).into_iter().enumerate() {
+                    b[j * 3 + j] = g;
+                }
+            },
+        )
+        .unwrap();
+        let (t, h, x, w) = (0.2, 0.02, [0.3, -0.6, 0.9], [0.1, -0.2, 0.05]);
+        for seed in 0..4 {
+            let mut rng = derive_stream(seed, 0);
+            let v = v_of(&rng, 3, h);
+            let got = one_step(&sde, t, h, &x, &w, &mut rng);
             let want = reference(&af, &bf, t, h, &x, &w, &|r, j| v[r * 3 + j]);
             assert_close(&got, &want, 1e-13);
         }
+    }
+
+    /// A diagonal problem whose diffusion depends on `t` only, declared through
+    /// [`Sde::diffusion_is_state_independent`] (no dense buffer): the step equals the
+    /// `Additive` one on the same coefficients, and the general formula to rounding when `b` is
+    /// constant.
+    #[test]
+    fn state_independent_diagonal_takes_the_additive_step() {
+        struct Ou {
+            time_dependent: bool,
+            independent: bool,
+        }
+        impl Sde for Ou {
+            fn dim(&self) -> usize {
+                2
+            }
+            fn noise(&self) -> NoiseShape {
+                NoiseShape::Diagonal
+            }
+            fn drift(&self, t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+                out[0] = -x[0] * x[1] + t;
+                out[1] = x[0].sin();
+            }
+            fn diffusion(&self, t: f64, _x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+                let s = if self.time_dependent { t } else { 0.3 };
+                out.copy_from_slice(&[1.0 + s, 0.5 - 0.2 * s * s]);
+            }
+            fn diffusion_is_state_independent(&self) -> bool {
+                self.independent
+            }
+        }
+        let additive = SdeFn::new(
+            2,
+            NoiseShape::Additive { m: 2 },
+            |t, x: &[f64], a: &mut [f64]| {
+                a[0] = -x[0] * x[1] + t;
+                a[1] = x[0].sin();
+            },
+            |t, _x: &[f64], b: &mut [f64]| {
+                b.copy_from_slice(&[1.0 + t, 0.0, 0.0, 0.5 - 0.2 * t * t])
+            },
+        )
+        .unwrap();
+        let (t, h, x, w): (f64, f64, [f64; 2], [f64; 2]) = (0.4, 0.05, [0.3, -0.8], [0.1, 0.05]);
+        let ou = Ou {
+            time_dependent: true,
+            independent: true,
+        };
+        let got = one_step(&ou, t, h, &x, &w, &mut derive_stream(0, 0));
+        let want = one_step(&additive, t, h, &x, &w, &mut derive_stream(0, 0));
+        assert_close(&got, &want, 1e-15);
+        let constant = |independent| Ou {
+            time_dependent: false,
+            independent,
+        };
+        let fast = one_step(&constant(true), t, h, &x, &w, &mut derive_stream(0, 0));
+        let full = one_step(&constant(false), t, h, &x, &w, &mut derive_stream(0, 0));
+        assert_close(&fast, &full, 1e-14);
+        assert!(PlatenWeak2.workspace(&ou).b_prod.is_empty());
     }
 
     #[test]
@@ -941,7 +1000,8 @@ mod tests {
     #[test]
     fn weak_order_two_diagonal_coupled_time_dependent() {
         // b_00 = (1 + t) (0.3 x0 + 0.2 x1), b_11 = 0.4 x0 − 0.1 x1: each depends on both
-        // components, B_0 = E_00 C_0(t), B_1 = E_11 C_1.
+        // components, B_0 = E_00 C_0(t), B_1 = E_11 C_1. Not diagonal noise in the Milstein
+        // sense, so declared general (dense, zero off-diagonal entries).
         let a = |t: f64| [-0.3 * (1.0 + t), 0.5, -0.4, 0.1 * t];
         let bs = |t: f64| {
             [
@@ -951,7 +1011,10 @@ mod tests {
         };
         let sde = SdeFn::new(
             2,
-            NoiseShape::Diagonal,
+            NoiseShape::General {
+                m: 2,
+                commutative: false,
+            },
             move |t, x: &[f64], out: &mut [f64]| {
                 let am = a(t);
                 out[0] = am[0] * x[0] + am[1] * x[1];
@@ -959,8 +1022,35 @@ mod tests {
             },
             move |t, x: &[f64], out: &mut [f64]| {
                 let b = bs(t);
-                out[0] = b[0][0] * x[0] + b[0][1] * x[1];
-                out[1] = b[1][2] * x[0] + b[1][3] * x[1];
+                out.copy_from_slice(&[
+                    b[0][0] * x[0] + b[0][1] * x[1],
+                    0.0,
+                    0.0,
+                    b[1][2] * x[0] + b[1][3] * x[1],
+                ]);
+            },
+        )
+        .unwrap();
+        assert_weak_order_two_linear(&sde, &a, &bs);
+    }
+
+    #[test]
+    fn weak_order_two_diagonal_time_dependent() {
+        // Diagonal noise: b_00 = (1 + t) 0.3 x0, b_11 = −0.25 x1, drift coupled and
+        // time-dependent; B_0 = E_00 C_0(t), B_1 = E_11 C_1 with C diagonal.
+        let a = |t: f64| [-0.3 * (1.0 + t), 0.5, -0.4, 0.1 * t];
+        let bs = |t: f64| [[0.3 * (1.0 + t), 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, -0.25]];
+        let sde = SdeFn::new(
+            2,
+            NoiseShape::Diagonal,
+            move |t, x: &[f64], out: &mut [f64]| {
+                let am = a(t);
+                out[0] = am[0] * x[0] + am[1] * x[1];
+                out[1] = am[2] * x[0] + am[3] * x[1];
+            },
+            move |t, x: &[f64], out: &mut [f64]| {
+                out[0] = 0.3 * (1.0 + t) * x[0];
+                out[1] = -0.25 * x[1];
             },
         )
         .unwrap();
