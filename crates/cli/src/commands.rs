@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use compare::figure1::{figure1_work, Figure1Params, Figure1Result};
-use compare::plot::{panel_grid, trajectory_plot, weak_error_plot, Panel};
+use compare::plot::{panel_grid, stability_plot, trajectory_plot, weak_error_plot, Panel};
+use compare::stability::{stability_sweep, stability_work, StabilityCurve};
 use compare::study::{can_couple, study_work, weak_error_study, WeakErrorCurve};
 use compare::trajectory::{trajectories, trajectory_work, TrajectoryReport};
 use compare::{CompareError, Observable};
@@ -520,6 +521,155 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
     }
     println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
     Ok(())
+}
+
+/// The result document of `sdelab stability` (CLI.md).
+#[derive(Serialize)]
+struct StabilityDocument<'a> {
+    sdelab_version: &'static str,
+    /// The config file, as given on the command line.
+    config_path: String,
+    config: &'a ExperimentConfig,
+    wall_seconds: f64,
+    threads: usize,
+    /// How `diverged`, `ci95` and the substep check are defined.
+    method: &'static str,
+    /// Whether every SDE point passed its substep-doubling check.
+    substep_checks_pass: bool,
+    stability: &'a [StabilityCurve],
+}
+
+const STABILITY_METHOD: &str = "diverged = paths whose loss passes run.diverge_above (or turns non-finite) at any iteration up to the horizon; ci95 = Wilson score 95% interval; measured_threshold = grid points around the first eta with diverged_fraction >= 1/2; SDE points: run at m and 2m substeps (m from sde.substeps, raised so that eta/m times the drift's Jacobian norm at x0 is <= 1), doubling while a pooled two-proportion test at 95% rejects equality, up to eta/4096; the finer run is reported; theory: 'exact' (noise-free closed form), 'pathwise' (almost-sure growth rate; the long-horizon limit of the diverged fraction), 'mean_square' (growth of E|x|^2), given where the build knows them";
+
+/// `sdelab stability`: diverged fraction against η (and x0 scale).
+pub fn stability(
+    cfg: &ExperimentConfig,
+    opts: &OutputOptions,
+    globals: &Globals,
+) -> Result<(), CliError> {
+    let start = Instant::now();
+    let opt = build::optimizer(cfg)?;
+    let settings = build::stability_settings(cfg);
+    create_out_dir(&opts.out)?;
+    let bar = progress_bar(
+        stability_work(&settings),
+        "stability",
+        globals.quiet || opts.json,
+    );
+    let curves = stability_sweep(
+        &opt,
+        &settings,
+        &|x0| compare::stability::theory(&opt, x0),
+        &|n| bar.inc(n),
+    )
+    .map_err(failure)?;
+    bar.finish_and_clear();
+    let doc = StabilityDocument {
+        sdelab_version: VERSION,
+        config_path: opts.config_path.display().to_string(),
+        config: cfg,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        threads: globals.threads,
+        method: STABILITY_METHOD,
+        substep_checks_pass: curves
+            .iter()
+            .flat_map(|c| &c.points)
+            .all(|p| p.substep_check.as_ref().is_none_or(|c| c.agrees)),
+        stability: &curves,
+    };
+    let mut rows = Vec::new();
+    for c in &curves {
+        for p in &c.points {
+            let check = p.substep_check.as_ref();
+            rows.push(vec![
+                c.process.clone(),
+                csv_f64(c.x0_scale),
+                csv_f64(p.eta),
+                p.iterations.to_string(),
+                p.diverged.to_string(),
+                p.paths.to_string(),
+                csv_f64(p.diverged_fraction),
+                csv_f64(p.ci95[0]),
+                csv_f64(p.ci95[1]),
+                check.map_or(String::new(), |c| c.substeps.to_string()),
+                check.map_or(String::new(), |c| c.substeps_coarse.to_string()),
+                check.map_or(String::new(), |c| c.diverged_coarse.to_string()),
+                check.map_or(String::new(), |c| c.agrees.to_string()),
+            ]);
+        }
+    }
+    write_csv(
+        &opts.out.join("stability.csv"),
+        &[
+            "process",
+            "x0_scale",
+            "eta",
+            "iterations",
+            "diverged",
+            "paths",
+            "diverged_fraction",
+            "ci95_low",
+            "ci95_high",
+            "substeps",
+            "substeps_coarse",
+            "diverged_coarse",
+            "substep_check_agrees",
+        ],
+        &rows,
+    )?;
+    let title = format!(
+        "{}: paths diverged by T = {} against η ({} paths per point)",
+        cfg.name, cfg.run.horizon, cfg.run.paths
+    );
+    stability_plot(&curves, &title, &opts.out.join("stability")).map_err(failure)?;
+    write_atomic(
+        &opts.out.join("config.toml"),
+        cfg.to_toml_string()?.as_bytes(),
+    )?;
+    write_json(&opts.out.join("result.json"), &doc)?;
+    if opts.json {
+        print_json(&doc)?;
+    } else {
+        print_stability_table(&curves);
+        if !doc.substep_checks_pass {
+            println!("warning: some SDE points still move when their substeps double (see substep_check in result.json)");
+        }
+        println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
+    }
+    Ok(())
+}
+
+fn print_stability_table(curves: &[StabilityCurve]) {
+    println!(
+        "{:<13} {:>8}  {:>24}  {}",
+        "process", "x0 scale", "threshold bracket (η)", "theory"
+    );
+    for c in curves {
+        let m = &c.measured_threshold;
+        let show = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x}"));
+        let bracket = match m.first_diverging_eta {
+            None => format!("none diverges (≤ {})", show(m.last_stable_eta)),
+            Some(hi) => format!("({}, {hi}]", show(m.last_stable_eta)),
+        };
+        let theory: Vec<String> = c
+            .theory
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {}",
+                    t.kind,
+                    t.eta.map_or("never".to_string(), |e| format!("{e:.4}"))
+                )
+            })
+            .collect();
+        println!(
+            "{:<13} {:>8}  {:>24}  {}",
+            c.process,
+            c.x0_scale,
+            bracket,
+            theory.join(", ")
+        );
+    }
 }
 
 /// `sdelab list`: every loss, noise, compressor, schedule, optimizer, SDE model and scheme the
