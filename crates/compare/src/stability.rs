@@ -122,7 +122,10 @@ pub fn wilson95(k: u64, n: u64) -> [f64; 2] {
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;
     let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
-    [(centre - half).max(0.0), (centre + half).min(1.0)]
+    // At k = 0 and k = n the ends are exactly 0 and 1; rounding would leave them a hair inside.
+    let lo = if k == 0 { 0.0 } else { (centre - half).max(0.0) };
+    let hi = if k as f64 == n { 1.0 } else { (centre + half).min(1.0) };
+    [lo, hi]
 }
 
 /// Whether two diverged counts out of `n` paths each are compatible: a pooled two-proportion
