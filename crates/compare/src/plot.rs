@@ -1803,7 +1803,7 @@ fn process_color(name: &str) -> RGBColor {
 
 impl Figure for StabilityFigure<'_> {
     fn size(&self) -> (u32, u32) {
-        (520 * self.scales.len().max(1) as u32 + 40, 520)
+        ((520 * self.scales.len().max(1) as u32 + 40).max(860), 540)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
@@ -1823,20 +1823,61 @@ impl Figure for StabilityFigure<'_> {
                         .filter_map(|t| t.eta)
                 }));
             let (lo, hi) = min_max(etas).unwrap_or((0.0, 1.0));
-            let (x0, x1) = lin_range(lo, hi);
-            let mut chart = ChartBuilder::on(area)
-                .caption(format!("x0 scale {}", fmt_num(scale)), (FONT, 15))
-                .margin(10)
-                .x_label_area_size(40)
-                .y_label_area_size(55)
-                .build_cartesian_2d(x0..x1, -0.03f64..1.03f64)?;
-            chart
-                .configure_mesh()
-                .x_desc("η")
-                .y_desc("diverged fraction by the horizon (95% Wilson)")
-                .x_label_formatter(&|v| fmt_num(*v))
-                .label_style((FONT, 12))
-                .draw()?;
+            // Sweeps over decades of η read better on a log axis.
+            let log_x = lo > 0.0 && hi / lo > 8.0;
+            let (x0, x1) = if log_x {
+                log_range(lo, hi, 1.15)
+            } else {
+                lin_range(lo, hi)
+            };
+            let caption = format!("x0 scale {}", fmt_num(scale));
+            if log_x {
+                let mut chart = ChartBuilder::on(area)
+                    .caption(caption, (FONT, 15))
+                    .margin(10)
+                    .x_label_area_size(40)
+                    .y_label_area_size(55)
+                    .build_cartesian_2d((x0..x1).log_scale(), -0.03f64..1.03f64)?;
+                chart
+                    .configure_mesh()
+                    .x_desc("η (log scale)")
+                    .y_desc("diverged fraction by the horizon (95% Wilson)")
+                    .x_label_formatter(&|v| fmt_num(*v))
+                    .label_style((FONT, 12))
+                    .draw()?;
+                self.draw_curves(&mut chart, &of_scale, x0, x1)?;
+            } else {
+                let mut chart = ChartBuilder::on(area)
+                    .caption(caption, (FONT, 15))
+                    .margin(10)
+                    .x_label_area_size(40)
+                    .y_label_area_size(55)
+                    .build_cartesian_2d(x0..x1, -0.03f64..1.03f64)?;
+                chart
+                    .configure_mesh()
+                    .x_desc("η")
+                    .y_desc("diverged fraction by the horizon (95% Wilson)")
+                    .x_label_formatter(&|v| fmt_num(*v))
+                    .label_style((FONT, 12))
+                    .draw()?;
+                self.draw_curves(&mut chart, &of_scale, x0, x1)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StabilityFigure<'_> {
+    fn draw_curves<'b, DB: DrawingBackend + 'b, X>(
+        &self,
+        chart: &mut ChartContext<'b, DB, Cartesian2d<X, RangedCoordf64>>,
+        of_scale: &[&crate::stability::StabilityCurve],
+        x0: f64,
+        x1: f64,
+    ) -> DrawResult<DB>
+    where
+        X: Ranged<ValueType = f64>,
+    {
             for (i, c) in of_scale.iter().enumerate() {
                 let color = process_color(&c.process);
                 let mut pts: Vec<(f64, f64)> = c
@@ -1845,8 +1886,9 @@ impl Figure for StabilityFigure<'_> {
                     .map(|p| (p.eta, p.diverged_fraction))
                     .collect();
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                // Offsets keep overlapping curves (identical fractions) apart by a hair.
-                let dy = 0.006 * (i as f64 - (of_scale.len() as f64 - 1.0) / 2.0);
+                // Curves often coincide (all 0 or all 1): earlier ones get larger markers so
+                // every process stays visible.
+                let radius = (7 - 2 * i as i32).max(2);
                 let label = if c.process == "discrete" {
                     "discrete".to_string()
                 } else {
@@ -1854,7 +1896,7 @@ impl Figure for StabilityFigure<'_> {
                 };
                 chart
                     .draw_series(LineSeries::new(
-                        pts.iter().map(|&(x, y)| (x, y + dy)),
+                        pts.iter().copied(),
                         color.stroke_width(2),
                     ))?
                     .label(label)
@@ -1863,11 +1905,11 @@ impl Figure for StabilityFigure<'_> {
                     });
                 chart.draw_series(
                     pts.iter()
-                        .map(|&(x, y)| Circle::new((x, y + dy), 3, color.filled())),
+                        .map(|&(x, y)| Circle::new((x, y), radius, color.filled())),
                 )?;
                 for p in &c.points {
                     chart.draw_series(std::iter::once(PathElement::new(
-                        vec![(p.eta, p.ci95[0] + dy), (p.eta, p.ci95[1] + dy)],
+                        vec![(p.eta, p.ci95[0]), (p.eta, p.ci95[1])],
                         color.stroke_width(1),
                     )))?;
                 }
@@ -1882,14 +1924,13 @@ impl Figure for StabilityFigure<'_> {
                     }
                 }
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(GREY_KEY)
-                .label_font((FONT, 12))
-                .draw()?;
-        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(GREY_KEY)
+            .label_font((FONT, 12))
+            .draw()?;
         Ok(())
     }
 }
