@@ -1779,7 +1779,7 @@ fn parse_run(s: &Section) -> Res<RunSpec> {
     let paths = s.req("paths")?.count(2)?;
     let observables = match s.opt("observables") {
         Some(f) => f.named_list("observable")?,
-        None => Observable::ALL.to_vec(),
+        None => Observable::DEFAULT.to_vec(),
     };
     let diverge_above = match s.opt("diverge_above") {
         Some(f) => f.positive()?,
@@ -1964,6 +1964,7 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
             Observable::X => "sum_j x_j",
             Observable::XSq => "sum_j x_j^2",
             Observable::GradNorm => "|grad f(x)|_2",
+            Observable::GradNormSq => "|grad f(x)|_2^2 (the quantity the bounds are stated for)",
         }
         .to_string()
     }));

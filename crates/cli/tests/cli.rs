@@ -263,7 +263,12 @@ paths = 2
         assert_eq!(fractions, expect, "{process} at scale {}", c["x0_scale"]);
     }
     assert_eq!(v["substep_checks_pass"], true);
-    for f in ["result.json", "stability.csv", "stability.png", "stability.svg"] {
+    for f in [
+        "result.json",
+        "stability.csv",
+        "stability.png",
+        "stability.svg",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     std::fs::write(&cfg, text.replace("[1.0, 2.0]", "[0.0]")).expect("write");

@@ -123,8 +123,16 @@ pub fn wilson95(k: u64, n: u64) -> [f64; 2] {
     let centre = (p + z2 / (2.0 * n)) / denom;
     let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
     // At k = 0 and k = n the ends are exactly 0 and 1; rounding would leave them a hair inside.
-    let lo = if k == 0 { 0.0 } else { (centre - half).max(0.0) };
-    let hi = if k as f64 == n { 1.0 } else { (centre + half).min(1.0) };
+    let lo = if k == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if k as f64 == n {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
     [lo, hi]
 }
 
@@ -560,7 +568,10 @@ fn shared_isotropic_gaussian(agents: &[models::method::Agent]) -> Option<(f64, f
 ///   constant schedule: the map `x → x(1 − ηc x²)` diverges iff `η c x0² > 2` (at `ηcx² = 2` it
 ///   has the 2-cycle `x → −x`), and (C)'s drift `−cx³ + (3η/2)c²x⁵` turns repulsive (finite-time
 ///   blow-up) iff `η c x0² > 2/3` (MATH.md §2, §7); (A) and (B) never diverge.
-pub fn theory(opt: &Optimizer<LossKind, Method>, x0: &[f64]) -> Vec<(String, Vec<TheoryThreshold>)> {
+pub fn theory(
+    opt: &Optimizer<LossKind, Method>,
+    x0: &[f64],
+) -> Vec<(String, Vec<TheoryThreshold>)> {
     if *opt.schedule() != Schedule::Constant {
         return Vec::new();
     }
@@ -589,7 +600,11 @@ pub fn theory(opt: &Optimizer<LossKind, Method>, x0: &[f64]) -> Vec<(String, Vec
                 let never = |p: &str, law: &str| {
                     (
                         p.to_string(),
-                        vec![threshold("exact", None, format!("{law}: never diverges{note}"))],
+                        vec![threshold(
+                            "exact",
+                            None,
+                            format!("{law}: never diverges{note}"),
+                        )],
                     )
                 };
                 return vec![

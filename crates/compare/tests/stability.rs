@@ -4,8 +4,8 @@
 //! η x0² > 2/3).
 
 use compare::stability::{
-    counts_agree, discrete_pathwise_critical_u, stability_sweep, theory, wilson95,
-    StabilityCurve, StabilitySettings,
+    counts_agree, discrete_pathwise_critical_u, stability_sweep, theory, wilson95, StabilityCurve,
+    StabilitySettings,
 };
 use models::{
     Agent, CompressorKind, DiagonalQuadratic, Dsgd, GaussianNoise, Identity, LossKind, Method,
@@ -23,7 +23,12 @@ fn dsgd(loss: LossKind, agents: usize, sigma0: f64, sigma1: f64) -> Opt {
             compressor: CompressorKind::Identity(Identity),
         })
         .collect();
-    Optimizer::new(loss, Method::Dsgd(Dsgd::new(agents).unwrap()), Schedule::constant()).unwrap()
+    Optimizer::new(
+        loss,
+        Method::Dsgd(Dsgd::new(agents).unwrap()),
+        Schedule::constant(),
+    )
+    .unwrap()
 }
 
 fn loss_dim(l: &LossKind) -> usize {
@@ -31,7 +36,13 @@ fn loss_dim(l: &LossKind) -> usize {
     l.dim()
 }
 
-fn settings(etas: &[f64], horizon: f64, paths: u64, x0: Vec<f64>, scales: &[f64]) -> StabilitySettings {
+fn settings(
+    etas: &[f64],
+    horizon: f64,
+    paths: u64,
+    x0: Vec<f64>,
+    scales: &[f64],
+) -> StabilitySettings {
     StabilitySettings {
         etas: etas.to_vec(),
         x0_scales: scales.to_vec(),
@@ -56,7 +67,11 @@ fn curve<'a>(c: &'a [StabilityCurve], process: &str, scale: f64) -> &'a Stabilit
 }
 
 fn fraction_at(c: &StabilityCurve, eta: f64) -> f64 {
-    c.points.iter().find(|p| p.eta == eta).unwrap().diverged_fraction
+    c.points
+        .iter()
+        .find(|p| p.eta == eta)
+        .unwrap()
+        .diverged_fraction
 }
 
 fn run(opt: &Opt, s: &StabilitySettings) -> Vec<StabilityCurve> {
@@ -72,7 +87,10 @@ fn wilson_interval_matches_known_values() {
     assert!((hi - z2 / (10.0 + z2)).abs() < 1e-12, "{hi}");
     // k = 5 of 10: the textbook Wilson interval [0.2366, 0.7634].
     let [lo, hi] = wilson95(5, 10);
-    assert!((lo - 0.2366).abs() < 1e-4 && (hi - 0.7634).abs() < 1e-4, "{lo} {hi}");
+    assert!(
+        (lo - 0.2366).abs() < 1e-4 && (hi - 0.7634).abs() < 1e-4,
+        "{lo} {hi}"
+    );
     assert!(counts_agree(3, 3, 10));
     assert!(!counts_agree(0, 10, 10));
     assert!(counts_agree(48, 52, 100));
@@ -85,14 +103,23 @@ fn wilson_interval_matches_known_values() {
 /// (C): e^(0.4·80)); the grid straddles the threshold, so the bracket is (0.9, 1.1].
 #[test]
 fn parabola_threshold_is_two_over_lambda_for_discrete_and_c_only() {
-    let opt = dsgd(DiagonalQuadratic::new(vec![2.0]).unwrap().into(), 1, 0.0, 0.0);
+    let opt = dsgd(
+        DiagonalQuadratic::new(vec![2.0]).unwrap().into(),
+        1,
+        0.0,
+        0.0,
+    );
     let etas = [0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5];
     let s = settings(&etas, 80.0, 2, vec![1.0], &[1.0]);
     let curves = run(&opt, &s);
     for process in ["discrete", "stability"] {
         let c = curve(&curves, process, 1.0);
         assert_eq!(c.measured_threshold.last_stable_eta, Some(0.9), "{process}");
-        assert_eq!(c.measured_threshold.first_diverging_eta, Some(1.1), "{process}");
+        assert_eq!(
+            c.measured_threshold.first_diverging_eta,
+            Some(1.1),
+            "{process}"
+        );
         for p in &c.points {
             let expect = if p.eta > 1.0 { 1.0 } else { 0.0 };
             assert_eq!(p.diverged_fraction, expect, "{process} at η = {}", p.eta);
@@ -101,14 +128,22 @@ fn parabola_threshold_is_two_over_lambda_for_discrete_and_c_only() {
     }
     for process in ["first_order", "second_order"] {
         let c = curve(&curves, process, 1.0);
-        assert!(c.points.iter().all(|p| p.diverged == 0), "{process}: {:?}", c.points);
+        assert!(
+            c.points.iter().all(|p| p.diverged == 0),
+            "{process}: {:?}",
+            c.points
+        );
         assert_eq!(c.measured_threshold.first_diverging_eta, None);
         assert_eq!(c.theory[0].eta, None);
     }
     // (B) at η = 1.5 has drift rate λ(1 + ηλ/2) = 5: Euler–Maruyama with one substep (h = 1.5)
     // is unstable there, so the sweep must have started finer and still agree when doubling.
     let b = curve(&curves, "second_order", 1.0);
-    for p in b.points.iter().chain(&curve(&curves, "stability", 1.0).points) {
+    for p in b
+        .points
+        .iter()
+        .chain(&curve(&curves, "stability", 1.0).points)
+    {
         let check = p.substep_check.as_ref().unwrap();
         assert!(check.agrees, "{check:?}");
         assert_eq!(check.substeps, 2 * check.substeps_coarse);
@@ -136,14 +171,25 @@ fn discrete_pathwise_threshold_matches_small_noise_expansion() {
 /// more than 10 binomial SEs (SE ≤ 0.025).
 #[test]
 fn affine_noise_moves_thresholds_to_the_almost_sure_ones() {
-    let opt = dsgd(DiagonalQuadratic::new(vec![1.0]).unwrap().into(), 1, 0.0, 0.5);
+    let opt = dsgd(
+        DiagonalQuadratic::new(vec![1.0]).unwrap().into(),
+        1,
+        0.0,
+        0.5,
+    );
     let etas = [1.9, 2.35, 2.6, 3.0];
     let s = settings(&etas, 400.0, 400, vec![1.0], &[1.0]);
     let curves = run(&opt, &s);
     let disc = curve(&curves, "discrete", 1.0);
     let c = curve(&curves, "stability", 1.0);
     let path = |c: &StabilityCurve| c.theory.iter().find(|t| t.kind == "pathwise").unwrap().eta;
-    let ms = |c: &StabilityCurve| c.theory.iter().find(|t| t.kind == "mean_square").unwrap().eta;
+    let ms = |c: &StabilityCurve| {
+        c.theory
+            .iter()
+            .find(|t| t.kind == "mean_square")
+            .unwrap()
+            .eta
+    };
     assert!((path(c).unwrap() - 2.0 / 0.75).abs() < 1e-12);
     assert!((ms(disc).unwrap() - 1.6).abs() < 1e-12);
     let u = path(disc).unwrap();
@@ -189,7 +235,12 @@ fn quartic_thresholds_scale_with_the_starting_point() {
 
 #[test]
 fn same_seed_same_counts_for_any_thread_count() {
-    let opt = dsgd(DiagonalQuadratic::new(vec![1.0]).unwrap().into(), 2, 0.3, 0.6);
+    let opt = dsgd(
+        DiagonalQuadratic::new(vec![1.0]).unwrap().into(),
+        2,
+        0.3,
+        0.6,
+    );
     let s = settings(&[1.5, 2.5], 40.0, 300, vec![1.0], &[1.0, 3.0]);
     let counts = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -203,12 +254,20 @@ fn same_seed_same_counts_for_any_thread_count() {
     };
     let one = counts(1);
     assert_eq!(one, counts(2));
-    assert!(one.iter().any(|&d| d > 0) && one.iter().any(|&d| d < 300), "{one:?}");
+    assert!(
+        one.iter().any(|&d| d > 0) && one.iter().any(|&d| d < 300),
+        "{one:?}"
+    );
 }
 
 #[test]
 fn bad_settings_name_their_key() {
-    let opt = dsgd(DiagonalQuadratic::new(vec![1.0]).unwrap().into(), 1, 0.0, 0.0);
+    let opt = dsgd(
+        DiagonalQuadratic::new(vec![1.0]).unwrap().into(),
+        1,
+        0.0,
+        0.0,
+    );
     let err = |s: StabilitySettings| {
         stability_sweep(&opt, &s, &|_| Vec::new(), &|_| {})
             .unwrap_err()
