@@ -722,8 +722,8 @@ pub fn stability(
 
 fn print_stability_table(curves: &[StabilityCurve]) {
     println!(
-        "{:<13} {:>8}  {:>24}  {}",
-        "process", "x0 scale", "threshold bracket (η)", "theory"
+        "{:<13} {:>8}  {:>24}  theory",
+        "process", "x0 scale", "threshold bracket (η)"
     );
     for c in curves {
         let m = &c.measured_threshold;

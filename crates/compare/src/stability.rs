@@ -100,6 +100,9 @@ pub struct TheoryThreshold {
     pub formula: String,
 }
 
+/// Predicted thresholds per process name (`"discrete"` or a model name).
+pub type ProcessTheories = Vec<(String, Vec<TheoryThreshold>)>;
+
 /// One process at one x0 scale.
 #[derive(Clone, Debug, Serialize)]
 pub struct StabilityCurve {
@@ -369,7 +372,7 @@ fn validate<L: Loss, M: GradientMethod>(
 pub fn stability_sweep<L: Loss, M: GradientMethod>(
     opt: &Optimizer<L, M>,
     s: &StabilitySettings,
-    theory_of: &dyn Fn(&[f64]) -> Vec<(String, Vec<TheoryThreshold>)>,
+    theory_of: &dyn Fn(&[f64]) -> ProcessTheories,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<StabilityCurve>, CompareError> {
     validate(opt, s)?;
@@ -503,7 +506,7 @@ pub fn discrete_pathwise_critical_u(d: usize, s: f64) -> f64 {
     if s == 0.0 {
         return 2.0;
     }
-    let samples = lyapunov_samples(d, 0x5ab1_e5);
+    let samples = lyapunov_samples(d, 0x005a_b1e5);
     let (mut lo, mut hi) = (1.0, 2.0);
     while discrete_lyapunov(hi, s, &samples) < 0.0 && hi < 1e6 {
         lo = hi;
