@@ -6,6 +6,7 @@
 use crate::config::{ExperimentConfig, OptimizerKind, ScheduleSpec};
 use crate::error::CliError;
 use compare::exact::QuadraticDsgdMoments;
+use compare::stability::StabilitySettings;
 use compare::study::StudySettings;
 use compare::trajectory::TrajectorySettings;
 use models::loss::Loss;
@@ -143,6 +144,28 @@ pub fn trajectory_settings(cfg: &ExperimentConfig) -> TrajectorySettings {
         diverge_above: s.diverge_above,
     }
 }
+
+/// Settings of `sdelab stability`: `run.etas` is the sweep, `sde.substeps` where the SDE side's
+/// substep refinement starts.
+pub fn stability_settings(cfg: &ExperimentConfig) -> StabilitySettings {
+    StabilitySettings {
+        etas: cfg.run.etas.clone(),
+        x0_scales: cfg.run.x0_scales.clone(),
+        horizon: cfg.run.horizon,
+        paths: cfg.run.paths as u64,
+        seed: cfg.seed,
+        x0: cfg.loss.x0.clone(),
+        models: cfg.sde.models.clone(),
+        scheme: cfg.sde.scheme,
+        increments: cfg.sde.increments,
+        substeps: cfg.sde.substeps,
+        max_substeps: MAX_STABILITY_SUBSTEPS.max(2 * cfg.sde.substeps),
+        diverge_above: cfg.run.diverge_above,
+    }
+}
+
+/// The finest SDE step `sdelab stability` refines to: `η / MAX_STABILITY_SUBSTEPS`.
+pub const MAX_STABILITY_SUBSTEPS: usize = 4096;
 
 /// Paths whose values are kept for quantile bands in `sdelab run`.
 pub const QUANTILE_PATHS: u64 = 4000;

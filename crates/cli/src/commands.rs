@@ -6,8 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use compare::figure1::{figure1_work, Figure1Params, Figure1Result};
-use compare::plot::{panel_grid, trajectory_plot, weak_error_plot, Panel};
+use compare::figure1::{arm_name, figure1_work, Figure1Panel, Figure1Params};
+use compare::plot::{
+    diverged_over_time_grid, panel_grid, stability_plot, trajectory_plot, weak_error_plot,
+    DivergedCurve, Panel,
+};
+use compare::stability::{stability_sweep, stability_work, wilson95, StabilityCurve};
 use compare::study::{can_couple, study_work, weak_error_study, WeakErrorCurve};
 use compare::trajectory::{trajectories, trajectory_work, TrajectoryReport};
 use compare::{CompareError, Observable};
@@ -402,6 +406,8 @@ fn write_trajectory_csv(
 struct PanelSummary<'a> {
     row: usize,
     column: usize,
+    /// `no_scheduler`, `scheduler` (the seed's two rows), `decaying`, `step_matched` (additions).
+    arm: &'static str,
     title: &'a str,
     optimizer: &'a str,
     schedule: &'a str,
@@ -415,9 +421,15 @@ struct PanelSummary<'a> {
 struct ProcessSummary {
     label: String,
     initial_mean_loss: f64,
-    final_mean_loss: f64,
+    /// Mean loss of the surviving paths at the horizon; `null` once half of the paths or more
+    /// diverged (it would describe a minority of survivors).
+    final_mean_loss_of_survivors: Option<f64>,
+    /// Median over all paths (diverged ones count as +∞), over the quantile paths.
     final_median_loss: f64,
     diverged: u64,
+    diverged_fraction: f64,
+    /// Wilson score 95% interval of the diverged fraction.
+    diverged_ci95: [f64; 2],
 }
 
 #[derive(Serialize)]
@@ -428,10 +440,16 @@ struct Figure1Document<'a> {
     threads: usize,
     params: &'a Figure1Params,
     panels: Vec<PanelSummary<'a>>,
+    /// Arms the seed's Appendix B does not have: the pre-scheduled decay `(k+1)^{-1/2}` of
+    /// D(C)SGD and the step-matched constant control.
+    additions: Vec<PanelSummary<'a>>,
+    /// The SDE side rerun at twice the substeps, per arm (`optimizer:arm`).
+    substep_checks: &'a [(String, compare::figure1::SubstepCheck)],
+    substep_checks_pass: bool,
 }
 
-fn panel_summaries(r: &Figure1Result) -> Vec<PanelSummary<'_>> {
-    r.panels
+fn panel_summaries(panels: &[Figure1Panel]) -> Vec<PanelSummary<'_>> {
+    panels
         .iter()
         .map(|p| {
             let procs =
@@ -439,6 +457,7 @@ fn panel_summaries(r: &Figure1Result) -> Vec<PanelSummary<'_>> {
             PanelSummary {
                 row: p.row,
                 column: p.column,
+                arm: arm_name(p.row),
                 title: &p.title,
                 optimizer: p.optimizer,
                 schedule: &p.schedule,
@@ -449,14 +468,19 @@ fn panel_summaries(r: &Figure1Result) -> Vec<PanelSummary<'_>> {
                     .map(|t| {
                         let band = t.band(Observable::Loss);
                         let last = t.times.len() - 1;
+                        let diverged = t.diverged[last];
                         ProcessSummary {
                             label: t.label.clone(),
                             initial_mean_loss: band.map_or(f64::NAN, |b| b.mean[0]),
-                            final_mean_loss: band.map_or(f64::NAN, |b| b.mean[last]),
+                            final_mean_loss_of_survivors: band
+                                .map(|b| b.mean[last])
+                                .filter(|_| 2 * diverged < t.paths),
                             final_median_loss: band
                                 .and_then(|b| b.quantiles.get(1).map(|q| q[last]))
                                 .unwrap_or(f64::NAN),
-                            diverged: t.diverged[last],
+                            diverged,
+                            diverged_fraction: diverged as f64 / t.paths as f64,
+                            diverged_ci95: wilson95(diverged, t.paths),
                         }
                     })
                     .collect(),
@@ -480,34 +504,19 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
     let bar = progress_bar(figure1_work(&params), "figure 1", globals.quiet);
     let result = compare::figure1::figure1(&params, &|n| bar.inc(n)).map_err(failure)?;
     bar.finish_and_clear();
-    let labelled: Vec<(String, &TrajectoryReport)> = result
-        .panels
+    let all: Vec<&Figure1Panel> = result.panels.iter().chain(&result.additions).collect();
+    let labelled: Vec<(String, &TrajectoryReport)> = all
         .iter()
-        .map(|p| {
-            (
-                format!(
-                    "{}:{}",
-                    p.optimizer,
-                    if p.row == 0 {
-                        "no_scheduler"
-                    } else {
-                        "scheduler"
-                    }
-                ),
-                &p.report,
-            )
-        })
+        .map(|p| (format!("{}:{}", p.optimizer, arm_name(p.row)), &p.report))
         .collect();
     let refs: Vec<(&str, &TrajectoryReport)> =
         labelled.iter().map(|(l, r)| (l.as_str(), *r)).collect();
     write_trajectory_csv(&opts.out.join("figure1.csv"), &refs)?;
-    let clamped: Vec<TrajectoryReport> = result
-        .panels
+    let clamped: Vec<TrajectoryReport> = all
         .iter()
         .map(|p| clamp_for_plot(&p.report, params.diverge_above))
         .collect();
-    let panels: Vec<Panel> = result
-        .panels
+    let panels: Vec<Panel> = all
         .iter()
         .zip(&clamped)
         .map(|(p, r)| Panel {
@@ -517,11 +526,62 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
             log_y: true,
         })
         .collect();
+    let (seed_panels, added_panels) = panels.split_at(result.panels.len());
     let title = format!(
         "Loss: discrete optimizer vs first-order SDE ({} paths, N = {}, d = {}; median dashed, 10-90% band, diverged at the top)",
         params.paths, params.agents, params.dim
     );
-    panel_grid(&panels, 2, 3, &title, &opts.out.join("figure1")).map_err(failure)?;
+    panel_grid(seed_panels, 2, 3, &title, &opts.out.join("figure1")).map_err(failure)?;
+    let title = "Additions to Figure 1: pre-scheduled decay (k+1)^-1/2 and the step-matched constant control (discrete vs first-order SDE)";
+    panel_grid(
+        added_panels,
+        2,
+        2,
+        title,
+        &opts.out.join("figure1_additions"),
+    )
+    .map_err(failure)?;
+    let mut diverged_panels = Vec::new();
+    for (column, name) in [(0, "DSGD"), (1, "DCSGD, random sparsification")] {
+        let mut curves = Vec::new();
+        for p in all.iter().filter(|p| p.column == column) {
+            let arm = match p.row {
+                0 => format!("constant η = {}", p.eta),
+                1 => "normalized (§6.3)".to_string(),
+                2 => "(k+1)^-1/2 (addition)".to_string(),
+                _ => format!("constant η = {:.3}, step-matched (addition)", p.eta),
+            };
+            let r = &p.report;
+            curves.push(DivergedCurve {
+                label: format!("discrete, {arm}"),
+                color: p.row,
+                dashed: false,
+                times: &r.discrete.times,
+                diverged: &r.discrete.diverged,
+                paths: r.discrete.paths,
+            });
+            for (_, t) in &r.models {
+                curves.push(DivergedCurve {
+                    label: format!("{}, {arm}", t.label),
+                    color: p.row,
+                    dashed: true,
+                    times: &t.times,
+                    diverged: &t.diverged,
+                    paths: t.paths,
+                });
+            }
+        }
+        diverged_panels.push((name.to_string(), curves));
+    }
+    diverged_over_time_grid(
+        &diverged_panels,
+        &format!(
+            "Paths diverged over time, from x0 = {} (discrete solid with 95% band, SDE dashed)",
+            params.x0
+        ),
+        &opts.out.join("figure1_diverged"),
+    )
+    .map_err(failure)?;
     let mut command = String::from("sdelab figure1");
     if let Some(p) = opts.paths {
         command.push_str(&format!(" --paths {p}"));
@@ -535,24 +595,195 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
         wall_seconds: start.elapsed().as_secs_f64(),
         threads: globals.threads,
         params: &params,
-        panels: panel_summaries(&result),
+        panels: panel_summaries(&result.panels),
+        additions: panel_summaries(&result.additions),
+        substep_checks: &result.substep_checks,
+        substep_checks_pass: result.substep_checks.iter().all(|(_, c)| c.agrees),
     };
     write_json(&opts.out.join("result.json"), &doc)?;
-    for p in &doc.panels {
+    for p in doc.panels.iter().chain(&doc.additions) {
         let cells: Vec<String> = p
             .processes
             .iter()
             .map(|s| {
+                let survivors = s
+                    .final_mean_loss_of_survivors
+                    .map_or(String::new(), |m| format!(", mean of survivors {m:.3e}"));
                 format!(
-                    "{}: final mean loss {:.3e}, diverged {}/{}",
-                    s.label, s.final_mean_loss, s.diverged, p.paths
+                    "{}: diverged {}/{} [{:.3}, {:.3}], final median loss {:.3e}{survivors}",
+                    s.label,
+                    s.diverged,
+                    p.paths,
+                    s.diverged_ci95[0],
+                    s.diverged_ci95[1],
+                    s.final_median_loss
                 )
             })
             .collect();
         println!("{:<55} {}", p.title, cells.join("; "));
     }
+    for (arm, c) in &result.substep_checks {
+        if !c.agrees {
+            let gap = c.max_mean_loss_gap_in_ci95.map_or(String::new(), |g| {
+                format!(", mean loss gap {g:.1} x its 95% half-width")
+            });
+            println!(
+                "warning: {arm}: the SDE moves when its substeps double ({} -> {}: {} -> {} diverged{gap})",
+                c.substeps, c.substeps_doubled, c.diverged, c.diverged_doubled
+            );
+        }
+    }
     println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
     Ok(())
+}
+
+/// The result document of `sdelab stability` (CLI.md).
+#[derive(Serialize)]
+struct StabilityDocument<'a> {
+    sdelab_version: &'static str,
+    /// The config file, as given on the command line.
+    config_path: String,
+    config: &'a ExperimentConfig,
+    wall_seconds: f64,
+    threads: usize,
+    /// How `diverged`, `ci95` and the substep check are defined.
+    method: &'static str,
+    /// Whether every SDE point passed its substep-doubling check.
+    substep_checks_pass: bool,
+    stability: &'a [StabilityCurve],
+}
+
+const STABILITY_METHOD: &str = "diverged = paths whose loss passes run.diverge_above (or turns non-finite) at any iteration up to the horizon; ci95 = Wilson score 95% interval; measured_threshold = grid points around the first eta with diverged_fraction >= 1/2; SDE points: run at m and 2m substeps (m from sde.substeps, raised so that eta/m times the drift's Jacobian norm at x0 is <= 1), doubling while a pooled two-proportion test at 95% rejects equality, up to eta/4096; the finer run is reported; theory: 'exact' (noise-free closed form), 'pathwise' (almost-sure growth rate; the long-horizon limit of the diverged fraction), 'mean_square' (growth of E|x|^2), given where the build knows them";
+
+/// `sdelab stability`: diverged fraction against η (and x0 scale).
+pub fn stability(
+    cfg: &ExperimentConfig,
+    opts: &OutputOptions,
+    globals: &Globals,
+) -> Result<(), CliError> {
+    let start = Instant::now();
+    let opt = build::optimizer(cfg)?;
+    let settings = build::stability_settings(cfg);
+    create_out_dir(&opts.out)?;
+    let bar = progress_bar(
+        stability_work(&settings),
+        "stability",
+        globals.quiet || opts.json,
+    );
+    let curves = stability_sweep(
+        &opt,
+        &settings,
+        &|x0| compare::stability::theory(&opt, x0),
+        &|n| bar.inc(n),
+    )
+    .map_err(failure)?;
+    bar.finish_and_clear();
+    let doc = StabilityDocument {
+        sdelab_version: VERSION,
+        config_path: opts.config_path.display().to_string(),
+        config: cfg,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        threads: globals.threads,
+        method: STABILITY_METHOD,
+        substep_checks_pass: curves
+            .iter()
+            .flat_map(|c| &c.points)
+            .all(|p| p.substep_check.as_ref().is_none_or(|c| c.agrees)),
+        stability: &curves,
+    };
+    let mut rows = Vec::new();
+    for c in &curves {
+        for p in &c.points {
+            let check = p.substep_check.as_ref();
+            rows.push(vec![
+                c.process.clone(),
+                csv_f64(c.x0_scale),
+                csv_f64(p.eta),
+                p.iterations.to_string(),
+                p.diverged.to_string(),
+                p.paths.to_string(),
+                csv_f64(p.diverged_fraction),
+                csv_f64(p.ci95[0]),
+                csv_f64(p.ci95[1]),
+                check.map_or(String::new(), |c| c.substeps.to_string()),
+                check.map_or(String::new(), |c| c.substeps_coarse.to_string()),
+                check.map_or(String::new(), |c| c.diverged_coarse.to_string()),
+                check.map_or(String::new(), |c| c.agrees.to_string()),
+            ]);
+        }
+    }
+    write_csv(
+        &opts.out.join("stability.csv"),
+        &[
+            "process",
+            "x0_scale",
+            "eta",
+            "iterations",
+            "diverged",
+            "paths",
+            "diverged_fraction",
+            "ci95_low",
+            "ci95_high",
+            "substeps",
+            "substeps_coarse",
+            "diverged_coarse",
+            "substep_check_agrees",
+        ],
+        &rows,
+    )?;
+    let title = format!(
+        "{}: paths diverged by T = {} against η ({} paths per point)",
+        cfg.name, cfg.run.horizon, cfg.run.paths
+    );
+    stability_plot(&curves, &title, &opts.out.join("stability")).map_err(failure)?;
+    write_atomic(
+        &opts.out.join("config.toml"),
+        cfg.to_toml_string()?.as_bytes(),
+    )?;
+    write_json(&opts.out.join("result.json"), &doc)?;
+    if opts.json {
+        print_json(&doc)?;
+    } else {
+        print_stability_table(&curves);
+        if !doc.substep_checks_pass {
+            println!("warning: some SDE points still move when their substeps double (see substep_check in result.json)");
+        }
+        println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
+    }
+    Ok(())
+}
+
+fn print_stability_table(curves: &[StabilityCurve]) {
+    println!(
+        "{:<13} {:>8}  {:>24}  theory",
+        "process", "x0 scale", "threshold bracket (η)"
+    );
+    for c in curves {
+        let m = &c.measured_threshold;
+        let show = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x}"));
+        let bracket = match m.first_diverging_eta {
+            None => format!("none diverges (≤ {})", show(m.last_stable_eta)),
+            Some(hi) => format!("({}, {hi}]", show(m.last_stable_eta)),
+        };
+        let theory: Vec<String> = c
+            .theory
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {}",
+                    t.kind,
+                    t.eta.map_or("never".to_string(), |e| format!("{e:.4}"))
+                )
+            })
+            .collect();
+        println!(
+            "{:<13} {:>8}  {:>24}  {}",
+            c.process,
+            c.x0_scale,
+            bracket,
+            theory.join(", ")
+        );
+    }
 }
 
 /// `sdelab list`: every loss, noise, compressor, schedule, optimizer, SDE model and scheme the

@@ -122,6 +122,7 @@ const RUN_KEYS: &[&str] = &[
     "common_random_numbers",
     "exact_reference",
     "quantiles",
+    "x0_scales",
 ];
 
 /// Default `seed`.
@@ -422,6 +423,9 @@ pub struct RunSpec {
     /// `run.quantiles` (list of numbers in (0, 1), default [0.1, 0.5, 0.9], no repeats, may be
     /// empty): quantile trajectories reported by `sdelab run`.
     pub quantiles: Vec<f64>,
+    /// `run.x0_scales` (list of numbers > 0, default [1], no repeats): `sdelab stability` runs its
+    /// sweep once per factor, from `x0_scale · loss.x0`; the other subcommands ignore it.
+    pub x0_scales: Vec<f64>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1808,7 +1812,7 @@ fn parse_run(s: &Section) -> Res<RunSpec> {
     let paths = s.req("paths")?.count(2)?;
     let observables = match s.opt("observables") {
         Some(f) => f.named_list("observable")?,
-        None => Observable::ALL.to_vec(),
+        None => Observable::DEFAULT.to_vec(),
     };
     let diverge_above = match s.opt("diverge_above") {
         Some(f) => f.positive()?,
@@ -1839,6 +1843,20 @@ fn parse_run(s: &Section) -> Res<RunSpec> {
         }
         None => DEFAULT_QUANTILES.to_vec(),
     };
+    let x0_scales = match s.opt("x0_scales") {
+        Some(f) => {
+            let mut xs: Vec<f64> = Vec::new();
+            for q in f.nonempty_list()? {
+                let x = q.positive()?;
+                if xs.contains(&x) {
+                    return Err(q.err("listed twice"));
+                }
+                xs.push(x);
+            }
+            xs
+        }
+        None => vec![1.0],
+    };
     Ok(RunSpec {
         horizon,
         etas,
@@ -1848,6 +1866,7 @@ fn parse_run(s: &Section) -> Res<RunSpec> {
         common_random_numbers,
         exact_reference,
         quantiles,
+        x0_scales,
     })
 }
 
@@ -1983,6 +2002,7 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
             Observable::X => "sum_j x_j",
             Observable::XSq => "sum_j x_j^2",
             Observable::GradNorm => "|grad f(x)|_2",
+            Observable::GradNormSq => "|grad f(x)|_2^2 (the quantity the bounds are stated for)",
         }
         .to_string()
     }));

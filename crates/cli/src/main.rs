@@ -58,6 +58,12 @@ enum Command {
     #[command(after_help = AFTER_HELP)]
     Run(ExperimentArgs),
 
+    /// Stability thresholds: the fraction of paths that diverge by the horizon against the
+    /// learning rates `run.etas` (and the starting-point factors `run.x0_scales`), discrete and
+    /// each SDE model side by side, with 95% intervals and the substep-doubling check
+    #[command(after_help = AFTER_HELP)]
+    Stability(ExperimentArgs),
+
     /// Every loss, noise, compressor, schedule, optimizer, SDE model and scheme the build knows,
     /// with its parameters
     #[command(after_help = AFTER_HELP)]
@@ -163,6 +169,12 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             let globals = init_globals(cli.threads, cli.quiet)?;
             commands::run(&cfg, &opts, &globals)
         }
+        Command::Stability(args) => {
+            let cfg = ExperimentConfig::from_path(&args.config)?;
+            let opts = output_options(args, &cfg, "stability");
+            let globals = init_globals(cli.threads, cli.quiet)?;
+            commands::stability(&cfg, &opts, &globals)
+        }
         Command::List => commands::list(),
     }
 }
@@ -243,6 +255,17 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["sdelab", "run", "--config", "x.toml", "--out", "o"]).is_ok());
         assert!(Cli::try_parse_from(["sdelab", "list"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "sdelab",
+            "stability",
+            "--config",
+            "x.toml",
+            "--json",
+            "--quiet",
+            "--threads",
+            "1"
+        ])
+        .is_ok());
     }
 
     #[test]

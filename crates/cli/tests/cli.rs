@@ -200,3 +200,79 @@ fn valid_config_gets_past_validation() {
         }
     }
 }
+
+/// `sdelab stability` end to end on the noise-free parabola f = x²/2 (threshold η = 2 for the
+/// discrete method and (C), none for (A) and (B)): the CLI.md document shape, the files, and bad
+/// input naming `run.x0_scales`.
+#[test]
+fn stability_reports_the_parabola_threshold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("stab.toml");
+    let text = r#"
+name = "stab"
+[loss]
+kind = "quadratic"
+diag = [1.0]
+x0 = [1.0]
+[noise]
+kind = "gaussian"
+sigma0 = 0.0
+[optimizer]
+kind = "dsgd"
+[run]
+horizon = 120.0
+etas = [1.5, 2.5]
+x0_scales = [1.0, 2.0]
+paths = 2
+"#;
+    std::fs::write(&cfg, text).expect("write");
+    let out = dir.path().join("out");
+    let o = sdelab(&[
+        "--quiet",
+        "--threads",
+        "1",
+        "stability",
+        "--config",
+        cfg.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    let curves = v["stability"].as_array().expect("stability array");
+    assert_eq!(curves.len(), 2 * 4, "2 scales x (discrete + 3 models)");
+    for c in curves {
+        let process = c["process"].as_str().unwrap();
+        let fractions: Vec<f64> = c["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                assert_eq!(p["paths"], 2);
+                let ci = p["ci95"].as_array().unwrap();
+                assert_eq!(ci.len(), 2);
+                p["diverged_fraction"].as_f64().unwrap()
+            })
+            .collect();
+        let expect = if process == "discrete" || process == "stability" {
+            vec![0.0, 1.0]
+        } else {
+            vec![0.0, 0.0]
+        };
+        assert_eq!(fractions, expect, "{process} at scale {}", c["x0_scale"]);
+    }
+    assert_eq!(v["substep_checks_pass"], true);
+    for f in [
+        "result.json",
+        "stability.csv",
+        "stability.png",
+        "stability.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    std::fs::write(&cfg, text.replace("[1.0, 2.0]", "[0.0]")).expect("write");
+    let o = sdelab(&["--quiet", "stability", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("run.x0_scales[0]"), "{}", stderr(&o));
+}

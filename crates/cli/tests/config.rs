@@ -401,7 +401,10 @@ fn library_enums_serialize_to_their_config_names() {
         names::<IncrementKind>(),
         ["gaussian", "two_point", "three_point"]
     );
-    assert_eq!(names::<Observable>(), ["loss", "x", "x_sq", "grad_norm"]);
+    assert_eq!(
+        names::<Observable>(),
+        ["loss", "x", "x_sq", "grad_norm", "grad_norm_sq"]
+    );
 }
 
 #[test]

@@ -160,11 +160,33 @@ fn figure1_runs_with_few_paths() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    for f in ["figure1.png", "figure1.svg", "figure1.csv", "result.json"] {
+    for f in [
+        "figure1.png",
+        "figure1.svg",
+        "figure1_additions.png",
+        "figure1_diverged.png",
+        "figure1.csv",
+        "result.json",
+    ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
     let doc = json(&out.join("result.json"));
     assert_eq!(doc["params"]["paths"], 8);
     assert_eq!(doc["params"]["seed"], 3);
     assert_eq!(doc["panels"].as_array().unwrap().len(), 6);
+    let additions = doc["additions"].as_array().unwrap();
+    assert_eq!(
+        additions.len(),
+        4,
+        "decaying and step-matched arms of DSGD and DCSGD"
+    );
+    for a in additions {
+        for p in a["processes"].as_array().unwrap() {
+            let f = p["diverged_fraction"].as_f64().unwrap();
+            let ci = p["diverged_ci95"].as_array().unwrap();
+            assert!(ci[0].as_f64().unwrap() <= f && f <= ci[1].as_f64().unwrap());
+        }
+    }
+    // One substep check per arm and SDE model (10 arms, one model by default).
+    assert_eq!(doc["substep_checks"].as_array().unwrap().len(), 10);
 }

@@ -68,6 +68,7 @@ impl QuadraticDsgdMoments {
                 Observable::Loss => 0.5 * self.lambda[j] * (m * m + v),
                 Observable::X => m,
                 Observable::XSq => m * m + v,
+                Observable::GradNormSq => self.lambda[j] * self.lambda[j] * (m * m + v),
                 Observable::GradNorm => return None,
             };
         }

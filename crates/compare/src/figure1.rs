@@ -10,15 +10,20 @@
 
 use crate::error::CompareError;
 use crate::observable::Observable;
+use crate::sim::{ModelPaths, PathSettings};
+use crate::solver_choice::{dispatch, SolverVisitor};
+use crate::stability::counts_agree;
 use crate::study::Progress;
 use crate::trajectory::{trajectories, trajectory_work, TrajectoryReport, TrajectorySettings};
 use models::loss::{Loss, LossKind, MixedQuadraticQuartic};
+use models::method::GradientMethod;
 use models::method::{Agent, Dcsgd, Dsgd, DsignSgd, Method};
 use models::noise::{GaussianNoise, NoiseModel, StudentTNoise};
 use models::optimizer::Optimizer;
 use models::schedule::{NormalizationInputs, Schedule};
 use models::sde::SdeModel;
 use models::{BernoulliSparsifier, CompressorKind, Identity};
+use sde_core::{derive_key, Ensemble, EnsembleStats, Increments, Scheme, Solver};
 use sde_core::{IncrementKind, SchemeKind};
 use serde::Serialize;
 
@@ -61,6 +66,11 @@ pub struct Figure1Params {
     pub normalized_epsilon: f64,
     /// Decay power of the DSignSGD schedule `(k+1)^{-power}`.
     pub sign_decay_power: f64,
+    /// Addition: decay power of the pre-scheduled decaying arm of D(C)SGD, `η_k = (k+1)^{-power}`
+    /// (the abstract's "pre-scheduled decaying learning rate", which Appendix B does not show).
+    pub decaying_power: f64,
+    /// Addition: run the SDE side again at twice the substeps and report how far its curves move.
+    pub substep_check: bool,
     pub models: Vec<SdeModel>,
     pub scheme: SchemeKind,
     pub substeps: usize,
@@ -78,12 +88,16 @@ impl Default for Figure1Params {
             x0: 2.0,
             eta: 0.1,
             horizon: 50.0,
-            paths: 5000,
-            quantile_paths: 5000,
+            // 2000 paths keep the default run near a minute on 2 cores with the additions and
+            // the substep check (10 arms, SDE run twice); intervals are in result.json.
+            paths: 2000,
+            quantile_paths: 2000,
             seed: 1,
-            dsgd_sigma0: 0.0,
+            // σ0 > 0: the normalized schedule then converges to a noise floor (the theorems'
+            // setting), not linearly to 0.
+            dsgd_sigma0: 0.1,
             dsgd_sigma1: 2.0,
-            dcsgd_sigma0: 0.0,
+            dcsgd_sigma0: 0.1,
             dcsgd_sigma1: 0.5,
             dcsgd_keep_probability: 0.1,
             dsignsgd_nu: 1.0,
@@ -92,9 +106,13 @@ impl Default for Figure1Params {
             normalized_c: 8.0,
             normalized_epsilon: 0.5,
             sign_decay_power: 0.5,
+            decaying_power: 0.5,
+            substep_check: true,
             models: vec![SdeModel::FirstOrder],
             scheme: SchemeKind::EulerMaruyama,
-            substeps: 2,
+            // Euler–Maruyama's error must stay below the model's: with 2 substeps the SDE's
+            // diverged fraction was partly the integrator's; the substep check reports the rest.
+            substeps: 8,
             diverge_above: 1e8,
         }
     }
@@ -113,11 +131,36 @@ pub struct Figure1Panel {
     pub report: TrajectoryReport,
 }
 
-/// The six panels, row-major (row 0: no scheduler; row 1: the prescribed scheduler).
+/// The SDE side of one panel rerun at twice the substeps.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubstepCheck {
+    pub substeps: usize,
+    pub substeps_doubled: usize,
+    /// Paths diverged by the horizon at `substeps` and at `substeps_doubled`.
+    pub diverged: u64,
+    pub diverged_doubled: u64,
+    pub paths: u64,
+    /// Largest difference over iterations of the diverged fractions.
+    pub max_diverged_fraction_gap: f64,
+    /// Largest difference over iterations of the mean loss of surviving paths, divided by the
+    /// 95% half-width of that difference; only iterations where fewer than half of the paths
+    /// diverged on both sides count (`None`: no such iteration).
+    pub max_mean_loss_gap_in_ci95: Option<f64>,
+    /// Final diverged counts compatible (two-proportion test at 95%) and every mean-loss gap
+    /// within 1.5 times its 95% half-width (a max over iterations, so a little slack).
+    pub agrees: bool,
+}
+
+/// The six panels, row-major (row 0: no scheduler; row 1: the prescribed scheduler), and the
+/// additions: row 2 the pre-scheduled decaying arm `(k+1)^{-1/2}` of DSGD and DCSGD, row 3 the
+/// step-matched constant control (constant η equal to the normalized schedule's largest step).
 #[derive(Clone, Debug, Serialize)]
 pub struct Figure1Result {
     pub params: Figure1Params,
     pub panels: Vec<Figure1Panel>,
+    pub additions: Vec<Figure1Panel>,
+    /// One per panel and addition, in order (empty when `params.substep_check` is off).
+    pub substep_checks: Vec<(String, SubstepCheck)>,
 }
 
 type Opt = Optimizer<LossKind, Method>;
@@ -161,6 +204,22 @@ fn normalized(
     )?)
 }
 
+/// Schedule and base learning rate of a D(C)SGD arm: row 0 constant, row 1 the normalized
+/// schedule, row 2 the pre-scheduled decay, row 3 the constant step equal to the normalized
+/// schedule's largest step `η · η_k(‖∇f‖ = 0)` (its supremum over x).
+fn d_c_sgd_arm(
+    p: &Figure1Params,
+    row: usize,
+    norm: Schedule,
+) -> Result<(Schedule, f64), CompareError> {
+    Ok(match row {
+        0 => (Schedule::constant(), p.eta),
+        1 => (norm, p.eta),
+        2 => (Schedule::polynomial(p.decaying_power)?, p.eta),
+        _ => (Schedule::constant(), p.eta * norm.eta_k(0, 0.0)),
+    })
+}
+
 /// The optimizer, its base learning rate and schedule name of panel (row, column).
 fn panel_optimizer(
     p: &Figure1Params,
@@ -176,14 +235,11 @@ fn panel_optimizer(
                 p.dsgd_sigma1,
                 CompressorKind::Identity(Identity),
             )?;
-            let schedule = if row == 0 {
-                Schedule::constant()
-            } else {
-                normalized(p, &f, 0.0, p.dsgd_sigma0, p.dsgd_sigma1)?
-            };
+            let norm = normalized(p, &f, 0.0, p.dsgd_sigma0, p.dsgd_sigma1)?;
+            let (schedule, eta) = d_c_sgd_arm(p, row, norm)?;
             Ok((
                 Optimizer::new(f, Method::Dsgd(Dsgd::new(agents)?), schedule)?,
-                p.eta,
+                eta,
                 "DSGD, Gaussian noise",
             ))
         }
@@ -196,14 +252,11 @@ fn panel_optimizer(
                 p.dcsgd_sigma1,
                 CompressorKind::Bernoulli(bern),
             )?;
-            let schedule = if row == 0 {
-                Schedule::constant()
-            } else {
-                normalized(p, &f, omega, p.dcsgd_sigma0, p.dcsgd_sigma1)?
-            };
+            let norm = normalized(p, &f, omega, p.dcsgd_sigma0, p.dcsgd_sigma1)?;
+            let (schedule, eta) = d_c_sgd_arm(p, row, norm)?;
             Ok((
                 Optimizer::new(f, Method::Dcsgd(Dcsgd::new(agents)?), schedule)?,
-                p.eta,
+                eta,
                 "DCSGD, random sparsification",
             ))
         }
@@ -259,42 +312,180 @@ fn settings(p: &Figure1Params, eta: f64) -> TrajectorySettings {
 
 /// Path simulations the figure runs (for a progress bar).
 pub fn figure1_work(p: &Figure1Params) -> u64 {
-    6 * trajectory_work(&settings(p, p.eta))
+    let per_arm = trajectory_work(&settings(p, p.eta));
+    let check = if p.substep_check {
+        p.models.len() as u64 * p.paths
+    } else {
+        0
+    };
+    10 * (per_arm + check)
 }
 
-/// Runs the six panels.
+struct DoubledStats<'a, L, M> {
+    opt: &'a Optimizer<L, M>,
+    model: SdeModel,
+    settings: &'a PathSettings,
+    substeps: usize,
+    paths: u64,
+    seed: u64,
+    progress: Progress<'a>,
+}
+
+impl<L: Loss, M: GradientMethod> SolverVisitor for DoubledStats<'_, L, M> {
+    type Output = Result<EnsembleStats, CompareError>;
+    fn visit<Sch: Scheme, I: Increments>(self, scheme: Sch, increments: I) -> Self::Output {
+        let sim = ModelPaths {
+            solver: Solver::new(
+                self.opt.sde(self.model, self.settings.eta)?,
+                scheme,
+                increments,
+            )?,
+            settings: self.settings,
+            substeps: self.substeps,
+        };
+        let last = std::sync::atomic::AtomicU64::new(0);
+        let report = |done: u64| {
+            let prev = last.swap(done, std::sync::atomic::Ordering::Relaxed);
+            if done > prev {
+                (self.progress)(done - prev);
+            }
+        };
+        Ok(Ensemble::new(self.paths, self.seed)?.run_with_progress(&sim, &report))
+    }
+}
+
+fn substep_check(
+    p: &Figure1Params,
+    opt: &Opt,
+    eta: f64,
+    report: &TrajectoryReport,
+    progress: Progress,
+) -> Result<Vec<SubstepCheck>, CompareError> {
+    let s = settings(p, eta);
+    let path_settings = PathSettings {
+        eta,
+        iterations: report.iterations,
+        x0: s.x0.clone(),
+        observables: vec![Observable::Loss],
+        diverge_above: p.diverge_above,
+    };
+    let mut out = Vec::new();
+    for (model, t) in &report.models {
+        let doubled = dispatch(
+            s.scheme,
+            s.increments,
+            DoubledStats {
+                opt,
+                model: *model,
+                settings: &path_settings,
+                substeps: 2 * p.substeps,
+                paths: p.paths,
+                // Independent of the first run: the two fractions are compared as independent
+                // binomials.
+                seed: derive_key(p.seed, 1000 + *model as u64),
+                progress,
+            },
+        )?;
+        let n = p.paths;
+        let band = t.band(Observable::Loss);
+        let mut frac_gap = 0.0f64;
+        let mut mean_gap: Option<f64> = None;
+        for k in 0..doubled.n_save {
+            let (d1, d2) = (t.diverged[k], doubled.diverged[k]);
+            frac_gap = frac_gap.max((d1 as f64 - d2 as f64).abs() / n as f64);
+            if 2 * d1 < n && 2 * d2 < n {
+                if let Some(b) = band {
+                    let sm = doubled.summary(k, 0);
+                    let half = (b.ci95[k].powi(2) + sm.ci95.powi(2)).sqrt();
+                    let gap = (b.mean[k] - sm.mean).abs();
+                    if half > 0.0 && gap.is_finite() {
+                        let r = gap / half;
+                        mean_gap = Some(mean_gap.map_or(r, |m: f64| m.max(r)));
+                    } else if gap > 0.0 {
+                        mean_gap = Some(f64::INFINITY);
+                    }
+                }
+            }
+        }
+        let last = doubled.n_save - 1;
+        let (d1, d2) = (t.diverged[last], doubled.diverged[last]);
+        out.push(SubstepCheck {
+            substeps: p.substeps,
+            substeps_doubled: 2 * p.substeps,
+            diverged: d1,
+            diverged_doubled: d2,
+            paths: n,
+            max_diverged_fraction_gap: frac_gap,
+            max_mean_loss_gap_in_ci95: mean_gap.filter(|g| g.is_finite()),
+            agrees: counts_agree(d1, d2, n) && mean_gap.is_none_or(|g| g <= 1.5),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the six panels and the additions.
 pub fn figure1(p: &Figure1Params, progress: Progress) -> Result<Figure1Result, CompareError> {
     if p.dim == 0 {
         return Err(CompareError::bad("dim", 0, "must be at least 1"));
     }
     let mut panels = Vec::new();
-    for row in 0..2 {
-        for column in 0..3 {
-            let (opt, eta, name) = panel_optimizer(p, row, column)?;
-            let report = trajectories(&opt, &settings(p, eta), progress)?;
-            let schedule = schedule_label(opt.schedule());
-            let short = match opt.schedule() {
-                Schedule::Constant => "constant η".to_string(),
-                Schedule::Polynomial { power } => format!("η_k = (k+1)^-{power}"),
-                _ => "normalized η_k (§6.3)".to_string(),
-            };
-            panels.push(Figure1Panel {
-                row,
-                column,
-                title: format!("{name}: {short}"),
-                optimizer: match column {
-                    0 => "dsgd",
-                    1 => "dcsgd",
-                    _ => "dsignsgd",
-                },
-                schedule,
-                eta,
-                report,
-            });
+    let mut additions = Vec::new();
+    let mut checks = Vec::new();
+    let arms = (0..2)
+        .flat_map(|row| (0..3).map(move |column| (row, column)))
+        .chain((2..4).flat_map(|row| (0..2).map(move |column| (row, column))));
+    for (row, column) in arms {
+        let (opt, eta, name) = panel_optimizer(p, row, column)?;
+        let report = trajectories(&opt, &settings(p, eta), progress)?;
+        let schedule = schedule_label(opt.schedule());
+        let short = match (row, opt.schedule()) {
+            (3, _) => format!("constant η = {eta:.3} (addition: step-matched control)"),
+            (2, Schedule::Polynomial { power }) => {
+                format!("η_k = (k+1)^-{power} (addition: pre-scheduled decay)")
+            }
+            (_, Schedule::Constant) => "constant η".to_string(),
+            (_, Schedule::Polynomial { power }) => format!("η_k = (k+1)^-{power}"),
+            _ => "normalized η_k (§6.3)".to_string(),
+        };
+        let optimizer = match column {
+            0 => "dsgd",
+            1 => "dcsgd",
+            _ => "dsignsgd",
+        };
+        if p.substep_check {
+            for c in substep_check(p, &opt, eta, &report, progress)? {
+                checks.push((format!("{optimizer}:{}", arm_name(row)), c));
+            }
+        }
+        let panel = Figure1Panel {
+            row,
+            column,
+            title: format!("{name}: {short}"),
+            optimizer,
+            schedule,
+            eta,
+            report,
+        };
+        if row < 2 {
+            panels.push(panel);
+        } else {
+            additions.push(panel);
         }
     }
     Ok(Figure1Result {
         params: p.clone(),
         panels,
+        additions,
+        substep_checks: checks,
     })
+}
+
+/// Short name of a row: `no_scheduler`, `scheduler`, `decaying`, `step_matched`.
+pub fn arm_name(row: usize) -> &'static str {
+    match row {
+        0 => "no_scheduler",
+        1 => "scheduler",
+        2 => "decaying",
+        _ => "step_matched",
+    }
 }

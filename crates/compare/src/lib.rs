@@ -15,6 +15,7 @@ pub mod observable;
 pub mod plot;
 pub mod sim;
 pub mod solver_choice;
+pub mod stability;
 pub mod study;
 pub mod trajectory;
 

@@ -15,10 +15,21 @@ pub enum Observable {
     XSq,
     /// `‖∇f(x)‖`.
     GradNorm,
+    /// `‖∇f(x)‖²`: the quantity the convergence bounds of MATH.md §6 are stated for.
+    GradNormSq,
 }
 
 impl Observable {
-    pub const ALL: [Observable; 4] = [
+    pub const ALL: [Observable; 5] = [
+        Observable::Loss,
+        Observable::X,
+        Observable::XSq,
+        Observable::GradNorm,
+        Observable::GradNormSq,
+    ];
+
+    /// What `run.observables` defaults to (the four of CLI.md; `grad_norm_sq` is opt-in).
+    pub const DEFAULT: [Observable; 4] = [
         Observable::Loss,
         Observable::X,
         Observable::XSq,
@@ -31,6 +42,7 @@ impl Observable {
             Observable::X => "x",
             Observable::XSq => "x_sq",
             Observable::GradNorm => "grad_norm",
+            Observable::GradNormSq => "grad_norm_sq",
         }
     }
 
@@ -41,6 +53,7 @@ impl Observable {
             Observable::X => "Σ x_j",
             Observable::XSq => "Σ x_j²",
             Observable::GradNorm => "‖∇f(x)‖",
+            Observable::GradNormSq => "‖∇f(x)‖²",
         }
     }
 }
@@ -56,7 +69,9 @@ pub fn evaluate<L: Loss + ?Sized>(
     out: &mut [f64],
 ) -> f64 {
     let f = loss.value(x);
-    let need_grad = list.contains(&Observable::GradNorm);
+    let need_grad = list
+        .iter()
+        .any(|o| matches!(o, Observable::GradNorm | Observable::GradNormSq));
     if need_grad {
         loss.gradient(x, g);
     }
@@ -66,7 +81,33 @@ pub fn evaluate<L: Loss + ?Sized>(
             Observable::X => x.iter().sum(),
             Observable::XSq => x.iter().map(|v| v * v).sum(),
             Observable::GradNorm => g.iter().map(|v| v * v).sum::<f64>().sqrt(),
+            Observable::GradNormSq => g.iter().map(|v| v * v).sum::<f64>(),
         };
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::loss::Quartic;
+
+    /// On f = Σ c_j x_j⁴/4, ∇f_j = c_j x_j³: ‖∇f‖² by hand, and the square of `grad_norm`.
+    #[test]
+    fn grad_norm_sq_is_the_squared_gradient_norm() {
+        let f = Quartic::new(vec![1.0, 2.0]).unwrap();
+        let x = [1.5, -0.5];
+        let by_hand = (1.5f64.powi(3)).powi(2) + (2.0 * (-0.5f64).powi(3)).powi(2);
+        let mut g = [0.0; 2];
+        let mut out = [0.0; 2];
+        let list = [Observable::GradNormSq, Observable::GradNorm];
+        evaluate(&f, &list, &x, &mut g, &mut out);
+        assert!((out[0] - by_hand).abs() < 1e-12 * by_hand, "{out:?}");
+        assert!((out[1] * out[1] - out[0]).abs() < 1e-12 * by_hand);
+        // Alone in the list, the gradient must still be computed.
+        let mut g = [f64::NAN; 2];
+        let mut one = [0.0];
+        evaluate(&f, &[Observable::GradNormSq], &x, &mut g, &mut one);
+        assert!((one[0] - by_hand).abs() < 1e-12 * by_hand);
+    }
 }
