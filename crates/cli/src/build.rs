@@ -158,8 +158,10 @@ pub fn stability_settings(cfg: &ExperimentConfig) -> StabilitySettings {
         models: cfg.sde.models.clone(),
         scheme: cfg.sde.scheme,
         increments: cfg.sde.increments,
-        substeps: cfg.sde.substeps,
-        max_substeps: MAX_STABILITY_SUBSTEPS.max(2 * cfg.sde.substeps),
+        // The sweep starts where the drift's own step limit asks (see compare::stability) and
+        // doubles until the diverged fraction stops moving.
+        substeps: cfg.sde.substeps.unwrap_or(1),
+        max_substeps: MAX_STABILITY_SUBSTEPS.max(2 * cfg.sde.substeps.unwrap_or(1)),
         diverge_above: cfg.run.diverge_above,
     }
 }

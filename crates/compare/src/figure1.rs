@@ -216,7 +216,7 @@ fn d_c_sgd_arm(
         0 => (Schedule::constant(), p.eta),
         1 => (norm, p.eta),
         2 => (Schedule::polynomial(p.decaying_power)?, p.eta),
-        _ => (Schedule::constant(), p.eta * norm.eta_k(0, 0.0)),
+        _ => (Schedule::constant(), p.eta * norm.eta_k(0, p.eta, 0.0)),
     })
 }
 
