@@ -17,7 +17,8 @@ use crate::build;
 use crate::config::ExperimentConfig;
 use crate::error::CliError;
 use crate::output::{
-    create_out_dir, csv_f64, print_json, progress_bar, write_atomic, write_csv, write_json,
+    csv_f64, csv_opt_f64, manifest, print_json, progress_bar, run_id, write_atomic, write_csv,
+    write_json, FileEntry, LockMode, Publication, RESULT_FILE, TIMING_FILE,
 };
 
 /// Options shared by every subcommand.
@@ -27,6 +28,68 @@ pub struct Globals {
     pub quiet: bool,
     /// The number of worker threads of the rayon global pool (`--threads`, default all cores).
     pub threads: usize,
+    /// `--wait`: wait for a run holding the output folder instead of failing.
+    pub wait: bool,
+    /// `--force`: run work above the ceilings of [`crate::budget`].
+    pub force: bool,
+}
+
+impl Globals {
+    fn lock_mode(&self) -> LockMode {
+        if self.wait {
+            LockMode::Wait
+        } else {
+            LockMode::FailIfHeld
+        }
+    }
+}
+
+/// `timing.json`: what varies from run to run, kept out of `result.json` (which is the same bits
+/// for the same inputs, so a committed result folder stays unchanged when it is regenerated).
+#[derive(Serialize)]
+struct Timing<'a> {
+    run_id: &'a str,
+    wall_seconds: f64,
+    threads: usize,
+}
+
+/// Finish a run: list the files written so far in `pub_dir`, let `document` build the result
+/// document from that manifest and the run id, write `result.json` and `timing.json`, publish
+/// the folder, and report. Returns the document with the timings filled in (for `--json`).
+fn finish<D: Serialize>(
+    publication: Publication,
+    start: Instant,
+    globals: &Globals,
+    document: impl FnOnce(String, Vec<FileEntry>) -> D,
+    with_timing: impl FnOnce(D, f64, usize) -> D,
+) -> Result<(D, Vec<String>), CliError> {
+    let dir = publication.dir().to_path_buf();
+    let files = manifest(&dir)?;
+    let id = run_id(&files);
+    let mut names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+    let doc = document(id.clone(), files);
+    write_json(&dir.join(RESULT_FILE), &doc)?;
+    let wall_seconds = start.elapsed().as_secs_f64();
+    write_json(
+        &dir.join(TIMING_FILE),
+        &Timing {
+            run_id: &id,
+            wall_seconds,
+            threads: globals.threads,
+        },
+    )?;
+    publication.commit()?;
+    names.insert(0, RESULT_FILE.to_string());
+    names.push(TIMING_FILE.to_string());
+    Ok((with_timing(doc, wall_seconds, globals.threads), names))
+}
+
+/// The closing lines of a run on stdout: the folder and every file in it that the run wrote.
+fn print_written(out: &Path, names: &[String], wall_seconds: f64) {
+    println!("wrote {} in {wall_seconds:.1} s:", out.display());
+    for n in names {
+        println!("  {}", out.join(n).display());
+    }
 }
 
 /// `sdelab figure1` options.
@@ -66,13 +129,20 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Serialize)]
 struct WeakErrorDocument<'a> {
     sdelab_version: &'static str,
+    /// Fingerprint of the published files (see [`run_id`]).
+    run_id: String,
     /// The config file, as given on the command line.
     config_path: String,
     config: &'a ExperimentConfig,
-    wall_seconds: f64,
-    threads: usize,
+    /// Only in the `--json` document on stdout; the folder has them in `timing.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wall_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
     common_random_numbers_used: bool,
     weak_error: &'a [WeakErrorCurve],
+    /// Every other file of the folder, with its size and hash.
+    files: Vec<FileEntry>,
 }
 
 /// `sdelab weak-error`: weak error and fitted orders over `cfg.run.etas`.
@@ -86,7 +156,10 @@ pub fn weak_error(
     let settings = build::study_settings(cfg);
     let exact = build::exact_moments(cfg, &opt);
     let coupled = can_couple(&opt, &settings);
-    create_out_dir(&opts.out)?;
+    let estimate = crate::budget::experiment(cfg, false, globals.threads, coupled);
+    estimate.check(globals.force)?;
+    estimate.announce(globals.quiet || opts.json);
+    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
     let bar = progress_bar(
         study_work(&settings, coupled),
         "weak error",
@@ -102,21 +175,33 @@ pub fn weak_error(
     )
     .map_err(failure)?;
     bar.finish_and_clear();
-    let doc = WeakErrorDocument {
-        sdelab_version: VERSION,
-        config_path: opts.config_path.display().to_string(),
-        config: cfg,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        threads: globals.threads,
-        common_random_numbers_used: coupled,
-        weak_error: &curves,
-    };
-    write_weak_error_files(&opts.out, cfg, &curves)?;
-    write_json(&opts.out.join("result.json"), &doc)?;
+    write_weak_error_files(publication.dir(), cfg, &curves)?;
+    let (doc, names) = finish(
+        publication,
+        start,
+        globals,
+        |run_id, files| WeakErrorDocument {
+            sdelab_version: VERSION,
+            run_id,
+            config_path: opts.config_path.display().to_string(),
+            config: cfg,
+            wall_seconds: None,
+            threads: None,
+            common_random_numbers_used: coupled,
+            weak_error: &curves,
+            files,
+        },
+        |doc, wall, threads| WeakErrorDocument {
+            wall_seconds: Some(wall),
+            threads: Some(threads),
+            ..doc
+        },
+    )?;
     if opts.json {
         print_json(&doc)?;
     } else {
-        print_weak_error_table(&curves, &opts.out, doc.wall_seconds);
+        print_weak_error_table(&curves);
+        print_written(&opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
     }
     Ok(())
 }
@@ -142,9 +227,7 @@ fn write_weak_error_files(
                 p.discrete.diverged.to_string(),
                 p.sde.diverged.to_string(),
                 p.reference.to_string(),
-                p.exact
-                    .as_ref()
-                    .map_or(String::new(), |e| csv_f64(e.weak_error)),
+                csv_opt_f64(p.exact.as_ref().map(|e| e.weak_error)),
             ]);
         }
     }
@@ -170,15 +253,14 @@ fn write_weak_error_files(
     let orders: Vec<Vec<String>> = curves
         .iter()
         .map(|c| {
-            let (lo, hi) = c.order_ci95.map_or((f64::NAN, f64::NAN), |[a, b]| (a, b));
             vec![
                 c.model.to_string(),
                 c.observable.to_string(),
-                csv_f64(c.order.unwrap_or(f64::NAN)),
-                csv_f64(lo),
-                csv_f64(hi),
+                csv_opt_f64(c.order),
+                csv_opt_f64(c.order_ci95.map(|[lo, _]| lo)),
+                csv_opt_f64(c.order_ci95.map(|[_, hi]| hi)),
                 csv_f64(c.expected_order),
-                c.exact_order.map_or(String::new(), csv_f64),
+                csv_opt_f64(c.exact_order),
             ]
         })
         .collect();
@@ -205,7 +287,7 @@ fn write_weak_error_files(
     write_atomic(&out.join("config.toml"), cfg.to_toml_string()?.as_bytes())
 }
 
-fn print_weak_error_table(curves: &[WeakErrorCurve], out: &Path, wall: f64) {
+fn print_weak_error_table(curves: &[WeakErrorCurve]) {
     println!(
         "{:<13} {:<10} {:>9}  {:>18}  {:>8}",
         "model", "observable", "order", "95% interval", "expected"
@@ -223,19 +305,28 @@ fn print_weak_error_table(curves: &[WeakErrorCurve], out: &Path, wall: f64) {
             println!("    warning: {w}");
         }
     }
-    println!("wrote {} in {wall:.1} s", out.display());
 }
 
 /// The result document of `sdelab run`.
 #[derive(Serialize)]
 struct RunDocument<'a> {
     sdelab_version: &'static str,
+    /// Fingerprint of the published files (see [`run_id`]).
+    run_id: String,
     /// The config file, as given on the command line.
     config_path: String,
     config: &'a ExperimentConfig,
-    wall_seconds: f64,
-    threads: usize,
+    /// Only in the `--json` document on stdout; the folder has them in `timing.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wall_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
+    /// The quantile bands are taken over the first this many paths (their values are kept in
+    /// memory); means and intervals over all `run.paths`.
+    quantile_paths: u64,
     trajectories: &'a TrajectoryReport,
+    /// Every other file of the folder, with its size and hash.
+    files: Vec<FileEntry>,
 }
 
 /// `sdelab run`: mean and quantile trajectories at `cfg.run.etas[0]`.
@@ -247,7 +338,11 @@ pub fn run(
     let start = Instant::now();
     let opt = build::optimizer(cfg)?;
     let settings = build::trajectory_settings(cfg);
-    create_out_dir(&opts.out)?;
+    let estimate = crate::budget::experiment(cfg, true, globals.threads, false);
+    estimate.check(globals.force)?;
+    estimate.announce(globals.quiet || opts.json);
+    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
+    let dir = publication.dir().to_path_buf();
     let bar = progress_bar(
         trajectory_work(&settings),
         "run",
@@ -255,7 +350,7 @@ pub fn run(
     );
     let report = trajectories(&opt, &settings, &|n| bar.inc(n)).map_err(failure)?;
     bar.finish_and_clear();
-    write_trajectory_csv(&opts.out.join("trajectories.csv"), &[("", &report)])?;
+    write_trajectory_csv(&dir.join("trajectories.csv"), &[(&cfg.name, &report)])?;
     for obs in &settings.observables {
         let title = format!("{}: {} at η = {}", cfg.name, obs.label(), settings.eta);
         let log_y =
@@ -266,27 +361,36 @@ pub fn run(
             *obs,
             log_y,
             &title,
-            &opts.out.join(format!("trajectory_{}", obs.name())),
+            &dir.join(format!("trajectory_{}", obs.name())),
         )
         .map_err(failure)?;
     }
-    write_atomic(
-        &opts.out.join("config.toml"),
-        cfg.to_toml_string()?.as_bytes(),
+    write_atomic(&dir.join("config.toml"), cfg.to_toml_string()?.as_bytes())?;
+    let (doc, names) = finish(
+        publication,
+        start,
+        globals,
+        |run_id, files| RunDocument {
+            sdelab_version: VERSION,
+            run_id,
+            config_path: opts.config_path.display().to_string(),
+            config: cfg,
+            wall_seconds: None,
+            threads: None,
+            quantile_paths: settings.quantile_paths,
+            trajectories: &report,
+            files,
+        },
+        |doc, wall, threads| RunDocument {
+            wall_seconds: Some(wall),
+            threads: Some(threads),
+            ..doc
+        },
     )?;
-    let doc = RunDocument {
-        sdelab_version: VERSION,
-        config_path: opts.config_path.display().to_string(),
-        config: cfg,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        threads: globals.threads,
-        trajectories: &report,
-    };
-    write_json(&opts.out.join("result.json"), &doc)?;
     if opts.json {
         print_json(&doc)?;
     } else {
-        println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
+        print_written(&opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
     }
     Ok(())
 }
@@ -318,7 +422,8 @@ fn clamp_for_plot(report: &TrajectoryReport, ceiling: f64) -> TrajectoryReport {
 }
 
 /// One CSV of every process, observable and iteration: mean, 95% half-width, quantiles,
-/// diverged count. `prefix` labels the report (the panel, for figure 1).
+/// diverged count. The first element of each pair labels the report in the `panel` column (the
+/// experiment name for `run`, `<optimizer>:<schedule>` for figure 1).
 fn write_trajectory_csv(
     path: &Path,
     reports: &[(&str, &TrajectoryReport)],
@@ -390,11 +495,19 @@ struct ProcessSummary {
 #[derive(Serialize)]
 struct Figure1Document<'a> {
     sdelab_version: &'static str,
+    /// Fingerprint of the published files (see [`run_id`]).
+    run_id: String,
     command: String,
-    wall_seconds: f64,
-    threads: usize,
+    /// Never in `result.json` (the committed figure must not change when regenerated): the
+    /// folder has the timings in `timing.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wall_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
     params: &'a Figure1Params,
     panels: Vec<PanelSummary<'a>>,
+    /// Every other file of the folder, with its size and hash.
+    files: Vec<FileEntry>,
 }
 
 fn panel_summaries(r: &Figure1Result) -> Vec<PanelSummary<'_>> {
@@ -443,7 +556,11 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
     if let Some(s) = opts.seed {
         params.seed = s;
     }
-    create_out_dir(&opts.out)?;
+    let estimate = crate::budget::figure1(&params, globals.threads);
+    estimate.check(globals.force)?;
+    estimate.announce(globals.quiet);
+    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
+    let dir = publication.dir().to_path_buf();
     let bar = progress_bar(figure1_work(&params), "figure 1", globals.quiet);
     let result = compare::figure1::figure1(&params, &|n| bar.inc(n)).map_err(failure)?;
     bar.finish_and_clear();
@@ -467,7 +584,7 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
         .collect();
     let refs: Vec<(&str, &TrajectoryReport)> =
         labelled.iter().map(|(l, r)| (l.as_str(), *r)).collect();
-    write_trajectory_csv(&opts.out.join("figure1.csv"), &refs)?;
+    write_trajectory_csv(&dir.join("figure1.csv"), &refs)?;
     let clamped: Vec<TrajectoryReport> = result
         .panels
         .iter()
@@ -488,7 +605,7 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
         "Loss: discrete optimizer vs first-order SDE ({} paths, N = {}, d = {}; median dashed, 10-90% band, diverged at the top)",
         params.paths, params.agents, params.dim
     );
-    panel_grid(&panels, 2, 3, &title, &opts.out.join("figure1")).map_err(failure)?;
+    panel_grid(&panels, 2, 3, &title, &dir.join("figure1")).map_err(failure)?;
     let mut command = String::from("sdelab figure1");
     if let Some(p) = opts.paths {
         command.push_str(&format!(" --paths {p}"));
@@ -496,15 +613,26 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
     if let Some(s) = opts.seed {
         command.push_str(&format!(" --seed {s}"));
     }
-    let doc = Figure1Document {
-        sdelab_version: VERSION,
-        command,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        threads: globals.threads,
-        params: &params,
-        panels: panel_summaries(&result),
-    };
-    write_json(&opts.out.join("result.json"), &doc)?;
+    let (doc, names) = finish(
+        publication,
+        start,
+        globals,
+        |run_id, files| Figure1Document {
+            sdelab_version: VERSION,
+            run_id,
+            command,
+            wall_seconds: None,
+            threads: None,
+            params: &params,
+            panels: panel_summaries(&result),
+            files,
+        },
+        |doc, wall, threads| Figure1Document {
+            wall_seconds: Some(wall),
+            threads: Some(threads),
+            ..doc
+        },
+    )?;
     for p in &doc.panels {
         let cells: Vec<String> = p
             .processes
@@ -518,7 +646,7 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
             .collect();
         println!("{:<55} {}", p.title, cells.join("; "));
     }
-    println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
+    print_written(&opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
     Ok(())
 }
 
