@@ -284,6 +284,20 @@ mod tests {
     }
 
     #[test]
+    fn figure1_help_shows_the_real_defaults() {
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("figure1")
+            .expect("figure1")
+            .render_help()
+            .to_string();
+        let d = Figure1Params::default();
+        assert!(help.contains(&format!("[default: {}]", d.paths)), "{help}");
+        assert!(help.contains(&format!("[default: {}]", d.seed)), "{help}");
+        assert!(!help.contains("built in"), "{help}");
+    }
+
+    #[test]
     fn bad_arguments_are_rejected() {
         for args in [
             &["sdelab", "figure1", "--paths", "1"][..],
