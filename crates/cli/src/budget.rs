@@ -314,7 +314,10 @@ fn scan_lists(text: &str) -> (usize, String, usize) {
         let trimmed = code.trim();
         if depth == 0 {
             if trimmed.starts_with('[') && !trimmed.contains('=') {
-                table = trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+                table = trimmed
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .trim()
+                    .to_string();
                 continue;
             }
             if let Some((k, _)) = trimmed.split_once('=') {
@@ -412,7 +415,10 @@ mod tests {
         .estimate("run.paths = 1000000000000".into(), "m".into());
         let err = big.check(false).expect_err("above the ceiling");
         assert_eq!(err.exit_code(), 2);
-        assert!(err.message().starts_with("run.paths = 1000000000000"), "{err}");
+        assert!(
+            err.message().starts_with("run.paths = 1000000000000"),
+            "{err}"
+        );
         assert!(big.check(true).is_ok());
     }
 }

@@ -18,9 +18,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{Figure1Options, Globals, OutputOptions};
-use compare::figure1::Figure1Params;
 use crate::config::{ConfigError, ExperimentConfig};
 use crate::error::CliError;
+use compare::figure1::Figure1Params;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 2 bad input (the message names the key and the value); 1 any other failure.

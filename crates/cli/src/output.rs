@@ -42,7 +42,14 @@ fn install_signal_handler() -> Result<(), CliError> {
             ctrlc::set_handler(|| {
                 let mut guard = pending();
                 if let Some(dir) = guard.take() {
-                    let _ = fs::remove_dir_all(&dir);
+                    // The run's threads go on writing until the exit: a file created during the
+                    // removal makes it fail, so try again until the folder is gone.
+                    for _ in 0..200 {
+                        if fs::remove_dir_all(&dir).is_ok() || !dir.exists() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
                 eprintln!("interrupted: nothing was published");
                 std::process::exit(EXIT_INTERRUPTED);
@@ -57,7 +64,9 @@ fn install_signal_handler() -> Result<(), CliError> {
 /// else found in an earlier output folder (a README, notes) is carried over into the new one.
 fn is_run_output(name: &str) -> bool {
     matches!(name, "result.json" | "timing.json" | "config.toml")
-        || [".csv", ".png", ".svg"].iter().any(|ext| name.ends_with(ext))
+        || [".csv", ".png", ".svg"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
 }
 
 /// How `--out` is locked while a run writes to it: wait for the holder (`--wait`) or fail at once.
@@ -119,11 +128,7 @@ impl Publication {
                 )));
             }
         }
-        let staging = parent.join(format!(
-            "{name}.tmp-{}-{}",
-            std::process::id(),
-            nonce()
-        ));
+        let staging = parent.join(format!("{name}.tmp-{}-{}", std::process::id(), nonce()));
         fs::create_dir(&staging).map_err(|e| {
             CliError::Failure(format!(
                 "cannot create the staging folder {:?}: {e}",
@@ -666,7 +671,16 @@ mod tests {
     #[test]
     fn csv_f64_round_trips() {
         // Independent reference: Rust's parser, which is exact (correctly rounded).
-        for x in [0.1, 1e-300, -2.5e17, 1.0 / 3.0, f64::MIN_POSITIVE, 5e-324, f64::MAX, 0.0] {
+        for x in [
+            0.1,
+            1e-300,
+            -2.5e17,
+            1.0 / 3.0,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+            0.0,
+        ] {
             let cell = csv_f64(x);
             assert_eq!(cell.parse::<f64>().expect("parse"), x, "{cell}");
             assert!(cell.contains('e'), "{cell}: not scientific");
@@ -708,7 +722,10 @@ mod tests {
         };
         assert_eq!(e.exit_code(), 1);
         assert!(e.message().contains("out"), "{e}");
-        assert!(e.message().contains(&format!("pid {}", std::process::id())), "{e}");
+        assert!(
+            e.message().contains(&format!("pid {}", std::process::id())),
+            "{e}"
+        );
         write_atomic(&second.dir().join("result.json"), b"{\"v\": 2}").expect("write");
         write_atomic(&second.dir().join("b.csv"), b"2").expect("write");
         second.commit().expect("commit");

@@ -20,8 +20,9 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A `run` config of a fraction of a second in the release profile, most of it computing, the
-/// rest drawing and writing 9 plots and a CSV.
+/// A `run` config of a fraction of a second in the release profile. With 200 paths most of the
+/// time goes to drawing and writing the 8 plots and the CSV, so most kills land while files are
+/// being written (~0.3 s of ~0.4 s on this project's machine kind).
 fn config(seed: u64, paths: u64) -> String {
     format!(
         r#"
@@ -76,10 +77,9 @@ fn fnv1a64(bytes: &[u8]) -> String {
 /// every file it lists is there with its size and hash, there is no other file but
 /// `timing.json` of the same run, and the id is the hash of the manifest.
 fn complete_run_id(out: &Path) -> String {
-    let doc: serde_json::Value = serde_json::from_slice(
-        &fs::read(out.join("result.json")).expect("result.json is there"),
-    )
-    .expect("result.json parses");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("result.json")).expect("result.json is there"))
+            .expect("result.json parses");
     let id = doc["run_id"].as_str().expect("run_id").to_string();
     let mut expected: BTreeSet<String> = ["result.json", "timing.json"]
         .iter()
@@ -89,13 +89,25 @@ fn complete_run_id(out: &Path) -> String {
     for f in doc["files"].as_array().expect("files") {
         let name = f["name"].as_str().expect("name");
         let bytes = fs::read(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(bytes.len() as u64, f["bytes"].as_u64().expect("bytes"), "{name}");
+        assert_eq!(
+            bytes.len() as u64,
+            f["bytes"].as_u64().expect("bytes"),
+            "{name}"
+        );
         let hash = fnv1a64(&bytes);
-        assert_eq!(hash, f["fnv1a64"].as_str().expect("hash"), "{name}: other run");
+        assert_eq!(
+            hash,
+            f["fnv1a64"].as_str().expect("hash"),
+            "{name}: other run"
+        );
         manifest.push_str(&format!("{name}\0{}\0{hash}\n", bytes.len()));
         expected.insert(name.to_string());
     }
-    assert_eq!(fnv1a64(manifest.as_bytes()), id, "run_id is not the manifest's");
+    assert_eq!(
+        fnv1a64(manifest.as_bytes()),
+        id,
+        "run_id is not the manifest's"
+    );
     assert_eq!(names_in(out), expected, "files of no run or of another run");
     let timing: serde_json::Value =
         serde_json::from_slice(&fs::read(out.join("timing.json")).expect("timing.json"))
@@ -130,22 +142,25 @@ fn kills_at_random_moments_leave_the_old_or_the_new_complete_result() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Two configs that differ in the seed, so their results (and run ids) differ.
     let cfgs = [
-        write(dir.path(), "a.toml", &config(1, 3000)),
-        write(dir.path(), "b.toml", &config(2, 3000)),
+        write(dir.path(), "a.toml", &config(1, 200)),
+        write(dir.path(), "b.toml", &config(2, 200)),
     ];
     let out = dir.path().join("out");
     let out_s = out.to_str().expect("utf-8 path");
     // The complete result of each config, and how long a run takes.
     let mut ids = Vec::new();
-    let mut longest = Duration::ZERO;
+    let mut shortest = Duration::MAX;
     for cfg in &cfgs {
         let start = Instant::now();
         let o = run(&["-q", "run", "--config", cfg, "--out", out_s]);
-        longest = longest.max(start.elapsed());
+        shortest = shortest.min(start.elapsed());
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         ids.push(complete_run_id(&out));
     }
-    assert_ne!(ids[0], ids[1], "the two configs must give different results");
+    assert_ne!(
+        ids[0], ids[1],
+        "the two configs must give different results"
+    );
     let mut current = ids[1].clone();
     let mut rng = Rng(20_261_202);
     let signals = ["KILL", "TERM", "INT"];
@@ -159,7 +174,7 @@ fn kills_at_random_moments_leave_the_old_or_the_new_complete_result() {
             .spawn()
             .expect("spawn");
         // Uniform over the whole run, a little past its end.
-        std::thread::sleep(longest.mul_f64(1.1 * rng.next_f64()));
+        std::thread::sleep(shortest.mul_f64(1.1 * rng.next_f64()));
         let sig = signals[i % 3];
         signal(&child, sig);
         let status = child.wait().expect("wait");
@@ -174,20 +189,26 @@ fn kills_at_random_moments_leave_the_old_or_the_new_complete_result() {
                 "kill {i} ({sig}): neither the earlier nor the new result"
             );
             if sig != "KILL" {
-                // The handler removes the staging folder; nothing but the folder and the lock
-                // file is left beside it.
+                // The handler removes this run's staging folder (one that an earlier SIGKILL
+                // left may remain if this run was stopped before it took the lock).
+                let mine = format!("out.tmp-{}-", child.id());
                 let beside = names_in(dir.path());
                 assert!(
-                    beside.iter().all(|n| !n.contains(".tmp-")),
+                    beside.iter().all(|n| !n.starts_with(&mine)),
                     "kill {i} ({sig}): staging folder left: {beside:?}"
                 );
             }
         }
         current = id;
     }
-    // The kill times must have hit runs in progress, not only finished ones.
-    assert!(interrupted >= 12, "only {interrupted} of 24 kills interrupted a run");
+    // The kill times must have hit runs in progress, not only finished ones: ~90% should, unless
+    // the machine is much slower now than during the two timing runs.
+    assert!(
+        interrupted >= 8,
+        "only {interrupted} of 24 kills interrupted a run"
+    );
     assert!(finished + interrupted == 24);
+    eprintln!("kills: {interrupted} interrupted a run, {finished} came after its end");
     // What SIGKILL left beside --out is removed by the next run.
     let o = run(&["-q", "run", "--config", &cfgs[0], "--out", out_s]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -203,8 +224,11 @@ fn kills_at_random_moments_leave_the_old_or_the_new_complete_result() {
 /// Waits until the lock file names `pid` (the holder writes it once it has the lock).
 fn wait_for_lock(lock: &Path, pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while fs::read_to_string(lock).map(|s| s.trim().to_string()) != Ok(pid.to_string()) {
-        assert!(Instant::now() < deadline, "the first run never took the lock");
+    while fs::read_to_string(lock).ok().map(|s| s.trim().to_string()) != Some(pid.to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -212,7 +236,7 @@ fn wait_for_lock(lock: &Path, pid: u32) {
 #[test]
 fn a_second_run_on_a_locked_folder_fails_or_waits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = write(dir.path(), "c.toml", &config(3, 4000));
+    let cfg = write(dir.path(), "c.toml", &config(3, 2000));
     let out: PathBuf = dir.path().join("shared");
     let out_s = out.to_str().expect("utf-8 path");
     let first = sdelab()
@@ -239,7 +263,11 @@ fn a_second_run_on_a_locked_folder_fails_or_waits() {
     let first = first.wait_with_output().expect("wait");
     assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
-    assert!(stderr(&third).contains("waiting for pid"), "{}", stderr(&third));
+    assert!(
+        stderr(&third).contains("waiting for pid"),
+        "{}",
+        stderr(&third)
+    );
     complete_run_id(&out);
 }
 
@@ -272,12 +300,24 @@ fn work_above_the_ceilings_is_refused_at_once_naming_the_key() {
             let cfg_sub = write(dir.path(), &format!("{name}-{sub}.toml"), &text_for_sub);
             let out = dir.path().join(format!("out-{name}-{sub}"));
             let start = Instant::now();
-            let o = run(&[sub, "--config", &cfg_sub, "--out", out.to_str().expect("utf-8")]);
-            assert!(start.elapsed() < Duration::from_secs(5), "{name}: not at once");
+            let o = run(&[
+                sub,
+                "--config",
+                &cfg_sub,
+                "--out",
+                out.to_str().expect("utf-8"),
+            ]);
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{name}: not at once"
+            );
             assert_eq!(o.status.code(), Some(2), "{name} {sub}: {}", stderr(&o));
             let msg = stderr(&o);
             assert!(msg.contains(key), "{name} {sub}: {msg}");
-            assert!(msg.contains("path-steps") && msg.contains("--force"), "{msg}");
+            assert!(
+                msg.contains("path-steps") && msg.contains("--force"),
+                "{msg}"
+            );
             assert!(!out.exists(), "{name} {sub}: output folder created");
         }
     }
@@ -285,15 +325,30 @@ fn work_above_the_ceilings_is_refused_at_once_naming_the_key() {
     let d = 6_500_000;
     let ones = vec!["1"; d].join(",");
     let big = base
-        .replace("kind = \"quartic\"", &format!("kind = \"quadratic\"\ndiag = [{ones}]"))
+        .replace(
+            "kind = \"quartic\"",
+            &format!("kind = \"quadratic\"\ndiag = [{ones}]"),
+        )
         .replace("x0 = [1.5, -1.0, 0.5]", &format!("x0 = [{ones}]"));
     let cfg = write(dir.path(), "big.toml", &big);
     let start = Instant::now();
-    let o = run(&["run", "--config", &cfg, "--out", dir.path().join("o").to_str().expect("utf-8")]);
-    assert!(start.elapsed() < Duration::from_secs(5), "big x0: not at once");
+    let o = run(&[
+        "run",
+        "--config",
+        &cfg,
+        "--out",
+        dir.path().join("o").to_str().expect("utf-8"),
+    ]);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "big x0: not at once"
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let msg = stderr(&o);
-    assert!(msg.contains("loss.") && msg.contains("6500000 numbers"), "{msg}");
+    assert!(
+        msg.contains("loss.") && msg.contains("6500000 numbers"),
+        "{msg}"
+    );
     assert!(msg.contains("GiB") && msg.contains("--force"), "{msg}");
 }
 
@@ -309,14 +364,18 @@ fn csv_outputs_hold_no_nan_and_shortest_scientific_numbers() {
     let cfg = write(dir.path(), "div.toml", &text);
     for sub in ["run", "weak-error"] {
         let out = dir.path().join(sub);
-        let o = run(&["-q", sub, "--config", &cfg, "--out", out.to_str().expect("utf-8")]);
+        let o = run(&[
+            "-q",
+            sub,
+            "--config",
+            &cfg,
+            "--out",
+            out.to_str().expect("utf-8"),
+        ]);
         assert_eq!(o.status.code(), Some(0), "{sub}: {}", stderr(&o));
         let stdout = String::from_utf8_lossy(&o.stdout);
         for name in names_in(&out) {
-            assert!(
-                stdout.contains(&name),
-                "{sub}: stdout does not list {name}"
-            );
+            assert!(stdout.contains(&name), "{sub}: stdout does not list {name}");
             if !name.ends_with(".csv") {
                 continue;
             }
@@ -325,7 +384,10 @@ fn csv_outputs_hold_no_nan_and_shortest_scientific_numbers() {
             let header: Vec<&str> = lines.next().expect("header").split(',').collect();
             for line in lines {
                 for (cell, col) in line.split(',').zip(&header) {
-                    assert!(!cell.to_lowercase().contains("nan"), "{name}: {col} = {cell}");
+                    assert!(
+                        !cell.to_lowercase().contains("nan"),
+                        "{name}: {col} = {cell}"
+                    );
                     let integer = cell.chars().all(|c| c.is_ascii_digit());
                     if cell.parse::<f64>().is_ok() && !integer {
                         // Scientific, and shortest: re-formatting the value gives the same text.
@@ -341,5 +403,8 @@ fn csv_outputs_hold_no_nan_and_shortest_scientific_numbers() {
     }
     let traj = fs::read_to_string(dir.path().join("run/trajectories.csv")).expect("read");
     assert!(traj.contains(",inf,"), "diverged quantiles are inf");
-    assert!(traj.contains(",,"), "means over no surviving path are empty");
+    assert!(
+        traj.contains(",,"),
+        "means over no surviving path are empty"
+    );
 }
