@@ -184,7 +184,7 @@ pub fn experiment(cfg: &ExperimentConfig, run: bool, threads: usize, coupled: bo
     let est = workload.estimate(String::new(), String::new());
     // Name the key that drives each figure: the largest factor.
     let max_k = workload.iterations.iter().copied().max().unwrap_or(0);
-    let mut factors = vec![
+    let mut factors = [
         (paths, format!("run.paths = {}", cfg.run.paths)),
         (
             cfg.sde.substeps as f64,
