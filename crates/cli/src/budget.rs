@@ -3,10 +3,13 @@
 //! memory above [`MAX_MEMORY_BYTES`] is refused (exit code 2, naming the key that drives it)
 //! unless `--force`.
 //!
-//! The time is a documented per-step cost, not a calibration run: one step of one agent on one
-//! coordinate costs about [`NS_PER_AGENT_COORDINATE_STEP`] on one core of this project's machine
-//! kind (README, "Speed": a DSGD iteration with N = 8, d = 10 takes 374 ns, DSignSGD with
-//! Student-t noise ~9× that). Estimates are meant to be right within a factor of a few.
+//! The time is a documented per-step cost, not a calibration run: one path-step costs about
+//! [`NS_PER_PATH_STEP`] plus [`NS_PER_AGENT_COORDINATE`] per agent and coordinate on one core of
+//! this project's machine kind. Fitted to two end-to-end runs on 2 cores: the DSGD weak-error
+//! example (d = 1, N = 1, 2.7e8 path-steps, 48 core-seconds: observables, statistics and the
+//! weak-order-2 scheme dominate) and `figure1` (d = 10, N = 8, 9.0e7 path-steps, 20
+//! core-seconds); the formula gives 41 and 35 core-seconds. Estimates are meant to be right
+//! within a factor of two.
 
 use crate::config::{ExperimentConfig, LossKind, NoiseModel, NoiseSpec};
 use crate::error::CliError;
@@ -16,9 +19,12 @@ use crate::error::CliError;
 pub const MAX_PATH_STEPS: f64 = 1e12;
 /// Estimated peak memory above which a run is refused without `--force`.
 pub const MAX_MEMORY_BYTES: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
-/// Single-core time of one step of one agent on one coordinate (see the module documentation).
-pub const NS_PER_AGENT_COORDINATE_STEP: f64 = 5.0;
-/// Student-t draws cost about this many Gaussian ones (README, "Speed").
+/// Single-core time of one path-step apart from the gradients (see the module documentation).
+pub const NS_PER_PATH_STEP: f64 = 150.0;
+/// Single-core time per agent and coordinate of one path-step (README, "Speed": a DSGD iteration
+/// with N = 8, d = 10 draws 80 normals in 374 ns).
+pub const NS_PER_AGENT_COORDINATE: f64 = 3.0;
+/// Student-t draws cost about this many Gaussian ones (README, "Speed": 3.3 µs against 374 ns).
 const STUDENT_T_FACTOR: f64 = 8.0;
 /// Parsing TOML keeps about this many bytes per number of the file until the config is built
 /// (measured: 800 MB for a config with 4 million numbers).
@@ -107,14 +113,15 @@ impl Workload {
         let iters: f64 = self.iterations.iter().map(|&k| k as f64).sum();
         let path_steps =
             self.paths * iters * (self.discrete_runs + self.sde_runs * self.substeps.max(1.0));
-        let per_step = NS_PER_AGENT_COORDINATE_STEP
-            * self.dim
-            * self.agents
-            * if self.heavy_tailed {
-                STUDENT_T_FACTOR
-            } else {
-                1.0
-            };
+        let per_step = NS_PER_PATH_STEP
+            + NS_PER_AGENT_COORDINATE
+                * self.dim
+                * self.agents
+                * if self.heavy_tailed {
+                    STUDENT_T_FACTOR
+                } else {
+                    1.0
+                };
         let seconds = path_steps * per_step * 1e-9 / self.threads.max(1.0);
         // Per worker: every agent's gradient and a few state vectors of length d.
         let per_thread = (self.agents + 8.0) * self.dim * 8.0;
@@ -406,7 +413,7 @@ mod tests {
         };
         let e = w.estimate("k".into(), "m".into());
         assert_eq!(e.path_steps, 27_000.0);
-        assert!((e.seconds - 27_000.0 * 5.0 * 80.0 * 1e-9 / 2.0).abs() < 1e-15);
+        assert!((e.seconds - 27_000.0 * (150.0 + 3.0 * 80.0) * 1e-9 / 2.0).abs() < 1e-15);
         assert!(e.check(false).is_ok());
         let big = Workload {
             paths: 1e12,

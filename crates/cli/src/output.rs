@@ -164,6 +164,9 @@ impl Publication {
         if old_exists {
             carry_over(&self.out, &self.staging).map_err(|e| fail("carrying over files", e))?;
         }
+        // Plots are written by the plotting library without fsync: make every file durable
+        // before the swap, so a power cut cannot publish a folder of empty files.
+        sync_files(&self.staging).map_err(|e| fail("syncing files", e))?;
         sync_dir(&self.staging);
         if old_exists {
             swap_dirs(&self.staging, &self.out).map_err(|e| fail("swapping folders", e))?;
@@ -188,6 +191,16 @@ impl Drop for Publication {
             *guard = None;
         }
     }
+}
+
+fn sync_files(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 /// `out` itself, or the folder it links to (renaming would replace the link, not the folder).
