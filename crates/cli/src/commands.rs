@@ -21,7 +21,8 @@ use crate::build;
 use crate::config::ExperimentConfig;
 use crate::error::CliError;
 use crate::output::{
-    create_out_dir, csv_f64, print_json, progress_bar, write_atomic, write_csv, write_json,
+    csv_f64, csv_opt_f64, manifest, print_json, progress_bar, run_id, write_atomic, write_csv,
+    write_json, FileEntry, LockMode, Publication, RESULT_FILE, TIMING_FILE,
 };
 
 /// Options shared by every subcommand.
@@ -31,6 +32,68 @@ pub struct Globals {
     pub quiet: bool,
     /// The number of worker threads of the rayon global pool (`--threads`, default all cores).
     pub threads: usize,
+    /// `--wait`: wait for a run holding the output folder instead of failing.
+    pub wait: bool,
+    /// `--force`: run work above the ceilings of [`crate::budget`].
+    pub force: bool,
+}
+
+impl Globals {
+    fn lock_mode(&self) -> LockMode {
+        if self.wait {
+            LockMode::Wait
+        } else {
+            LockMode::FailIfHeld
+        }
+    }
+}
+
+/// `timing.json`: what varies from run to run, kept out of `result.json` (which is the same bits
+/// for the same inputs, so a committed result folder stays unchanged when it is regenerated).
+#[derive(Serialize)]
+struct Timing<'a> {
+    run_id: &'a str,
+    wall_seconds: f64,
+    threads: usize,
+}
+
+/// Finish a run: list the files written so far in `pub_dir`, let `document` build the result
+/// document from that manifest and the run id, write `result.json` and `timing.json`, publish
+/// the folder, and report. Returns the document with the timings filled in (for `--json`).
+fn finish<D: Serialize>(
+    publication: Publication,
+    start: Instant,
+    globals: &Globals,
+    document: impl FnOnce(String, Vec<FileEntry>) -> D,
+    with_timing: impl FnOnce(D, f64, usize) -> D,
+) -> Result<(D, Vec<String>), CliError> {
+    let dir = publication.dir().to_path_buf();
+    let files = manifest(&dir)?;
+    let id = run_id(&files);
+    let mut names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+    let doc = document(id.clone(), files);
+    write_json(&dir.join(RESULT_FILE), &doc)?;
+    let wall_seconds = start.elapsed().as_secs_f64();
+    write_json(
+        &dir.join(TIMING_FILE),
+        &Timing {
+            run_id: &id,
+            wall_seconds,
+            threads: globals.threads,
+        },
+    )?;
+    publication.commit()?;
+    names.insert(0, RESULT_FILE.to_string());
+    names.push(TIMING_FILE.to_string());
+    Ok((with_timing(doc, wall_seconds, globals.threads), names))
+}
+
+/// The closing lines of a run on stdout: the folder and every file in it that the run wrote.
+fn print_written(out: &Path, names: &[String], wall_seconds: f64) {
+    println!("wrote {} in {wall_seconds:.1} s:", out.display());
+    for n in names {
+        println!("  {}", out.join(n).display());
+    }
 }
 
 /// `sdelab figure1` options.
@@ -70,13 +133,20 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Serialize)]
 struct WeakErrorDocument<'a> {
     sdelab_version: &'static str,
+    /// Fingerprint of the published files (see [`run_id`]).
+    run_id: String,
     /// The config file, as given on the command line.
     config_path: String,
     config: &'a ExperimentConfig,
-    wall_seconds: f64,
-    threads: usize,
+    /// Only in the `--json` document on stdout; the folder has them in `timing.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wall_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
     common_random_numbers_used: bool,
     weak_error: &'a [WeakErrorCurve],
+    /// Every other file of the folder, with its size and hash.
+    files: Vec<FileEntry>,
 }
 
 /// `sdelab weak-error`: weak error and fitted orders over `cfg.run.etas`.
@@ -90,7 +160,10 @@ pub fn weak_error(
     let settings = build::study_settings(cfg);
     let exact = build::exact_moments(cfg, &opt);
     let coupled = can_couple(&opt, &settings);
-    create_out_dir(&opts.out)?;
+    let estimate = crate::budget::experiment(cfg, false, globals.threads, coupled);
+    estimate.check(globals.force)?;
+    estimate.announce(globals.quiet || opts.json);
+    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
     let bar = progress_bar(
         study_work(&settings, coupled),
         "weak error",
@@ -106,21 +179,33 @@ pub fn weak_error(
     )
     .map_err(failure)?;
     bar.finish_and_clear();
-    let doc = WeakErrorDocument {
-        sdelab_version: VERSION,
-        config_path: opts.config_path.display().to_string(),
-        config: cfg,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        threads: globals.threads,
-        common_random_numbers_used: coupled,
-        weak_error: &curves,
-    };
-    write_weak_error_files(&opts.out, cfg, &curves)?;
-    write_json(&opts.out.join("result.json"), &doc)?;
+    write_weak_error_files(publication.dir(), cfg, &curves)?;
+    let (doc, names) = finish(
+        publication,
+        start,
+        globals,
+        |run_id, files| WeakErrorDocument {
+            sdelab_version: VERSION,
+            run_id,
+            config_path: opts.config_path.display().to_string(),
+            config: cfg,
+            wall_seconds: None,
+            threads: None,
+            common_random_numbers_used: coupled,
+            weak_error: &curves,
+            files,
+        },
+        |doc, wall, threads| WeakErrorDocument {
+            wall_seconds: Some(wall),
+            threads: Some(threads),
+            ..doc
+        },
+    )?;
     if opts.json {
         print_json(&doc)?;
     } else {
-        print_weak_error_table(&curves, &opts.out, doc.wall_seconds);
+        print_weak_error_table(&curves);
+        print_written(&opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
     }
     Ok(())
 }
@@ -131,7 +216,7 @@ fn write_weak_error_files(
     curves: &[WeakErrorCurve],
 ) -> Result<(), CliError> {
     // No NaN in a CSV: a missing value is an empty cell.
-    let opt = |x: Option<f64>| x.map_or(String::new(), csv_f64);
+    let opt = csv_opt_f64;
     let mut rows = Vec::new();
     for c in curves {
         for p in &c.points {
@@ -231,7 +316,7 @@ fn write_weak_error_files(
     write_atomic(&out.join("config.toml"), cfg.to_toml_string()?.as_bytes())
 }
 
-fn print_weak_error_table(curves: &[WeakErrorCurve], out: &Path, wall: f64) {
+fn print_weak_error_table(curves: &[WeakErrorCurve]) {
     println!(
         "{:<13} {:<10} {:<11} {:>9}  {:>18}  {:>8}",
         "model", "observable", "verdict", "order", "95% interval", "expected"
@@ -260,19 +345,28 @@ fn print_weak_error_table(curves: &[WeakErrorCurve], out: &Path, wall: f64) {
             println!("    warning: {w}");
         }
     }
-    println!("wrote {} in {wall:.1} s", out.display());
 }
 
 /// The result document of `sdelab run`.
 #[derive(Serialize)]
 struct RunDocument<'a> {
     sdelab_version: &'static str,
+    /// Fingerprint of the published files (see [`run_id`]).
+    run_id: String,
     /// The config file, as given on the command line.
     config_path: String,
     config: &'a ExperimentConfig,
-    wall_seconds: f64,
-    threads: usize,
+    /// Only in the `--json` document on stdout; the folder has them in `timing.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wall_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
+    /// The quantile bands are taken over the first this many paths (their values are kept in
+    /// memory); means and intervals over all `run.paths`.
+    quantile_paths: u64,
     trajectories: &'a TrajectoryReport,
+    /// Every other file of the folder, with its size and hash.
+    files: Vec<FileEntry>,
 }
 
 /// `sdelab run`: mean and quantile trajectories at `cfg.run.etas[0]`.
@@ -284,7 +378,11 @@ pub fn run(
     let start = Instant::now();
     let opt = build::optimizer(cfg)?;
     let settings = build::trajectory_settings(cfg);
-    create_out_dir(&opts.out)?;
+    let estimate = crate::budget::experiment(cfg, true, globals.threads, false);
+    estimate.check(globals.force)?;
+    estimate.announce(globals.quiet || opts.json);
+    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
+    let dir = publication.dir().to_path_buf();
     let bar = progress_bar(
         trajectory_work(&settings),
         "run",
@@ -292,7 +390,7 @@ pub fn run(
     );
     let report = trajectories(&opt, &settings, &|n| bar.inc(n)).map_err(failure)?;
     bar.finish_and_clear();
-    write_trajectory_csv(&opts.out.join("trajectories.csv"), &[("", &report)])?;
+    write_trajectory_csv(&dir.join("trajectories.csv"), &[(&cfg.name, &report)])?;
     for obs in &settings.observables {
         let title = format!("{}: {} at η = {}", cfg.name, obs.label(), settings.eta);
         let log_y =
@@ -303,27 +401,36 @@ pub fn run(
             *obs,
             log_y,
             &title,
-            &opts.out.join(format!("trajectory_{}", obs.name())),
+            &dir.join(format!("trajectory_{}", obs.name())),
         )
         .map_err(failure)?;
     }
-    write_atomic(
-        &opts.out.join("config.toml"),
-        cfg.to_toml_string()?.as_bytes(),
+    write_atomic(&dir.join("config.toml"), cfg.to_toml_string()?.as_bytes())?;
+    let (doc, names) = finish(
+        publication,
+        start,
+        globals,
+        |run_id, files| RunDocument {
+            sdelab_version: VERSION,
+            run_id,
+            config_path: opts.config_path.display().to_string(),
+            config: cfg,
+            wall_seconds: None,
+            threads: None,
+            quantile_paths: settings.quantile_paths,
+            trajectories: &report,
+            files,
+        },
+        |doc, wall, threads| RunDocument {
+            wall_seconds: Some(wall),
+            threads: Some(threads),
+            ..doc
+        },
     )?;
-    let doc = RunDocument {
-        sdelab_version: VERSION,
-        config_path: opts.config_path.display().to_string(),
-        config: cfg,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        threads: globals.threads,
-        trajectories: &report,
-    };
-    write_json(&opts.out.join("result.json"), &doc)?;
     if opts.json {
         print_json(&doc)?;
     } else {
-        println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
+        print_written(&opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
     }
     Ok(())
 }
@@ -355,7 +462,8 @@ fn clamp_for_plot(report: &TrajectoryReport, ceiling: f64) -> TrajectoryReport {
 }
 
 /// One CSV of every process, observable and iteration: mean, 95% half-width, quantiles,
-/// diverged count. `prefix` labels the report (the panel, for figure 1).
+/// diverged count. The first element of each pair labels the report in the `panel` column (the
+/// experiment name for `run`, `<optimizer>:<schedule>` for figure 1).
 fn write_trajectory_csv(
     path: &Path,
     reports: &[(&str, &TrajectoryReport)],
@@ -435,9 +543,15 @@ struct ProcessSummary {
 #[derive(Serialize)]
 struct Figure1Document<'a> {
     sdelab_version: &'static str,
+    /// Fingerprint of the published files (see [`run_id`]).
+    run_id: String,
     command: String,
-    wall_seconds: f64,
-    threads: usize,
+    /// Never in `result.json` (the committed figure must not change when regenerated): the
+    /// folder has the timings in `timing.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wall_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
     params: &'a Figure1Params,
     panels: Vec<PanelSummary<'a>>,
     /// Arms the seed's Appendix B does not have: the pre-scheduled decay `(k+1)^{-1/2}` of
@@ -446,6 +560,8 @@ struct Figure1Document<'a> {
     /// The SDE side rerun at twice the substeps, per arm (`optimizer:arm`).
     substep_checks: &'a [(String, compare::figure1::SubstepCheck)],
     substep_checks_pass: bool,
+    /// Every other file of the folder, with its size and hash.
+    files: Vec<FileEntry>,
 }
 
 fn panel_summaries(panels: &[Figure1Panel]) -> Vec<PanelSummary<'_>> {
@@ -500,7 +616,11 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
     if let Some(s) = opts.seed {
         params.seed = s;
     }
-    create_out_dir(&opts.out)?;
+    let estimate = crate::budget::figure1(&params, globals.threads);
+    estimate.check(globals.force)?;
+    estimate.announce(globals.quiet);
+    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
+    let dir = publication.dir().to_path_buf();
     let bar = progress_bar(figure1_work(&params), "figure 1", globals.quiet);
     let result = compare::figure1::figure1(&params, &|n| bar.inc(n)).map_err(failure)?;
     bar.finish_and_clear();
@@ -511,7 +631,7 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
         .collect();
     let refs: Vec<(&str, &TrajectoryReport)> =
         labelled.iter().map(|(l, r)| (l.as_str(), *r)).collect();
-    write_trajectory_csv(&opts.out.join("figure1.csv"), &refs)?;
+    write_trajectory_csv(&dir.join("figure1.csv"), &refs)?;
     let clamped: Vec<TrajectoryReport> = all
         .iter()
         .map(|p| clamp_for_plot(&p.report, params.diverge_above))
@@ -531,16 +651,9 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
         "Loss: discrete optimizer vs first-order SDE ({} paths, N = {}, d = {}; median dashed, 10-90% band, diverged at the top)",
         params.paths, params.agents, params.dim
     );
-    panel_grid(seed_panels, 2, 3, &title, &opts.out.join("figure1")).map_err(failure)?;
+    panel_grid(seed_panels, 2, 3, &title, &dir.join("figure1")).map_err(failure)?;
     let title = "Additions to Figure 1: pre-scheduled decay (k+1)^-1/2 and the step-matched constant control (discrete vs first-order SDE)";
-    panel_grid(
-        added_panels,
-        2,
-        2,
-        title,
-        &opts.out.join("figure1_additions"),
-    )
-    .map_err(failure)?;
+    panel_grid(added_panels, 2, 2, title, &dir.join("figure1_additions")).map_err(failure)?;
     let mut diverged_panels = Vec::new();
     for (column, name) in [(0, "DSGD"), (1, "DCSGD, random sparsification")] {
         let mut curves = Vec::new();
@@ -579,7 +692,7 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
             "Paths diverged over time, from x0 = {} (discrete solid with 95% band, SDE dashed)",
             params.x0
         ),
-        &opts.out.join("figure1_diverged"),
+        &dir.join("figure1_diverged"),
     )
     .map_err(failure)?;
     let mut command = String::from("sdelab figure1");
@@ -589,18 +702,29 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
     if let Some(s) = opts.seed {
         command.push_str(&format!(" --seed {s}"));
     }
-    let doc = Figure1Document {
-        sdelab_version: VERSION,
-        command,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        threads: globals.threads,
-        params: &params,
-        panels: panel_summaries(&result.panels),
-        additions: panel_summaries(&result.additions),
-        substep_checks: &result.substep_checks,
-        substep_checks_pass: result.substep_checks.iter().all(|(_, c)| c.agrees),
-    };
-    write_json(&opts.out.join("result.json"), &doc)?;
+    let (doc, names) = finish(
+        publication,
+        start,
+        globals,
+        |run_id, files| Figure1Document {
+            sdelab_version: VERSION,
+            run_id,
+            command,
+            wall_seconds: None,
+            threads: None,
+            params: &params,
+            panels: panel_summaries(&result.panels),
+            additions: panel_summaries(&result.additions),
+            substep_checks: &result.substep_checks,
+            substep_checks_pass: result.substep_checks.iter().all(|(_, c)| c.agrees),
+            files,
+        },
+        |doc, wall, threads| Figure1Document {
+            wall_seconds: Some(wall),
+            threads: Some(threads),
+            ..doc
+        },
+    )?;
     for p in doc.panels.iter().chain(&doc.additions) {
         let cells: Vec<String> = p
             .processes
@@ -633,7 +757,7 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
             );
         }
     }
-    println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
+    print_written(&opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
     Ok(())
 }
 
@@ -641,16 +765,23 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
 #[derive(Serialize)]
 struct StabilityDocument<'a> {
     sdelab_version: &'static str,
+    /// Identifies the run; every file of the folder carries it in `files`.
+    run_id: String,
     /// The config file, as given on the command line.
     config_path: String,
     config: &'a ExperimentConfig,
-    wall_seconds: f64,
-    threads: usize,
+    /// Only in the `--json` document on stdout; the folder has them in `timing.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wall_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
     /// How `diverged`, `ci95` and the substep check are defined.
     method: &'static str,
     /// Whether every SDE point passed its substep-doubling check.
     substep_checks_pass: bool,
     stability: &'a [StabilityCurve],
+    /// Every other file of the folder, with its size and hash.
+    files: Vec<FileEntry>,
 }
 
 const STABILITY_METHOD: &str = "diverged = paths whose loss passes run.diverge_above (or turns non-finite) at any iteration up to the horizon; ci95 = Wilson score 95% interval; measured_threshold = grid points around the first eta with diverged_fraction >= 1/2; SDE points: run at m and 2m substeps (m from sde.substeps, raised so that eta/m times the drift's Jacobian norm at x0 is <= 1), doubling while a pooled two-proportion test at 95% rejects equality, up to eta/4096; the finer run is reported; theory: 'exact' (noise-free closed form), 'pathwise' (almost-sure growth rate; the long-horizon limit of the diverged fraction), 'mean_square' (growth of E|x|^2), given where the build knows them";
@@ -664,7 +795,8 @@ pub fn stability(
     let start = Instant::now();
     let opt = build::optimizer(cfg)?;
     let settings = build::stability_settings(cfg);
-    create_out_dir(&opts.out)?;
+    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
+    let dir = publication.dir().to_path_buf();
     let bar = progress_bar(
         stability_work(&settings),
         "stability",
@@ -678,19 +810,6 @@ pub fn stability(
     )
     .map_err(failure)?;
     bar.finish_and_clear();
-    let doc = StabilityDocument {
-        sdelab_version: VERSION,
-        config_path: opts.config_path.display().to_string(),
-        config: cfg,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        threads: globals.threads,
-        method: STABILITY_METHOD,
-        substep_checks_pass: curves
-            .iter()
-            .flat_map(|c| &c.points)
-            .all(|p| p.substep_check.as_ref().is_none_or(|c| c.agrees)),
-        stability: &curves,
-    };
     let mut rows = Vec::new();
     for c in &curves {
         for p in &c.points {
@@ -713,7 +832,7 @@ pub fn stability(
         }
     }
     write_csv(
-        &opts.out.join("stability.csv"),
+        &dir.join("stability.csv"),
         &[
             "process",
             "x0_scale",
@@ -735,12 +854,34 @@ pub fn stability(
         "{}: paths diverged by T = {} against η ({} paths per point)",
         cfg.name, cfg.run.horizon, cfg.run.paths
     );
-    stability_plot(&curves, &title, &opts.out.join("stability")).map_err(failure)?;
-    write_atomic(
-        &opts.out.join("config.toml"),
-        cfg.to_toml_string()?.as_bytes(),
+    stability_plot(&curves, &title, &dir.join("stability")).map_err(failure)?;
+    write_atomic(&dir.join("config.toml"), cfg.to_toml_string()?.as_bytes())?;
+    let substep_checks_pass = curves
+        .iter()
+        .flat_map(|c| &c.points)
+        .all(|p| p.substep_check.as_ref().is_none_or(|c| c.agrees));
+    let (doc, names) = finish(
+        publication,
+        start,
+        globals,
+        |run_id, files| StabilityDocument {
+            sdelab_version: VERSION,
+            run_id,
+            config_path: opts.config_path.display().to_string(),
+            config: cfg,
+            wall_seconds: None,
+            threads: None,
+            method: STABILITY_METHOD,
+            substep_checks_pass,
+            stability: &curves,
+            files,
+        },
+        |doc, wall, threads| StabilityDocument {
+            wall_seconds: Some(wall),
+            threads: Some(threads),
+            ..doc
+        },
     )?;
-    write_json(&opts.out.join("result.json"), &doc)?;
     if opts.json {
         print_json(&doc)?;
     } else {
@@ -748,7 +889,7 @@ pub fn stability(
         if !doc.substep_checks_pass {
             println!("warning: some SDE points still move when their substeps double (see substep_check in result.json)");
         }
-        println!("wrote {} in {:.1} s", opts.out.display(), doc.wall_seconds);
+        print_written(&opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
     }
     Ok(())
 }

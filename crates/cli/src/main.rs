@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 2 bad input (the message names the key and the value), 1 any other
 //! failure.
 
+mod budget;
 mod build;
 mod commands;
 mod config;
@@ -19,10 +20,13 @@ use clap::{Args, Parser, Subcommand};
 use crate::commands::{Figure1Options, Globals, OutputOptions};
 use crate::config::{ConfigError, ExperimentConfig};
 use crate::error::CliError;
+use compare::figure1::Figure1Params;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 2 bad input (the message names the key and the value); 1 any other failure.
-Progress bars go to stderr, hidden when stderr is not a terminal or with --quiet.";
+Progress bars go to stderr, hidden when stderr is not a terminal or with --quiet.
+Output folders are published whole: files are written beside --out and swapped in at the end, under
+a lock on <out>.lock; an interrupted run leaves the earlier result untouched.";
 
 /// Numerical integration of SDEs that model distributed stochastic optimizers (DSGD, DCSGD,
 /// DSignSGD), and weak-error measurements between the algorithms and their SDE models.
@@ -33,9 +37,17 @@ struct Cli {
     #[arg(long, global = true, value_name = "N", value_parser = parse_threads)]
     threads: Option<usize>,
 
-    /// No progress bars
+    /// No progress bars, no work estimate
     #[arg(long, short = 'q', global = true)]
     quiet: bool,
+
+    /// If another run is writing to the same output folder, wait for it instead of failing
+    #[arg(long, global = true)]
+    wait: bool,
+
+    /// Run even work above the ceilings (1e12 path-steps, 2 GiB of memory)
+    #[arg(long, global = true)]
+    force: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -76,13 +88,14 @@ struct Figure1Args {
     #[arg(long, value_name = "DIR", default_value = "results/figure1")]
     out: PathBuf,
 
-    /// Monte Carlo paths per curve (at least 2) [default: built in]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
-    paths: Option<u64>,
+    /// Monte Carlo paths per curve (at least 2)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..),
+          default_value_t = Figure1Params::default().paths)]
+    paths: u64,
 
-    /// Master seed [default: built in]
-    #[arg(long, value_name = "S")]
-    seed: Option<u64>,
+    /// Master seed
+    #[arg(long, value_name = "S", default_value_t = Figure1Params::default().seed)]
+    seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -135,48 +148,63 @@ fn main() -> ExitCode {
 /// Validate the input of the chosen subcommand (bad input: exit code 2), set up the thread pool,
 /// and hand over to [`commands`].
 fn dispatch(cli: Cli) -> Result<(), CliError> {
+    let flags = GlobalFlags {
+        threads: cli.threads,
+        quiet: cli.quiet,
+        wait: cli.wait,
+        force: cli.force,
+    };
     match cli.command {
         Command::Figure1(args) => {
-            let paths = args
-                .paths
-                .map(|p| {
-                    usize::try_from(p)
-                        .map_err(|_| CliError::BadInput(format!("--paths = {p}: too large")))
-                })
-                .transpose()?;
-            let globals = init_globals(cli.threads, cli.quiet)?;
+            let defaults = Figure1Params::default();
+            let paths = usize::try_from(args.paths)
+                .map_err(|_| CliError::BadInput(format!("--paths = {}: too large", args.paths)))?;
+            let globals = init_globals(&flags)?;
+            // Only what differs from the defaults, so the recorded command stays short.
             commands::figure1(
                 &Figure1Options {
                     out: args.out,
-                    paths,
-                    seed: args.seed,
+                    paths: (args.paths != defaults.paths).then_some(paths),
+                    seed: (args.seed != defaults.seed).then_some(args.seed),
                 },
                 &globals,
             )
         }
         Command::WeakError(args) => {
-            let cfg = ExperimentConfig::from_path(&args.config)?;
+            let cfg = read_config(&args.config, flags.force)?;
             cfg.check_for_weak_error()
                 .map_err(|e| in_file(&args.config, e))?;
             let opts = output_options(args, &cfg, "weak-error");
-            let globals = init_globals(cli.threads, cli.quiet)?;
+            let globals = init_globals(&flags)?;
             commands::weak_error(&cfg, &opts, &globals)
         }
         Command::Run(args) => {
-            let cfg = ExperimentConfig::from_path(&args.config)?;
+            let cfg = read_config(&args.config, flags.force)?;
             cfg.check_for_run().map_err(|e| in_file(&args.config, e))?;
             let opts = output_options(args, &cfg, "run");
-            let globals = init_globals(cli.threads, cli.quiet)?;
+            let globals = init_globals(&flags)?;
             commands::run(&cfg, &opts, &globals)
         }
         Command::Stability(args) => {
-            let cfg = ExperimentConfig::from_path(&args.config)?;
+            let cfg = read_config(&args.config, flags.force)?;
             let opts = output_options(args, &cfg, "stability");
-            let globals = init_globals(cli.threads, cli.quiet)?;
+            let globals = init_globals(&flags)?;
             commands::stability(&cfg, &opts, &globals)
         }
         Command::List => commands::list(),
     }
+}
+
+/// Parse the config, refusing first (exit code 2, without parsing) a file whose lists alone
+/// would pass the memory ceiling of [`budget`].
+fn read_config(path: &Path, force: bool) -> Result<ExperimentConfig, CliError> {
+    if !force {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            budget::check_config_text(&text, false)
+                .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
+        }
+    }
+    ExperimentConfig::from_path(path)
 }
 
 /// A config error found after parsing, prefixed with the file like the parse errors.
@@ -196,16 +224,26 @@ fn output_options(args: ExperimentArgs, cfg: &ExperimentConfig, subcommand: &str
 }
 
 /// Build the rayon global pool with `--threads N` (default: rayon's choice, all cores).
-fn init_globals(threads: Option<usize>, quiet: bool) -> Result<Globals, CliError> {
-    if let Some(n) = threads {
+/// The global options, apart from the subcommand.
+struct GlobalFlags {
+    threads: Option<usize>,
+    quiet: bool,
+    wait: bool,
+    force: bool,
+}
+
+fn init_globals(cli: &GlobalFlags) -> Result<Globals, CliError> {
+    if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
             .map_err(|e| CliError::Failure(format!("cannot start {n} worker threads: {e}")))?;
     }
     Ok(Globals {
-        quiet,
+        quiet: cli.quiet,
         threads: rayon::current_num_threads(),
+        wait: cli.wait,
+        force: cli.force,
     })
 }
 
@@ -248,8 +286,8 @@ mod tests {
         match cli.command {
             Command::Figure1(a) => {
                 assert_eq!(a.out, PathBuf::from("results/figure1"));
-                assert_eq!(a.paths, Some(100));
-                assert_eq!(a.seed, Some(3));
+                assert_eq!(a.paths, 100);
+                assert_eq!(a.seed, 3);
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -266,6 +304,20 @@ mod tests {
             "1"
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn figure1_help_shows_the_real_defaults() {
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("figure1")
+            .expect("figure1")
+            .render_help()
+            .to_string();
+        let d = Figure1Params::default();
+        assert!(help.contains(&format!("[default: {}]", d.paths)), "{help}");
+        assert!(help.contains(&format!("[default: {}]", d.seed)), "{help}");
+        assert!(!help.contains("built in"), "{help}");
     }
 
     #[test]

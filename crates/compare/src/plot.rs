@@ -100,7 +100,9 @@ trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
 }
 
-/// Draws `fig` to `<stem>.png` and `<stem>.svg`, creating the parent folder if needed.
+/// Draws `fig` to `<stem>.png` and `<stem>.svg`, creating the parent folder if needed. Each file
+/// is drawn into a temporary file beside it and renamed over the target, so an interrupted run
+/// never leaves a truncated figure in place of an earlier good one.
 fn render<F: Figure>(fig: &F, stem: &Path) -> Result<(), CompareError> {
     register_fonts()?;
     if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -110,22 +112,60 @@ fn render<F: Figure>(fig: &F, stem: &Path) -> Result<(), CompareError> {
         })?;
     }
     let size = fig.size();
-    let png = with_suffix(stem, "png");
     let fail = |path: &Path, e: String| CompareError::Plot(format!("{}: {e}", path.display()));
-    {
-        let root = BitMapBackend::new(&png, size).into_drawing_area();
+    let png = with_suffix(stem, "png");
+    // The bitmap backend picks the format from the extension, so the temporary name keeps it.
+    let png_tmp = temp_beside(&png, "png");
+    let drawn = (|| {
+        let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fail(&png, e.to_string()))?;
         fig.draw(&root).map_err(|e| fail(&png, e.to_string()))?;
-        root.present().map_err(|e| fail(&png, e.to_string()))?;
-    }
+        root.present().map_err(|e| fail(&png, e.to_string()))
+    })();
+    publish_temp(drawn, &png_tmp, &png)?;
     let svg = with_suffix(stem, "svg");
+    let mut text = String::new();
     {
-        let root = SVGBackend::new(&svg, size).into_drawing_area();
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fail(&svg, e.to_string()))?;
         fig.draw(&root).map_err(|e| fail(&svg, e.to_string()))?;
         root.present().map_err(|e| fail(&svg, e.to_string()))?;
     }
-    Ok(())
+    let svg_tmp = temp_beside(&svg, "svg");
+    let written = std::fs::write(&svg_tmp, text.as_bytes()).map_err(|source| CompareError::Io {
+        path: svg.display().to_string(),
+        source,
+    });
+    publish_temp(written, &svg_tmp, &svg)
+}
+
+/// `.<name>.tmp-<pid>-<n>.<ext>` in the folder of `target`.
+fn temp_beside(target: &Path, ext: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = target
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.tmp-{}-{n}.{ext}", std::process::id()))
+}
+
+/// Rename `tmp` over `target` if `drawn` succeeded; remove `tmp` otherwise.
+fn publish_temp(
+    drawn: Result<(), CompareError>,
+    tmp: &Path,
+    target: &Path,
+) -> Result<(), CompareError> {
+    let renamed = drawn.and_then(|()| {
+        std::fs::rename(tmp, target).map_err(|source| CompareError::Io {
+            path: target.display().to_string(),
+            source,
+        })
+    });
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    renamed
 }
 
 // ---------------------------------------------------------------------------------------------
