@@ -114,30 +114,8 @@ pub struct StabilityCurve {
     pub theory: Vec<TheoryThreshold>,
 }
 
-/// Wilson score 95% interval of `k` successes in `n` trials.
-pub fn wilson95(k: u64, n: u64) -> [f64; 2] {
-    if n == 0 {
-        return [0.0, 1.0];
-    }
-    let n = n as f64;
-    let p = k as f64 / n;
-    let z2 = Z95 * Z95;
-    let denom = 1.0 + z2 / n;
-    let centre = (p + z2 / (2.0 * n)) / denom;
-    let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
-    // At k = 0 and k = n the ends are exactly 0 and 1; rounding would leave them a hair inside.
-    let lo = if k == 0 {
-        0.0
-    } else {
-        (centre - half).max(0.0)
-    };
-    let hi = if k as f64 == n {
-        1.0
-    } else {
-        (centre + half).min(1.0)
-    };
-    [lo, hi]
-}
+/// The Wilson score 95% interval (one definition, in [`crate::inference`]).
+pub use crate::inference::wilson95;
 
 /// Whether two diverged counts out of `n` paths each are compatible: a pooled two-proportion
 /// z-test at 95% (so 0 against `n` never agrees, and equal counts always do).

@@ -366,3 +366,58 @@ fn bad_settings_name_the_key() {
         .to_string();
     assert!(err.contains("milstein"), "{err}");
 }
+
+/// Every optimizer is coupled: DCSGD with Bernoulli sparsification and DSignSGD with Student-t
+/// noise run as coupled studies, and the coupling shrinks the variance of the difference by more
+/// than 10× (measured 30–270 on these settings at 20 000 paths; with 4000 paths the variance
+/// ratio's relative standard error is about 2%, so the margin is wide).
+#[test]
+fn dcsgd_and_dsignsgd_are_coupled() {
+    use models::{
+        BernoulliSparsifier, Dcsgd, DsignSgd, MixedQuadraticQuartic, Quartic, StudentTNoise,
+    };
+    let gaussian = NoiseModel::Gaussian(GaussianNoise::isotropic(2, 0.5, 0.2).unwrap());
+    let bern = CompressorKind::Bernoulli(BernoulliSparsifier::new(0.5).unwrap());
+    let agents = vec![
+        Agent {
+            noise: gaussian,
+            compressor: bern,
+        };
+        8
+    ];
+    let dcsgd: Opt = Optimizer::new(
+        MixedQuadraticQuartic::new(vec![1.0, 0.5], vec![0.5, 1.0])
+            .unwrap()
+            .into(),
+        Method::Dcsgd(Dcsgd::new(agents).unwrap()),
+        Schedule::constant(),
+    )
+    .unwrap();
+    let t = NoiseModel::StudentT(StudentTNoise::isotropic(2, 3.0, 2.0, 0.0).unwrap());
+    let agents = vec![
+        Agent {
+            noise: t,
+            compressor: CompressorKind::Identity(Identity),
+        };
+        8
+    ];
+    let dsign: Opt = Optimizer::new(
+        Quartic::new(vec![1.0, 1.0]).unwrap().into(),
+        Method::DsignSgd(DsignSgd::new(agents).unwrap()),
+        Schedule::constant(),
+    )
+    .unwrap();
+    for (name, opt) in [("dcsgd", &dcsgd), ("dsignsgd", &dsign)] {
+        let mut s = settings(&[0.1, 0.05], 4000, true);
+        s.x0 = vec![1.0, -0.5];
+        s.models = vec![SdeModel::FirstOrder];
+        s.observables = vec![Observable::Loss];
+        s.substeps = Some(2);
+        let c = &weak_error_study(opt, &s, None, &|_| {}).unwrap()[0];
+        for p in &c.points {
+            assert_eq!(p.reference, Reference::Coupled, "{name}");
+            let vr = p.variance_reduction.unwrap();
+            assert!(vr > 10.0, "{name} eta {}: variance reduction {vr}", p.eta);
+        }
+    }
+}
