@@ -3,7 +3,7 @@
 //! the "Config reference" section of the workspace README.
 //!
 //! Exit codes: 0 success, 2 bad input (the message names the key and the value), 1 any other
-//! failure.
+//! failure, 130 interrupted by a signal (see [`output`]).
 
 mod budget;
 mod build;
@@ -23,7 +23,8 @@ use crate::error::CliError;
 use compare::figure1::Figure1Params;
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 success; 2 bad input (the message names the key and the value); 1 any other failure.
+Exit codes: 0 success; 2 bad input (the message names the key and the value); 1 any other failure;
+130 interrupted (Ctrl-C, SIGTERM, SIGHUP: nothing is published).
 Progress bars go to stderr, hidden when stderr is not a terminal or with --quiet.
 Output folders are published whole: files are written beside --out and swapped in at the end, under
 a lock on <out>.lock; an interrupted run leaves the earlier result untouched.";
