@@ -306,6 +306,20 @@ impl StandardNoise {
         }
     }
 
+    /// `(P(T ≤ −y), P(T ≤ y))`. The law is symmetric, so only the smaller of the two (the one at
+    /// `−|y|`, accurate in its tail) is evaluated and the other is `1 −` it: that one is `≥ 1/2`,
+    /// so the subtraction costs at most an ulp of relative precision. Half the CDF calls of
+    /// evaluating both, which dominate the sign and fold couplings.
+    #[inline]
+    pub fn cdf_pair(self, y: f64) -> (f64, f64) {
+        let small = self.cdf(-y.abs());
+        if y >= 0.0 {
+            (small, 1.0 - small)
+        } else {
+            (1.0 - small, small)
+        }
+    }
+
     /// `F⁻¹(p)`.
     #[inline]
     pub fn quantile(self, p: f64) -> f64 {
@@ -362,8 +376,7 @@ impl Fold {
     #[inline]
     pub fn of(g: f64, s: f64, law: StandardNoise, nu: f64) -> Fold {
         let (a, a_c) = if s > 0.0 {
-            let y = g / s;
-            (law.cdf(-y), law.cdf(y))
+            law.cdf_pair(g / s)
         } else if g < 0.0 {
             (1.0, 0.0)
         } else if g > 0.0 {
@@ -393,8 +406,7 @@ impl Fold {
     #[inline]
     pub fn side(g: f64, s: f64, law: StandardNoise, low: bool) -> Fold {
         let (a, a_c) = if s > 0.0 {
-            let y = g / s;
-            (law.cdf(-y), law.cdf(y))
+            law.cdf_pair(g / s)
         } else {
             (0.5, 0.5)
         };

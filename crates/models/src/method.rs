@@ -860,7 +860,8 @@ impl GradientMethod for DsignSgd {
                 let s = scales[j];
                 *uj = if s > 0.0 {
                     let law = StandardNoise::of(&self.pool.agents[0].noise);
-                    let q = (law.cdf(gj / s), law.cdf(-gj / s));
+                    let (r, q) = law.cdf_pair(gj / s);
+                    let q = (q, r);
                     let k = poisson_binomial_quantile(std::iter::repeat_n(q, n), u_tails, pmf);
                     (2.0 * k as f64 - n as f64) * inv_n
                 } else {
@@ -875,7 +876,8 @@ impl GradientMethod for DsignSgd {
                 if s > 0.0 {
                     let law = StandardNoise::of(&self.pool.agents[i].noise);
                     random += 1;
-                    Some((law.cdf(gj / s), law.cdf(-gj / s)))
+                    let (r, q) = law.cdf_pair(gj / s);
+                    Some((q, r))
                 } else {
                     constant += sign_g;
                     None
