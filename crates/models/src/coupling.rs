@@ -56,11 +56,12 @@
 use crate::noise::NoiseModel;
 use crate::special::{normal_cdf, normal_pdf, student_t_cdf, student_t_pdf};
 
-/// Grid step of the Mills-ratio table: Taylor expansions run at most 1/16 away from a node
-/// (about 10 terms for 1e-17).
-const MILLS_STEP: f64 = 0.125;
-/// Nodes `z = 0, 0.125, …, 8`.
-const MILLS_NODES: usize = 65;
+/// Grid step of the Mills-ratio table: Taylor expansions run at most 1/128 away from a node,
+/// about 6–9 terms for 1e-17 (a step of 1/8 needed 10–16; the series is most of the cost of a
+/// coupled draw, and the 4 KiB table is built once).
+const MILLS_STEP: f64 = 1.0 / 64.0;
+/// Nodes `z = 0, 1/64, …, 8`.
+const MILLS_NODES: usize = 513;
 /// `1/(n+1)`, `n = 0..32`: the Taylor recurrence multiplies instead of dividing (the loop is
 /// latency-bound).
 const RECIPROCALS: [f64; 32] = {
@@ -106,7 +107,9 @@ fn upper_tail_with_pdf(x: f64, pdf: f64) -> f64 {
     if !(x <= last) {
         return if x.is_nan() { f64::NAN } else { normal_cdf(-x) };
     }
-    let i = (x / MILLS_STEP).round() as usize;
+    // Nearest node by truncation of x/step + 1/2 (x ≥ 0 here): `f64::round` is a libm call. A
+    // tie rounded either way leaves |h| ≤ step/2 + an ulp, where the series converges the same.
+    let i = (x * (1.0 / MILLS_STEP) + 0.5) as usize;
     let z = i as f64 * MILLS_STEP;
     let h = x - z;
     let mut a_prev = mills_table()[i];
@@ -194,11 +197,12 @@ pub fn normal_quantile(p: f64) -> f64 {
     if !x.is_finite() {
         return x;
     }
-    let pdf = (-0.5 * x * x).exp() * 0.398_942_280_401_432_7;
+    let pdf = normal_pdf(x);
     if pdf <= 0.0 {
         return x;
     }
-    let e = (fast_normal_cdf(x) - p) / pdf;
+    // x ≤ 0 (p ≤ 1/2), so Φ(x) = 1 − Φ(−x) is the upper tail at −x, which shares φ's `exp`.
+    let e = (upper_tail_with_pdf(-x, pdf) - p) / pdf;
     x - e / (1.0 + 0.5 * x * e)
 }
 
@@ -535,6 +539,10 @@ pub struct BernoulliAverage {
     p: f64,
     /// `w_k`, `k = 0..=N`.
     weights: Vec<f64>,
+    /// Per component `k = 0..=N` (index 0 unused): `(k/(pN), √k/(pN), √k)`, the mean and
+    /// standard deviation of component `k` per unit `g` and `s`, and `√k` for its mass below 0,
+    /// so the quantile's inner loop neither divides by `pN` nor takes square roots.
+    components: Vec<(f64, f64, f64)>,
 }
 
 impl BernoulliAverage {
@@ -548,7 +556,19 @@ impl BernoulliAverage {
             }
             weights[0] *= 1.0 - p;
         }
-        BernoulliAverage { n, p, weights }
+        let scale = p * n as f64;
+        let components = (0..=n)
+            .map(|k| {
+                let root = (k as f64).sqrt();
+                (k as f64 / scale, root / scale, root)
+            })
+            .collect();
+        BernoulliAverage {
+            n,
+            p,
+            weights,
+            components,
+        }
     }
 
     /// `p`.
@@ -561,18 +581,17 @@ impl BernoulliAverage {
     /// summed from its own component tails, so it keeps its relative precision.
     #[inline]
     fn cdf(&self, g: f64, s: f64, x: f64, upper: bool) -> (f64, f64, f64) {
-        let scale = self.p * self.n as f64;
         let atom_counts = (x >= 0.0) != upper;
         let mut tail = if atom_counts { self.weights[0] } else { 0.0 };
         let (mut density, mut slope) = (0.0, 0.0);
-        for (k, w) in self.weights.iter().enumerate().skip(1) {
-            let kf = k as f64;
-            let sd = s * kf.sqrt() / scale;
-            let z = (x - kf * g / scale) / sd;
+        for (w, (mean_coef, sd_coef, _)) in self.weights.iter().zip(&self.components).skip(1) {
+            let inv_sd = 1.0 / (s * sd_coef);
+            let z = (x - mean_coef * g) * inv_sd;
             let (above, pdf) = upper_tail_and_pdf(if upper { z } else { -z });
             tail += w * above;
-            density += w * pdf / sd;
-            slope -= w * z * pdf / (sd * sd);
+            let wd = w * pdf * inv_sd;
+            density += wd;
+            slope -= wd * z * inv_sd;
         }
         (tail, density, slope)
     }
@@ -586,12 +605,13 @@ impl BernoulliAverage {
         let u = NormalTails::of(zeta);
         // The atom at 0 spans [P(u < 0), P(u < 0) + w_0]. Only where the quantile lies
         // matters; an error of an ulp in the bounds moves a null set of U.
+        let g_over_s = g / s;
         let below0: f64 = self
             .weights
             .iter()
-            .enumerate()
+            .zip(&self.components)
             .skip(1)
-            .map(|(k, w)| w * fast_normal_cdf(-(k as f64).sqrt() * g / s))
+            .map(|(w, (_, _, root))| w * fast_normal_cdf(-root * g_over_s))
             .sum();
         if u.lower >= below0 && u.lower <= below0 + self.weights[0] {
             return 0.0;
