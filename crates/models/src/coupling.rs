@@ -633,6 +633,7 @@ impl BernoulliAverage {
         if x == 0.0 {
             x = if negative { -1e-3 * sd } else { 1e-3 * sd };
         }
+        let mut prev_step: Option<f64> = None;
         for _ in 0..200 {
             // r > 0 ⇔ x is above the quantile; computed on the smaller tail.
             let upper = u.lower > 0.5;
@@ -648,16 +649,45 @@ impl BernoulliAverage {
                 lo = x;
             }
             // Halley: F'' = Σ −w z φ(z)/σ², cubic convergence from the moment-matched start.
+            // The Halley factor is used only while it is a correction (|c| < 1/2): in a gap
+            // between well-separated components (small s/g) the density is tiny and curved, and
+            // an uncapped 1/(1 − c) shrank a huge Newton step to a tiny one, which passed the
+            // convergence test far from the root (caught by the round-trip test).
             let newton = r / dens;
+            let c = 0.5 * newton * slope / dens;
+            let halley = c.abs() < 0.5;
             let mut next = if dens > 0.0 {
-                x - newton / (1.0 - 0.5 * newton * slope / dens)
+                if halley {
+                    x - newton / (1.0 - c)
+                } else {
+                    x - newton
+                }
             } else {
                 f64::NAN
             };
-            if r == 0.0 || (next - x).abs() <= 1e-14 * (x.abs() + sd) {
+            let tol = 1e-14 * (x.abs() + sd);
+            let step = (next - x).abs();
+            if r == 0.0 || step <= tol {
                 return next.clamp(lo, hi);
             }
-            if !(next > lo && next < hi) {
+            if next > lo && next < hi {
+                // Halley converges cubically: after a step δ the next one is ≈ K δ³. Estimate
+                // K from the last two steps (floored at 1/sd², the curvature scale of the
+                // mixture, for when the previous step was still far from the root) and stop
+                // when 4 K δ³ is within tolerance, instead of evaluating the whole mixture
+                // once more only to confirm a step below it (a third of the evaluations).
+                match prev_step {
+                    Some(prev) if halley => {
+                        let k = (step / (prev * prev * prev)).max(1.0 / (sd * sd));
+                        if 4.0 * k * step * step * step <= tol {
+                            return next;
+                        }
+                    }
+                    _ => {}
+                }
+                prev_step = if halley { Some(step) } else { None };
+            } else {
+                prev_step = None;
                 next = if lo.is_finite() && hi.is_finite() {
                     0.5 * (lo + hi)
                 } else if lo.is_finite() {
