@@ -375,11 +375,12 @@ pub struct Fold {
 }
 
 impl Fold {
-    /// Folds `Φ(ν)` for the coordinate `v = g + sT`, `T ~ law`. With `s = 0` the value is the
-    /// constant `g` and `a` is `1`, `0` or `1/2` for `g < 0`, `g > 0`, `g = 0`.
+    /// `(a, 1 − a) = (P(v < 0), P(v > 0))` for `v = g + sT`, `T ~ law`. With `s = 0` the value is
+    /// the constant `g` and `a` is `1`, `0` or `1/2` for `g < 0`, `g > 0`, `g = 0`. A function of
+    /// `g/s` only: identical agents share it (one CDF evaluation per coordinate, not per agent).
     #[inline]
-    pub fn of(g: f64, s: f64, law: StandardNoise, nu: f64) -> Fold {
-        let (a, a_c) = if s > 0.0 {
+    pub fn masses(g: f64, s: f64, law: StandardNoise) -> (f64, f64) {
+        if s > 0.0 {
             law.cdf_pair(g / s)
         } else if g < 0.0 {
             (1.0, 0.0)
@@ -387,7 +388,19 @@ impl Fold {
             (0.0, 1.0)
         } else {
             (0.5, 0.5)
-        };
+        }
+    }
+
+    /// Folds `Φ(ν)` for the coordinate `v = g + sT`, `T ~ law` (see [`Fold::masses`]).
+    #[inline]
+    pub fn of(g: f64, s: f64, law: StandardNoise, nu: f64) -> Fold {
+        let (a, a_c) = Fold::masses(g, s, law);
+        Fold::at(a, a_c, nu)
+    }
+
+    /// Folds `Φ(ν)` at side masses `(a, 1 − a)` from [`Fold::masses`].
+    #[inline]
+    pub fn at(a: f64, a_c: f64, nu: f64) -> Fold {
         let u = NormalTails::of(nu);
         if u.lower < a {
             Fold {
@@ -465,7 +478,20 @@ impl MaskedDraw {
                 t: law.from_normal(nu),
             };
         }
-        let f = Fold::of(g, s, law, nu);
+        MaskedDraw::draw_at(p, Fold::masses(g, s, law), s, law, nu)
+    }
+
+    /// [`MaskedDraw::draw`] given the side masses [`Fold::masses`]`(g, s, law)`, which
+    /// identical agents share.
+    #[inline]
+    pub fn draw_at(p: f64, masses: (f64, f64), s: f64, law: StandardNoise, nu: f64) -> MaskedDraw {
+        if p >= 1.0 {
+            return MaskedDraw {
+                kept: true,
+                t: law.from_normal(nu),
+            };
+        }
+        let f = Fold::at(masses.0, masses.1, nu);
         let kept = f.delta < p;
         // A dropped coordinate's noise is discarded by the compressor: not computed (it would
         // be `f.noise((δ − p)/(1 − p))`, independent of `b` in the same way).

@@ -496,7 +496,7 @@ impl GradientMethod for Dcsgd {
         self.pool.d
     }
     fn scratch_len(&self) -> usize {
-        (4 * self.pool.d).max(self.pool.d + self.pool.agents.len() + 1)
+        (6 * self.pool.d).max(self.pool.d + self.pool.agents.len() + 1)
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
@@ -624,9 +624,13 @@ impl GradientMethod for Dcsgd {
             }
             return true;
         }
-        let (s, rest) = scratch[..4 * d].split_at_mut(d);
+        let (s, rest) = scratch[..6 * d].split_at_mut(d);
         let (t, rest) = rest.split_at_mut(d);
-        let (mask, c) = rest.split_at_mut(d);
+        let (mask, rest) = rest.split_at_mut(d);
+        let (c, rest) = rest.split_at_mut(d);
+        // Side masses (a_j, 1 − a_j) of the folds: functions of g_j/s_j only, so computed once
+        // per coordinate for identical agents (they were most of the per-agent cost).
+        let (mass_low, mass_high) = rest.split_at_mut(d);
         u.fill(0.0);
         for (i, (a, nu)) in self
             .pool
@@ -635,10 +639,23 @@ impl GradientMethod for Dcsgd {
             .zip(normals.chunks_exact(d))
             .enumerate()
         {
+            let law = StandardNoise::of(&a.noise);
             if !(self.pool.homogeneous && i > 0) {
                 a.noise.scale(g, s);
+                if matches!(
+                    a.compressor,
+                    CompressorKind::Bernoulli(_) | CompressorKind::RandK(_)
+                ) {
+                    for (((lo, hi), gj), sj) in mass_low
+                        .iter_mut()
+                        .zip(mass_high.iter_mut())
+                        .zip(g)
+                        .zip(s.iter())
+                    {
+                        (*lo, *hi) = Fold::masses(*gj, *sj, law);
+                    }
+                }
             }
-            let law = StandardNoise::of(&a.noise);
             match a.compressor {
                 CompressorKind::Identity(_) => {
                     for (((ui, gj), sj), v) in u.iter_mut().zip(g).zip(s.iter()).zip(nu) {
@@ -648,8 +665,14 @@ impl GradientMethod for Dcsgd {
                 CompressorKind::Bernoulli(b) => {
                     let p = b.p();
                     let inv_p = 1.0 / p;
-                    for (((ui, gj), sj), v) in u.iter_mut().zip(g).zip(s.iter()).zip(nu) {
-                        let m = MaskedDraw::draw(p, *gj, *sj, law, *v);
+                    for ((((ui, gj), sj), v), masses) in u
+                        .iter_mut()
+                        .zip(g)
+                        .zip(s.iter())
+                        .zip(nu)
+                        .zip(mass_low.iter().zip(mass_high.iter()))
+                    {
+                        let m = MaskedDraw::draw_at(p, (*masses.0, *masses.1), *sj, law, *v);
                         if m.kept {
                             *ui += (gj + sj * m.t) * inv_p;
                         }
@@ -659,15 +682,18 @@ impl GradientMethod for Dcsgd {
                     let k = rk.k();
                     // δ_j (signed by the side) of every coordinate, then the threshold
                     // c = the (k+1)-th smallest δ: the kept set is {δ_j < c}.
-                    for (((tj, mj), (gj, sj)), v) in t
+                    for (((tj, mj), (lo, hi)), v) in t
                         .iter_mut()
                         .zip(mask.iter_mut())
-                        .zip(g.iter().zip(s.iter()))
+                        .zip(mass_low.iter().zip(mass_high.iter()))
                         .zip(nu)
                     {
-                        let f = Fold::of(*gj, *sj, law, *v);
+                        let f = Fold::at(*lo, *hi, *v);
                         *tj = f.delta;
-                        *mj = if f.low { -1.0 } else { 1.0 };
+                        // The side's mass, signed by the side (negative: low), so a kept
+                        // coordinate's noise needs no second CDF evaluation. A low side has
+                        // a > 0 (U < a); a high side of mass 0 stores +0, still "high".
+                        *mj = if f.low { -f.a } else { f.a_c };
                     }
                     let (threshold, width) = if k < d {
                         c.copy_from_slice(t);
@@ -686,7 +712,12 @@ impl GradientMethod for Dcsgd {
                     {
                         if *tj < threshold {
                             let noise = if *sj > 0.0 {
-                                let f = Fold::side(*gj, *sj, law, *mj < 0.0);
+                                let f = Fold {
+                                    low: *mj < 0.0,
+                                    delta: *tj,
+                                    a: -*mj,
+                                    a_c: *mj,
+                                };
                                 f.noise((*tj / width).min(1.0), law)
                             } else {
                                 0.0
