@@ -623,10 +623,16 @@ impl BernoulliAverage {
     }
 
     /// `F⁻¹(Φ(ζ))` for gradient coordinate `g` and noise scale `s > 0` (with `s = 0` the law is
-    /// discrete: use [`poisson_binomial_quantile`]). Safeguarded Newton on whichever tail of `F`
-    /// is smaller (so both tails keep their precision; Halley steps), started at the moment-matched normal
-    /// `g + sd ζ` and kept inside a bracket that bisects when Newton leaves it; the atom at 0
-    /// is returned when `Φ(ζ)` falls in it.
+    /// discrete: use [`poisson_binomial_quantile`]). Safeguarded Halley iteration on whichever
+    /// tail of `F` is smaller (so both tails keep their precision), started at the
+    /// Cornish–Fisher point `g + sd (ζ + γ(ζ² − 1)/6)` (mean, sd and skewness `γ` of the law),
+    /// falling back to Newton where the Halley factor is not a small correction, moving at most
+    /// `2(|x| + sd)` per step, and kept inside a bracket that bisects when a step leaves it; the
+    /// atom at 0 is returned when `Φ(ζ)` falls in it. Stops when the step, or the next step
+    /// predicted from the cubic convergence, is below `1e-14 (|x| + sd)`; the round trip
+    /// `F(x) = Φ(ζ)` holds to 1e-11 of the smaller tail for `|ζ| ≤ 6` (tests/coupling.rs,
+    /// against an independently computed mixture CDF). Cost: `N` normal tails for the mass
+    /// below 0, then `N` per round.
     pub fn quantile(&self, g: f64, s: f64, zeta: f64) -> f64 {
         let u = NormalTails::of(zeta);
         // The atom at 0 spans [P(u < 0), P(u < 0) + w_0]. Only where the quantile lies
