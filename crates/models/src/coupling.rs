@@ -50,6 +50,13 @@
 //! (`η = 0.1 / 0.025`; per agent 9.7 / 11.0), DCSGD rand-1 4.0 / 4.3, DSignSGD Student-t
 //! `ν = 3` 36 / 38, `ν = 1.5` 37 / 39.
 //!
+//! **Cost** (`N = 8`, `d = 2`, instructions per draw under callgrind, coupled / `sample`):
+//! DSGD Gaussian 500 / 1341, DCSGD Bernoulli aggregate 9.5k / 2.1k, per agent 6.4k / 2.1k,
+//! rand-1 7.1k / 2.5k, DSignSGD Student-t `ν = 3` 4.4k / 3.9k, `ν = 1.5` 4.5k / 6.3k
+//! (criterion: 0.05, 1.3, 1.8, 1.6, 0.77, 0.61 µs; benches/coupling.rs). What is left is
+//! inherent to exact inverse-CDF draws: one normal tail per uniform, one normal quantile per
+//! kept masked coordinate, and for the aggregate law `N` component tails per Halley round.
+//!
 //! Everything is a function of the normals and of the path's own `rng` (QSGD's rounding is the
 //! only user of `rng`), so a path gives the same bits whatever the thread count.
 
