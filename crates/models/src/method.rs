@@ -506,7 +506,7 @@ impl GradientMethod for Dcsgd {
         self.pool.d
     }
     fn scratch_len(&self) -> usize {
-        (4 * self.pool.d).max(self.pool.d + self.pool.agents.len() + 1)
+        (6 * self.pool.d).max(self.pool.d + self.pool.agents.len() + 1)
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
@@ -646,9 +646,13 @@ impl GradientMethod for Dcsgd {
             }
             return true;
         }
-        let (s, rest) = scratch[..4 * d].split_at_mut(d);
+        let (s, rest) = scratch[..6 * d].split_at_mut(d);
         let (t, rest) = rest.split_at_mut(d);
-        let (mask, c) = rest.split_at_mut(d);
+        let (mask, rest) = rest.split_at_mut(d);
+        let (c, rest) = rest.split_at_mut(d);
+        // Side masses (a_j, 1 − a_j) of the folds: functions of g_j/s_j only, so computed once
+        // per coordinate for identical agents (they were most of the per-agent cost).
+        let (mass_low, mass_high) = rest.split_at_mut(d);
         u.fill(0.0);
         for (i, (a, nu)) in self
             .pool
@@ -657,10 +661,23 @@ impl GradientMethod for Dcsgd {
             .zip(normals.chunks_exact(d))
             .enumerate()
         {
+            let law = StandardNoise::of(&a.noise);
             if !(self.pool.homogeneous && i > 0) {
                 a.noise.scale(g, s);
+                if matches!(
+                    a.compressor,
+                    CompressorKind::Bernoulli(_) | CompressorKind::RandK(_)
+                ) {
+                    for (((lo, hi), gj), sj) in mass_low
+                        .iter_mut()
+                        .zip(mass_high.iter_mut())
+                        .zip(g)
+                        .zip(s.iter())
+                    {
+                        (*lo, *hi) = Fold::masses(*gj, *sj, law);
+                    }
+                }
             }
-            let law = StandardNoise::of(&a.noise);
             match a.compressor {
                 CompressorKind::Identity(_) => {
                     for (((ui, gj), sj), v) in u.iter_mut().zip(g).zip(s.iter()).zip(nu) {
@@ -670,8 +687,14 @@ impl GradientMethod for Dcsgd {
                 CompressorKind::Bernoulli(b) => {
                     let p = b.p();
                     let inv_p = 1.0 / p;
-                    for (((ui, gj), sj), v) in u.iter_mut().zip(g).zip(s.iter()).zip(nu) {
-                        let m = MaskedDraw::draw(p, *gj, *sj, law, *v);
+                    for ((((ui, gj), sj), v), masses) in u
+                        .iter_mut()
+                        .zip(g)
+                        .zip(s.iter())
+                        .zip(nu)
+                        .zip(mass_low.iter().zip(mass_high.iter()))
+                    {
+                        let m = MaskedDraw::draw_at(p, (*masses.0, *masses.1), *sj, law, *v);
                         if m.kept {
                             *ui += (gj + sj * m.t) * inv_p;
                         }
@@ -681,15 +704,18 @@ impl GradientMethod for Dcsgd {
                     let k = rk.k();
                     // δ_j (signed by the side) of every coordinate, then the threshold
                     // c = the (k+1)-th smallest δ: the kept set is {δ_j < c}.
-                    for (((tj, mj), (gj, sj)), v) in t
+                    for (((tj, mj), (lo, hi)), v) in t
                         .iter_mut()
                         .zip(mask.iter_mut())
-                        .zip(g.iter().zip(s.iter()))
+                        .zip(mass_low.iter().zip(mass_high.iter()))
                         .zip(nu)
                     {
-                        let f = Fold::of(*gj, *sj, law, *v);
+                        let f = Fold::at(*lo, *hi, *v);
                         *tj = f.delta;
-                        *mj = if f.low { -1.0 } else { 1.0 };
+                        // The side's mass, signed by the side (negative: low), so a kept
+                        // coordinate's noise needs no second CDF evaluation. A low side has
+                        // a > 0 (U < a); a high side of mass 0 stores +0, still "high".
+                        *mj = if f.low { -f.a } else { f.a_c };
                     }
                     let (threshold, width) = if k < d {
                         c.copy_from_slice(t);
@@ -708,7 +734,12 @@ impl GradientMethod for Dcsgd {
                     {
                         if *tj < threshold {
                             let noise = if *sj > 0.0 {
-                                let f = Fold::side(*gj, *sj, law, *mj < 0.0);
+                                let f = Fold {
+                                    low: *mj < 0.0,
+                                    delta: *tj,
+                                    a: -*mj,
+                                    a_c: *mj,
+                                };
                                 f.noise((*tj / width).min(1.0), law)
                             } else {
                                 0.0
@@ -889,7 +920,8 @@ impl GradientMethod for DsignSgd {
                 let s = scales[j];
                 *uj = if s > 0.0 {
                     let law = StandardNoise::of(&self.pool.agents[0].noise);
-                    let q = (law.cdf(gj / s), law.cdf(-gj / s));
+                    let (r, q) = law.cdf_pair(gj / s);
+                    let q = (q, r);
                     let k = poisson_binomial_quantile(std::iter::repeat_n(q, n), u_tails, pmf);
                     (2.0 * k as f64 - n as f64) * inv_n
                 } else {
@@ -904,7 +936,8 @@ impl GradientMethod for DsignSgd {
                 if s > 0.0 {
                     let law = StandardNoise::of(&self.pool.agents[i].noise);
                     random += 1;
-                    Some((law.cdf(gj / s), law.cdf(-gj / s)))
+                    let (r, q) = law.cdf_pair(gj / s);
+                    Some((q, r))
                 } else {
                     constant += sign_g;
                     None

@@ -18,7 +18,8 @@
 
 use models::compress::{BernoulliSparsifier, CompressorKind, Identity, Qsgd, RandK};
 use models::coupling::{
-    fast_normal_cdf, normal_quantile, poisson_binomial_quantile, student_t_quantile, NormalTails,
+    fast_normal_cdf, normal_quantile, poisson_binomial_quantile, student_t_quantile,
+    BernoulliAverage, NormalTails,
 };
 use models::method::{Agent, Dcsgd, Dsgd, DsignSgd, GradientMethod, Method};
 use models::noise::{GaussianNoise, NoiseModel, StudentTNoise};
@@ -155,6 +156,73 @@ fn poisson_binomial_quantile_matches_enumeration() {
     }
     for k in 0..=n {
         assert!((pmf[k] - pmf_exact[k]).abs() <= 1e-15, "pmf[{k}]");
+    }
+}
+
+/// `BernoulliAverage::quantile` inverts the mixture CDF it claims to: at `x = F⁻¹(Φ(ζ))`,
+/// `F(x)` recomputed independently (binomial weights by `C(N, k)`, components by
+/// `special::normal_cdf`) equals `Φ(ζ)` to 1e-11 of the smaller tail, and `x = 0` exactly when
+/// `Φ(ζ)` falls in the atom. Over a grid of `ζ ∈ [−6, 6]` (tails the Halley stopping rule's
+/// step prediction must get right) and laws from narrow to wide components and large atoms.
+#[test]
+fn bernoulli_average_quantile_inverts_the_mixture_cdf() {
+    for &(n, p, g, s) in &[
+        (8usize, 0.5, 0.6, 0.5),
+        (8, 0.5, -0.3, 0.5),
+        (8, 0.1, 2.0, 0.05),
+        (3, 0.9, 0.0, 1.0),
+        (20, 0.3, -1.5, 3.0),
+    ] {
+        let avg = BernoulliAverage::new(n, p);
+        let binom = |k: usize| {
+            let mut c = 1.0;
+            for i in 0..k {
+                c *= (n - i) as f64 / (i + 1) as f64;
+            }
+            c * p.powi(k as i32) * (1.0 - p).powi((n - k) as i32)
+        };
+        let scale = p * n as f64;
+        // (F(x−), F(x)) and the same for the upper tail, from the components' own tails.
+        let lower = |x: f64| -> f64 {
+            let atom = if x >= 0.0 { binom(0) } else { 0.0 };
+            atom + (1..=n)
+                .map(|k| {
+                    let (m, sd) = (k as f64 * g / scale, s * (k as f64).sqrt() / scale);
+                    binom(k) * normal_cdf((x - m) / sd)
+                })
+                .sum::<f64>()
+        };
+        let upper = |x: f64| -> f64 {
+            let atom = if x < 0.0 { binom(0) } else { 0.0 };
+            atom + (1..=n)
+                .map(|k| {
+                    let (m, sd) = (k as f64 * g / scale, s * (k as f64).sqrt() / scale);
+                    binom(k) * normal_cdf((m - x) / sd)
+                })
+                .sum::<f64>()
+        };
+        for i in 0..=1200 {
+            let zeta = -6.0 + i as f64 * 0.01;
+            let x = avg.quantile(g, s, zeta);
+            let (u, u_c) = (normal_cdf(zeta), normal_cdf(-zeta));
+            if x == 0.0 {
+                // In the atom: F(0−) ≤ U ≤ F(0).
+                assert!(
+                    lower(-1e-300) <= u * (1.0 + 1e-12) && u <= lower(0.0) * (1.0 + 1e-12),
+                    "n {n} p {p} g {g} s {s} ζ {zeta}: 0 outside the atom"
+                );
+                continue;
+            }
+            let err = if u <= 0.5 {
+                (lower(x) - u).abs() / u
+            } else {
+                (upper(x) - u_c).abs() / u_c
+            };
+            assert!(
+                err <= 1e-11,
+                "n {n} p {p} g {g} s {s} ζ {zeta}: x {x}, relative CDF error {err:e}"
+            );
+        }
     }
 }
 
