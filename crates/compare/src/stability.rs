@@ -28,8 +28,8 @@ use sde_core::{
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// z-quantile of a two-sided 95% interval.
-const Z95: f64 = 1.959_963_984_540_054;
+use crate::study::iterations;
+use sde_core::stats::Z95;
 
 /// Settings of a stability sweep.
 #[derive(Clone, Debug, Serialize)]
@@ -141,10 +141,6 @@ fn measured_threshold(points: &[StabilityPoint]) -> MeasuredThreshold {
         },
         first_diverging_eta: first.map(|i| sorted[i].eta),
     }
-}
-
-fn iterations(horizon: f64, eta: f64) -> usize {
-    (horizon / eta * (1.0 + 1e-12)).floor() as usize
 }
 
 /// Path simulations a sweep runs at least (each SDE point twice; refinements add more).
