@@ -1714,6 +1714,7 @@ mod tests {
                     ci95: Some(ci),
                     ci95_interval: Some([(err - ci).max(0.0), err + ci]),
                     ci95_pointwise: Some(ci / 2.0),
+                    ci95_monte_carlo: Some(0.9 * ci),
                     at_iteration: Some(3),
                     integrator_bias: Some(0.01 * ci),
                     integrator_bias_bound: Some(0.02 * ci),

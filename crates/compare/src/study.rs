@@ -6,11 +6,13 @@
 //!
 //! - `weak_error`: `max_k |m_k|`, `m_k` the Monte Carlo mean difference at iteration `k` (paired
 //!   over coupled paths where both sides are alive, or the difference of two independent means);
-//! - `ci95`: a **simultaneous** 95% interval for `E`: with Bonferroni's multiplier `z_K` over the
-//!   `K` iterations, `[max_k (|m_k| − z_K se_k)⁺, max_k (|m_k| + z_K se_k)]` holds with probability
-//!   ≥ 95% whatever the correlation between iterations, so the data-chosen maximum carries no
-//!   selection bias; `ci95` is the larger distance from `weak_error` to either end, and
-//!   `ci95_pointwise` the plain interval at the maximising iteration;
+//! - `ci95`: a **simultaneous** 95% interval for `E` with the integrator's bias in it: with
+//!   Bonferroni's multiplier `z_K` over the `K` iterations, `[max_k (|m_k| − z_K se_k)⁺,
+//!   max_k (|m_k| + z_K se_k)]` holds with probability ≥ 95% whatever the correlation between
+//!   iterations, so the data-chosen maximum carries no selection bias; its half-width (the larger
+//!   distance from `weak_error` to either end) is `ci95_monte_carlo`, and `ci95` adds
+//!   `integrator_bias_bound` to it. `ci95_pointwise` is the plain interval at the maximising
+//!   iteration;
 //! - `integrator_bias`: the Richardson estimate of the SDE side's discretisation bias, from the
 //!   same paths integrated at half the step on one Brownian path ([`crate::ladder`]), and a
 //!   bound on it over all iterations (`integrator_bias_bound`). By default the study chooses the
@@ -84,7 +86,6 @@ pub enum Setting {
     DivergeAbove,
     ExactReference,
     Scheme,
-    Quantiles,
 }
 
 impl Setting {
@@ -102,7 +103,6 @@ impl Setting {
             Setting::DivergeAbove => "run.diverge_above",
             Setting::ExactReference => "run.exact_reference",
             Setting::Scheme => "sde.scheme",
-            Setting::Quantiles => "run.quantiles",
         }
     }
 }
@@ -268,10 +268,14 @@ pub struct WeakErrorPoint {
     pub substeps: usize,
     /// `max_k |m_k|`; `None` when a side diverged on every path.
     pub weak_error: Option<f64>,
-    /// Half-width of the simultaneous 95% interval of the weak error (see the module doc).
+    /// Half-width of the 95% interval of the weak error: the simultaneous Monte Carlo half-width
+    /// plus the integrator's bias bound, the whole error budget (see the module doc).
     pub ci95: Option<f64>,
-    /// The simultaneous 95% interval itself.
+    /// The interval itself: the simultaneous Monte Carlo interval widened by the bias bound on
+    /// each side (clipped at 0).
     pub ci95_interval: Option<[f64; 2]>,
+    /// The Monte Carlo part of `ci95` alone (simultaneous over the iterations).
+    pub ci95_monte_carlo: Option<f64>,
     /// Half-width of the pointwise 95% interval at the maximising iteration.
     pub ci95_pointwise: Option<f64>,
     /// Iteration where the maximum is attained.
@@ -390,9 +394,9 @@ impl<'a> ProgressDelta<'a> {
     }
 }
 
-/// The seed of every random stream of a study: learning rate `ei` and a role (the discrete
+/// The seed of every random stream of a study: learning rate `eta_index` and a role (the discrete
 /// ensemble, or the SDE ladder of every model, which share their paths' noise so the discrete
-/// paths are the same for every model). One rule for the whole crate, see [`stream_seed`].
+/// paths are the same for every model).
 pub fn stream_seed(seed: u64, eta_index: usize, role: StreamRole) -> u64 {
     derive_key(derive_key(seed, eta_index as u64), role as u64)
 }
@@ -405,8 +409,6 @@ pub enum StreamRole {
     /// The SDE ladder of a model, coupled or not: every model reads the same noise (the
     /// discrete side of a coupled ladder is then the same for every model).
     Ladder = 20,
-    /// One SDE model alone (trajectories): `Model + model index`.
-    Model = 1,
 }
 
 struct RunLadder<'a, L, M> {
@@ -614,7 +616,7 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
                 let worst = pts
                     .iter()
                     .filter_map(|p| {
-                        let target = (p.ci95? * shrink / 4.0).max(1e-3 * p.weak_error?);
+                        let target = (p.ci95_monte_carlo? * shrink / 4.0).max(1e-3 * p.weak_error?);
                         Some(p.integrator_bias_bound? / target)
                     })
                     .fold(0.0f64, |a, r| if r.is_nan() { a } else { a.max(r) });
@@ -677,7 +679,7 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
 /// the weak error (without noise the interval is zero, and the bias need only be small against
 /// the error itself).
 pub fn bias_target(p: &WeakErrorPoint) -> Option<f64> {
-    Some((p.ci95? / 4.0).max(1e-3 * p.weak_error?))
+    Some((p.ci95_monte_carlo? / 4.0).max(1e-3 * p.weak_error?))
 }
 
 /// Paths of the probe that measures the integrator's bias before a study's full run: a
@@ -861,8 +863,12 @@ fn ladder_point(
             Report::Coarse => coarse,
         },
         weak_error: band.map(|b| b.0),
-        ci95: band.map(|b| b.1),
-        ci95_interval: band.map(|b| b.2),
+        ci95: band.map(|b| b.1 + bias_bound.unwrap_or(0.0)),
+        ci95_interval: band.map(|b| {
+            let w = bias_bound.unwrap_or(0.0);
+            [(b.2[0] - w).max(0.0), b.2[1] + w]
+        }),
+        ci95_monte_carlo: band.map(|b| b.1),
         ci95_pointwise: band.map(|b| b.3),
         at_iteration: at,
         integrator_bias: bias_at,
@@ -935,6 +941,7 @@ fn exact_reference_point(
         weak_error: band.map(|b| b.0),
         ci95: band.map(|b| b.1),
         ci95_interval: band.map(|b| b.2),
+        ci95_monte_carlo: band.map(|b| b.1),
         ci95_pointwise: band.map(|b| b.3),
         at_iteration: band.map(|b| b.4),
         integrator_bias: Some(0.0),
@@ -1032,12 +1039,12 @@ fn finish_curve(
                 if b > target && p.reference != Reference::Exact {
                     let msg = if s.substeps.is_none() {
                         format!(
-                            "integrator bias at eta = {}: {:.3e} is above its target ({:.3e}, a quarter of the interval) at the cap sde.max_substeps = {}: raise the cap or use a higher-order scheme",
+                            "integrator bias at eta = {}: {:.3e} is above its target ({:.3e}, a quarter of the Monte Carlo interval) at the cap sde.max_substeps = {}: raise the cap or use a higher-order scheme",
                             p.eta, b, target, s.max_substeps
                         )
                     } else {
                         format!(
-                            "integrator bias at eta = {}: {:.3e} is above its target ({:.3e}, a quarter of the interval) with sde.substeps = {}: remove sde.substeps to let the study refine",
+                            "integrator bias at eta = {}: {:.3e} is above its target ({:.3e}, a quarter of the Monte Carlo interval) with sde.substeps = {}: remove sde.substeps to let the study refine",
                             p.eta, b, target, p.substeps
                         )
                     };
