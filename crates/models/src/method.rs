@@ -280,6 +280,26 @@ impl AgentPool {
         let scale = 1.0 / (self.agents.len() as f64).sqrt();
         zeta.iter_mut().for_each(|z| *z *= scale);
     }
+
+    /// Normals of one coupled iteration: `d` when one normal per coordinate drives the whole
+    /// agent average (`aggregate`), one per (agent, coordinate) otherwise.
+    fn coupling_dim(&self, aggregate: bool) -> usize {
+        if aggregate {
+            self.d
+        } else {
+            self.agents.len() * self.d
+        }
+    }
+
+    /// `ζ` of a coupled iteration: the normals themselves (`aggregate`), or
+    /// [`AgentPool::per_agent_zeta`].
+    fn coupling_zeta(&self, aggregate: bool, normals: &[f64], zeta: &mut [f64]) {
+        if aggregate {
+            zeta.copy_from_slice(&normals[..self.d]);
+        } else {
+            self.per_agent_zeta(normals, zeta);
+        }
+    }
 }
 
 fn require_finite_variance(agents: &[Agent], method: &'static str) -> Result<(), ModelError> {
@@ -380,18 +400,11 @@ impl GradientMethod for Dsgd {
     /// residual `u − μ − C^{1/2}ζ` is zero). Otherwise (Student-t agents, `ν > 2`): one normal
     /// per (agent, coordinate), see [`Dsgd::sample_coupled`].
     fn coupling_dim(&self) -> usize {
-        if self.pool.all_gaussian() {
-            self.pool.d
-        } else {
-            self.pool.agents.len() * self.pool.d
-        }
+        self.pool.coupling_dim(self.pool.all_gaussian())
     }
     fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
-        if self.pool.all_gaussian() {
-            zeta.copy_from_slice(&normals[..self.pool.d]);
-        } else {
-            self.pool.per_agent_zeta(normals, zeta);
-        }
+        self.pool
+            .coupling_zeta(self.pool.all_gaussian(), normals, zeta)
     }
     /// Non-Gaussian agents: agent `i`'s noise coordinate is `Z_ij = s_ij F⁻¹(Φ(ν_ij))` (the
     /// probability integral transform, exact law `F`, comonotone with `ν_ij`; a Gaussian agent
@@ -578,18 +591,11 @@ impl GradientMethod for Dcsgd {
     /// `ζ` = the normals. Otherwise one normal `ν_ij` per (agent, coordinate), agent-major, and
     /// `ζ_j = Σ_i ν_ij / √N`.
     fn coupling_dim(&self) -> usize {
-        if self.average.is_some() {
-            self.pool.d
-        } else {
-            self.pool.agents.len() * self.pool.d
-        }
+        self.pool.coupling_dim(self.average.is_some())
     }
     fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
-        if self.average.is_some() {
-            zeta.copy_from_slice(&normals[..self.pool.d]);
-        } else {
-            self.pool.per_agent_zeta(normals, zeta);
-        }
+        self.pool
+            .coupling_zeta(self.average.is_some(), normals, zeta)
     }
     /// **Aggregate coupling** (identical agents, Gaussian noise, Bernoulli-`p` with `p < 1`):
     /// coordinates of `u` are independent given `g`, and each is the quantile of its exact law
