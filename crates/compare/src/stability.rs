@@ -28,7 +28,7 @@ use sde_core::{
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::study::iterations;
+use crate::study::{check_horizon_and_etas, check_paths, check_x0, iterations};
 use sde_core::stats::Z95;
 
 /// Settings of a stability sweep.
@@ -267,29 +267,7 @@ fn validate<L: Loss, M: GradientMethod>(
             "stability needs at least one learning rate",
         ));
     }
-    if !(s.horizon > 0.0) || !s.horizon.is_finite() {
-        return Err(CompareError::bad(
-            "run.horizon",
-            s.horizon,
-            "must be positive and finite",
-        ));
-    }
-    for (i, &eta) in s.etas.iter().enumerate() {
-        if !(eta > 0.0) || !eta.is_finite() {
-            return Err(CompareError::bad(
-                format!("run.etas[{i}]"),
-                eta,
-                "must be positive and finite",
-            ));
-        }
-        if iterations(s.horizon, eta) == 0 {
-            return Err(CompareError::bad(
-                format!("run.etas[{i}]"),
-                eta,
-                format!("is longer than the horizon {}", s.horizon),
-            ));
-        }
-    }
+    check_horizon_and_etas(s.horizon, &s.etas)?;
     for (i, &c) in s.x0_scales.iter().enumerate() {
         if !(c > 0.0) || !c.is_finite() {
             return Err(CompareError::bad(
@@ -306,13 +284,7 @@ fn validate<L: Loss, M: GradientMethod>(
             "needs at least one scale",
         ));
     }
-    if s.paths < 2 {
-        return Err(CompareError::bad(
-            "run.paths",
-            s.paths,
-            "needs at least 2 paths",
-        ));
-    }
+    check_paths(s.paths)?;
     if s.substeps == 0 {
         return Err(CompareError::bad("sde.substeps", 0, "must be at least 1"));
     }
@@ -326,17 +298,7 @@ fn validate<L: Loss, M: GradientMethod>(
             ),
         ));
     }
-    if s.x0.len() != opt.dim() {
-        return Err(CompareError::bad(
-            "loss.x0",
-            format!("{:?}", s.x0),
-            format!(
-                "has length {} but the problem has dimension {}",
-                s.x0.len(),
-                opt.dim()
-            ),
-        ));
-    }
+    check_x0(&s.x0, opt.dim())?;
     Ok(())
 }
 

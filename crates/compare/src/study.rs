@@ -117,39 +117,8 @@ impl StudySettings {
                 "needs at least one learning rate",
             ));
         }
-        if !(self.horizon > 0.0) || !self.horizon.is_finite() {
-            return Err(CompareError::bad(
-                Setting::Horizon.config_key(),
-                self.horizon,
-                "must be positive and finite",
-            ));
-        }
-        for (i, e) in self.etas.iter().enumerate() {
-            if !(*e > 0.0) || !e.is_finite() {
-                return Err(CompareError::bad(
-                    format!("{}[{i}]", Setting::Etas.config_key()),
-                    e,
-                    "must be positive and finite",
-                ));
-            }
-            if iterations(self.horizon, *e) < 1 {
-                return Err(CompareError::bad(
-                    format!("{}[{i}]", Setting::Etas.config_key()),
-                    e,
-                    format!(
-                        "is longer than the horizon {} (no iteration fits)",
-                        self.horizon
-                    ),
-                ));
-            }
-        }
-        if self.paths < 2 {
-            return Err(CompareError::bad(
-                Setting::Paths.config_key(),
-                self.paths,
-                "needs at least 2 paths",
-            ));
-        }
+        check_horizon_and_etas(self.horizon, &self.etas)?;
+        check_paths(self.paths)?;
         if self.substeps == Some(0) {
             return Err(CompareError::bad(
                 Setting::Substeps.config_key(),
@@ -178,16 +147,7 @@ impl StudySettings {
                 "needs at least one observable",
             ));
         }
-        if self.x0.len() != d {
-            return Err(CompareError::bad(
-                Setting::X0.config_key(),
-                format!("{:?}", self.x0),
-                format!(
-                    "has length {} but the problem has dimension {d}",
-                    self.x0.len()
-                ),
-            ));
-        }
+        check_x0(&self.x0, d)?;
         if !(self.diverge_above > 0.0) {
             return Err(CompareError::bad(
                 Setting::DivergeAbove.config_key(),
@@ -203,6 +163,56 @@ impl StudySettings {
     pub fn iterations(&self, eta: f64) -> usize {
         iterations(self.horizon, eta)
     }
+}
+
+/// `run.horizon` positive and finite, and every `run.etas[i]` positive, finite and short enough
+/// for one iteration: the checks every simulation of this crate shares (one definition).
+pub(crate) fn check_horizon_and_etas(horizon: f64, etas: &[f64]) -> Result<(), CompareError> {
+    if !(horizon > 0.0) || !horizon.is_finite() {
+        return Err(CompareError::bad(
+            Setting::Horizon.config_key(),
+            horizon,
+            "must be positive and finite",
+        ));
+    }
+    for (i, e) in etas.iter().enumerate() {
+        let key = format!("{}[{i}]", Setting::Etas.config_key());
+        if !(*e > 0.0) || !e.is_finite() {
+            return Err(CompareError::bad(key, e, "must be positive and finite"));
+        }
+        if iterations(horizon, *e) < 1 {
+            return Err(CompareError::bad(
+                key,
+                e,
+                format!("is longer than the horizon {horizon} (no iteration fits)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `run.paths` ≥ 2 (a variance needs two).
+pub(crate) fn check_paths(paths: u64) -> Result<(), CompareError> {
+    if paths < 2 {
+        return Err(CompareError::bad(
+            Setting::Paths.config_key(),
+            paths,
+            "needs at least 2 paths",
+        ));
+    }
+    Ok(())
+}
+
+/// `loss.x0` has the problem's dimension `d`.
+pub(crate) fn check_x0(x0: &[f64], d: usize) -> Result<(), CompareError> {
+    if x0.len() != d {
+        return Err(CompareError::bad(
+            Setting::X0.config_key(),
+            format!("{x0:?}"),
+            format!("has length {} but the problem has dimension {d}", x0.len()),
+        ));
+    }
+    Ok(())
 }
 
 /// `⌊T/η⌋`, robust to `T/η` landing a hair below an integer.

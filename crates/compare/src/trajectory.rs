@@ -10,7 +10,9 @@ use crate::error::CompareError;
 use crate::observable::Observable;
 use crate::sim::{DiscretePaths, ModelPaths, PathSettings};
 use crate::solver_choice::{dispatch, SolverVisitor};
-use crate::study::{iterations, Progress, ProgressDelta};
+use crate::study::{
+    check_horizon_and_etas, check_paths, check_x0, iterations, Progress, ProgressDelta,
+};
 use models::loss::Loss;
 use models::method::GradientMethod;
 use models::optimizer::Optimizer;
@@ -169,49 +171,13 @@ pub fn trajectories<L: Loss, M: GradientMethod>(
     s: &TrajectorySettings,
     progress: Progress,
 ) -> Result<TrajectoryReport, CompareError> {
-    if !(s.eta > 0.0) || !s.eta.is_finite() {
-        return Err(CompareError::bad(
-            "run.etas[0]",
-            s.eta,
-            "must be positive and finite",
-        ));
-    }
-    if !(s.horizon > 0.0) || !s.horizon.is_finite() {
-        return Err(CompareError::bad(
-            "run.horizon",
-            s.horizon,
-            "must be positive and finite",
-        ));
-    }
+    check_horizon_and_etas(s.horizon, &[s.eta])?;
     let iters = iterations(s.horizon, s.eta);
-    if iters == 0 {
-        return Err(CompareError::bad(
-            "run.etas[0]",
-            s.eta,
-            format!("is longer than the horizon {}", s.horizon),
-        ));
-    }
-    if s.paths < 2 {
-        return Err(CompareError::bad(
-            "run.paths",
-            s.paths,
-            "needs at least 2 paths",
-        ));
-    }
+    check_paths(s.paths)?;
     if s.substeps == 0 {
         return Err(CompareError::bad("sde.substeps", 0, "must be at least 1"));
     }
-    if s.x0.len() != opt.dim() {
-        return Err(CompareError::bad(
-            "loss.x0",
-            format!("{:?}", s.x0),
-            format!(
-                "has length {} but the problem has dimension {}",
-                s.x0.len(),
-                opt.dim()
-            ),
-        ));
-    }
+    check_x0(&s.x0, opt.dim())?;
     for (i, q) in s.quantiles.iter().enumerate() {
         if !(0.0..=1.0).contains(q) {
             return Err(CompareError::bad(
