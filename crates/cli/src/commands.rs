@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use compare::figure1::{arm_name, figure1_work, Figure1Panel, Figure1Params};
-use compare::plot::{
+use crate::plot::{
     diverged_over_time_grid, panel_grid, stability_plot, trajectory_plot, weak_error_plot,
     DivergedCurve, Panel,
 };
+use compare::figure1::{arm_name, figure1_work, Figure1Panel, Figure1Params};
 use compare::stability::{stability_sweep, stability_work, wilson95, StabilityCurve};
 use compare::study::{can_couple, study_work, weak_error_study, WeakErrorCurve};
 use compare::trajectory::{trajectories, trajectory_work, TrajectoryReport};
@@ -118,13 +118,10 @@ pub struct OutputOptions {
     pub json: bool,
 }
 
+/// Everything `compare` refuses is the user's input: a setting out of range, or a model or
+/// integrator that cannot be built from the config.
 fn failure(e: CompareError) -> CliError {
-    match e {
-        CompareError::BadSetting { .. } | CompareError::Model(_) | CompareError::Sde(_) => {
-            CliError::BadInput(e.to_string())
-        }
-        other => CliError::Failure(other.to_string()),
-    }
+    CliError::BadInput(e.to_string())
 }
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -312,8 +309,7 @@ fn write_weak_error_files(
         let of_obs: Vec<&WeakErrorCurve> = curves.iter().filter(|c| c.observable == *obs).collect();
         let name = obs.name();
         let title = format!("{}: weak error of {} against η", cfg.name, name);
-        weak_error_plot(&of_obs, &title, &out.join(format!("weak_error_{name}")))
-            .map_err(failure)?;
+        weak_error_plot(&of_obs, &title, &out.join(format!("weak_error_{name}")))?;
     }
     write_atomic(&out.join("config.toml"), cfg.to_toml_string()?.as_bytes())
 }
@@ -404,8 +400,7 @@ pub fn run(
             log_y,
             &title,
             &dir.join(format!("trajectory_{}", obs.name())),
-        )
-        .map_err(failure)?;
+        )?;
     }
     write_atomic(&dir.join("config.toml"), cfg.to_toml_string()?.as_bytes())?;
     let (doc, names) = finish(
@@ -653,9 +648,9 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
         "Loss: discrete optimizer vs first-order SDE ({} paths, N = {}, d = {}; median dashed, 10-90% band, diverged at the top)",
         params.paths, params.agents, params.dim
     );
-    panel_grid(seed_panels, 2, 3, &title, &dir.join("figure1")).map_err(failure)?;
+    panel_grid(seed_panels, 2, 3, &title, &dir.join("figure1"))?;
     let title = "Additions to Figure 1: pre-scheduled decay (k+1)^-1/2 and the step-matched constant control (discrete vs first-order SDE)";
-    panel_grid(added_panels, 2, 2, title, &dir.join("figure1_additions")).map_err(failure)?;
+    panel_grid(added_panels, 2, 2, title, &dir.join("figure1_additions"))?;
     let mut diverged_panels = Vec::new();
     for (column, name) in [(0, "DSGD"), (1, "DCSGD, random sparsification")] {
         let mut curves = Vec::new();
@@ -695,8 +690,7 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
             params.x0
         ),
         &dir.join("figure1_diverged"),
-    )
-    .map_err(failure)?;
+    )?;
     let mut command = String::from("sdelab figure1");
     if let Some(p) = opts.paths {
         command.push_str(&format!(" --paths {p}"));
@@ -856,7 +850,7 @@ pub fn stability(
         "{}: paths diverged by T = {} against η ({} paths per point)",
         cfg.name, cfg.run.horizon, cfg.run.paths
     );
-    stability_plot(&curves, &title, &dir.join("stability")).map_err(failure)?;
+    stability_plot(&curves, &title, &dir.join("stability"))?;
     write_atomic(&dir.join("config.toml"), cfg.to_toml_string()?.as_bytes())?;
     let substep_checks_pass = curves
         .iter()

@@ -34,8 +34,7 @@ impl CliError {
         }
     }
 
-    /// The message, without the variant (for tests; the binary prints the `Display` form).
-    #[cfg(test)]
+    /// The message, without the variant (the binary prints the `Display` form).
     pub fn message(&self) -> &str {
         match self {
             CliError::BadInput(m) | CliError::Failure(m) => m,

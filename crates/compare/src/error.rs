@@ -15,13 +15,6 @@ pub enum CompareError {
     Model(#[from] models::ModelError),
     #[error(transparent)]
     Sde(#[from] sde_core::SdeError),
-    #[error("could not write {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("plotting failed: {0}")]
-    Plot(String),
 }
 
 impl CompareError {

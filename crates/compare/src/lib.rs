@@ -4,7 +4,7 @@
 //! distance shrink with the learning rate? This crate answers with error bars: weak errors with
 //! 95% intervals and fitted orders ([`study`]), common random numbers where the noise allows,
 //! closed-form references where they exist ([`exact`]), trajectory bands ([`trajectory`]) and
-//! plots ([`plot`]).
+//! stability sweeps ([`stability`]). It draws nothing: the figures are the `sdelab` crate's.
 
 pub mod error;
 pub mod exact;
@@ -12,7 +12,6 @@ pub mod figure1;
 pub mod inference;
 pub mod ladder;
 pub mod observable;
-pub mod plot;
 pub mod sim;
 pub mod solver_choice;
 pub mod stability;
