@@ -10,7 +10,7 @@ use crate::plot::{
     diverged_over_time_grid, panel_grid, stability_plot, trajectory_plot, weak_error_plot,
     DivergedCurve, Panel,
 };
-use compare::figure1::{arm_name, figure1_work, Figure1Panel, Figure1Params};
+use compare::figure1::{figure1_work, Arm, ArmId, Figure1Optimizer, Figure1Panel, Figure1Params};
 use compare::stability::{stability_sweep, stability_work, wilson95, StabilityCurve};
 use compare::study::{can_couple, study_work, weak_error_study, WeakErrorCurve};
 use compare::trajectory::{trajectories, trajectory_work, TrajectoryReport};
@@ -118,10 +118,8 @@ pub struct OutputOptions {
     pub json: bool,
 }
 
-/// Everything `compare` refuses is the user's input: a setting out of range, or a model or
-/// integrator that cannot be built from the config.
 fn failure(e: CompareError) -> CliError {
-    CliError::BadInput(e.to_string())
+    CliError::from_compare(e)
 }
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -489,7 +487,7 @@ fn write_trajectory_csv(
                     let mut row = vec![
                         panel.to_string(),
                         t.label.clone(),
-                        b.observable.to_string(),
+                        b.observable.name().to_string(),
                         k.to_string(),
                         csv_f64(t.times[k]),
                         csv_f64(b.mean[k]),
@@ -512,9 +510,9 @@ struct PanelSummary<'a> {
     row: usize,
     column: usize,
     /// `no_scheduler`, `scheduler` (the seed's two rows), `decaying`, `step_matched` (additions).
-    arm: &'static str,
+    arm: Arm,
     title: &'a str,
-    optimizer: &'a str,
+    optimizer: Figure1Optimizer,
     schedule: &'a str,
     eta: f64,
     iterations: usize,
@@ -555,7 +553,7 @@ struct Figure1Document<'a> {
     /// D(C)SGD and the step-matched constant control.
     additions: Vec<PanelSummary<'a>>,
     /// The SDE side rerun at twice the substeps, per arm (`optimizer:arm`).
-    substep_checks: &'a [(String, compare::figure1::SubstepCheck)],
+    substep_checks: &'a [(ArmId, compare::figure1::SubstepCheck)],
     substep_checks_pass: bool,
     /// Every other file of the folder, with its size and hash.
     files: Vec<FileEntry>,
@@ -570,7 +568,7 @@ fn panel_summaries(panels: &[Figure1Panel]) -> Vec<PanelSummary<'_>> {
             PanelSummary {
                 row: p.row,
                 column: p.column,
-                arm: arm_name(p.row),
+                arm: p.arm,
                 title: &p.title,
                 optimizer: p.optimizer,
                 schedule: &p.schedule,
@@ -624,7 +622,13 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
     let all: Vec<&Figure1Panel> = result.panels.iter().chain(&result.additions).collect();
     let labelled: Vec<(String, &TrajectoryReport)> = all
         .iter()
-        .map(|p| (format!("{}:{}", p.optimizer, arm_name(p.row)), &p.report))
+        .map(|p| {
+            let id = ArmId {
+                optimizer: p.optimizer,
+                arm: p.arm,
+            };
+            (id.to_string(), &p.report)
+        })
         .collect();
     let refs: Vec<(&str, &TrajectoryReport)> =
         labelled.iter().map(|(l, r)| (l.as_str(), *r)).collect();
@@ -652,14 +656,17 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
     let title = "Additions to Figure 1: pre-scheduled decay (k+1)^-1/2 and the step-matched constant control (discrete vs first-order SDE)";
     panel_grid(added_panels, 2, 2, title, &dir.join("figure1_additions"))?;
     let mut diverged_panels = Vec::new();
-    for (column, name) in [(0, "DSGD"), (1, "DCSGD, random sparsification")] {
+    for (optimizer, name) in [
+        (Figure1Optimizer::Dsgd, "DSGD"),
+        (Figure1Optimizer::Dcsgd, "DCSGD, random sparsification"),
+    ] {
         let mut curves = Vec::new();
-        for p in all.iter().filter(|p| p.column == column) {
-            let arm = match p.row {
-                0 => format!("constant η = {}", p.eta),
-                1 => "normalized (§6.3)".to_string(),
-                2 => "(k+1)^-1/2 (addition)".to_string(),
-                _ => format!("constant η = {:.3}, step-matched (addition)", p.eta),
+        for p in all.iter().filter(|p| p.optimizer == optimizer) {
+            let arm = match p.arm {
+                Arm::NoScheduler => format!("constant η = {}", p.eta),
+                Arm::Scheduler => "normalized (§6.3)".to_string(),
+                Arm::Decaying => "(k+1)^-1/2 (addition)".to_string(),
+                Arm::StepMatched => format!("constant η = {:.3}, step-matched (addition)", p.eta),
             };
             let r = &p.report;
             curves.push(DivergedCurve {
@@ -811,7 +818,7 @@ pub fn stability(
         for p in &c.points {
             let check = p.substep_check.as_ref();
             rows.push(vec![
-                c.process.clone(),
+                c.process.name().to_string(),
                 csv_f64(c.x0_scale),
                 csv_f64(p.eta),
                 p.iterations.to_string(),
@@ -908,14 +915,14 @@ fn print_stability_table(curves: &[StabilityCurve]) {
             .map(|t| {
                 format!(
                     "{} {}",
-                    t.kind,
+                    t.kind.name(),
                     t.eta.map_or("never".to_string(), |e| format!("{e:.4}"))
                 )
             })
             .collect();
         println!(
             "{:<13} {:>8}  {:>24}  {}",
-            c.process,
+            c.process.name(),
             c.x0_scale,
             bracket,
             theory.join(", ")

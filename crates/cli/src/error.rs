@@ -34,10 +34,50 @@ impl CliError {
         }
     }
 
+    /// A refusal of `compare`, as bad input: a setting out of range (named by its config key, e.g.
+    /// `run.etas[2] = -0.1: must be positive and finite`), or a model or integrator that cannot be
+    /// built from the config.
+    pub fn from_compare(e: compare::CompareError) -> Self {
+        match e {
+            compare::CompareError::BadSetting {
+                field,
+                value,
+                reason,
+            } => {
+                let index = field.index.map_or(String::new(), |i| format!("[{i}]"));
+                let key = config_key(field.setting);
+                CliError::BadInput(format!("{key}{index} = {value}: {reason}"))
+            }
+            other => CliError::BadInput(other.to_string()),
+        }
+    }
+
     /// The message, without the variant (the binary prints the `Display` form).
     pub fn message(&self) -> &str {
         match self {
             CliError::BadInput(m) | CliError::Failure(m) => m,
         }
+    }
+}
+
+/// The config key a setting of `compare` comes from (`dim` is Figure 1's own parameter).
+pub fn config_key(setting: compare::Setting) -> &'static str {
+    use compare::Setting;
+    match setting {
+        Setting::Etas => "run.etas",
+        Setting::Horizon => "run.horizon",
+        Setting::Paths => "run.paths",
+        Setting::Substeps => "sde.substeps",
+        Setting::MaxSubsteps => "sde.max_substeps",
+        Setting::Models => "sde.models",
+        Setting::Observables => "run.observables",
+        Setting::X0 => "loss.x0",
+        Setting::DivergeAbove => "run.diverge_above",
+        Setting::ExactReference => "run.exact_reference",
+        Setting::Scheme => "sde.scheme",
+        Setting::CommonRandomNumbers => "run.common_random_numbers",
+        Setting::X0Scales => "run.x0_scales",
+        Setting::Quantiles => "run.quantiles",
+        Setting::Dim => "dim",
     }
 }

@@ -387,7 +387,6 @@ fn swap_dirs(a: &Path, b: &Path) -> std::io::Result<()> {
 /// Create `dir` and its parents if needed. Fails (exit code 1) with the path and the OS error, or
 /// if `dir` exists and is not a directory. For folders that are not published as a whole; run
 /// outputs go through [`Publication`].
-
 pub fn create_out_dir(dir: &Path) -> Result<(), CliError> {
     if dir.exists() && !dir.is_dir() {
         return Err(CliError::Failure(format!(

@@ -1,13 +1,17 @@
-//! Errors of a comparison: bad settings (naming the setting and value) or a failed model.
+//! Errors of a comparison: bad settings (naming the field of the settings and the value) or a
+//! failed model. Fields are named as this crate's settings name them; a front end that reads them
+//! from somewhere else (the `sdelab` config) maps each [`Setting`] to its own key.
 
+use serde::Serialize;
+use std::fmt;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum CompareError {
-    /// A setting is out of its domain; `key` is the config key it comes from.
-    #[error("{key} = {value}: {reason}")]
+    /// A setting is out of its domain.
+    #[error("{field} = {value}: {reason}")]
     BadSetting {
-        key: String,
+        field: Field,
         value: String,
         reason: String,
     },
@@ -18,11 +22,90 @@ pub enum CompareError {
 }
 
 impl CompareError {
-    pub fn bad(key: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> Self {
+    pub fn bad(field: impl Into<Field>, value: impl ToString, reason: impl Into<String>) -> Self {
         CompareError::BadSetting {
-            key: key.into(),
+            field: field.into(),
             value: value.to_string(),
             reason: reason.into(),
+        }
+    }
+}
+
+/// A setting of the study, trajectory, stability or Figure 1 settings, named in errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Setting {
+    Etas,
+    Horizon,
+    Paths,
+    Substeps,
+    MaxSubsteps,
+    Models,
+    Observables,
+    X0,
+    DivergeAbove,
+    ExactReference,
+    Scheme,
+    CommonRandomNumbers,
+    X0Scales,
+    Quantiles,
+    /// The dimension of the Figure 1 problem.
+    Dim,
+}
+
+impl Setting {
+    /// The field's name in the settings structs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Setting::Etas => "etas",
+            Setting::Horizon => "horizon",
+            Setting::Paths => "paths",
+            Setting::Substeps => "substeps",
+            Setting::MaxSubsteps => "max_substeps",
+            Setting::Models => "models",
+            Setting::Observables => "observables",
+            Setting::X0 => "x0",
+            Setting::DivergeAbove => "diverge_above",
+            Setting::ExactReference => "exact_reference",
+            Setting::Scheme => "scheme",
+            Setting::CommonRandomNumbers => "common_random_numbers",
+            Setting::X0Scales => "x0_scales",
+            Setting::Quantiles => "quantiles",
+            Setting::Dim => "dim",
+        }
+    }
+
+    /// Element `index` of a list setting.
+    pub fn at(self, index: usize) -> Field {
+        Field {
+            setting: self,
+            index: Some(index),
+        }
+    }
+}
+
+/// A setting, or one element of a list setting (`etas[2]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Field {
+    pub setting: Setting,
+    pub index: Option<usize>,
+}
+
+impl From<Setting> for Field {
+    fn from(setting: Setting) -> Self {
+        Field {
+            setting,
+            index: None,
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.setting.name())?;
+        match self.index {
+            Some(i) => write!(f, "[{i}]"),
+            None => Ok(()),
         }
     }
 }

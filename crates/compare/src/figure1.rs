@@ -8,11 +8,12 @@
 //! `f(x) = Σ_j (a x_j²/2 + c x_j⁴/4)`, which is (L0, L1)-smooth and not L-smooth (MATH.md §2,
 //! §8.3). Each panel holds the discrete runs and the SDE model(s) side by side.
 
-use crate::error::CompareError;
+use crate::error::{CompareError, Setting};
 use crate::observable::Observable;
 use crate::sim::{ModelPaths, PathSettings};
 use crate::solver_choice::{dispatch, SolverVisitor};
 use crate::stability::counts_agree;
+use crate::streams::{Role, Stream};
 use crate::study::Progress;
 use crate::trajectory::{trajectories, trajectory_work, TrajectoryReport, TrajectorySettings};
 use models::loss::{Loss, LossKind, MixedQuadraticQuartic};
@@ -23,9 +24,10 @@ use models::optimizer::Optimizer;
 use models::schedule::{NormalizationInputs, Schedule};
 use models::sde::SdeModel;
 use models::{BernoulliSparsifier, CompressorKind, Identity};
-use sde_core::{derive_key, Ensemble, EnsembleStats, Increments, Scheme, Solver};
+use sde_core::{Ensemble, EnsembleStats, Increments, Scheme, Solver};
 use sde_core::{IncrementKind, SchemeKind};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use std::fmt;
 
 /// Every parameter of the figure (all written to `result.json`).
 #[derive(Clone, Debug, Serialize)]
@@ -118,13 +120,98 @@ impl Default for Figure1Params {
     }
 }
 
+/// The optimizer of a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Figure1Optimizer {
+    Dsgd,
+    Dcsgd,
+    Dsignsgd,
+}
+
+impl Figure1Optimizer {
+    /// The optimizer of column `column` (0, 1, 2).
+    pub fn of_column(column: usize) -> Self {
+        match column {
+            0 => Figure1Optimizer::Dsgd,
+            1 => Figure1Optimizer::Dcsgd,
+            _ => Figure1Optimizer::Dsignsgd,
+        }
+    }
+
+    /// The serialized name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Figure1Optimizer::Dsgd => "dsgd",
+            Figure1Optimizer::Dcsgd => "dcsgd",
+            Figure1Optimizer::Dsignsgd => "dsignsgd",
+        }
+    }
+}
+
+/// The learning-rate arm of a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arm {
+    /// Row 0: constant η.
+    NoScheduler,
+    /// Row 1: the scheduler the theorem prescribes.
+    Scheduler,
+    /// Row 2 (addition): the pre-scheduled decay.
+    Decaying,
+    /// Row 3 (addition): the step-matched constant control.
+    StepMatched,
+}
+
+impl Arm {
+    /// The arm of row `row` (0 to 3).
+    pub fn of_row(row: usize) -> Self {
+        match row {
+            0 => Arm::NoScheduler,
+            1 => Arm::Scheduler,
+            2 => Arm::Decaying,
+            _ => Arm::StepMatched,
+        }
+    }
+
+    /// The serialized name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arm::NoScheduler => "no_scheduler",
+            Arm::Scheduler => "scheduler",
+            Arm::Decaying => "decaying",
+            Arm::StepMatched => "step_matched",
+        }
+    }
+}
+
+/// One arm of one optimizer, written `optimizer:arm` (`dsgd:no_scheduler`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArmId {
+    pub optimizer: Figure1Optimizer,
+    pub arm: Arm,
+}
+
+impl fmt::Display for ArmId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.optimizer.name(), self.arm.name())
+    }
+}
+
+impl Serialize for ArmId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// One panel of the figure.
 #[derive(Clone, Debug, Serialize)]
 pub struct Figure1Panel {
     pub row: usize,
     pub column: usize,
     pub title: String,
-    pub optimizer: &'static str,
+    pub optimizer: Figure1Optimizer,
+    pub arm: Arm,
     /// The schedule, as used (normalized constants included).
     pub schedule: String,
     pub eta: f64,
@@ -160,7 +247,7 @@ pub struct Figure1Result {
     pub panels: Vec<Figure1Panel>,
     pub additions: Vec<Figure1Panel>,
     /// One per panel and addition, in order (empty when `params.substep_check` is off).
-    pub substep_checks: Vec<(String, SubstepCheck)>,
+    pub substep_checks: Vec<(ArmId, SubstepCheck)>,
 }
 
 type Opt = Optimizer<LossKind, Method>;
@@ -382,7 +469,9 @@ fn substep_check(
                 paths: p.paths,
                 // Independent of the first run: the two fractions are compared as independent
                 // binomials.
-                seed: derive_key(p.seed, 1000 + *model as u64),
+                seed: Stream::master(p.seed)
+                    .role(Role::SubstepCheck(*model))
+                    .seed(),
                 progress,
             },
         )?;
@@ -426,7 +515,7 @@ fn substep_check(
 /// Runs the six panels and the additions.
 pub fn figure1(p: &Figure1Params, progress: Progress) -> Result<Figure1Result, CompareError> {
     if p.dim == 0 {
-        return Err(CompareError::bad("dim", 0, "must be at least 1"));
+        return Err(CompareError::bad(Setting::Dim, 0, "must be at least 1"));
     }
     let mut panels = Vec::new();
     let mut additions = Vec::new();
@@ -447,14 +536,11 @@ pub fn figure1(p: &Figure1Params, progress: Progress) -> Result<Figure1Result, C
             (_, Schedule::Polynomial { power }) => format!("η_k = (k+1)^-{power}"),
             _ => "normalized η_k (§6.3)".to_string(),
         };
-        let optimizer = match column {
-            0 => "dsgd",
-            1 => "dcsgd",
-            _ => "dsignsgd",
-        };
+        let optimizer = Figure1Optimizer::of_column(column);
+        let arm = Arm::of_row(row);
         if p.substep_check {
             for c in substep_check(p, &opt, eta, &report, progress)? {
-                checks.push((format!("{optimizer}:{}", arm_name(row)), c));
+                checks.push((ArmId { optimizer, arm }, c));
             }
         }
         let panel = Figure1Panel {
@@ -462,6 +548,7 @@ pub fn figure1(p: &Figure1Params, progress: Progress) -> Result<Figure1Result, C
             column,
             title: format!("{name}: {short}"),
             optimizer,
+            arm,
             schedule,
             eta,
             report,
@@ -482,10 +569,5 @@ pub fn figure1(p: &Figure1Params, progress: Progress) -> Result<Figure1Result, C
 
 /// Short name of a row: `no_scheduler`, `scheduler`, `decaying`, `step_matched`.
 pub fn arm_name(row: usize) -> &'static str {
-    match row {
-        0 => "no_scheduler",
-        1 => "scheduler",
-        2 => "decaying",
-        _ => "step_matched",
-    }
+    Arm::of_row(row).name()
 }

@@ -15,9 +15,10 @@ pub mod observable;
 pub mod sim;
 pub mod solver_choice;
 pub mod stability;
+pub mod streams;
 pub mod study;
 pub mod trajectory;
 
-pub use error::CompareError;
+pub use error::{CompareError, Field, Setting};
 pub use observable::Observable;
 pub use study::{weak_error_study, StudySettings, WeakErrorCurve, WeakErrorPoint};

@@ -11,9 +11,10 @@
 //! fractions disagree (two-proportion test at 95%, or any difference when both counts are 0 or
 //! all paths), `m` doubles, up to `max_substeps`. The check is part of every point.
 
-use crate::error::CompareError;
+use crate::error::{CompareError, Setting};
 use crate::sim::{DiscretePaths, ModelPaths, PathSettings};
 use crate::solver_choice::{dispatch, SolverVisitor};
+use crate::streams::{Role, Stream};
 use models::loss::{Loss, LossKind};
 use models::method::{GradientMethod, Method};
 use models::noise::NoiseModel;
@@ -22,10 +23,10 @@ use models::schedule::Schedule;
 use models::sde::SdeModel;
 use models::CompressorKind;
 use sde_core::{
-    derive_key, derive_stream, Ensemble, Gaussian, IncrementKind, Increments, PathSimulation,
-    Scheme, SchemeKind, Solver,
+    derive_stream, Ensemble, Gaussian, IncrementKind, Increments, PathSimulation, Scheme,
+    SchemeKind, Solver,
 };
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::study::{check_horizon_and_etas, check_paths, check_x0, iterations};
@@ -89,25 +90,68 @@ pub struct MeasuredThreshold {
     pub first_diverging_eta: Option<f64>,
 }
 
+/// In what sense a predicted threshold is one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdKind {
+    /// Noise-free: a closed form.
+    Exact,
+    /// Almost-sure growth: the long-horizon limit of the diverged fraction.
+    Pathwise,
+    /// Growth of `E‖x‖²`.
+    MeanSquare,
+}
+
+impl ThresholdKind {
+    /// The serialized name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ThresholdKind::Exact => "exact",
+            ThresholdKind::Pathwise => "pathwise",
+            ThresholdKind::MeanSquare => "mean_square",
+        }
+    }
+}
+
 /// A threshold in η predicted by theory, where the build knows one (see [`theory`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct TheoryThreshold {
-    /// `"exact"` (noise-free, a closed form), `"pathwise"` (almost-sure growth: the long-horizon
-    /// limit of the diverged fraction) or `"mean_square"` (growth of `E‖x‖²`).
-    pub kind: &'static str,
+    pub kind: ThresholdKind,
     /// The critical η (`None`: the process never diverges in this sense).
     pub eta: Option<f64>,
     pub formula: String,
 }
 
-/// Predicted thresholds per process name (`"discrete"` or a model name).
-pub type ProcessTheories = Vec<(String, Vec<TheoryThreshold>)>;
+/// The discrete optimizer or one of its SDE models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Process {
+    Discrete,
+    Model(SdeModel),
+}
+
+impl Process {
+    /// `"discrete"` or the model's name (how results name the process).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Process::Discrete => "discrete",
+            Process::Model(m) => m.name(),
+        }
+    }
+}
+
+impl Serialize for Process {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// Predicted thresholds per process.
+pub type ProcessTheories = Vec<(Process, Vec<TheoryThreshold>)>;
 
 /// One process at one x0 scale.
 #[derive(Clone, Debug, Serialize)]
 pub struct StabilityCurve {
-    /// `"discrete"` or a model name.
-    pub process: String,
+    pub process: Process,
     pub x0_scale: f64,
     pub points: Vec<StabilityPoint>,
     pub measured_threshold: MeasuredThreshold,
@@ -205,7 +249,7 @@ struct ModelPoint<'a, L, M> {
     model: SdeModel,
     settings: &'a PathSettings,
     s: &'a StabilitySettings,
-    seed: u64,
+    seed: Stream,
     progress: &'a (dyn Fn(u64) + Sync),
 }
 
@@ -223,7 +267,7 @@ impl<L: Loss, M: GradientMethod> SolverVisitor for ModelPoint<'_, L, M> {
             diverged_count(
                 &sim,
                 self.s.paths,
-                derive_key(self.seed, substeps as u64),
+                self.seed.at(substeps).seed(),
                 self.progress,
             )
         };
@@ -262,7 +306,7 @@ fn validate<L: Loss, M: GradientMethod>(
 ) -> Result<(), CompareError> {
     if s.etas.is_empty() {
         return Err(CompareError::bad(
-            "run.etas",
+            Setting::Etas,
             "[]",
             "stability needs at least one learning rate",
         ));
@@ -271,7 +315,7 @@ fn validate<L: Loss, M: GradientMethod>(
     for (i, &c) in s.x0_scales.iter().enumerate() {
         if !(c > 0.0) || !c.is_finite() {
             return Err(CompareError::bad(
-                format!("run.x0_scales[{i}]"),
+                Setting::X0Scales.at(i),
                 c,
                 "must be positive and finite",
             ));
@@ -279,18 +323,22 @@ fn validate<L: Loss, M: GradientMethod>(
     }
     if s.x0_scales.is_empty() {
         return Err(CompareError::bad(
-            "run.x0_scales",
+            Setting::X0Scales,
             "[]",
             "needs at least one scale",
         ));
     }
     check_paths(s.paths)?;
     if s.substeps == 0 {
-        return Err(CompareError::bad("sde.substeps", 0, "must be at least 1"));
+        return Err(CompareError::bad(
+            Setting::Substeps,
+            0,
+            "must be at least 1",
+        ));
     }
     if s.max_substeps < 2 * s.substeps {
         return Err(CompareError::bad(
-            "max_substeps",
+            Setting::MaxSubsteps,
             s.max_substeps,
             format!(
                 "must allow at least one doubling of sde.substeps = {}",
@@ -316,14 +364,14 @@ pub fn stability_sweep<L: Loss, M: GradientMethod>(
     for (si, &scale) in s.x0_scales.iter().enumerate() {
         let x0: Vec<f64> = s.x0.iter().map(|v| v * scale).collect();
         let theory = theory_of(&x0);
-        let theory_for = |name: &str| {
+        let theory_for = |process: Process| {
             theory
                 .iter()
-                .find(|(p, _)| p == name)
+                .find(|(p, _)| *p == process)
                 .map(|(_, t)| t.clone())
                 .unwrap_or_default()
         };
-        let key_scale = derive_key(s.seed, si as u64);
+        let at_scale = Stream::master(s.seed).at(si);
         let mut discrete = Vec::new();
         let mut per_model: Vec<Vec<StabilityPoint>> = vec![Vec::new(); s.models.len()];
         for (ei, &eta) in s.etas.iter().enumerate() {
@@ -335,14 +383,14 @@ pub fn stability_sweep<L: Loss, M: GradientMethod>(
                 observables: vec![crate::observable::Observable::Loss],
                 diverge_above: s.diverge_above,
             };
-            let key_eta = derive_key(key_scale, ei as u64);
+            let at_eta = at_scale.at(ei);
             let d = diverged_count(
                 &DiscretePaths {
                     opt,
                     settings: &settings,
                 },
                 s.paths,
-                derive_key(key_eta, 0),
+                at_eta.role(Role::Discrete).seed(),
                 progress,
             )?;
             discrete.push(point(eta, iters, d, s.paths, None));
@@ -355,7 +403,7 @@ pub fn stability_sweep<L: Loss, M: GradientMethod>(
                         model,
                         settings: &settings,
                         s,
-                        seed: derive_key(key_eta, 1 + model as u64),
+                        seed: at_eta.role(Role::Model(model)),
                         progress,
                     },
                 )?;
@@ -363,19 +411,19 @@ pub fn stability_sweep<L: Loss, M: GradientMethod>(
             }
         }
         curves.push(StabilityCurve {
-            process: "discrete".into(),
+            process: Process::Discrete,
             x0_scale: scale,
             measured_threshold: measured_threshold(&discrete),
             points: discrete,
-            theory: theory_for("discrete"),
+            theory: theory_for(Process::Discrete),
         });
         for (model, points) in s.models.iter().zip(per_model) {
             curves.push(StabilityCurve {
-                process: model.name().into(),
+                process: Process::Model(*model),
                 x0_scale: scale,
                 measured_threshold: measured_threshold(&points),
                 points,
-                theory: theory_for(model.name()),
+                theory: theory_for(Process::Model(*model)),
             });
         }
     }
@@ -459,7 +507,7 @@ pub fn discrete_pathwise_critical_u(d: usize, s: f64) -> f64 {
     0.5 * (lo + hi)
 }
 
-fn threshold(kind: &'static str, eta: Option<f64>, formula: impl Into<String>) -> TheoryThreshold {
+fn threshold(kind: ThresholdKind, eta: Option<f64>, formula: impl Into<String>) -> TheoryThreshold {
     TheoryThreshold {
         kind,
         eta: eta.filter(|e| e.is_finite() && *e > 0.0),
@@ -507,10 +555,7 @@ fn shared_isotropic_gaussian(agents: &[models::method::Agent]) -> Option<(f64, f
 ///   constant schedule: the map `x → x(1 − ηc x²)` diverges iff `η c x0² > 2` (at `ηcx² = 2` it
 ///   has the 2-cycle `x → −x`), and (C)'s drift `−cx³ + (3η/2)c²x⁵` turns repulsive (finite-time
 ///   blow-up) iff `η c x0² > 2/3` (MATH.md §2, §7); (A) and (B) never diverge.
-pub fn theory(
-    opt: &Optimizer<LossKind, Method>,
-    x0: &[f64],
-) -> Vec<(String, Vec<TheoryThreshold>)> {
+pub fn theory(opt: &Optimizer<LossKind, Method>, x0: &[f64]) -> ProcessTheories {
     if *opt.schedule() != Schedule::Constant {
         return Vec::new();
     }
@@ -536,11 +581,11 @@ pub fn theory(
                 } else {
                     ""
                 };
-                let never = |p: &str, law: &str| {
+                let never = |m: SdeModel, law: &str| {
                     (
-                        p.to_string(),
+                        Process::Model(m),
                         vec![threshold(
-                            "exact",
+                            ThresholdKind::Exact,
                             None,
                             format!("{law}: never diverges{note}"),
                         )],
@@ -548,19 +593,19 @@ pub fn theory(
                 };
                 return vec![
                     (
-                        "discrete".into(),
+                        Process::Discrete,
                         vec![threshold(
-                            "exact",
+                            ThresholdKind::Exact,
                             Some(2.0 / l),
                             format!("x_(k+1) = (1 − ηλ) x_k: diverges iff η > 2/λ{note}"),
                         )],
                     ),
-                    never("first_order", "drift −λx"),
-                    never("second_order", "drift −λ(1 + ηλ/2)x"),
+                    never(SdeModel::FirstOrder, "drift −λx"),
+                    never(SdeModel::SecondOrder, "drift −λ(1 + ηλ/2)x"),
                     (
-                        "stability".into(),
+                        Process::Model(SdeModel::Stability),
                         vec![threshold(
-                            "exact",
+                            ThresholdKind::Exact,
                             Some(2.0 / l),
                             format!("drift −λ(1 − ηλ/2)x: diverges iff η > 2/λ{note}"),
                         )],
@@ -580,62 +625,62 @@ pub fn theory(
             let pos = |x: f64| (x > 0.0).then_some(x);
             vec![
                 (
-                    "discrete".into(),
+                    Process::Discrete,
                     vec![
                         threshold(
-                            "pathwise",
+                            ThresholdKind::Pathwise,
                             Some(u_path / l),
                             format!(
                                 "η = u*/λ with ½E log[(1−u−u s z)² + u²s²χ²_(d−1)] = 0 at u*, s² = σ1²/N = {s2:.4}{forcing}"
                             ),
                         ),
                         threshold(
-                            "mean_square",
+                            ThresholdKind::MeanSquare,
                             Some(2.0 / (l * (1.0 + a))),
                             format!("η = 2/(λ(1 + A)), A = dσ1²/N = {a:.4}"),
                         ),
                     ],
                 ),
                 (
-                    "first_order".into(),
+                    Process::Model(SdeModel::FirstOrder),
                     vec![
                         threshold(
-                            "pathwise",
+                            ThresholdKind::Pathwise,
                             pos(dm2 * s2).map(|x| 2.0 / (l * x)),
                             "−λ + ½ηλ²s²(d−2) > 0: η > 2/(λ s²(d−2)); never for d ≤ 2 or s = 0",
                         ),
                         threshold(
-                            "mean_square",
+                            ThresholdKind::MeanSquare,
                             pos(a).map(|x| 2.0 / (l * x)),
                             "−2λ + ηλ²A > 0: η > 2/(λA); never for A = 0",
                         ),
                     ],
                 ),
                 (
-                    "second_order".into(),
+                    Process::Model(SdeModel::SecondOrder),
                     vec![
                         threshold(
-                            "pathwise",
+                            ThresholdKind::Pathwise,
                             pos(dm2 * s2 - 1.0).map(|x| 2.0 / (l * x)),
                             "−λ(1+ηλ/2) + ½ηλ²s²(d−2) > 0: η > 2/(λ(s²(d−2) − 1)); never if s²(d−2) ≤ 1",
                         ),
                         threshold(
-                            "mean_square",
+                            ThresholdKind::MeanSquare,
                             pos(a - 1.0).map(|x| 2.0 / (l * x)),
                             "−2λ − ηλ² + ηλ²A > 0: η > 2/(λ(A − 1)); never if A ≤ 1",
                         ),
                     ],
                 ),
                 (
-                    "stability".into(),
+                    Process::Model(SdeModel::Stability),
                     vec![
                         threshold(
-                            "pathwise",
+                            ThresholdKind::Pathwise,
                             pos(1.0 + dm2 * s2).map(|x| 2.0 / (l * x)),
                             "−λ(1−ηλ/2) + ½ηλ²s²(d−2) > 0: η > 2/(λ(1 + s²(d−2)))",
                         ),
                         threshold(
-                            "mean_square",
+                            ThresholdKind::MeanSquare,
                             Some(2.0 / (l * (1.0 + a))),
                             "−2λ(1−ηλ/2) + ηλ²A > 0: η > 2/(λ(1 + A)), the discrete one",
                         ),
@@ -653,11 +698,11 @@ pub fn theory(
             if !(peak > 0.0) {
                 return Vec::new();
             }
-            let never = |p: &str| {
+            let never = |m: SdeModel| {
                 (
-                    p.to_string(),
+                    Process::Model(m),
                     vec![threshold(
-                        "exact",
+                        ThresholdKind::Exact,
                         None,
                         "gradient flow (A) / −∇(f + (η/4)‖∇f‖²) flow (B): f decreases, never diverges",
                     )],
@@ -665,19 +710,19 @@ pub fn theory(
             };
             vec![
                 (
-                    "discrete".into(),
+                    Process::Discrete,
                     vec![threshold(
-                        "exact",
+                        ThresholdKind::Exact,
                         Some(2.0 / peak),
                         format!("x → x(1 − ηc x²) diverges iff η max_j c_j x0_j² > 2; max_j c_j x0_j² = {peak:.4}"),
                     )],
                 ),
-                never("first_order"),
-                never("second_order"),
+                never(SdeModel::FirstOrder),
+                never(SdeModel::SecondOrder),
                 (
-                    "stability".into(),
+                    Process::Model(SdeModel::Stability),
                     vec![threshold(
-                        "exact",
+                        ThresholdKind::Exact,
                         Some(2.0 / (3.0 * peak)),
                         "drift −cx³ + (3η/2)c²x⁵ repulsive iff η c x0² > 2/3",
                     )],

@@ -39,9 +39,7 @@ use models::optimizer::Optimizer;
 use models::sde::SdeModel;
 use models::{expected_weak_order, ExpectedOrder};
 use sde_core::stats::Z95;
-use sde_core::{
-    derive_key, Ensemble, EnsembleStats, IncrementKind, Increments, Scheme, SchemeKind, Solver,
-};
+use sde_core::{Ensemble, EnsembleStats, IncrementKind, Increments, Scheme, SchemeKind, Solver};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -70,49 +68,16 @@ pub struct StudySettings {
     pub exact_reference: bool,
 }
 
-/// A setting of [`StudySettings`] (or of the trajectory settings), named in errors; the CLI maps
-/// each to its config key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Setting {
-    Etas,
-    Horizon,
-    Paths,
-    Substeps,
-    MaxSubsteps,
-    Models,
-    Observables,
-    X0,
-    DivergeAbove,
-    ExactReference,
-    Scheme,
-}
-
-impl Setting {
-    /// The config key of the setting (the `sdelab` experiment config).
-    pub fn config_key(&self) -> &'static str {
-        match self {
-            Setting::Etas => "run.etas",
-            Setting::Horizon => "run.horizon",
-            Setting::Paths => "run.paths",
-            Setting::Substeps => "sde.substeps",
-            Setting::MaxSubsteps => "sde.max_substeps",
-            Setting::Models => "sde.models",
-            Setting::Observables => "run.observables",
-            Setting::X0 => "loss.x0",
-            Setting::DivergeAbove => "run.diverge_above",
-            Setting::ExactReference => "run.exact_reference",
-            Setting::Scheme => "sde.scheme",
-        }
-    }
-}
+/// A setting of [`StudySettings`], named in errors (one list for every settings struct of the
+/// crate; the CLI maps each to its config key).
+pub use crate::error::Setting;
 
 impl StudySettings {
-    /// Checks the settings, naming the config key of anything out of range.
+    /// Checks the settings, naming the field ([`Setting`]) of anything out of range.
     pub fn validate(&self, d: usize) -> Result<(), CompareError> {
         if self.etas.is_empty() {
             return Err(CompareError::bad(
-                Setting::Etas.config_key(),
+                Setting::Etas,
                 "[]",
                 "needs at least one learning rate",
             ));
@@ -121,28 +86,28 @@ impl StudySettings {
         check_paths(self.paths)?;
         if self.substeps == Some(0) {
             return Err(CompareError::bad(
-                Setting::Substeps.config_key(),
+                Setting::Substeps,
                 0,
                 "must be at least 1",
             ));
         }
         if self.max_substeps < 2 {
             return Err(CompareError::bad(
-                Setting::MaxSubsteps.config_key(),
+                Setting::MaxSubsteps,
                 self.max_substeps,
                 "must be at least 2",
             ));
         }
         if self.models.is_empty() {
             return Err(CompareError::bad(
-                Setting::Models.config_key(),
+                Setting::Models,
                 "[]",
                 "needs at least one model",
             ));
         }
         if self.observables.is_empty() {
             return Err(CompareError::bad(
-                Setting::Observables.config_key(),
+                Setting::Observables,
                 "[]",
                 "needs at least one observable",
             ));
@@ -150,7 +115,7 @@ impl StudySettings {
         check_x0(&self.x0, d)?;
         if !(self.diverge_above > 0.0) {
             return Err(CompareError::bad(
-                Setting::DivergeAbove.config_key(),
+                Setting::DivergeAbove,
                 self.diverge_above,
                 "must be positive",
             ));
@@ -170,13 +135,13 @@ impl StudySettings {
 pub(crate) fn check_horizon_and_etas(horizon: f64, etas: &[f64]) -> Result<(), CompareError> {
     if !(horizon > 0.0) || !horizon.is_finite() {
         return Err(CompareError::bad(
-            Setting::Horizon.config_key(),
+            Setting::Horizon,
             horizon,
             "must be positive and finite",
         ));
     }
     for (i, e) in etas.iter().enumerate() {
-        let key = format!("{}[{i}]", Setting::Etas.config_key());
+        let key = Setting::Etas.at(i);
         if !(*e > 0.0) || !e.is_finite() {
             return Err(CompareError::bad(key, e, "must be positive and finite"));
         }
@@ -195,7 +160,7 @@ pub(crate) fn check_horizon_and_etas(horizon: f64, etas: &[f64]) -> Result<(), C
 pub(crate) fn check_paths(paths: u64) -> Result<(), CompareError> {
     if paths < 2 {
         return Err(CompareError::bad(
-            Setting::Paths.config_key(),
+            Setting::Paths,
             paths,
             "needs at least 2 paths",
         ));
@@ -207,7 +172,7 @@ pub(crate) fn check_paths(paths: u64) -> Result<(), CompareError> {
 pub(crate) fn check_x0(x0: &[f64], d: usize) -> Result<(), CompareError> {
     if x0.len() != d {
         return Err(CompareError::bad(
-            Setting::X0.config_key(),
+            Setting::X0,
             format!("{x0:?}"),
             format!("has length {} but the problem has dimension {d}", x0.len()),
         ));
@@ -404,22 +369,7 @@ impl<'a> ProgressDelta<'a> {
     }
 }
 
-/// The seed of every random stream of a study: learning rate `eta_index` and a role (the discrete
-/// ensemble, or the SDE ladder of every model, which share their paths' noise so the discrete
-/// paths are the same for every model).
-pub fn stream_seed(seed: u64, eta_index: usize, role: StreamRole) -> u64 {
-    derive_key(derive_key(seed, eta_index as u64), role as u64)
-}
-
-/// What a stream is for (see [`stream_seed`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamRole {
-    /// The discrete optimizer alone (independent ensembles, trajectories).
-    Discrete = 0,
-    /// The SDE ladder of a model, coupled or not: every model reads the same noise (the
-    /// discrete side of a coupled ladder is then the same for every model).
-    Ladder = 20,
-}
+pub use crate::streams::{stream_seed, Role as StreamRole};
 
 struct RunLadder<'a, L, M> {
     opt: &'a Optimizer<L, M>,
@@ -488,7 +438,7 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
     s.validate(opt.dim())?;
     if s.exact_reference && exact.is_none() {
         return Err(CompareError::bad(
-            Setting::ExactReference.config_key(),
+            Setting::ExactReference,
             true,
             "no closed form exists for this problem (it needs DSGD on a diagonal quadratic with \
              Gaussian noise of constant covariance and a constant schedule)",
@@ -508,7 +458,7 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
         let e = expected_weak_order(opt, model);
         if s.substeps.is_some() && !s.exact_reference && scheme_order < e.order {
             return Err(CompareError::bad(
-                Setting::Scheme.config_key(),
+                Setting::Scheme,
                 s.scheme.name(),
                 format!(
                     "has weak order {scheme_order}, below the expected order {} of model {} at a fixed \
@@ -551,18 +501,14 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
             if s.exact_reference {
                 let d = discrete.as_ref().ok_or_else(|| {
                     CompareError::bad(
-                        "run.common_random_numbers",
+                        Setting::CommonRandomNumbers,
                         true,
                         "internal: the exact reference runs an independent discrete ensemble",
                     )
                 })?;
                 for (oi, &obs) in s.observables.iter().enumerate() {
                     let ex = exact.ok_or_else(|| {
-                        CompareError::bad(
-                            Setting::ExactReference.config_key(),
-                            true,
-                            "no closed form",
-                        )
+                        CompareError::bad(Setting::ExactReference, true, "no closed form")
                     })?;
                     points[mi][oi].push(exact_reference_point(
                         d, ex, model, obs, oi, eta, iters, s.paths,

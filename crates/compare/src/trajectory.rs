@@ -6,10 +6,11 @@
 //! paths, by seed, as the first ones of the mean), which bounds memory by
 //! `quantile_paths × (K + 1) × observables` values.
 
-use crate::error::CompareError;
+use crate::error::{CompareError, Setting};
 use crate::observable::Observable;
 use crate::sim::{DiscretePaths, ModelPaths, PathSettings};
 use crate::solver_choice::{dispatch, SolverVisitor};
+use crate::streams::{Role, Stream};
 use crate::study::{
     check_horizon_and_etas, check_paths, check_x0, iterations, Progress, ProgressDelta,
 };
@@ -18,9 +19,7 @@ use models::method::GradientMethod;
 use models::optimizer::Optimizer;
 use models::sde::SdeModel;
 use rayon::prelude::*;
-use sde_core::{
-    derive_key, Ensemble, IncrementKind, Increments, PathSimulation, Scheme, SchemeKind, Solver,
-};
+use sde_core::{Ensemble, IncrementKind, Increments, PathSimulation, Scheme, SchemeKind, Solver};
 use serde::Serialize;
 
 /// Settings of one trajectory run.
@@ -44,7 +43,7 @@ pub struct TrajectorySettings {
 /// Bands of one observable over time.
 #[derive(Clone, Debug, Serialize)]
 pub struct Band {
-    pub observable: &'static str,
+    pub observable: Observable,
     pub mean: Vec<f64>,
     pub ci95: Vec<f64>,
     /// `quantiles[q][k]`, for the levels of [`TrajectorySettings::quantiles`].
@@ -65,7 +64,7 @@ pub struct Trajectory {
 
 impl Trajectory {
     pub fn band(&self, obs: Observable) -> Option<&Band> {
-        self.bands.iter().find(|b| b.observable == obs.name())
+        self.bands.iter().find(|b| b.observable == obs)
     }
 }
 
@@ -119,7 +118,7 @@ fn summarize<P: PathSimulation>(
                 .map(|k| values.quantiles(k, o, &s.quantiles))
                 .collect();
             Band {
-                observable: obs.name(),
+                observable: *obs,
                 mean: (0..n_save).map(|k| stats.summary(k, o).mean).collect(),
                 ci95: (0..n_save).map(|k| stats.summary(k, o).ci95).collect(),
                 quantiles: (0..s.quantiles.len())
@@ -175,13 +174,17 @@ pub fn trajectories<L: Loss, M: GradientMethod>(
     let iters = iterations(s.horizon, s.eta);
     check_paths(s.paths)?;
     if s.substeps == 0 {
-        return Err(CompareError::bad("sde.substeps", 0, "must be at least 1"));
+        return Err(CompareError::bad(
+            Setting::Substeps,
+            0,
+            "must be at least 1",
+        ));
     }
     check_x0(&s.x0, opt.dim())?;
     for (i, q) in s.quantiles.iter().enumerate() {
         if !(0.0..=1.0).contains(q) {
             return Err(CompareError::bad(
-                format!("run.quantiles[{i}]"),
+                Setting::Quantiles.at(i),
                 q,
                 "must lie in [0, 1]",
             ));
@@ -201,7 +204,7 @@ pub fn trajectories<L: Loss, M: GradientMethod>(
             settings: &settings,
         },
         s,
-        derive_key(s.seed, 0),
+        Stream::master(s.seed).role(Role::Discrete).seed(),
         progress,
     )?;
     let mut models = Vec::new();
@@ -214,7 +217,7 @@ pub fn trajectories<L: Loss, M: GradientMethod>(
                 model,
                 settings: &settings,
                 s,
-                seed: derive_key(s.seed, 1 + model as u64),
+                seed: Stream::master(s.seed).role(Role::Model(model)).seed(),
                 progress,
             },
         )?;

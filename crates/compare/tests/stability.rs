@@ -3,10 +3,12 @@
 //! (thresholds move to the almost-sure ones), and the quartic (discrete iff η x0² > 2, (C) iff
 //! η x0² > 2/3).
 
+use compare::stability::ThresholdKind;
 use compare::stability::{
     counts_agree, discrete_pathwise_critical_u, stability_sweep, theory, wilson95, StabilityCurve,
     StabilitySettings,
 };
+use compare::{CompareError, Setting};
 use models::{
     Agent, CompressorKind, DiagonalQuadratic, Dsgd, GaussianNoise, Identity, LossKind, Method,
     NoiseModel, Optimizer, Quartic, Schedule, SdeModel,
@@ -62,7 +64,7 @@ fn settings(
 
 fn curve<'a>(c: &'a [StabilityCurve], process: &str, scale: f64) -> &'a StabilityCurve {
     c.iter()
-        .find(|c| c.process == process && c.x0_scale == scale)
+        .find(|c| c.process.name() == process && c.x0_scale == scale)
         .unwrap()
 }
 
@@ -182,11 +184,17 @@ fn affine_noise_moves_thresholds_to_the_almost_sure_ones() {
     let curves = run(&opt, &s);
     let disc = curve(&curves, "discrete", 1.0);
     let c = curve(&curves, "stability", 1.0);
-    let path = |c: &StabilityCurve| c.theory.iter().find(|t| t.kind == "pathwise").unwrap().eta;
+    let path = |c: &StabilityCurve| {
+        c.theory
+            .iter()
+            .find(|t| t.kind == ThresholdKind::Pathwise)
+            .unwrap()
+            .eta
+    };
     let ms = |c: &StabilityCurve| {
         c.theory
             .iter()
-            .find(|t| t.kind == "mean_square")
+            .find(|t| t.kind == ThresholdKind::MeanSquare)
             .unwrap()
             .eta
     };
@@ -268,22 +276,21 @@ fn bad_settings_name_their_key() {
         0.0,
         0.0,
     );
-    let err = |s: StabilitySettings| {
-        stability_sweep(&opt, &s, &|_| Vec::new(), &|_| {})
-            .unwrap_err()
-            .to_string()
+    let err = |s: StabilitySettings| match stability_sweep(&opt, &s, &|_| Vec::new(), &|_| {}) {
+        Err(CompareError::BadSetting { field, value, .. }) => (field, value),
+        other => panic!("{other:?}"),
     };
     let ok = settings(&[0.5], 10.0, 4, vec![1.0], &[1.0]);
     let mut s = ok.clone();
     s.etas.clear();
-    assert!(err(s).starts_with("run.etas"));
+    assert_eq!(err(s), (Setting::Etas.into(), "[]".to_string()));
     let mut s = ok.clone();
     s.x0_scales = vec![1.0, -2.0];
-    assert!(err(s).starts_with("run.x0_scales[1] = -2"));
+    assert_eq!(err(s), (Setting::X0Scales.at(1), "-2".to_string()));
     let mut s = ok.clone();
     s.etas = vec![20.0];
-    assert!(err(s).starts_with("run.etas[0] = 20"));
+    assert_eq!(err(s), (Setting::Etas.at(0), "20".to_string()));
     let mut s = ok;
     s.x0 = vec![1.0, 2.0];
-    assert!(err(s).starts_with("loss.x0"));
+    assert_eq!(err(s).0, Setting::X0.into());
 }

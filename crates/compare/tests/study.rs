@@ -7,7 +7,7 @@ use compare::exact::{ExactMoments, QuadraticDsgdMoments};
 use compare::study::{
     weak_error_study, Reference, StudySettings, Verdict, WeakErrorCurve, DEFAULT_MAX_SUBSTEPS,
 };
-use compare::Observable;
+use compare::{CompareError, Observable, Setting};
 use models::{
     Agent, CompressorKind, DiagonalQuadratic, Dsgd, GaussianNoise, Identity, LossKind, Method,
     NoiseModel, Optimizer, Schedule, SdeModel,
@@ -228,11 +228,10 @@ fn low_order_scheme_is_refused_at_fixed_substeps() {
     let mut s = settings(&[0.1, 0.05], 100, true);
     s.scheme = SchemeKind::EulerMaruyama;
     s.substeps = Some(4);
-    let err = weak_error_study(&opt, &s, None, &|_| {})
-        .unwrap_err()
-        .to_string();
+    let err = weak_error_study(&opt, &s, None, &|_| {}).unwrap_err();
     assert!(
-        err.contains("sde.scheme") && err.contains("second_order"),
+        matches!(&err, CompareError::BadSetting { field, reason, .. }
+            if *field == Setting::Scheme.into() && reason.contains("second_order")),
         "{err}"
     );
     s.models = vec![SdeModel::FirstOrder];
@@ -342,10 +341,11 @@ fn exact_reference_replaces_the_sde_side() {
             );
         }
     }
-    let err = weak_error_study(&opt, &s, None, &|_| {})
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("run.exact_reference"), "{err}");
+    let err = weak_error_study(&opt, &s, None, &|_| {}).unwrap_err();
+    assert!(
+        matches!(&err, CompareError::BadSetting { field, .. } if *field == Setting::ExactReference.into()),
+        "{err}"
+    );
 }
 
 /// Same seed, same bits, at 1 and 2 threads (refinement included).

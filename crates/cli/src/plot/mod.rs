@@ -9,7 +9,6 @@
 use crate::error::CliError;
 use compare::study::{Verdict, WeakErrorCurve};
 use compare::trajectory::{Trajectory, TrajectoryReport};
-use compare::Observable;
 use models::sde::SdeModel;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
@@ -32,13 +31,6 @@ pub const DISCRETE_BAND: RGBColor = RGBColor(115, 115, 115);
 const BLUE_C: RGBColor = RGBColor(31, 100, 200);
 const GREEN_C: RGBColor = RGBColor(30, 150, 50);
 const ORANGE_C: RGBColor = RGBColor(230, 85, 13);
-/// For curves whose model name is none of [`SdeModel::ALL`].
-const EXTRA: [RGBColor; 4] = [
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(150, 150, 30),
-];
 const GREY_KEY: RGBColor = RGBColor(90, 90, 90);
 
 mod diverged;
@@ -80,22 +72,6 @@ pub fn model_color(model: SdeModel) -> RGBColor {
         SdeModel::SecondOrder => GREEN_C,
         SdeModel::Stability => ORANGE_C,
     }
-}
-
-fn color_for_name(name: &str, fallback: usize) -> RGBColor {
-    SdeModel::ALL
-        .iter()
-        .find(|m| m.name() == name)
-        .map(|&m| model_color(m))
-        .unwrap_or(EXTRA[fallback % EXTRA.len()])
-}
-
-fn observable_label(name: &str) -> &str {
-    Observable::ALL
-        .iter()
-        .find(|o| o.name() == name)
-        .map(|o| o.label())
-        .unwrap_or(name)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 use super::*;
+use compare::stability::{Process, StabilityCurve, ThresholdKind};
 
 // ---------------------------------------------------------------------------------------------
 // Stability: diverged fraction against η
@@ -8,7 +9,7 @@ use super::*;
 /// error bars, one panel per x0 scale; dashed verticals mark the predicted thresholds of the
 /// discrete method and of the models (pathwise or exact), in the process's color.
 pub fn stability_plot(
-    curves: &[compare::stability::StabilityCurve],
+    curves: &[StabilityCurve],
     title: &str,
     stem: &Path,
 ) -> Result<(), PlotError> {
@@ -27,15 +28,14 @@ pub fn stability_plot(
 
 struct StabilityFigure<'a> {
     title: String,
-    curves: &'a [compare::stability::StabilityCurve],
+    curves: &'a [StabilityCurve],
     scales: Vec<f64>,
 }
 
-fn process_color(name: &str) -> RGBColor {
-    if name == "discrete" {
-        DISCRETE_LINE
-    } else {
-        color_for_name(name, 0)
+fn process_color(process: Process) -> RGBColor {
+    match process {
+        Process::Discrete => DISCRETE_LINE,
+        Process::Model(m) => model_color(m),
     }
 }
 
@@ -49,7 +49,7 @@ impl Figure for StabilityFigure<'_> {
         let cols = self.scales.len().max(1);
         let areas = root.split_evenly((1, cols));
         for (area, &scale) in areas.iter().zip(&self.scales) {
-            let of_scale: Vec<&compare::stability::StabilityCurve> =
+            let of_scale: Vec<&StabilityCurve> =
                 self.curves.iter().filter(|c| c.x0_scale == scale).collect();
             let etas = of_scale
                 .iter()
@@ -57,7 +57,7 @@ impl Figure for StabilityFigure<'_> {
                 .chain(of_scale.iter().flat_map(|c| {
                     c.theory
                         .iter()
-                        .filter(|t| t.kind != "mean_square")
+                        .filter(|t| t.kind != ThresholdKind::MeanSquare)
                         .filter_map(|t| t.eta)
                 }));
             let (lo, hi) = min_max(etas).unwrap_or((0.0, 1.0));
@@ -109,7 +109,7 @@ impl StabilityFigure<'_> {
     fn draw_curves<'b, DB: DrawingBackend + 'b, X>(
         &self,
         chart: &mut ChartContext<'b, DB, Cartesian2d<X, RangedCoordf64>>,
-        of_scale: &[&compare::stability::StabilityCurve],
+        of_scale: &[&StabilityCurve],
         x0: f64,
         x1: f64,
     ) -> DrawResult<DB>
@@ -117,7 +117,7 @@ impl StabilityFigure<'_> {
         X: Ranged<ValueType = f64>,
     {
         for (i, c) in of_scale.iter().enumerate() {
-            let color = process_color(&c.process);
+            let color = process_color(c.process);
             let mut pts: Vec<(f64, f64)> = c
                 .points
                 .iter()
@@ -127,10 +127,9 @@ impl StabilityFigure<'_> {
             // Curves often coincide (all 0 or all 1): earlier ones get larger markers so
             // every process stays visible.
             let radius = (7 - 2 * i as i32).max(2);
-            let label = if c.process == "discrete" {
-                "discrete".to_string()
-            } else {
-                format!("SDE {}", c.process)
+            let label = match c.process {
+                Process::Discrete => "discrete".to_string(),
+                Process::Model(m) => format!("SDE {}", m.name()),
             };
             chart
                 .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
@@ -148,7 +147,11 @@ impl StabilityFigure<'_> {
                     color.stroke_width(1),
                 )))?;
             }
-            for t in c.theory.iter().filter(|t| t.kind != "mean_square") {
+            for t in c
+                .theory
+                .iter()
+                .filter(|t| t.kind != ThresholdKind::MeanSquare)
+            {
                 if let Some(e) = t.eta.filter(|e| *e >= x0 && *e <= x1) {
                     chart.draw_series(std::iter::once(DashedPathElement::new(
                         vec![(e, 0.0), (e, 1.0)],

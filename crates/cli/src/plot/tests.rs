@@ -1,5 +1,6 @@
 use super::*;
 use compare::study::{Reference, SideSummary, WeakErrorPoint};
+use compare::Observable;
 use plotters::coord::combinators::LogCoord;
 use plotters::coord::ranged1d::BoldPoints;
 
@@ -119,14 +120,14 @@ fn trajectory(
         *v = 0.0;
     }
     let loss = compare::trajectory::Band {
-        observable: "loss",
+        observable: Observable::Loss,
         mean: mean.clone(),
         ci95: vec![0.01; k + 1],
         quantiles: vec![q10, q(0.95), q(1.0 + spread)],
     };
     // A signed observable: crosses zero.
     let x = compare::trajectory::Band {
-        observable: "x",
+        observable: Observable::X,
         mean: times
             .iter()
             .map(|&t| (3.0 * t).cos() * (-decay * t).exp())

@@ -1,4 +1,5 @@
 use super::*;
+use compare::Observable;
 
 // ---------------------------------------------------------------------------------------------
 // Trajectories
@@ -145,13 +146,13 @@ impl PanelData {
             DISCRETE_BAND,
             &r.discrete,
         )];
-        for (i, (m, t)) in r.models.iter().enumerate() {
+        for (m, t) in &r.models {
             let label = if t.label.is_empty() {
                 format!("SDE {}", m.name())
             } else {
                 t.label.clone()
             };
-            let c = color_for_name(m.name(), i);
+            let c = model_color(*m);
             procs.push((label, c, c, t));
         }
         let mut has_median = false;

@@ -1,4 +1,5 @@
 use super::*;
+use compare::Observable;
 
 // ---------------------------------------------------------------------------------------------
 // Weak error against the learning rate
@@ -36,8 +37,8 @@ struct WeakErrorFigure {
 
 impl WeakErrorFigure {
     fn new(curves: &[&WeakErrorCurve], title: &str) -> Self {
-        let mut observables: Vec<&str> = curves.iter().map(|c| c.observable.name()).collect();
-        observables.sort_unstable();
+        let mut observables: Vec<Observable> = curves.iter().map(|c| c.observable).collect();
+        observables.sort_unstable_by_key(|o| o.name());
         observables.dedup();
         let multi_obs = observables.len() > 1;
         let mut skipped = Vec::new();
@@ -50,11 +51,7 @@ impl WeakErrorFigure {
                 seen_models.push(c.model);
                 let color = model_color(c.model);
                 let name = if multi_obs {
-                    format!(
-                        "{} ({})",
-                        c.model.name(),
-                        observable_label(c.observable.name())
-                    )
+                    format!("{} ({})", c.model.name(), c.observable.label())
                 } else {
                     c.model.name().to_string()
                 };
@@ -109,7 +106,7 @@ impl WeakErrorFigure {
             })
             .collect();
         let y_desc = match observables.as_slice() {
-            [one] => format!("weak error of {}", observable_label(one)),
+            [one] => format!("weak error of {}", one.label()),
             _ => "weak error".to_string(),
         };
         let mut notes = Vec::new();
