@@ -7,7 +7,7 @@ use compare::exact::{ExactMoments, QuadraticDsgdMoments};
 use compare::study::{
     weak_error_study, Reference, StudySettings, Verdict, WeakErrorCurve, DEFAULT_MAX_SUBSTEPS,
 };
-use compare::{CompareError, Observable, Setting};
+use compare::{CompareError, Field, Observable, Setting};
 use models::{
     Agent, CompressorKind, DiagonalQuadratic, Dsgd, GaussianNoise, Identity, LossKind, Method,
     NoiseModel, Optimizer, Schedule, SdeModel,
@@ -373,28 +373,28 @@ fn study_is_thread_count_independent() {
     }
 }
 
-/// Bad settings are refused with the config key named.
+/// Bad settings are refused with the field named.
 #[test]
 fn bad_settings_name_the_key() {
     let opt = parabola(1.0, 1.0);
     type Mutation = Box<dyn Fn(&mut StudySettings)>;
-    let cases: Vec<(Mutation, &str)> = vec![
-        (Box::new(|s| s.etas = vec![]), "run.etas"),
-        (Box::new(|s| s.etas = vec![0.1, -0.1]), "run.etas[1]"),
-        (Box::new(|s| s.etas = vec![2.0]), "run.etas[0]"),
-        (Box::new(|s| s.paths = 1), "run.paths"),
-        (Box::new(|s| s.substeps = Some(0)), "sde.substeps"),
-        (Box::new(|s| s.max_substeps = 1), "sde.max_substeps"),
-        (Box::new(|s| s.x0 = vec![1.0, 2.0]), "loss.x0"),
-        (Box::new(|s| s.models.clear()), "sde.models"),
+    let cases: Vec<(Mutation, Field)> = vec![
+        (Box::new(|s| s.etas = vec![]), Setting::Etas.into()),
+        (Box::new(|s| s.etas = vec![0.1, -0.1]), Setting::Etas.at(1)),
+        (Box::new(|s| s.etas = vec![2.0]), Setting::Etas.at(0)),
+        (Box::new(|s| s.paths = 1), Setting::Paths.into()),
+        (Box::new(|s| s.substeps = Some(0)), Setting::Substeps.into()),
+        (Box::new(|s| s.max_substeps = 1), Setting::MaxSubsteps.into()),
+        (Box::new(|s| s.x0 = vec![1.0, 2.0]), Setting::X0.into()),
+        (Box::new(|s| s.models.clear()), Setting::Models.into()),
     ];
     for (mutate, key) in cases {
         let mut s = settings(&[0.1, 0.05], 10, true);
         mutate(&mut s);
-        let err = weak_error_study(&opt, &s, None, &|_| {})
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(key), "{key}: {err}");
+        match weak_error_study(&opt, &s, None, &|_| {}) {
+            Err(CompareError::BadSetting { field, .. }) => assert_eq!(field, key),
+            other => panic!("{key}: {other:?}"),
+        }
     }
     // Milstein cannot integrate the state-dependent (non-commutative) diffusion of a model
     // with affine-variance noise: refused before any simulation.

@@ -10,6 +10,7 @@ use crate::error::CliError;
 use compare::study::{Verdict, WeakErrorCurve};
 use compare::trajectory::{Trajectory, TrajectoryReport};
 use models::sde::SdeModel;
+use plotters::coord::combinators::LogCoord;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -219,6 +220,13 @@ fn log_range(lo: f64, hi: f64, pad: f64) -> (f64, f64) {
     } else {
         (lo, hi)
     }
+}
+
+/// plotters' log axis over `(lo, hi)`, a range of whole decades from [`log_range`]. Its ticks
+/// start at `10^ceil(log10 lo)`, and `log10(0.1)` rounds to a hair above −1: the range is widened
+/// by a relative 1e-9 so that both end decades are ticked.
+fn log_axis((lo, hi): (f64, f64)) -> LogCoord<f64> {
+    (lo * (1.0 - 1e-9)..hi * (1.0 + 1e-9)).log_scale().into()
 }
 
 /// A linear range padded by 5% on each side (a point gets a unit or 10% width).

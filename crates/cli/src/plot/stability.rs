@@ -75,7 +75,7 @@ impl Figure for StabilityFigure<'_> {
                     .margin(10)
                     .x_label_area_size(40)
                     .y_label_area_size(55)
-                    .build_cartesian_2d((x0..x1).log_scale(), -0.03f64..1.03f64)?;
+                    .build_cartesian_2d(log_axis((x0, x1)), -0.03f64..1.03f64)?;
                 chart
                     .configure_mesh()
                     .x_desc("η (log scale)")

@@ -1,7 +1,6 @@
 use super::*;
 use compare::study::{Reference, SideSummary, WeakErrorPoint};
 use compare::Observable;
-use plotters::coord::combinators::LogCoord;
 use plotters::coord::ranged1d::BoldPoints;
 
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
@@ -377,11 +376,22 @@ fn number_formatting_and_ranges() {
     assert_eq!(log_range(0.05, 0.2, 1.25), (0.01, 1.0));
     for (lo, hi) in [(0.31, 0.69), (0.0095, 0.25), (1e-12, 1e3), (3.0, 3.0)] {
         let (a, b) = log_range(lo, hi, 1.2);
-        let axis: LogCoord<f64> = (a..b).log_scale().into();
+        let axis = log_axis((a, b));
         let ticks = axis.key_points(BoldPoints(6));
         assert!(ticks.len() >= 2, "{lo}..{hi}: {ticks:?}");
+        // Both end decades are ticked (no rounding loses the lower one).
+        assert!(
+            ticks.iter().any(|t| (t / a - 1.0).abs() < 1e-6),
+            "{lo}..{hi}: {ticks:?}"
+        );
         assert!(a < lo && b > hi, "{lo}..{hi}: ({a}, {b})");
     }
+    // Ten labels requested over one decade: 1, 2, …, 9 times its power of ten, and 10 times.
+    // (plotters lists the top decade twice: as the last light point and as the next bold one).
+    let mut dense = log_axis((0.1, 1.0)).key_points(BoldPoints(10));
+    dense.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
+    assert_eq!(dense.len(), 10, "{dense:?}");
+    assert!((dense[0] - 0.1).abs() < 1e-12 && (dense[9] - 1.0).abs() < 1e-12);
     assert_eq!(log_range(0.0, 1.0, 1.2), (0.1, 10.0));
     assert_eq!(lin_range(f64::NAN, 1.0), (0.0, 1.0));
     let (a, b) = lin_range(2.0, 2.0);
@@ -400,7 +410,7 @@ fn number_formatting_and_ranges() {
 }
 
 /// Renders samples to `<temp>/sdelab-plot-samples` for a visual check:
-/// `cargo test -p compare plot::tests::render_samples -- --ignored`.
+/// `cargo test --release -p sdelab --lib plot::tests::render_samples -- --ignored`.
 #[test]
 #[ignore]
 fn render_samples() {

@@ -320,7 +320,7 @@ fn draw_panel<DB: DrawingBackend>(
         .y_label_area_size(66);
     if panel.log_y {
         let (y0, y1) = data.y.unwrap_or((0.1, 10.0));
-        let chart = builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?;
+        let chart = builder.build_cartesian_2d(x0..x1, log_axis((y0, y1)))?;
         panel_body(chart, panel, &data, (y0, y1), single)
     } else {
         let (y0, y1) = data.y.unwrap_or((0.0, 1.0));

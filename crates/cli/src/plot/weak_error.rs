@@ -176,7 +176,7 @@ impl Figure for WeakErrorFigure {
             .margin(18)
             .x_label_area_size(56)
             .y_label_area_size(86)
-            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
+            .build_cartesian_2d(log_axis((x0, x1)), log_axis((y0, y1)))?;
         chart
             .configure_mesh()
             .x_desc("learning rate η")
