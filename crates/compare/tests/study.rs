@@ -384,7 +384,10 @@ fn bad_settings_name_the_key() {
         (Box::new(|s| s.etas = vec![2.0]), Setting::Etas.at(0)),
         (Box::new(|s| s.paths = 1), Setting::Paths.into()),
         (Box::new(|s| s.substeps = Some(0)), Setting::Substeps.into()),
-        (Box::new(|s| s.max_substeps = 1), Setting::MaxSubsteps.into()),
+        (
+            Box::new(|s| s.max_substeps = 1),
+            Setting::MaxSubsteps.into(),
+        ),
         (Box::new(|s| s.x0 = vec![1.0, 2.0]), Setting::X0.into()),
         (Box::new(|s| s.models.clear()), Setting::Models.into()),
     ];

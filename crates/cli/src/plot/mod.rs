@@ -204,27 +204,32 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-/// A positive range padded by the factor `pad`, then widened to whole decades: plotters' log
-/// axis ticks powers of ten (and multiples of them between), so a range that held none would
-/// show no tick at all.
+/// A positive range padded by the factor `pad` (and to at least a factor 2 overall), its lower
+/// end then lowered to a power of ten and its upper end raised to at least the next one.
+/// plotters' log axis labels powers of ten (and their multiples only when asked for more labels
+/// than the figures can hold): this way both ends of the data lie between labelled decades.
 fn log_range(lo: f64, hi: f64, pad: f64) -> (f64, f64) {
     if !(lo > 0.0 && hi >= lo && hi.is_finite()) {
         return (0.1, 10.0);
     }
-    let (lo, hi) = (lo / pad, hi * pad);
-    // The tolerance keeps a bound that is a power of ten up to rounding from gaining a decade.
+    let (mut lo, mut hi) = (lo / pad, hi * pad);
+    if hi / lo < 2.0 {
+        let widen = (2.0 * lo / hi).sqrt();
+        lo /= widen;
+        hi *= widen;
+    }
+    // The tolerance keeps a bound that is a power of ten up to rounding from losing a decade.
     let down = 10f64.powf((lo.log10() + 1e-9).floor());
-    let up = 10f64.powf((hi.log10() - 1e-9).ceil());
-    if down > 0.0 && up.is_finite() && up > down {
-        (down, up)
+    if down > 0.0 {
+        (down, hi.max(10.0 * down))
     } else {
         (lo, hi)
     }
 }
 
-/// plotters' log axis over `(lo, hi)`, a range of whole decades from [`log_range`]. Its ticks
-/// start at `10^ceil(log10 lo)`, and `log10(0.1)` rounds to a hair above −1: the range is widened
-/// by a relative 1e-9 so that both end decades are ticked.
+/// plotters' log axis over `(lo, hi)`, a range from [`log_range`]. Its ticks start at
+/// `10^ceil(log10 lo)`, and `log10(0.1)` rounds to a hair above −1: the range is widened by a
+/// relative 1e-9 so that the power of ten at its bottom is ticked.
 fn log_axis((lo, hi): (f64, f64)) -> LogCoord<f64> {
     (lo * (1.0 - 1e-9)..hi * (1.0 + 1e-9)).log_scale().into()
 }
