@@ -227,6 +227,27 @@ fn log_range(lo: f64, hi: f64, pad: f64) -> (f64, f64) {
     }
 }
 
+/// Label of a log-axis tick: `m·10^k` is labelled for `m` = 1, 2, 3, 5 only; the other
+/// multiples keep their grid line (labelled, 7, 8 and 9 would crowd the top of each decade).
+fn log_label(v: f64) -> String {
+    if !(v > 0.0 && v.is_finite()) {
+        return String::new();
+    }
+    let k = (v.log10() + 1e-9).floor();
+    let m = v / 10f64.powf(k);
+    let r = m.round();
+    if (m - r).abs() < 1e-6 && [1.0, 2.0, 3.0, 5.0, 10.0].contains(&r) {
+        fmt_num(v)
+    } else {
+        String::new()
+    }
+}
+
+/// Labels asked of a log axis: plotters labels the multiples 2…9 of each power of ten only when
+/// asked for ten labels per decade or more, so a range of a decade or so gets them and a wider
+/// one its powers of ten alone.
+const LOG_LABELS: usize = 10;
+
 /// plotters' log axis over `(lo, hi)`, a range from [`log_range`]. Its ticks start at
 /// `10^ceil(log10 lo)`, and `log10(0.1)` rounds to a hair above −1: the range is widened by a
 /// relative 1e-9 so that the power of ten at its bottom is ticked.

@@ -80,7 +80,7 @@ impl Figure for StabilityFigure<'_> {
                     .configure_mesh()
                     .x_desc("η (log scale)")
                     .y_desc("diverged fraction by the horizon (95% Wilson)")
-                    .x_label_formatter(&|v| fmt_num(*v))
+                    .x_label_formatter(&|v| log_label(*v))
                     .label_style((FONT, 12))
                     .draw()?;
                 self.draw_curves(&mut chart, &of_scale, x0, x1)?;

@@ -392,6 +392,22 @@ fn number_formatting_and_ranges() {
     dense.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
     assert_eq!(dense.len(), 10, "{dense:?}");
     assert!((dense[0] - 0.1).abs() < 1e-12 && (dense[9] - 1.0).abs() < 1e-12);
+    let labels: Vec<String> = [
+        0.1,
+        0.2,
+        0.30000000000000004,
+        0.4,
+        0.5,
+        0.7,
+        0.9,
+        0.99999999,
+    ]
+    .iter()
+    .map(|&v| log_label(v))
+    .collect();
+    assert_eq!(labels, ["0.1", "0.2", "0.3", "", "0.5", "", "", "1"]);
+    assert_eq!(log_label(2e-5), "2e-5");
+    assert_eq!(log_label(0.0), "");
     assert_eq!(log_range(0.0, 1.0, 1.2), (0.1, 10.0));
     assert_eq!(lin_range(f64::NAN, 1.0), (0.0, 1.0));
     let (a, b) = lin_range(2.0, 2.0);
