@@ -81,3 +81,35 @@ pub fn config_key(setting: compare::Setting) -> &'static str {
         Setting::Dim => "dim",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use compare::{CompareError, Setting};
+
+    /// Every setting maps to the config key of the same name (in its section), and the message
+    /// is `key[index] = value: reason`, as the config's own errors are.
+    #[test]
+    fn compare_errors_are_printed_with_config_keys() {
+        for s in Setting::ALL {
+            let key = config_key(s);
+            assert_eq!(key.rsplit('.').next(), Some(s.name()), "{s:?}");
+        }
+        let e = CliError::from_compare(CompareError::bad(
+            Setting::Etas.at(2),
+            -0.1,
+            "must be positive and finite",
+        ));
+        assert_eq!(
+            e,
+            CliError::BadInput("run.etas[2] = -0.1: must be positive and finite".into())
+        );
+        let e = CliError::from_compare(CompareError::bad(
+            Setting::Substeps,
+            0,
+            "must be at least 1",
+        ));
+        assert_eq!(e.message(), "sde.substeps = 0: must be at least 1");
+        assert_eq!(e.exit_code(), CliError::EXIT_BAD_INPUT);
+    }
+}

@@ -276,3 +276,30 @@ paths = 2
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("run.x0_scales[0]"), "{}", stderr(&o));
 }
+
+/// A refusal of the comparison library (not of the config reader) is printed with the config key
+/// of the field it names: `compare` names `Setting::Scheme`, the command says `sde.scheme`.
+#[test]
+fn library_refusals_name_the_config_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("scheme.toml");
+    let text = format!(
+        "{VALID}[sde]\nmodels = [\"second_order\"]\nscheme = \"euler_maruyama\"\nsubsteps = 2\n"
+    );
+    std::fs::write(&cfg, text).expect("write");
+    let out = dir.path().join("out");
+    let o = sdelab(&[
+        "--quiet",
+        "weak-error",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("error: sde.scheme = euler_maruyama: has weak order 1, below"),
+        "{}",
+        stderr(&o)
+    );
+}

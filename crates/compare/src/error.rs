@@ -54,6 +54,24 @@ pub enum Setting {
 }
 
 impl Setting {
+    pub const ALL: [Setting; 15] = [
+        Setting::Etas,
+        Setting::Horizon,
+        Setting::Paths,
+        Setting::Substeps,
+        Setting::MaxSubsteps,
+        Setting::Models,
+        Setting::Observables,
+        Setting::X0,
+        Setting::DivergeAbove,
+        Setting::ExactReference,
+        Setting::Scheme,
+        Setting::CommonRandomNumbers,
+        Setting::X0Scales,
+        Setting::Quantiles,
+        Setting::Dim,
+    ];
+
     /// The field's name in the settings structs.
     pub fn name(&self) -> &'static str {
         match self {
