@@ -325,7 +325,7 @@ pub fn chain_moments<P: Sde, Sch: Scheme>(
     let generic: Vec<f64> = (0..d).map(|i| 0.7 - 0.45 * i as f64).collect();
     let zero = vec![0.0; d];
     let mut mu = x0.to_vec();
-    let mut s2 = Matrix::outer(x0, x0);
+    let mut s2 = outer(x0, x0);
     let mut dw = vec![0.0; m];
     for i in 0..n {
         let t = i as f64 * h;
@@ -373,11 +373,10 @@ pub fn chain_moments<P: Sde, Sch: Scheme>(
                 for (o, (a, b)) in mu_next.iter_mut().zip(m_mu.iter().zip(&offset)) {
                     *o += p * (a + b);
                 }
-                let msm = &(&mm * &s2) * &mm.transpose();
-                let cross = Matrix::outer(&m_mu, &offset);
-                let term =
-                    &(&(&msm + &cross) + &cross.transpose()) + &Matrix::outer(&offset, &offset);
-                s_next = &s_next + &(&term * p);
+                let msm = &mm * &s2 * mm.transpose();
+                let cross = outer(&m_mu, &offset);
+                let term = msm + &cross + cross.transpose() + outer(&offset, &offset);
+                s_next += term * p;
             }
         }
         mu = mu_next;

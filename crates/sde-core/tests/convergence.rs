@@ -42,9 +42,9 @@ fn ou_2d() -> OrnsteinUhlenbeck {
     // A non-normal drift matrix with complex eigenvalues 1.5 ± 0.5i (the mean spirals in), a
     // non-zero mean level and a full 2 × 2 noise matrix.
     OrnsteinUhlenbeck::new(
-        Matrix::from_rows(&[[2.0, 1.0], [-0.5, 1.0]]),
+        matrix(&[[2.0, 1.0], [-0.5, 1.0]]),
         vec![0.5, -0.5],
-        Matrix::from_rows(&[[0.8, 0.3], [-0.2, 0.6]]),
+        matrix(&[[0.8, 0.3], [-0.2, 0.6]]),
     )
     .unwrap()
 }
@@ -273,7 +273,7 @@ fn exact_chain_expectations_match_closed_forms() {
     let nc = LinearSde::noncommutative_2d();
     let n = 8;
     let h = T / n as f64;
-    let step = &Matrix::identity(2) + &(nc.a() * h);
+    let step = &Matrix::identity(2, 2) + &(nc.a() * h);
     let mut want = vec![1.0, 0.5];
     for _ in 0..n {
         want = step.mul_vec(&want);
@@ -682,7 +682,7 @@ fn check_plain_mc<P: Sde + Moments, Sch: Scheme, I: Increments>(
     let d = sde.dim();
     let n_f = d + d * (d + 1) / 2;
     let f = move |x: &[f64], o: &mut [f64]| {
-        let s = Matrix::outer(x, x);
+        let s = outer(x, x);
         o.copy_from_slice(&moments_vector(x, &s));
     };
     let est = weak_estimates(
