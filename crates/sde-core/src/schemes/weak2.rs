@@ -39,8 +39,11 @@ use rand::Rng;
 /// terms, `[b(U₊) + b(U₋) − 2b] w + [b(U₊) − b(U₋)] c = b(U₊)(w + c) + b(U₋)(w − c) − 2bw`, so at
 /// every supporting value the scheme needs one product `b(t, Y) · v` ([`Sde::diffusion_mul`],
 /// the shape's `g_prod`: `O(d)` for the models' diagonal-minus-rank-one square roots) instead of
-/// columns of a dense matrix, and the `b(t, X)` terms collect into `½ (2 − m) b ΔŴ`. What the
-/// shape changes is which supporting values are needed:
+/// columns of a dense matrix, and the `b(t, X)` terms collect into `½ (2 − m) b ΔŴ`. The step
+/// writes this formula once; a small table derived from the noise shape says which supporting
+/// values it needs (how many `R̄` supports, which entries of `b` shift each, whether a support
+/// multiplies one column or all of them, whether the `Ū` cross terms are present) and the
+/// coefficient of `b ΔŴ`:
 ///
 /// - `Scalar`, `Diagonal`: no cross terms (for `Diagonal`, `b_jj` depends on `x_j` only, so
 ///   `b^j(Ū^r_±) = b^j` for `r ≠ j`), and all the `R̄^j_±` are taken in one batch (component `j`
@@ -49,7 +52,8 @@ use rand::Rng;
 /// - `General { m, .. }`, commutative or not: `b(t, X)` once (its columns give the shifts), then
 ///   `4m` products and `m(m−1)/2` random bits (no cross terms when `m = 1`);
 /// - `Additive { .. }` or [`Sde::diffusion_is_state_independent`]: every difference of `b`
-///   vanishes and the step is `X + ½ (a(t+h, Ῡ) + a) h + b(t + h/2) ΔŴ` with
+///   vanishes, so the table has no supporting values, and the step is
+///   `X + ½ (a(t+h, Ῡ) + a) h + b(t + h/2) ΔŴ` with
 ///   `Ῡ = X + a h + b(t + h/2) ΔŴ`, one [`Sde::diffusion_mul`] call. The midpoint time reproduces
 ///   the `½ (b(t) + b(t+h))` of the general formula to `O(h²)`, which keeps weak order 2 for
 ///   time-dependent `b(t)`; for a constant `b` it is Kloeden & Platen's eq. 15.1.4 exactly.
@@ -140,17 +144,185 @@ impl Scheme for PlatenWeak2 {
         rng: &mut PathRng,
         ws: &mut Weak2Workspace,
     ) {
-        if is_additive(sde) {
-            step_additive(sde, t, h, x, dw, ws)
+        let noise = sde.noise();
+        let m = noise.noise_dim(x.len());
+        let sup = Supports::of(noise, m, is_additive(sde));
+        let sh = h.sqrt();
+        let inv_sh = 1.0 / sh;
+        let t1 = t + h;
+        sde.drift(t, x, &mut ws.a, &mut ws.scratch);
+        if sup.r == 0 {
+            // No supporting value shifts by a column of b, so b itself is not needed: the
+            // shape's product gives b(τ) ΔŴ directly.
+            sde.diffusion_mul(
+                t + sup.tau * h,
+                x,
+                dw,
+                &mut ws.bw,
+                &mut ws.b,
+                &mut ws.scratch,
+            );
         } else {
-            step_platen(sde, t, h, x, dw, rng, ws)
+            sde.diffusion(t, x, &mut ws.b, &mut ws.scratch);
+            noise.apply(&ws.b, dw, &mut ws.bw);
         }
+        for ((((yi, ci), xi), ai), gi) in
+            ws.y.iter_mut()
+                .zip(ws.base.iter_mut())
+                .zip(x.iter())
+                .zip(&ws.a)
+                .zip(&ws.bw)
+        {
+            *ci = xi + ai * h;
+            *yi = *ci + gi;
+        }
+        sde.drift(t1, &ws.y, &mut ws.a2, &mut ws.scratch);
+        for (gi, bi) in ws.acc.iter_mut().zip(&ws.bw) {
+            *gi = sup.c0 * bi;
+        }
+        let q = |w: f64| (w * w - h) * inv_sh;
+
+        // R̄ terms, at t + h from X + a h: support k shifts by b[k], b[k + stride], … (column k,
+        // or every column at once) and takes the products with v_j = ΔŴ_j ± q_j on its
+        // components (zero elsewhere).
+        if sup.one_hot {
+            ws.vp.fill(0.0);
+            ws.vm.fill(0.0);
+        }
+        for k in 0..sup.r {
+            let comps = if sup.one_hot { k..k + 1 } else { 0..m };
+            for j in comps.clone() {
+                let w = dw[j];
+                ws.vp[j] = w + q(w);
+                ws.vm[j] = w - q(w);
+            }
+            for (s, v) in [(sh, &ws.vp), (-sh, &ws.vm)] {
+                support_product(
+                    sde,
+                    t1,
+                    &ws.base,
+                    ws.b.iter().skip(k).step_by(sup.stride).copied(),
+                    s,
+                    v,
+                    &mut ws.y,
+                    &mut ws.prod,
+                    &mut ws.b_prod,
+                    &mut ws.scratch,
+                    &mut ws.acc,
+                );
+            }
+            if sup.one_hot {
+                ws.vp[k] = 0.0;
+                ws.vm[k] = 0.0;
+            }
+        }
+
+        // Ū^r terms, at t from X ± b^r sqrt(h): the columns j ≠ r, with
+        // v_j = ΔŴ_j ± (ΔŴ_j ΔŴ_r + V_{r,j}) / sqrt(h).
+        if sup.cross {
+            draw_v(&mut ws.v, m, h, rng);
+            for (r, &wr) in dw.iter().enumerate().take(m) {
+                let vrow = &ws.v[r * m..(r + 1) * m];
+                for (j, ((p, q), (&wj, &vrj))) in ws
+                    .vp
+                    .iter_mut()
+                    .zip(ws.vm.iter_mut())
+                    .zip(dw.iter().zip(vrow))
+                    .enumerate()
+                {
+                    let c = if j == r {
+                        0.0
+                    } else {
+                        (wj * wr + vrj) * inv_sh
+                    };
+                    let w = if j == r { 0.0 } else { wj };
+                    *p = w + c;
+                    *q = w - c;
+                }
+                for (s, v) in [(sh, &ws.vp), (-sh, &ws.vm)] {
+                    support_product(
+                        sde,
+                        t,
+                        x,
+                        ws.b.iter().skip(r).step_by(m).copied(),
+                        s,
+                        v,
+                        &mut ws.y,
+                        &mut ws.prod,
+                        &mut ws.b_prod,
+                        &mut ws.scratch,
+                        &mut ws.acc,
+                    );
+                }
+            }
+        }
+        finish(x, &ws.a, &ws.a2, &ws.acc, h);
     }
 }
 
 #[inline(always)]
 fn is_additive<S: Sde + ?Sized>(sde: &S) -> bool {
     matches!(sde.noise(), NoiseShape::Additive { .. }) || sde.diffusion_is_state_independent()
+}
+
+/// What Platen's formula needs from a noise shape: which supporting values it evaluates the
+/// diffusion at, and with which vectors it multiplies it there. The formula is written once,
+/// in [`PlatenWeak2::step`]; only this table knows the shapes.
+#[derive(Clone, Copy, Debug)]
+struct Supports {
+    /// Coefficient of `b(t + τh, X) ΔŴ` in the noise terms: `½` from the `R̄` terms,
+    /// `−½ (m − 1)` from the `Ū` terms when present, `1` for the additive step.
+    c0: f64,
+    /// Time offset of that `b`, in steps.
+    tau: f64,
+    /// Number of `R̄` supporting values (each taken with `+` and `−`).
+    r: usize,
+    /// Step through the diffusion buffer of a shift: support `k` shifts by
+    /// `b[k], b[k + stride], …`.
+    stride: usize,
+    /// Whether support `k` multiplies `e_k` only (one column) or every component at once.
+    one_hot: bool,
+    /// Whether the cross terms `Ū^r_±`, `r ≠ j`, are present.
+    cross: bool,
+}
+
+impl Supports {
+    #[inline(always)]
+    fn of(noise: NoiseShape, m: usize, additive: bool) -> Supports {
+        if additive {
+            // Every difference of b vanishes; ¼ (b(t+h) + b(t+h) + 2 b(t)) ΔŴ = ½ (b(t) +
+            // b(t+h)) ΔŴ is taken as b(t + h/2) ΔŴ, equal to O(h²) (weak order 2 kept for a
+            // time-dependent b): one product instead of 2m + 1 diffusions.
+            return Supports {
+                c0: 1.0,
+                tau: 0.5,
+                r: 0,
+                stride: 1,
+                one_hot: false,
+                cross: false,
+            };
+        }
+        match noise {
+            // One batched support: component j of b(X + a h ± sqrt(h) Σ_j b^j) is b_jj(R̄^j_±),
+            // since b_jj depends on x_j only; no cross terms (b^j(Ū^r_±) = b^j for r ≠ j).
+            NoiseShape::Scalar | NoiseShape::Diagonal => Supports {
+                c0: 0.5,
+                tau: 0.0,
+                r: 1,
+                stride: 1,
+                one_hot: false,
+                cross: false,
+            },
+            NoiseShape::General { .. } | NoiseShape::Additive { .. } => Supports {
+                c0: 0.5 * (2.0 - m as f64),
+                tau: 0.0,
+                r: m,
+                stride: m,
+                one_hot: true,
+                cross: m > 1,
+            },
+        }
+    }
 }
 
 impl PlatenWeak2 {
@@ -223,154 +395,4 @@ fn support_product<S: Sde + ?Sized>(
     for (gi, pi) in acc.iter_mut().zip(prod.iter()) {
         *gi += 0.25 * pi;
     }
-}
-
-/// Platen's formula for `Scalar`, `Diagonal` and `General` noise (see [`PlatenWeak2`]).
-fn step_platen<S: Sde + ?Sized>(
-    sde: &S,
-    t: f64,
-    h: f64,
-    x: &mut [f64],
-    dw: &[f64],
-    rng: &mut PathRng,
-    ws: &mut Weak2Workspace,
-) {
-    let noise = sde.noise();
-    let d = x.len();
-    let m = noise.noise_dim(d);
-    let sh = h.sqrt();
-    let inv_sh = 1.0 / sh;
-    let t1 = t + h;
-    sde.drift(t, x, &mut ws.a, &mut ws.scratch);
-    sde.diffusion(t, x, &mut ws.b, &mut ws.scratch);
-    noise.apply(&ws.b, dw, &mut ws.bw);
-    for ((((yi, ci), xi), ai), gi) in
-        ws.y.iter_mut()
-            .zip(ws.base.iter_mut())
-            .zip(x.iter())
-            .zip(&ws.a)
-            .zip(&ws.bw)
-    {
-        *ci = xi + ai * h;
-        *yi = *ci + gi;
-    }
-    sde.drift(t1, &ws.y, &mut ws.a2, &mut ws.scratch);
-
-    // The b(t, X) terms: ½ b ΔŴ from the R̄ terms, −½ (m − 1) b ΔŴ from the Ū terms (which
-    // Scalar and Diagonal noise do not have).
-    let c0 = match noise {
-        NoiseShape::Scalar | NoiseShape::Diagonal => 0.5,
-        _ => 0.5 * (2.0 - m as f64),
-    };
-    for (gi, bi) in ws.acc.iter_mut().zip(&ws.bw) {
-        *gi = c0 * bi;
-    }
-    let q = |w: f64| (w * w - h) * inv_sh;
-
-    match noise {
-        NoiseShape::Scalar | NoiseShape::Diagonal => {
-            for ((p, n), &w) in ws.vp.iter_mut().zip(ws.vm.iter_mut()).zip(dw) {
-                *p = w + q(w);
-                *n = w - q(w);
-            }
-            // R̄^j_± for every j in one batch: the shift is Σ_j b^j, the diffusion buffer itself.
-            for (s, v) in [(sh, &ws.vp), (-sh, &ws.vm)] {
-                support_product(
-                    sde,
-                    t1,
-                    &ws.base,
-                    ws.b.iter().copied(),
-                    s,
-                    v,
-                    &mut ws.y,
-                    &mut ws.prod,
-                    &mut ws.b_prod,
-                    &mut ws.scratch,
-                    &mut ws.acc,
-                );
-            }
-        }
-        NoiseShape::General { .. } | NoiseShape::Additive { .. } => {
-            // R̄^j_± = X + a h ± b^j sqrt(h), at t + h: only column j of the product, so v is
-            // (ΔŴ_j ± q_j) e_j (one-hot in vp, cleared again after use).
-            ws.vp.fill(0.0);
-            for (j, &w) in dw.iter().enumerate().take(m) {
-                for (s, c) in [(sh, w + q(w)), (-sh, w - q(w))] {
-                    ws.vp[j] = c;
-                    support_product(
-                        sde,
-                        t1,
-                        &ws.base,
-                        ws.b.iter().skip(j).step_by(m).copied(),
-                        s,
-                        &ws.vp,
-                        &mut ws.y,
-                        &mut ws.prod,
-                        &mut ws.b_prod,
-                        &mut ws.scratch,
-                        &mut ws.acc,
-                    );
-                }
-                ws.vp[j] = 0.0;
-            }
-            // Ū^r_± = X ± b^r sqrt(h), at t: the columns j ≠ r, with
-            // v_j = ΔŴ_j ± (ΔŴ_j ΔŴ_r + V_{r,j}) / sqrt(h).
-            if m > 1 {
-                draw_v(&mut ws.v, m, h, rng);
-                for (r, &wr) in dw.iter().enumerate().take(m) {
-                    let vrow = &ws.v[r * m..(r + 1) * m];
-                    for (j, ((p, q), (&wj, &vrj))) in ws
-                        .vp
-                        .iter_mut()
-                        .zip(ws.vm.iter_mut())
-                        .zip(dw.iter().zip(vrow))
-                        .enumerate()
-                    {
-                        let c = if j == r {
-                            0.0
-                        } else {
-                            (wj * wr + vrj) * inv_sh
-                        };
-                        let w = if j == r { 0.0 } else { wj };
-                        *p = w + c;
-                        *q = w - c;
-                    }
-                    for (s, v) in [(sh, &ws.vp), (-sh, &ws.vm)] {
-                        support_product(
-                            sde,
-                            t,
-                            x,
-                            ws.b.iter().skip(r).step_by(m).copied(),
-                            s,
-                            v,
-                            &mut ws.y,
-                            &mut ws.prod,
-                            &mut ws.b_prod,
-                            &mut ws.scratch,
-                            &mut ws.acc,
-                        );
-                    }
-                }
-            }
-        }
-    }
-    finish(x, &ws.a, &ws.a2, &ws.acc, h);
-}
-
-#[inline(always)]
-fn step_additive<S: Sde + ?Sized>(
-    sde: &S,
-    t: f64,
-    h: f64,
-    x: &mut [f64],
-    dw: &[f64],
-    ws: &mut Weak2Workspace,
-) {
-    sde.drift(t, x, &mut ws.a, &mut ws.scratch);
-    sde.diffusion_mul(t + 0.5 * h, x, dw, &mut ws.acc, &mut ws.b, &mut ws.scratch);
-    for (((yi, xi), ai), gi) in ws.y.iter_mut().zip(x.iter()).zip(&ws.a).zip(&ws.acc) {
-        *yi = xi + ai * h + gi;
-    }
-    sde.drift(t + h, &ws.y, &mut ws.a2, &mut ws.scratch);
-    finish(x, &ws.a, &ws.a2, &ws.acc, h);
 }
