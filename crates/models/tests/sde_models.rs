@@ -21,6 +21,7 @@ use models::optimizer::Optimizer;
 use models::schedule::Schedule;
 use models::sde::{ModelSde, SdeModel};
 use models::special::xi;
+use sde_core::testing::assert_order;
 use sde_core::{
     fit_order, Ensemble, EulerMaruyama, Gaussian, Grid, Milstein, NoiseShape, PlatenWeak2, Sde,
     SdePaths, Solver,
@@ -229,7 +230,7 @@ fn parabola_tables_and_orders() {
                 fit.slope_ci95.1,
                 fit.contains(p)
             );
-            assert!((fit.slope - p).abs() < 0.1, "{model:?} {what}: {fit:?}");
+            assert_order(&format!("{model:?} {what}"), &fit, p, 0.1);
         }
         let (f1, f2): (Vec<f64>, Vec<f64>) =
             fine.iter().map(|&e| parabola_errors(model, e)).unzip();
@@ -242,7 +243,7 @@ fn parabola_tables_and_orders() {
                 fit.slope_ci95.0,
                 fit.slope_ci95.1
             );
-            assert!((fit.slope - p).abs() < 0.01, "{model:?} {what}: {fit:?}");
+            assert_order(&format!("{model:?} {what}"), &fit, p, 0.01);
         }
     }
 }

@@ -31,12 +31,15 @@ pub mod error;
 pub mod increments;
 pub mod noise;
 pub mod problem;
+#[cfg(feature = "testing")]
 pub mod problems;
 pub mod rng;
 pub mod scheme;
 pub mod schemes;
 pub mod solver;
 pub mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use ensemble::{
     Divergence, Ensemble, EnsembleStats, FnObserver, Observer, PathSimulation, PathValues,

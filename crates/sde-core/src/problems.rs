@@ -16,9 +16,11 @@
 //! instances with commuting and non-commuting noise matrices. Every closed form is for `X_0 = x0`
 //! at time `0`; integrate from `t0 = 0`.
 //!
-//! Second moments of linear SDEs solve linear ODEs, which [`Matrix::expm`] (scaling and squaring
-//! with a Taylor series) integrates exactly: `vec E[X Xᵀ]` evolves by
-//! `A ⊗ I + I ⊗ A + Σ_j B_j ⊗ B_j`.
+//! Matrices are nalgebra's [`DMatrix`] ([`Matrix`]); [`matrix`], [`diag`], [`outer`] and
+//! [`MatrixExt`] are the few conveniences the closed forms and their tests need. Second moments
+//! of linear SDEs solve linear ODEs, which nalgebra's matrix exponential (`DMatrix::exp`, Padé
+//! approximation with scaling and squaring) integrates exactly: `vec E[X Xᵀ]` evolves by
+//! `A ⊗ I + I ⊗ A + Σ_j B_j ⊗ B_j` (the same matrix for row- and column-major `vec`).
 //!
 //! ```
 //! use sde_core::problems::{GeometricBrownianMotion, Moments};
@@ -34,8 +36,57 @@
 use crate::error::SdeError;
 use crate::noise::NoiseShape;
 use crate::problem::Sde;
+pub use nalgebra::{DMatrix, DVector};
 use statrs::distribution::{ContinuousCDF, Normal};
-use std::ops::{Add, Index, IndexMut, Mul, Sub};
+
+/// The dense matrices of the closed forms.
+pub type Matrix = DMatrix<f64>;
+
+/// A matrix from rows of equal length: `matrix(&[[1.0, 2.0], [3.0, 4.0]])`.
+pub fn matrix<const C: usize>(rows: &[[f64; C]]) -> Matrix {
+    Matrix::from_row_iterator(rows.len(), C, rows.iter().flatten().copied())
+}
+
+/// A matrix from `rows × cols` values in row-major order; an error naming the data length when
+/// it is not `rows · cols`.
+pub fn matrix_from_row_major(rows: usize, cols: usize, data: &[f64]) -> Result<Matrix, SdeError> {
+    SdeError::check_len("matrix data", rows * cols, data.len())?;
+    Ok(Matrix::from_row_slice(rows, cols, data))
+}
+
+/// The diagonal matrix with diagonal `d`.
+pub fn diag(d: &[f64]) -> Matrix {
+    Matrix::from_diagonal(&DVector::from_column_slice(d))
+}
+
+/// `u vᵀ`.
+pub fn outer(u: &[f64], v: &[f64]) -> Matrix {
+    DVector::from_column_slice(u) * DVector::from_column_slice(v).transpose()
+}
+
+/// Products with plain slices, and the row-major layout of the diffusion buffers.
+pub trait MatrixExt {
+    /// `self · v`.
+    fn mul_vec(&self, v: &[f64]) -> Vec<f64>;
+    /// The entries in row-major order.
+    fn row_major(&self) -> Vec<f64>;
+}
+
+impl MatrixExt for Matrix {
+    fn mul_vec(&self, v: &[f64]) -> Vec<f64> {
+        (self * DVector::from_column_slice(v)).as_slice().to_vec()
+    }
+    fn row_major(&self) -> Vec<f64> {
+        self.transpose().as_slice().to_vec()
+    }
+}
+
+/// Largest absolute column sum.
+fn norm1(m: &Matrix) -> f64 {
+    m.column_iter()
+        .map(|c| c.iter().map(|v| v.abs()).sum::<f64>())
+        .fold(0.0, f64::max)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Closed forms
@@ -57,7 +108,7 @@ pub trait Moments {
     /// `Cov X_t = E[X_t X_tᵀ] − E X_t E X_tᵀ`.
     fn covariance(&self, t: f64, x0: &[f64]) -> Matrix {
         let m = self.mean(t, x0);
-        &self.second_moment(t, x0) - &Matrix::outer(&m, &m)
+        self.second_moment(t, x0) - outer(&m, &m)
     }
 }
 
@@ -164,7 +215,7 @@ impl Moments for GeometricBrownianMotion {
         vec![self.moment(1.0, t, x0[0])]
     }
     fn second_moment(&self, t: f64, x0: &[f64]) -> Matrix {
-        Matrix::from_rows(&[[self.moment(2.0, t, x0[0])]])
+        matrix(&[[self.moment(2.0, t, x0[0])]])
     }
 }
 
@@ -271,7 +322,7 @@ impl Moments for DiagonalLinear {
     fn second_moment(&self, t: f64, x0: &[f64]) -> Matrix {
         let d = self.a.len();
         let mean = self.mean(t, x0);
-        let mut s = Matrix::outer(&mean, &mean);
+        let mut s = outer(&mean, &mean);
         for i in 0..d {
             s[(i, i)] = self.moment(i, 2.0, t, x0);
         }
@@ -295,12 +346,15 @@ pub struct OrnsteinUhlenbeck {
     theta: Matrix,
     mu: Vec<f64>,
     sigma: Matrix,
+    /// `theta` and `sigma` row-major, the layout of the drift's rows and the diffusion buffer.
+    theta_rows: Vec<f64>,
+    sigma_rows: Vec<f64>,
 }
 
 impl OrnsteinUhlenbeck {
     /// `theta` is `d × d`, `mu` has length `d`, `sigma` is `d × m` with `m ≥ 1`.
     pub fn new(theta: Matrix, mu: Vec<f64>, sigma: Matrix) -> Result<Self, SdeError> {
-        let d = theta.rows();
+        let d = theta.nrows();
         if d == 0 {
             return Err(SdeError::invalid(
                 "dim",
@@ -308,10 +362,10 @@ impl OrnsteinUhlenbeck {
                 "the state dimension must be at least 1",
             ));
         }
-        SdeError::check_len("theta columns", d, theta.cols())?;
+        SdeError::check_len("theta columns", d, theta.ncols())?;
         SdeError::check_len("mu", d, mu.len())?;
-        SdeError::check_len("sigma rows", d, sigma.rows())?;
-        if sigma.cols() == 0 {
+        SdeError::check_len("sigma rows", d, sigma.nrows())?;
+        if sigma.ncols() == 0 {
             return Err(SdeError::invalid(
                 "m",
                 0,
@@ -321,7 +375,13 @@ impl OrnsteinUhlenbeck {
         check_all_finite("theta", theta.as_slice())?;
         check_all_finite("mu", &mu)?;
         check_all_finite("sigma", sigma.as_slice())?;
-        Ok(OrnsteinUhlenbeck { theta, mu, sigma })
+        Ok(OrnsteinUhlenbeck {
+            theta_rows: theta.row_major(),
+            sigma_rows: sigma.row_major(),
+            theta,
+            mu,
+            sigma,
+        })
     }
 
     pub fn theta(&self) -> &Matrix {
@@ -336,60 +396,81 @@ impl OrnsteinUhlenbeck {
 
     /// `Σ Σᵀ`.
     pub fn noise_covariance(&self) -> Matrix {
-        &self.sigma * &self.sigma.transpose()
+        &self.sigma * self.sigma.transpose()
     }
 
     /// The covariance of `X_t` (independent of `x0`).
     pub fn covariance_at(&self, t: f64) -> Matrix {
-        let d = self.theta.rows();
+        let d = self.theta.nrows();
         let n = d * d;
-        let id = Matrix::identity(d);
-        let l = &(&self.theta.kron(&id) + &id.kron(&self.theta)) * -1.0;
+        let id = Matrix::identity(d, d);
+        let l = -(self.theta.kronecker(&id) + id.kronecker(&self.theta));
         let q = self.noise_covariance();
         // exp(t [[L, q], [0, 0]]) = [[e^{Lt}, ∫_0^t e^{Ls} ds q], [0, 1]].
         let mut aug = Matrix::zeros(n + 1, n + 1);
-        for i in 0..n {
-            for j in 0..n {
-                aug[(i, j)] = t * l[(i, j)];
-            }
-            aug[(i, n)] = t * q.as_slice()[i];
+        aug.view_mut((0, 0), (n, n)).copy_from(&(l * t));
+        for (i, qi) in q.iter().enumerate() {
+            aug[(i, n)] = t * qi;
         }
-        let e = aug.expm();
-        let c: Vec<f64> = (0..n).map(|i| e[(i, n)]).collect();
-        symmetrize(Matrix::from_row_major(d, d, c).expect("d × d"))
+        let e = aug.exp();
+        symmetrize(Matrix::from_iterator(
+            d,
+            d,
+            e.column(n).iter().take(n).copied(),
+        ))
     }
 
     /// The stationary covariance, solving `ΘC + CΘᵀ = ΣΣᵀ`; `None` when that equation is singular
     /// or its solution is not positive semi-definite (`Θ` is not stable).
     pub fn stationary_covariance(&self) -> Option<Matrix> {
-        let d = self.theta.rows();
-        let id = Matrix::identity(d);
-        let l = &self.theta.kron(&id) + &id.kron(&self.theta);
-        let c = l.solve(self.noise_covariance().as_slice())?;
-        let c = symmetrize(Matrix::from_row_major(d, d, c).ok()?);
-        c.is_positive_semidefinite().then_some(c)
+        let d = self.theta.nrows();
+        let id = Matrix::identity(d, d);
+        let l = self.theta.kronecker(&id) + id.kronecker(&self.theta);
+        let scale = l.amax();
+        let lu = l.lu();
+        // Singular to working precision: a pivot below 1e-14 of the largest entry.
+        if lu.u().diagonal().iter().any(|p| !(p.abs() > 1e-14 * scale)) {
+            return None;
+        }
+        let q = self.noise_covariance();
+        let c = lu.solve(&DVector::from_column_slice(q.as_slice()))?;
+        if c.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let c = symmetrize(Matrix::from_column_slice(d, d, c.as_slice()));
+        is_positive_semidefinite(&c).then_some(c)
     }
 }
 
 fn symmetrize(m: Matrix) -> Matrix {
-    let mt = m.transpose();
-    &(&m + &mt) * 0.5
+    (&m + m.transpose()) * 0.5
+}
+
+/// Whether a symmetric matrix is positive semi-definite: its smallest eigenvalue is at least
+/// `−1e-12` of its largest entry.
+fn is_positive_semidefinite(m: &Matrix) -> bool {
+    let tol = 1e-12 * m.amax().max(f64::MIN_POSITIVE);
+    m.clone()
+        .symmetric_eigen()
+        .eigenvalues
+        .iter()
+        .all(|&e| e >= -tol)
 }
 
 impl Sde for OrnsteinUhlenbeck {
     fn dim(&self) -> usize {
-        self.theta.rows()
+        self.theta.nrows()
     }
     fn noise(&self) -> NoiseShape {
         NoiseShape::Additive {
-            m: self.sigma.cols(),
+            m: self.sigma.ncols(),
         }
     }
     #[inline]
     fn drift(&self, _t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
         let d = self.mu.len();
         for (i, o) in out.iter_mut().enumerate() {
-            let row = &self.theta.as_slice()[i * d..(i + 1) * d];
+            let row = &self.theta_rows[i * d..(i + 1) * d];
             *o = -row
                 .iter()
                 .zip(x.iter().zip(&self.mu))
@@ -399,7 +480,7 @@ impl Sde for OrnsteinUhlenbeck {
     }
     #[inline]
     fn diffusion(&self, _t: f64, _x: &[f64], out: &mut [f64], _s: &mut [f64]) {
-        out.copy_from_slice(self.sigma.as_slice());
+        out.copy_from_slice(&self.sigma_rows);
     }
     #[inline]
     fn diffusion_derivative(
@@ -420,7 +501,7 @@ impl Sde for OrnsteinUhlenbeck {
 
 impl Moments for OrnsteinUhlenbeck {
     fn mean(&self, t: f64, x0: &[f64]) -> Vec<f64> {
-        let e = (&self.theta * -t).expm();
+        let e = (&self.theta * -t).exp();
         let dx: Vec<f64> = x0.iter().zip(&self.mu).map(|(x, m)| x - m).collect();
         e.mul_vec(&dx)
             .iter()
@@ -430,7 +511,7 @@ impl Moments for OrnsteinUhlenbeck {
     }
     fn second_moment(&self, t: f64, x0: &[f64]) -> Matrix {
         let m = self.mean(t, x0);
-        &self.covariance_at(t) + &Matrix::outer(&m, &m)
+        self.covariance_at(t) + outer(&m, &m)
     }
     fn covariance(&self, t: f64, _x0: &[f64]) -> Matrix {
         self.covariance_at(t)
@@ -452,6 +533,9 @@ impl Moments for OrnsteinUhlenbeck {
 pub struct LinearSde {
     a: Matrix,
     b: Vec<Matrix>,
+    /// `a` and the `b_j` row-major, for the drift and the diffusion columns.
+    a_rows: Vec<f64>,
+    b_rows: Vec<Vec<f64>>,
     noise_commutative: bool,
     all_commute: bool,
 }
@@ -459,7 +543,7 @@ pub struct LinearSde {
 impl LinearSde {
     /// `a` is `d × d`, each of the `m ≥ 1` matrices in `b` is `d × d`.
     pub fn new(a: Matrix, b: Vec<Matrix>) -> Result<Self, SdeError> {
-        let d = a.rows();
+        let d = a.nrows();
         if d == 0 {
             return Err(SdeError::invalid(
                 "dim",
@@ -467,7 +551,7 @@ impl LinearSde {
                 "the state dimension must be at least 1",
             ));
         }
-        SdeError::check_len("A columns", d, a.cols())?;
+        SdeError::check_len("A columns", d, a.ncols())?;
         if b.is_empty() {
             return Err(SdeError::invalid(
                 "m",
@@ -476,14 +560,14 @@ impl LinearSde {
             ));
         }
         for bj in &b {
-            SdeError::check_len("B_j rows", d, bj.rows())?;
-            SdeError::check_len("B_j columns", d, bj.cols())?;
+            SdeError::check_len("B_j rows", d, bj.nrows())?;
+            SdeError::check_len("B_j columns", d, bj.ncols())?;
             check_all_finite("B_j", bj.as_slice())?;
         }
         check_all_finite("A", a.as_slice())?;
         let commute = |x: &Matrix, y: &Matrix| {
-            let scale = x.norm1() * y.norm1();
-            x.commutator(y).max_abs() <= 1e-12 * scale.max(f64::MIN_POSITIVE)
+            let scale = norm1(x) * norm1(y);
+            (x * y - y * x).amax() <= 1e-12 * scale.max(f64::MIN_POSITIVE)
         };
         let noise_commutative = b
             .iter()
@@ -491,6 +575,8 @@ impl LinearSde {
             .all(|(i, x)| b[i + 1..].iter().all(|y| commute(x, y)));
         let all_commute = noise_commutative && b.iter().all(|y| commute(&a, y));
         Ok(LinearSde {
+            a_rows: a.row_major(),
+            b_rows: b.iter().map(MatrixExt::row_major).collect(),
             a,
             b,
             noise_commutative,
@@ -503,10 +589,10 @@ impl LinearSde {
     /// noise is commutative, mixes the components, and the exact solution is known.
     pub fn commutative_2d() -> Self {
         LinearSde::new(
-            Matrix::from_rows(&[[-0.5, 0.25], [0.25, -0.5]]),
+            matrix(&[[-0.5, 0.25], [0.25, -0.5]]),
             vec![
-                Matrix::from_rows(&[[0.3, 0.2], [0.2, 0.3]]),
-                Matrix::from_rows(&[[0.2, -0.1], [-0.1, 0.2]]),
+                matrix(&[[0.3, 0.2], [0.2, 0.3]]),
+                matrix(&[[0.2, -0.1], [-0.1, 0.2]]),
             ],
         )
         .expect("valid preset")
@@ -517,10 +603,10 @@ impl LinearSde {
     /// (Milstein needs Lévy areas); only the moments are known.
     pub fn noncommutative_2d() -> Self {
         LinearSde::new(
-            Matrix::from_rows(&[[-1.0, 0.5], [-0.5, -0.5]]),
+            matrix(&[[-1.0, 0.5], [-0.5, -0.5]]),
             vec![
-                Matrix::from_rows(&[[0.5, 0.0], [0.0, -0.3]]),
-                Matrix::from_rows(&[[0.0, 0.6], [0.4, 0.0]]),
+                matrix(&[[0.5, 0.0], [0.0, -0.3]]),
+                matrix(&[[0.0, 0.6], [0.4, 0.0]]),
             ],
         )
         .expect("valid preset")
@@ -543,20 +629,20 @@ impl LinearSde {
 
     /// The generator `L = A ⊗ I + I ⊗ A + Σ_j B_j ⊗ B_j` of `vec E[X Xᵀ]` (row-major `vec`).
     pub fn second_moment_generator(&self) -> Matrix {
-        let id = Matrix::identity(self.a.rows());
-        let mut l = &self.a.kron(&id) + &id.kron(&self.a);
+        let d = self.a.nrows();
+        let id = Matrix::identity(d, d);
+        let mut l = self.a.kronecker(&id) + id.kronecker(&self.a);
         for bj in &self.b {
-            l = &l + &bj.kron(bj);
+            l += bj.kronecker(bj);
         }
         l
     }
 
     #[inline]
     fn apply_columns(&self, x: &[f64], out: &mut [f64]) {
-        let d = self.a.rows();
+        let d = self.a.nrows();
         let m = self.b.len();
-        for (j, bj) in self.b.iter().enumerate() {
-            let bs = bj.as_slice();
+        for (j, bs) in self.b_rows.iter().enumerate() {
             for i in 0..d {
                 out[i * m + j] = bs[i * d..(i + 1) * d]
                     .iter()
@@ -570,7 +656,7 @@ impl LinearSde {
 
 impl Sde for LinearSde {
     fn dim(&self) -> usize {
-        self.a.rows()
+        self.a.nrows()
     }
     fn noise(&self) -> NoiseShape {
         NoiseShape::General {
@@ -580,9 +666,9 @@ impl Sde for LinearSde {
     }
     #[inline]
     fn drift(&self, _t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
-        let d = self.a.rows();
+        let d = self.a.nrows();
         for (i, o) in out.iter_mut().enumerate() {
-            *o = self.a.as_slice()[i * d..(i + 1) * d]
+            *o = self.a_rows[i * d..(i + 1) * d]
                 .iter()
                 .zip(x)
                 .map(|(p, q)| p * q)
@@ -618,23 +704,23 @@ impl ExactSolution for LinearSde {
         }
         let mut g = &self.a * t;
         for (bj, wj) in self.b.iter().zip(w) {
-            g = &(&g - &(&(bj * bj) * (0.5 * t))) + &(bj * *wj);
+            g = g - (bj * bj) * (0.5 * t) + bj * *wj;
         }
-        Some(g.expm().mul_vec(x0))
+        Some(g.exp().mul_vec(x0))
     }
 }
 
 impl Moments for LinearSde {
     fn mean(&self, t: f64, x0: &[f64]) -> Vec<f64> {
-        (&self.a * t).expm().mul_vec(x0)
+        (&self.a * t).exp().mul_vec(x0)
     }
     fn second_moment(&self, t: f64, x0: &[f64]) -> Matrix {
-        let d = self.a.rows();
-        let s0 = Matrix::outer(x0, x0);
-        let v = (&self.second_moment_generator() * t)
-            .expm()
+        let d = self.a.nrows();
+        let s0 = outer(x0, x0);
+        let v = (self.second_moment_generator() * t)
+            .exp()
             .mul_vec(s0.as_slice());
-        symmetrize(Matrix::from_row_major(d, d, v).expect("d × d"))
+        symmetrize(Matrix::from_column_slice(d, d, &v))
     }
 }
 
@@ -733,432 +819,117 @@ impl Moments for TimeDependentLinear {
         vec![self.moment(1.0, t, x0[0])]
     }
     fn second_moment(&self, t: f64, x0: &[f64]) -> Matrix {
-        Matrix::from_rows(&[[self.moment(2.0, t, x0[0])]])
+        matrix(&[[self.moment(2.0, t, x0[0])]])
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Small dense matrices
+// Tests of the closed forms (and of the matrix exponential they rely on)
 // ---------------------------------------------------------------------------------------------
-
-/// A small dense row-major matrix, enough for the closed forms above (matrix exponential,
-/// Kronecker products, linear solves). Arithmetic operators are defined on references and panic
-/// on mismatched shapes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Matrix {
-    rows: usize,
-    cols: usize,
-    data: Vec<f64>,
-}
-
-impl Matrix {
-    pub fn zeros(rows: usize, cols: usize) -> Self {
-        Matrix {
-            rows,
-            cols,
-            data: vec![0.0; rows * cols],
-        }
-    }
-
-    pub fn identity(n: usize) -> Self {
-        let mut m = Matrix::zeros(n, n);
-        for i in 0..n {
-            m[(i, i)] = 1.0;
-        }
-        m
-    }
-
-    pub fn diag(d: &[f64]) -> Self {
-        let mut m = Matrix::zeros(d.len(), d.len());
-        for (i, v) in d.iter().enumerate() {
-            m[(i, i)] = *v;
-        }
-        m
-    }
-
-    /// From `rows × cols` values in row-major order.
-    pub fn from_row_major(rows: usize, cols: usize, data: Vec<f64>) -> Result<Self, SdeError> {
-        SdeError::check_len("matrix data", rows * cols, data.len())?;
-        Ok(Matrix { rows, cols, data })
-    }
-
-    /// From rows of equal length: `Matrix::from_rows(&[[1.0, 2.0], [3.0, 4.0]])`.
-    pub fn from_rows<const C: usize>(rows: &[[f64; C]]) -> Self {
-        Matrix {
-            rows: rows.len(),
-            cols: C,
-            data: rows.iter().flatten().copied().collect(),
-        }
-    }
-
-    /// `u vᵀ`.
-    pub fn outer(u: &[f64], v: &[f64]) -> Self {
-        Matrix {
-            rows: u.len(),
-            cols: v.len(),
-            data: u
-                .iter()
-                .flat_map(|a| v.iter().map(move |b| a * b))
-                .collect(),
-        }
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-    pub fn is_square(&self) -> bool {
-        self.rows == self.cols
-    }
-    /// The entries in row-major order (this is `vec` in every formula of this module).
-    pub fn as_slice(&self) -> &[f64] {
-        &self.data
-    }
-
-    pub fn transpose(&self) -> Self {
-        let mut t = Matrix::zeros(self.cols, self.rows);
-        for i in 0..self.rows {
-            for j in 0..self.cols {
-                t[(j, i)] = self[(i, j)];
-            }
-        }
-        t
-    }
-
-    /// `self · v`.
-    pub fn mul_vec(&self, v: &[f64]) -> Vec<f64> {
-        assert_eq!(v.len(), self.cols, "matrix-vector product: shapes differ");
-        self.data
-            .chunks_exact(self.cols.max(1))
-            .take(self.rows)
-            .map(|row| row.iter().zip(v).map(|(a, b)| a * b).sum())
-            .collect()
-    }
-
-    /// The Kronecker product `self ⊗ other`; with row-major `vec`,
-    /// `vec(P S Qᵀ) = (P ⊗ Q) vec(S)`.
-    pub fn kron(&self, other: &Matrix) -> Matrix {
-        let (r, c) = (self.rows * other.rows, self.cols * other.cols);
-        let mut k = Matrix::zeros(r, c);
-        for i in 0..self.rows {
-            for j in 0..self.cols {
-                let a = self[(i, j)];
-                for p in 0..other.rows {
-                    for q in 0..other.cols {
-                        k[(i * other.rows + p, j * other.cols + q)] = a * other[(p, q)];
-                    }
-                }
-            }
-        }
-        k
-    }
-
-    /// `self · other − other · self`.
-    pub fn commutator(&self, other: &Matrix) -> Matrix {
-        &(self * other) - &(other * self)
-    }
-
-    /// Largest absolute column sum.
-    pub fn norm1(&self) -> f64 {
-        (0..self.cols)
-            .map(|j| (0..self.rows).map(|i| self[(i, j)].abs()).sum::<f64>())
-            .fold(0.0, f64::max)
-    }
-
-    /// Largest absolute entry.
-    pub fn max_abs(&self) -> f64 {
-        self.data.iter().fold(0.0, |m, v| m.max(v.abs()))
-    }
-
-    pub fn trace(&self) -> f64 {
-        (0..self.rows.min(self.cols)).map(|i| self[(i, i)]).sum()
-    }
-
-    /// The matrix exponential `e^self` (square matrices), by scaling and squaring: with
-    /// `s = ⌈log2(2‖A‖₁)⌉`, `‖A/2^s‖₁ ≤ 1/2`, so a Taylor series stopped once a term is below
-    /// `1e-3 ε` of the sum (at most 40 terms; the remainder after `k` terms is at most
-    /// `2 · 2^{-k}/k!`) gives `e^{A/2^s}` to rounding, and `s` squarings give `e^A`.
-    /// Non-finite entries give a matrix of NaN.
-    pub fn expm(&self) -> Matrix {
-        assert!(self.is_square(), "expm of a non-square matrix");
-        let n = self.rows;
-        let norm = self.norm1();
-        if !norm.is_finite() {
-            return Matrix::from_row_major(n, n, vec![f64::NAN; n * n]).expect("n × n");
-        }
-        let s = if norm > 0.5 {
-            (2.0 * norm).log2().ceil() as i32
-        } else {
-            0
-        };
-        let b = self * 2f64.powi(-s);
-        let mut sum = Matrix::identity(n);
-        let mut term = Matrix::identity(n);
-        for k in 1..=40 {
-            term = &(&term * &b) * (1.0 / k as f64);
-            sum = &sum + &term;
-            if term.max_abs() <= 1e-3 * f64::EPSILON * sum.max_abs() {
-                break;
-            }
-        }
-        for _ in 0..s {
-            sum = &sum * &sum;
-        }
-        sum
-    }
-
-    /// Solves `self · x = b` by Gaussian elimination with partial pivoting; `None` if the matrix
-    /// is not square, `b` has the wrong length, or a pivot vanishes (singular to working
-    /// precision).
-    pub fn solve(&self, b: &[f64]) -> Option<Vec<f64>> {
-        let n = self.rows;
-        if !self.is_square() || b.len() != n {
-            return None;
-        }
-        let mut a = self.data.clone();
-        let mut x = b.to_vec();
-        let scale = self.max_abs();
-        for col in 0..n {
-            let piv =
-                (col..n).max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))?;
-            let p = a[piv * n + col];
-            if !(p.abs() > 1e-14 * scale) || !p.is_finite() {
-                return None;
-            }
-            if piv != col {
-                for k in 0..n {
-                    a.swap(piv * n + k, col * n + k);
-                }
-                x.swap(piv, col);
-            }
-            for r in col + 1..n {
-                let f = a[r * n + col] / p;
-                if f != 0.0 {
-                    for k in col..n {
-                        a[r * n + k] -= f * a[col * n + k];
-                    }
-                    x[r] -= f * x[col];
-                }
-            }
-        }
-        for col in (0..n).rev() {
-            let s: f64 = (col + 1..n).map(|k| a[col * n + k] * x[k]).sum();
-            x[col] = (x[col] - s) / a[col * n + col];
-        }
-        x.iter().all(|v| v.is_finite()).then_some(x)
-    }
-
-    /// Whether a symmetric matrix is positive semi-definite (Cholesky with a relative
-    /// tolerance of `1e-12` on the pivots).
-    pub fn is_positive_semidefinite(&self) -> bool {
-        if !self.is_square() {
-            return false;
-        }
-        let n = self.rows;
-        let tol = 1e-12 * self.max_abs().max(f64::MIN_POSITIVE);
-        let mut l = vec![0.0; n * n];
-        for j in 0..n {
-            let mut diag = self[(j, j)];
-            for k in 0..j {
-                diag -= l[j * n + k] * l[j * n + k];
-            }
-            if diag < -tol {
-                return false;
-            }
-            let dj = diag.max(0.0).sqrt();
-            l[j * n + j] = dj;
-            for i in j + 1..n {
-                let mut v = self[(i, j)];
-                for k in 0..j {
-                    v -= l[i * n + k] * l[j * n + k];
-                }
-                l[i * n + j] = if dj > tol.sqrt() { v / dj } else { 0.0 };
-            }
-        }
-        true
-    }
-}
-
-impl Index<(usize, usize)> for Matrix {
-    type Output = f64;
-    #[inline]
-    fn index(&self, (i, j): (usize, usize)) -> &f64 {
-        assert!(i < self.rows && j < self.cols, "matrix index out of range");
-        &self.data[i * self.cols + j]
-    }
-}
-
-impl IndexMut<(usize, usize)> for Matrix {
-    #[inline]
-    fn index_mut(&mut self, (i, j): (usize, usize)) -> &mut f64 {
-        assert!(i < self.rows && j < self.cols, "matrix index out of range");
-        &mut self.data[i * self.cols + j]
-    }
-}
-
-impl Add for &Matrix {
-    type Output = Matrix;
-    fn add(self, rhs: &Matrix) -> Matrix {
-        assert!(
-            self.rows == rhs.rows && self.cols == rhs.cols,
-            "matrix sum: shapes differ"
-        );
-        Matrix {
-            rows: self.rows,
-            cols: self.cols,
-            data: self
-                .data
-                .iter()
-                .zip(&rhs.data)
-                .map(|(a, b)| a + b)
-                .collect(),
-        }
-    }
-}
-
-impl Sub for &Matrix {
-    type Output = Matrix;
-    fn sub(self, rhs: &Matrix) -> Matrix {
-        assert!(
-            self.rows == rhs.rows && self.cols == rhs.cols,
-            "matrix difference: shapes differ"
-        );
-        Matrix {
-            rows: self.rows,
-            cols: self.cols,
-            data: self
-                .data
-                .iter()
-                .zip(&rhs.data)
-                .map(|(a, b)| a - b)
-                .collect(),
-        }
-    }
-}
-
-impl Mul for &Matrix {
-    type Output = Matrix;
-    fn mul(self, rhs: &Matrix) -> Matrix {
-        assert_eq!(self.cols, rhs.rows, "matrix product: shapes differ");
-        let mut p = Matrix::zeros(self.rows, rhs.cols);
-        for i in 0..self.rows {
-            for k in 0..self.cols {
-                let a = self.data[i * self.cols + k];
-                if a == 0.0 {
-                    continue;
-                }
-                let row = &rhs.data[k * rhs.cols..(k + 1) * rhs.cols];
-                for (o, b) in p.data[i * rhs.cols..(i + 1) * rhs.cols].iter_mut().zip(row) {
-                    *o += a * b;
-                }
-            }
-        }
-        p
-    }
-}
-
-impl Mul<f64> for &Matrix {
-    type Output = Matrix;
-    fn mul(self, s: f64) -> Matrix {
-        Matrix {
-            rows: self.rows,
-            cols: self.cols,
-            data: self.data.iter().map(|a| a * s).collect(),
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn close(a: &Matrix, b: &Matrix, tol: f64) -> bool {
-        (a - b).max_abs() <= tol * b.max_abs().max(1.0)
+        (a - b).amax() <= tol * b.amax().max(1.0)
+    }
+
+    fn id(n: usize) -> Matrix {
+        Matrix::identity(n, n)
     }
 
     #[test]
     fn expm_matches_closed_forms() {
         // Zero, diagonal, nilpotent.
-        assert_eq!(Matrix::zeros(3, 3).expm(), Matrix::identity(3));
-        let d = Matrix::diag(&[1.0, -2.0, 0.5, -30.0]).expm();
-        for (i, v) in [1.0f64, -2.0, 0.5, -30.0].iter().enumerate() {
-            assert!((d[(i, i)] / v.exp() - 1.0).abs() < 1e-14, "{d:?}");
+        assert_eq!(Matrix::zeros(3, 3).exp(), id(3));
+        // nalgebra's Padé approximant with scaling and squaring is accurate relative to the
+        // largest entry of each squaring: e^{-30} ≈ 9.4e-14 comes out 3.5e-14 relative
+        // (3e-27 absolute) off, so that entry gets 1e-13; the closed forms only need accuracy
+        // relative to the norm.
+        let d = diag(&[1.0, -2.0, 0.5, -30.0]).exp();
+        for (i, (v, tol)) in [(1.0f64, 1e-14), (-2.0, 1e-14), (0.5, 1e-14), (-30.0, 1e-13)]
+            .iter()
+            .enumerate()
+        {
+            assert!((d[(i, i)] / v.exp() - 1.0).abs() < *tol, "{d:?}");
         }
-        let n = Matrix::from_rows(&[[0.0, 3.0], [0.0, 0.0]]).expm();
-        assert!(close(
-            &n,
-            &Matrix::from_rows(&[[1.0, 3.0], [0.0, 1.0]]),
-            1e-15
-        ));
+        let n = matrix(&[[0.0, 3.0], [0.0, 0.0]]).exp();
+        assert!(close(&n, &matrix(&[[1.0, 3.0], [0.0, 1.0]]), 1e-15));
         // Rotations, with a norm that needs many squarings.
         for th in [0.3, 2.0, 10.0, 50.0] {
-            let r = Matrix::from_rows(&[[0.0, th], [-th, 0.0]]).expm();
+            let r = matrix(&[[0.0, th], [-th, 0.0]]).exp();
             let (s, c) = f64::sin_cos(th);
-            let want = Matrix::from_rows(&[[c, s], [-s, c]]);
+            let want = matrix(&[[c, s], [-s, c]]);
             assert!(close(&r, &want, 1e-13 * th.max(1.0)), "θ = {th}: {r:?}");
         }
         // Upper triangular with distinct eigenvalues.
         let (a, b, c) = (-1.3, 0.7, 2.5);
-        let e = Matrix::from_rows(&[[a, c], [0.0, b]]).expm();
-        let want =
-            Matrix::from_rows(&[[a.exp(), c * (a.exp() - b.exp()) / (a - b)], [0.0, b.exp()]]);
+        let e = matrix(&[[a, c], [0.0, b]]).exp();
+        let want = matrix(&[[a.exp(), c * (a.exp() - b.exp()) / (a - b)], [0.0, b.exp()]]);
         assert!(close(&e, &want, 1e-14), "{e:?}");
         // Symmetric circulant [[p, q], [q, p]]: e^p [[cosh q, sinh q], [sinh q, cosh q]].
         let (p, q) = (-0.4, 1.7);
-        let e = Matrix::from_rows(&[[p, q], [q, p]]).expm();
-        let want = &Matrix::from_rows(&[[q.cosh(), q.sinh()], [q.sinh(), q.cosh()]]) * p.exp();
+        let e = matrix(&[[p, q], [q, p]]).exp();
+        let want = matrix(&[[q.cosh(), q.sinh()], [q.sinh(), q.cosh()]]) * p.exp();
         assert!(close(&e, &want, 1e-14), "{e:?}");
     }
 
     #[test]
     fn expm_similarity_and_group_laws() {
         // A = V D V⁻¹ with V unit upper triangular and an explicit inverse.
-        let v = Matrix::from_rows(&[[1.0, 2.0, -1.0], [0.0, 1.0, 3.0], [0.0, 0.0, 1.0]]);
-        let vinv = Matrix::from_rows(&[[1.0, -2.0, 7.0], [0.0, 1.0, -3.0], [0.0, 0.0, 1.0]]);
-        assert!(close(&(&v * &vinv), &Matrix::identity(3), 0.0));
+        let v = matrix(&[[1.0, 2.0, -1.0], [0.0, 1.0, 3.0], [0.0, 0.0, 1.0]]);
+        let vinv = matrix(&[[1.0, -2.0, 7.0], [0.0, 1.0, -3.0], [0.0, 0.0, 1.0]]);
+        assert!(close(&(&v * &vinv), &id(3), 0.0));
         let dvals = [0.9, -1.7, 3.1];
-        let a = &(&v * &Matrix::diag(&dvals)) * &vinv;
-        let want = &(&v * &Matrix::diag(&dvals.map(f64::exp))) * &vinv;
-        assert!(close(&a.expm(), &want, 1e-13), "{:?}", a.expm());
+        let a = &v * diag(&dvals) * &vinv;
+        let want = &v * diag(&dvals.map(f64::exp)) * &vinv;
+        assert!(close(&a.exp(), &want, 1e-13), "{:?}", a.exp());
         // e^{A} e^{-A} = I and e^{(s+t)A} = e^{sA} e^{tA} for a dense non-normal matrix.
-        let m = Matrix::from_rows(&[
+        let m = matrix(&[
             [0.3, -1.2, 0.5, 2.0],
             [1.1, -0.4, 0.0, -0.7],
             [-0.6, 0.9, 0.2, 0.3],
             [0.0, 1.5, -2.2, -0.1],
         ]);
-        let prod = &m.expm() * &(&m * -1.0).expm();
-        assert!(close(&prod, &Matrix::identity(4), 1e-13), "{prod:?}");
-        let st = &(&m * 0.7).expm() * &(&m * 1.6).expm();
-        assert!(close(&(&m * 2.3).expm(), &st, 1e-13));
+        let prod = m.exp() * (&m * -1.0).exp();
+        assert!(close(&prod, &id(4), 1e-13), "{prod:?}");
+        let st = (&m * 0.7).exp() * (&m * 1.6).exp();
+        assert!(close(&(&m * 2.3).exp(), &st, 1e-13));
         // det e^A = e^{tr A}, via the 2 × 2 case.
-        let m2 = Matrix::from_rows(&[[0.4, -3.0], [1.2, -0.9]]);
-        let e2 = m2.expm();
+        let m2 = matrix(&[[0.4, -3.0], [1.2, -0.9]]);
+        let e2 = m2.exp();
         let det = e2[(0, 0)] * e2[(1, 1)] - e2[(0, 1)] * e2[(1, 0)];
         assert!((det / m2.trace().exp() - 1.0).abs() < 1e-13);
     }
 
     #[test]
-    fn solve_and_kron() {
-        let a = Matrix::from_rows(&[[0.0, 2.0, 1.0], [1.0, 1.0, 0.0], [3.0, 0.0, -1.0]]);
-        let x = [1.0, -2.0, 0.5];
-        let b = a.mul_vec(&x);
-        let got = a.solve(&b).unwrap();
-        for (g, w) in got.iter().zip(x) {
-            assert!((g - w).abs() < 1e-14);
-        }
-        assert!(Matrix::from_rows(&[[1.0, 2.0], [2.0, 4.0]])
-            .solve(&[1.0, 1.0])
-            .is_none());
-        // vec(P S Qᵀ) = (P ⊗ Q) vec(S), row-major vec.
-        let p = Matrix::from_rows(&[[1.0, 2.0], [-1.0, 0.5]]);
-        let q = Matrix::from_rows(&[[0.0, 3.0], [1.0, 1.0]]);
-        let s = Matrix::from_rows(&[[2.0, -1.0], [0.5, 4.0]]);
-        let lhs = &(&p * &s) * &q.transpose();
-        let rhs = p.kron(&q).mul_vec(s.as_slice());
+    fn vec_convention_and_row_major_helpers() {
+        // vec(P S Qᵀ) = (Q ⊗ P) vec(S) with column-major vec, and the second-moment generators
+        // A ⊗ I + I ⊗ A + Σ B ⊗ B are symmetric under the swap, so either vec gives them.
+        let p = matrix(&[[1.0, 2.0], [-1.0, 0.5]]);
+        let q = matrix(&[[0.0, 3.0], [1.0, 1.0]]);
+        let s = matrix(&[[2.0, -1.0], [0.5, 4.0]]);
+        let lhs = &p * &s * q.transpose();
+        let rhs = q.kronecker(&p).mul_vec(s.as_slice());
         assert_eq!(lhs.as_slice(), &rhs[..]);
+        let rm = p.kronecker(&q).mul_vec(&s.row_major());
+        assert_eq!(lhs.row_major(), rm);
+        assert_eq!(s.row_major(), vec![2.0, -1.0, 0.5, 4.0]);
+        assert_eq!(
+            matrix_from_row_major(2, 2, &[2.0, -1.0, 0.5, 4.0]).unwrap(),
+            s
+        );
+        assert!(matrix_from_row_major(2, 2, &[1.0; 3]).is_err());
+        assert_eq!(outer(&[1.0, 2.0], &[3.0]), matrix(&[[3.0], [6.0]]));
+        assert_eq!(s.mul_vec(&[1.0, 2.0]), vec![0.0, 8.5]);
+        // A singular Lyapunov operator has no stationary covariance.
+        let psd = matrix(&[[1.0, 1.0], [1.0, 1.0]]);
+        assert!(is_positive_semidefinite(&psd));
+        assert!(!is_positive_semidefinite(&matrix(&[
+            [1.0, 2.0],
+            [2.0, 1.0]
+        ])));
     }
 
     #[test]
@@ -1166,12 +937,12 @@ mod tests {
         // Θ = V Λ V⁻¹ upper triangular; C(t) = V [G_ij (1 − e^{−(λi+λj)t})/(λi+λj)] Vᵀ with
         // G = V⁻¹ Q V⁻ᵀ.
         let (l1, l2, c) = (1.0, 2.5, 0.8);
-        let theta = Matrix::from_rows(&[[l1, c], [0.0, l2]]);
-        let v = Matrix::from_rows(&[[1.0, c / (l2 - l1)], [0.0, 1.0]]);
-        let vinv = Matrix::from_rows(&[[1.0, -c / (l2 - l1)], [0.0, 1.0]]);
-        let sigma = Matrix::from_rows(&[[0.7, 0.2, -0.1], [0.3, 0.5, 0.4]]);
+        let theta = matrix(&[[l1, c], [0.0, l2]]);
+        let v = matrix(&[[1.0, c / (l2 - l1)], [0.0, 1.0]]);
+        let vinv = matrix(&[[1.0, -c / (l2 - l1)], [0.0, 1.0]]);
+        let sigma = matrix(&[[0.7, 0.2, -0.1], [0.3, 0.5, 0.4]]);
         let ou = OrnsteinUhlenbeck::new(theta.clone(), vec![0.2, -0.3], sigma).unwrap();
-        let g = &(&vinv * &ou.noise_covariance()) * &vinv.transpose();
+        let g = &vinv * ou.noise_covariance() * vinv.transpose();
         let lam = [l1, l2];
         for t in [0.1, 1.0, 3.0] {
             let mut inner = Matrix::zeros(2, 2);
@@ -1181,7 +952,7 @@ mod tests {
                     inner[(i, j)] = g[(i, j)] * (1.0 - (-s * t).exp()) / s;
                 }
             }
-            let want = &(&v * &inner) * &v.transpose();
+            let want = &v * inner * v.transpose();
             assert!(close(&ou.covariance_at(t), &want, 1e-13), "t = {t}");
         }
         let stat = ou.stationary_covariance().unwrap();
@@ -1191,19 +962,14 @@ mod tests {
                 inner[(i, j)] = g[(i, j)] / (lam[i] + lam[j]);
             }
         }
-        assert!(close(&stat, &(&(&v * &inner) * &v.transpose()), 1e-13));
+        assert!(close(&stat, &(&v * inner * v.transpose()), 1e-13));
         assert!(close(&ou.covariance_at(40.0), &stat, 1e-12));
         // Mean: e^{−Θt} (x0 − μ) + μ.
         let m = ou.mean(1.0, &[1.0, 1.0]);
-        let e = (&theta * -1.0).expm().mul_vec(&[0.8, 1.3]);
+        let e = (&theta * -1.0).exp().mul_vec(&[0.8, 1.3]);
         assert!((m[0] - e[0] - 0.2).abs() < 1e-15 && (m[1] - e[1] + 0.3).abs() < 1e-15);
         // An unstable Θ has no stationary law.
-        let bad = OrnsteinUhlenbeck::new(
-            Matrix::diag(&[-1.0, 1.0]),
-            vec![0.0; 2],
-            Matrix::identity(2),
-        )
-        .unwrap();
+        let bad = OrnsteinUhlenbeck::new(diag(&[-1.0, 1.0]), vec![0.0; 2], id(2)).unwrap();
         assert!(bad.stationary_covariance().is_none());
     }
 
@@ -1211,8 +977,7 @@ mod tests {
     fn linear_sde_moments_match_diagonal_closed_forms() {
         // Diagonal A and B_j: E X_i X_j = x_i x_j exp((a_i + a_j + Σ_k b_ki b_kj) t).
         let (a, b1, b2) = ([0.3, -0.5], [0.4, 0.2], [-0.1, 0.6]);
-        let lin =
-            LinearSde::new(Matrix::diag(&a), vec![Matrix::diag(&b1), Matrix::diag(&b2)]).unwrap();
+        let lin = LinearSde::new(diag(&a), vec![diag(&b1), diag(&b2)]).unwrap();
         assert!(lin.is_commutative() && lin.has_exact_solution());
         let x0 = [1.5, -0.7];
         let t = 1.3;

@@ -2,7 +2,7 @@
 //! from `run_collect`, and streaming moments against closed forms.
 
 use sde_core::ensemble::CHUNK;
-use sde_core::problems::{LinearSde, Matrix, OrnsteinUhlenbeck};
+use sde_core::problems::{matrix, LinearSde, Matrix, MatrixExt, OrnsteinUhlenbeck};
 use sde_core::*;
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -186,12 +186,7 @@ fn ou_chain_law(theta: f64, sigma: f64, h: f64, n: usize, x0: f64) -> (f64, f64)
 #[test]
 fn run_collect_quantiles_match_the_exact_law() {
     let (theta, sigma, x0) = (1.5, 0.8, 2.0);
-    let ou = OrnsteinUhlenbeck::new(
-        Matrix::from_rows(&[[theta]]),
-        vec![0.0],
-        Matrix::from_rows(&[[sigma]]),
-    )
-    .unwrap();
+    let ou = OrnsteinUhlenbeck::new(matrix(&[[theta]]), vec![0.0], matrix(&[[sigma]])).unwrap();
     let grid = Grid::new(0.0, 2.0, 40).unwrap().save_every(10).unwrap();
     let solver = Solver::new(&ou, EulerMaruyama, Gaussian).unwrap();
     let sim = SdePaths::new(solver, grid, &[x0]).unwrap();
@@ -230,9 +225,9 @@ fn streaming_mean_and_variance_match_closed_forms() {
     // C_{n+1} = (I − Θh) C_n (I − Θh)ᵀ + h ΣΣᵀ. The standard error of a mean is sqrt(C_ii/N); that
     // of a sample variance of Gaussian data is C_ii sqrt(2/(N − 1)). Margins: 4 standard errors.
     let ou = OrnsteinUhlenbeck::new(
-        Matrix::from_rows(&[[2.0, 1.0], [-0.5, 1.0]]),
+        matrix(&[[2.0, 1.0], [-0.5, 1.0]]),
         vec![0.0, 0.0],
-        Matrix::from_rows(&[[0.8, 0.3], [-0.2, 0.6]]),
+        matrix(&[[0.8, 0.3], [-0.2, 0.6]]),
     )
     .unwrap();
     let x0 = [2.0, -1.0];
@@ -241,7 +236,7 @@ fn streaming_mean_and_variance_match_closed_forms() {
     let sim = SdePaths::new(solver, grid, &x0).unwrap();
     let n = 100_000u64;
     let stats = Ensemble::new(n, 23).unwrap().run(&sim);
-    let step = &Matrix::identity(2) - &(ou.theta() * grid.h);
+    let step = &Matrix::identity(2, 2) - &(ou.theta() * grid.h);
     let q = &ou.noise_covariance() * grid.h;
     let mut mean = x0.to_vec();
     let mut cov = Matrix::zeros(2, 2);

@@ -2,8 +2,8 @@
 //! number.
 
 use sde_core::problems::{
-    DiagonalLinear, GeometricBrownianMotion, LinearSde, Matrix, OrnsteinUhlenbeck,
-    TimeDependentLinear,
+    matrix_from_row_major, DiagonalLinear, GeometricBrownianMotion, LinearSde, Matrix,
+    OrnsteinUhlenbeck, TimeDependentLinear,
 };
 use sde_core::*;
 
@@ -221,7 +221,7 @@ fn dimension_zero() {
         &["`dim` = 0"],
     );
     says(
-        &LinearSde::new(Matrix::identity(2), vec![]).unwrap_err(),
+        &LinearSde::new(Matrix::identity(2, 2), vec![]).unwrap_err(),
         &["`m` = 0"],
     );
     says(
@@ -229,7 +229,7 @@ fn dimension_zero() {
         &["`dim` = 0"],
     );
     says(
-        &OrnsteinUhlenbeck::new(Matrix::identity(2), vec![0.0; 2], Matrix::zeros(2, 0))
+        &OrnsteinUhlenbeck::new(Matrix::identity(2, 2), vec![0.0; 2], Matrix::zeros(2, 0))
             .unwrap_err(),
         &["`m` = 0"],
     );
@@ -254,25 +254,25 @@ fn problem_library_rejects_inconsistent_parameters() {
         &["`b1`", "finite"],
     );
     says(
-        &OrnsteinUhlenbeck::new(Matrix::identity(2), vec![0.0; 3], Matrix::identity(2))
+        &OrnsteinUhlenbeck::new(Matrix::identity(2, 2), vec![0.0; 3], Matrix::identity(2, 2))
             .unwrap_err(),
         &["`mu`", "expected 2", "got 3"],
     );
     says(
-        &OrnsteinUhlenbeck::new(Matrix::identity(2), vec![0.0; 2], Matrix::identity(3))
+        &OrnsteinUhlenbeck::new(Matrix::identity(2, 2), vec![0.0; 2], Matrix::identity(3, 3))
             .unwrap_err(),
         &["`sigma rows`", "expected 2", "got 3"],
     );
     says(
-        &LinearSde::new(Matrix::identity(2), vec![Matrix::identity(3)]).unwrap_err(),
+        &LinearSde::new(Matrix::identity(2, 2), vec![Matrix::identity(3, 3)]).unwrap_err(),
         &["`B_j rows`", "expected 2", "got 3"],
     );
     says(
-        &LinearSde::new(Matrix::zeros(2, 3), vec![Matrix::identity(2)]).unwrap_err(),
+        &LinearSde::new(Matrix::zeros(2, 3), vec![Matrix::identity(2, 2)]).unwrap_err(),
         &["`A columns`", "expected 2", "got 3"],
     );
     says(
-        &Matrix::from_row_major(2, 2, vec![1.0; 3]).unwrap_err(),
+        &matrix_from_row_major(2, 2, &[1.0; 3]).unwrap_err(),
         &["`matrix data`", "expected 4", "got 3"],
     );
 }

@@ -1,0 +1,136 @@
+//! The test kit itself: a scheme written outside the crate (the one of `crates/sde-core/README.md`)
+//! gets its convergence tests from one line per problem, and the kit's checks fail when a scheme
+//! declares an order it does not have.
+
+use sde_core::error::SdeError;
+use sde_core::testing::*;
+use sde_core::*;
+
+/// The README's example: Euler–Maruyama through `diffusion_mul`, declaring strong order 1/2 and
+/// weak order 1 (or other orders, to see the kit reject them).
+#[derive(Clone, Copy, Debug)]
+struct MyScheme {
+    strong: f64,
+    weak: f64,
+}
+
+const MY_SCHEME: MyScheme = MyScheme {
+    strong: 0.5,
+    weak: 1.0,
+};
+
+struct MyWorkspace {
+    a: Vec<f64>,
+    bdw: Vec<f64>,
+    b: Vec<f64>,
+    scratch: Vec<f64>,
+}
+
+impl Scheme for MyScheme {
+    type Workspace = MyWorkspace;
+    fn name(&self) -> &'static str {
+        "my_scheme"
+    }
+    fn strong_order(&self) -> Option<f64> {
+        Some(self.strong)
+    }
+    fn weak_order(&self) -> f64 {
+        self.weak
+    }
+    fn check<S: Sde + ?Sized>(&self, _sde: &S) -> Result<(), SdeError> {
+        Ok(())
+    }
+    fn workspace<S: Sde + ?Sized>(&self, sde: &S) -> MyWorkspace {
+        let (d, noise) = (sde.dim(), sde.noise());
+        MyWorkspace {
+            a: vec![0.0; d],
+            bdw: vec![0.0; d],
+            b: vec![0.0; noise.diffusion_len(d)],
+            scratch: vec![0.0; sde.scratch_len()],
+        }
+    }
+    fn step<S: Sde + ?Sized>(
+        &self,
+        sde: &S,
+        t: f64,
+        h: f64,
+        x: &mut [f64],
+        dw: &[f64],
+        _rng: &mut PathRng,
+        ws: &mut MyWorkspace,
+    ) {
+        sde.drift(t, x, &mut ws.a, &mut ws.scratch);
+        sde.diffusion_mul(t, x, dw, &mut ws.bdw, &mut ws.b, &mut ws.scratch);
+        for ((xi, ai), gi) in x.iter_mut().zip(&ws.a).zip(&ws.bdw) {
+            *xi += ai * h + gi;
+        }
+    }
+}
+
+fn ou_2d() -> OrnsteinUhlenbeck {
+    OrnsteinUhlenbeck::new(
+        matrix(&[[2.0, 1.0], [-0.5, 1.0]]),
+        vec![0.5, -0.5],
+        matrix(&[[0.8, 0.3], [-0.2, 0.6]]),
+    )
+    .unwrap()
+}
+
+#[test]
+fn readme_scheme_gets_its_orders_from_the_kit() {
+    let gbm = GeometricBrownianMotion::new(0.1, 0.5).unwrap();
+    check_strong("MyScheme, GBM", &gbm, MY_SCHEME, &[1.0], 11);
+    check_chain_order("MyScheme, GBM", &gbm, &MY_SCHEME, &TWO_POINT, 0, &[1.0]);
+    check_chain_order(
+        "MyScheme, OU 2-D",
+        &ou_2d(),
+        &MY_SCHEME,
+        &TWO_POINT,
+        0,
+        &[2.0, -1.0],
+    );
+}
+
+#[test]
+#[should_panic(expected = "declared order 2")]
+fn chain_order_rejects_a_wrong_declared_weak_order() {
+    let gbm = GeometricBrownianMotion::new(1.0, 0.8).unwrap();
+    let wrong = MyScheme {
+        weak: 2.0,
+        ..MY_SCHEME
+    };
+    check_chain_order("weak 2 claimed", &gbm, &wrong, &TWO_POINT, 0, &[1.0]);
+}
+
+#[test]
+#[should_panic(expected = "declared order 1 outside")]
+fn strong_check_rejects_a_wrong_declared_strong_order() {
+    let gbm = GeometricBrownianMotion::new(0.1, 0.5).unwrap();
+    let wrong = MyScheme {
+        strong: 1.0,
+        ..MY_SCHEME
+    };
+    check_strong("strong 1 claimed", &gbm, wrong, &[1.0], 11);
+}
+
+#[test]
+#[should_panic(expected = "declares no strong order")]
+fn a_weak_scheme_has_no_strong_order_to_check() {
+    declared_strong_order(&PlatenWeak2);
+}
+
+/// The margins are half-open like the ranges they replace: `declared − below ≤ slope <
+/// declared + above`.
+#[test]
+fn margins_are_the_ranges_they_replace() {
+    let m = Margin::from((0.1, 0.15));
+    assert!(m.admits(1.9, 2.0) && m.admits(2.149, 2.0));
+    assert!(!m.admits(1.899, 2.0) && !m.admits(2.15, 2.0));
+    assert_eq!(Margin::from(0.05), Margin::from((0.05, 0.05)));
+    let fit = fit_order(&[0.1, 0.05, 0.025], &[1e-2, 2.5e-3, 6.25e-4]).unwrap();
+    assert!((fit.slope - 2.0).abs() < 1e-12);
+    assert_order("exact square", &fit, 2.0, 1e-9);
+    let caught = std::panic::catch_unwind(|| assert_order("exact square", &fit, 1.0, 0.5));
+    assert!(caught.is_err());
+    assert!((assert_local_order("halving", &[4e-2, 1e-2], 2.0, 1e-12) - 2.0).abs() < 1e-12);
+}
