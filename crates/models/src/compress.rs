@@ -642,6 +642,8 @@ pub fn expected_rounding_variance(mean: f64, sd: f64) -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 
+pub mod rand_k_replace;
+
 crate::registry! {
     family "compressor", context usize;
     /// Any built-in compressor, for runtime configuration; implements [`Compressor`] by `match`.
@@ -663,6 +665,7 @@ crate::registry! {
         Bernoulli(BernoulliSparsifier) = "bernoulli" BernoulliSpec,
         RandK(RandK) = "rand_k" RandKSpec,
         Qsgd(Qsgd) = "qsgd" QsgdSpec,
+        RandKReplace(rand_k_replace::RandKReplace) = "rand_k_replace" rand_k_replace::RandKReplaceSpec,
     }
 }
 

@@ -58,6 +58,11 @@ impl ModelError {
     /// spec whose key differs from the constructor's argument (`diag` for `lambda`) reports the
     /// key.
     pub fn renamed(mut self, from: &str, to: &str) -> ModelError {
+        if let ModelError::InvalidParameter { reason, .. } = &mut self {
+            if !from.is_empty() {
+                *reason = reason.replace(&format!("{from}["), &format!("{to}["));
+            }
+        }
         let name = match &mut self {
             ModelError::InvalidParameter { name, .. }
             | ModelError::DimensionMismatch { name, .. } => name,

@@ -183,6 +183,20 @@ macro_rules! spec_registry {
                 }
             }
 
+            /// Deserializes the keys of `kind` (everything but `kind` itself) from `d`. Unlike
+            /// the tagged enum's `Deserialize`, which buffers the table first, this deserializes
+            /// the kind's struct straight from `d`, so a path-tracking deserializer sees every
+            /// key.
+            pub fn deserialize_kind<'de, D: serde::Deserializer<'de>>(
+                kind: &str,
+                d: D,
+            ) -> Result<Self, D::Error> {
+                match kind {
+                    $( $name => <$S as serde::Deserialize>::deserialize(d).map($Spec::$V), )*
+                    _ => Err(<D::Error as serde::de::Error>::unknown_variant(kind, Self::KINDS)),
+                }
+            }
+
             /// Checks the spec without building it.
             pub fn validate(&self, ctx: &$Ctx) -> Result<(), $crate::ModelError> {
                 match self {

@@ -318,8 +318,10 @@ impl KindSpec for QuadraticSpec {
         if min < -1e-10 * scale {
             return Err(ModelError::invalid(
                 "matrix",
-                format!("(smallest eigenvalue {min:.5e})"),
-                "not positive semi-definite, so f is unbounded below",
+                "(the matrix)",
+                format!(
+                    "not positive semi-definite (smallest eigenvalue {min:.5e}), so f is unbounded below"
+                ),
             ));
         }
         Ok(q)

@@ -577,7 +577,9 @@ impl GradientMethod for Dcsgd {
                 && match a.compressor {
                     CompressorKind::Identity(_) | CompressorKind::Bernoulli(_) => true,
                     CompressorKind::RandK(r) => r.covariance_is_diagonal(),
-                    CompressorKind::Qsgd(_) => false,
+                    // QSGD's variance depends on |g + Z|; a new compressor is assumed not to be
+                    // coordinatewise until it says so here.
+                    _ => false,
                 }
         })
     }
@@ -755,11 +757,13 @@ impl GradientMethod for Dcsgd {
                         }
                     }
                 }
-                CompressorKind::Qsgd(q) => {
+                // QSGD and any other compressor: the agent's coupled gradient, then the
+                // compressor's own draw.
+                other => {
                     for (((tj, gj), sj), v) in t.iter_mut().zip(g).zip(s.iter()).zip(nu) {
                         *tj = gj + sj * law.from_normal(*v);
                     }
-                    q.compress(t, rng, c);
+                    other.compress(t, rng, c);
                     for (ui, ci) in u.iter_mut().zip(c.iter()) {
                         *ui += ci;
                     }

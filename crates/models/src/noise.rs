@@ -467,6 +467,9 @@ impl KindSpec for StudentTSpec {
         },
     ];
     fn build(&self, d: &usize) -> Result<StudentTNoise, ModelError> {
+        if let Scale::All(x) = self.scale {
+            require_positive("scale", x)?;
+        }
         let scale = self.scale.expand(*d);
         require_len("scale", *d, scale.len())?;
         require_each("scale", &scale, require_positive)?;
