@@ -68,9 +68,8 @@ impl ModelError {
             | ModelError::DimensionMismatch { name, .. } => name,
         };
         if let Some(rest) = name.strip_prefix(from) {
-            if from.is_empty() {
-                *name = format!("{to}{rest}");
-            } else if rest.is_empty() || rest.starts_with('[') {
+            // An empty `from` prefixes every name (`compressor.` + `p`).
+            if from.is_empty() || rest.is_empty() || rest.starts_with('[') {
                 *name = format!("{to}{rest}");
             }
         }
