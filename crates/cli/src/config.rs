@@ -1985,6 +1985,7 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
             SchemeKind::EulerMaruyama => "weak order 1",
             SchemeKind::Milstein => "strong order 1, weak order 1",
             SchemeKind::Weak2 => "weak order 2",
+            SchemeKind::AdaptiveEm => "strong order 1/2, weak order 1, state-adapted substeps",
         }
         .to_string()
     }));
