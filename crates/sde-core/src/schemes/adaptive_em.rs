@@ -302,8 +302,7 @@ mod tests {
             let x_em = solve(&EulerMaruyama, &sde, n);
             // h x0² = 100/n > 2 up to n = 32.
             assert!(
-                n > 32 ||
-                !x_em.is_finite() || (x_em - exact).abs() > 1e3,
+                n > 32 || !x_em.is_finite() || (x_em - exact).abs() > 1e3,
                 "Euler at n = {n}: {x_em}"
             );
             hs.push(1.0 / n as f64);
