@@ -59,11 +59,12 @@ where
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(k0..k1, (1e-12f64..1e6f64).log_scale())?;
+        .build_cartesian_2d(k0..k1, (1e-42f64..1e8f64).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("κ = c ε (1 = the bound with ε → 1)")
         .y_desc("ratio after K = 20 iterations")
+        .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()?;
     let (a, k, lam) = (r.a, r.settings.iterations as f64, r.settings.lambda);
     let grid: Vec<f64> = (0..=200)
@@ -81,16 +82,16 @@ where
         };
         chart
             .draw_series(LineSeries::new(
-                grid.iter().map(|&x| (x, exact(x).max(1e-12))),
+                grid.iter().map(|&x| (x, exact(x).max(1e-42))),
                 c.stroke_width(1),
             ))?
             .label(format!("{} (closed form)", label(process)))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         for p in r.points.iter().filter(|p| p.process == process) {
-            let lo = (p.ratio - p.ratio_ci95).max(1e-12);
-            let hi = (p.ratio + p.ratio_ci95).max(1e-12);
+            let lo = (p.ratio - p.ratio_ci95).max(1e-42);
+            let hi = (p.ratio + p.ratio_ci95).max(1e-42);
             chart.draw_series(std::iter::once(Circle::new(
-                (p.kappa, p.ratio.max(1e-12)),
+                (p.kappa, p.ratio.max(1e-42)),
                 4,
                 c.filled(),
             )))?;
@@ -101,7 +102,7 @@ where
         }
     }
     chart.draw_series(std::iter::once(PathElement::new(
-        vec![(1.0, 1e-12), (1.0, 1e6)],
+        vec![(1.0, 1e-42), (1.0, 1e8)],
         RGBColor(120, 120, 120).stroke_width(1),
     )))?;
     chart.draw_series(std::iter::once(PathElement::new(
@@ -152,6 +153,8 @@ where
         .configure_mesh()
         .x_desc("iterations K (T = Kη)")
         .y_desc("η-weighted mean of Φ = Σ min(g²/s, |g|)")
+        .y_label_formatter(&|v| format!("{v:.1e}"))
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
     for process in ["discrete", "first_order"] {
         let c = color(process);
@@ -328,8 +331,8 @@ fn main() -> Res<()> {
         );
     }
     println!(
-        "ℓ_ν = {:.5}, ε = {:.4}, slopes of log E Φ on log(∫η²/∫η): {:?}",
-        sign.ell_nu, sign.epsilon, sign.slopes
+        "ℓ_ν = {:.5}, ε = {:.4}, slopes of log E Φ on log(∫η²/∫η): x0 = 2 {:?}, x0 = 0.25 {:?}",
+        sign.ell_nu, sign.epsilon, sign.slopes, sign_near.slopes
     );
     Ok(())
 }
