@@ -139,7 +139,7 @@ where
         * 0.5;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            &format!(
+            format!(
                 "DSignSGD, η_k = (k+1)^-1/2, Cauchy noise, x0 = {}: E Φ(x_t̂) vs derived bound [RECONSTRUCTED]",
                 r.settings.x0
             ),
