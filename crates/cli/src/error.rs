@@ -79,6 +79,10 @@ pub fn config_key(setting: compare::Setting) -> &'static str {
         Setting::X0Scales => "run.x0_scales",
         Setting::Quantiles => "run.quantiles",
         Setting::Dim => "dim",
+        // Library-only settings (the theorem checks), not config keys.
+        Setting::Epsilon => "epsilon",
+        Setting::Kappas => "kappas",
+        Setting::Checkpoints => "checkpoints",
     }
 }
 

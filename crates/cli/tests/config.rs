@@ -402,7 +402,7 @@ fn library_enums_serialize_to_their_config_names() {
     );
     assert_eq!(
         names::<SchemeKind>(),
-        ["euler_maruyama", "milstein", "weak2"]
+        ["euler_maruyama", "milstein", "weak2", "adaptive_em"]
     );
     assert_eq!(
         names::<IncrementKind>(),
@@ -1299,7 +1299,7 @@ fn sde_section_is_checked() {
     );
     err(
         &sde("scheme = \"rk4\""),
-        "sde.scheme = \"rk4\": unknown scheme (expected one of euler_maruyama, milstein, weak2)",
+        "sde.scheme = \"rk4\": unknown scheme (expected one of euler_maruyama, milstein, weak2, adaptive_em)",
     );
     err(&sde("substeps = 0"), "sde.substeps = 0: must be at least 1");
     err(

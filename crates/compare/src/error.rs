@@ -49,12 +49,16 @@ pub enum Setting {
     CommonRandomNumbers,
     X0Scales,
     Quantiles,
-    /// The dimension of the Figure 1 problem.
+    /// The dimension of the Figure 1 problem (and of the theorem checks).
     Dim,
+    /// The theorem checks' settings (`theorems`): tolerance, multipliers, checkpoints.
+    Epsilon,
+    Kappas,
+    Checkpoints,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 15] = [
+    pub const ALL: [Setting; 18] = [
         Setting::Etas,
         Setting::Horizon,
         Setting::Paths,
@@ -70,6 +74,9 @@ impl Setting {
         Setting::X0Scales,
         Setting::Quantiles,
         Setting::Dim,
+        Setting::Epsilon,
+        Setting::Kappas,
+        Setting::Checkpoints,
     ];
 
     /// The field's name in the settings structs.
@@ -90,6 +97,9 @@ impl Setting {
             Setting::X0Scales => "x0_scales",
             Setting::Quantiles => "quantiles",
             Setting::Dim => "dim",
+            Setting::Epsilon => "epsilon",
+            Setting::Kappas => "kappas",
+            Setting::Checkpoints => "checkpoints",
         }
     }
 

@@ -2,8 +2,8 @@
 //! monomorphic: a visitor receives the concrete types.
 
 use sde_core::{
-    EulerMaruyama, Gaussian, IncrementKind, Increments, Milstein, PlatenWeak2, Scheme, SchemeKind,
-    ThreePoint, TwoPoint,
+    AdaptiveEm, EulerMaruyama, Gaussian, IncrementKind, Increments, Milstein, PlatenWeak2, Scheme,
+    SchemeKind, ThreePoint, TwoPoint,
 };
 
 /// Code generic over the scheme and the increments, run by [`dispatch`].
@@ -29,5 +29,6 @@ pub fn dispatch<V: SolverVisitor>(
         SchemeKind::EulerMaruyama => inc(EulerMaruyama, increments, v),
         SchemeKind::Milstein => inc(Milstein::default(), increments, v),
         SchemeKind::Weak2 => inc(PlatenWeak2, increments, v),
+        SchemeKind::AdaptiveEm => inc(AdaptiveEm::default(), increments, v),
     }
 }

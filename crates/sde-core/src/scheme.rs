@@ -47,13 +47,15 @@ pub enum SchemeKind {
     EulerMaruyama,
     Milstein,
     Weak2,
+    AdaptiveEm,
 }
 
 impl SchemeKind {
-    pub const ALL: [SchemeKind; 3] = [
+    pub const ALL: [SchemeKind; 4] = [
         SchemeKind::EulerMaruyama,
         SchemeKind::Milstein,
         SchemeKind::Weak2,
+        SchemeKind::AdaptiveEm,
     ];
 
     /// The name used in configuration files and results (the serialized form).
@@ -62,6 +64,7 @@ impl SchemeKind {
             SchemeKind::EulerMaruyama => "euler_maruyama",
             SchemeKind::Milstein => "milstein",
             SchemeKind::Weak2 => "weak2",
+            SchemeKind::AdaptiveEm => "adaptive_em",
         }
     }
 }
