@@ -1720,6 +1720,7 @@ mod tests {
                     integrator_bias_bound: Some(0.02 * ci),
                     refinement: Vec::new(),
                     variance_reduction: None,
+                    random_numbers: Default::default(),
                     discrete: side(),
                     sde: side(),
                     reference: Reference::Coupled,
