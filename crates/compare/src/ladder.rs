@@ -32,7 +32,10 @@ use models::optimizer::{Optimizer, StepWorkspace};
 use models::sde::ModelSde;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::StandardNormal;
-use sde_core::{Increments, PathRng, PathSimulation, Scheme, Solver, SolverWorkspace};
+use sde_core::{
+    EnsembleStats, Increments, PathRng, PathSimulation, Scheme, Solver, SolverWorkspace,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The blocks of observables a ladder path records per save point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,33 +68,122 @@ pub fn width(n: usize) -> usize {
     BLOCKS * n + 3
 }
 
-/// The discrete optimizer (when `coupled`) and one SDE model at two levels on one Brownian path.
-pub struct LadderPaths<'a, L, M, Sch, I> {
+/// One SDE model of a ladder and its coarse level.
+pub struct LadderModel<'a, L, M, Sch, I> {
     pub solver: Solver<ModelSde<'a, L, M>, Sch, I>,
-    pub opt: &'a Optimizer<L, M>,
-    pub settings: &'a PathSettings,
     /// Substeps of the coarse level per iteration; the fine level has twice as many.
     pub coarse: usize,
+}
+
+/// The discrete optimizer (when `coupled`) and SDE models, each at two levels on one Brownian
+/// path. Model `i` writes the observables of [`width`]`(n)` at offset `i · width(n)` of a save
+/// point (its discrete block is the shared discrete side), so [`LadderPaths::model_stats`]
+/// gives each model the statistics a ladder of that model alone would have: the discrete side,
+/// its noise and the coupling normals are drawn once per path for all models.
+pub struct LadderPaths<'a, L, M, Sch, I> {
+    models: Vec<LadderModel<'a, L, M, Sch, I>>,
+    opt: &'a Optimizer<L, M>,
+    settings: &'a PathSettings,
     /// Drive the discrete optimizer with the SDE's noise (common random numbers).
-    pub coupled: bool,
+    coupled: bool,
+    /// Index of each model's coarse level among the distinct levels.
+    level_of: Vec<usize>,
+    /// Random numbers drawn, summed over paths (integer sums: the same for any thread count):
+    /// the iterations' normals (the coupling normals, or `ζ` itself), then those of each
+    /// distinct level's increments within the iterations (normals, or words for discrete
+    /// increments).
+    noise: AtomicU64,
+    levels: Vec<AtomicU64>,
+}
+
+impl<'a, L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'a, L, M, Sch, I> {
+    /// A ladder of `models` (at least one) on the paths of `settings`.
+    pub fn new(
+        models: Vec<LadderModel<'a, L, M, Sch, I>>,
+        opt: &'a Optimizer<L, M>,
+        settings: &'a PathSettings,
+        coupled: bool,
+    ) -> Self {
+        let mut distinct: Vec<usize> = Vec::new();
+        let level_of = models
+            .iter()
+            .map(|lm| match distinct.iter().position(|&c| c == lm.coarse) {
+                Some(i) => i,
+                None => {
+                    distinct.push(lm.coarse);
+                    distinct.len() - 1
+                }
+            })
+            .collect();
+        LadderPaths {
+            models,
+            opt,
+            settings,
+            coupled,
+            level_of,
+            noise: AtomicU64::new(0),
+            levels: distinct.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Normals behind the iterations (the discrete side's coupling normals, or the SDE's `ζ`
+    /// when uncoupled) drawn so far.
+    pub fn noise_drawn(&self) -> u64 {
+        self.noise.load(Ordering::Relaxed)
+    }
+
+    /// Random numbers of model `i`'s increments within the iterations drawn so far (shared with
+    /// the models at the same coarse level).
+    pub fn increments_drawn(&self, i: usize) -> u64 {
+        self.levels[self.level_of[i]].load(Ordering::Relaxed)
+    }
+
+    /// Every random number drawn so far (shared ones once).
+    pub fn drawn(&self) -> u64 {
+        self.noise_drawn()
+            + self
+                .levels
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .sum::<u64>()
+    }
+}
+
+/// Per-level buffers: models at the same coarse level share one Brownian path.
+struct LevelWorkspace {
+    coarse: usize,
+    rng: PathRng,
+    /// Fine increments of one iteration, `2c × m`.
+    fine_dw: Vec<f64>,
+    /// Bridge normals of one component, `2c`.
+    xi: Vec<f64>,
+    /// Random numbers drawn on the current path.
+    drawn: u64,
+}
+
+/// Per-model buffers.
+struct ModelWorkspace<W> {
+    level: usize,
+    xf: Vec<f64>,
+    xc: Vec<f64>,
+    aux_fine: PathRng,
+    aux_coarse: PathRng,
+    alive: [bool; 2],
+    solver: SolverWorkspace<W>,
 }
 
 /// Buffers of one ladder path.
 pub struct LadderWorkspace<W> {
     xd: Vec<f64>,
-    xf: Vec<f64>,
-    xc: Vec<f64>,
     g: Vec<f64>,
     normals: Vec<f64>,
     zeta: Vec<f64>,
-    /// Fine increments of one iteration, `2c × m`.
-    fine_dw: Vec<f64>,
     coarse_dw: Vec<f64>,
-    /// Bridge normals of one component, `2c`.
-    xi: Vec<f64>,
-    vals: Vec<f64>,
+    /// Observables of the discrete side at the current save point (`n`).
+    dvals: Vec<f64>,
+    levels: Vec<LevelWorkspace>,
+    models: Vec<ModelWorkspace<W>>,
     step: StepWorkspace,
-    solver: SolverWorkspace<W>,
 }
 
 /// Number of standard normals one coupled iteration consumes (0: the method cannot be coupled).
@@ -99,28 +191,33 @@ pub fn coupling_dim<L: Loss, M: GradientMethod>(opt: &Optimizer<L, M>) -> usize 
     opt.coupling_dim()
 }
 
-impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'_, L, M, Sch, I> {
-    fn fine(&self) -> usize {
-        2 * self.coarse
+/// The statistics of model `i` of a ladder run over `models` models, laid out as [`width`]`(n)`
+/// observables (the layout of [`index`] and [`alive_index`]).
+pub fn model_stats(stats: &EnsembleStats, i: usize, n: usize) -> EnsembleStats {
+    let w = width(n);
+    let all = stats.n_observables;
+    let mut cols = Vec::with_capacity(stats.n_save * w);
+    for s in 0..stats.n_save {
+        cols.extend_from_slice(&stats.stats[s * all + i * w..s * all + (i + 1) * w]);
     }
+    EnsembleStats {
+        paths: stats.paths,
+        n_save: stats.n_save,
+        n_observables: w,
+        stats: cols,
+        diverged: stats.diverged.clone(),
+    }
+}
 
-    /// Records one side at save point `s`; returns whether it is still alive.
+impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'_, L, M, Sch, I> {
+    /// Evaluates the observables of `x` into `o`; whether the side is still alive.
     #[inline]
-    fn record_side(
-        &self,
-        x: &[f64],
-        g: &mut [f64],
-        vals: &mut [f64],
-        block: Block,
-        alive: bool,
-    ) -> bool {
-        let st = self.settings;
-        let n = st.observables.len();
-        let o = &mut vals[block as usize * n..(block as usize + 1) * n];
+    fn record(&self, x: &[f64], g: &mut [f64], o: &mut [f64], alive: bool) -> bool {
         if !alive {
             o.fill(f64::NAN);
             return false;
         }
+        let st = self.settings;
         let f = evaluate(self.opt.loss(), &st.observables, x, g, o);
         let ok = f.is_finite()
             && f <= st.diverge_above
@@ -132,62 +229,85 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'_, L, 
         ok
     }
 
-    /// Fills the difference blocks and alive indicators from the side blocks.
-    #[inline]
-    fn finish_save(&self, vals: &mut [f64], alive: [bool; 3]) {
-        let n = self.settings.observables.len();
-        for o in 0..n {
-            let d = vals[index(Block::Discrete, o, n)];
-            let f = vals[index(Block::Fine, o, n)];
-            let c = vals[index(Block::Coarse, o, n)];
-            // NaN propagates: a difference with a diverged side is missing.
-            vals[index(Block::DiscreteMinusFine, o, n)] = d - f;
-            vals[index(Block::DiscreteMinusCoarse, o, n)] = d - c;
-            vals[index(Block::CoarseMinusFine, o, n)] = c - f;
-        }
-        let flag = |a: bool| if a { 1.0 } else { 0.0 };
-        vals[alive_index(Block::Discrete, n)] = if self.coupled {
-            flag(alive[0])
-        } else {
-            f64::NAN
-        };
-        vals[alive_index(Block::Fine, n)] = flag(alive[1]);
-        vals[alive_index(Block::Coarse, n)] = flag(alive[2]);
-    }
-
-    /// The fine increments of one iteration: a Brownian bridge pinned to `total` (exact
-    /// increments), or fresh draws of the increment source.
-    #[inline]
-    fn fine_increments(
+    /// Writes save point `s` of every model into `out`.
+    fn save(
         &self,
-        rng: &mut PathRng,
-        total: &[f64],
+        s: usize,
         ws: &mut LadderWorkspace<Sch::Workspace>,
+        alive_d: &mut bool,
+        out: &mut [f64],
     ) {
-        let nf = self.fine();
-        let m = total.len();
-        let hf = self.settings.eta / nf as f64;
-        if I::EXACT {
-            let sh = hf.sqrt();
-            let inv = 1.0 / nf as f64;
-            for (j, &tj) in total.iter().enumerate() {
-                let mut mean = 0.0;
-                for x in ws.xi.iter_mut() {
-                    *x = rng.sample(StandardNormal);
-                    mean += *x;
-                }
-                mean *= inv;
-                let base = tj * inv;
-                for (l, x) in ws.xi.iter().enumerate() {
-                    ws.fine_dw[l * m + j] = base + sh * (x - mean);
-                }
+        let n = self.settings.observables.len();
+        let w = width(n);
+        let total = w * self.models.len();
+        let LadderWorkspace {
+            xd,
+            g,
+            dvals,
+            models,
+            ..
+        } = ws;
+        *alive_d = self.record(xd, g, dvals, *alive_d);
+        let row = &mut out[s * total..(s + 1) * total];
+        for (mw, vals) in models.iter_mut().zip(row.chunks_exact_mut(w)) {
+            vals[..n].copy_from_slice(dvals);
+            let (fine, rest) = vals[n..].split_at_mut(n);
+            mw.alive[0] = self.record(&mw.xf, g, fine, mw.alive[0]);
+            mw.alive[1] = self.record(&mw.xc, g, &mut rest[..n], mw.alive[1]);
+            for o in 0..n {
+                let d = vals[index(Block::Discrete, o, n)];
+                let f = vals[index(Block::Fine, o, n)];
+                let c = vals[index(Block::Coarse, o, n)];
+                // NaN propagates: a difference with a diverged side is missing.
+                vals[index(Block::DiscreteMinusFine, o, n)] = d - f;
+                vals[index(Block::DiscreteMinusCoarse, o, n)] = d - c;
+                vals[index(Block::CoarseMinusFine, o, n)] = c - f;
             }
-        } else {
-            let inc = self.solver.increments();
-            for l in 0..nf {
-                inc.draw(rng, hf, &mut ws.fine_dw[l * m..(l + 1) * m]);
+            let flag = |a: bool| if a { 1.0 } else { 0.0 };
+            vals[alive_index(Block::Discrete, n)] = if self.coupled {
+                flag(*alive_d)
+            } else {
+                f64::NAN
+            };
+            vals[alive_index(Block::Fine, n)] = flag(mw.alive[0]);
+            vals[alive_index(Block::Coarse, n)] = flag(mw.alive[1]);
+        }
+    }
+}
+
+/// The fine increments of one iteration at one level: a Brownian bridge pinned to `total`
+/// (exact increments), or fresh draws of the increment source. Returns the random numbers drawn.
+#[inline]
+fn fine_increments<I: Increments>(
+    inc: &I,
+    eta: f64,
+    total: &[f64],
+    lw: &mut LevelWorkspace,
+) -> u64 {
+    let nf = 2 * lw.coarse;
+    let m = total.len();
+    let hf = eta / nf as f64;
+    if I::EXACT {
+        let sh = hf.sqrt();
+        let inv = 1.0 / nf as f64;
+        for (j, &tj) in total.iter().enumerate() {
+            let mut mean = 0.0;
+            for x in lw.xi.iter_mut() {
+                *x = lw.rng.sample(StandardNormal);
+                mean += *x;
+            }
+            mean *= inv;
+            let base = tj * inv;
+            for (l, x) in lw.xi.iter().enumerate() {
+                lw.fine_dw[l * m + j] = base + sh * (x - mean);
             }
         }
+        (nf * m) as u64
+    } else {
+        for l in 0..nf {
+            inc.draw(&mut lw.rng, hf, &mut lw.fine_dw[l * m..(l + 1) * m]);
+        }
+        nf as u64 * inc.random_numbers(m)
     }
 }
 
@@ -200,26 +320,45 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
         let d = self.opt.dim();
         let m = d;
         let n = self.settings.observables.len();
+        let mut levels: Vec<LevelWorkspace> = Vec::new();
+        let mut models = Vec::with_capacity(self.models.len());
+        for (lm, &level) in self.models.iter().zip(&self.level_of) {
+            if level == levels.len() {
+                levels.push(LevelWorkspace {
+                    coarse: lm.coarse,
+                    rng: PathRng::seed_from_u64(0),
+                    fine_dw: vec![0.0; 2 * lm.coarse * m],
+                    xi: vec![0.0; 2 * lm.coarse],
+                    drawn: 0,
+                });
+            }
+            models.push(ModelWorkspace {
+                level,
+                xf: self.settings.x0.clone(),
+                xc: self.settings.x0.clone(),
+                aux_fine: PathRng::seed_from_u64(0),
+                aux_coarse: PathRng::seed_from_u64(0),
+                alive: [true, true],
+                solver: lm.solver.workspace(),
+            });
+        }
         LadderWorkspace {
             xd: self.settings.x0.clone(),
-            xf: self.settings.x0.clone(),
-            xc: self.settings.x0.clone(),
             g: vec![0.0; d],
             normals: vec![0.0; coupling_dim(self.opt).max(d)],
             zeta: vec![0.0; m],
-            fine_dw: vec![0.0; self.fine() * m],
             coarse_dw: vec![0.0; m],
-            xi: vec![0.0; self.fine()],
-            vals: vec![0.0; width(n)],
+            dvals: vec![0.0; n],
+            levels,
+            models,
             step: self.opt.workspace(),
-            solver: self.solver.workspace(),
         }
     }
     fn n_save(&self) -> usize {
         self.settings.iterations + 1
     }
     fn n_observables(&self) -> usize {
-        width(self.settings.observables.len())
+        width(self.settings.observables.len()) * self.models.len()
     }
 
     fn simulate(
@@ -230,49 +369,42 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
         out: &mut [f64],
     ) -> usize {
         let st = self.settings;
-        let w = width(st.observables.len());
         let eta = st.eta;
-        let (nf, nc) = (self.fine(), self.coarse);
-        let (hf, hc) = (eta / nf as f64, eta / nc as f64);
         let m = ws.zeta.len();
         let scale = -eta.sqrt();
         // Independent sub-streams: what one of them draws never shifts another, so the coarse and
-        // fine levels see the same Brownian path whatever the schemes' auxiliary draws are.
+        // fine levels see the same Brownian path whatever the schemes' auxiliary draws are. Every
+        // model and level restarts them from the same seeds, so each model's numbers are those
+        // of a ladder of that model alone.
         let mut noise_rng = PathRng::seed_from_u64(rng.next_u64());
-        let mut bridge_rng = PathRng::seed_from_u64(rng.next_u64());
-        let mut aux_fine = PathRng::seed_from_u64(rng.next_u64());
-        let mut aux_coarse = PathRng::seed_from_u64(rng.next_u64());
+        let bridge_seed = rng.next_u64();
+        let aux_fine_seed = rng.next_u64();
+        let aux_coarse_seed = rng.next_u64();
+        for lw in ws.levels.iter_mut() {
+            lw.rng = PathRng::seed_from_u64(bridge_seed);
+            lw.drawn = 0;
+        }
+        for mw in ws.models.iter_mut() {
+            mw.aux_fine = PathRng::seed_from_u64(aux_fine_seed);
+            mw.aux_coarse = PathRng::seed_from_u64(aux_coarse_seed);
+            mw.xf.copy_from_slice(&st.x0);
+            mw.xc.copy_from_slice(&st.x0);
+            mw.alive = [true, true];
+        }
         let cdim = if self.coupled {
             coupling_dim(self.opt)
         } else {
             m
         };
         ws.xd.copy_from_slice(&st.x0);
-        ws.xf.copy_from_slice(&st.x0);
-        ws.xc.copy_from_slice(&st.x0);
-        let mut alive = [self.coupled, true, true];
-        let mut save =
-            |s: usize, ws: &mut LadderWorkspace<Sch::Workspace>, alive: &mut [bool; 3]| {
-                let LadderWorkspace {
-                    xd,
-                    xf,
-                    xc,
-                    g,
-                    vals,
-                    ..
-                } = ws;
-                alive[0] = self.record_side(xd, g, vals, Block::Discrete, alive[0]);
-                alive[1] = self.record_side(xf, g, vals, Block::Fine, alive[1]);
-                alive[2] = self.record_side(xc, g, vals, Block::Coarse, alive[2]);
-                self.finish_save(vals, *alive);
-                out[s * w..(s + 1) * w].copy_from_slice(vals);
-            };
-        save(0, ws, &mut alive);
+        let mut alive_d = self.coupled;
+        let mut noise = 0u64;
+        self.save(0, ws, &mut alive_d, out);
         for k in 0..st.iterations {
-            if !alive.iter().any(|a| *a) {
+            if !alive_d && ws.models.iter().all(|mw| !mw.alive[0] && !mw.alive[1]) {
                 // Every side has diverged: the rest is missing values and zero indicators.
                 for s in k + 1..=st.iterations {
-                    save(s, ws, &mut alive);
+                    self.save(s, ws, &mut alive_d, out);
                 }
                 break;
             }
@@ -280,6 +412,7 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
             for v in ws.normals[..cdim].iter_mut() {
                 *v = noise_rng.sample(StandardNormal);
             }
+            noise += cdim as u64;
             if self.coupled {
                 self.opt.coupling_zeta(&ws.normals[..cdim], &mut ws.zeta);
             } else {
@@ -288,40 +421,49 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
             for z in ws.zeta.iter_mut() {
                 *z *= scale;
             }
-            let total = std::mem::take(&mut ws.zeta);
-            self.fine_increments(&mut bridge_rng, &total, ws);
-            ws.zeta = total;
-            if alive[1] {
-                for l in 0..nf {
-                    let t = (k * nf + l) as f64 * hf;
-                    self.solver.step_with(
-                        t,
-                        hf,
-                        &mut ws.xf,
-                        &ws.fine_dw[l * m..(l + 1) * m],
-                        &mut aux_fine,
-                        &mut ws.solver,
-                    );
-                }
+            let inc = match self.models.first() {
+                Some(lm) => lm.solver.increments(),
+                None => break,
+            };
+            for lw in ws.levels.iter_mut() {
+                lw.drawn += fine_increments(inc, eta, &ws.zeta, lw);
             }
-            if alive[2] {
-                for l in 0..nc {
-                    for j in 0..m {
-                        ws.coarse_dw[j] =
-                            ws.fine_dw[2 * l * m + j] + ws.fine_dw[(2 * l + 1) * m + j];
+            for (lm, mw) in self.models.iter().zip(ws.models.iter_mut()) {
+                let lw = &ws.levels[mw.level];
+                let (nf, nc) = (2 * lm.coarse, lm.coarse);
+                let (hf, hc) = (eta / nf as f64, eta / nc as f64);
+                if mw.alive[0] {
+                    for l in 0..nf {
+                        let t = (k * nf + l) as f64 * hf;
+                        lm.solver.step_with(
+                            t,
+                            hf,
+                            &mut mw.xf,
+                            &lw.fine_dw[l * m..(l + 1) * m],
+                            &mut mw.aux_fine,
+                            &mut mw.solver,
+                        );
                     }
-                    let t = (k * nc + l) as f64 * hc;
-                    self.solver.step_with(
-                        t,
-                        hc,
-                        &mut ws.xc,
-                        &ws.coarse_dw,
-                        &mut aux_coarse,
-                        &mut ws.solver,
-                    );
+                }
+                if mw.alive[1] {
+                    for l in 0..nc {
+                        for j in 0..m {
+                            ws.coarse_dw[j] =
+                                lw.fine_dw[2 * l * m + j] + lw.fine_dw[(2 * l + 1) * m + j];
+                        }
+                        let t = (k * nc + l) as f64 * hc;
+                        lm.solver.step_with(
+                            t,
+                            hc,
+                            &mut mw.xc,
+                            &ws.coarse_dw,
+                            &mut mw.aux_coarse,
+                            &mut mw.solver,
+                        );
+                    }
                 }
             }
-            if alive[0] {
+            if alive_d {
                 self.opt.step_coupled(
                     k as u64,
                     eta,
@@ -331,7 +473,11 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
                     &mut ws.step,
                 );
             }
-            save(k + 1, ws, &mut alive);
+            self.save(k + 1, ws, &mut alive_d, out);
+        }
+        self.noise.fetch_add(noise, Ordering::Relaxed);
+        for (c, lw) in self.levels.iter().zip(&ws.levels) {
+            c.fetch_add(lw.drawn, Ordering::Relaxed);
         }
         st.iterations + 1
     }

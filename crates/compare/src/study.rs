@@ -29,7 +29,7 @@
 use crate::error::CompareError;
 use crate::exact::ExactMoments;
 use crate::inference::{simultaneous_z95, weighted_order_fit, wilson95};
-use crate::ladder::{self, alive_index, index, Block, LadderPaths};
+use crate::ladder::{self, alive_index, index, Block, LadderModel, LadderPaths};
 use crate::observable::Observable;
 use crate::sim::{DiscretePaths, PathSettings};
 use crate::solver_choice::{dispatch, SolverVisitor};
@@ -225,6 +225,32 @@ pub struct SideSummary {
     pub diverged_ci95: [f64; 2],
 }
 
+/// Random numbers drawn for one point, per side: standard normals, or 64-bit words for two- and
+/// three-point increments. Counted per path and summed (integers: the same for any thread
+/// count). A coupled ladder runs every model of a learning rate on one discrete side, and models
+/// at the same substeps share their increments: such shared numbers appear in each of their
+/// points (the study's total, [`StudyCost`], counts them once). Not counted: the auxiliary bits
+/// of the weak-2 scheme and draws of the optimizer beyond its coupling normals (masks,
+/// Student-t radii).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RandomNumbers {
+    /// The discrete side's coupling normals (`None` for an independent discrete ensemble, whose
+    /// draws depend on the method, and for an exact reference).
+    pub discrete: Option<u64>,
+    /// The SDE side's increments: the Brownian bridges inside the iterations (and, uncoupled,
+    /// the iteration totals `ζ`).
+    pub sde: u64,
+}
+
+/// What a whole study cost, for budgets and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StudyCost {
+    /// Random numbers of every ladder run, each counted once (see [`RandomNumbers`]).
+    pub random_numbers: u64,
+    /// Ladder runs (ensembles) the study ran.
+    pub ladder_runs: u64,
+}
+
 /// Closed-form values at one learning rate, when a closed form exists.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExactPoint {
@@ -265,6 +291,8 @@ pub struct WeakErrorPoint {
     /// `(Var d + Var s) / Var(d − s)` at the maximising iteration: how much the coupling shrank
     /// the variance of the difference (coupled points only).
     pub variance_reduction: Option<f64>,
+    /// Random numbers the simulations behind this point drew (every level tried included).
+    pub random_numbers: RandomNumbers,
     pub discrete: SideSummary,
     pub sde: SideSummary,
     pub reference: Reference,
@@ -371,33 +399,55 @@ impl<'a> ProgressDelta<'a> {
 
 pub use crate::streams::{stream_seed, Role as StreamRole};
 
+/// One ladder run over several models (each at its coarse level) on shared paths.
 struct RunLadder<'a, L, M> {
     opt: &'a Optimizer<L, M>,
-    model: SdeModel,
+    /// (model, coarse substeps).
+    models: Vec<(SdeModel, usize)>,
     settings: &'a PathSettings,
-    coarse: usize,
     paths: u64,
     seed: u64,
     coupled: bool,
     progress: Progress<'a>,
 }
 
+/// What a ladder run returns: the statistics of every model (laid out by [`ladder::model_stats`]),
+/// the scheme's weak order and the random numbers drawn.
+struct LadderRun {
+    stats: EnsembleStats,
+    order: f64,
+    noise: u64,
+    /// Per model: its increments' random numbers (shared within a level).
+    increments: Vec<u64>,
+    total: u64,
+}
+
 impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
-    type Output = Result<(EnsembleStats, f64), CompareError>;
+    type Output = Result<LadderRun, CompareError>;
     fn visit<Sch: Scheme, I: Increments>(self, scheme: Sch, increments: I) -> Self::Output {
         let order = scheme.weak_order();
-        let sde = self.opt.sde(self.model, self.settings.eta)?;
-        let sim = LadderPaths {
-            solver: Solver::new(sde, scheme, increments)?,
-            opt: self.opt,
-            settings: self.settings,
-            coarse: self.coarse,
-            coupled: self.coupled,
-        };
-        Ok((
-            run_ensemble(self.paths, self.seed, &sim, self.progress)?,
+        let mut models = Vec::with_capacity(self.models.len());
+        for &(model, coarse) in &self.models {
+            let sde = self.opt.sde(model, self.settings.eta)?;
+            models.push(LadderModel {
+                solver: Solver::new(sde, scheme.clone(), increments.clone())?,
+                coarse,
+            });
+        }
+        let sim = LadderPaths::new(models, self.opt, self.settings, self.coupled);
+        // The progress bar counts one path simulation per model.
+        let k = self.models.len() as u64;
+        let progress = |done: u64| (self.progress)(done * k);
+        let stats = run_ensemble(self.paths, self.seed, &sim, &progress)?;
+        Ok(LadderRun {
+            stats,
             order,
-        ))
+            noise: sim.noise_drawn(),
+            increments: (0..self.models.len())
+                .map(|i| sim.increments_drawn(i))
+                .collect(),
+            total: sim.drawn(),
+        })
     }
 }
 
@@ -435,6 +485,25 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
     exact: Option<&dyn ExactMoments>,
     progress: Progress,
 ) -> Result<Vec<WeakErrorCurve>, CompareError> {
+    weak_error_study_with_cost(opt, s, exact, progress).map(|(c, _)| c)
+}
+
+/// The refinement state of one model at one learning rate.
+struct ModelState {
+    coarse: usize,
+    tried: Vec<Refinement>,
+    drawn: RandomNumbers,
+    done: Option<Vec<WeakErrorPoint>>,
+}
+
+/// [`weak_error_study`], also returning what the study cost.
+pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
+    opt: &Optimizer<L, M>,
+    s: &StudySettings,
+    exact: Option<&dyn ExactMoments>,
+    progress: Progress,
+) -> Result<(Vec<WeakErrorCurve>, StudyCost), CompareError> {
+    let mut cost = StudyCost::default();
     s.validate(opt.dim())?;
     if s.exact_reference && exact.is_none() {
         return Err(CompareError::bad(
@@ -497,54 +566,88 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
                 progress,
             )?)
         };
-        for (mi, &model) in s.models.iter().enumerate() {
-            if s.exact_reference {
-                let d = discrete.as_ref().ok_or_else(|| {
-                    CompareError::bad(
-                        Setting::CommonRandomNumbers,
-                        true,
-                        "internal: the exact reference runs an independent discrete ensemble",
-                    )
-                })?;
+        if s.exact_reference {
+            let d = discrete.as_ref().ok_or_else(|| {
+                CompareError::bad(
+                    Setting::CommonRandomNumbers,
+                    true,
+                    "internal: the exact reference runs an independent discrete ensemble",
+                )
+            })?;
+            let ex = exact.ok_or_else(|| {
+                CompareError::bad(Setting::ExactReference, true, "no closed form")
+            })?;
+            for (mi, &model) in s.models.iter().enumerate() {
                 for (oi, &obs) in s.observables.iter().enumerate() {
-                    let ex = exact.ok_or_else(|| {
-                        CompareError::bad(Setting::ExactReference, true, "no closed form")
-                    })?;
                     points[mi][oi].push(exact_reference_point(
                         d, ex, model, obs, oi, eta, iters, s.paths,
                     ));
                 }
-                continue;
             }
-            let ladder_seed = stream_seed(s.seed, ei, StreamRole::Ladder);
-            let mut coarse = s.substeps.unwrap_or(1);
-            let report = if s.substeps.is_some() {
-                Report::Coarse
-            } else {
-                Report::Fine
-            };
-            // With the substeps left to the study, a probe on the first paths (the same paths as
-            // the full run's first ones) measures the bias at the coarsest level; the full run
-            // then starts at the level the probe predicts, so the rejected level costs a
-            // sixteenth of a run.
-            let probe = probe_paths(s);
-            let mut run_paths = if s.substeps.is_none() { probe } else { s.paths };
-            let mut tried: Vec<Refinement> = Vec::new();
-            let final_points = loop {
-                let (stats, order) = dispatch(
-                    s.scheme,
-                    s.increments,
-                    RunLadder {
-                        opt,
-                        model,
-                        settings: &settings,
-                        coarse,
-                        paths: run_paths,
-                        seed: ladder_seed,
-                        coupled,
-                        progress,
-                    },
-                )?;
+            continue;
+        }
+        let ladder_seed = stream_seed(s.seed, ei, StreamRole::Ladder);
+        let report = if s.substeps.is_some() {
+            Report::Coarse
+        } else {
+            Report::Fine
+        };
+        let mut states: Vec<ModelState> = s
+            .models
+            .iter()
+            .map(|_| ModelState {
+                coarse: s.substeps.unwrap_or(1),
+                tried: Vec::new(),
+                drawn: RandomNumbers {
+                    discrete: coupled.then_some(0),
+                    sde: 0,
+                },
+                done: None,
+            })
+            .collect();
+        // With the substeps left to the study, a probe on the first paths (the same paths as
+        // the full run's first ones) measures the bias at the coarsest level; the full run
+        // then starts at the level the probe predicts, so the rejected level costs a
+        // sixteenth of a run. Every model still refining runs in one ladder, on one discrete
+        // side: a model's numbers are those of a ladder of it alone.
+        let probe = probe_paths(s);
+        let mut run_paths = if s.substeps.is_none() { probe } else { s.paths };
+        loop {
+            let active: Vec<usize> = (0..states.len())
+                .filter(|&i| states[i].done.is_none())
+                .collect();
+            if active.is_empty() {
+                break;
+            }
+            let run = dispatch(
+                s.scheme,
+                s.increments,
+                RunLadder {
+                    opt,
+                    models: active
+                        .iter()
+                        .map(|&i| (s.models[i], states[i].coarse))
+                        .collect(),
+                    settings: &settings,
+                    paths: run_paths,
+                    seed: ladder_seed,
+                    coupled,
+                    progress,
+                },
+            )?;
+            cost.random_numbers += run.total;
+            cost.ladder_runs += 1;
+            let order = run.order;
+            for (ai, &mi) in active.iter().enumerate() {
+                let st = &mut states[mi];
+                let coarse = st.coarse;
+                if coupled {
+                    st.drawn.discrete = st.drawn.discrete.map(|d| d + run.noise);
+                    st.drawn.sde += run.increments[ai];
+                } else {
+                    st.drawn.sde += run.noise + run.increments[ai];
+                }
+                let stats = ladder::model_stats(&run.stats, ai, n);
                 let pts: Vec<WeakErrorPoint> = (0..n)
                     .map(|oi| {
                         ladder_point(
@@ -580,7 +683,7 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
                     .iter()
                     .filter_map(|p| p.integrator_bias_bound)
                     .fold(0.0f64, f64::max);
-                tried.push(Refinement {
+                st.tried.push(Refinement {
                     substeps: reported,
                     paths: run_paths,
                     bias_bound: bound,
@@ -590,25 +693,25 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
                 let good = worst <= 1.0 || !worst.is_finite();
                 let capped = 2 * coarse >= s.max_substeps;
                 if !is_probe && (fixed || good || capped) {
-                    break pts
-                        .into_iter()
-                        .map(|mut p| {
-                            p.refinement = tried.clone();
-                            p
-                        })
-                        .collect::<Vec<_>>();
+                    st.done = Some(pts);
+                    continue;
                 }
-                run_paths = s.paths;
                 if !good && !capped {
                     // The bias falls as h^p: jump to the level the estimate asks for (×1.5 margin).
                     let factor = (1.5 * worst).powf(1.0 / order).max(2.0);
                     let fine = (((2 * coarse) as f64 * factor).ceil() as usize)
                         .next_power_of_two()
                         .min(s.max_substeps);
-                    coarse = (fine / 2).max(coarse + 1);
+                    st.coarse = (fine / 2).max(coarse + 1);
                 }
-            };
+            }
+            run_paths = s.paths;
+        }
+        for (mi, (&model, st)) in s.models.iter().zip(states).enumerate() {
+            let final_points = st.done.unwrap_or_default();
             for (oi, (&obs, mut p)) in s.observables.iter().zip(final_points).enumerate() {
+                p.refinement = st.tried.clone();
+                p.random_numbers = st.drawn;
                 if let Some(ex) = exact {
                     p.exact = exact_point(ex, model, obs, eta, iters);
                 }
@@ -628,7 +731,7 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
             ));
         }
     }
-    Ok(curves)
+    Ok((curves, cost))
 }
 
 /// The integrator bias a point tolerates: a quarter of its interval, and never less than 0.1% of
@@ -831,6 +934,7 @@ fn ladder_point(
         integrator_bias_bound: bias_bound,
         refinement: Vec::new(),
         variance_reduction,
+        random_numbers: RandomNumbers::default(),
         discrete: discrete_side,
         sde: side_from_ladder(stats, index(rep, o, n), alive_rep, paths),
         reference: if discrete.is_none() {
@@ -904,6 +1008,7 @@ fn exact_reference_point(
         integrator_bias_bound: Some(0.0),
         refinement: Vec::new(),
         variance_reduction: None,
+        random_numbers: RandomNumbers::default(),
         discrete: side(v.count, v.mean, v.ci95, d.diverged_total(), paths),
         sde: SideSummary {
             final_mean: sde_final,

@@ -21,6 +21,11 @@ pub trait Increments: Sync + Send + Clone {
     const EXACT: bool;
     /// Fills `dw` with one increment over a step of length `h`.
     fn draw(&self, rng: &mut PathRng, h: f64, dw: &mut [f64]);
+    /// Random numbers one [`Increments::draw`] of `m` components takes from the generator: normals
+    /// for Gaussian increments, 64-bit words for the discrete ones (a study's cost budget).
+    fn random_numbers(&self, m: usize) -> u64 {
+        m as u64
+    }
 }
 
 /// Exact Gaussian increments, `ΔW_j ~ N(0, h)` (ziggurat normals).
@@ -70,6 +75,9 @@ impl Increments for TwoPoint {
             }
         }
     }
+    fn random_numbers(&self, m: usize) -> u64 {
+        m.div_ceil(64) as u64
+    }
 }
 
 /// Three-point increments, `ΔW_j = ±sqrt(3h)` with probability 1/6 each and `0` with
@@ -107,6 +115,9 @@ impl Increments for ThreePoint {
                 *w = s * Self::symbol((u >> 32) as u32);
             }
         }
+    }
+    fn random_numbers(&self, m: usize) -> u64 {
+        m.div_ceil(2) as u64
     }
 }
 
@@ -149,6 +160,13 @@ impl<I: Increments> Increments for Refined<I> {
                 }
             }
         }
+    }
+    fn random_numbers(&self, m: usize) -> u64 {
+        let blocks: u64 = (0..m)
+            .step_by(64)
+            .map(|s| self.inner.random_numbers((m - s).min(64)))
+            .sum();
+        self.inner.random_numbers(m) + (self.factor as u64 - 1) * blocks
     }
 }
 
@@ -256,5 +274,29 @@ mod tests {
         for j in 0..2 {
             assert!((total_fine[j] - total_coarse[j]).abs() < 1e-12);
         }
+    }
+
+    /// The words the discrete increments report are the words they take from the generator:
+    /// after a draw the stream continues where `random_numbers` raw draws would leave it.
+    #[test]
+    fn discrete_increments_count_the_words_they_draw() {
+        fn check<I: Increments>(inc: I, m: usize) {
+            let mut a = derive_stream(5, m as u64);
+            let mut b = a.clone();
+            let mut dw = vec![0.0; m];
+            inc.draw(&mut a, 0.1, &mut dw);
+            for _ in 0..inc.random_numbers(m) {
+                b.next_u64();
+            }
+            assert_eq!(a.next_u64(), b.next_u64(), "{} with m = {m}", I::NAME);
+        }
+        for m in [1, 2, 3, 10, 63, 64, 65, 130] {
+            check(TwoPoint, m);
+            check(ThreePoint, m);
+            check(Refined::new(TwoPoint, 3), m);
+            check(Refined::new(ThreePoint, 2), m);
+        }
+        assert_eq!(Gaussian.random_numbers(7), 7);
+        assert_eq!(Refined::new(Gaussian, 4).random_numbers(70), 280);
     }
 }

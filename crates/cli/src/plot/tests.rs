@@ -63,6 +63,7 @@ fn curve(model: SdeModel, observable: Observable, c: f64, p: f64, etas: &[f64]) 
                 sde: side(),
                 reference: Reference::Coupled,
                 exact: None,
+                random_numbers: Default::default(),
             }
         })
         .collect();
