@@ -10,9 +10,11 @@
 //! `examples/clipped_sgd.rs`.
 pub mod compress;
 pub mod coupling;
+pub mod data;
 pub mod error;
 pub mod loss;
 pub mod method;
+pub mod mlp;
 pub mod noise;
 pub mod optimizer;
 pub mod order;
