@@ -14,6 +14,7 @@ pub mod data;
 pub mod error;
 pub mod loss;
 pub mod method;
+pub mod minibatch;
 pub mod mlp;
 pub mod noise;
 pub mod optimizer;

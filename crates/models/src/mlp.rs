@@ -583,6 +583,94 @@ impl Mlp {
         });
     }
 
+    /// Mean `(1/n) Σ_i ∇ℓ_i` (no L2 term) and per-coordinate variance
+    /// `(1/n) Σ_i (∇ℓ_i − mean)²` of the per-example gradients over the training rows: the
+    /// diagonal of `Σ(θ)`. The second moment of layer `l` is `Σ_i (δ_{l,i}²) (a_{l−1,i}²)ᵀ`
+    /// (per-example gradients are outer products), one more matrix product per layer.
+    pub fn gradient_moments(&self, th: &[f64], mean: &mut [f64], var: &mut [f64]) {
+        let m = self.train_rows();
+        let inv_n = 1.0 / m as f64;
+        let act = self.spec.activation;
+        let lay = self.layers();
+        let k = self.sizes[lay];
+        mean.fill(0.0);
+        var.fill(0.0);
+        WORK.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let w = &mut *guard;
+            w.ensure(&self.sizes, m, true);
+            let Work {
+                xb,
+                yb,
+                z,
+                a,
+                delta,
+                rdelta,
+                e,
+                re,
+                ..
+            } = w;
+            let (x, y) = self.inputs(Rows::Train, xb, yb);
+            self.forward(th, x, z, a);
+            for r in 0..m {
+                let o = &z[lay - 1][r * k..(r + 1) * k];
+                self.row_loss(o, y[r], Some(&mut delta[lay - 1][r * k..(r + 1) * k]));
+            }
+            for l in (0..lay).rev() {
+                let (fan_in, out) = (self.sizes[l], self.sizes[l + 1]);
+                let o = self.offsets[l];
+                let input = if l == 0 {
+                    x
+                } else {
+                    view(&a[l - 1], m, fan_in)
+                };
+                let dl = view(&delta[l], m, out);
+                let (gw, gb) = mean[o..o + (fan_in + 1) * out].split_at_mut(fan_in * out);
+                general_mat_mul(inv_n, &dl.t(), &input, 1.0, &mut view_mut(gw, out, fan_in));
+                for row in dl.rows() {
+                    gb.iter_mut().zip(row).for_each(|(b, v)| *b += inv_n * v);
+                }
+                // Squares of the deltas and of the inputs, then their product.
+                let d2 = &mut rdelta[l][..m * out];
+                d2.iter_mut()
+                    .zip(&delta[l][..m * out])
+                    .for_each(|(s, v)| *s = v * v);
+                let in2 = &mut re[..m * fan_in];
+                in2.iter_mut()
+                    .zip(input.iter())
+                    .for_each(|(s, v)| *s = v * v);
+                let d2v = view(d2, m, out);
+                let (sw, sb) = var[o..o + (fan_in + 1) * out].split_at_mut(fan_in * out);
+                general_mat_mul(
+                    inv_n,
+                    &d2v.t(),
+                    &view(in2, m, fan_in),
+                    1.0,
+                    &mut view_mut(sw, out, fan_in),
+                );
+                for row in d2v.rows() {
+                    sb.iter_mut().zip(row).for_each(|(b, v)| *b += inv_n * v);
+                }
+                if l > 0 {
+                    let (ww, _) = self.weights(th, l);
+                    let mut em = view_mut(e, m, fan_in);
+                    general_mat_mul(1.0, &dl, &ww, 0.0, &mut em);
+                    let n = m * fan_in;
+                    let (zp, ap) = (&z[l - 1][..n], &a[l - 1][..n]);
+                    for (((dv, ev), zv), av) in
+                        delta[l - 1][..n].iter_mut().zip(&e[..n]).zip(zp).zip(ap)
+                    {
+                        *dv = act.derivatives(*zv, *av).0 * ev;
+                    }
+                }
+            }
+        });
+        // Second moment minus squared mean; rounding may leave a hair below zero.
+        var.iter_mut()
+            .zip(mean.iter())
+            .for_each(|(v, mu)| *v = (*v - mu * mu).max(0.0));
+    }
+
     /// Per-example gradient `∇ℓ_i(θ)` of training row `i` (no L2 term). For tests and
     /// diagnostics, not hot loops.
     pub fn example_gradient(&self, th: &[f64], i: usize, g: &mut [f64]) {
@@ -821,5 +909,30 @@ impl Loss for Mlp {
         } else {
             "mlp"
         }
+    }
+}
+
+/// The shared network: minibatch methods hold the same `Arc` as the optimizer's loss.
+impl Loss for std::sync::Arc<Mlp> {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn value(&self, x: &[f64]) -> f64 {
+        (**self).value(x)
+    }
+    fn gradient(&self, x: &[f64], g: &mut [f64]) {
+        (**self).gradient(x, g)
+    }
+    fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]) {
+        (**self).hessian_vec(x, v, out)
+    }
+    fn smoothness(&self) -> Smoothness {
+        (**self).smoothness()
+    }
+    fn minimum(&self) -> Option<f64> {
+        (**self).minimum()
+    }
+    fn name(&self) -> &'static str {
+        (**self).name()
     }
 }
