@@ -17,6 +17,7 @@ pub mod sim;
 pub mod solver_choice;
 pub mod stability;
 pub mod study;
+pub mod svag;
 pub mod trajectory;
 
 pub use error::CompareError;
