@@ -2003,6 +2003,9 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
             Observable::XSq => "sum_j x_j^2",
             Observable::GradNorm => "|grad f(x)|_2",
             Observable::GradNormSq => "|grad f(x)|_2^2 (the quantity the bounds are stated for)",
+            Observable::TestLoss => "mean loss on the held-out rows (data-set losses)",
+            Observable::TestAccuracy => "held-out classification accuracy (class data)",
+            Observable::DistanceFromX0 => "|x - x0|_2",
         }
         .to_string()
     }));

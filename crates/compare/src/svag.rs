@@ -14,7 +14,7 @@
 //! A schedule multiplies each small step by `η_t` at its SDE time `t`.
 
 use crate::error::CompareError;
-use crate::observable::evaluate;
+use crate::observable::evaluate_from;
 use crate::sim::{ModelPaths, PathSettings};
 use models::loss::Loss;
 use models::method::GradientMethod;
@@ -60,7 +60,14 @@ impl<'a, L: Loss, M: GradientMethod> SvagPaths<'a, L, M> {
     fn record(&self, x: &[f64], g: &mut [f64], out: &mut [f64], s: usize) -> bool {
         let n = self.settings.observables.len();
         let o = &mut out[s * n..(s + 1) * n];
-        let f = evaluate(self.opt.loss(), &self.settings.observables, x, g, o);
+        let f = evaluate_from(
+            self.opt.loss(),
+            &self.settings.observables,
+            &self.settings.x0,
+            x,
+            g,
+            o,
+        );
         f.is_finite() && f <= self.settings.diverge_above && o.iter().all(|v| v.is_finite())
     }
 }

@@ -56,7 +56,7 @@ fn matmul_rate() -> f64 {
     let a = Array2::<f64>::from_shape_fn((256, 256), |(i, j)| ((i * 7 + j) % 13) as f64 * 0.1);
     let b = a.t().to_owned();
     let mut c = Array2::<f64>::zeros((256, 256));
-    let ns = best(20, &mut || {
+    let ns = best(5, &mut || {
         ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
         c[[0, 0]]
     });
@@ -123,9 +123,9 @@ fn main() {
     let rate = matmul_rate();
     let flops = 2.0 * (agents * batch) as f64 * net.pass_multiply_adds() as f64;
     let bound = flops / rate;
-    let t_iter = best(20_000, &mut iteration);
-    let t_em = best(2_000, &mut em_step);
-    let t_grad = best(2_000, &mut full_gradient);
+    let t_iter = best(200, &mut iteration);
+    let t_em = best(20, &mut em_step);
+    let t_grad = best(20, &mut full_gradient);
     println!();
     println!(
         "matmul rate: {rate:.2} flop/ns; DSGD iteration flops {flops:.0}, bound {bound:.0} ns"

@@ -64,6 +64,14 @@ pub trait Loss: Send + Sync {
     fn is_separable(&self) -> bool {
         false
     }
+    /// Mean loss on held-out data, for losses defined by a data set (`None` otherwise).
+    fn test_loss(&self, _x: &[f64]) -> Option<f64> {
+        None
+    }
+    /// Held-out classification accuracy, for losses on class data (`None` otherwise).
+    fn test_accuracy(&self, _x: &[f64]) -> Option<f64> {
+        None
+    }
 }
 
 #[inline]

@@ -678,7 +678,7 @@ impl Mlp {
     }
 
     /// Mean loss over the test rows (no L2 term); `NaN` without test rows.
-    pub fn test_loss(&self, th: &[f64]) -> f64 {
+    pub fn held_out_loss(&self, th: &[f64]) -> f64 {
         let m = self.split.test.rows();
         self.pass(th, Rows::Test, None, None) / m as f64
     }
@@ -690,7 +690,7 @@ impl Mlp {
 
     /// Fraction of test rows whose largest output is the label; `None` for regression data (or
     /// without test rows).
-    pub fn test_accuracy(&self, th: &[f64]) -> Option<f64> {
+    pub fn held_out_accuracy(&self, th: &[f64]) -> Option<f64> {
         self.split.train.targets().classes()?;
         let m = self.split.test.rows();
         if m == 0 {
@@ -903,6 +903,12 @@ impl Loss for Mlp {
     fn minimum(&self) -> Option<f64> {
         None
     }
+    fn test_loss(&self, x: &[f64]) -> Option<f64> {
+        (self.split.test.rows() > 0).then(|| self.held_out_loss(x))
+    }
+    fn test_accuracy(&self, x: &[f64]) -> Option<f64> {
+        self.held_out_accuracy(x)
+    }
     fn name(&self) -> &'static str {
         if self.layers() == 1 {
             "logistic"
@@ -934,5 +940,11 @@ impl Loss for std::sync::Arc<Mlp> {
     }
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+    fn test_loss(&self, x: &[f64]) -> Option<f64> {
+        (**self).test_loss(x)
+    }
+    fn test_accuracy(&self, x: &[f64]) -> Option<f64> {
+        (**self).test_accuracy(x)
     }
 }
