@@ -179,8 +179,8 @@ pub fn experiment(cfg: &ExperimentConfig, run: bool, threads: usize, coupled: bo
     };
     let d = cfg.dim() as f64;
     let loss_numbers = match &cfg.loss.kind {
-        LossKind::QuadraticFull { .. } => d * d,
-        LossKind::LeastSquares { samples, .. } => *samples as f64 * (d + 1.0),
+        LossKind::Quadratic(_) => d * d,
+        LossKind::LeastSquares(ls) => ls.samples as f64 * (d + 1.0),
         _ => 0.0,
     };
     let workload = Workload {
@@ -227,8 +227,8 @@ pub fn experiment(cfg: &ExperimentConfig, run: bool, threads: usize, coupled: bo
         + PARSE_BYTES_PER_NUMBER * workload.config_numbers;
     let memory_key = if 8.0 * loss_numbers > d_bytes.max(8.0 * kept) {
         match &cfg.loss.kind {
-            LossKind::LeastSquares { samples, .. } => {
-                format!("loss.samples = {samples} with d = {}", cfg.dim())
+            LossKind::LeastSquares(ls) => {
+                format!("loss.samples = {} with d = {}", ls.samples, cfg.dim())
             }
             _ => format!("loss.matrix ({0} × {0})", cfg.dim()),
         }
@@ -248,7 +248,7 @@ pub fn experiment(cfg: &ExperimentConfig, run: bool, threads: usize, coupled: bo
 }
 
 fn heavy_tailed(cfg: &ExperimentConfig) -> bool {
-    let student_t = |m: &NoiseModel| matches!(m, NoiseModel::StudentT { .. });
+    let student_t = |m: &NoiseModel| matches!(m, NoiseModel::StudentT(_));
     match &cfg.noise {
         NoiseSpec::Shared(m) => student_t(m),
         NoiseSpec::PerAgent { agents } => agents.iter().any(student_t),
@@ -259,10 +259,10 @@ fn heavy_tailed(cfg: &ExperimentConfig) -> bool {
 fn cfg_numbers(cfg: &ExperimentConfig) -> f64 {
     let d = cfg.dim() as f64;
     d + match &cfg.loss.kind {
-        LossKind::Quadratic { .. } | LossKind::Quartic { .. } => d,
-        LossKind::Mixed { .. } => 2.0 * d,
-        LossKind::QuadraticFull { .. } => d * d,
-        LossKind::LeastSquares { .. } => 0.0,
+        LossKind::MixedQuadraticQuartic(_) => 2.0 * d,
+        LossKind::Quadratic(_) => d * d,
+        LossKind::LeastSquares(_) => 0.0,
+        _ => d,
     }
 }
 

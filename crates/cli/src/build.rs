@@ -3,7 +3,7 @@
 //! validation and are reported as bad input with the model's message (which names the
 //! parameter and value).
 
-use crate::config::{ExperimentConfig, OptimizerKind, ScheduleSpec};
+use crate::config::ExperimentConfig;
 use crate::error::CliError;
 use compare::exact::QuadraticDsgdMoments;
 use compare::stability::StabilitySettings;
@@ -11,9 +11,7 @@ use compare::study::StudySettings;
 use compare::trajectory::TrajectorySettings;
 use models::loss::Loss;
 use models::noise::GradientNoise;
-use models::{
-    Agent, Dcsgd, Dsgd, DsignSgd, LossKind, Method, ModelError, NoiseModel, Optimizer, Schedule,
-};
+use models::{AgentNoises, LossKind, Method, ModelError, NoiseModel, Optimizer, Schedule};
 
 /// The optimizer every subcommand runs.
 pub type Opt = Optimizer<LossKind, Method>;
@@ -22,52 +20,22 @@ fn model_err(e: ModelError) -> CliError {
     CliError::BadInput(e.to_string())
 }
 
-fn schedule(spec: &ScheduleSpec, loss: &LossKind) -> Result<Schedule, ModelError> {
-    match *spec {
-        ScheduleSpec::Constant => Ok(Schedule::constant()),
-        ScheduleSpec::Poly { power } => Schedule::polynomial(power),
-        ScheduleSpec::PolyTime { power, t0 } => Schedule::poly_time(power, t0),
-        ScheduleSpec::Normalized {
-            c,
-            epsilon,
-            l0,
-            l1,
-            a,
-            b,
-        } => {
-            let s = loss.smoothness();
-            Schedule::normalized(c, epsilon, l0.unwrap_or(s.l0), l1.unwrap_or(s.l1), a, b)
-        }
-        ScheduleSpec::NormalizedSgd { c, delta } => Schedule::normalized_sgd(c, delta),
-    }
-}
-
-/// The optimizer described by the config.
+/// The optimizer described by the config, built by the models specs.
 pub fn optimizer(cfg: &ExperimentConfig) -> Result<Opt, CliError> {
+    let d = cfg.dim();
     let f = cfg.loss.to_model().map_err(model_err)?;
-    let comp = cfg
-        .optimizer
-        .compressor
-        .to_model(cfg.dim())
-        .map_err(model_err)?;
-    let agents = cfg
+    let noises = cfg
         .noise
         .per_agent(cfg.agents.n)
         .iter()
-        .map(|m| {
-            Ok(Agent {
-                noise: m.to_model()?,
-                compressor: comp,
-            })
-        })
+        .map(|m| m.build(&d))
         .collect::<Result<Vec<_>, ModelError>>()
         .map_err(model_err)?;
-    let method = match cfg.optimizer.kind {
-        OptimizerKind::Dsgd => Method::Dsgd(Dsgd::new(agents).map_err(model_err)?),
-        OptimizerKind::Dcsgd => Method::Dcsgd(Dcsgd::new(agents).map_err(model_err)?),
-        OptimizerKind::Dsignsgd => Method::DsignSgd(DsignSgd::new(agents).map_err(model_err)?),
-    };
-    let sched = schedule(&cfg.schedule, &f).map_err(model_err)?;
+    let method = cfg
+        .optimizer
+        .build(&AgentNoises { d, noises })
+        .map_err(model_err)?;
+    let sched = cfg.schedule.build(&f.smoothness()).map_err(model_err)?;
     Optimizer::new(f, method, sched).map_err(model_err)
 }
 

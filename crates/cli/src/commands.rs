@@ -931,7 +931,11 @@ fn print_stability_table(curves: &[StabilityCurve]) {
 
 /// `sdelab list`: every loss, noise, compressor, schedule, optimizer, SDE model and scheme the
 /// build knows, with its parameters.
-pub fn list() -> Result<(), CliError> {
+pub fn list(markdown: bool) -> Result<(), CliError> {
+    if markdown {
+        print!("{}", crate::config::key_tables_markdown());
+        return Ok(());
+    }
     let mut section = "";
     for (kind, name, params) in crate::config::catalog() {
         if kind != section {

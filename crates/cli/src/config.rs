@@ -1,7 +1,17 @@
 //! The experiment configuration: typed values parsed and validated from TOML.
 //!
-//! The file is parsed into an untyped [`toml::Table`] and then validated by hand, section by section,
-//! so that **every** error names the full key path and the offending value:
+//! The kinds a file names (`loss.kind`, `noise.kind`, `optimizer.kind`,
+//! `optimizer.compressor.kind`, `schedule.kind`) are defined once, in `models`, as serde specs
+//! next to their implementations (`docs/ADDING_A_KIND.md`); this layer knows none of them by
+//! name. It reads the TOML into a table and, section by section:
+//!
+//! 1. checks the keys (unknown keys and kinds are refused with "did you mean"; a kind's keys are
+//!    its spec's serde fields);
+//! 2. deserializes the kind's spec with serde, tracking the key path
+//!    (`serde_path_to_error`), so a type error names the key and value;
+//! 3. validates it through the models constructor, whose [`ModelError`] names the parameter: the
+//!    section is prefixed and the value is shown as written in the file;
+//! 4. applies the rules that involve several sections in one place ([`validate`]).
 //!
 //! ```text
 //! run.etas[2] = -0.1: must be positive
@@ -12,13 +22,12 @@
 //! run.pathz = 100: unknown key (expected one of horizon, etas, ...); did you mean "paths"?
 //! ```
 //!
-//! Unknown keys are rejected at every level (a typo must never be silently ignored). Optional keys
-//! get their defaults filled in, and [`ExperimentConfig`] serializes (JSON or TOML) to the full
-//! configuration as parsed, so a result document can embed it and the TOML form parses back to the
-//! same value.
+//! Optional keys get their defaults filled in, and [`ExperimentConfig`] serializes (JSON or
+//! TOML) to the full configuration as parsed, so a result document can embed it and the TOML
+//! form parses back to the same value.
 //!
-//! The complete key reference (type, default, meaning) is the "Config reference" section of the workspace README; the doc comments
-//! below say the same.
+//! The complete key reference is the "Config reference" section of the workspace README; its
+//! tables of kinds and keys are generated from the definitions ([`key_tables_markdown`]).
 
 use std::fmt;
 use std::path::Path;
@@ -26,13 +35,10 @@ use std::str::FromStr;
 
 use compare::study::iterations;
 use models::compress::Compressor;
+use models::kind::KindInfo;
 use models::loss::Loss;
 use models::noise::GradientNoise;
-use models::{
-    BernoulliSparsifier, CompressorKind, DiagonalQuadratic, GaussianNoise, Identity, LeastSquares,
-    MixedQuadraticQuartic, ModelError, NormalizationInputs, Qsgd, Quadratic, Quartic, RandK,
-    StudentTNoise,
-};
+use models::{AgentNoises, ModelError, NormalizationInputs, Smoothness};
 use serde::Serialize;
 use toml::{Table, Value};
 
@@ -40,35 +46,13 @@ use crate::error::CliError;
 
 // The library enums the configuration uses directly; they serialize to their config names.
 pub use compare::Observable;
-pub use models::SdeModel;
+pub use models::{CompressorSpec, OptimizerSpec, ScheduleSpec, SdeModel};
 pub use sde_core::{IncrementKind, SchemeKind};
 
-// ---------------------------------------------------------------------------------------------
-// Names the configuration knows (single source of truth for error messages and `sdelab list`).
-// ---------------------------------------------------------------------------------------------
-
-/// Values of `loss.kind`.
-pub const LOSS_KINDS: &[&str] = &[
-    "quadratic",
-    "quadratic_full",
-    "quartic",
-    "mixed",
-    "least_squares",
-];
-/// Values of `noise.kind` (and `noise.agents[i].kind`).
-pub const NOISE_KINDS: &[&str] = &["gaussian", "student_t"];
-/// Values of `optimizer.kind`.
-pub const OPTIMIZER_KINDS: &[&str] = &["dsgd", "dcsgd", "dsignsgd"];
-/// Values of `optimizer.compressor.kind`.
-pub const COMPRESSOR_KINDS: &[&str] = &["identity", "bernoulli", "rand_k", "qsgd"];
-/// Values of `schedule.kind`.
-pub const SCHEDULE_KINDS: &[&str] = &[
-    "constant",
-    "poly",
-    "poly_time",
-    "normalized",
-    "normalized_sgd",
-];
+/// `loss.kind` and its keys (the models spec).
+pub type LossKind = models::LossSpec;
+/// One agent's noise, `[noise]` or `[[noise.agents]]` (the models spec).
+pub type NoiseModel = models::NoiseSpec;
 
 /// A library enum that a config key names by value (`sde.models`, `sde.scheme`,
 /// `sde.increments`, `run.observables`): its values and their names, which are also the
@@ -140,8 +124,6 @@ pub const DEFAULT_DIVERGE_ABOVE: f64 = 1e8;
 pub const DEFAULT_QUANTILES: [f64; 3] = [0.1, 0.5, 0.9];
 /// Largest `agents.n` (a guard against typos; every agent draws a gradient per iteration).
 pub const MAX_AGENTS: usize = 1_000_000;
-/// Largest `loss.samples` of `least_squares` (the design matrix is held in memory).
-pub const MAX_SAMPLES: usize = 10_000_000;
 /// Largest number of iterations `floor(horizon/eta)` per learning rate (statistics are kept per
 /// iteration, so this bounds memory as well as time).
 pub const MAX_ITERATIONS: usize = 10_000_000;
@@ -180,50 +162,9 @@ pub struct LossSpec {
     /// `loss.x0` (list of numbers, required, non-empty): the starting point `x_0 = X_0`; its length
     /// is the dimension `d`.
     pub x0: Vec<f64>,
-    /// `loss.kind` and its parameters.
+    /// `loss.kind` and its keys.
     #[serde(flatten)]
     pub kind: LossKind,
-}
-
-/// `loss.kind` and its parameters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum LossKind {
-    /// `kind = "quadratic"`: `f(x) = ½ Σ_j diag_j x_j²`.
-    Quadratic {
-        /// `loss.diag` (list of d numbers ≥ 0, required): the Hessian diagonal.
-        diag: Vec<f64>,
-    },
-    /// `kind = "quadratic_full"`: `f(x) = ½ xᵀ A x` with a symmetric positive semi-definite `A`.
-    QuadraticFull {
-        /// `loss.matrix` (list of d lists of d numbers, required): the Hessian `A`, row by row;
-        /// symmetric and positive semi-definite.
-        matrix: Vec<Vec<f64>>,
-    },
-    /// `kind = "quartic"`: `f(x) = Σ_j coeffs_j x_j⁴ / 4`, (L0, L1)-smooth but not L-smooth.
-    Quartic {
-        /// `loss.coeffs` (list of d numbers ≥ 0, default all ones): the quartic coefficients.
-        coeffs: Vec<f64>,
-    },
-    /// `kind = "mixed"`: `f(x) = Σ_j (diag_j x_j²/2 + quartic_j x_j⁴/4)`.
-    Mixed {
-        /// `loss.diag` (list of d numbers ≥ 0, required): quadratic coefficients.
-        diag: Vec<f64>,
-        /// `loss.quartic` (list of d numbers ≥ 0, required): quartic coefficients.
-        quartic: Vec<f64>,
-    },
-    /// `kind = "least_squares"`: `f(x) = ‖A x − y‖² / (2 samples)` with a random Gaussian design
-    /// `A` (samples × d) and targets `y = A x* + noise·ε`, generated from `loss.seed` by the models
-    /// crate.
-    LeastSquares {
-        /// `loss.samples` (integer ≥ 1, required): number of rows of the design matrix.
-        samples: usize,
-        /// `loss.seed` (integer ≥ 0, required): seed of the synthetic data (independent of the
-        /// experiment seed, so the same data can be reused across experiments).
-        seed: u64,
-        /// `loss.noise` (number ≥ 0, default 0): standard deviation of the label noise `ε`.
-        noise: f64,
-    },
 }
 
 /// `[agents]`.
@@ -244,137 +185,6 @@ pub enum NoiseSpec {
     PerAgent {
         /// `noise.agents` (list of `agents.n` tables, each like a shared `[noise]`).
         agents: Vec<NoiseModel>,
-    },
-}
-
-/// The gradient noise `Z_i(x)` of one agent (MATH.md §1).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum NoiseModel {
-    /// `kind = "gaussian"`: `Z_j = s_j N_j`, `N_j ~ N(0, 1)` iid, with the scale
-    /// `s_j = scale_j √(sigma0² + sigma1² ‖∇f(x)‖²)`, i.e. `Cov Z = (sigma0² + sigma1² ‖∇f‖²)
-    /// diag(scale²)` (affine variance, MATH.md §1.2).
-    Gaussian {
-        /// `sigma0` (number ≥ 0, required): the constant part of the standard deviation.
-        sigma0: f64,
-        /// `sigma1` (number ≥ 0, default 0): the gradient-proportional part.
-        sigma1: f64,
-        /// `scale` (list of d numbers ≥ 0, default all ones): per-coordinate multiplier of the
-        /// standard deviation.
-        scale: Vec<f64>,
-    },
-    /// `kind = "student_t"`: `Z_j = s_j T_j` with independent `T_j ~ t_nu` (MATH.md §1.3) and the
-    /// same scale as the Gaussian, `s_j = scale_j √(sigma0² + sigma1² ‖∇f(x)‖²)`.
-    StudentT {
-        /// `nu` (number > 0, required): degrees of freedom; `nu = 1` is Cauchy. D(C)SGD needs
-        /// `nu > 2` (finite covariance); DSignSGD accepts any `nu > 0`.
-        nu: f64,
-        /// `scale` (number > 0 or list of d numbers > 0, required): per-coordinate scale factors;
-        /// a single number is used for every coordinate (stored expanded to d entries).
-        scale: Vec<f64>,
-        /// `sigma0` (number ≥ 0, default 1): constant part of the scale.
-        sigma0: f64,
-        /// `sigma1` (number ≥ 0, default 0): gradient-proportional part of the scale (`σ_{1,i}`
-        /// of MATH.md §1.3/§6.4, [RECONSTRUCTED]; 0 = fixed scale).
-        sigma1: f64,
-    },
-}
-
-/// `[optimizer]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OptimizerSpec {
-    /// `optimizer.kind` (required): `dsgd`, `dcsgd` or `dsignsgd` (MATH.md §3).
-    pub kind: OptimizerKind,
-    /// `optimizer.compressor` (table; required for `dcsgd`; for `dsgd`/`dsignsgd` only
-    /// `{ kind = "identity" }` is allowed, and it is the default).
-    pub compressor: CompressorSpec,
-}
-
-/// `optimizer.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    /// Distributed SGD: `x_{k+1} = x_k − η η_k (1/N) Σ_i g_i(x_k)`.
-    Dsgd,
-    /// Distributed compressed SGD: each agent sends `C(g_i)`.
-    Dcsgd,
-    /// Distributed SignSGD: each agent sends `sign(g_i)`.
-    Dsignsgd,
-}
-
-/// `optimizer.compressor` (DCSGD), MATH.md §3.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum CompressorSpec {
-    /// `kind = "identity"`: no compression, `ω = 0`.
-    Identity,
-    /// `kind = "bernoulli"`: keep each coordinate with probability `p`, rescaled by `1/p`;
-    /// `ω = 1/p − 1`.
-    Bernoulli {
-        /// `p` (number in (0, 1], required): keep probability.
-        p: f64,
-    },
-    /// `kind = "rand_k"`: keep a uniform random subset of `k` coordinates, rescaled by `d/k`;
-    /// `ω = d/k − 1`.
-    RandK {
-        /// `k` (integer in [1, d], required): coordinates kept.
-        k: usize,
-    },
-    /// `kind = "qsgd"`: unbiased stochastic quantization to `levels` levels per sign (Alistarh et
-    /// al. 2017); `ω = min(d/levels², √d/levels)`.
-    Qsgd {
-        /// `levels` (integer ≥ 1, required): quantization levels `s`.
-        levels: usize,
-    },
-}
-
-/// `[schedule]`: the multiplier `η_k` of the base learning rate `η` (MATH.md §3); the step taken
-/// is `η·η_k`, and the SDEs use `η_t = η_{t/η}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ScheduleSpec {
-    /// `kind = "constant"`: `η_k = 1`.
-    Constant,
-    /// `kind = "poly"`: `η_k = (k + 1)^(−power)`; `power = 0.5` is P1v2's Robbins–Monro choice.
-    Poly {
-        /// `power` (number ≥ 0, required).
-        power: f64,
-    },
-    /// `kind = "poly_time"`: `η_t = (1 + t/t0)^(−power)` on SDE time (independent of `η`), and
-    /// `η_k = η_{kη}`: smooth on the SDE time scale, so (B) keeps weak order 2 (MATH.md §5.1).
-    PolyTime {
-        /// `power` (number ≥ 0, required).
-        power: f64,
-        /// `t0` (number > 0, required): the time scale in SDE time.
-        t0: f64,
-    },
-    /// `kind = "normalized"`: the adaptive, gradient-norm schedule of MATH.md §6.3
-    /// ([RECONSTRUCTED]): `η_k = c · 2ε / [(L0 + L1 ‖∇f(x_k)‖)(1 + A) + L1 B]`.
-    Normalized {
-        /// `c` (number > 0, required): overall multiplier.
-        c: f64,
-        /// `epsilon` (number in (0, 1), required): the `ε` of the condition.
-        epsilon: f64,
-        /// `l0` (number ≥ 0, default from the loss): `L0` of (L0, L1)-smoothness. `None` only for
-        /// `least_squares`, whose constant depends on generated data (filled in by the run).
-        /// `L0 (1 + A) + L1 B` must be positive (else `η_k` is infinite at a stationary point).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        l0: Option<f64>,
-        /// `l1` (number ≥ 0, default from the loss): `L1`; `None` as for `l0`.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        l1: Option<f64>,
-        /// `a` (number ≥ 0, default computed): `A = (ω + d (σ1²ω + σ1²)‾)/N`.
-        a: f64,
-        /// `b` (number ≥ 0, default computed): `B = d (σ0² + σ0²ω)‾/N`.
-        b: f64,
-    },
-    /// `kind = "normalized_sgd"`: plain normalized SGD baseline, `η_k = c / max(‖∇f(x_k)‖, δ)`.
-    NormalizedSgd {
-        /// `c` (number > 0, required).
-        c: f64,
-        /// `delta` (number > 0, required): floor on the gradient norm; keeps the step finite at a
-        /// stationary point.
-        delta: f64,
     },
 }
 
@@ -429,28 +239,7 @@ pub struct RunSpec {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Names and small helpers on the typed values
-// ---------------------------------------------------------------------------------------------
-
-impl OptimizerKind {
-    /// The config name (`dsgd`, `dcsgd`, `dsignsgd`).
-    pub fn name(self) -> &'static str {
-        match self {
-            OptimizerKind::Dsgd => "dsgd",
-            OptimizerKind::Dcsgd => "dcsgd",
-            OptimizerKind::Dsignsgd => "dsignsgd",
-        }
-    }
-}
-
-impl fmt::Display for OptimizerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The `models` objects the typed values describe. Their constructors validate again and name the
+// The `models` objects the typed values describe. Their constructors validate and name the
 // parameter in their errors; the numbers the configuration derives (the (L0, L1) constants, ω, the
 // effective noise constants, A and B) are computed by them, never re-implemented here.
 // ---------------------------------------------------------------------------------------------
@@ -463,30 +252,12 @@ impl LossSpec {
 
     /// The config name of the kind.
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            LossKind::Quadratic { .. } => "quadratic",
-            LossKind::QuadraticFull { .. } => "quadratic_full",
-            LossKind::Quartic { .. } => "quartic",
-            LossKind::Mixed { .. } => "mixed",
-            LossKind::LeastSquares { .. } => "least_squares",
-        }
+        self.kind.kind_name()
     }
 
     /// The `models` loss (`least_squares` generates its data here: `O(samples · d²)`).
     pub fn to_model(&self) -> Result<models::LossKind, ModelError> {
-        Ok(match &self.kind {
-            LossKind::Quadratic { diag } => DiagonalQuadratic::new(diag.clone())?.into(),
-            LossKind::QuadraticFull { matrix } => Quadratic::new(matrix.clone())?.into(),
-            LossKind::Quartic { coeffs } => Quartic::new(coeffs.clone())?.into(),
-            LossKind::Mixed { diag, quartic } => {
-                MixedQuadraticQuartic::new(diag.clone(), quartic.clone())?.into()
-            }
-            LossKind::LeastSquares {
-                samples,
-                seed,
-                noise,
-            } => LeastSquares::synthetic(*samples, self.dim(), *noise, *seed)?.into(),
-        })
+        self.kind.build(&self.dim())
     }
 
     /// The (L0, L1)-smoothness constants `‖∇²f(x)‖₂ ≤ L0 + L1 ‖∇f(x)‖₂` (MATH.md §2) of the models
@@ -494,7 +265,7 @@ impl LossSpec {
     /// `least_squares`, whose constants depend on the generated data (the run takes them from the
     /// loss it builds).
     pub fn smoothness(&self) -> Result<Option<(f64, f64)>, ModelError> {
-        if let LossKind::LeastSquares { .. } = self.kind {
+        if let LossKind::LeastSquares(_) = self.kind {
             return Ok(None);
         }
         let s = self.to_model()?.smoothness();
@@ -503,7 +274,7 @@ impl LossSpec {
 }
 
 impl NoiseSpec {
-    /// The noise models of agents `0..n`, expanded (a shared spec is repeated `n` times).
+    /// The noise specs of agents `0..n`, expanded (a shared spec is repeated `n` times).
     pub fn per_agent(&self, n: usize) -> Vec<NoiseModel> {
         match self {
             NoiseSpec::Shared(m) => vec![m.clone(); n],
@@ -524,115 +295,52 @@ impl NoiseSpec {
     }
 }
 
-impl NoiseModel {
-    /// The `models` noise, in dimension `d = scale.len()` (the parser stores `scale` expanded to
-    /// `d` entries).
-    pub fn to_model(&self) -> Result<models::NoiseModel, ModelError> {
-        let (sigma0, sigma1) = self.sigmas();
-        self.with_sigmas(sigma0, sigma1)
-    }
-
-    /// `(sigma0, sigma1)`.
-    fn sigmas(&self) -> (f64, f64) {
-        match *self {
-            NoiseModel::Gaussian { sigma0, sigma1, .. }
-            | NoiseModel::StudentT { sigma0, sigma1, .. } => (sigma0, sigma1),
-        }
-    }
-
-    /// The `models` noise with this kind and scale but the given `sigma0`, `sigma1`.
-    fn with_sigmas(&self, sigma0: f64, sigma1: f64) -> Result<models::NoiseModel, ModelError> {
-        Ok(match self {
-            NoiseModel::Gaussian { scale, .. } => {
-                GaussianNoise::new(scale.len(), scale.clone(), sigma0, sigma1)?.into()
-            }
-            NoiseModel::StudentT { nu, scale, .. } => {
-                StudentTNoise::new(scale.len(), *nu, scale.clone(), sigma0, sigma1)?.into()
-            }
-        })
-    }
-
-    /// Whether the noise has a finite covariance: Gaussian, or Student-t with `nu > 2` (the rule
-    /// of `models::NoiseModel::has_finite_variance`, read off the parameters: building a
-    /// Student-t sampler needs more of `nu` than being positive).
-    pub fn has_finite_covariance(&self) -> bool {
-        match self {
-            NoiseModel::Gaussian { .. } => true,
-            NoiseModel::StudentT { nu, .. } => *nu > 2.0,
-        }
-    }
-
-    /// The effective constants `(σ0, σ1)` of the affine variance bound
-    /// `‖Cov Z(x)‖_∞ ≤ σ0² + σ1² ‖∇f(x)‖²` (MATH.md §1.2), the tightest one; they enter the
-    /// default `a`, `b` of the normalized schedule. `None` when the variance is infinite
-    /// (Student-t, `nu ≤ 2`).
-    ///
-    /// `Var Z_j = κ_j (sigma0² + sigma1² ‖∇f‖²)`, where `κ_j` is the variance of the models noise
-    /// with `sigma0 = 1`, `sigma1 = 0` (`scale_j²`, times `ν/(ν−2)` for Student-t), so
-    /// `σk = sigmak · √(max_j κ_j)`. With Gaussian noise and the default `scale = 1` these are
-    /// `sigma0`, `sigma1`.
-    pub fn variance_bound(&self) -> Result<Option<(f64, f64)>, ModelError> {
-        if !self.has_finite_covariance() {
-            return Ok(None);
-        }
-        let unit = self.with_sigmas(1.0, 0.0)?;
-        let d = unit.dim();
-        let mut kappa = vec![0.0; d];
-        if !unit.variance(&vec![0.0; d], &mut kappa) {
-            return Ok(None);
-        }
-        let k = kappa.iter().fold(0.0f64, |m, &v| m.max(v)).sqrt();
-        let (sigma0, sigma1) = self.sigmas();
-        Ok(Some((sigma0 * k, sigma1 * k)))
+/// `(sigma0, sigma1)` of a noise spec.
+fn sigmas(m: &NoiseModel) -> (f64, f64) {
+    match m {
+        NoiseModel::Gaussian(g) => (g.sigma0, g.sigma1),
+        NoiseModel::StudentT(t) => (t.sigma0, t.sigma1),
     }
 }
 
-impl CompressorSpec {
-    /// The config name of the kind.
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            CompressorSpec::Identity => "identity",
-            CompressorSpec::Bernoulli { .. } => "bernoulli",
-            CompressorSpec::RandK { .. } => "rand_k",
-            CompressorSpec::Qsgd { .. } => "qsgd",
-        }
+/// The same spec with other `sigma0`, `sigma1`.
+fn with_sigmas(m: &NoiseModel, sigma0: f64, sigma1: f64) -> NoiseModel {
+    let mut m = m.clone();
+    match &mut m {
+        NoiseModel::Gaussian(g) => (g.sigma0, g.sigma1) = (sigma0, sigma1),
+        NoiseModel::StudentT(t) => (t.sigma0, t.sigma1) = (sigma0, sigma1),
     }
+    m
+}
 
-    /// The `models` compressor for dimension `d`.
-    pub fn to_model(&self, d: usize) -> Result<CompressorKind, ModelError> {
-        Ok(match *self {
-            CompressorSpec::Identity => CompressorKind::Identity(Identity),
-            CompressorSpec::Bernoulli { p } => {
-                CompressorKind::Bernoulli(BernoulliSparsifier::new(p)?)
-            }
-            CompressorSpec::RandK { k } => CompressorKind::RandK(RandK::new(k, d)?),
-            CompressorSpec::Qsgd { levels } => {
-                let levels = u32::try_from(levels).map_err(|_| {
-                    ModelError::invalid("optimizer.compressor.levels", levels, "too large")
-                })?;
-                CompressorKind::Qsgd(Qsgd::new(levels)?)
-            }
-        })
-    }
-
-    /// The variance parameter `ω` in `E‖C(v) − v‖² ≤ ω ‖v‖²` for dimension `d`
-    /// ([`Compressor::omega`] of the models compressor).
-    pub fn omega(&self, d: usize) -> Result<f64, ModelError> {
-        Ok(self.to_model(d)?.omega(d))
+/// Whether the noise has a finite covariance: Gaussian, or Student-t with `nu > 2` (the rule
+/// of `models::NoiseModel::has_finite_variance`, read off the parameters).
+pub fn has_finite_covariance(m: &NoiseModel) -> bool {
+    match m {
+        NoiseModel::StudentT(t) => t.nu > 2.0,
+        _ => true,
     }
 }
 
-impl ScheduleSpec {
-    /// The config name of the kind.
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            ScheduleSpec::Constant => "constant",
-            ScheduleSpec::Poly { .. } => "poly",
-            ScheduleSpec::PolyTime { .. } => "poly_time",
-            ScheduleSpec::Normalized { .. } => "normalized",
-            ScheduleSpec::NormalizedSgd { .. } => "normalized_sgd",
-        }
+/// The effective constants `(σ0, σ1)` of the affine variance bound
+/// `‖Cov Z(x)‖_∞ ≤ σ0² + σ1² ‖∇f(x)‖²` (MATH.md §1.2), the tightest one; they enter the
+/// default `a`, `b` of the normalized schedule. `None` when the variance is infinite
+/// (Student-t, `nu ≤ 2`).
+///
+/// `Var Z_j = κ_j (sigma0² + sigma1² ‖∇f‖²)`, where `κ_j` is the variance of the models noise
+/// with `sigma0 = 1`, `sigma1 = 0`, so `σk = sigmak · √(max_j κ_j)`.
+pub fn variance_bound(m: &NoiseModel, d: usize) -> Result<Option<(f64, f64)>, ModelError> {
+    if !has_finite_covariance(m) {
+        return Ok(None);
     }
+    let unit = with_sigmas(m, 1.0, 0.0).build(&d)?;
+    let mut kappa = vec![0.0; d];
+    if !unit.variance(&vec![0.0; d], &mut kappa) {
+        return Ok(None);
+    }
+    let k = kappa.iter().fold(0.0f64, |m, &v| m.max(v)).sqrt();
+    let (sigma0, sigma1) = sigmas(m);
+    Ok(Some((sigma0 * k, sigma1 * k)))
 }
 
 impl ExperimentConfig {
@@ -1010,15 +718,6 @@ impl<'a> Field<'a> {
         }
     }
 
-    fn non_negative(&self) -> Res<f64> {
-        let x = self.finite()?;
-        if x >= 0.0 {
-            Ok(x)
-        } else {
-            Err(self.err("must not be negative"))
-        }
-    }
-
     fn integer(&self) -> Res<i64> {
         // 2^53: beyond this a float no longer represents every integer.
         const EXACT: f64 = 9_007_199_254_740_992.0;
@@ -1096,22 +795,6 @@ impl<'a> Field<'a> {
         self.nonempty_list()?.iter().map(each).collect()
     }
 
-    /// A non-empty list of numbers of length `d` (the length of `loss.x0`).
-    fn numbers_d(&self, d: usize, each: impl Fn(&Field<'a>) -> Res<f64>) -> Res<Vec<f64>> {
-        let xs = self.numbers(each)?;
-        if xs.len() != d {
-            return Err(err_msg(
-                &self.key,
-                format!(
-                    "{} has length {} but loss.x0 has length {d}",
-                    self.key,
-                    xs.len()
-                ),
-            ));
-        }
-        Ok(xs)
-    }
-
     fn table(&self) -> Res<Section<'a>> {
         match self.value {
             Value::Table(t) => Ok(Section {
@@ -1166,6 +849,194 @@ impl<'a> Field<'a> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Kinds: one generic parser for every family defined in `models`
+// ---------------------------------------------------------------------------------------------
+
+/// A family of kinds defined in `models` (a spec enum generated by its registry).
+trait Family: Sized {
+    /// The config names of the kinds.
+    fn kinds() -> &'static [&'static str];
+    /// The keys of a kind (besides `kind`).
+    fn keys(kind: &str) -> Option<&'static [&'static str]>;
+    /// Every kind with its documented keys.
+    fn catalog() -> Vec<KindInfo>;
+    /// The spec of `kind` from the other keys of its table.
+    fn deserialize_kind(kind: &str, v: Value) -> Result<Self, DeError>;
+}
+
+type DeError = serde_path_to_error::Error<toml::de::Error>;
+
+macro_rules! family {
+    ($($t:ty),*) => {$(
+        impl Family for $t {
+            fn kinds() -> &'static [&'static str] {
+                <$t>::KINDS
+            }
+            fn keys(kind: &str) -> Option<&'static [&'static str]> {
+                <$t>::keys(kind)
+            }
+            fn catalog() -> Vec<KindInfo> {
+                <$t>::catalog()
+            }
+            fn deserialize_kind(kind: &str, v: Value) -> Result<Self, DeError> {
+                let mut track = serde_path_to_error::Track::new();
+                let de = serde_path_to_error::Deserializer::new(v, &mut track);
+                match <$t>::deserialize_kind(kind, de) {
+                    Ok(spec) => Ok(spec),
+                    Err(e) => Err(serde_path_to_error::Error::new(track.path(), e)),
+                }
+            }
+        }
+    )*};
+}
+family!(
+    LossKind,
+    NoiseModel,
+    OptimizerSpec,
+    CompressorSpec,
+    ScheduleSpec
+);
+
+/// Parses the kinded section `s` of family `F`: `kind`, then exactly that kind's keys (and
+/// `extra`, which the caller reads), deserialized with their key paths; nested kinded tables
+/// (`nested`) are parsed first by the caller and skipped here.
+fn parse_kind<F: Family>(s: &Section, extra: &[&str]) -> Res<(&'static str, F)> {
+    let kind = s.kind(F::kinds())?;
+    let keys = F::keys(kind).unwrap_or(&[]);
+    let mut allowed: Vec<&str> = vec!["kind"];
+    allowed.extend(extra);
+    allowed.extend(keys);
+    s.check_keys(&allowed, &format!(" for {} = \"{kind}\"", s.key("kind")))?;
+    let own: Table = s
+        .table
+        .iter()
+        .filter(|(k, _)| k.as_str() != "kind" && !extra.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let spec = F::deserialize_kind(kind, Value::Table(own))
+        .map_err(|e| de_err(s, e, F::catalog(), kind))?;
+    Ok((kind, spec))
+}
+
+/// A serde error inside section `s` as a config error at its key path.
+fn de_err(s: &Section, e: DeError, catalog: Vec<KindInfo>, kind: &str) -> ConfigError {
+    let inner = e.inner().message().to_string();
+    let doc_of = |key: &str| {
+        catalog
+            .iter()
+            .find(|k| k.kind == kind)
+            .and_then(|k| k.keys.iter().find(|d| d.key == key))
+            .map(|d| d.doc)
+    };
+    // `missing field `p``: the path is the struct's, the field is in the message.
+    if let Some(field) = inner
+        .strip_prefix("missing field `")
+        .and_then(|r| r.strip_suffix('`'))
+    {
+        let key = s.key(field);
+        let hint = doc_of(field).map(|d| format!(" ({d})")).unwrap_or_default();
+        return err_missing(&key, &hint);
+    }
+    let path = e.path().to_string();
+    let rel = if path == "." { String::new() } else { path };
+    let key = if rel.is_empty() {
+        s.path.clone()
+    } else {
+        format!("{}.{rel}", s.path)
+    };
+    let top = rel.split(['.', '[']).next().unwrap_or("");
+    let value = lookup(s.table, &rel);
+    let shown = value.map(show).unwrap_or_else(|| "?".into());
+    let reason = serde_reason(&inner, value, doc_of(top));
+    err_msg(&key, format!("{key} = {shown}: {reason}"))
+}
+
+/// What a serde type error means, in the words of the rest of the messages.
+fn serde_reason(inner: &str, value: Option<&Value>, doc: Option<&str>) -> String {
+    let expected = inner.rsplit("expected ").next().unwrap_or("");
+    if inner.starts_with("invalid type") {
+        return match expected {
+            "f64" | "f32" => "expected a number".into(),
+            "usize" | "u64" | "u32" | "i64" => "expected an integer".into(),
+            "a sequence" => "expected a list".into(),
+            "a boolean" => "expected a boolean (true or false)".into(),
+            e if e.starts_with("struct") || e == "a map" => "expected a table".into(),
+            e => format!("expected {e}"),
+        };
+    }
+    if inner.starts_with("invalid value: integer") {
+        return match value {
+            Some(Value::Integer(i)) if *i < 0 => "must not be negative".into(),
+            _ => "too large".into(),
+        };
+    }
+    if inner.starts_with("data did not match any variant") {
+        if let Some(d) = doc {
+            let ty = d.split(',').next().unwrap_or(d);
+            return format!("expected {ty}");
+        }
+    }
+    inner.to_string()
+}
+
+/// The value at `rel` (`p`, `diag[2]`, `matrix[1][0]`, `compressor.p`) under `table`.
+fn lookup<'a>(table: &'a Table, rel: &str) -> Option<&'a Value> {
+    if rel.is_empty() {
+        return None;
+    }
+    let mut cur: Option<&Value> = None;
+    for (n, part) in rel.split('.').enumerate() {
+        let (name, idx) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        let t = if n == 0 { table } else { cur?.as_table()? };
+        cur = t.get(name);
+        for i in idx
+            .split(['[', ']'])
+            .filter(|x| !x.is_empty())
+            .map(|x| x.parse::<usize>().ok())
+        {
+            cur = cur?.as_array()?.get(i?);
+        }
+    }
+    cur
+}
+
+/// A `models` constructor (or spec) rejected a value of section `section` (a [`Section`] of
+/// the file, for showing the value as written).
+fn model_err_in(section: &Section, e: ModelError) -> ConfigError {
+    match &e {
+        ModelError::InvalidParameter {
+            name,
+            value,
+            reason,
+        } => {
+            let key = if name.is_empty() {
+                section.path.clone()
+            } else {
+                format!("{}.{name}", section.path)
+            };
+            let shown = lookup(section.table, name)
+                .map(show)
+                .unwrap_or_else(|| value.clone());
+            err_msg(&key, format!("{key} = {shown}: {reason}"))
+        }
+        ModelError::DimensionMismatch {
+            name,
+            expected,
+            got,
+        } => {
+            let key = format!("{}.{name}", section.path);
+            err_msg(
+                &key,
+                format!("{key} has length {got} but loss.x0 has length {expected}"),
+            )
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Parsing, section by section
 // ---------------------------------------------------------------------------------------------
 
@@ -1181,7 +1052,8 @@ fn parse_root(table: &Table) -> Res<ExperimentConfig> {
         Some(f) => f.seed()?,
         None => DEFAULT_SEED,
     };
-    let loss = parse_loss(&root.req_section("loss")?)?;
+    let loss_section = root.req_section("loss")?;
+    let loss = parse_loss(&loss_section)?;
     let d = loss.dim();
     let agents = match root.opt_section("agents")? {
         Some(s) => {
@@ -1193,21 +1065,19 @@ fn parse_root(table: &Table) -> Res<ExperimentConfig> {
         None => AgentsSpec { n: DEFAULT_AGENTS },
     };
     let noise = parse_noise(&root.req_section("noise")?, d, agents.n)?;
-    let optimizer = parse_optimizer(&root.req_section("optimizer")?, d)?;
-    check_noise_for_optimizer(&noise, optimizer.kind)?;
-    let schedule = match root.opt_section("schedule")? {
-        Some(s) => parse_schedule(&s, &loss, &noise, &optimizer, agents.n)?,
-        None => ScheduleSpec::Constant,
+    let optimizer_section = root.req_section("optimizer")?;
+    let optimizer = parse_optimizer(&optimizer_section, d)?;
+    let schedule_section = root.opt_section("schedule")?;
+    let schedule = match &schedule_section {
+        Some(s) => parse_kind::<ScheduleSpec>(s, &[])?.1,
+        None => ScheduleSpec::default(),
     };
     let sde = match root.opt_section("sde")? {
         Some(s) => parse_sde(&s)?,
         None => default_sde(),
     };
     let run = parse_run(&root.req_section("run")?)?;
-    if run.exact_reference {
-        check_exact_reference(&loss, &noise, &optimizer, &schedule)?;
-    }
-    Ok(ExperimentConfig {
+    let mut cfg = ExperimentConfig {
         name,
         seed,
         loss,
@@ -1217,7 +1087,66 @@ fn parse_root(table: &Table) -> Res<ExperimentConfig> {
         schedule,
         sde,
         run,
-    })
+    };
+    validate(&mut cfg, &optimizer_section, schedule_section.as_ref())?;
+    Ok(cfg)
+}
+
+/// The rules that involve several sections, in one place (each section has been checked on its
+/// own by then): the noise against the optimizer, the optimizer built from the agents' noise,
+/// the normalized schedule's defaults computed from the loss, noise and compressor, and the
+/// closed form `run.exact_reference` asks for.
+fn validate(
+    cfg: &mut ExperimentConfig,
+    optimizer_section: &Section,
+    schedule_section: Option<&Section>,
+) -> Res<()> {
+    let d = cfg.dim();
+    let n = cfg.agents.n;
+    check_noise_for_optimizer(&cfg.noise, &cfg.optimizer)?;
+    if cfg
+        .noise
+        .models_with_keys()
+        .iter()
+        .all(|(_, m)| has_finite_covariance(m))
+    {
+        // Built once here so that a rule of the optimizer's constructor is reported at parse time.
+        let noises = cfg
+            .noise
+            .per_agent(n)
+            .iter()
+            .map(|m| m.build(&d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| model_err("noise", e))?;
+        cfg.optimizer
+            .validate(&AgentNoises { d, noises })
+            .map_err(|e| model_err_in(optimizer_section, e))?;
+    }
+    if let (ScheduleSpec::Normalized(spec), Some(s)) = (&mut cfg.schedule, schedule_section) {
+        fill_normalized(spec, &cfg.loss, &cfg.noise, cfg.optimizer.compressor(), n)?;
+        if let (Some(l0), Some(l1)) = (spec.l0, spec.l1) {
+            let smooth = Smoothness {
+                l0,
+                l1,
+                l_smooth: None,
+            };
+            cfg.schedule
+                .validate(&smooth)
+                .map_err(|e| model_err_in(s, e))?;
+        }
+    } else if let Some(s) = schedule_section {
+        cfg.schedule
+            .validate(&Smoothness {
+                l0: 0.0,
+                l1: 0.0,
+                l_smooth: None,
+            })
+            .map_err(|e| model_err_in(s, e))?;
+    }
+    if cfg.run.exact_reference {
+        check_exact_reference(&cfg.loss, &cfg.noise, &cfg.optimizer, &cfg.schedule)?;
+    }
+    Ok(())
 }
 
 fn parse_name(f: &Field) -> Res<String> {
@@ -1234,91 +1163,12 @@ fn parse_name(f: &Field) -> Res<String> {
 }
 
 fn parse_loss(s: &Section) -> Res<LossSpec> {
-    let kind = s.kind(LOSS_KINDS)?;
-    let allowed: &[&str] = match kind {
-        "quadratic" => &["kind", "x0", "diag"],
-        "quadratic_full" => &["kind", "x0", "matrix"],
-        "quartic" => &["kind", "x0", "coeffs"],
-        "mixed" => &["kind", "x0", "diag", "quartic"],
-        _ => &["kind", "x0", "samples", "seed", "noise"],
-    };
-    s.check_keys(allowed, &format!(" for loss.kind = \"{kind}\""))?;
+    let (_, mut kind) = parse_kind::<LossKind>(s, &["x0"])?;
     let x0 = s.req("x0")?.numbers(Field::finite)?;
     let d = x0.len();
-    let kind = match kind {
-        "quadratic" => LossKind::Quadratic {
-            diag: s.req("diag")?.numbers_d(d, Field::non_negative)?,
-        },
-        "quadratic_full" => LossKind::QuadraticFull {
-            matrix: parse_matrix(&s.req("matrix")?, d)?,
-        },
-        "quartic" => LossKind::Quartic {
-            coeffs: match s.opt("coeffs") {
-                Some(f) => f.numbers_d(d, Field::non_negative)?,
-                None => vec![1.0; d],
-            },
-        },
-        "mixed" => LossKind::Mixed {
-            diag: s.req("diag")?.numbers_d(d, Field::non_negative)?,
-            quartic: s.req("quartic")?.numbers_d(d, Field::non_negative)?,
-        },
-        _ => LossKind::LeastSquares {
-            samples: s.req("samples")?.count_at_most(1, MAX_SAMPLES)?,
-            seed: s.req("seed")?.seed()?,
-            noise: match s.opt("noise") {
-                Some(f) => f.non_negative()?,
-                None => 0.0,
-            },
-        },
-    };
+    kind.validate(&d).map_err(|e| model_err_in(s, e))?;
+    kind.fill_defaults(&d);
     Ok(LossSpec { x0, kind })
-}
-
-fn parse_matrix(f: &Field, d: usize) -> Res<Vec<Vec<f64>>> {
-    let rows = f.nonempty_list()?;
-    if rows.len() != d {
-        return Err(err_msg(
-            &f.key,
-            format!(
-                "{} has {} rows but loss.x0 has length {d} (the matrix must be d x d)",
-                f.key,
-                rows.len()
-            ),
-        ));
-    }
-    let mut m = Vec::with_capacity(d);
-    for row in &rows {
-        m.push(row.numbers_d(d, Field::finite)?);
-    }
-    let scale = m.iter().flatten().fold(1.0f64, |a, x| a.max(x.abs()));
-    for (i, row) in m.iter().enumerate() {
-        for (j, &x) in row.iter().enumerate().skip(i + 1) {
-            let y = m[j][i];
-            if (x - y).abs() > 1e-12 * scale {
-                return Err(err_msg(
-                    &f.key,
-                    format!(
-                        "{k}[{i}][{j}] = {} but {k}[{j}][{i}] = {}: the matrix must be symmetric",
-                        show_f64(x),
-                        show_f64(y),
-                        k = f.key
-                    ),
-                ));
-            }
-        }
-    }
-    let min = smallest_eigenvalue(&m);
-    if min < -1e-10 * scale {
-        return Err(err_msg(
-            &f.key,
-            format!(
-                "{}: not positive semi-definite (smallest eigenvalue {}), so f is unbounded below",
-                f.key,
-                show_f64(round_sig(min))
-            ),
-        ));
-    }
-    Ok(m)
 }
 
 fn parse_noise(s: &Section, d: usize, n: usize) -> Res<NoiseSpec> {
@@ -1354,119 +1204,30 @@ fn parse_noise(s: &Section, d: usize, n: usize) -> Res<NoiseSpec> {
 }
 
 fn parse_noise_model(s: &Section, d: usize) -> Res<NoiseModel> {
-    let kind = s.kind(NOISE_KINDS)?;
-    let context = format!(" for {} = \"{kind}\"", s.key("kind"));
-    if kind == "gaussian" {
-        s.check_keys(&["kind", "sigma0", "sigma1", "scale"], &context)?;
-        Ok(NoiseModel::Gaussian {
-            sigma0: s.req("sigma0")?.non_negative()?,
-            sigma1: match s.opt("sigma1") {
-                Some(f) => f.non_negative()?,
-                None => 0.0,
-            },
-            scale: match s.opt("scale") {
-                Some(f) => f.numbers_d(d, Field::non_negative)?,
-                None => vec![1.0; d],
-            },
-        })
-    } else {
-        s.check_keys(&["kind", "nu", "scale", "sigma0", "sigma1"], &context)?;
-        let nu = s.req("nu")?.positive()?;
-        let f = s.req("scale")?;
-        let scale = match f.value {
-            Value::Array(_) => f.numbers_d(d, Field::positive)?,
-            Value::Integer(_) | Value::Float(_) => vec![f.positive()?; d],
-            _ => return Err(f.err("expected a number or a list of numbers")),
-        };
-        let sigma0 = match s.opt("sigma0") {
-            Some(f) => f.non_negative()?,
-            None => 1.0,
-        };
-        let sigma1 = match s.opt("sigma1") {
-            Some(f) => f.non_negative()?,
-            None => 0.0,
-        };
-        Ok(NoiseModel::StudentT {
-            nu,
-            scale,
-            sigma0,
-            sigma1,
-        })
-    }
+    let (_, mut m) = parse_kind::<NoiseModel>(s, &[])?;
+    m.validate(&d).map_err(|e| model_err_in(s, e))?;
+    m.fill_defaults(&d);
+    Ok(m)
 }
 
 fn parse_optimizer(s: &Section, d: usize) -> Res<OptimizerSpec> {
-    let kind = match s.kind(OPTIMIZER_KINDS)? {
-        "dsgd" => OptimizerKind::Dsgd,
-        "dcsgd" => OptimizerKind::Dcsgd,
-        _ => OptimizerKind::Dsignsgd,
-    };
-    s.check_keys(&["kind", "compressor"], "")?;
-    let compressor =
-        match s.opt("compressor") {
-            Some(f) => parse_compressor(&f.table()?, d)?,
-            None if kind == OptimizerKind::Dcsgd => return Err(err_missing(
-                "optimizer.compressor",
-                " (dcsgd needs a compressor, e.g. compressor = { kind = \"bernoulli\", p = 0.5 })",
-            )),
-            None => CompressorSpec::Identity,
-        };
-    if kind != OptimizerKind::Dcsgd && compressor != CompressorSpec::Identity {
-        return Err(err_msg(
-            "optimizer.compressor.kind",
-            format!(
-                "optimizer.compressor.kind = \"{}\": compression needs optimizer.kind = \"dcsgd\" \
-                 (optimizer.kind = \"{kind}\" allows only the identity compressor)",
-                compressor.kind_name()
-            ),
-        ));
+    // The compressor is a kinded table of its own: checked first, with its own key paths.
+    if let Some(c) = s.opt_section("compressor")? {
+        let (_, spec) = parse_kind::<CompressorSpec>(&c, &[])?;
+        spec.validate(&d).map_err(|e| model_err_in(&c, e))?;
     }
-    Ok(OptimizerSpec { kind, compressor })
-}
-
-fn parse_compressor(s: &Section, d: usize) -> Res<CompressorSpec> {
-    let kind = s.kind(COMPRESSOR_KINDS)?;
-    let context = format!(" for optimizer.compressor.kind = \"{kind}\"");
-    Ok(match kind {
-        "identity" => {
-            s.check_keys(&["kind"], &context)?;
-            CompressorSpec::Identity
-        }
-        "bernoulli" => {
-            s.check_keys(&["kind", "p"], &context)?;
-            let f = s.req("p")?;
-            let p = f.finite()?;
-            if !(p > 0.0 && p <= 1.0) {
-                return Err(f.err("must be in (0, 1] (a keep probability)"));
-            }
-            CompressorSpec::Bernoulli { p }
-        }
-        "rand_k" => {
-            s.check_keys(&["kind", "k"], &context)?;
-            let f = s.req("k")?;
-            let k = f.count(1)?;
-            if k > d {
-                return Err(f.err(format!("must be at most d = {d} (the length of loss.x0)")));
-            }
-            CompressorSpec::RandK { k }
-        }
-        _ => {
-            s.check_keys(&["kind", "levels"], &context)?;
-            CompressorSpec::Qsgd {
-                levels: s.req("levels")?.count_at_most(1, u32::MAX as usize)?,
-            }
-        }
-    })
+    Ok(parse_kind::<OptimizerSpec>(s, &[])?.1)
 }
 
 /// DSGD and DCSGD need finite noise covariance: their SDEs do not exist for Student-t `nu ≤ 2`.
-fn check_noise_for_optimizer(noise: &NoiseSpec, kind: OptimizerKind) -> Res<()> {
-    if kind == OptimizerKind::Dsignsgd {
+fn check_noise_for_optimizer(noise: &NoiseSpec, optimizer: &OptimizerSpec) -> Res<()> {
+    let kind = optimizer.kind_name();
+    if let OptimizerSpec::DsignSgd(_) = optimizer {
         return Ok(());
     }
     for (prefix, m) in noise.models_with_keys() {
-        if let NoiseModel::StudentT { nu, .. } = m {
-            if !m.has_finite_covariance() {
+        if let NoiseModel::StudentT(t) = m {
+            if !has_finite_covariance(m) {
                 let key = format!("{prefix}.nu");
                 return Err(err_msg(
                     &key,
@@ -1474,7 +1235,7 @@ fn check_noise_for_optimizer(noise: &NoiseSpec, kind: OptimizerKind) -> Res<()> 
                         "{key} = {}: optimizer.kind = \"{kind}\" needs noise with finite covariance, but \
                          Student-t noise with nu <= 2 has infinite variance, so the SDE does not exist \
                          (MATH.md §1.3); use nu > 2, or optimizer.kind = \"dsignsgd\"",
-                        show_f64(*nu)
+                        show_f64(t.nu)
                     ),
                 ));
             }
@@ -1483,111 +1244,50 @@ fn check_noise_for_optimizer(noise: &NoiseSpec, kind: OptimizerKind) -> Res<()> 
     Ok(())
 }
 
-fn parse_schedule(
-    s: &Section,
+/// The defaults of the normalized schedule: `l0`, `l1` from the loss, `a`, `b` from the noise and
+/// compressor (MATH.md §6.2), each only where the file does not give it.
+fn fill_normalized(
+    spec: &mut models::schedule::NormalizedSpec,
     loss: &LossSpec,
     noise: &NoiseSpec,
-    optimizer: &OptimizerSpec,
+    compressor: &CompressorSpec,
     n: usize,
-) -> Res<ScheduleSpec> {
-    let kind = s.kind(SCHEDULE_KINDS)?;
-    let context = format!(" for schedule.kind = \"{kind}\"");
-    Ok(match kind {
-        "constant" => {
-            s.check_keys(&["kind"], &context)?;
-            ScheduleSpec::Constant
+) -> Res<()> {
+    let smooth = loss.smoothness().map_err(|e| model_err("loss", e))?;
+    if spec.l0.is_none() {
+        if let Some((l0, _)) = smooth {
+            spec.l0 = Some(computed_finite("schedule.l0", l0, "the loss")?);
         }
-        "poly" => {
-            s.check_keys(&["kind", "power"], &context)?;
-            ScheduleSpec::Poly {
-                power: s.req("power")?.non_negative()?,
-            }
+    }
+    if spec.l1.is_none() {
+        if let Some((_, l1)) = smooth {
+            spec.l1 = Some(computed_finite("schedule.l1", l1, "the loss")?);
         }
-        "poly_time" => {
-            s.check_keys(&["kind", "power", "t0"], &context)?;
-            ScheduleSpec::PolyTime {
-                power: s.req("power")?.non_negative()?,
-                t0: s.req("t0")?.positive()?,
-            }
-        }
-        "normalized" => {
-            s.check_keys(&["kind", "c", "epsilon", "l0", "l1", "a", "b"], &context)?;
-            let c = s.req("c")?.positive()?;
-            let f = s.req("epsilon")?;
-            let epsilon = f.finite()?;
-            if !(epsilon > 0.0 && epsilon < 1.0) {
-                return Err(f.err("must be in (0, 1)"));
-            }
-            let smooth = loss.smoothness().map_err(|e| model_err("loss", e))?;
-            let l0 = match s.opt("l0") {
-                Some(f) => Some(f.non_negative()?),
-                None => match smooth {
-                    Some((l0, _)) => Some(computed_finite("schedule.l0", l0, "the loss")?),
-                    None => None,
-                },
-            };
-            let l1 = match s.opt("l1") {
-                Some(f) => Some(f.non_negative()?),
-                None => match smooth {
-                    Some((_, l1)) => Some(computed_finite("schedule.l1", l1, "the loss")?),
-                    None => None,
-                },
-            };
-            let (a, b) = (s.opt("a"), s.opt("b"));
-            // The inputs of the defaults, only if one is needed (`None`: infinite variance).
-            let agents = match (&a, &b) {
-                (Some(_), Some(_)) => None,
-                _ => agent_constants(loss.dim(), noise, &optimizer.compressor, n)?,
-            };
-            let a = match a {
-                Some(f) => f.non_negative()?,
-                None => {
-                    normalized_default("schedule.a", agents.as_ref(), noise, AgentConstants::a)?
-                }
-            };
-            let b = match b {
-                Some(f) => f.non_negative()?,
-                None => {
-                    normalized_default("schedule.b", agents.as_ref(), noise, AgentConstants::b)?
-                }
-            };
-            if let (Some(l0), Some(l1)) = (l0, l1) {
-                let denominator = l0 * (1.0 + a) + l1 * b;
-                if !(denominator > 0.0 && denominator.is_finite()) {
-                    return Err(err_msg(
-                        "schedule.l0",
-                        format!(
-                            "schedule.l0 = {}, schedule.l1 = {}, schedule.a = {}, schedule.b = {}: the normalized \
-                             schedule needs a finite, positive l0 (1 + a) + l1 b (else eta_k is infinite at a \
-                             stationary point); give schedule.l0 explicitly",
-                            show_f64(l0),
-                            show_f64(l1),
-                            show_f64(round_sig(a)),
-                            show_f64(round_sig(b))
-                        ),
-                    ));
-                }
-            }
-            ScheduleSpec::Normalized {
-                c,
-                epsilon,
-                l0,
-                l1,
-                a,
-                b,
-            }
-        }
-        _ => {
-            s.check_keys(&["kind", "c", "delta"], &context)?;
-            ScheduleSpec::NormalizedSgd {
-                c: s.req("c")?.positive()?,
-                delta: s.req("delta")?.positive()?,
-            }
-        }
-    })
+    }
+    // The inputs of the defaults, only if one is needed (`None`: infinite variance).
+    let agents = match (spec.a, spec.b) {
+        (Some(_), Some(_)) => None,
+        _ => agent_constants(loss.dim(), noise, compressor, n)?,
+    };
+    if spec.a.is_none() {
+        spec.a = Some(normalized_default(
+            "schedule.a",
+            agents.as_ref(),
+            noise,
+            AgentConstants::a,
+        )?);
+    }
+    if spec.b.is_none() {
+        spec.b = Some(normalized_default(
+            "schedule.b",
+            agents.as_ref(),
+            noise,
+            AgentConstants::b,
+        )?);
+    }
+    Ok(())
 }
 
-/// A default computed from other keys must be finite (huge inputs can overflow it).
 fn computed_finite(key: &str, x: f64, from: &str) -> Res<f64> {
     if x.is_finite() {
         Ok(x)
@@ -1607,8 +1307,8 @@ fn infinite_variance_missing(key: &str, noise: &NoiseSpec) -> ConfigError {
         .models_with_keys()
         .into_iter()
         .find_map(|(p, m)| match m {
-            NoiseModel::StudentT { nu, .. } if !m.has_finite_covariance() => {
-                Some(format!("{p}.nu = {}", show_f64(*nu)))
+            NoiseModel::StudentT(t) if !has_finite_covariance(m) => {
+                Some(format!("{p}.nu = {}", show_f64(t.nu)))
             }
             _ => None,
         })
@@ -1629,7 +1329,7 @@ fn model_err(key: &str, e: ModelError) -> ConfigError {
 
 /// The per-agent inputs of `models::NormalizationInputs` (MATH.md §6.2), one entry per agent:
 /// the compressor's `ω` and the effective `(σ0, σ1)` of the agent's noise
-/// ([`NoiseModel::variance_bound`]).
+/// ([`variance_bound`]).
 struct AgentConstants {
     d: usize,
     omega: Vec<f64>,
@@ -1661,11 +1361,12 @@ fn agent_constants(
     n: usize,
 ) -> Res<Option<AgentConstants>> {
     let omega = compressor
-        .omega(d)
-        .map_err(|e| model_err("optimizer.compressor", e))?;
+        .build(&d)
+        .map_err(|e| model_err("optimizer.compressor", e))?
+        .omega(d);
     let mut bounds = Vec::new();
     for (key, m) in noise.models_with_keys() {
-        match m.variance_bound().map_err(|e| model_err(&key, e))? {
+        match variance_bound(m, d).map_err(|e| model_err(&key, e))? {
             Some(bound) => bounds.push(bound),
             None => return Ok(None),
         }
@@ -1751,22 +1452,22 @@ fn check_exact_reference(
     schedule: &ScheduleSpec,
 ) -> Res<()> {
     let mut why = None;
-    if !matches!(loss.kind, LossKind::Quadratic { .. }) {
+    if !matches!(loss.kind, LossKind::DiagonalQuadratic(_)) {
         why = Some(format!("loss.kind = \"{}\"", loss.kind_name()));
-    } else if optimizer.kind != OptimizerKind::Dsgd {
-        why = Some(format!("optimizer.kind = \"{}\"", optimizer.kind));
-    } else if *schedule != ScheduleSpec::Constant {
+    } else if !matches!(optimizer, OptimizerSpec::Dsgd(_)) {
+        why = Some(format!("optimizer.kind = \"{}\"", optimizer.kind_name()));
+    } else if *schedule != ScheduleSpec::default() {
         why = Some(format!("schedule.kind = \"{}\"", schedule.kind_name()));
     } else {
         for (prefix, m) in noise.models_with_keys() {
             match m {
-                NoiseModel::Gaussian { sigma1, .. } if *sigma1 != 0.0 => {
-                    why = Some(format!("{prefix}.sigma1 = {}", show_f64(*sigma1)));
+                NoiseModel::Gaussian(g) if g.sigma1 != 0.0 => {
+                    why = Some(format!("{prefix}.sigma1 = {}", show_f64(g.sigma1)));
                 }
-                NoiseModel::StudentT { .. } => {
-                    why = Some(format!("{prefix}.kind = \"student_t\""));
+                NoiseModel::Gaussian(_) => continue,
+                _ => {
+                    why = Some(format!("{prefix}.kind = \"{}\"", m.kind_name()));
                 }
-                NoiseModel::Gaussian { .. } => continue,
             }
             break;
         }
@@ -1870,95 +1571,52 @@ fn parse_run(s: &Section) -> Res<RunSpec> {
     })
 }
 
-/// The smallest eigenvalue of the symmetric matrix `m`, by `models::loss::symmetric_eigenvalues`
-/// on `m / max|m_ij|` (so that squares cannot overflow), scaled back.
-fn smallest_eigenvalue(m: &[Vec<f64>]) -> f64 {
-    let scale = m.iter().flatten().fold(0.0f64, |s, x| s.max(x.abs()));
-    if scale == 0.0 {
-        return 0.0;
+// ---------------------------------------------------------------------------------------------
+// The catalog of kinds: `sdelab list` and the README's key tables, generated from the definitions
+// ---------------------------------------------------------------------------------------------
+
+/// Orders of a scheme, read off the scheme itself ([`sde_core::Scheme`]).
+struct Orders;
+
+impl compare::solver_choice::SolverVisitor for Orders {
+    type Output = (Option<f64>, f64);
+    fn visit<Sch: sde_core::Scheme, I: sde_core::Increments>(
+        self,
+        scheme: Sch,
+        _increments: I,
+    ) -> Self::Output {
+        (scheme.strong_order(), scheme.weak_order())
     }
-    let scaled: Vec<f64> = m.iter().flatten().map(|x| x / scale).collect();
-    models::loss::symmetric_eigenvalues(m.len(), &scaled)
-        .into_iter()
-        .fold(f64::INFINITY, f64::min)
-        * scale
 }
 
-/// A short description of every kind the configuration defines and its parameters:
-/// `(section, kind, parameters)`. The library enums follow in [`catalog`].
-const CATALOG: &[(&str, &str, &str)] = &[
-    (
-        "loss",
-        "quadratic",
-        "diag = [d numbers >= 0]: f = 1/2 sum diag_j x_j^2",
-    ),
-    (
-        "loss",
-        "quadratic_full",
-        "matrix = [[d x d]], symmetric PSD: f = 1/2 x^T A x",
-    ),
-    (
-        "loss",
-        "quartic",
-        "coeffs = [d numbers >= 0] (default ones): f = sum c_j x_j^4 / 4",
-    ),
-    (
-        "loss",
-        "mixed",
-        "diag = [..], quartic = [..]: f = sum (a_j x_j^2/2 + b_j x_j^4/4)",
-    ),
-    (
-        "loss",
-        "least_squares",
-        "samples, seed, noise = 0: f = |A x - y|^2 / (2 samples), random Gaussian A",
-    ),
-    (
-        "noise",
-        "gaussian",
-        "sigma0, sigma1 = 0, scale = ones: Cov = (sigma0^2 + sigma1^2 |grad f|^2) diag(scale^2)",
-    ),
-    (
-        "noise",
-        "student_t",
-        "nu, scale (number or list), sigma0 = 1, sigma1 = 0: Z_j = scale_j sqrt(sigma0^2 + sigma1^2 |grad f|^2) T_j, T_j iid t_nu",
-    ),
-    ("optimizer", "dsgd", "distributed SGD"),
-    (
-        "optimizer",
-        "dcsgd",
-        "distributed compressed SGD; needs optimizer.compressor",
-    ),
-    ("optimizer", "dsignsgd", "distributed SignSGD"),
-    ("compressor", "identity", "no compression, omega = 0"),
-    ("compressor", "bernoulli", "p in (0, 1]: omega = 1/p - 1"),
-    ("compressor", "rand_k", "k in [1, d]: omega = d/k - 1"),
-    (
-        "compressor",
-        "qsgd",
-        "levels >= 1: omega = min(d/s^2, sqrt(d)/s)",
-    ),
-    ("schedule", "constant", "eta_k = 1"),
-    ("schedule", "poly", "power >= 0: eta_k = (k+1)^-power (iteration-indexed: (B) is weak order 1 under it)"),
-    (
-        "schedule",
-        "poly_time",
-        "power >= 0, t0 > 0: eta_t = (1 + t/t0)^-power on SDE time, eta_k = eta_{k eta} ((B) keeps weak order 2)",
-    ),
-    (
-        "schedule",
-        "normalized",
-        "c, epsilon, l0?, l1?, a?, b?: eta_k = c 2 eps / ((L0 + L1 |grad f|)(1 + A) + L1 B)",
-    ),
-    (
-        "schedule",
-        "normalized_sgd",
-        "c, delta: eta_k = c / max(|grad f|, delta)",
-    ),
-];
+/// The weak order increments of kind `i` allow ([`sde_core::Increments::WEAK_ORDER`]).
+fn increments_weak_order(i: IncrementKind) -> f64 {
+    use sde_core::Increments;
+    match i {
+        IncrementKind::Gaussian => sde_core::Gaussian::WEAK_ORDER,
+        IncrementKind::TwoPoint => sde_core::TwoPoint::WEAK_ORDER,
+        IncrementKind::ThreePoint => sde_core::ThreePoint::WEAK_ORDER,
+    }
+}
 
-/// Every kind and its parameters, for `sdelab list`: `(section, kind, parameters)`. The names of
-/// the SDE models, schemes, increments and observables come from the library enums, and each of
-/// their values must be described here (the matches are exhaustive).
+/// Every kind of the families defined in `models`, with the key prefix of its section.
+fn model_kinds() -> Vec<(&'static str, KindInfo)> {
+    let mut out = Vec::new();
+    for (section, kinds) in [
+        ("loss", LossKind::catalog()),
+        ("noise", NoiseModel::catalog()),
+        ("optimizer", OptimizerSpec::catalog()),
+        ("optimizer.compressor", CompressorSpec::catalog()),
+        ("schedule", ScheduleSpec::catalog()),
+    ] {
+        out.extend(kinds.into_iter().map(|k| (section, k)));
+    }
+    out
+}
+
+/// Every kind and its parameters, for `sdelab list`: `(section, kind, parameters)`. The kinds
+/// defined in `models` come with their summaries; the SDE models, schemes, increments and
+/// observables are the library enums, with the orders the library declares.
 pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
     fn entries<T: Named>(
         section: &'static str,
@@ -1968,9 +1626,9 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
             .iter()
             .map(move |&t| (section, t.config_name(), describe(t)))
     }
-    let mut out: Vec<_> = CATALOG
-        .iter()
-        .map(|&(section, kind, params)| (section, kind, params.to_string()))
+    let mut out: Vec<_> = model_kinds()
+        .into_iter()
+        .map(|(_, k)| (k.family, k.kind, k.summary.to_string()))
         .collect();
     out.extend(entries("sde.models", |m: SdeModel| {
         let what = match m {
@@ -1981,20 +1639,19 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
         format!("{what}, weak order {}", m.weak_order())
     }));
     out.extend(entries("sde.scheme", |s: SchemeKind| {
-        match s {
-            SchemeKind::EulerMaruyama => "weak order 1",
-            SchemeKind::Milstein => "strong order 1, weak order 1",
-            SchemeKind::Weak2 => "weak order 2",
+        let (strong, weak) = compare::solver_choice::dispatch(s, IncrementKind::Gaussian, Orders);
+        match strong {
+            Some(o) => format!("strong order {o}, weak order {weak}"),
+            None => format!("weak order {weak}"),
         }
-        .to_string()
     }));
     out.extend(entries("sde.increments", |i: IncrementKind| {
-        match i {
+        let what = match i {
             IncrementKind::Gaussian => "N(0, h)",
-            IncrementKind::TwoPoint => "+-sqrt(h), weak order 1",
-            IncrementKind::ThreePoint => "+-sqrt(3h) w.p. 1/6 each, 0 w.p. 2/3, weak order 2",
-        }
-        .to_string()
+            IncrementKind::TwoPoint => "+-sqrt(h) w.p. 1/2 each",
+            IncrementKind::ThreePoint => "+-sqrt(3h) w.p. 1/6 each, 0 w.p. 2/3",
+        };
+        format!("{what}, up to weak order {}", increments_weak_order(i))
     }));
     out.extend(entries("run.observables", |o: Observable| {
         match o {
@@ -2010,4 +1667,50 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
         .to_string()
     }));
     out
+}
+
+/// First line of the generated key tables in README.md and docs/CLI.md.
+pub const KEY_TABLES_BEGIN: &str = "<!-- BEGIN GENERATED KEY TABLES: regenerate with \
+    `SDELAB_WRITE_KEY_TABLES=1 cargo test --release -p sdelab --test config key_tables` -->";
+/// Last line of the generated key tables.
+pub const KEY_TABLES_END: &str = "<!-- END GENERATED KEY TABLES -->";
+
+/// The tables of kinds and their keys, in Markdown, generated from the definitions (the models
+/// specs' summaries and key docs, the library enums' names and orders), between
+/// [`KEY_TABLES_BEGIN`] and [`KEY_TABLES_END`].
+pub fn key_tables_markdown() -> String {
+    let mut s = String::new();
+    s.push_str(KEY_TABLES_BEGIN);
+    s.push_str("\n\n| key | kind | type, default: meaning |\n| --- | --- | --- |\n");
+    for (section, k) in model_kinds() {
+        s.push_str(&format!(
+            "| `{section}.kind` | `{}` | {} |\n",
+            k.kind,
+            k.summary.replace('|', "\\|")
+        ));
+        for d in k.keys {
+            s.push_str(&format!(
+                "| `{section}.{}` | `{}` | {} |\n",
+                d.key,
+                k.kind,
+                d.doc.replace('|', "\\|")
+            ));
+        }
+    }
+    s.push_str("\n| key | value | meaning |\n| --- | --- | --- |\n");
+    for (section, name, what) in catalog().into_iter().filter(|(s, _, _)| {
+        matches!(
+            *s,
+            "sde.models" | "sde.scheme" | "sde.increments" | "run.observables"
+        )
+    }) {
+        s.push_str(&format!(
+            "| `{section}` | `{name}` | {} |\n",
+            what.replace('|', "\\|")
+        ));
+    }
+    s.push('\n');
+    s.push_str(KEY_TABLES_END);
+    s.push('\n');
+    s
 }

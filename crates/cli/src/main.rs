@@ -80,7 +80,11 @@ enum Command {
     /// Every loss, noise, compressor, schedule, optimizer, SDE model and scheme the build knows,
     /// with its parameters
     #[command(after_help = AFTER_HELP)]
-    List,
+    List {
+        /// Print the README's generated tables of kinds and keys (Markdown) instead
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -192,7 +196,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             let globals = init_globals(&flags)?;
             commands::stability(&cfg, &opts, &globals)
         }
-        Command::List => commands::list(),
+        Command::List { markdown } => commands::list(markdown),
     }
 }
 

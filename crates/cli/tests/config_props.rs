@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 
 use config::*;
 use error::CliError;
+use models::noise::Scale;
 use proptest::prelude::*;
 use toml::{Table, Value};
 
@@ -219,11 +220,11 @@ fn nasty_value(r: u64) -> Value {
 
 fn all_names() -> Vec<&'static str> {
     [
-        LOSS_KINDS.to_vec(),
-        NOISE_KINDS.to_vec(),
-        OPTIMIZER_KINDS.to_vec(),
-        COMPRESSOR_KINDS.to_vec(),
-        SCHEDULE_KINDS.to_vec(),
+        LossKind::KINDS.to_vec(),
+        NoiseModel::KINDS.to_vec(),
+        OptimizerSpec::KINDS.to_vec(),
+        CompressorSpec::KINDS.to_vec(),
+        ScheduleSpec::KINDS.to_vec(),
         names::<SdeModel>(),
         names::<SchemeKind>(),
         names::<IncrementKind>(),
@@ -370,18 +371,21 @@ fn check_invariants(c: &ExperimentConfig) {
     assert!(d >= 1);
     assert!(c.loss.x0.iter().all(|x| x.is_finite()));
     match &c.loss.kind {
-        LossKind::Quadratic { diag } => {
-            assert!(diag.len() == d && diag.iter().all(|x| within(*x, 0.0, f64::MAX)))
+        LossKind::DiagonalQuadratic(q) => {
+            assert!(q.diag.len() == d && q.diag.iter().all(|x| within(*x, 0.0, f64::MAX)))
         }
-        LossKind::QuadraticFull { matrix } => {
-            assert!(matrix.len() == d && matrix.iter().all(|r| r.len() == d))
+        LossKind::Quadratic(q) => {
+            assert!(q.matrix.len() == d && q.matrix.iter().all(|r| r.len() == d))
         }
-        LossKind::Quartic { coeffs } => {
+        LossKind::Quartic(q) => {
+            let coeffs = q.coeffs.as_ref().expect("filled in");
             assert!(coeffs.len() == d && coeffs.iter().all(|x| *x >= 0.0))
         }
-        LossKind::Mixed { diag, quartic } => assert!(diag.len() == d && quartic.len() == d),
-        LossKind::LeastSquares { samples, noise, .. } => {
-            assert!(*samples >= 1 && within(*noise, 0.0, f64::MAX))
+        LossKind::MixedQuadraticQuartic(m) => {
+            assert!(m.diag.len() == d && m.quartic.len() == d)
+        }
+        LossKind::LeastSquares(ls) => {
+            assert!(ls.samples >= 1 && within(ls.noise, 0.0, f64::MAX))
         }
     }
     assert!(c.agents.n >= 1);
@@ -389,52 +393,44 @@ fn check_invariants(c: &ExperimentConfig) {
     assert_eq!(models.len(), c.agents.n);
     for m in &models {
         match m {
-            NoiseModel::Gaussian {
-                sigma0,
-                sigma1,
-                scale,
-            } => {
-                assert!(within(*sigma0, 0.0, f64::MAX) && within(*sigma1, 0.0, f64::MAX));
+            NoiseModel::Gaussian(g) => {
+                let scale = g.scale.as_ref().expect("filled in");
+                assert!(within(g.sigma0, 0.0, f64::MAX) && within(g.sigma1, 0.0, f64::MAX));
                 assert!(scale.len() == d && scale.iter().all(|s| within(*s, 0.0, f64::MAX)));
             }
-            NoiseModel::StudentT {
-                nu,
-                scale,
-                sigma0,
-                sigma1,
-            } => {
-                assert!(nu.is_finite() && *nu > 0.0 && within(*sigma1, 0.0, f64::MAX));
-                assert!(within(*sigma0, 0.0, f64::MAX));
+            NoiseModel::StudentT(t) => {
+                let nu = t.nu;
+                assert!(nu.is_finite() && nu > 0.0 && within(t.sigma1, 0.0, f64::MAX));
+                assert!(within(t.sigma0, 0.0, f64::MAX));
+                let Scale::Each(scale) = &t.scale else {
+                    panic!("scale is stored expanded")
+                };
                 assert!(scale.len() == d && scale.iter().all(|s| s.is_finite() && *s > 0.0));
-                if c.optimizer.kind != OptimizerKind::Dsignsgd {
-                    assert!(*nu > 2.0, "D(C)SGD accepted Student-t noise with nu = {nu}");
+                if c.optimizer.kind_name() != "dsignsgd" {
+                    assert!(nu > 2.0, "D(C)SGD accepted Student-t noise with nu = {nu}");
                 }
             }
         }
     }
-    match c.optimizer.compressor {
-        CompressorSpec::Identity => {}
-        CompressorSpec::Bernoulli { p } => assert!(p > 0.0 && p <= 1.0),
-        CompressorSpec::RandK { k } => assert!(k >= 1 && k <= d),
-        CompressorSpec::Qsgd { levels } => assert!(levels >= 1),
+    match c.optimizer.compressor() {
+        CompressorSpec::Identity(_) => {}
+        CompressorSpec::Bernoulli(b) => assert!(b.p > 0.0 && b.p <= 1.0),
+        CompressorSpec::RandK(r) => assert!(r.k >= 1 && r.k <= d),
+        CompressorSpec::Qsgd(q) => assert!(q.levels >= 1),
+        CompressorSpec::RandKReplace(r) => assert!(r.k >= 1),
     }
-    if c.optimizer.kind != OptimizerKind::Dcsgd {
-        assert_eq!(c.optimizer.compressor, CompressorSpec::Identity);
+    if c.optimizer.kind_name() != "dcsgd" {
+        assert_eq!(*c.optimizer.compressor(), CompressorSpec::default());
     }
     match c.schedule {
-        ScheduleSpec::Constant => {}
-        ScheduleSpec::Poly { power } => assert!(within(power, 0.0, f64::MAX)),
-        ScheduleSpec::PolyTime { power, t0 } => {
-            assert!(within(power, 0.0, f64::MAX) && t0 > 0.0 && t0.is_finite())
+        ScheduleSpec::Constant(_) => {}
+        ScheduleSpec::Poly(p) => assert!(within(p.power, 0.0, f64::MAX)),
+        ScheduleSpec::PolyTime(p) => {
+            assert!(within(p.power, 0.0, f64::MAX) && p.t0 > 0.0 && p.t0.is_finite())
         }
-        ScheduleSpec::Normalized {
-            c: cc,
-            epsilon,
-            l0,
-            l1,
-            a,
-            b,
-        } => {
+        ScheduleSpec::Normalized(n) => {
+            let (cc, epsilon, l0, l1) = (n.c, n.epsilon, n.l0, n.l1);
+            let (a, b) = (n.a.expect("filled in"), n.b.expect("filled in"));
             assert!(cc.is_finite() && cc > 0.0 && epsilon > 0.0 && epsilon < 1.0);
             assert!(l0.is_none_or(|x| within(x, 0.0, f64::MAX)));
             assert!(l1.is_none_or(|x| within(x, 0.0, f64::MAX)));
@@ -444,18 +440,18 @@ fn check_invariants(c: &ExperimentConfig) {
                 assert!(den.is_finite() && den > 0.0);
             }
         }
-        ScheduleSpec::NormalizedSgd { c: cc, delta } => {
-            assert!(cc > 0.0 && delta > 0.0 && cc.is_finite() && delta.is_finite())
+        ScheduleSpec::NormalizedSgd(n) => {
+            assert!(n.c > 0.0 && n.delta > 0.0 && n.c.is_finite() && n.delta.is_finite())
         }
     }
     assert!(!c.sde.models.is_empty() && c.sde.substeps.is_none_or(|s| s >= 1));
     if c.run.exact_reference {
-        assert!(matches!(c.loss.kind, LossKind::Quadratic { .. }));
-        assert_eq!(c.optimizer.kind, OptimizerKind::Dsgd);
-        assert_eq!(c.schedule, ScheduleSpec::Constant);
+        assert!(matches!(c.loss.kind, LossKind::DiagonalQuadratic(_)));
+        assert_eq!(c.optimizer.kind_name(), "dsgd");
+        assert_eq!(c.schedule, ScheduleSpec::default());
         assert!(models
             .iter()
-            .all(|m| matches!(m, NoiseModel::Gaussian { sigma1, .. } if *sigma1 == 0.0)));
+            .all(|m| matches!(m, NoiseModel::Gaussian(g) if g.sigma1 == 0.0)));
     }
     let r = &c.run;
     assert!(r.horizon.is_finite() && r.horizon > 0.0);

@@ -11,6 +11,7 @@
 //! own stream (e.g. `sde_core::derive_stream(key, 1)`).
 
 use crate::error::ModelError;
+use crate::kind::{KeyDoc, KindSpec};
 use crate::loss::l2_norm;
 use rand::RngExt;
 use sde_core::PathRng;
@@ -243,6 +244,21 @@ impl Compressor for Identity {
     }
 }
 
+/// `kind = "identity"`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySpec {}
+
+impl KindSpec for IdentitySpec {
+    type Output = Identity;
+    type Context = usize;
+    const SUMMARY: &'static str = "no compression, omega = 0";
+    const KEYS: &'static [KeyDoc] = &[];
+    fn build(&self, _d: &usize) -> Result<Identity, ModelError> {
+        Ok(Identity)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// Bernoulli random sparsification: `C(v)_j = b_j v_j / p`, `b_j ~ Bernoulli(p)` iid.
@@ -303,6 +319,27 @@ impl Compressor for BernoulliSparsifier {
     }
     fn name(&self) -> &'static str {
         "bernoulli"
+    }
+}
+
+/// `kind = "bernoulli"`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BernoulliSpec {
+    /// Keep probability.
+    pub p: f64,
+}
+
+impl KindSpec for BernoulliSpec {
+    type Output = BernoulliSparsifier;
+    type Context = usize;
+    const SUMMARY: &'static str = "p in (0, 1]: omega = 1/p - 1";
+    const KEYS: &'static [KeyDoc] = &[KeyDoc {
+        key: "p",
+        doc: "number in (0, 1], required: keep probability",
+    }];
+    fn build(&self, _d: &usize) -> Result<BernoulliSparsifier, ModelError> {
+        BernoulliSparsifier::new(self.p)
     }
 }
 
@@ -406,6 +443,27 @@ impl Compressor for RandK {
     }
     fn name(&self) -> &'static str {
         "rand_k"
+    }
+}
+
+/// `kind = "rand_k"`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandKSpec {
+    /// Coordinates kept.
+    pub k: usize,
+}
+
+impl KindSpec for RandKSpec {
+    type Output = RandK;
+    type Context = usize;
+    const SUMMARY: &'static str = "k in [1, d]: omega = d/k - 1";
+    const KEYS: &'static [KeyDoc] = &[KeyDoc {
+        key: "k",
+        doc: "integer in [1, d], required: coordinates kept",
+    }];
+    fn build(&self, d: &usize) -> Result<RandK, ModelError> {
+        RandK::new(self.k, *d)
     }
 }
 
@@ -513,6 +571,27 @@ impl Compressor for Qsgd {
     }
 }
 
+/// `kind = "qsgd"`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QsgdSpec {
+    /// Quantization levels `s`.
+    pub levels: u32,
+}
+
+impl KindSpec for QsgdSpec {
+    type Output = Qsgd;
+    type Context = usize;
+    const SUMMARY: &'static str = "levels >= 1: omega = min(d/s^2, sqrt(d)/s)";
+    const KEYS: &'static [KeyDoc] = &[KeyDoc {
+        key: "levels",
+        doc: "integer >= 1, required: quantization levels s",
+    }];
+    fn build(&self, _d: &usize) -> Result<Qsgd, ModelError> {
+        Qsgd::new(self.levels)
+    }
+}
+
 /// `E[h(T)]` for `T ~ N(mean, sd²)` and `h(t) = frac(t)(1 − frac(t))`: the average variance of
 /// stochastic rounding of `T` to the integer grid (used by [`Qsgd`]'s covariance).
 ///
@@ -563,68 +642,36 @@ pub fn expected_rounding_variance(mean: f64, sd: f64) -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Any built-in compressor, for runtime configuration; implements [`Compressor`] by `match`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum CompressorKind {
-    /// See [`Identity`].
-    Identity(Identity),
-    /// See [`BernoulliSparsifier`].
-    Bernoulli(BernoulliSparsifier),
-    /// See [`RandK`].
-    RandK(RandK),
-    /// See [`Qsgd`].
-    Qsgd(Qsgd),
-}
+pub mod rand_k_replace;
 
-macro_rules! dispatch {
-    ($self:ident, $c:ident => $e:expr) => {
-        match $self {
-            CompressorKind::Identity($c) => $e,
-            CompressorKind::Bernoulli($c) => $e,
-            CompressorKind::RandK($c) => $e,
-            CompressorKind::Qsgd($c) => $e,
-        }
-    };
-}
-
-impl Compressor for CompressorKind {
-    fn compress(&self, v: &[f64], rng: &mut PathRng, out: &mut [f64]) {
-        dispatch!(self, c => c.compress(v, rng, out))
+crate::registry! {
+    family "compressor", context usize;
+    /// Any built-in compressor, for runtime configuration; implements [`Compressor`] by `match`.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub enum CompressorKind: Compressor {
+        fn compress(&self, v: &[f64], rng: &mut PathRng, out: &mut [f64]);
+        fn omega(&self, d: usize) -> f64;
+        fn covariance_parts(&self, grad: &[f64], noise_var: &[f64], diag: &mut [f64]) -> f64;
+        fn covariance_is_diagonal(&self) -> bool;
+        fn covariance(&self, grad: &[f64], noise_var: &[f64], out: &mut DiagMinusRankOne);
+        fn name(&self) -> &'static str;
     }
-    fn omega(&self, d: usize) -> f64 {
-        dispatch!(self, c => c.omega(d))
-    }
-    fn covariance_parts(&self, grad: &[f64], noise_var: &[f64], diag: &mut [f64]) -> f64 {
-        dispatch!(self, c => c.covariance_parts(grad, noise_var, diag))
-    }
-    fn covariance_is_diagonal(&self) -> bool {
-        dispatch!(self, c => c.covariance_is_diagonal())
-    }
-    fn covariance(&self, grad: &[f64], noise_var: &[f64], out: &mut DiagMinusRankOne) {
-        dispatch!(self, c => c.covariance(grad, noise_var, out))
-    }
-    fn name(&self) -> &'static str {
-        dispatch!(self, c => c.name())
+    /// `optimizer.compressor`: the configuration of a compressor (MATH.md §3), built for the
+    /// dimension `d` by [`CompressorSpec::build`].
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum CompressorSpec;
+    kinds {
+        Identity(Identity) = "identity" IdentitySpec,
+        Bernoulli(BernoulliSparsifier) = "bernoulli" BernoulliSpec,
+        RandK(RandK) = "rand_k" RandKSpec,
+        Qsgd(Qsgd) = "qsgd" QsgdSpec,
+        RandKReplace(rand_k_replace::RandKReplace) = "rand_k_replace" rand_k_replace::RandKReplaceSpec,
     }
 }
 
-impl From<Identity> for CompressorKind {
-    fn from(c: Identity) -> Self {
-        CompressorKind::Identity(c)
-    }
-}
-impl From<BernoulliSparsifier> for CompressorKind {
-    fn from(c: BernoulliSparsifier) -> Self {
-        CompressorKind::Bernoulli(c)
-    }
-}
-impl From<RandK> for CompressorKind {
-    fn from(c: RandK) -> Self {
-        CompressorKind::RandK(c)
-    }
-}
-impl From<Qsgd> for CompressorKind {
-    fn from(c: Qsgd) -> Self {
-        CompressorKind::Qsgd(c)
+impl Default for CompressorSpec {
+    /// The identity.
+    fn default() -> Self {
+        CompressorSpec::Identity(IdentitySpec {})
     }
 }

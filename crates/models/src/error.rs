@@ -46,6 +46,37 @@ impl ModelError {
         }
     }
 
+    /// The parameter's name.
+    pub fn name(&self) -> &str {
+        match self {
+            ModelError::InvalidParameter { name, .. }
+            | ModelError::DimensionMismatch { name, .. } => name,
+        }
+    }
+
+    /// The same error with the parameter `from` (or an entry `from[..]` of it) called `to`: a
+    /// spec whose key differs from the constructor's argument (`diag` for `lambda`) reports the
+    /// key.
+    pub fn renamed(mut self, from: &str, to: &str) -> ModelError {
+        if let ModelError::InvalidParameter { reason, .. } = &mut self {
+            if !from.is_empty() {
+                *reason = reason.replace(&format!("{from}["), &format!("{to}["));
+            }
+        }
+        let name = match &mut self {
+            ModelError::InvalidParameter { name, .. }
+            | ModelError::DimensionMismatch { name, .. } => name,
+        };
+        if let Some(rest) = name.strip_prefix(from) {
+            if from.is_empty() {
+                *name = format!("{to}{rest}");
+            } else if rest.is_empty() || rest.starts_with('[') {
+                *name = format!("{to}{rest}");
+            }
+        }
+        self
+    }
+
     /// A [`ModelError::DimensionMismatch`] for `name`.
     pub fn dimension(name: impl Into<String>, expected: usize, got: usize) -> ModelError {
         ModelError::DimensionMismatch {

@@ -7,11 +7,14 @@
 //! ([`optimizer`]) and the SDE models (A), (B), (C) built generically from any method ([`sde`]).
 //!
 //! A new optimizer is one `impl` of [`method::GradientMethod`]; see
-//! `examples/clipped_sgd.rs`.
+//! `examples/clipped_sgd.rs`. Every kind a configuration file can name (loss, noise, optimizer,
+//! compressor, schedule) is defined once, next to its implementation, as a spec registered in its
+//! family's list ([`kind`], `docs/ADDING_A_KIND.md`).
 pub mod compress;
 pub mod coupling;
 pub mod data;
 pub mod error;
+pub mod kind;
 pub mod loss;
 pub mod method;
 pub mod minibatch;
@@ -24,16 +27,20 @@ pub mod sde;
 pub mod special;
 
 pub use compress::{
-    BernoulliSparsifier, Compressor, CompressorKind, DiagMinusRankOne, Identity, Qsgd, RandK,
+    BernoulliSparsifier, Compressor, CompressorKind, CompressorSpec, DiagMinusRankOne, Identity,
+    Qsgd, RandK,
 };
 pub use error::ModelError;
+pub use kind::{KeyDoc, KindInfo, KindSpec};
 pub use loss::{
-    DiagonalQuadratic, LeastSquares, Loss, LossKind, MixedQuadraticQuartic, Quadratic, Quartic,
-    Smoothness,
+    DiagonalQuadratic, LeastSquares, Loss, LossKind, LossSpec, MixedQuadraticQuartic, Quadratic,
+    Quartic, Smoothness,
 };
-pub use method::{Agent, Dcsgd, Dsgd, DsignSgd, GradientMethod, Method};
-pub use noise::{GaussianNoise, GradientNoise, NoiseModel, StudentTNoise};
+pub use method::{
+    Agent, AgentNoises, Dcsgd, Dsgd, DsignSgd, GradientMethod, Method, OptimizerSpec,
+};
+pub use noise::{GaussianNoise, GradientNoise, NoiseModel, NoiseSpec, StudentTNoise};
 pub use optimizer::{Optimizer, StepWorkspace};
 pub use order::{expected_weak_order, ExpectedOrder};
-pub use schedule::{NormalizationInputs, Schedule};
+pub use schedule::{NormalizationInputs, Schedule, ScheduleSpec};
 pub use sde::{ModelSde, SdeModel};

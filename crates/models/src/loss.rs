@@ -12,6 +12,7 @@ use crate::error::{
     require_each, require_finite, require_len, require_nonempty, require_nonnegative,
     require_positive, ModelError,
 };
+use crate::kind::{KeyDoc, KindSpec};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 
@@ -161,6 +162,29 @@ impl Loss for DiagonalQuadratic {
     }
 }
 
+/// `kind = "quadratic"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiagonalQuadraticSpec {
+    /// The Hessian diagonal.
+    pub diag: Vec<f64>,
+}
+
+impl KindSpec for DiagonalQuadraticSpec {
+    type Output = DiagonalQuadratic;
+    type Context = usize;
+    const SUMMARY: &'static str = "diag = [d numbers >= 0]: f = 1/2 sum diag_j x_j^2";
+    const KEYS: &'static [KeyDoc] = &[KeyDoc {
+        key: "diag",
+        doc: "list of d numbers >= 0, required: the Hessian diagonal",
+    }];
+    fn build(&self, d: &usize) -> Result<DiagonalQuadratic, ModelError> {
+        require_len("diag", *d, self.diag.len())?;
+        require_each("diag", &self.diag, require_nonnegative)?;
+        DiagonalQuadratic::new(self.diag.clone()).map_err(|e| e.renamed("lambda", "diag"))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// `f(x) = ½ xᵀ H x` with a full symmetric `H`.
@@ -273,6 +297,45 @@ impl Loss for Quadratic {
     }
 }
 
+/// `kind = "quadratic_full"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuadraticSpec {
+    /// The Hessian, row by row.
+    pub matrix: Vec<Vec<f64>>,
+}
+
+impl KindSpec for QuadraticSpec {
+    type Output = Quadratic;
+    type Context = usize;
+    const SUMMARY: &'static str = "matrix = [[d x d]], symmetric PSD: f = 1/2 x^T A x";
+    const KEYS: &'static [KeyDoc] = &[KeyDoc {
+        key: "matrix",
+        doc: "list of d lists of d numbers, required: the Hessian A, row by row; symmetric and positive semi-definite",
+    }];
+    fn build(&self, d: &usize) -> Result<Quadratic, ModelError> {
+        require_len("matrix", *d, self.matrix.len())?;
+        let q = Quadratic::new(self.matrix.clone()).map_err(|e| e.renamed("h", "matrix"))?;
+        // A Hessian with a negative eigenvalue makes f unbounded below: no minimum to approach.
+        let scale = self
+            .matrix
+            .iter()
+            .flatten()
+            .fold(1.0f64, |a, x| a.max(x.abs()));
+        let min = q.eigenvalues().first().copied().unwrap_or(0.0);
+        if min < -1e-10 * scale {
+            return Err(ModelError::invalid(
+                "matrix",
+                "(the matrix)",
+                format!(
+                    "not positive semi-definite (smallest eigenvalue {min:.5e}), so f is unbounded below"
+                ),
+            ));
+        }
+        Ok(q)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// `f(x) = Σ_j c_j x_j⁴ / 4` (default `c_j = 1`): the (L0, L1)-smooth, not L-smooth, sanity check
@@ -355,6 +418,33 @@ impl Loss for Quartic {
     }
     fn name(&self) -> &'static str {
         "quartic"
+    }
+}
+
+/// `kind = "quartic"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarticSpec {
+    /// The quartic coefficients (default all ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coeffs: Option<Vec<f64>>,
+}
+
+impl KindSpec for QuarticSpec {
+    type Output = Quartic;
+    type Context = usize;
+    const SUMMARY: &'static str = "coeffs = [d numbers > 0] (default ones): f = sum c_j x_j^4 / 4";
+    const KEYS: &'static [KeyDoc] = &[KeyDoc {
+        key: "coeffs",
+        doc: "list of d numbers > 0, default all ones: the quartic coefficients",
+    }];
+    fn build(&self, d: &usize) -> Result<Quartic, ModelError> {
+        let c = self.coeffs.clone().unwrap_or_else(|| vec![1.0; *d]);
+        require_len("coeffs", *d, c.len())?;
+        Quartic::new(c).map_err(|e| e.renamed("c", "coeffs"))
+    }
+    fn fill_defaults(&mut self, d: &usize) {
+        self.coeffs.get_or_insert_with(|| vec![1.0; *d]);
     }
 }
 
@@ -465,6 +555,39 @@ impl Loss for MixedQuadraticQuartic {
     }
     fn name(&self) -> &'static str {
         "mixed_quadratic_quartic"
+    }
+}
+
+/// `kind = "mixed"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixedSpec {
+    /// Quadratic coefficients.
+    pub diag: Vec<f64>,
+    /// Quartic coefficients.
+    pub quartic: Vec<f64>,
+}
+
+impl KindSpec for MixedSpec {
+    type Output = MixedQuadraticQuartic;
+    type Context = usize;
+    const SUMMARY: &'static str =
+        "diag = [..], quartic = [..]: f = sum (a_j x_j^2/2 + b_j x_j^4/4)";
+    const KEYS: &'static [KeyDoc] = &[
+        KeyDoc {
+            key: "diag",
+            doc: "list of d numbers >= 0, required: quadratic coefficients",
+        },
+        KeyDoc {
+            key: "quartic",
+            doc: "list of d numbers >= 0, required: quartic coefficients",
+        },
+    ];
+    fn build(&self, d: &usize) -> Result<MixedQuadraticQuartic, ModelError> {
+        require_len("diag", *d, self.diag.len())?;
+        require_len("quartic", *d, self.quartic.len())?;
+        MixedQuadraticQuartic::new(self.diag.clone(), self.quartic.clone())
+            .map_err(|e| e.renamed("a", "diag").renamed("c", "quartic"))
     }
 }
 
@@ -615,85 +738,85 @@ impl Loss for LeastSquares {
     }
 }
 
+/// `kind = "least_squares"`: a synthetic problem (see [`LeastSquares::synthetic`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeastSquaresSpec {
+    /// Rows of the design matrix.
+    pub samples: usize,
+    /// Seed of the synthetic data.
+    pub seed: u64,
+    /// Standard deviation of the label noise.
+    #[serde(default)]
+    pub noise: f64,
+}
+
+/// Largest `samples` of [`LeastSquaresSpec`] (the design matrix is held in memory).
+pub const MAX_SAMPLES: usize = 10_000_000;
+
+impl KindSpec for LeastSquaresSpec {
+    type Output = LeastSquares;
+    type Context = usize;
+    const SUMMARY: &'static str =
+        "samples, seed, noise = 0: f = |A x - y|^2 / (2 samples), random Gaussian A";
+    const KEYS: &'static [KeyDoc] = &[
+        KeyDoc {
+            key: "samples",
+            doc: "integer in [1, 10000000], required: rows of the design matrix",
+        },
+        KeyDoc {
+            key: "seed",
+            doc: "integer >= 0, required: seed of the synthetic data (independent of the experiment seed)",
+        },
+        KeyDoc {
+            key: "noise",
+            doc: "number >= 0, default 0: standard deviation of the label noise",
+        },
+    ];
+    fn build(&self, d: &usize) -> Result<LeastSquares, ModelError> {
+        self.validate(d)?;
+        LeastSquares::synthetic(self.samples, *d, self.noise, self.seed)
+            .map_err(|e| e.renamed("noise_std", "noise").renamed("n", "samples"))
+    }
+    /// Without generating the data (`O(samples · d²)`).
+    fn validate(&self, _d: &usize) -> Result<(), ModelError> {
+        if self.samples == 0 || self.samples > MAX_SAMPLES {
+            return Err(ModelError::invalid(
+                "samples",
+                self.samples,
+                format!("must be in [1, {MAX_SAMPLES}]"),
+            ));
+        }
+        require_nonnegative("noise", self.noise).map(|_| ())
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
-/// Any built-in loss, for runtime configuration; implements [`Loss`] by `match`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LossKind {
-    /// See [`DiagonalQuadratic`].
-    DiagonalQuadratic(DiagonalQuadratic),
-    /// See [`Quadratic`].
-    Quadratic(Quadratic),
-    /// See [`Quartic`].
-    Quartic(Quartic),
-    /// See [`MixedQuadraticQuartic`].
-    MixedQuadraticQuartic(MixedQuadraticQuartic),
-    /// See [`LeastSquares`].
-    LeastSquares(LeastSquares),
-}
-
-macro_rules! dispatch {
-    ($self:ident, $l:ident => $e:expr) => {
-        match $self {
-            LossKind::DiagonalQuadratic($l) => $e,
-            LossKind::Quadratic($l) => $e,
-            LossKind::Quartic($l) => $e,
-            LossKind::MixedQuadraticQuartic($l) => $e,
-            LossKind::LeastSquares($l) => $e,
-        }
-    };
-}
-
-impl Loss for LossKind {
-    fn dim(&self) -> usize {
-        dispatch!(self, l => l.dim())
+crate::registry! {
+    family "loss", context usize;
+    /// Any built-in loss, for runtime configuration; implements [`Loss`] by `match`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum LossKind: Loss {
+        fn dim(&self) -> usize;
+        fn value(&self, x: &[f64]) -> f64;
+        fn gradient(&self, x: &[f64], g: &mut [f64]);
+        fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]);
+        fn smoothness(&self) -> Smoothness;
+        fn minimum(&self) -> Option<f64>;
+        fn name(&self) -> &'static str;
+        fn is_separable(&self) -> bool;
     }
-    fn value(&self, x: &[f64]) -> f64 {
-        dispatch!(self, l => l.value(x))
-    }
-    fn gradient(&self, x: &[f64], g: &mut [f64]) {
-        dispatch!(self, l => l.gradient(x, g))
-    }
-    fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]) {
-        dispatch!(self, l => l.hessian_vec(x, v, out))
-    }
-    fn smoothness(&self) -> Smoothness {
-        dispatch!(self, l => l.smoothness())
-    }
-    fn minimum(&self) -> Option<f64> {
-        dispatch!(self, l => l.minimum())
-    }
-    fn name(&self) -> &'static str {
-        dispatch!(self, l => l.name())
-    }
-    fn is_separable(&self) -> bool {
-        dispatch!(self, l => l.is_separable())
-    }
-}
-
-impl From<DiagonalQuadratic> for LossKind {
-    fn from(l: DiagonalQuadratic) -> Self {
-        LossKind::DiagonalQuadratic(l)
-    }
-}
-impl From<Quadratic> for LossKind {
-    fn from(l: Quadratic) -> Self {
-        LossKind::Quadratic(l)
-    }
-}
-impl From<Quartic> for LossKind {
-    fn from(l: Quartic) -> Self {
-        LossKind::Quartic(l)
-    }
-}
-impl From<MixedQuadraticQuartic> for LossKind {
-    fn from(l: MixedQuadraticQuartic) -> Self {
-        LossKind::MixedQuadraticQuartic(l)
-    }
-}
-impl From<LeastSquares> for LossKind {
-    fn from(l: LeastSquares) -> Self {
-        LossKind::LeastSquares(l)
+    /// `[loss]` without `x0`: the objective, built for the dimension `d` (the length of `x0`) by
+    /// [`LossSpec::build`].
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum LossSpec;
+    kinds {
+        DiagonalQuadratic(DiagonalQuadratic) = "quadratic" DiagonalQuadraticSpec,
+        Quadratic(Quadratic) = "quadratic_full" QuadraticSpec,
+        Quartic(Quartic) = "quartic" QuarticSpec,
+        MixedQuadraticQuartic(MixedQuadraticQuartic) = "mixed" MixedSpec,
+        LeastSquares(LeastSquares) = "least_squares" LeastSquaresSpec,
     }
 }
 

@@ -22,11 +22,12 @@
 //! | DCSGD, otherwise (identity, Bernoulli, rand-k, QSGD; any finite-variance noise) | `N d` | per agent: quantile of the sparsified law / folded top-k / noise only |
 //! | DSignSGD, any noise (Cauchy included) | `d` | quantile of the Poisson-binomial number of `+1` signs |
 
-use crate::compress::{Compressor, CompressorKind};
+use crate::compress::{Compressor, CompressorKind, CompressorSpec};
 use crate::coupling::{
     poisson_binomial_quantile, BernoulliAverage, Fold, MaskedDraw, NormalTails, StandardNoise,
 };
 use crate::error::ModelError;
+use crate::kind::{KeyDoc, KindSpec};
 use crate::noise::{GradientNoise, NoiseModel};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -623,7 +624,9 @@ impl GradientMethod for Dcsgd {
                 && match a.compressor {
                     CompressorKind::Identity(_) | CompressorKind::Bernoulli(_) => true,
                     CompressorKind::RandK(r) => r.covariance_is_diagonal(),
-                    CompressorKind::Qsgd(_) => false,
+                    // QSGD's variance depends on |g + Z|; a new compressor is assumed not to be
+                    // coordinatewise until it says so here.
+                    _ => false,
                 }
         })
     }
@@ -801,11 +804,13 @@ impl GradientMethod for Dcsgd {
                         }
                     }
                 }
-                CompressorKind::Qsgd(q) => {
+                // QSGD and any other compressor: the agent's coupled gradient, then the
+                // compressor's own draw.
+                other => {
                     for (((tj, gj), sj), v) in t.iter_mut().zip(g).zip(s.iter()).zip(nu) {
                         *tj = gj + sj * law.from_normal(*v);
                     }
-                    q.compress(t, rng, c);
+                    other.compress(t, rng, c);
                     for (ui, ci) in u.iter_mut().zip(c.iter()) {
                         *ui += ci;
                     }
@@ -1003,77 +1008,158 @@ impl GradientMethod for DsignSgd {
     }
 }
 
-/// The three methods of the paper, for choosing at run time.
-#[derive(Clone, Debug)]
-pub enum Method {
-    Dsgd(Dsgd),
-    Dcsgd(Dcsgd),
-    DsignSgd(DsignSgd),
+crate::registry! {
+    family "optimizer", context AgentNoises;
+    /// The three methods of the paper, for choosing at run time; implements [`GradientMethod`]
+    /// by `match`.
+    #[derive(Clone, Debug)]
+    pub enum Method: GradientMethod {
+        fn name(&self) -> &str;
+        fn dim(&self) -> usize;
+        fn scratch_len(&self) -> usize;
+        #[inline]
+        fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
+        fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn covariance_is_diagonal(&self) -> bool;
+        fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn covariance_is_constant(&self) -> bool;
+        fn covariance_is_coordinatewise(&self) -> bool;
+        fn covariance_is_exact(&self) -> bool;
+        fn coupling_dim(&self) -> usize;
+        fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]);
+        #[inline]
+        fn sample_coupled(&self, g: &[f64], normals: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) -> bool;
+    }
+    /// `[optimizer]`: the discrete algorithm and its compressor, built from the agents' noise by
+    /// [`OptimizerSpec::build`].
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum OptimizerSpec;
+    kinds {
+        Dsgd(Dsgd) = "dsgd" DsgdSpec,
+        Dcsgd(Dcsgd) = "dcsgd" DcsgdSpec,
+        DsignSgd(DsignSgd) = "dsignsgd" DsignSgdSpec,
+    }
 }
 
-macro_rules! dispatch {
-    ($self:ident, $m:ident => $e:expr) => {
-        match $self {
-            Method::Dsgd($m) => $e,
-            Method::Dcsgd($m) => $e,
-            Method::DsignSgd($m) => $e,
+impl OptimizerSpec {
+    /// The compressor every agent uses (the identity for DSGD and DSignSGD).
+    pub fn compressor(&self) -> &CompressorSpec {
+        match self {
+            OptimizerSpec::Dsgd(s) => &s.compressor,
+            OptimizerSpec::Dcsgd(s) => &s.compressor,
+            OptimizerSpec::DsignSgd(s) => &s.compressor,
         }
-    };
+    }
 }
 
-impl GradientMethod for Method {
-    fn name(&self) -> &str {
-        dispatch!(self, m => m.name())
+/// What an [`OptimizerSpec`] is built from: the dimension and each agent's noise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentNoises {
+    /// The dimension `d`.
+    pub d: usize,
+    /// One noise model per agent.
+    pub noises: Vec<NoiseModel>,
+}
+
+impl AgentNoises {
+    fn agents(&self, compressor: &CompressorSpec) -> Result<Vec<Agent>, ModelError> {
+        let compressor = compressor
+            .build(&self.d)
+            .map_err(|e| e.renamed("", "compressor."))?;
+        Ok(self
+            .noises
+            .iter()
+            .map(|noise| Agent {
+                noise: noise.clone(),
+                compressor,
+            })
+            .collect())
     }
-    fn dim(&self) -> usize {
-        dispatch!(self, m => m.dim())
+}
+
+/// Only the identity compressor: DSGD and DSignSGD send uncompressed messages.
+fn identity_only(kind: &str, compressor: &CompressorSpec) -> Result<(), ModelError> {
+    if *compressor == CompressorSpec::default() {
+        Ok(())
+    } else {
+        Err(ModelError::invalid(
+            "compressor.kind",
+            format!("\"{}\"", compressor.kind_name()),
+            format!(
+                "compression needs optimizer.kind = \"dcsgd\" (optimizer.kind = \"{kind}\" allows only the identity compressor)"
+            ),
+        ))
     }
-    fn scratch_len(&self) -> usize {
-        dispatch!(self, m => m.scratch_len())
+}
+
+const COMPRESSOR_IDENTITY_DOC: &str =
+    "table, default { kind = \"identity\" }: only the identity is allowed";
+
+/// `kind = "dsgd"`.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsgdSpec {
+    /// Only the identity.
+    #[serde(default)]
+    pub compressor: CompressorSpec,
+}
+
+impl KindSpec for DsgdSpec {
+    type Output = Dsgd;
+    type Context = AgentNoises;
+    const SUMMARY: &'static str = "distributed SGD";
+    const KEYS: &'static [KeyDoc] = &[KeyDoc {
+        key: "compressor",
+        doc: COMPRESSOR_IDENTITY_DOC,
+    }];
+    fn build(&self, ctx: &AgentNoises) -> Result<Dsgd, ModelError> {
+        identity_only("dsgd", &self.compressor)?;
+        Dsgd::new(ctx.agents(&self.compressor)?)
     }
-    #[inline]
-    fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
-        dispatch!(self, m => m.sample(g, rng, u, scratch))
+}
+
+/// `kind = "dcsgd"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DcsgdSpec {
+    /// Every agent's compressor.
+    pub compressor: CompressorSpec,
+}
+
+impl KindSpec for DcsgdSpec {
+    type Output = Dcsgd;
+    type Context = AgentNoises;
+    const SUMMARY: &'static str = "distributed compressed SGD; needs optimizer.compressor";
+    const KEYS: &'static [KeyDoc] = &[KeyDoc {
+        key: "compressor",
+        doc: "table, required: every agent's compressor, e.g. compressor = { kind = \"bernoulli\", p = 0.5 }",
+    }];
+    fn build(&self, ctx: &AgentNoises) -> Result<Dcsgd, ModelError> {
+        Dcsgd::new(ctx.agents(&self.compressor)?)
     }
-    fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        dispatch!(self, m => m.mean(g, out, scratch))
-    }
-    fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        dispatch!(self, m => m.mean_jvp(g, v, out, scratch))
-    }
-    fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        dispatch!(self, m => m.cov_sqrt_mul(g, xi, out, scratch))
-    }
-    fn covariance_is_diagonal(&self) -> bool {
-        dispatch!(self, m => m.covariance_is_diagonal())
-    }
-    fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        dispatch!(self, m => m.cov_sqrt_diag(g, out, scratch))
-    }
-    fn covariance_is_constant(&self) -> bool {
-        dispatch!(self, m => m.covariance_is_constant())
-    }
-    fn covariance_is_coordinatewise(&self) -> bool {
-        dispatch!(self, m => m.covariance_is_coordinatewise())
-    }
-    fn covariance_is_exact(&self) -> bool {
-        dispatch!(self, m => m.covariance_is_exact())
-    }
-    fn coupling_dim(&self) -> usize {
-        dispatch!(self, m => m.coupling_dim())
-    }
-    fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
-        dispatch!(self, m => m.coupling_zeta(normals, zeta))
-    }
-    #[inline]
-    fn sample_coupled(
-        &self,
-        g: &[f64],
-        normals: &[f64],
-        rng: &mut PathRng,
-        u: &mut [f64],
-        scratch: &mut [f64],
-    ) -> bool {
-        dispatch!(self, m => m.sample_coupled(g, normals, rng, u, scratch))
+}
+
+/// `kind = "dsignsgd"`.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsignSgdSpec {
+    /// Only the identity.
+    #[serde(default)]
+    pub compressor: CompressorSpec,
+}
+
+impl KindSpec for DsignSgdSpec {
+    type Output = DsignSgd;
+    type Context = AgentNoises;
+    const SUMMARY: &'static str = "distributed SignSGD";
+    const KEYS: &'static [KeyDoc] = &[KeyDoc {
+        key: "compressor",
+        doc: COMPRESSOR_IDENTITY_DOC,
+    }];
+    fn build(&self, ctx: &AgentNoises) -> Result<DsignSgd, ModelError> {
+        identity_only("dsignsgd", &self.compressor)?;
+        DsignSgd::new(ctx.agents(&self.compressor)?)
     }
 }

@@ -15,7 +15,8 @@
 //! (Gaussian) and `2Ξ_ν(g_j/s_j)` (Student-t, [`crate::special::xi`]). With `s_j = 0` it is
 //! `sign(g_j)` (`sign(0) = 0`).
 
-use crate::error::{require_each, require_len, require_nonnegative, ModelError};
+use crate::error::{require_each, require_len, require_nonnegative, require_positive, ModelError};
+use crate::kind::{KeyDoc, KindSpec};
 use crate::special::{normal_pdf, student_t_pdf, xi, XiTable, NU_FINITE_SUM_MAX};
 use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal, StudentT};
@@ -236,6 +237,49 @@ impl GradientNoise for GaussianNoise {
     }
 }
 
+/// `kind = "gaussian"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GaussianSpec {
+    /// The constant part of the standard deviation.
+    pub sigma0: f64,
+    /// The gradient-proportional part.
+    #[serde(default)]
+    pub sigma1: f64,
+    /// Per-coordinate multiplier of the standard deviation (default all ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Vec<f64>>,
+}
+
+impl KindSpec for GaussianSpec {
+    type Output = GaussianNoise;
+    type Context = usize;
+    const SUMMARY: &'static str =
+        "sigma0, sigma1 = 0, scale = ones: Cov = (sigma0^2 + sigma1^2 |grad f|^2) diag(scale^2)";
+    const KEYS: &'static [KeyDoc] = &[
+        KeyDoc {
+            key: "sigma0",
+            doc: "number >= 0, required: the constant part of the standard deviation",
+        },
+        KeyDoc {
+            key: "sigma1",
+            doc: "number >= 0, default 0: the gradient-proportional part",
+        },
+        KeyDoc {
+            key: "scale",
+            doc: "list of d numbers >= 0, default all ones: per-coordinate multiplier of the standard deviation",
+        },
+    ];
+    fn build(&self, d: &usize) -> Result<GaussianNoise, ModelError> {
+        let scale = self.scale.clone().unwrap_or_else(|| vec![1.0; *d]);
+        require_len("scale", *d, scale.len())?;
+        GaussianNoise::new(*d, scale, self.sigma0, self.sigma1)
+    }
+    fn fill_defaults(&mut self, d: &usize) {
+        self.scale.get_or_insert_with(|| vec![1.0; *d]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// Student-t noise with independent coordinates: `Z_j = s_j(g) T_j`, `T_j ~ t_ν` iid
@@ -359,15 +403,106 @@ impl GradientNoise for StudentTNoise {
     }
 }
 
+/// `scale` of [`StudentTSpec`]: one number for every coordinate, or one per coordinate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Scale {
+    /// The same factor for every coordinate.
+    All(f64),
+    /// One factor per coordinate.
+    Each(Vec<f64>),
+}
+
+impl Scale {
+    /// The factors in dimension `d`.
+    pub fn expand(&self, d: usize) -> Vec<f64> {
+        match self {
+            Scale::All(x) => vec![*x; d],
+            Scale::Each(v) => v.clone(),
+        }
+    }
+}
+
+fn default_sigma0() -> f64 {
+    1.0
+}
+
+/// `kind = "student_t"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudentTSpec {
+    /// Degrees of freedom.
+    pub nu: f64,
+    /// Per-coordinate scale factors.
+    pub scale: Scale,
+    /// Constant part of the scale.
+    #[serde(default = "default_sigma0")]
+    pub sigma0: f64,
+    /// Gradient-proportional part of the scale.
+    #[serde(default)]
+    pub sigma1: f64,
+}
+
+impl KindSpec for StudentTSpec {
+    type Output = StudentTNoise;
+    type Context = usize;
+    const SUMMARY: &'static str = "nu, scale (number or list), sigma0 = 1, sigma1 = 0: Z_j = scale_j sqrt(sigma0^2 + sigma1^2 |grad f|^2) T_j, T_j iid t_nu";
+    const KEYS: &'static [KeyDoc] = &[
+        KeyDoc {
+            key: "nu",
+            doc: "number > 0, required: degrees of freedom (1 = Cauchy); D(C)SGD needs nu > 2",
+        },
+        KeyDoc {
+            key: "scale",
+            doc: "number > 0 or list of d numbers > 0, required: per-coordinate scale factors",
+        },
+        KeyDoc {
+            key: "sigma0",
+            doc: "number >= 0, default 1: constant part of the scale",
+        },
+        KeyDoc {
+            key: "sigma1",
+            doc:
+                "number >= 0, default 0: gradient-proportional part of the scale (0 = fixed scale)",
+        },
+    ];
+    fn build(&self, d: &usize) -> Result<StudentTNoise, ModelError> {
+        if let Scale::All(x) = self.scale {
+            require_positive("scale", x)?;
+        }
+        let scale = self.scale.expand(*d);
+        require_len("scale", *d, scale.len())?;
+        require_each("scale", &scale, require_positive)?;
+        StudentTNoise::new(*d, self.nu, scale, self.sigma0, self.sigma1)
+    }
+    fn fill_defaults(&mut self, d: &usize) {
+        self.scale = Scale::Each(self.scale.expand(*d));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
-/// Either noise model, for runtime configuration; implements [`GradientNoise`] by `match`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NoiseModel {
-    /// See [`GaussianNoise`].
-    Gaussian(GaussianNoise),
-    /// See [`StudentTNoise`].
-    StudentT(StudentTNoise),
+crate::registry! {
+    family "noise", context usize;
+    /// Any noise model, for runtime configuration; implements [`GradientNoise`] by `match`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum NoiseModel: GradientNoise {
+        fn dim(&self) -> usize;
+        fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]);
+        fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool;
+        fn sign_mean(&self, grad: &[f64], out: &mut [f64]);
+        fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]);
+        fn scale(&self, grad: &[f64], out: &mut [f64]);
+        fn depends_on_gradient(&self) -> bool;
+    }
+    /// `[noise]` (or one `[[noise.agents]]` table): the gradient noise of one agent, built for
+    /// the dimension `d` by [`NoiseSpec::build`].
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum NoiseSpec;
+    kinds {
+        Gaussian(GaussianNoise) = "gaussian" GaussianSpec,
+        StudentT(StudentTNoise) = "student_t" StudentTSpec,
+    }
 }
 
 impl NoiseModel {
@@ -378,49 +513,5 @@ impl NoiseModel {
             NoiseModel::Gaussian(_) => true,
             NoiseModel::StudentT(t) => t.nu > 2.0,
         }
-    }
-}
-
-macro_rules! dispatch {
-    ($self:ident, $n:ident => $e:expr) => {
-        match $self {
-            NoiseModel::Gaussian($n) => $e,
-            NoiseModel::StudentT($n) => $e,
-        }
-    };
-}
-
-impl GradientNoise for NoiseModel {
-    fn dim(&self) -> usize {
-        dispatch!(self, n => n.dim())
-    }
-    fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]) {
-        dispatch!(self, n => n.sample(grad, rng, z))
-    }
-    fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool {
-        dispatch!(self, n => n.variance(grad, out))
-    }
-    fn sign_mean(&self, grad: &[f64], out: &mut [f64]) {
-        dispatch!(self, n => n.sign_mean(grad, out))
-    }
-    fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]) {
-        dispatch!(self, n => n.sign_mean_jvp(grad, v, out))
-    }
-    fn scale(&self, grad: &[f64], out: &mut [f64]) {
-        dispatch!(self, n => n.scale(grad, out))
-    }
-    fn depends_on_gradient(&self) -> bool {
-        dispatch!(self, n => n.depends_on_gradient())
-    }
-}
-
-impl From<GaussianNoise> for NoiseModel {
-    fn from(n: GaussianNoise) -> Self {
-        NoiseModel::Gaussian(n)
-    }
-}
-impl From<StudentTNoise> for NoiseModel {
-    fn from(n: StudentTNoise) -> Self {
-        NoiseModel::StudentT(n)
     }
 }

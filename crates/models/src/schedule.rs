@@ -9,6 +9,8 @@
 //! `t` explicitly).
 
 use crate::error::{require_len, require_nonnegative, require_positive, ModelError};
+use crate::kind::{KeyDoc, KindSpec};
+use crate::loss::Smoothness;
 
 /// A scheduler. Build it with the validated constructors ([`Schedule::polynomial`],
 /// [`Schedule::normalized`], …), or check a hand-built value with [`Schedule::validate`].
@@ -349,5 +351,193 @@ impl Schedule {
             Schedule::NormalizedSgd { c, delta } => c / grad_norm.max(delta),
             _ => 1.0,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schedule kinds of a configuration file
+// ---------------------------------------------------------------------------------------------
+
+crate::spec_registry! {
+    family "schedule", builds Schedule, context Smoothness;
+    /// `[schedule]`: the multiplier `η_k` of the base learning rate, built by
+    /// [`ScheduleSpec::build`] (the context is the loss's (L0, L1) constants, the defaults of the
+    /// normalized schedule's `l0`, `l1`).
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum ScheduleSpec {
+        Constant = "constant" ConstantSpec,
+        Poly = "poly" PolySpec,
+        PolyTime = "poly_time" PolyTimeSpec,
+        Normalized = "normalized" NormalizedSpec,
+        NormalizedSgd = "normalized_sgd" NormalizedSgdSpec,
+    }
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        ScheduleSpec::Constant(ConstantSpec {})
+    }
+}
+
+/// `kind = "constant"`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstantSpec {}
+
+impl KindSpec for ConstantSpec {
+    type Output = Schedule;
+    type Context = Smoothness;
+    const SUMMARY: &'static str = "eta_k = 1";
+    const KEYS: &'static [KeyDoc] = &[];
+    fn build(&self, _: &Smoothness) -> Result<Schedule, ModelError> {
+        Ok(Schedule::constant())
+    }
+}
+
+/// `kind = "poly"`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolySpec {
+    /// Decay exponent.
+    pub power: f64,
+}
+
+impl KindSpec for PolySpec {
+    type Output = Schedule;
+    type Context = Smoothness;
+    const SUMMARY: &'static str =
+        "power >= 0: eta_k = (k+1)^-power (iteration-indexed: (B) is weak order 1 under it)";
+    const KEYS: &'static [KeyDoc] = &[KeyDoc {
+        key: "power",
+        doc: "number >= 0, required: decay exponent (0.5 is P1v2's Robbins-Monro choice)",
+    }];
+    fn build(&self, _: &Smoothness) -> Result<Schedule, ModelError> {
+        Schedule::polynomial(self.power)
+    }
+}
+
+/// `kind = "poly_time"`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolyTimeSpec {
+    /// Decay exponent.
+    pub power: f64,
+    /// Time scale in SDE time.
+    pub t0: f64,
+}
+
+impl KindSpec for PolyTimeSpec {
+    type Output = Schedule;
+    type Context = Smoothness;
+    const SUMMARY: &'static str = "power >= 0, t0 > 0: eta_t = (1 + t/t0)^-power on SDE time, eta_k = eta_{k eta} ((B) keeps weak order 2)";
+    const KEYS: &'static [KeyDoc] = &[
+        KeyDoc {
+            key: "power",
+            doc: "number >= 0, required: decay exponent",
+        },
+        KeyDoc {
+            key: "t0",
+            doc: "number > 0, required: the time scale in SDE time",
+        },
+    ];
+    fn build(&self, _: &Smoothness) -> Result<Schedule, ModelError> {
+        Schedule::poly_time(self.power, self.t0)
+    }
+}
+
+/// `kind = "normalized"`. `l0`, `l1` default to the loss's constants (the build context); `a`,
+/// `b` default to values computed from the noise and the compressor by the configuration layer
+/// (MATH.md §6.2, [`NormalizationInputs`]), and building needs them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizedSpec {
+    /// Overall multiplier.
+    pub c: f64,
+    /// The `ε` of the condition.
+    pub epsilon: f64,
+    /// `L0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l0: Option<f64>,
+    /// `L1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l1: Option<f64>,
+    /// `A`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a: Option<f64>,
+    /// `B`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b: Option<f64>,
+}
+
+impl KindSpec for NormalizedSpec {
+    type Output = Schedule;
+    type Context = Smoothness;
+    const SUMMARY: &'static str =
+        "c, epsilon, l0?, l1?, a?, b?: eta_k = c 2 eps / ((L0 + L1 |grad f|)(1 + A) + L1 B)";
+    const KEYS: &'static [KeyDoc] = &[
+        KeyDoc {
+            key: "c",
+            doc: "number > 0, required: overall multiplier",
+        },
+        KeyDoc {
+            key: "epsilon",
+            doc: "number in (0, 1), required: the epsilon of the condition",
+        },
+        KeyDoc {
+            key: "l0",
+            doc: "number >= 0, default from the loss: L0 of (L0, L1)-smoothness",
+        },
+        KeyDoc {
+            key: "l1",
+            doc: "number >= 0, default from the loss: L1",
+        },
+        KeyDoc {
+            key: "a",
+            doc: "number >= 0, default computed: A = (omega + d (sigma1^2 omega + sigma1^2))/N, agent averages",
+        },
+        KeyDoc {
+            key: "b",
+            doc: "number >= 0, default computed: B = d (sigma0^2 + sigma0^2 omega)/N, agent averages",
+        },
+    ];
+    fn build(&self, s: &Smoothness) -> Result<Schedule, ModelError> {
+        let missing = |k: &str| ModelError::invalid(k, "(missing)", "needs a value");
+        Schedule::normalized(
+            self.c,
+            self.epsilon,
+            self.l0.unwrap_or(s.l0),
+            self.l1.unwrap_or(s.l1),
+            self.a.ok_or_else(|| missing("a"))?,
+            self.b.ok_or_else(|| missing("b"))?,
+        )
+    }
+}
+
+/// `kind = "normalized_sgd"`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizedSgdSpec {
+    /// Scale.
+    pub c: f64,
+    /// Floor on the gradient norm.
+    pub delta: f64,
+}
+
+impl KindSpec for NormalizedSgdSpec {
+    type Output = Schedule;
+    type Context = Smoothness;
+    const SUMMARY: &'static str = "c, delta: eta_k = c / max(|grad f|, delta)";
+    const KEYS: &'static [KeyDoc] = &[
+        KeyDoc {
+            key: "c",
+            doc: "number > 0, required",
+        },
+        KeyDoc {
+            key: "delta",
+            doc: "number > 0, required: floor on the gradient norm (keeps the step finite at a stationary point)",
+        },
+    ];
+    fn build(&self, _: &Smoothness) -> Result<Schedule, ModelError> {
+        Schedule::normalized_sgd(self.c, self.delta)
     }
 }
