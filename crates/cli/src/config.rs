@@ -1164,7 +1164,18 @@ fn parse_name(f: &Field) -> Res<String> {
 
 fn parse_loss(s: &Section) -> Res<LossSpec> {
     let (_, mut kind) = parse_kind::<LossKind>(s, &["x0"])?;
-    let x0 = s.req("x0")?.numbers(Field::finite)?;
+    let x0 = match (s.opt("x0"), &kind) {
+        (Some(f), _) => f.numbers(Field::finite)?,
+        // A data-set loss initialises its parameters from `loss.seed` (`d = 0`: no x0 given).
+        (None, LossKind::Logistic(_) | LossKind::Mlp(_)) => {
+            match kind.build(&0).map_err(|e| model_err_in(s, e))? {
+                models::LossKind::Logistic(l) => l.0.x0().to_vec(),
+                models::LossKind::Mlp(l) => l.0.x0().to_vec(),
+                _ => Vec::new(),
+            }
+        }
+        (None, _) => s.req("x0")?.numbers(Field::finite)?,
+    };
     let d = x0.len();
     kind.validate(&d).map_err(|e| model_err_in(s, e))?;
     kind.fill_defaults(&d);

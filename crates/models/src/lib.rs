@@ -19,6 +19,7 @@ pub mod loss;
 pub mod method;
 pub mod minibatch;
 pub mod mlp;
+pub mod network_spec;
 pub mod noise;
 pub mod optimizer;
 pub mod order;

@@ -1031,6 +1031,14 @@ crate::registry! {
         fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]);
         #[inline]
         fn sample_coupled(&self, g: &[f64], normals: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) -> bool;
+        #[inline]
+        fn sample_at(&self, x: &[f64], g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
+        fn mean_at(&self, x: &[f64], g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn mean_jvp_at(&self, x: &[f64], g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn noise_dim(&self) -> usize;
+        #[inline]
+        fn cov_sqrt_mul_at(&self, x: &[f64], g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn needs_full_gradient(&self) -> bool;
     }
     /// `[optimizer]`: the discrete algorithm and its compressor, built from the agents' noise by
     /// [`OptimizerSpec::build`].
