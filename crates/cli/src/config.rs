@@ -1164,7 +1164,18 @@ fn parse_name(f: &Field) -> Res<String> {
 
 fn parse_loss(s: &Section) -> Res<LossSpec> {
     let (_, mut kind) = parse_kind::<LossKind>(s, &["x0"])?;
-    let x0 = s.req("x0")?.numbers(Field::finite)?;
+    let x0 = match (s.opt("x0"), &kind) {
+        (Some(f), _) => f.numbers(Field::finite)?,
+        // A data-set loss initialises its parameters from `loss.seed` (`d = 0`: no x0 given).
+        (None, LossKind::Logistic(_) | LossKind::Mlp(_)) => {
+            match kind.build(&0).map_err(|e| model_err_in(s, e))? {
+                models::LossKind::Logistic(l) => l.0.x0().to_vec(),
+                models::LossKind::Mlp(l) => l.0.x0().to_vec(),
+                _ => Vec::new(),
+            }
+        }
+        (None, _) => s.req("x0")?.numbers(Field::finite)?,
+    };
     let d = x0.len();
     kind.validate(&d).map_err(|e| model_err_in(s, e))?;
     kind.fill_defaults(&d);
@@ -1660,6 +1671,9 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
             Observable::XSq => "sum_j x_j^2",
             Observable::GradNorm => "|grad f(x)|_2",
             Observable::GradNormSq => "|grad f(x)|_2^2 (the quantity the bounds are stated for)",
+            Observable::TestLoss => "mean loss on the held-out rows (data-set losses)",
+            Observable::TestAccuracy => "held-out classification accuracy (class data)",
+            Observable::DistanceFromX0 => "|x - x0|_2",
         }
         .to_string()
     }));

@@ -83,6 +83,7 @@ pub fn config_key(setting: compare::Setting) -> &'static str {
         Setting::Epsilon => "epsilon",
         Setting::Kappas => "kappas",
         Setting::Checkpoints => "checkpoints",
+        Setting::SvagL => "sde.svag_l",
     }
 }
 

@@ -410,7 +410,16 @@ fn library_enums_serialize_to_their_config_names() {
     );
     assert_eq!(
         names::<Observable>(),
-        ["loss", "x", "x_sq", "grad_norm", "grad_norm_sq"]
+        [
+            "loss",
+            "x",
+            "x_sq",
+            "grad_norm",
+            "grad_norm_sq",
+            "test_loss",
+            "test_accuracy",
+            "distance_from_x0"
+        ]
     );
 }
 
@@ -593,7 +602,7 @@ fn unknown_keys_are_rejected_everywhere() {
 
 #[test]
 fn kinds_are_checked() {
-    let e = err(&base_with("kind = \"quadratic\"\n", ""), "loss.kind: missing key (expected one of quadratic, quadratic_full, quartic, mixed, least_squares)");
+    let e = err(&base_with("kind = \"quadratic\"\n", ""), "loss.kind: missing key (expected one of quadratic, quadratic_full, quartic, mixed, least_squares, logistic, mlp)");
     assert_eq!(e.key, "loss.kind");
     err(
         &base_with("kind = \"quadratic\"", "kind = \"quadratik\""),

@@ -387,6 +387,8 @@ fn check_invariants(c: &ExperimentConfig) {
         LossKind::LeastSquares(ls) => {
             assert!(ls.samples >= 1 && within(ls.noise, 0.0, f64::MAX))
         }
+        LossKind::Logistic(l) => assert!(within(l.l2, 0.0, f64::MAX)),
+        LossKind::Mlp(m) => assert!(!m.hidden.is_empty() && within(m.l2, 0.0, f64::MAX)),
     }
     assert!(c.agents.n >= 1);
     let models = c.noise.per_agent(c.agents.n);

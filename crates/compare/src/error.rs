@@ -55,10 +55,12 @@ pub enum Setting {
     Epsilon,
     Kappas,
     Checkpoints,
+    /// SVAG's multiplier `l` (`svag`).
+    SvagL,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 18] = [
+    pub const ALL: [Setting; 19] = [
         Setting::Etas,
         Setting::Horizon,
         Setting::Paths,
@@ -77,6 +79,7 @@ impl Setting {
         Setting::Epsilon,
         Setting::Kappas,
         Setting::Checkpoints,
+        Setting::SvagL,
     ];
 
     /// The field's name in the settings structs.
@@ -100,6 +103,7 @@ impl Setting {
             Setting::Epsilon => "epsilon",
             Setting::Kappas => "kappas",
             Setting::Checkpoints => "checkpoints",
+            Setting::SvagL => "svag_l",
         }
     }
 

@@ -69,7 +69,10 @@ impl QuadraticDsgdMoments {
                 Observable::X => m,
                 Observable::XSq => m * m + v,
                 Observable::GradNormSq => self.lambda[j] * self.lambda[j] * (m * m + v),
-                Observable::GradNorm => return None,
+                Observable::GradNorm
+                | Observable::TestLoss
+                | Observable::TestAccuracy
+                | Observable::DistanceFromX0 => return None,
             };
         }
         Some(acc)

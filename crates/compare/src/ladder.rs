@@ -24,7 +24,7 @@
 //! discrete − fine, discrete − coarse, coarse − fine (`n` each), then the alive indicators of the
 //! discrete, fine and coarse sides (1 while alive, 0 after).
 
-use crate::observable::evaluate;
+use crate::observable::evaluate_from;
 use crate::sim::PathSettings;
 use models::loss::Loss;
 use models::method::GradientMethod;
@@ -218,7 +218,7 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'_, L, 
             return false;
         }
         let st = self.settings;
-        let f = evaluate(self.opt.loss(), &st.observables, x, g, o);
+        let f = evaluate_from(self.opt.loss(), &st.observables, &st.x0, x, g, o);
         let ok = f.is_finite()
             && f <= st.diverge_above
             && o.iter().all(|v| v.is_finite())

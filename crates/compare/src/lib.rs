@@ -17,6 +17,7 @@ pub mod solver_choice;
 pub mod stability;
 pub mod streams;
 pub mod study;
+pub mod svag;
 pub mod theorems;
 pub mod trajectory;
 

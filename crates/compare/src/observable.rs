@@ -17,15 +17,26 @@ pub enum Observable {
     GradNorm,
     /// `‖∇f(x)‖²`: the quantity the convergence bounds of MATH.md §6 are stated for.
     GradNormSq,
+    /// Mean loss on the held-out rows of a data-set loss ([`Loss::test_loss`]); `NaN` (so the
+    /// path counts as diverged) for losses without data.
+    TestLoss,
+    /// Fraction of held-out rows classified correctly ([`Loss::test_accuracy`]); `NaN` for
+    /// losses without class data.
+    TestAccuracy,
+    /// `‖x − x0‖₂`, the distance travelled from the start (`NaN` when no `x0` is passed).
+    DistanceFromX0,
 }
 
 impl Observable {
-    pub const ALL: [Observable; 5] = [
+    pub const ALL: [Observable; 8] = [
         Observable::Loss,
         Observable::X,
         Observable::XSq,
         Observable::GradNorm,
         Observable::GradNormSq,
+        Observable::TestLoss,
+        Observable::TestAccuracy,
+        Observable::DistanceFromX0,
     ];
 
     /// What `run.observables` defaults to (the four of CLI.md; `grad_norm_sq` is opt-in).
@@ -43,6 +54,9 @@ impl Observable {
             Observable::XSq => "x_sq",
             Observable::GradNorm => "grad_norm",
             Observable::GradNormSq => "grad_norm_sq",
+            Observable::TestLoss => "test_loss",
+            Observable::TestAccuracy => "test_accuracy",
+            Observable::DistanceFromX0 => "distance_from_x0",
         }
     }
 
@@ -54,6 +68,9 @@ impl Observable {
             Observable::XSq => "Σ x_j²",
             Observable::GradNorm => "‖∇f(x)‖",
             Observable::GradNormSq => "‖∇f(x)‖²",
+            Observable::TestLoss => "test loss",
+            Observable::TestAccuracy => "test accuracy",
+            Observable::DistanceFromX0 => "‖x − x0‖",
         }
     }
 }
@@ -64,6 +81,19 @@ impl Observable {
 pub fn evaluate<L: Loss + ?Sized>(
     loss: &L,
     list: &[Observable],
+    x: &[f64],
+    g: &mut [f64],
+    out: &mut [f64],
+) -> f64 {
+    evaluate_from(loss, list, &[], x, g, out)
+}
+
+/// [`evaluate`] with the start `x0` of the path, which [`Observable::DistanceFromX0`] needs.
+#[inline]
+pub fn evaluate_from<L: Loss + ?Sized>(
+    loss: &L,
+    list: &[Observable],
+    x0: &[f64],
     x: &[f64],
     g: &mut [f64],
     out: &mut [f64],
@@ -82,6 +112,15 @@ pub fn evaluate<L: Loss + ?Sized>(
             Observable::XSq => x.iter().map(|v| v * v).sum(),
             Observable::GradNorm => g.iter().map(|v| v * v).sum::<f64>().sqrt(),
             Observable::GradNormSq => g.iter().map(|v| v * v).sum::<f64>(),
+            Observable::TestLoss => loss.test_loss(x).unwrap_or(f64::NAN),
+            Observable::TestAccuracy => loss.test_accuracy(x).unwrap_or(f64::NAN),
+            Observable::DistanceFromX0 if x0.len() == x.len() => x
+                .iter()
+                .zip(x0)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+                .sqrt(),
+            Observable::DistanceFromX0 => f64::NAN,
         };
     }
     f
@@ -109,5 +148,33 @@ mod tests {
         let mut one = [0.0];
         evaluate(&f, &[Observable::GradNormSq], &x, &mut g, &mut one);
         assert!((one[0] - by_hand).abs() < 1e-12 * by_hand);
+    }
+
+    /// The network observables against the loss's own methods and a hand-computed distance.
+    #[test]
+    fn network_observables() {
+        use models::data::DatasetName;
+        use models::mlp::{Mlp, MlpSpec};
+        let net = Mlp::new(MlpSpec::logistic(DatasetName::Iris, 1)).unwrap();
+        let x0 = net.x0().to_vec();
+        let x: Vec<f64> = x0.iter().map(|v| v + 0.5).collect();
+        let list = [
+            Observable::TestLoss,
+            Observable::TestAccuracy,
+            Observable::DistanceFromX0,
+        ];
+        let mut g = vec![0.0; x.len()];
+        let mut out = [0.0; 3];
+        evaluate_from(&net, &list, &x0, &x, &mut g, &mut out);
+        assert_eq!(Some(out[0]), net.test_loss(&x));
+        assert_eq!(Some(out[1]), net.test_accuracy(&x));
+        let want = 0.5 * (x.len() as f64).sqrt();
+        assert!((out[2] - want).abs() < 1e-12, "{} vs {want}", out[2]);
+        // Without data (or without x0) the values are NaN, so such paths count as diverged.
+        let q = Quartic::new(vec![1.0]).unwrap();
+        let mut g = [0.0];
+        let mut out = [0.0; 3];
+        evaluate(&q, &list, &[1.0], &mut g, &mut out);
+        assert!(out.iter().all(|v| v.is_nan()));
     }
 }

@@ -5,7 +5,7 @@
 //! Save point `k` is iteration `k` (time `kη`), `k = 0..=K`. A path is diverged from the first
 //! save point where its loss exceeds the threshold or any value is not finite.
 
-use crate::observable::{evaluate, Observable};
+use crate::observable::{evaluate_from, Observable};
 use models::loss::Loss;
 use models::method::GradientMethod;
 use models::optimizer::{Optimizer, StepWorkspace};
@@ -43,7 +43,7 @@ impl PathSettings {
     ) -> bool {
         let n = self.n_obs();
         let o = &mut out[s * stride + off..s * stride + off + n];
-        let f = evaluate(loss, &self.observables, x, g, o);
+        let f = evaluate_from(loss, &self.observables, &self.x0, x, g, o);
         f.is_finite() && f <= self.diverge_above && o.iter().all(|v| v.is_finite())
     }
 }

@@ -12,10 +12,14 @@
 //! family's list ([`kind`], `docs/ADDING_A_KIND.md`).
 pub mod compress;
 pub mod coupling;
+pub mod data;
 pub mod error;
 pub mod kind;
 pub mod loss;
 pub mod method;
+pub mod minibatch;
+pub mod mlp;
+pub mod network_spec;
 pub mod noise;
 pub mod optimizer;
 pub mod order;

@@ -13,6 +13,7 @@ use crate::error::{
     require_positive, ModelError,
 };
 use crate::kind::{KeyDoc, KindSpec};
+use crate::network_spec::{LogisticLoss, LogisticSpec, MlpLossSpec, NetworkLoss};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 
@@ -64,6 +65,14 @@ pub trait Loss: Send + Sync {
     /// a type says otherwise; the SDE models use it to declare diagonal noise.
     fn is_separable(&self) -> bool {
         false
+    }
+    /// Mean loss on held-out data, for losses defined by a data set (`None` otherwise).
+    fn test_loss(&self, _x: &[f64]) -> Option<f64> {
+        None
+    }
+    /// Held-out classification accuracy, for losses on class data (`None` otherwise).
+    fn test_accuracy(&self, _x: &[f64]) -> Option<f64> {
+        None
     }
 }
 
@@ -798,6 +807,8 @@ crate::registry! {
         fn minimum(&self) -> Option<f64>;
         fn name(&self) -> &'static str;
         fn is_separable(&self) -> bool;
+        fn test_loss(&self, x: &[f64]) -> Option<f64>;
+        fn test_accuracy(&self, x: &[f64]) -> Option<f64>;
     }
     /// `[loss]` without `x0`: the objective, built for the dimension `d` (the length of `x0`) by
     /// [`LossSpec::build`].
@@ -809,6 +820,8 @@ crate::registry! {
         Quartic(Quartic) = "quartic" QuarticSpec,
         MixedQuadraticQuartic(MixedQuadraticQuartic) = "mixed" MixedSpec,
         LeastSquares(LeastSquares) = "least_squares" LeastSquaresSpec,
+        Logistic(LogisticLoss) = "logistic" LogisticSpec,
+        Mlp(NetworkLoss) = "mlp" MlpLossSpec,
     }
 }
 

@@ -54,6 +54,53 @@ pub trait GradientMethod: Send + Sync {
     fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
     /// `out = B ξ` for a matrix `B` with `B Bᵀ = C(g) = Cov[u | g]`, `ξ ∈ R^d`.
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
+    /// Hooks for laws that depend on `x` beyond `g = ∇f(x)` (minibatch noise,
+    /// [`crate::minibatch`]): the generic optimizer and SDE models call these `_at` forms, which
+    /// default to the `g`-only methods above (so every other method is unchanged, bit for bit).
+    #[inline]
+    fn sample_at(
+        &self,
+        _x: &[f64],
+        g: &[f64],
+        rng: &mut PathRng,
+        u: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        self.sample(g, rng, u, scratch)
+    }
+    /// `μ` at state `x` (see [`GradientMethod::sample_at`]).
+    #[inline]
+    fn mean_at(&self, _x: &[f64], g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        self.mean(g, out, scratch)
+    }
+    /// `(∂μ/∂g) v` at state `x` (see [`GradientMethod::sample_at`]).
+    #[inline]
+    fn mean_jvp_at(&self, _x: &[f64], g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        self.mean_jvp(g, v, out, scratch)
+    }
+    /// Columns `m` of the covariance factor `B` (`d × m`, `B Bᵀ = C`); `d` unless a method's
+    /// factor is not square (the minibatch factor has one column per training example).
+    fn noise_dim(&self) -> usize {
+        self.dim()
+    }
+    /// `out = B ξ` at state `x`, `ξ ∈ R^m` with `m = noise_dim()`.
+    #[inline]
+    fn cov_sqrt_mul_at(
+        &self,
+        _x: &[f64],
+        g: &[f64],
+        xi: &[f64],
+        out: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        self.cov_sqrt_mul(g, xi, out, scratch)
+    }
+    /// Whether [`GradientMethod::sample_at`] reads `g`; `false` lets the optimizer skip the
+    /// full-batch gradient when the schedule does not need it either (a minibatch step costs `B`
+    /// examples, the full gradient `n`).
+    fn needs_full_gradient(&self) -> bool {
+        true
+    }
     /// Whether `C(g)` is diagonal for every `g`; then [`GradientMethod::cov_sqrt_diag`] gives
     /// its square root and SDE models declare diagonal noise.
     fn covariance_is_diagonal(&self) -> bool {
@@ -984,6 +1031,14 @@ crate::registry! {
         fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]);
         #[inline]
         fn sample_coupled(&self, g: &[f64], normals: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) -> bool;
+        #[inline]
+        fn sample_at(&self, x: &[f64], g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
+        fn mean_at(&self, x: &[f64], g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn mean_jvp_at(&self, x: &[f64], g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn noise_dim(&self) -> usize;
+        #[inline]
+        fn cov_sqrt_mul_at(&self, x: &[f64], g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn needs_full_gradient(&self) -> bool;
     }
     /// `[optimizer]`: the discrete algorithm and its compressor, built from the agents' noise by
     /// [`OptimizerSpec::build`].

@@ -29,7 +29,8 @@ pub struct StepWorkspace {
 }
 
 impl StepWorkspace {
-    /// The full gradient at the state of the last step (before the update).
+    /// The full gradient at the state of the last step (before the update), for methods that
+    /// read it ([`GradientMethod::needs_full_gradient`]) or gradient-dependent schedules.
     pub fn gradient(&self) -> &[f64] {
         &self.g
     }
@@ -89,9 +90,14 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
         rng: &mut PathRng,
         ws: &mut StepWorkspace,
     ) -> f64 {
-        self.loss.gradient(x, &mut ws.g);
+        // Without a reader of the full gradient (a minibatch method under a time-only schedule)
+        // `ws.g` keeps its previous value and `η_k` does not look at it.
+        if self.method.needs_full_gradient() || self.schedule.depends_on_gradient() {
+            self.loss.gradient(x, &mut ws.g);
+        }
         let eta_k = self.schedule.eta_k(k, eta, norm(&ws.g));
-        self.method.sample(&ws.g, rng, &mut ws.u, &mut ws.scratch);
+        self.method
+            .sample_at(x, &ws.g, rng, &mut ws.u, &mut ws.scratch);
         let s = eta * eta_k;
         for (xi, ui) in x.iter_mut().zip(&ws.u) {
             *xi -= s * ui;

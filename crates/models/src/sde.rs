@@ -110,7 +110,6 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
                 reason: "the learning rate must be positive and finite".into(),
             });
         }
-        let d = self.dim();
         let method = self.method();
         let time_only = !self.schedule().depends_on_gradient();
         // The diffusion η_t √η C(∇f(x))^{1/2} is free of x when C is constant and η_t depends
@@ -128,7 +127,7 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
             NoiseShape::Diagonal
         } else {
             NoiseShape::General {
-                m: d,
+                m: method.noise_dim(),
                 commutative: false,
             }
         };
@@ -176,6 +175,17 @@ impl<L: Loss, M: GradientMethod> ModelSde<'_, L, M> {
         (g, m, hv, jm, col, rest)
     }
 
+    /// Extra scratch (after the method's) for a unit vector of a non-square factor; 0 for
+    /// square factors, so their scratch layout is unchanged.
+    fn wide_noise_len(&self) -> usize {
+        let m = self.opt.method().noise_dim();
+        if m == self.opt.dim() {
+            0
+        } else {
+            m
+        }
+    }
+
     #[inline]
     fn diffusion_factor(&self, t: f64, grad_norm: f64) -> f64 {
         self.opt.schedule().eta_t(t, self.eta, grad_norm) * self.eta.sqrt()
@@ -190,7 +200,7 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
         self.noise
     }
     fn scratch_len(&self) -> usize {
-        5 * self.opt.dim() + self.opt.method().scratch_len()
+        5 * self.opt.dim() + self.opt.method().scratch_len() + self.wide_noise_len()
     }
 
     fn drift(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]) {
@@ -199,7 +209,7 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
         loss.gradient(x, g);
         let gn = norm(g);
         let et = schedule.eta_t(t, self.eta, gn);
-        method.mean(g, m, ms);
+        method.mean_at(x, g, m, ms);
         if self.model == SdeModel::FirstOrder {
             for (o, mi) in out.iter_mut().zip(m.iter()) {
                 *o = -et * mi;
@@ -207,7 +217,7 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
             return;
         }
         loss.hessian_vec(x, m, hv);
-        method.mean_jvp(g, hv, jm, ms);
+        method.mean_jvp_at(x, g, hv, jm, ms);
         // ∇_x η_t · m, for gradient-dependent schedules.
         let grad_term = if schedule.depends_on_gradient() && gn > 0.0 {
             schedule_grad_norm_derivative(schedule, t, self.eta, gn) * dot(g, hv) / gn
@@ -250,6 +260,20 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
                     out[i * d + i] = f * col[i];
                 }
             }
+            _ if method.noise_dim() != d => {
+                let m = method.noise_dim();
+                let ms_len = method.scratch_len();
+                let (ms, unit) = ms.split_at_mut(ms_len);
+                let unit = &mut unit[..m];
+                for j in 0..m {
+                    unit.fill(0.0);
+                    unit[j] = 1.0;
+                    method.cov_sqrt_mul_at(x, g, unit, col, ms);
+                    for i in 0..d {
+                        out[i * m + j] = f * col[i];
+                    }
+                }
+            }
             _ => {
                 // Dense columns B e_j: only for schemes that need columns (weak order 2).
                 for j in 0..d {
@@ -281,7 +305,7 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
         let (g, _, _, _, _, ms) = self.split(scratch);
         self.opt.loss().gradient(x, g);
         let f = self.diffusion_factor(t, norm(g));
-        self.opt.method().cov_sqrt_mul(g, dw, out, ms);
+        self.opt.method().cov_sqrt_mul_at(x, g, dw, out, ms);
         out.iter_mut().for_each(|o| *o *= f);
     }
 }

@@ -1,0 +1,142 @@
+//! Minibatch noise on a real network (issue 9 speed targets), MLP 11-32-1 (tanh, squared loss)
+//! on wine_quality (1279 training rows), N = 8 agents, B = 16:
+//!
+//! * `dsgd_iteration`: one `Optimizer::step` (N·B = 128 rows forward and backward) against its
+//!   FLOP bound: `2 · N·B · pass_multiply_adds` flops at the rate this machine reaches on a
+//!   256×256 `ndarray` matrix product (measured here, so the bound is this machine's). Target ≤ 2×.
+//! * `sde_step`: one Euler–Maruyama step of (A) with the `d × n` minibatch factor (drift: one
+//!   full gradient; diffusion: one weighted backward pass over the n rows) against one full-batch
+//!   gradient. Target ≤ 3×.
+//!
+//! After the criterion groups a summary prints both ratios (best of 5 timed loops).
+
+use criterion::Criterion;
+use models::data::DatasetName;
+use models::loss::Loss;
+use models::minibatch::{Minibatch, MinibatchRule};
+use models::mlp::{Activation, Mlp, MlpSpec};
+use models::optimizer::Optimizer;
+use models::schedule::Schedule;
+use models::sde::SdeModel;
+use ndarray::Array2;
+use sde_core::{derive_stream, EulerMaruyama, Scheme, Sde};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn net() -> Arc<Mlp> {
+    Arc::new(
+        Mlp::new(MlpSpec {
+            dataset: DatasetName::WineQuality,
+            hidden: vec![32],
+            activation: Activation::Tanh,
+            objective: None,
+            l2: 0.0,
+            test_fraction: 0.2,
+            seed: 1,
+        })
+        .expect("the bench network"),
+    )
+}
+
+fn best(reps: usize, f: &mut dyn FnMut() -> f64) -> f64 {
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                black_box(f());
+            }
+            t.elapsed().as_nanos() as f64 / reps as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Flops per ns of a 256×256×256 product (`2·256³` flops).
+fn matmul_rate() -> f64 {
+    let a = Array2::<f64>::from_shape_fn((256, 256), |(i, j)| ((i * 7 + j) % 13) as f64 * 0.1);
+    let b = a.t().to_owned();
+    let mut c = Array2::<f64>::zeros((256, 256));
+    let ns = best(5, &mut || {
+        ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+        c[[0, 0]]
+    });
+    2.0 * 256f64.powi(3) / ns
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let net = net();
+    let (agents, batch) = (8, 16);
+    let mb = Minibatch::new(net.clone(), MinibatchRule::Sgd, agents, batch, true).expect("method");
+    let opt = Optimizer::new(net.clone(), mb, Schedule::constant()).expect("optimizer");
+    let x0 = net.x0().to_vec();
+
+    let mut iteration = {
+        let mut x = x0.clone();
+        let mut ws = opt.workspace();
+        let mut rng = derive_stream(1, 0);
+        let x0 = x0.clone();
+        let opt = &opt;
+        move || {
+            x.copy_from_slice(&x0);
+            opt.step(0, 0.01, &mut x, &mut rng, &mut ws);
+            x[0]
+        }
+    };
+    let sde = opt.sde(SdeModel::FirstOrder, 0.01).expect("sde");
+    let m = sde.noise().noise_dim(sde.dim());
+    let mut em_step = {
+        let dw: Vec<f64> = (0..m).map(|j| 0.1 * (1.0 + j as f64).sin()).collect();
+        let mut ws = EulerMaruyama.workspace(&sde);
+        let mut rng = derive_stream(3, 0);
+        let mut x = x0.clone();
+        let x0 = x0.clone();
+        let sde = &sde;
+        move || {
+            x.copy_from_slice(&x0);
+            EulerMaruyama.step(sde, 0.0, 0.01, &mut x, &dw, &mut rng, &mut ws);
+            x[0]
+        }
+    };
+    let mut full_gradient = {
+        let mut g = vec![0.0; net.dim()];
+        let x0 = x0.clone();
+        let net = net.clone();
+        move || {
+            net.gradient(&x0, &mut g);
+            g[0]
+        }
+    };
+    {
+        let mut group = c.benchmark_group("minibatch_mlp_11_32_1");
+        group.bench_function("dsgd_iteration_n8_b16", |b| {
+            b.iter(|| black_box(iteration()))
+        });
+        group.bench_function("sde_step_em_first_order", |b| {
+            b.iter(|| black_box(em_step()))
+        });
+        group.bench_function("full_batch_gradient", |b| {
+            b.iter(|| black_box(full_gradient()))
+        });
+        group.finish();
+    }
+    let rate = matmul_rate();
+    let flops = 2.0 * (agents * batch) as f64 * net.pass_multiply_adds() as f64;
+    let bound = flops / rate;
+    let t_iter = best(200, &mut iteration);
+    let t_em = best(20, &mut em_step);
+    let t_grad = best(20, &mut full_gradient);
+    println!();
+    println!(
+        "matmul rate: {rate:.2} flop/ns; DSGD iteration flops {flops:.0}, bound {bound:.0} ns"
+    );
+    println!(
+        "dsgd iteration (N = 8, B = 16): {t_iter:.0} ns = {:.2}× the FLOP bound (target ≤ 2)",
+        t_iter / bound
+    );
+    println!(
+        "EM step of (A) with the minibatch factor: {t_em:.0} ns = {:.2}× one full-batch gradient ({t_grad:.0} ns; target ≤ 3)",
+        t_em / t_grad
+    );
+    c.final_summary();
+}

@@ -1,0 +1,950 @@
+//! Networks on real data: multinomial logistic regression and multilayer perceptrons with smooth
+//! activations, as a [`Loss`] of the flattened parameter vector.
+//!
+//! `f(θ) = (1/n) Σ_i ℓ(o(θ; x_i), y_i) + (λ/2) ‖θ‖²` over the training rows of a [`Split`], with
+//! `o = W_L σ(… σ(W_1 x + b_1) …) + b_L` (activation σ after every hidden layer, a linear output),
+//! `ℓ` softmax cross-entropy (`log Σ_c e^{o_c} − o_y`) or squared error (`½‖o − t‖²`, `t` the
+//! value or the one-hot class). Logistic regression is the network without hidden layers.
+//!
+//! Layout of `θ`: layer after layer, `W_l` row-major (`out × in`) then `b_l`.
+//!
+//! Gradients are hand-derived backpropagation (`δ_L = ∂ℓ/∂o`, `δ_l = σ'(z_l) ⊙ W_{l+1}ᵀ δ_{l+1}`,
+//! `∂W_l = δ_l a_{l−1}ᵀ`); Hessian-vector products are Pearlmutter's R-operator applied to that
+//! pass (forward `R z_l = V_l a_{l−1} + W_l R a_{l−1} + v_{b_l}`, `R a_l = σ'(z_l) R z_l`;
+//! output `R δ_L = ∇²_o ℓ · R o`; backward `R δ_l = σ''(z_l) R z_l ⊙ e_l + σ'(z_l) ⊙ R e_l`,
+//! `e_l = W_{l+1}ᵀ δ_{l+1}`, `R e_l = V_{l+1}ᵀ δ_{l+1} + W_{l+1}ᵀ R δ_{l+1}`;
+//! `R ∂W_l = R δ_l a_{l−1}ᵀ + δ_l (R a_{l−1})ᵀ`). tests/mlp.rs checks both against central finite
+//! differences.
+//!
+//! All rows of a pass go through `ndarray` matrix products at once. Buffers live in a per-thread
+//! workspace that only grows, so after the first call on a thread no pass allocates.
+
+use crate::data::{DatasetName, Split};
+use crate::error::{require_nonnegative, ModelError};
+use crate::loss::{Loss, Smoothness};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rand_distr::{Distribution, StandardNormal};
+use std::cell::RefCell;
+
+/// Hidden-layer activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Tanh,
+    /// `log(1 + e^z)`.
+    Softplus,
+}
+
+impl Activation {
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        match s {
+            "tanh" => Ok(Activation::Tanh),
+            "softplus" => Ok(Activation::Softplus),
+            _ => Err(ModelError::invalid(
+                "loss.activation",
+                s,
+                "unknown activation; known: tanh, softplus",
+            )),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Tanh => "tanh",
+            Activation::Softplus => "softplus",
+        }
+    }
+    #[inline]
+    fn value(&self, z: f64) -> f64 {
+        match self {
+            Activation::Tanh => z.tanh(),
+            // Stable for large |z|: max(z, 0) + log(1 + e^{−|z|}).
+            Activation::Softplus => z.max(0.0) + (-z.abs()).exp().ln_1p(),
+        }
+    }
+    /// `(σ'(z), σ''(z))` from `z` and `a = σ(z)`.
+    #[inline]
+    fn derivatives(&self, z: f64, a: f64) -> (f64, f64) {
+        match self {
+            Activation::Tanh => {
+                let d1 = 1.0 - a * a;
+                (d1, -2.0 * a * d1)
+            }
+            Activation::Softplus => {
+                let s = 1.0 / (1.0 + (-z).exp());
+                (s, s * (1.0 - s))
+            }
+        }
+    }
+}
+
+/// Per-example loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    CrossEntropy,
+    Squared,
+}
+
+impl Objective {
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        match s {
+            "cross_entropy" => Ok(Objective::CrossEntropy),
+            "squared" => Ok(Objective::Squared),
+            _ => Err(ModelError::invalid(
+                "loss.objective",
+                s,
+                "unknown objective; known: cross_entropy, squared",
+            )),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Objective::CrossEntropy => "cross_entropy",
+            Objective::Squared => "squared",
+        }
+    }
+}
+
+/// Everything that defines a network loss (the `loss.*` keys).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlpSpec {
+    pub dataset: DatasetName,
+    /// Hidden-layer widths; empty for logistic regression.
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+    /// `None`: cross-entropy for class data, squared error for regression data.
+    pub objective: Option<Objective>,
+    pub l2: f64,
+    pub test_fraction: f64,
+    pub seed: u64,
+}
+
+impl MlpSpec {
+    /// Logistic regression (no hidden layer, cross-entropy) on `dataset`.
+    pub fn logistic(dataset: DatasetName, seed: u64) -> Self {
+        MlpSpec {
+            dataset,
+            hidden: Vec::new(),
+            activation: Activation::Tanh,
+            objective: None,
+            l2: 0.0,
+            test_fraction: 0.2,
+            seed,
+        }
+    }
+}
+
+/// A network loss on the training rows of a split (see the module documentation).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    spec: MlpSpec,
+    split: Split,
+    objective: Objective,
+    /// `[p, h_1, …, k]`.
+    sizes: Vec<usize>,
+    /// Start of `W_l` in `θ`, for each layer, and `d` at the end.
+    offsets: Vec<usize>,
+    y_train: Vec<f64>,
+    y_test: Vec<f64>,
+    x0: Vec<f64>,
+}
+
+/// Buffers of one pass; per thread, grow-only.
+#[derive(Default)]
+struct Work {
+    xb: Vec<f64>,
+    yb: Vec<f64>,
+    wb: Vec<f64>,
+    z: Vec<Vec<f64>>,
+    a: Vec<Vec<f64>>,
+    delta: Vec<Vec<f64>>,
+    rz: Vec<Vec<f64>>,
+    ra: Vec<Vec<f64>>,
+    rdelta: Vec<Vec<f64>>,
+    e: Vec<f64>,
+    re: Vec<f64>,
+}
+
+fn grow(v: &mut Vec<f64>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
+impl Work {
+    fn ensure(&mut self, sizes: &[usize], m: usize, hvp: bool) {
+        let layers = sizes.len() - 1;
+        for list in [
+            &mut self.z,
+            &mut self.a,
+            &mut self.delta,
+            &mut self.rz,
+            &mut self.ra,
+            &mut self.rdelta,
+        ] {
+            if list.len() < layers {
+                list.resize_with(layers, Vec::new);
+            }
+        }
+        let widest = *sizes.iter().max().unwrap_or(&1);
+        for l in 0..layers {
+            let len = m * sizes[l + 1];
+            grow(&mut self.z[l], len);
+            grow(&mut self.a[l], len);
+            grow(&mut self.delta[l], len);
+            if hvp {
+                grow(&mut self.rz[l], len);
+                grow(&mut self.ra[l], len);
+                grow(&mut self.rdelta[l], len);
+            }
+        }
+        grow(&mut self.e, m * widest);
+        if hvp {
+            grow(&mut self.re, m * widest);
+        }
+    }
+}
+
+thread_local! {
+    static WORK: RefCell<Work> = RefCell::new(Work::default());
+}
+
+fn view(buf: &[f64], rows: usize, cols: usize) -> ArrayView2<'_, f64> {
+    ArrayView2::from_shape((rows, cols), &buf[..rows * cols]).expect("buffer sized by Work::ensure")
+}
+
+fn view_mut(buf: &mut [f64], rows: usize, cols: usize) -> ArrayViewMut2<'_, f64> {
+    ArrayViewMut2::from_shape((rows, cols), &mut buf[..rows * cols])
+        .expect("buffer sized by Work::ensure")
+}
+
+/// Which rows a pass runs over.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    /// Every training row.
+    Train,
+    /// Every test row.
+    Test,
+    /// These training rows (repeats allowed).
+    Some(&'a [usize]),
+}
+
+impl Mlp {
+    /// Loads and splits the data set, checks the architecture, draws `x0` from `spec.seed`
+    /// (`W_l ~ N(0, 1/in_l)` entrywise, LeCun; `b_l = 0`; from `sde_core::derive_stream(seed, 2)`).
+    pub fn new(spec: MlpSpec) -> Result<Self, ModelError> {
+        require_nonnegative("loss.l2", spec.l2)?;
+        if let Some(bad) = spec.hidden.iter().position(|&h| h == 0) {
+            return Err(ModelError::invalid(
+                format!("loss.hidden[{bad}]"),
+                0,
+                "a hidden layer needs at least one unit",
+            ));
+        }
+        if spec.hidden.len() > 2 {
+            return Err(ModelError::invalid(
+                "loss.hidden",
+                format!("{:?}", spec.hidden),
+                "at most two hidden layers",
+            ));
+        }
+        let split = Split::load(spec.dataset, spec.test_fraction, spec.seed)?;
+        let classes = split.train.targets().classes();
+        let objective = match (spec.objective, classes) {
+            (Some(Objective::CrossEntropy), None) => {
+                return Err(ModelError::invalid(
+                    "loss.objective",
+                    "cross_entropy",
+                    format!(
+                        "{} has real-valued targets; use squared",
+                        spec.dataset.name()
+                    ),
+                ))
+            }
+            (Some(o), _) => o,
+            (None, Some(_)) => Objective::CrossEntropy,
+            (None, None) => Objective::Squared,
+        };
+        let k = classes.unwrap_or(1);
+        let mut sizes = vec![split.train.features()];
+        sizes.extend_from_slice(&spec.hidden);
+        sizes.push(k);
+        let mut offsets = vec![0];
+        for w in sizes.windows(2) {
+            let last = *offsets.last().unwrap_or(&0);
+            offsets.push(last + (w[0] + 1) * w[1]);
+        }
+        let d = *offsets.last().unwrap_or(&0);
+        let y_train = (0..split.train.rows())
+            .map(|i| split.train.targets().as_f64(i))
+            .collect();
+        let y_test = (0..split.test.rows())
+            .map(|i| split.test.targets().as_f64(i))
+            .collect();
+        let mut rng = sde_core::derive_stream(spec.seed, 2);
+        let mut x0 = vec![0.0; d];
+        for l in 0..sizes.len() - 1 {
+            let (fan_in, out) = (sizes[l], sizes[l + 1]);
+            let std = 1.0 / (fan_in as f64).sqrt();
+            for w in &mut x0[offsets[l]..offsets[l] + fan_in * out] {
+                let n: f64 = StandardNormal.sample(&mut rng);
+                *w = std * n;
+            }
+        }
+        Ok(Mlp {
+            spec,
+            split,
+            objective,
+            sizes,
+            offsets,
+            y_train,
+            y_test,
+            x0,
+        })
+    }
+
+    pub fn spec(&self) -> &MlpSpec {
+        &self.spec
+    }
+    pub fn split(&self) -> &Split {
+        &self.split
+    }
+    pub fn objective(&self) -> Objective {
+        self.objective
+    }
+    /// `[p, h_1, …, k]`.
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+    /// Training rows `n`.
+    pub fn train_rows(&self) -> usize {
+        self.split.train.rows()
+    }
+    /// The initialisation drawn from `loss.seed`.
+    pub fn x0(&self) -> &[f64] {
+        &self.x0
+    }
+
+    /// Multiply-adds of one forward and backward pass for one row (the FLOP bound of the benches
+    /// is twice this per row: one multiply and one add each): forward `Σ in·out`, backward
+    /// `Σ in·out` for the weight gradients plus `Σ_{l>1} in·out` for the deltas.
+    pub fn pass_multiply_adds(&self) -> usize {
+        let prods: Vec<usize> = self.sizes.windows(2).map(|w| w[0] * w[1]).collect();
+        2 * prods.iter().sum::<usize>() + prods[1..].iter().sum::<usize>()
+    }
+
+    fn layers(&self) -> usize {
+        self.sizes.len() - 1
+    }
+
+    fn weights<'a>(&self, th: &'a [f64], l: usize) -> (ArrayView2<'a, f64>, &'a [f64]) {
+        let (fan_in, out) = (self.sizes[l], self.sizes[l + 1]);
+        let o = self.offsets[l];
+        (
+            view(&th[o..], out, fan_in),
+            &th[o + fan_in * out..o + (fan_in + 1) * out],
+        )
+    }
+
+    fn rows_len(&self, rows: Rows) -> usize {
+        match rows {
+            Rows::Train => self.split.train.rows(),
+            Rows::Test => self.split.test.rows(),
+            Rows::Some(r) => r.len(),
+        }
+    }
+
+    /// Input matrix and targets of `rows`; gathers a subset into `xb`, `yb`.
+    fn inputs<'a>(
+        &'a self,
+        rows: Rows,
+        xb: &'a mut Vec<f64>,
+        yb: &'a mut Vec<f64>,
+    ) -> (ArrayView2<'a, f64>, &'a [f64]) {
+        let p = self.sizes[0];
+        match rows {
+            Rows::Train => (
+                view(
+                    self.split.train.feature_matrix(),
+                    self.split.train.rows(),
+                    p,
+                ),
+                &self.y_train,
+            ),
+            Rows::Test => (
+                view(self.split.test.feature_matrix(), self.split.test.rows(), p),
+                &self.y_test,
+            ),
+            Rows::Some(r) => {
+                grow(xb, r.len() * p);
+                grow(yb, r.len());
+                for (k, &i) in r.iter().enumerate() {
+                    xb[k * p..(k + 1) * p].copy_from_slice(self.split.train.row(i));
+                    yb[k] = self.y_train[i];
+                }
+                (view(xb, r.len(), p), &yb[..r.len()])
+            }
+        }
+    }
+
+    /// Forward pass: `z[l]` pre-activations, `a[l]` activations of hidden layers.
+    fn forward(&self, th: &[f64], x: ArrayView2<f64>, z: &mut [Vec<f64>], a: &mut [Vec<f64>]) {
+        let m = x.nrows();
+        let act = self.spec.activation;
+        for l in 0..self.layers() {
+            let (w, b) = self.weights(th, l);
+            let out = self.sizes[l + 1];
+            let (before, after) = a.split_at_mut(l);
+            let input = if l == 0 {
+                x
+            } else {
+                view(&before[l - 1], m, self.sizes[l])
+            };
+            let mut zl = view_mut(&mut z[l], m, out);
+            general_mat_mul(1.0, &input, &w.t(), 0.0, &mut zl);
+            for mut row in zl.rows_mut() {
+                row.iter_mut().zip(b).for_each(|(v, bi)| *v += bi);
+            }
+            if l + 1 < self.layers() {
+                let al = &mut after[0][..m * out];
+                for (av, zv) in al.iter_mut().zip(&z[l][..m * out]) {
+                    *av = act.value(*zv);
+                }
+            }
+        }
+    }
+
+    /// Per-row loss of output row `o` with target `y` (class index or value); writes `∂ℓ/∂o`
+    /// into `grad` when given.
+    #[inline]
+    fn row_loss(&self, o: &[f64], y: f64, grad: Option<&mut [f64]>) -> f64 {
+        match self.objective {
+            Objective::CrossEntropy => {
+                let c = y as usize;
+                let mx = o.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
+                let s: f64 = o.iter().map(|v| (v - mx).exp()).sum();
+                let lse = mx + s.ln();
+                if let Some(gr) = grad {
+                    for (j, (g, v)) in gr.iter_mut().zip(o).enumerate() {
+                        *g = (v - lse).exp() - if j == c { 1.0 } else { 0.0 };
+                    }
+                }
+                lse - o[c]
+            }
+            Objective::Squared => {
+                let one_hot = self.split.train.targets().classes().is_some();
+                let mut l = 0.0;
+                let mut gr = grad;
+                for (j, v) in o.iter().enumerate() {
+                    let t = if one_hot {
+                        if j == y as usize {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    } else {
+                        y
+                    };
+                    let r = v - t;
+                    l += 0.5 * r * r;
+                    if let Some(g) = gr.as_deref_mut() {
+                        g[j] = r;
+                    }
+                }
+                l
+            }
+        }
+    }
+
+    /// `Σ_r weight_r ℓ_r` over `rows` (unit weights when `weights` is `None`), and when
+    /// `grad` is given, `grad = Σ_r weight_r ∇_θ ℓ_r` (no L2 term).
+    fn pass(
+        &self,
+        th: &[f64],
+        rows: Rows,
+        weights: Option<&[f64]>,
+        grad: Option<&mut [f64]>,
+    ) -> f64 {
+        assert_eq!(
+            th.len(),
+            self.dim(),
+            "parameter vector has the wrong length"
+        );
+        let m = self.rows_len(rows);
+        WORK.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let w = &mut *guard;
+            w.ensure(&self.sizes, m, false);
+            let Work {
+                xb,
+                yb,
+                z,
+                a,
+                delta,
+                e,
+                ..
+            } = w;
+            let (x, y) = self.inputs(rows, xb, yb);
+            self.forward(th, x, z, a);
+            let lay = self.layers();
+            let k = self.sizes[lay];
+            let want_grad = grad.is_some();
+            let mut total = 0.0;
+            for r in 0..m {
+                let o = &z[lay - 1][r * k..(r + 1) * k];
+                let wr = weights.map_or(1.0, |w| w[r]);
+                let dl = if want_grad {
+                    Some(&mut delta[lay - 1][r * k..(r + 1) * k])
+                } else {
+                    None
+                };
+                let l = self.row_loss(o, y[r], dl);
+                total += wr * l;
+                if want_grad {
+                    delta[lay - 1][r * k..(r + 1) * k]
+                        .iter_mut()
+                        .for_each(|v| *v *= wr);
+                }
+            }
+            if let Some(g) = grad {
+                g.fill(0.0);
+                self.backward(th, x, z, a, delta, e, g);
+            }
+            total
+        })
+    }
+
+    /// Backward pass from `delta[L−1]` (already weighted) accumulating into `g`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        th: &[f64],
+        x: ArrayView2<f64>,
+        z: &[Vec<f64>],
+        a: &[Vec<f64>],
+        delta: &mut [Vec<f64>],
+        e: &mut [f64],
+        g: &mut [f64],
+    ) {
+        let m = x.nrows();
+        let act = self.spec.activation;
+        for l in (0..self.layers()).rev() {
+            let (fan_in, out) = (self.sizes[l], self.sizes[l + 1]);
+            let o = self.offsets[l];
+            let input = if l == 0 {
+                x
+            } else {
+                view(&a[l - 1], m, fan_in)
+            };
+            let dl = view(&delta[l], m, out);
+            let (gw, gb) = g[o..o + (fan_in + 1) * out].split_at_mut(fan_in * out);
+            let mut gw = view_mut(gw, out, fan_in);
+            general_mat_mul(1.0, &dl.t(), &input, 1.0, &mut gw);
+            for row in dl.rows() {
+                gb.iter_mut().zip(row).for_each(|(b, v)| *b += v);
+            }
+            if l > 0 {
+                let (w, _) = self.weights(th, l);
+                let mut em = view_mut(e, m, fan_in);
+                general_mat_mul(1.0, &dl, &w, 0.0, &mut em);
+                let n = m * fan_in;
+                let (zp, ap) = (&z[l - 1][..n], &a[l - 1][..n]);
+                for (((dv, ev), zv), av) in
+                    delta[l - 1][..n].iter_mut().zip(&e[..n]).zip(zp).zip(ap)
+                {
+                    *dv = act.derivatives(*zv, *av).0 * ev;
+                }
+            }
+        }
+    }
+
+    /// `g = Σ_r weights[r] ∇ℓ_{rows[r]}(θ)` over training rows (repeats allowed), without the L2
+    /// term: the minibatch gradients of [`crate::minibatch`] are this with `weights = 1/B`.
+    pub fn weighted_gradient(&self, th: &[f64], rows: &[usize], weights: &[f64], g: &mut [f64]) {
+        assert_eq!(rows.len(), weights.len());
+        self.pass(th, Rows::Some(rows), Some(weights), Some(g));
+    }
+
+    /// `out = Σ_i (ξ_i − ξ̄) ∇ℓ_i(θ)` over all `n` training rows (`ξ` of length `n`): `G_cᵀ ξ` for
+    /// the centred per-example gradient matrix `G_c` (rows `∇ℓ_i − ∇f̄`), in one weighted backward
+    /// pass, `O(n d)`. `(1/n) G_cᵀ G_c` is the per-example gradient covariance `Σ(θ)`, so
+    /// `G_cᵀ/√n` is a `d × n` square-root factor of it.
+    pub fn centred_gradient_mul(&self, th: &[f64], xi: &[f64], out: &mut [f64]) {
+        let n = self.train_rows();
+        assert_eq!(xi.len(), n);
+        WORK.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            grow(&mut guard.wb, n);
+            let mean = xi.iter().sum::<f64>() / n as f64;
+            let mut wb = std::mem::take(&mut guard.wb);
+            wb[..n].iter_mut().zip(xi).for_each(|(w, x)| *w = x - mean);
+            drop(guard);
+            self.pass(th, Rows::Train, Some(&wb[..n]), Some(out));
+            cell.borrow_mut().wb = wb;
+        });
+    }
+
+    /// Mean `(1/n) Σ_i ∇ℓ_i` (no L2 term) and per-coordinate variance
+    /// `(1/n) Σ_i (∇ℓ_i − mean)²` of the per-example gradients over the training rows: the
+    /// diagonal of `Σ(θ)`. The second moment of layer `l` is `Σ_i (δ_{l,i}²) (a_{l−1,i}²)ᵀ`
+    /// (per-example gradients are outer products), one more matrix product per layer.
+    pub fn gradient_moments(&self, th: &[f64], mean: &mut [f64], var: &mut [f64]) {
+        let m = self.train_rows();
+        let inv_n = 1.0 / m as f64;
+        let act = self.spec.activation;
+        let lay = self.layers();
+        let k = self.sizes[lay];
+        mean.fill(0.0);
+        var.fill(0.0);
+        WORK.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let w = &mut *guard;
+            w.ensure(&self.sizes, m, true);
+            let Work {
+                xb,
+                yb,
+                z,
+                a,
+                delta,
+                rdelta,
+                e,
+                re,
+                ..
+            } = w;
+            let (x, y) = self.inputs(Rows::Train, xb, yb);
+            self.forward(th, x, z, a);
+            for r in 0..m {
+                let o = &z[lay - 1][r * k..(r + 1) * k];
+                self.row_loss(o, y[r], Some(&mut delta[lay - 1][r * k..(r + 1) * k]));
+            }
+            for l in (0..lay).rev() {
+                let (fan_in, out) = (self.sizes[l], self.sizes[l + 1]);
+                let o = self.offsets[l];
+                let input = if l == 0 {
+                    x
+                } else {
+                    view(&a[l - 1], m, fan_in)
+                };
+                let dl = view(&delta[l], m, out);
+                let (gw, gb) = mean[o..o + (fan_in + 1) * out].split_at_mut(fan_in * out);
+                general_mat_mul(inv_n, &dl.t(), &input, 1.0, &mut view_mut(gw, out, fan_in));
+                for row in dl.rows() {
+                    gb.iter_mut().zip(row).for_each(|(b, v)| *b += inv_n * v);
+                }
+                // Squares of the deltas and of the inputs, then their product.
+                let d2 = &mut rdelta[l][..m * out];
+                d2.iter_mut()
+                    .zip(&delta[l][..m * out])
+                    .for_each(|(s, v)| *s = v * v);
+                let in2 = &mut re[..m * fan_in];
+                in2.iter_mut()
+                    .zip(input.iter())
+                    .for_each(|(s, v)| *s = v * v);
+                let d2v = view(d2, m, out);
+                let (sw, sb) = var[o..o + (fan_in + 1) * out].split_at_mut(fan_in * out);
+                general_mat_mul(
+                    inv_n,
+                    &d2v.t(),
+                    &view(in2, m, fan_in),
+                    1.0,
+                    &mut view_mut(sw, out, fan_in),
+                );
+                for row in d2v.rows() {
+                    sb.iter_mut().zip(row).for_each(|(b, v)| *b += inv_n * v);
+                }
+                if l > 0 {
+                    let (ww, _) = self.weights(th, l);
+                    let mut em = view_mut(e, m, fan_in);
+                    general_mat_mul(1.0, &dl, &ww, 0.0, &mut em);
+                    let n = m * fan_in;
+                    let (zp, ap) = (&z[l - 1][..n], &a[l - 1][..n]);
+                    for (((dv, ev), zv), av) in
+                        delta[l - 1][..n].iter_mut().zip(&e[..n]).zip(zp).zip(ap)
+                    {
+                        *dv = act.derivatives(*zv, *av).0 * ev;
+                    }
+                }
+            }
+        });
+        // Second moment minus squared mean; rounding may leave a hair below zero.
+        var.iter_mut()
+            .zip(mean.iter())
+            .for_each(|(v, mu)| *v = (*v - mu * mu).max(0.0));
+    }
+
+    /// Per-example gradient `∇ℓ_i(θ)` of training row `i` (no L2 term). For tests and
+    /// diagnostics, not hot loops.
+    pub fn example_gradient(&self, th: &[f64], i: usize, g: &mut [f64]) {
+        self.pass(th, Rows::Some(&[i]), None, Some(g));
+    }
+
+    /// Mean loss over the test rows (no L2 term); `NaN` without test rows.
+    pub fn held_out_loss(&self, th: &[f64]) -> f64 {
+        let m = self.split.test.rows();
+        self.pass(th, Rows::Test, None, None) / m as f64
+    }
+
+    /// Mean loss over the training rows (no L2 term).
+    pub fn train_loss(&self, th: &[f64]) -> f64 {
+        self.pass(th, Rows::Train, None, None) / self.train_rows() as f64
+    }
+
+    /// Fraction of test rows whose largest output is the label; `None` for regression data (or
+    /// without test rows).
+    pub fn held_out_accuracy(&self, th: &[f64]) -> Option<f64> {
+        self.split.train.targets().classes()?;
+        let m = self.split.test.rows();
+        if m == 0 {
+            return None;
+        }
+        WORK.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let w = &mut *guard;
+            w.ensure(&self.sizes, m, false);
+            let Work { xb, yb, z, a, .. } = w;
+            let (x, y) = self.inputs(Rows::Test, xb, yb);
+            self.forward(th, x, z, a);
+            let lay = self.layers();
+            let k = self.sizes[lay];
+            let correct = (0..m)
+                .filter(|&r| {
+                    let o = &z[lay - 1][r * k..(r + 1) * k];
+                    let best = (0..k).fold(0, |b, j| if o[j] > o[b] { j } else { b });
+                    best == y[r] as usize
+                })
+                .count();
+            Some(correct as f64 / m as f64)
+        })
+    }
+
+    /// `out = (1/n) Σ_i ∇²ℓ_i v` over the training rows (no L2 term), by the R-operator.
+    fn hvp_data(&self, th: &[f64], v: &[f64], out: &mut [f64]) {
+        let m = self.train_rows();
+        let inv_n = 1.0 / m as f64;
+        let act = self.spec.activation;
+        let lay = self.layers();
+        let k = self.sizes[lay];
+        WORK.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let w = &mut *guard;
+            w.ensure(&self.sizes, m, true);
+            let Work {
+                xb,
+                yb,
+                z,
+                a,
+                delta,
+                rz,
+                ra,
+                rdelta,
+                e,
+                re,
+                ..
+            } = w;
+            let (x, y) = self.inputs(Rows::Train, xb, yb);
+            self.forward(th, x, z, a);
+            // R-forward.
+            for l in 0..lay {
+                let (fan_in, outw) = (self.sizes[l], self.sizes[l + 1]);
+                let (vw, vb) = self.weights(v, l);
+                let (ww, _) = self.weights(th, l);
+                let input = if l == 0 {
+                    x
+                } else {
+                    view(&a[l - 1], m, fan_in)
+                };
+                let (rbefore, rafter) = ra.split_at_mut(l);
+                let mut rzl = view_mut(&mut rz[l], m, outw);
+                general_mat_mul(1.0, &input, &vw.t(), 0.0, &mut rzl);
+                if l > 0 {
+                    let rin = view(&rbefore[l - 1], m, fan_in);
+                    general_mat_mul(1.0, &rin, &ww.t(), 1.0, &mut rzl);
+                }
+                for mut row in rzl.rows_mut() {
+                    row.iter_mut().zip(vb).for_each(|(r, b)| *r += b);
+                }
+                if l + 1 < lay {
+                    let n = m * outw;
+                    for (((rav, rzv), zv), av) in rafter[0][..n]
+                        .iter_mut()
+                        .zip(&rz[l][..n])
+                        .zip(&z[l][..n])
+                        .zip(&a[l][..n])
+                    {
+                        *rav = act.derivatives(*zv, *av).0 * rzv;
+                    }
+                }
+            }
+            // Output: δ_L = ∂ℓ/∂o and R δ_L = ∇²_o ℓ · R o, both with the 1/n weight.
+            for r in 0..m {
+                let o = &z[lay - 1][r * k..(r + 1) * k];
+                let dl = &mut delta[lay - 1][r * k..(r + 1) * k];
+                self.row_loss(o, y[r], Some(dl));
+                let ro = &rz[lay - 1][r * k..(r + 1) * k];
+                let rd = &mut rdelta[lay - 1][r * k..(r + 1) * k];
+                match self.objective {
+                    Objective::CrossEntropy => {
+                        // p = δ + e_y; ∇²_o ℓ = diag(p) − p pᵀ.
+                        let c = y[r] as usize;
+                        let pr: f64 = (0..k)
+                            .map(|j| (dl[j] + if j == c { 1.0 } else { 0.0 }) * ro[j])
+                            .sum();
+                        for j in 0..k {
+                            let p = dl[j] + if j == c { 1.0 } else { 0.0 };
+                            rd[j] = p * (ro[j] - pr);
+                        }
+                    }
+                    Objective::Squared => rd.copy_from_slice(ro),
+                }
+                dl.iter_mut().for_each(|v| *v *= inv_n);
+                rd.iter_mut().for_each(|v| *v *= inv_n);
+            }
+            // R-backward.
+            out.fill(0.0);
+            for l in (0..lay).rev() {
+                let (fan_in, outw) = (self.sizes[l], self.sizes[l + 1]);
+                let o = self.offsets[l];
+                let input = if l == 0 {
+                    x
+                } else {
+                    view(&a[l - 1], m, fan_in)
+                };
+                let dl = view(&delta[l], m, outw);
+                let rdl = view(&rdelta[l], m, outw);
+                let (hw, hb) = out[o..o + (fan_in + 1) * outw].split_at_mut(fan_in * outw);
+                let mut hw = view_mut(hw, outw, fan_in);
+                general_mat_mul(1.0, &rdl.t(), &input, 1.0, &mut hw);
+                if l > 0 {
+                    let rin = view(&ra[l - 1], m, fan_in);
+                    general_mat_mul(1.0, &dl.t(), &rin, 1.0, &mut hw);
+                }
+                for row in rdl.rows() {
+                    hb.iter_mut().zip(row).for_each(|(b, v)| *b += v);
+                }
+                if l > 0 {
+                    let (ww, _) = self.weights(th, l);
+                    let (vw, _) = self.weights(v, l);
+                    let mut em = view_mut(e, m, fan_in);
+                    general_mat_mul(1.0, &dl, &ww, 0.0, &mut em);
+                    let mut rem = view_mut(re, m, fan_in);
+                    general_mat_mul(1.0, &rdl, &ww, 0.0, &mut rem);
+                    general_mat_mul(1.0, &dl, &vw, 1.0, &mut rem);
+                    let n = m * fan_in;
+                    let (prev_d, prev_rd) = (&mut delta[l - 1], &mut rdelta[l - 1]);
+                    for i in 0..n {
+                        let (d1, d2) = act.derivatives(z[l - 1][i], a[l - 1][i]);
+                        prev_d[i] = d1 * e[i];
+                        prev_rd[i] = d2 * rz[l - 1][i] * e[i] + d1 * re[i];
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Loss for Mlp {
+    fn dim(&self) -> usize {
+        *self.offsets.last().unwrap_or(&0)
+    }
+    fn value(&self, x: &[f64]) -> f64 {
+        let data = self.pass(x, Rows::Train, None, None) / self.train_rows() as f64;
+        data + 0.5 * self.spec.l2 * x.iter().map(|v| v * v).sum::<f64>()
+    }
+    fn gradient(&self, x: &[f64], g: &mut [f64]) {
+        assert_eq!(g.len(), self.dim());
+        self.pass(x, Rows::Train, None, Some(g));
+        let inv_n = 1.0 / self.train_rows() as f64;
+        let l2 = self.spec.l2;
+        g.iter_mut()
+            .zip(x)
+            .for_each(|(gi, xi)| *gi = *gi * inv_n + l2 * xi);
+    }
+    fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]) {
+        assert_eq!(v.len(), self.dim());
+        assert_eq!(out.len(), self.dim());
+        self.hvp_data(x, v, out);
+        let l2 = self.spec.l2;
+        out.iter_mut().zip(v).for_each(|(o, vi)| *o += l2 * vi);
+    }
+    /// Without hidden layers the Hessian is `(1/n) Σ_i J_iᵀ ∇²_o ℓ J_i + λI` with `J_i` the
+    /// input `[x_i; 1]` copied per output: `∇²_o ℓ ⪯ I` (squared) or `⪯ ½ I` (softmax
+    /// cross-entropy: `diag(p) − ppᵀ` has eigenvalues `≤ max p ≤ 1`; we use the safe bound 1), so
+    /// `L = c · λ_max((1/n) Σ x̃ x̃ᵀ) + λ` with `c = 1`: globally smooth. A network with hidden
+    /// layers has no known global constant: `l0 = ∞` (supply `L0`, `L1` to schedules that need them).
+    fn smoothness(&self) -> Smoothness {
+        if self.layers() > 1 {
+            return Smoothness {
+                l0: f64::INFINITY,
+                l1: 0.0,
+                l_smooth: None,
+            };
+        }
+        let p = self.sizes[0];
+        let q = p + 1;
+        let mut c = vec![0.0; q * q];
+        let n = self.train_rows() as f64;
+        for i in 0..self.train_rows() {
+            let row = self.split.train.row(i);
+            for a in 0..q {
+                let xa = if a < p { row[a] } else { 1.0 };
+                for b in 0..q {
+                    let xb = if b < p { row[b] } else { 1.0 };
+                    c[a * q + b] += xa * xb / n;
+                }
+            }
+        }
+        let eig = crate::loss::symmetric_eigenvalues(q, &c);
+        let l = eig.last().copied().unwrap_or(0.0) + self.spec.l2;
+        Smoothness {
+            l0: l,
+            l1: 0.0,
+            l_smooth: Some(l),
+        }
+    }
+    fn minimum(&self) -> Option<f64> {
+        None
+    }
+    fn test_loss(&self, x: &[f64]) -> Option<f64> {
+        (self.split.test.rows() > 0).then(|| self.held_out_loss(x))
+    }
+    fn test_accuracy(&self, x: &[f64]) -> Option<f64> {
+        self.held_out_accuracy(x)
+    }
+    fn name(&self) -> &'static str {
+        if self.layers() == 1 {
+            "logistic"
+        } else {
+            "mlp"
+        }
+    }
+}
+
+/// The shared network: minibatch methods hold the same `Arc` as the optimizer's loss.
+impl Loss for std::sync::Arc<Mlp> {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn value(&self, x: &[f64]) -> f64 {
+        (**self).value(x)
+    }
+    fn gradient(&self, x: &[f64], g: &mut [f64]) {
+        (**self).gradient(x, g)
+    }
+    fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]) {
+        (**self).hessian_vec(x, v, out)
+    }
+    fn smoothness(&self) -> Smoothness {
+        (**self).smoothness()
+    }
+    fn minimum(&self) -> Option<f64> {
+        (**self).minimum()
+    }
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn test_loss(&self, x: &[f64]) -> Option<f64> {
+        (**self).test_loss(x)
+    }
+    fn test_accuracy(&self, x: &[f64]) -> Option<f64> {
+        (**self).test_accuracy(x)
+    }
+}

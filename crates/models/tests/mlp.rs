@@ -1,0 +1,300 @@
+//! Data sets (shapes, split, standardization) and network losses (gradient and Hessian-vector
+//! product against central finite differences, per-example gradients against the full gradient).
+
+use models::data::{DatasetName, Split, Targets};
+use models::loss::Loss;
+use models::mlp::{Activation, Mlp, MlpSpec, Objective};
+use rand::RngExt;
+use rand_distr::StandardNormal;
+
+#[test]
+fn shipped_data_sets_have_their_published_shapes() {
+    let iris = DatasetName::Iris.load();
+    assert_eq!((iris.rows(), iris.features()), (150, 4));
+    assert_eq!(iris.targets().classes(), Some(3));
+    // 50 rows per class.
+    if let Targets::Classes { labels, .. } = iris.targets() {
+        for c in 0..3 {
+            assert_eq!(labels.iter().filter(|&&l| l == c).count(), 50);
+        }
+    }
+    let wine = DatasetName::WineQuality.load();
+    assert_eq!((wine.rows(), wine.features()), (1599, 11));
+    assert_eq!(wine.targets().classes(), None);
+    let q: Vec<f64> = (0..wine.rows()).map(|i| wine.targets().as_f64(i)).collect();
+    assert!(q.iter().all(|&v| (3.0..=8.0).contains(&v)));
+    let diab = DatasetName::Diabetes.load();
+    // 441, not the published 442: linfa-datasets reads the first data row of its CSV as a header.
+    assert_eq!((diab.rows(), diab.features()), (441, 10));
+    assert_eq!(diab.targets().classes(), None);
+}
+
+#[test]
+fn unknown_data_set_lists_the_known_ones() {
+    let e = DatasetName::parse("mnist").unwrap_err().to_string();
+    assert!(e.contains("loss.dataset"), "{e}");
+    for k in ["iris", "wine_quality", "diabetes"] {
+        assert!(e.contains(k), "{e}");
+    }
+}
+
+#[test]
+fn split_sizes_standardization_and_seed() {
+    for name in DatasetName::ALL {
+        let raw = name.load();
+        let s = Split::load(name, 0.25, 7).unwrap();
+        let n = raw.rows();
+        let n_test = (0.25 * n as f64).round() as usize;
+        assert_eq!(s.test.rows(), n_test, "{name:?}");
+        assert_eq!(s.train.rows(), n - n_test);
+        let (mean, sd) = s.train.feature_moments();
+        for (m, v) in mean.iter().zip(&sd) {
+            assert!(m.abs() < 1e-12, "{name:?} mean {m}");
+            assert!((v - 1.0).abs() < 1e-12, "{name:?} sd {v}");
+        }
+        // The split is a permutation of the raw rows: undo the standardization with the raw
+        // training moments and compare the sorted multisets of rows.
+        let mut all: Vec<Vec<f64>> = (0..s.train.rows())
+            .map(|i| s.train.row(i).to_vec())
+            .chain((0..s.test.rows()).map(|i| s.test.row(i).to_vec()))
+            .collect();
+        assert_eq!(all.len(), n);
+        // Standardization is affine per feature with positive scale, so the order of any feature
+        // across rows is preserved: the sorted first feature of the split, mapped back through
+        // the raw sorted first feature, is an exact affine image.
+        all.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        let mut raw0: Vec<f64> = (0..n).map(|i| raw.row(i)[0]).collect();
+        raw0.sort_by(f64::total_cmp);
+        let (lo, hi) = (raw0[0], raw0[n - 1]);
+        let (slo, shi) = (all[0][0], all[n - 1][0]);
+        for (r, a) in raw0.iter().zip(&all) {
+            let mapped = slo + (r - lo) / (hi - lo) * (shi - slo);
+            assert!(
+                (mapped - a[0]).abs() < 1e-9,
+                "{name:?}: {mapped} vs {}",
+                a[0]
+            );
+        }
+        // Same seed, same bits; another seed, another split.
+        assert_eq!(Split::load(name, 0.25, 7).unwrap(), s);
+        assert_ne!(Split::load(name, 0.25, 8).unwrap().test, s.test);
+    }
+    let e = Split::load(DatasetName::Iris, 1.0, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("loss.test_fraction"), "{e}");
+}
+
+fn specs() -> Vec<MlpSpec> {
+    let mut v = vec![MlpSpec::logistic(DatasetName::Iris, 3)];
+    v.push(MlpSpec {
+        dataset: DatasetName::Iris,
+        hidden: vec![5],
+        activation: Activation::Tanh,
+        objective: None,
+        l2: 0.01,
+        test_fraction: 0.2,
+        seed: 4,
+    });
+    v.push(MlpSpec {
+        dataset: DatasetName::Iris,
+        hidden: vec![4, 3],
+        activation: Activation::Softplus,
+        objective: Some(Objective::Squared),
+        l2: 0.0,
+        test_fraction: 0.2,
+        seed: 5,
+    });
+    v.push(MlpSpec {
+        dataset: DatasetName::WineQuality,
+        hidden: vec![6],
+        activation: Activation::Tanh,
+        objective: None,
+        l2: 0.0,
+        test_fraction: 0.2,
+        seed: 6,
+    });
+    v.push(MlpSpec {
+        dataset: DatasetName::Diabetes,
+        hidden: vec![3, 4],
+        activation: Activation::Tanh,
+        objective: None,
+        l2: 0.1,
+        test_fraction: 0.3,
+        seed: 7,
+    });
+    v
+}
+
+fn random_point(net: &Mlp, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = sde_core::derive_stream(seed, 99);
+    let x: Vec<f64> = net
+        .x0()
+        .iter()
+        .map(|v| v + 0.3 * rng.sample::<f64, _>(StandardNormal))
+        .collect();
+    let v: Vec<f64> = (0..net.dim()).map(|_| rng.sample(StandardNormal)).collect();
+    (x, v)
+}
+
+fn rel(a: &[f64], b: &[f64]) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt();
+    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    num / den.max(1e-300)
+}
+
+/// Central differences have error `O(h²)` ≈ 1e-10 relative here, rounding `ε f / h` ≈ 1e-11.
+#[test]
+fn gradient_matches_central_differences_coordinatewise() {
+    for spec in specs() {
+        let net = Mlp::new(spec.clone()).unwrap();
+        let (x, _) = random_point(&net, 1);
+        let d = net.dim();
+        let mut g = vec![0.0; d];
+        net.gradient(&x, &mut g);
+        let h = 1e-5;
+        let mut fd = vec![0.0; d];
+        let mut xp = x.clone();
+        for j in 0..d {
+            xp[j] = x[j] + h;
+            let fp = net.value(&xp);
+            xp[j] = x[j] - h;
+            let fm = net.value(&xp);
+            xp[j] = x[j];
+            fd[j] = (fp - fm) / (2.0 * h);
+        }
+        let r = rel(&g, &fd);
+        assert!(r < 1e-7, "{spec:?}: relative error {r}");
+    }
+}
+
+#[test]
+fn hessian_vector_product_matches_differences_of_gradients_and_is_symmetric() {
+    for spec in specs() {
+        let net = Mlp::new(spec.clone()).unwrap();
+        let (x, v) = random_point(&net, 2);
+        let (_, u) = random_point(&net, 3);
+        let d = net.dim();
+        let mut hv = vec![0.0; d];
+        net.hessian_vec(&x, &v, &mut hv);
+        let h = 1e-5;
+        let xp: Vec<f64> = x.iter().zip(&v).map(|(a, b)| a + h * b).collect();
+        let xm: Vec<f64> = x.iter().zip(&v).map(|(a, b)| a - h * b).collect();
+        let (mut gp, mut gm) = (vec![0.0; d], vec![0.0; d]);
+        net.gradient(&xp, &mut gp);
+        net.gradient(&xm, &mut gm);
+        let fd: Vec<f64> = gp
+            .iter()
+            .zip(&gm)
+            .map(|(a, b)| (a - b) / (2.0 * h))
+            .collect();
+        let r = rel(&hv, &fd);
+        assert!(r < 1e-6, "{spec:?}: relative error {r}");
+        // uᵀ H v = vᵀ H u (an identity independent of the finite differences).
+        let mut hu = vec![0.0; d];
+        net.hessian_vec(&x, &u, &mut hu);
+        let a: f64 = u.iter().zip(&hv).map(|(p, q)| p * q).sum();
+        let b: f64 = v.iter().zip(&hu).map(|(p, q)| p * q).sum();
+        assert!(
+            (a - b).abs() < 1e-10 * (a.abs() + b.abs() + 1.0),
+            "{spec:?}: {a} vs {b}"
+        );
+    }
+}
+
+#[test]
+fn per_example_gradients_average_to_the_gradient() {
+    for spec in specs() {
+        let mut spec = spec;
+        spec.l2 = 0.0;
+        let net = Mlp::new(spec.clone()).unwrap();
+        let (x, _) = random_point(&net, 4);
+        let (n, d) = (net.train_rows(), net.dim());
+        let mut g = vec![0.0; d];
+        net.gradient(&x, &mut g);
+        let mut mean = vec![0.0; d];
+        let mut gi = vec![0.0; d];
+        for i in 0..n {
+            net.example_gradient(&x, i, &mut gi);
+            mean.iter_mut()
+                .zip(&gi)
+                .for_each(|(m, v)| *m += v / n as f64);
+        }
+        assert!(rel(&mean, &g) < 1e-12, "{spec:?}");
+        // weighted_gradient over every row with weight 1/n is the gradient too.
+        let rows: Vec<usize> = (0..n).collect();
+        let w = vec![1.0 / n as f64; n];
+        let mut gw = vec![0.0; d];
+        net.weighted_gradient(&x, &rows, &w, &mut gw);
+        assert!(rel(&gw, &g) < 1e-12, "{spec:?}");
+        // G_cᵀ e_3 = ∇ℓ_3 − (1/n) Σ_i ∇ℓ_i... with ξ = e_3 the centring gives ∇ℓ_3 − ḡ.
+        let mut xi = vec![0.0; n];
+        xi[3] = 1.0;
+        let mut c = vec![0.0; d];
+        net.centred_gradient_mul(&x, &xi, &mut c);
+        net.example_gradient(&x, 3, &mut gi);
+        let want: Vec<f64> = gi.iter().zip(&g).map(|(a, b)| a - b).collect();
+        assert!(rel(&c, &want) < 1e-10, "{spec:?}");
+    }
+}
+
+#[test]
+fn logistic_regression_is_globally_smooth_with_the_computed_constant() {
+    // The Rayleigh quotient vᵀHv/‖v‖² never exceeds the reported L at random points.
+    let net = Mlp::new(MlpSpec::logistic(DatasetName::Iris, 1)).unwrap();
+    let l = net.smoothness().l_smooth.unwrap();
+    for s in 0..20 {
+        let (x, v) = random_point(&net, 100 + s);
+        let mut hv = vec![0.0; net.dim()];
+        net.hessian_vec(&x, &v, &mut hv);
+        let q: f64 = v.iter().zip(&hv).map(|(a, b)| a * b).sum::<f64>()
+            / v.iter().map(|a| a * a).sum::<f64>();
+        assert!(q >= -1e-12 && q <= l, "{q} vs {l}");
+    }
+}
+
+#[test]
+fn bad_network_settings_name_their_key() {
+    let mut s = MlpSpec::logistic(DatasetName::Diabetes, 1);
+    s.objective = Some(Objective::CrossEntropy);
+    assert!(Mlp::new(s)
+        .unwrap_err()
+        .to_string()
+        .contains("loss.objective"));
+    let mut s = MlpSpec::logistic(DatasetName::Iris, 1);
+    s.hidden = vec![4, 0];
+    assert!(Mlp::new(s)
+        .unwrap_err()
+        .to_string()
+        .contains("loss.hidden[1]"));
+    assert!(Activation::parse("relu")
+        .unwrap_err()
+        .to_string()
+        .contains("loss.activation"));
+    let mut s = MlpSpec::logistic(DatasetName::Iris, 1);
+    s.l2 = -1.0;
+    assert!(Mlp::new(s).unwrap_err().to_string().contains("l2"));
+}
+
+#[test]
+fn accuracy_and_test_loss() {
+    let net = Mlp::new(MlpSpec::logistic(DatasetName::Iris, 2)).unwrap();
+    let x0 = net.x0().to_vec();
+    let acc = net.test_accuracy(&x0).unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    // A few hundred gradient steps of logistic regression separate iris well above chance.
+    let mut x = x0;
+    let mut g = vec![0.0; net.dim()];
+    for _ in 0..500 {
+        net.gradient(&x, &mut g);
+        x.iter_mut().zip(&g).for_each(|(a, b)| *a -= 0.5 * b);
+    }
+    assert!(net.test_accuracy(&x).unwrap() > 0.85);
+    assert!(net.test_loss(&x) < net.test_loss(net.x0()));
+    assert!(net.value(&x) < 0.2);
+}
