@@ -216,9 +216,9 @@ pub fn step_condition_sweep(
             ),
         ];
         for (process, t, exact, exact_simulated) in procs {
-            let band = t
-                .band(Observable::GradNormSq)
-                .ok_or_else(|| CompareError::bad(Setting::Observables, "grad_norm_sq", "missing"))?;
+            let band = t.band(Observable::GradNormSq).ok_or_else(|| {
+                CompareError::bad(Setting::Observables, "grad_norm_sq", "missing")
+            })?;
             let last = s.iterations;
             let (ratio, half) = (band.mean[last] / g0, band.ci95[last] / g0);
             let diverged = t.diverged[last];
@@ -428,7 +428,11 @@ pub fn sign_decay(
         ));
     }
     if s.substeps == 0 {
-        return Err(CompareError::bad(Setting::Substeps, 0, "must be at least 1"));
+        return Err(CompareError::bad(
+            Setting::Substeps,
+            0,
+            "must be at least 1",
+        ));
     }
     let (d, n) = (s.dim, s.agents);
     let loss: LossKind = MixedQuadraticQuartic::new(vec![1.0; d], vec![1.0; d])?.into();
