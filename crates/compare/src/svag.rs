@@ -300,10 +300,11 @@ mod tests {
             observables: vec![Observable::X],
             diverge_above: 1e12,
         };
-        let e = SvagPaths::new(&opt, &settings, 0)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("sde.svag_l"), "{e}");
+        let e = SvagPaths::new(&opt, &settings, 0).err().unwrap();
+        assert!(
+            matches!(&e, CompareError::BadSetting { field, .. } if field.setting == Setting::SvagL),
+            "{e}"
+        );
+        assert!(e.to_string().contains("svag_l"), "{e}");
     }
 }
