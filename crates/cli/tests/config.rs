@@ -1,24 +1,16 @@
 //! Configuration parsing: every example parses, defaults are filled in, and every class of bad
 //! input gives a message naming the key and the value.
-//!
-//! `sdelab` is a binary-only package, so the modules are compiled into this test directly.
-#![allow(dead_code)]
-
-#[path = "../src/config.rs"]
-mod config;
-#[path = "../src/error.rs"]
-mod error;
 
 use std::path::{Path, PathBuf};
 
 use compare::study::iterations;
-use config::*;
-use error::CliError;
 use models::compress::{BernoulliSpec, Compressor, QsgdSpec, RandKSpec};
 use models::loss::{DiagonalQuadraticSpec, LeastSquaresSpec, QuarticSpec};
 use models::method::DsgdSpec;
 use models::noise::{GaussianSpec, Scale, StudentTSpec};
 use models::schedule::{NormalizedSgdSpec, NormalizedSpec, PolySpec};
+use sdelab::config::*;
+use sdelab::error::CliError;
 
 fn gaussian(sigma0: f64, sigma1: f64, scale: Vec<f64>) -> NoiseModel {
     NoiseModel::Gaussian(GaussianSpec {

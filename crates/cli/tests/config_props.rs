@@ -1,22 +1,16 @@
 //! Property tests: thousands of broken configs (valid TOML files mutated structurally, and raw text
 //! mutated byte by byte). Parsing must never panic; it returns either a valid configuration that
 //! satisfies every documented invariant, or a bad-input error (exit code 2) naming a key.
-#![allow(dead_code)]
 // `u64::is_multiple_of` needs Rust 1.87; the workspace supports 1.85.
 #![allow(clippy::manual_is_multiple_of)]
-
-#[path = "../src/config.rs"]
-mod config;
-#[path = "../src/error.rs"]
-mod error;
 
 use std::path::Path;
 use std::sync::OnceLock;
 
-use config::*;
-use error::CliError;
 use models::noise::Scale;
 use proptest::prelude::*;
+use sdelab::config::*;
+use sdelab::error::CliError;
 use toml::{Table, Value};
 
 const EXTRA_BASES: &[&str] = &[
