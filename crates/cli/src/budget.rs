@@ -26,6 +26,10 @@ pub const NS_PER_PATH_STEP: f64 = 150.0;
 pub const NS_PER_AGENT_COORDINATE: f64 = 3.0;
 /// Student-t draws cost about this many Gaussian ones (README, "Speed": 3.3 µs against 374 ns).
 const STUDENT_T_FACTOR: f64 = 8.0;
+/// `adaptive_em` cuts each substep into pieces where the coefficients are large: on `figure1`
+/// (8 substeps) it measured 79 core-seconds where the Euler–Maruyama formula gives 22, so its
+/// substeps count this many times.
+const ADAPTIVE_EM_FACTOR: f64 = 3.5;
 /// Parsing TOML keeps about this many bytes per number of the file until the config is built
 /// (measured: 800 MB for a config with 4 million numbers).
 const PARSE_BYTES_PER_NUMBER: f64 = 200.0;
@@ -280,7 +284,12 @@ pub fn figure1(p: &compare::figure1::Figure1Params, threads: usize) -> Estimate 
         iterations: vec![k; 6],
         discrete_runs: 1.0,
         sde_runs: p.models.len() as f64,
-        substeps: p.substeps as f64,
+        substeps: p.substeps as f64
+            * if p.scheme == sde_core::SchemeKind::AdaptiveEm {
+                ADAPTIVE_EM_FACTOR
+            } else {
+                1.0
+            },
         dim: p.dim as f64,
         agents: p.agents as f64,
         // One panel in three is heavy-tailed: count it as a third.
