@@ -1,9 +1,9 @@
 //! Choosing a scheme and an increment source at run time while keeping the hot loop
-//! monomorphic: a visitor receives the concrete types.
+//! monomorphic: a visitor receives the concrete types. The schemes come from sde-core's registry
+//! ([`SchemeKind::visit`]), so a new scheme needs no line here.
 
 use sde_core::{
-    AdaptiveEm, EulerMaruyama, Gaussian, IncrementKind, Increments, Milstein, PlatenWeak2, Scheme,
-    SchemeKind, ThreePoint, TwoPoint,
+    Gaussian, IncrementKind, Increments, Scheme, SchemeKind, SchemeVisitor, ThreePoint, TwoPoint,
 };
 
 /// Code generic over the scheme and the increments, run by [`dispatch`].
@@ -18,17 +18,19 @@ pub fn dispatch<V: SolverVisitor>(
     increments: IncrementKind,
     v: V,
 ) -> V::Output {
-    fn inc<Sch: Scheme, V: SolverVisitor>(s: Sch, increments: IncrementKind, v: V) -> V::Output {
-        match increments {
-            IncrementKind::Gaussian => v.visit(s, Gaussian),
-            IncrementKind::TwoPoint => v.visit(s, TwoPoint),
-            IncrementKind::ThreePoint => v.visit(s, ThreePoint),
+    struct WithIncrements<V> {
+        increments: IncrementKind,
+        v: V,
+    }
+    impl<V: SolverVisitor> SchemeVisitor for WithIncrements<V> {
+        type Output = V::Output;
+        fn visit<Sch: Scheme>(self, s: Sch) -> V::Output {
+            match self.increments {
+                IncrementKind::Gaussian => self.v.visit(s, Gaussian),
+                IncrementKind::TwoPoint => self.v.visit(s, TwoPoint),
+                IncrementKind::ThreePoint => self.v.visit(s, ThreePoint),
+            }
         }
     }
-    match scheme {
-        SchemeKind::EulerMaruyama => inc(EulerMaruyama, increments, v),
-        SchemeKind::Milstein => inc(Milstein::default(), increments, v),
-        SchemeKind::Weak2 => inc(PlatenWeak2, increments, v),
-        SchemeKind::AdaptiveEm => inc(AdaptiveEm::default(), increments, v),
-    }
+    scheme.visit(WithIncrements { increments, v })
 }

@@ -50,7 +50,7 @@ pub use increments::{Gaussian, IncrementKind, Increments, Refined, ThreePoint, T
 pub use noise::NoiseShape;
 pub use problem::{Sde, SdeFn};
 pub use rng::{derive_key, derive_stream, PathRng};
-pub use scheme::{Scheme, SchemeKind};
+pub use scheme::{Scheme, SchemeVisitor};
 pub use schemes::*;
 pub use solver::{Grid, Solver, SolverWorkspace};
 pub use stats::{fit_line, fit_order, LineFit, Summary, Welford};

@@ -40,34 +40,43 @@ pub trait Scheme: Sync + Send + Clone {
     );
 }
 
-/// The schemes, for choosing at run time (configuration files).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SchemeKind {
-    EulerMaruyama,
-    Milstein,
-    Weak2,
-    AdaptiveEm,
+/// Code generic over the scheme, given the concrete scheme chosen at run time by
+/// [`SchemeKind::visit`] (so the hot loop stays monomorphic).
+pub trait SchemeVisitor {
+    type Output;
+    fn visit<Sch: Scheme>(self, scheme: Sch) -> Self::Output;
 }
 
-impl SchemeKind {
-    pub const ALL: [SchemeKind; 4] = [
-        SchemeKind::EulerMaruyama,
-        SchemeKind::Milstein,
-        SchemeKind::Weak2,
-        SchemeKind::AdaptiveEm,
-    ];
-
-    /// The name used in configuration files and results (the serialized form).
-    pub fn name(&self) -> &'static str {
-        match self {
-            SchemeKind::EulerMaruyama => "euler_maruyama",
-            SchemeKind::Milstein => "milstein",
-            SchemeKind::Weak2 => "weak2",
-            SchemeKind::AdaptiveEm => "adaptive_em",
+/// Writes [`SchemeKind`] (its variants, names, `ALL` and `visit`) from the one list of schemes in
+/// `schemes/mod.rs`: a new scheme is its file plus one line there.
+macro_rules! scheme_registry {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal => $make:expr;)+) => {
+        /// The schemes, for choosing at run time (configuration files).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        pub enum SchemeKind {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)+
         }
-    }
+
+        impl SchemeKind {
+            pub const ALL: &'static [SchemeKind] = &[$(SchemeKind::$variant,)+];
+
+            /// The name used in configuration files and results (the serialized form).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(SchemeKind::$variant => $name,)+
+                }
+            }
+
+            /// Calls `v.visit` with the concrete scheme (as configured by default).
+            pub fn visit<V: $crate::scheme::SchemeVisitor>(self, v: V) -> V::Output {
+                match self {
+                    $(SchemeKind::$variant => v.visit($make),)+
+                }
+            }
+        }
+    };
 }
+pub(crate) use scheme_registry;
 
 pub(crate) fn unsupported(
     scheme: &'static str,
