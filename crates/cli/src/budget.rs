@@ -30,6 +30,14 @@ const STUDENT_T_FACTOR: f64 = 8.0;
 /// (8 substeps) it measured 79 core-seconds where the Euler–Maruyama formula gives 22, so its
 /// substeps count this many times.
 const ADAPTIVE_EM_FACTOR: f64 = 3.5;
+
+/// What one substep of `scheme` costs, in Euler–Maruyama substeps (the unit of the per-step cost).
+fn substep_cost(scheme: sde_core::SchemeKind) -> f64 {
+    match scheme {
+        sde_core::SchemeKind::AdaptiveEm => ADAPTIVE_EM_FACTOR,
+        _ => 1.0,
+    }
+}
 /// Parsing TOML keeps about this many bytes per number of the file until the config is built
 /// (measured: 800 MB for a config with 4 million numbers).
 const PARSE_BYTES_PER_NUMBER: f64 = 200.0;
@@ -163,7 +171,7 @@ pub fn experiment(cfg: &ExperimentConfig, run: bool, threads: usize, coupled: bo
         (None, true) => crate::config::DEFAULT_RUN_SUBSTEPS as f64,
         (Some(s), false) => 3.0 * s as f64,
         (None, false) => 1.5 * 16f64.min(cfg.sde.max_substeps as f64),
-    };
+    } * substep_cost(cfg.sde.scheme);
     let quantile_paths = (crate::build::QUANTILE_PATHS as f64).min(paths);
     let (discrete_runs, sde_runs, paths_run, kept) = if run {
         let k = iterations[0] as f64 + 1.0;
@@ -284,12 +292,7 @@ pub fn figure1(p: &compare::figure1::Figure1Params, threads: usize) -> Estimate 
         iterations: vec![k; 6],
         discrete_runs: 1.0,
         sde_runs: p.models.len() as f64,
-        substeps: p.substeps as f64
-            * if p.scheme == sde_core::SchemeKind::AdaptiveEm {
-                ADAPTIVE_EM_FACTOR
-            } else {
-                1.0
-            },
+        substeps: p.substeps as f64 * substep_cost(p.scheme),
         dim: p.dim as f64,
         agents: p.agents as f64,
         // One panel in three is heavy-tailed: count it as a third.
