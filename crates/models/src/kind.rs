@@ -236,6 +236,21 @@ macro_rules! spec_registry {
     };
 }
 
+/// The [`KindSpec::KEYS`] of a spec, one `key: "doc"` per line:
+///
+/// ```ignore
+/// const KEYS: &'static [KeyDoc] = crate::keys! {
+///     power: "number >= 0, required: decay exponent",
+///     t0: "number > 0, required: the time scale in SDE time",
+/// };
+/// ```
+#[macro_export]
+macro_rules! keys {
+    ($($key:ident : $doc:expr),* $(,)?) => {
+        &[$($crate::kind::KeyDoc { key: stringify!($key), doc: $doc }),*]
+    };
+}
+
 /// A family of kinds with a runtime enum: the enum, its trait implementation (one `match` per
 /// listed method), `From` for every kind's type, and the spec enum of [`spec_registry!`]. Each
 /// line `Variant(Type) = "config_name" SpecType` registers one kind; `SpecType: KindSpec` with
@@ -260,6 +275,39 @@ macro_rules! spec_registry {
 /// ```
 #[macro_export]
 macro_rules! registry {
+    // `enum Kind: inherent Trait`: the enum also gets the listed methods as inherent ones (each
+    // kind's type implements `Trait`), so callers need not import the trait. Schedules use it:
+    // `Schedule` is named at every call site of the models, and the trait would be one more
+    // import in each.
+    (
+        family $family:literal, context $Ctx:ty;
+        $(#[$kattr:meta])*
+        $kvis:vis enum $Kind:ident : inherent $Trait:path {
+            $( $(#[$mattr:meta])* fn $m:ident(&self $(, $a:ident : $t:ty)*) $(-> $r:ty)?; )*
+        }
+        $(#[$sattr:meta])*
+        $svis:vis enum $Spec:ident;
+        kinds $kinds:tt
+    ) => {
+        $crate::registry!(@enum [$(#[$kattr])* $kvis enum $Kind] $kinds);
+        $crate::registry!(@spec [$family, $Kind, $Ctx, $(#[$sattr])* $svis enum $Spec] $kinds);
+        impl $Kind {
+            $(
+                $(#[$mattr])*
+                pub fn $m(&self $(, $a: $t)*) $(-> $r)? {
+                    $crate::registry!(@dispatch self, $m, ($($a),*), $kinds)
+                }
+            )*
+        }
+        impl $Trait for $Kind {
+            $(
+                #[inline]
+                fn $m(&self $(, $a: $t)*) $(-> $r)? {
+                    $Kind::$m(self $(, $a)*)
+                }
+            )*
+        }
+    };
     (
         family $family:literal, context $Ctx:ty;
         $(#[$kattr:meta])*
