@@ -12,7 +12,6 @@ use crate::error::{
     require_each, require_finite, require_len, require_nonempty, require_nonnegative,
     require_positive, ModelError,
 };
-use crate::kind::{KeyDoc, KindSpec};
 use crate::network_spec::{LogisticLoss, LogisticSpec, MlpLossSpec, NetworkLoss};
 use rand::RngExt;
 use rand_distr::StandardNormal;
@@ -163,23 +162,14 @@ impl Loss for DiagonalQuadratic {
     }
 }
 
-/// `kind = "quadratic"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiagonalQuadraticSpec {
-    /// The Hessian diagonal.
-    pub diag: Vec<f64>,
-}
-
-impl KindSpec for DiagonalQuadraticSpec {
-    type Output = DiagonalQuadratic;
-    type Context = usize;
-    const SUMMARY: &'static str = "diag = [d numbers >= 0]: f = 1/2 sum diag_j x_j^2";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "diag",
-        doc: "list of d numbers >= 0, required: the Hessian diagonal",
-    }];
-    fn build(&self, d: &usize) -> Result<DiagonalQuadratic, ModelError> {
+crate::kind_spec! {
+    /// `kind = "quadratic"`.
+    pub struct DiagonalQuadraticSpec: KindSpec<Output = DiagonalQuadratic, Context = usize> {
+        /// The Hessian diagonal.
+        pub diag: Vec<f64> => "list of d numbers >= 0, required: the Hessian diagonal",
+    }
+    summary "diag = [d numbers >= 0]: f = 1/2 sum diag_j x_j^2";
+    build(self, d) {
         require_len("diag", *d, self.diag.len())?;
         require_each("diag", &self.diag, require_nonnegative)?;
         DiagonalQuadratic::new(self.diag.clone()).map_err(|e| e.renamed("lambda", "diag"))
@@ -298,23 +288,14 @@ impl Loss for Quadratic {
     }
 }
 
-/// `kind = "quadratic_full"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuadraticSpec {
-    /// The Hessian, row by row.
-    pub matrix: Vec<Vec<f64>>,
-}
-
-impl KindSpec for QuadraticSpec {
-    type Output = Quadratic;
-    type Context = usize;
-    const SUMMARY: &'static str = "matrix = [[d x d]], symmetric PSD: f = 1/2 x^T A x";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "matrix",
-        doc: "list of d lists of d numbers, required: the Hessian A, row by row; symmetric and positive semi-definite",
-    }];
-    fn build(&self, d: &usize) -> Result<Quadratic, ModelError> {
+crate::kind_spec! {
+    /// `kind = "quadratic_full"`.
+    pub struct QuadraticSpec: KindSpec<Output = Quadratic, Context = usize> {
+        /// The Hessian, row by row.
+        pub matrix: Vec<Vec<f64>> => "list of d lists of d numbers, required: the Hessian A, row by row; symmetric and positive semi-definite",
+    }
+    summary "matrix = [[d x d]], symmetric PSD: f = 1/2 x^T A x";
+    build(self, d) {
         require_len("matrix", *d, self.matrix.len())?;
         let q = Quadratic::new(self.matrix.clone()).map_err(|e| e.renamed("h", "matrix"))?;
         // A Hessian with a negative eigenvalue makes f unbounded below: no minimum to approach.
@@ -422,24 +403,15 @@ impl Loss for Quartic {
     }
 }
 
-/// `kind = "quartic"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuarticSpec {
-    /// The quartic coefficients (default all ones).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub coeffs: Option<Vec<f64>>,
-}
-
-impl KindSpec for QuarticSpec {
-    type Output = Quartic;
-    type Context = usize;
-    const SUMMARY: &'static str = "coeffs = [d numbers > 0] (default ones): f = sum c_j x_j^4 / 4";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "coeffs",
-        doc: "list of d numbers > 0, default all ones: the quartic coefficients",
-    }];
-    fn build(&self, d: &usize) -> Result<Quartic, ModelError> {
+crate::kind_spec! {
+    /// `kind = "quartic"`.
+    pub struct QuarticSpec: KindSpec<Output = Quartic, Context = usize> {
+        /// The quartic coefficients (default all ones).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub coeffs: Option<Vec<f64>> => "list of d numbers > 0, default all ones: the quartic coefficients",
+    }
+    summary "coeffs = [d numbers > 0] (default ones): f = sum c_j x_j^4 / 4";
+    build(self, d) {
         let c = self.coeffs.clone().unwrap_or_else(|| vec![1.0; *d]);
         require_len("coeffs", *d, c.len())?;
         Quartic::new(c).map_err(|e| e.renamed("c", "coeffs"))
@@ -559,32 +531,16 @@ impl Loss for MixedQuadraticQuartic {
     }
 }
 
-/// `kind = "mixed"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MixedSpec {
-    /// Quadratic coefficients.
-    pub diag: Vec<f64>,
-    /// Quartic coefficients.
-    pub quartic: Vec<f64>,
-}
-
-impl KindSpec for MixedSpec {
-    type Output = MixedQuadraticQuartic;
-    type Context = usize;
-    const SUMMARY: &'static str =
-        "diag = [..], quartic = [..]: f = sum (a_j x_j^2/2 + b_j x_j^4/4)";
-    const KEYS: &'static [KeyDoc] = &[
-        KeyDoc {
-            key: "diag",
-            doc: "list of d numbers >= 0, required: quadratic coefficients",
-        },
-        KeyDoc {
-            key: "quartic",
-            doc: "list of d numbers >= 0, required: quartic coefficients",
-        },
-    ];
-    fn build(&self, d: &usize) -> Result<MixedQuadraticQuartic, ModelError> {
+crate::kind_spec! {
+    /// `kind = "mixed"`.
+    pub struct MixedSpec: KindSpec<Output = MixedQuadraticQuartic, Context = usize> {
+        /// Quadratic coefficients.
+        pub diag: Vec<f64> => "list of d numbers >= 0, required: quadratic coefficients",
+        /// Quartic coefficients.
+        pub quartic: Vec<f64> => "list of d numbers >= 0, required: quartic coefficients",
+    }
+    summary "diag = [..], quartic = [..]: f = sum (a_j x_j^2/2 + b_j x_j^4/4)";
+    build(self, d) {
         require_len("diag", *d, self.diag.len())?;
         require_len("quartic", *d, self.quartic.len())?;
         MixedQuadraticQuartic::new(self.diag.clone(), self.quartic.clone())
@@ -739,42 +695,22 @@ impl Loss for LeastSquares {
     }
 }
 
-/// `kind = "least_squares"`: a synthetic problem (see [`LeastSquares::synthetic`]).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeastSquaresSpec {
-    /// Rows of the design matrix.
-    pub samples: usize,
-    /// Seed of the synthetic data.
-    pub seed: u64,
-    /// Standard deviation of the label noise.
-    #[serde(default)]
-    pub noise: f64,
-}
-
 /// Largest `samples` of [`LeastSquaresSpec`] (the design matrix is held in memory).
 pub const MAX_SAMPLES: usize = 10_000_000;
 
-impl KindSpec for LeastSquaresSpec {
-    type Output = LeastSquares;
-    type Context = usize;
-    const SUMMARY: &'static str =
-        "samples, seed, noise = 0: f = |A x - y|^2 / (2 samples), random Gaussian A";
-    const KEYS: &'static [KeyDoc] = &[
-        KeyDoc {
-            key: "samples",
-            doc: "integer in [1, 10000000], required: rows of the design matrix",
-        },
-        KeyDoc {
-            key: "seed",
-            doc: "integer >= 0, required: seed of the synthetic data (independent of the experiment seed)",
-        },
-        KeyDoc {
-            key: "noise",
-            doc: "number >= 0, default 0: standard deviation of the label noise",
-        },
-    ];
-    fn build(&self, d: &usize) -> Result<LeastSquares, ModelError> {
+crate::kind_spec! {
+    /// `kind = "least_squares"`: a synthetic problem (see [`LeastSquares::synthetic`]).
+    pub struct LeastSquaresSpec: KindSpec<Output = LeastSquares, Context = usize> {
+        /// Rows of the design matrix.
+        pub samples: usize => "integer in [1, 10000000], required: rows of the design matrix",
+        /// Seed of the synthetic data.
+        pub seed: u64 => "integer >= 0, required: seed of the synthetic data (independent of the experiment seed)",
+        /// Standard deviation of the label noise.
+        #[serde(default)]
+        pub noise: f64 => "number >= 0, default 0: standard deviation of the label noise",
+    }
+    summary "samples, seed, noise = 0: f = |A x - y|^2 / (2 samples), random Gaussian A";
+    build(self, d) {
         self.validate(d)?;
         LeastSquares::synthetic(self.samples, *d, self.noise, self.seed)
             .map_err(|e| e.renamed("noise_std", "noise").renamed("n", "samples"))

@@ -1,8 +1,6 @@
 //! `kind = "constant"`: `η_k = 1`.
 
 use super::{LearningRate, Schedule};
-use crate::error::ModelError;
-use crate::kind::{KeyDoc, KindSpec};
 use crate::loss::Smoothness;
 
 /// `η_k = 1`.
@@ -27,19 +25,12 @@ impl Schedule {
     }
 }
 
-/// `kind = "constant"`.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConstantSpec {}
-
-impl KindSpec for ConstantSpec {
-    type Output = Constant;
-    type Context = Smoothness;
-    const SUMMARY: &'static str = "eta_k = 1";
-    const KEYS: &'static [KeyDoc] = &[];
-    fn build(&self, _: &Smoothness) -> Result<Constant, ModelError> {
-        Ok(Constant)
-    }
+crate::kind_spec! {
+    /// `kind = "constant"`.
+    #[derive(Copy, Default)]
+    pub struct ConstantSpec: KindSpec<Output = Constant, Context = Smoothness> {}
+    summary "eta_k = 1";
+    build(self, _) { Ok(Constant) }
 }
 
 #[cfg(test)]

@@ -81,30 +81,23 @@ pub trait LearningRate {
 }
 
 crate::registry! {
-    family "schedule", context Smoothness;
+    family "schedule", context Smoothness, inherent;
     /// A scheduler. Build it with the validated constructors ([`Schedule::polynomial`],
     /// [`Schedule::normalized`], …), or check a hand-built value with [`Schedule::validate`].
+    /// Every [`LearningRate`] method is also an inherent method.
     #[derive(Debug, Clone, Copy, PartialEq)]
-    pub enum Schedule: inherent LearningRate {
-        /// See [`LearningRate::validate`].
+    pub enum Schedule: LearningRate {
         fn validate(&self) -> Result<(), ModelError>;
-        /// See [`LearningRate::eta_t`].
         #[inline]
         fn eta_t(&self, t: f64, eta: f64, grad_norm: f64) -> f64;
-        /// See [`LearningRate::eta_k`].
         #[inline]
         fn eta_k(&self, k: u64, eta: f64, grad_norm: f64) -> f64;
-        /// See [`LearningRate::eta_t_dot`].
         #[inline]
         fn eta_t_dot(&self, t: f64, eta: f64, grad_norm: f64) -> f64;
-        /// See [`LearningRate::grad_norm_derivative`].
         #[inline]
         fn grad_norm_derivative(&self, t: f64, eta: f64, grad_norm: f64) -> f64;
-        /// See [`LearningRate::smooth_on_sde_time`].
         fn smooth_on_sde_time(&self) -> bool;
-        /// See [`LearningRate::depends_on_gradient`].
         fn depends_on_gradient(&self) -> bool;
-        /// See [`LearningRate::label`].
         fn label(&self) -> String;
     }
     /// `[schedule]`: the multiplier `η_k` of the base learning rate, built by

@@ -3,7 +3,6 @@
 
 use super::{checked, LearningRate, Schedule};
 use crate::error::{require_len, require_nonnegative, require_positive, ModelError};
-use crate::kind::{KeyDoc, KindSpec};
 use crate::loss::Smoothness;
 
 /// The normalised schedule of MATH.md §6.3 (tagged \[RECONSTRUCTED\] there: the likely "Eq. 15"):
@@ -234,44 +233,31 @@ impl NormalizationInputs {
     }
 }
 
-/// `kind = "normalized"`. `l0`, `l1` default to the loss's constants (the build context); `a`,
-/// `b` default to values computed from the noise and the compressor by the configuration layer
-/// (MATH.md §6.2, [`NormalizationInputs`]), and building needs them.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NormalizedSpec {
-    /// Overall multiplier.
-    pub c: f64,
-    /// The `ε` of the condition.
-    pub epsilon: f64,
-    /// `L0`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub l0: Option<f64>,
-    /// `L1`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub l1: Option<f64>,
-    /// `A`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub a: Option<f64>,
-    /// `B`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub b: Option<f64>,
-}
-
-impl KindSpec for NormalizedSpec {
-    type Output = Schedule;
-    type Context = Smoothness;
-    const SUMMARY: &'static str =
-        "c, epsilon, l0?, l1?, a?, b?: eta_k = c 2 eps / ((L0 + L1 |grad f|)(1 + A) + L1 B)";
-    const KEYS: &'static [KeyDoc] = crate::keys! {
-        c: "number > 0, required: overall multiplier",
-        epsilon: "number in (0, 1), required: the epsilon of the condition",
-        l0: "number >= 0, default from the loss: L0 of (L0, L1)-smoothness",
-        l1: "number >= 0, default from the loss: L1",
-        a: "number >= 0, default computed: A = (omega + d (sigma1^2 omega + sigma1^2))/N, agent averages",
-        b: "number >= 0, default computed: B = d (sigma0^2 + sigma0^2 omega)/N, agent averages",
-    };
-    fn build(&self, s: &Smoothness) -> Result<Schedule, ModelError> {
+crate::kind_spec! {
+    /// `kind = "normalized"`. `l0`, `l1` default to the loss's constants (the build context);
+    /// `a`, `b` default to values computed from the noise and the compressor by the
+    /// configuration layer (MATH.md §6.2, [`NormalizationInputs`]), and building needs them.
+    #[derive(Copy)]
+    pub struct NormalizedSpec: KindSpec<Output = Schedule, Context = Smoothness> {
+        /// Overall multiplier.
+        pub c: f64 => "number > 0, required: overall multiplier",
+        /// The `ε` of the condition.
+        pub epsilon: f64 => "number in (0, 1), required: the epsilon of the condition",
+        /// `L0`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub l0: Option<f64> => "number >= 0, default from the loss: L0 of (L0, L1)-smoothness",
+        /// `L1`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub l1: Option<f64> => "number >= 0, default from the loss: L1",
+        /// `A`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub a: Option<f64> => "number >= 0, default computed: A = (omega + d (sigma1^2 omega + sigma1^2))/N, agent averages",
+        /// `B`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub b: Option<f64> => "number >= 0, default computed: B = d (sigma0^2 + sigma0^2 omega)/N, agent averages",
+    }
+    summary "c, epsilon, l0?, l1?, a?, b?: eta_k = c 2 eps / ((L0 + L1 |grad f|)(1 + A) + L1 B)";
+    build(self, s) {
         let missing = |k: &str| ModelError::invalid(k, "(missing)", "needs a value");
         Schedule::normalized(
             self.c,

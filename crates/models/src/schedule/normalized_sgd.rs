@@ -2,7 +2,6 @@
 
 use super::{checked, LearningRate, Schedule};
 use crate::error::{require_positive, ModelError};
-use crate::kind::{KeyDoc, KindSpec};
 use crate::loss::Smoothness;
 
 /// Plain normalised SGD, the baseline P1v2 compares against (§3, §8.2):
@@ -53,27 +52,17 @@ impl Schedule {
     }
 }
 
-/// `kind = "normalized_sgd"`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NormalizedSgdSpec {
-    /// Scale.
-    pub c: f64,
-    /// Floor on the gradient norm.
-    pub delta: f64,
-}
-
-impl KindSpec for NormalizedSgdSpec {
-    type Output = Schedule;
-    type Context = Smoothness;
-    const SUMMARY: &'static str = "c, delta: eta_k = c / max(|grad f|, delta)";
-    const KEYS: &'static [KeyDoc] = crate::keys! {
-        c: "number > 0, required",
-        delta: "number > 0, required: floor on the gradient norm (keeps the step finite at a stationary point)",
-    };
-    fn build(&self, _: &Smoothness) -> Result<Schedule, ModelError> {
-        Schedule::normalized_sgd(self.c, self.delta)
+crate::kind_spec! {
+    /// `kind = "normalized_sgd"`.
+    #[derive(Copy)]
+    pub struct NormalizedSgdSpec: KindSpec<Output = Schedule, Context = Smoothness> {
+        /// Scale.
+        pub c: f64 => "number > 0, required",
+        /// Floor on the gradient norm.
+        pub delta: f64 => "number > 0, required: floor on the gradient norm (keeps the step finite at a stationary point)",
     }
+    summary "c, delta: eta_k = c / max(|grad f|, delta)";
+    build(self, _) { Schedule::normalized_sgd(self.c, self.delta) }
 }
 
 #[cfg(test)]

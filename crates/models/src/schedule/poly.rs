@@ -2,7 +2,6 @@
 
 use super::{checked, LearningRate, Schedule};
 use crate::error::{require_nonnegative, ModelError};
-use crate::kind::{KeyDoc, KindSpec};
 use crate::loss::Smoothness;
 
 /// `η_k = (k+1)^{−power}`, `η_t = (t/η + 1)^{−power}`. `power = 1/2` is P1v2's Robbins–Monro
@@ -56,25 +55,15 @@ impl Schedule {
     }
 }
 
-/// `kind = "poly"`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolySpec {
-    /// Decay exponent.
-    pub power: f64,
-}
-
-impl KindSpec for PolySpec {
-    type Output = Schedule;
-    type Context = Smoothness;
-    const SUMMARY: &'static str =
-        "power >= 0: eta_k = (k+1)^-power (iteration-indexed: (B) is weak order 1 under it)";
-    const KEYS: &'static [KeyDoc] = crate::keys! {
-        power: "number >= 0, required: decay exponent (0.5 is P1v2's Robbins-Monro choice)",
-    };
-    fn build(&self, _: &Smoothness) -> Result<Schedule, ModelError> {
-        Schedule::polynomial(self.power)
+crate::kind_spec! {
+    /// `kind = "poly"`.
+    #[derive(Copy)]
+    pub struct PolySpec: KindSpec<Output = Schedule, Context = Smoothness> {
+        /// Decay exponent.
+        pub power: f64 => "number >= 0, required: decay exponent (0.5 is P1v2's Robbins-Monro choice)",
     }
+    summary "power >= 0: eta_k = (k+1)^-power (iteration-indexed: (B) is weak order 1 under it)";
+    build(self, _) { Schedule::polynomial(self.power) }
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 
 use super::{checked, LearningRate, Schedule};
 use crate::error::{require_nonnegative, require_positive, ModelError};
-use crate::kind::{KeyDoc, KindSpec};
 use crate::loss::Smoothness;
 
 /// A schedule defined on SDE time, independent of the base learning rate:
@@ -52,27 +51,17 @@ impl Schedule {
     }
 }
 
-/// `kind = "poly_time"`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolyTimeSpec {
-    /// Decay exponent.
-    pub power: f64,
-    /// Time scale in SDE time.
-    pub t0: f64,
-}
-
-impl KindSpec for PolyTimeSpec {
-    type Output = Schedule;
-    type Context = Smoothness;
-    const SUMMARY: &'static str = "power >= 0, t0 > 0: eta_t = (1 + t/t0)^-power on SDE time, eta_k = eta_{k eta} ((B) keeps weak order 2)";
-    const KEYS: &'static [KeyDoc] = crate::keys! {
-        power: "number >= 0, required: decay exponent",
-        t0: "number > 0, required: the time scale in SDE time",
-    };
-    fn build(&self, _: &Smoothness) -> Result<Schedule, ModelError> {
-        Schedule::poly_time(self.power, self.t0)
+crate::kind_spec! {
+    /// `kind = "poly_time"`.
+    #[derive(Copy)]
+    pub struct PolyTimeSpec: KindSpec<Output = Schedule, Context = Smoothness> {
+        /// Decay exponent.
+        pub power: f64 => "number >= 0, required: decay exponent",
+        /// Time scale in SDE time.
+        pub t0: f64 => "number > 0, required: the time scale in SDE time",
     }
+    summary "power >= 0, t0 > 0: eta_t = (1 + t/t0)^-power on SDE time, eta_k = eta_{k eta} ((B) keeps weak order 2)";
+    build(self, _) { Schedule::poly_time(self.power, self.t0) }
 }
 
 #[cfg(test)]
