@@ -91,6 +91,52 @@ fn check_dims(d: usize, x: &[f64], out: &[f64]) {
     );
 }
 
+// A separable loss is `Σ_j φ(c_j, x_j)` with per-coordinate coefficients `c_j`: its value,
+// gradient and Hessian-vector product are one loop each, written once here and inlined with
+// the kind's `φ`, `φ'`, `φ''`.
+
+/// `Σ_j phi(c_j, x_j)`.
+#[inline]
+fn separable_value<C>(
+    coeffs: impl Iterator<Item = C>,
+    d: usize,
+    x: &[f64],
+    phi: impl Fn(C, f64) -> f64,
+) -> f64 {
+    assert_eq!(x.len(), d);
+    coeffs.zip(x).map(|(c, &x)| phi(c, x)).sum::<f64>()
+}
+
+/// `g_j = dphi(c_j, x_j)`.
+#[inline]
+fn separable_gradient<C>(
+    coeffs: impl Iterator<Item = C>,
+    d: usize,
+    x: &[f64],
+    g: &mut [f64],
+    dphi: impl Fn(C, f64) -> f64,
+) {
+    check_dims(d, x, g);
+    for ((g, c), &x) in g.iter_mut().zip(coeffs).zip(x) {
+        *g = dphi(c, x);
+    }
+}
+
+/// `out_j = ddphi(c_j, x_j) v_j`.
+#[inline]
+fn separable_hessian_vec<C>(
+    coeffs: impl Iterator<Item = C>,
+    (x, v): (&[f64], &[f64]),
+    out: &mut [f64],
+    ddphi: impl Fn(C, f64) -> f64,
+) {
+    check_dims(out.len(), x, out);
+    check_dims(out.len(), v, out);
+    for (((o, c), &x), v) in out.iter_mut().zip(coeffs).zip(x).zip(v) {
+        *o = ddphi(c, x) * v;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// `f(x) = ½ Σ_j λ_j x_j²`: the parabola of MATH.md §7, one curvature per coordinate.
@@ -125,26 +171,14 @@ impl Loss for DiagonalQuadratic {
         self.lambda.len()
     }
     fn value(&self, x: &[f64]) -> f64 {
-        assert_eq!(x.len(), self.dim());
-        0.5 * self
-            .lambda
-            .iter()
-            .zip(x)
-            .map(|(l, x)| l * x * x)
-            .sum::<f64>()
+        0.5 * separable_value(self.lambda.iter(), self.dim(), x, |l, x| l * x * x)
     }
     fn gradient(&self, x: &[f64], g: &mut [f64]) {
-        check_dims(self.dim(), x, g);
-        for ((g, l), x) in g.iter_mut().zip(&self.lambda).zip(x) {
-            *g = l * x;
-        }
+        separable_gradient(self.lambda.iter(), self.dim(), x, g, |l, x| l * x);
     }
     fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]) {
         check_dims(self.dim(), x, out);
-        check_dims(self.dim(), v, out);
-        for ((o, l), v) in out.iter_mut().zip(&self.lambda).zip(v) {
-            *o = l * v;
-        }
+        separable_hessian_vec(self.lambda.iter(), (x, v), out, |&l, _| l);
     }
     fn smoothness(&self) -> Smoothness {
         let l = self.lambda.iter().fold(0.0f64, |m, l| m.max(l.abs()));
@@ -363,29 +397,17 @@ impl Loss for Quartic {
         self.c.len()
     }
     fn value(&self, x: &[f64]) -> f64 {
-        assert_eq!(x.len(), self.dim());
-        0.25 * self
-            .c
-            .iter()
-            .zip(x)
-            .map(|(c, x)| {
-                let x2 = x * x;
-                c * x2 * x2
-            })
-            .sum::<f64>()
+        0.25 * separable_value(self.c.iter(), self.dim(), x, |c, x| {
+            let x2 = x * x;
+            c * x2 * x2
+        })
     }
     fn gradient(&self, x: &[f64], g: &mut [f64]) {
-        check_dims(self.dim(), x, g);
-        for ((g, c), x) in g.iter_mut().zip(&self.c).zip(x) {
-            *g = c * x * x * x;
-        }
+        separable_gradient(self.c.iter(), self.dim(), x, g, |c, x| c * x * x * x);
     }
     fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]) {
         check_dims(self.dim(), x, out);
-        check_dims(self.dim(), v, out);
-        for (((o, c), x), v) in out.iter_mut().zip(&self.c).zip(x).zip(v) {
-            *o = 3.0 * c * x * x * v;
-        }
+        separable_hessian_vec(self.c.iter(), (x, v), out, |c, x| 3.0 * c * x * x);
     }
     fn smoothness(&self) -> Smoothness {
         let cmax = self.c.iter().fold(0.0f64, |m, &c| m.max(c));
@@ -479,29 +501,20 @@ impl Loss for MixedQuadraticQuartic {
         self.a.len()
     }
     fn value(&self, x: &[f64]) -> f64 {
-        assert_eq!(x.len(), self.dim());
-        self.a
-            .iter()
-            .zip(&self.c)
-            .zip(x)
-            .map(|((a, c), x)| {
-                let x2 = x * x;
-                0.5 * a * x2 + 0.25 * c * x2 * x2
-            })
-            .sum()
+        let coeffs = self.a.iter().zip(&self.c);
+        separable_value(coeffs, self.dim(), x, |(a, c), x| {
+            let x2 = x * x;
+            0.5 * a * x2 + 0.25 * c * x2 * x2
+        })
     }
     fn gradient(&self, x: &[f64], g: &mut [f64]) {
-        check_dims(self.dim(), x, g);
-        for (((g, a), c), x) in g.iter_mut().zip(&self.a).zip(&self.c).zip(x) {
-            *g = a * x + c * x * x * x;
-        }
+        let coeffs = self.a.iter().zip(&self.c);
+        separable_gradient(coeffs, self.dim(), x, g, |(a, c), x| a * x + c * x * x * x);
     }
     fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]) {
         check_dims(self.dim(), x, out);
-        check_dims(self.dim(), v, out);
-        for ((((o, a), c), x), v) in out.iter_mut().zip(&self.a).zip(&self.c).zip(x).zip(v) {
-            *o = (a + 3.0 * c * x * x) * v;
-        }
+        let coeffs = self.a.iter().zip(&self.c);
+        separable_hessian_vec(coeffs, (x, v), out, |(a, c), x| a + 3.0 * c * x * x);
     }
     fn smoothness(&self) -> Smoothness {
         let l0 = self

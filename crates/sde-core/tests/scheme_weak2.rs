@@ -129,7 +129,11 @@ fn diagonal_columns(
     move |t: f64, x: &[f64]| {
         let g = g(t, x);
         (0..g.len())
-            .map(|j| (0..g.len()).map(|i| if i == j { g[j] } else { 0.0 }).collect())
+            .map(|j| {
+                (0..g.len())
+                    .map(|i| if i == j { g[j] } else { 0.0 })
+                    .collect()
+            })
             .collect()
     }
 }

@@ -335,14 +335,19 @@ mod tests {
 
     #[test]
     fn invalid_constants_are_rejected() {
-        let name = |r: Result<Schedule, ModelError>| r.unwrap_err().name().to_string();
-        assert_eq!(name(Schedule::normalized(0.0, 0.5, 1.0, 1.0, 0.0, 0.0)), "c");
-        assert_eq!(name(Schedule::normalized(1.0, 0.0, 1.0, 1.0, 0.0, 0.0)), "epsilon");
-        assert_eq!(name(Schedule::normalized(1.0, 1.0, 1.0, 1.0, 0.0, 0.0)), "epsilon");
-        assert_eq!(name(Schedule::normalized(1.0, 0.5, -1.0, 1.0, 0.0, 0.0)), "l0");
-        assert_eq!(name(Schedule::normalized(1.0, 0.5, 1.0, -1.0, 0.0, 0.0)), "l1");
-        assert_eq!(name(Schedule::normalized(1.0, 0.5, 1.0, 1.0, -0.1, 0.0)), "a");
-        assert_eq!(name(Schedule::normalized(1.0, 0.5, 1.0, 1.0, 0.0, f64::NAN)), "b");
+        for (args, key) in [
+            ([0.0, 0.5, 1.0, 1.0, 0.0, 0.0], "c"),
+            ([1.0, 0.0, 1.0, 1.0, 0.0, 0.0], "epsilon"),
+            ([1.0, 1.0, 1.0, 1.0, 0.0, 0.0], "epsilon"),
+            ([1.0, 0.5, -1.0, 1.0, 0.0, 0.0], "l0"),
+            ([1.0, 0.5, 1.0, -1.0, 0.0, 0.0], "l1"),
+            ([1.0, 0.5, 1.0, 1.0, -0.1, 0.0], "a"),
+            ([1.0, 0.5, 1.0, 1.0, 0.0, f64::NAN], "b"),
+        ] {
+            let [c, epsilon, l0, l1, a, b] = args;
+            let e = Schedule::normalized(c, epsilon, l0, l1, a, b).unwrap_err();
+            assert_eq!(e.name(), key, "{args:?}");
+        }
         // Infinite at ∇f = 0: L0 = 0 and L1·B = 0.
         let e = Schedule::normalized(1.0, 0.5, 0.0, 1.0, 2.0, 0.0).unwrap_err();
         assert!(e.to_string().contains("must stay > 0"), "{e}");

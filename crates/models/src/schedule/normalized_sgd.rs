@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn invalid_constants_are_rejected() {
-        assert_eq!(Schedule::normalized_sgd(1.0, 0.0).unwrap_err().name(), "delta");
+        assert_eq!(
+            Schedule::normalized_sgd(1.0, 0.0).unwrap_err().name(),
+            "delta"
+        );
         assert_eq!(Schedule::normalized_sgd(-1.0, 0.1).unwrap_err().name(), "c");
         let hand_built = Schedule::NormalizedSgd(NormalizedSgd {
             c: 1.0,

@@ -92,6 +92,8 @@ mod tests {
         for p in [-0.5, f64::NAN, f64::INFINITY] {
             assert_eq!(Schedule::polynomial(p).unwrap_err().name(), "power");
         }
-        assert!(Schedule::Poly(Polynomial { power: -1.0 }).validate().is_err());
+        assert!(Schedule::Poly(Polynomial { power: -1.0 })
+            .validate()
+            .is_err());
     }
 }
