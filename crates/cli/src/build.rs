@@ -48,7 +48,7 @@ pub fn exact_moments(cfg: &ExperimentConfig, opt: &Opt) -> Option<QuadraticDsgdM
     let Method::Dsgd(m) = opt.method() else {
         return None;
     };
-    if *opt.schedule() != Schedule::Constant {
+    if *opt.schedule() != Schedule::constant() {
         return None;
     }
     let d = opt.dim();

@@ -1600,16 +1600,6 @@ impl compare::solver_choice::SolverVisitor for Orders {
     }
 }
 
-/// The weak order increments of kind `i` allow ([`sde_core::Increments::WEAK_ORDER`]).
-fn increments_weak_order(i: IncrementKind) -> f64 {
-    use sde_core::Increments;
-    match i {
-        IncrementKind::Gaussian => sde_core::Gaussian::WEAK_ORDER,
-        IncrementKind::TwoPoint => sde_core::TwoPoint::WEAK_ORDER,
-        IncrementKind::ThreePoint => sde_core::ThreePoint::WEAK_ORDER,
-    }
-}
-
 /// Every kind of the families defined in `models`, with the key prefix of its section.
 fn model_kinds() -> Vec<(&'static str, KindInfo)> {
     let mut out = Vec::new();
@@ -1657,25 +1647,10 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
         }
     }));
     out.extend(entries("sde.increments", |i: IncrementKind| {
-        let what = match i {
-            IncrementKind::Gaussian => "N(0, h)",
-            IncrementKind::TwoPoint => "+-sqrt(h) w.p. 1/2 each",
-            IncrementKind::ThreePoint => "+-sqrt(3h) w.p. 1/6 each, 0 w.p. 2/3",
-        };
-        format!("{what}, up to weak order {}", increments_weak_order(i))
+        format!("{}, up to weak order {}", i.summary(), i.weak_order())
     }));
     out.extend(entries("run.observables", |o: Observable| {
-        match o {
-            Observable::Loss => "f(x)",
-            Observable::X => "sum_j x_j",
-            Observable::XSq => "sum_j x_j^2",
-            Observable::GradNorm => "|grad f(x)|_2",
-            Observable::GradNormSq => "|grad f(x)|_2^2 (the quantity the bounds are stated for)",
-            Observable::TestLoss => "mean loss on the held-out rows (data-set losses)",
-            Observable::TestAccuracy => "held-out classification accuracy (class data)",
-            Observable::DistanceFromX0 => "|x - x0|_2",
-        }
-        .to_string()
+        o.summary().to_string()
     }));
     out
 }

@@ -21,7 +21,7 @@ use models::method::GradientMethod;
 use models::method::{Agent, Dcsgd, Dsgd, DsignSgd, Method};
 use models::noise::{GaussianNoise, NoiseModel, StudentTNoise};
 use models::optimizer::Optimizer;
-use models::schedule::{NormalizationInputs, Schedule};
+use models::schedule::{NormalizationInputs, Polynomial, Schedule};
 use models::sde::SdeModel;
 use models::{BernoulliSparsifier, CompressorKind, Identity};
 use sde_core::stats::Z95;
@@ -562,11 +562,11 @@ pub fn figure1(p: &Figure1Params, progress: Progress) -> Result<Figure1Result, C
         let schedule = schedule_label(opt.schedule());
         let short = match (row, opt.schedule()) {
             (3, _) => format!("constant η = {eta:.3} (addition: step-matched control)"),
-            (2, Schedule::Polynomial { power }) => {
+            (2, Schedule::Poly(Polynomial { power })) => {
                 format!("η_k = (k+1)^-{power} (addition: pre-scheduled decay)")
             }
-            (_, Schedule::Constant) => "constant η".to_string(),
-            (_, Schedule::Polynomial { power }) => format!("η_k = (k+1)^-{power}"),
+            (_, Schedule::Constant(_)) => "constant η".to_string(),
+            (_, Schedule::Poly(Polynomial { power })) => format!("η_k = (k+1)^-{power}"),
             _ => "normalized η_k (§6.3)".to_string(),
         };
         let optimizer = Figure1Optimizer::of_column(column);

@@ -3,42 +3,66 @@
 use models::loss::Loss;
 use serde::{Deserialize, Serialize};
 
-/// A test function `g` of the state (CLI.md: `x` and `x_sq` are summed over coordinates).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Observable {
+/// One line per observable writes [`Observable`]: its variant (serialized by the config name),
+/// `ALL`, `name`, `label` (plots) and `summary` (`sdelab list`). Its value is one arm of
+/// [`evaluate_from`].
+macro_rules! observable_registry {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal, $label:literal, $summary:literal;)+) => {
+        /// A test function `g` of the state (CLI.md: `x` and `x_sq` are summed over coordinates).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum Observable {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)+
+        }
+
+        impl Observable {
+            pub const ALL: &'static [Observable] = &[$(Observable::$variant,)+];
+
+            /// The name used in configuration files and results (the serialized form).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Observable::$variant => $name,)+
+                }
+            }
+
+            /// Human-readable label for plots.
+            pub fn label(&self) -> &'static str {
+                match self {
+                    $(Observable::$variant => $label,)+
+                }
+            }
+
+            /// The formula, for `sdelab list`.
+            pub fn summary(&self) -> &'static str {
+                match self {
+                    $(Observable::$variant => $summary,)+
+                }
+            }
+        }
+    };
+}
+
+observable_registry! {
     /// `f(x)`.
-    Loss,
+    Loss = "loss", "f(x)", "f(x)";
     /// `Σ_j x_j`.
-    X,
+    X = "x", "Σ x_j", "sum_j x_j";
     /// `Σ_j x_j²`.
-    XSq,
+    XSq = "x_sq", "Σ x_j²", "sum_j x_j^2";
     /// `‖∇f(x)‖`.
-    GradNorm,
+    GradNorm = "grad_norm", "‖∇f(x)‖", "|grad f(x)|_2";
     /// `‖∇f(x)‖²`: the quantity the convergence bounds of MATH.md §6 are stated for.
-    GradNormSq,
+    GradNormSq = "grad_norm_sq", "‖∇f(x)‖²", "|grad f(x)|_2^2 (the quantity the bounds are stated for)";
     /// Mean loss on the held-out rows of a data-set loss ([`Loss::test_loss`]); `NaN` (so the
     /// path counts as diverged) for losses without data.
-    TestLoss,
+    TestLoss = "test_loss", "test loss", "mean loss on the held-out rows (data-set losses)";
     /// Fraction of held-out rows classified correctly ([`Loss::test_accuracy`]); `NaN` for
     /// losses without class data.
-    TestAccuracy,
+    TestAccuracy = "test_accuracy", "test accuracy", "held-out classification accuracy (class data)";
     /// `‖x − x0‖₂`, the distance travelled from the start (`NaN` when no `x0` is passed).
-    DistanceFromX0,
+    DistanceFromX0 = "distance_from_x0", "‖x − x0‖", "|x - x0|_2";
 }
 
 impl Observable {
-    pub const ALL: [Observable; 8] = [
-        Observable::Loss,
-        Observable::X,
-        Observable::XSq,
-        Observable::GradNorm,
-        Observable::GradNormSq,
-        Observable::TestLoss,
-        Observable::TestAccuracy,
-        Observable::DistanceFromX0,
-    ];
-
     /// What `run.observables` defaults to (the four of CLI.md; `grad_norm_sq` is opt-in).
     pub const DEFAULT: [Observable; 4] = [
         Observable::Loss,
@@ -46,33 +70,6 @@ impl Observable {
         Observable::XSq,
         Observable::GradNorm,
     ];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Observable::Loss => "loss",
-            Observable::X => "x",
-            Observable::XSq => "x_sq",
-            Observable::GradNorm => "grad_norm",
-            Observable::GradNormSq => "grad_norm_sq",
-            Observable::TestLoss => "test_loss",
-            Observable::TestAccuracy => "test_accuracy",
-            Observable::DistanceFromX0 => "distance_from_x0",
-        }
-    }
-
-    /// Human-readable label for plots.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Observable::Loss => "f(x)",
-            Observable::X => "Σ x_j",
-            Observable::XSq => "Σ x_j²",
-            Observable::GradNorm => "‖∇f(x)‖",
-            Observable::GradNormSq => "‖∇f(x)‖²",
-            Observable::TestLoss => "test loss",
-            Observable::TestAccuracy => "test accuracy",
-            Observable::DistanceFromX0 => "‖x − x0‖",
-        }
-    }
 }
 
 /// Evaluates a list of observables at `x`; `g` is a gradient buffer of length `d`.

@@ -1,10 +1,9 @@
 //! Choosing a scheme and an increment source at run time while keeping the hot loop
-//! monomorphic: a visitor receives the concrete types. The schemes come from sde-core's registry
-//! ([`SchemeKind::visit`]), so a new scheme needs no line here.
+//! monomorphic: a visitor receives the concrete types. The schemes and the increments come from
+//! sde-core's registries ([`SchemeKind::visit`], [`IncrementKind::visit`]), so a new scheme or
+//! increment source needs no line here.
 
-use sde_core::{
-    Gaussian, IncrementKind, Increments, Scheme, SchemeKind, SchemeVisitor, ThreePoint, TwoPoint,
-};
+use sde_core::{IncrementKind, IncrementVisitor, Increments, Scheme, SchemeKind, SchemeVisitor};
 
 /// Code generic over the scheme and the increments, run by [`dispatch`].
 pub trait SolverVisitor {
@@ -22,14 +21,20 @@ pub fn dispatch<V: SolverVisitor>(
         increments: IncrementKind,
         v: V,
     }
+    struct WithScheme<Sch, V> {
+        scheme: Sch,
+        v: V,
+    }
     impl<V: SolverVisitor> SchemeVisitor for WithIncrements<V> {
         type Output = V::Output;
-        fn visit<Sch: Scheme>(self, s: Sch) -> V::Output {
-            match self.increments {
-                IncrementKind::Gaussian => self.v.visit(s, Gaussian),
-                IncrementKind::TwoPoint => self.v.visit(s, TwoPoint),
-                IncrementKind::ThreePoint => self.v.visit(s, ThreePoint),
-            }
+        fn visit<Sch: Scheme>(self, scheme: Sch) -> V::Output {
+            self.increments.visit(WithScheme { scheme, v: self.v })
+        }
+    }
+    impl<Sch: Scheme, V: SolverVisitor> IncrementVisitor for WithScheme<Sch, V> {
+        type Output = V::Output;
+        fn visit<I: Increments>(self, increments: I) -> V::Output {
+            self.v.visit(self.scheme, increments)
         }
     }
     scheme.visit(WithIncrements { increments, v })

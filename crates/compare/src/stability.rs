@@ -556,7 +556,7 @@ fn shared_isotropic_gaussian(agents: &[models::method::Agent]) -> Option<(f64, f
 ///   has the 2-cycle `x → −x`), and (C)'s drift `−cx³ + (3η/2)c²x⁵` turns repulsive (finite-time
 ///   blow-up) iff `η c x0² > 2/3` (MATH.md §2, §7); (A) and (B) never diverge.
 pub fn theory(opt: &Optimizer<LossKind, Method>, x0: &[f64]) -> ProcessTheories {
-    if *opt.schedule() != Schedule::Constant {
+    if *opt.schedule() != Schedule::constant() {
         return Vec::new();
     }
     let agents = match opt.method() {

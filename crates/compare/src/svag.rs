@@ -223,7 +223,7 @@ mod tests {
             compressor: CompressorKind::Identity(Identity),
         };
         let opt =
-            Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::Constant).unwrap();
+            Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::constant()).unwrap();
         let horizon = 2.0;
         let settings = PathSettings {
             eta,
@@ -267,7 +267,7 @@ mod tests {
         let net = Arc::new(Mlp::new(MlpSpec::logistic(DatasetName::Iris, 3)).unwrap());
         let mb = Minibatch::new(net.clone(), MinibatchRule::Sgd, 1, 8, true).unwrap();
         let x0 = net.x0().to_vec();
-        let opt = Optimizer::new(net, mb, Schedule::Constant).unwrap();
+        let opt = Optimizer::new(net, mb, Schedule::constant()).unwrap();
         let settings = PathSettings {
             eta: 0.5,
             iterations: 4,
@@ -292,7 +292,7 @@ mod tests {
             compressor: CompressorKind::Identity(Identity),
         };
         let opt =
-            Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::Constant).unwrap();
+            Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::constant()).unwrap();
         let settings = PathSettings {
             eta: 0.1,
             iterations: 1,

@@ -236,6 +236,66 @@ macro_rules! spec_registry {
     };
 }
 
+/// The [`KindSpec::KEYS`] of a spec, one `key: "doc"` per line:
+///
+/// ```ignore
+/// const KEYS: &'static [KeyDoc] = crate::keys! {
+///     power: "number >= 0, required: decay exponent",
+///     t0: "number > 0, required: the time scale in SDE time",
+/// };
+/// ```
+#[macro_export]
+macro_rules! keys {
+    ($($key:ident : $doc:expr),* $(,)?) => {
+        &[$($crate::kind::KeyDoc { key: stringify!($key), doc: $doc }),*]
+    };
+}
+
+/// A kind's spec: the serde struct (`deny_unknown_fields`, plus `Debug`, `Clone`, `PartialEq`)
+/// and its [`KindSpec`] impl, with [`KindSpec::KEYS`] written beside each field. The body of
+/// `build` follows; further `KindSpec` items (`validate`, `fill_defaults`) may come after it.
+///
+/// ```ignore
+/// crate::kind_spec! {
+///     /// `kind = "poly_time"`.
+///     #[derive(Copy)]
+///     pub struct PolyTimeSpec: KindSpec<Output = Schedule, Context = Smoothness> {
+///         /// Decay exponent.
+///         pub power: f64 => "number >= 0, required: decay exponent",
+///     }
+///     summary "power >= 0: ...";
+///     build(self, _) { Schedule::poly_time(self.power, 1.0) }
+/// }
+/// ```
+#[macro_export]
+macro_rules! kind_spec {
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $Name:ident : KindSpec<Output = $Out:ty, Context = $Ctx:ty> {
+            $( $(#[$fattr:meta])* $fvis:vis $f:ident : $ft:ty => $doc:expr ),* $(,)?
+        }
+        summary $summary:expr;
+        build($s:ident, $c:pat) $body:block
+        $($rest:tt)*
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        $vis struct $Name {
+            $( $(#[$fattr])* $fvis $f: $ft, )*
+        }
+
+        impl $crate::kind::KindSpec for $Name {
+            type Output = $Out;
+            type Context = $Ctx;
+            const SUMMARY: &'static str = $summary;
+            const KEYS: &'static [$crate::kind::KeyDoc] = $crate::keys! { $($f: $doc),* };
+            fn build(&$s, $c: &$Ctx) -> Result<$Out, $crate::ModelError> $body
+            $($rest)*
+        }
+    };
+}
+
 /// A family of kinds with a runtime enum: the enum, its trait implementation (one `match` per
 /// listed method), `From` for every kind's type, and the spec enum of [`spec_registry!`]. Each
 /// line `Variant(Type) = "config_name" SpecType` registers one kind; `SpecType: KindSpec` with
@@ -260,23 +320,41 @@ macro_rules! spec_registry {
 /// ```
 #[macro_export]
 macro_rules! registry {
+    // `family ..., inherent;`: the enum also gets the listed methods as inherent ones, so
+    // callers need not import the trait. Schedules use it: `Schedule` is named at every call
+    // site of the models, and the trait would be one more import in each.
     (
-        family $family:literal, context $Ctx:ty;
+        family $family:literal, context $Ctx:ty $(, $mode:ident)?;
         $(#[$kattr:meta])*
-        $kvis:vis enum $Kind:ident : $Trait:path {
-            $( $(#[$mattr:meta])* fn $m:ident(&self $(, $a:ident : $t:ty)*) $(-> $r:ty)?; )*
-        }
+        $kvis:vis enum $Kind:ident : $Trait:ident $methods:tt
         $(#[$sattr:meta])*
         $svis:vis enum $Spec:ident;
         kinds $kinds:tt
     ) => {
         $crate::registry!(@enum [$(#[$kattr])* $kvis enum $Kind] $kinds);
         $crate::registry!(@spec [$family, $Kind, $Ctx, $(#[$sattr])* $svis enum $Spec] $kinds);
+        $crate::registry!(@trait $Kind, $Trait, $kinds, $methods);
+        $( $crate::registry!(@$mode $Kind, $Trait, $methods); )?
+    };
+    (@trait $Kind:ident, $Trait:ident, $kinds:tt,
+        { $( $(#[$mattr:meta])* fn $m:ident(&self $(, $a:ident : $t:ty)*) $(-> $r:ty)?; )* }) => {
         impl $Trait for $Kind {
             $(
                 $(#[$mattr])*
                 fn $m(&self $(, $a: $t)*) $(-> $r)? {
                     $crate::registry!(@dispatch self, $m, ($($a),*), $kinds)
+                }
+            )*
+        }
+    };
+    (@inherent $Kind:ident, $Trait:ident,
+        { $( $(#[$mattr:meta])* fn $m:ident(&self $(, $a:ident : $t:ty)*) $(-> $r:ty)?; )* }) => {
+        impl $Kind {
+            $(
+                $(#[$mattr])*
+                #[doc = concat!("See [`", stringify!($Trait), "::", stringify!($m), "`].")]
+                pub fn $m(&self $(, $a: $t)*) $(-> $r)? {
+                    <Self as $Trait>::$m(self $(, $a)*)
                 }
             )*
         }

@@ -43,5 +43,5 @@ pub use method::{
 pub use noise::{GaussianNoise, GradientNoise, NoiseModel, NoiseSpec, StudentTNoise};
 pub use optimizer::{Optimizer, StepWorkspace};
 pub use order::{expected_weak_order, ExpectedOrder};
-pub use schedule::{NormalizationInputs, Schedule, ScheduleSpec};
+pub use schedule::{LearningRate, NormalizationInputs, Schedule, ScheduleSpec};
 pub use sde::{ModelSde, SdeModel};

@@ -12,7 +12,6 @@ use crate::error::{
     require_each, require_finite, require_len, require_nonempty, require_nonnegative,
     require_positive, ModelError,
 };
-use crate::kind::{KeyDoc, KindSpec};
 use crate::network_spec::{LogisticLoss, LogisticSpec, MlpLossSpec, NetworkLoss};
 use rand::RngExt;
 use rand_distr::StandardNormal;
@@ -92,6 +91,52 @@ fn check_dims(d: usize, x: &[f64], out: &[f64]) {
     );
 }
 
+// A separable loss is `Σ_j φ(c_j, x_j)` with per-coordinate coefficients `c_j`: its value,
+// gradient and Hessian-vector product are one loop each, written once here and inlined with
+// the kind's `φ`, `φ'`, `φ''`.
+
+/// `Σ_j phi(c_j, x_j)`.
+#[inline]
+fn separable_value<C>(
+    coeffs: impl Iterator<Item = C>,
+    d: usize,
+    x: &[f64],
+    phi: impl Fn(C, f64) -> f64,
+) -> f64 {
+    assert_eq!(x.len(), d);
+    coeffs.zip(x).map(|(c, &x)| phi(c, x)).sum::<f64>()
+}
+
+/// `g_j = dphi(c_j, x_j)`.
+#[inline]
+fn separable_gradient<C>(
+    coeffs: impl Iterator<Item = C>,
+    d: usize,
+    x: &[f64],
+    g: &mut [f64],
+    dphi: impl Fn(C, f64) -> f64,
+) {
+    check_dims(d, x, g);
+    for ((g, c), &x) in g.iter_mut().zip(coeffs).zip(x) {
+        *g = dphi(c, x);
+    }
+}
+
+/// `out_j = ddphi(c_j, x_j) v_j`.
+#[inline]
+fn separable_hessian_vec<C>(
+    coeffs: impl Iterator<Item = C>,
+    (x, v): (&[f64], &[f64]),
+    out: &mut [f64],
+    ddphi: impl Fn(C, f64) -> f64,
+) {
+    check_dims(out.len(), x, out);
+    check_dims(out.len(), v, out);
+    for (((o, c), &x), v) in out.iter_mut().zip(coeffs).zip(x).zip(v) {
+        *o = ddphi(c, x) * v;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// `f(x) = ½ Σ_j λ_j x_j²`: the parabola of MATH.md §7, one curvature per coordinate.
@@ -126,26 +171,14 @@ impl Loss for DiagonalQuadratic {
         self.lambda.len()
     }
     fn value(&self, x: &[f64]) -> f64 {
-        assert_eq!(x.len(), self.dim());
-        0.5 * self
-            .lambda
-            .iter()
-            .zip(x)
-            .map(|(l, x)| l * x * x)
-            .sum::<f64>()
+        0.5 * separable_value(self.lambda.iter(), self.dim(), x, |l, x| l * x * x)
     }
     fn gradient(&self, x: &[f64], g: &mut [f64]) {
-        check_dims(self.dim(), x, g);
-        for ((g, l), x) in g.iter_mut().zip(&self.lambda).zip(x) {
-            *g = l * x;
-        }
+        separable_gradient(self.lambda.iter(), self.dim(), x, g, |l, x| l * x);
     }
     fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]) {
         check_dims(self.dim(), x, out);
-        check_dims(self.dim(), v, out);
-        for ((o, l), v) in out.iter_mut().zip(&self.lambda).zip(v) {
-            *o = l * v;
-        }
+        separable_hessian_vec(self.lambda.iter(), (x, v), out, |&l, _| l);
     }
     fn smoothness(&self) -> Smoothness {
         let l = self.lambda.iter().fold(0.0f64, |m, l| m.max(l.abs()));
@@ -163,23 +196,14 @@ impl Loss for DiagonalQuadratic {
     }
 }
 
-/// `kind = "quadratic"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiagonalQuadraticSpec {
-    /// The Hessian diagonal.
-    pub diag: Vec<f64>,
-}
-
-impl KindSpec for DiagonalQuadraticSpec {
-    type Output = DiagonalQuadratic;
-    type Context = usize;
-    const SUMMARY: &'static str = "diag = [d numbers >= 0]: f = 1/2 sum diag_j x_j^2";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "diag",
-        doc: "list of d numbers >= 0, required: the Hessian diagonal",
-    }];
-    fn build(&self, d: &usize) -> Result<DiagonalQuadratic, ModelError> {
+crate::kind_spec! {
+    /// `kind = "quadratic"`.
+    pub struct DiagonalQuadraticSpec: KindSpec<Output = DiagonalQuadratic, Context = usize> {
+        /// The Hessian diagonal.
+        pub diag: Vec<f64> => "list of d numbers >= 0, required: the Hessian diagonal",
+    }
+    summary "diag = [d numbers >= 0]: f = 1/2 sum diag_j x_j^2";
+    build(self, d) {
         require_len("diag", *d, self.diag.len())?;
         require_each("diag", &self.diag, require_nonnegative)?;
         DiagonalQuadratic::new(self.diag.clone()).map_err(|e| e.renamed("lambda", "diag"))
@@ -298,23 +322,14 @@ impl Loss for Quadratic {
     }
 }
 
-/// `kind = "quadratic_full"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuadraticSpec {
-    /// The Hessian, row by row.
-    pub matrix: Vec<Vec<f64>>,
-}
-
-impl KindSpec for QuadraticSpec {
-    type Output = Quadratic;
-    type Context = usize;
-    const SUMMARY: &'static str = "matrix = [[d x d]], symmetric PSD: f = 1/2 x^T A x";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "matrix",
-        doc: "list of d lists of d numbers, required: the Hessian A, row by row; symmetric and positive semi-definite",
-    }];
-    fn build(&self, d: &usize) -> Result<Quadratic, ModelError> {
+crate::kind_spec! {
+    /// `kind = "quadratic_full"`.
+    pub struct QuadraticSpec: KindSpec<Output = Quadratic, Context = usize> {
+        /// The Hessian, row by row.
+        pub matrix: Vec<Vec<f64>> => "list of d lists of d numbers, required: the Hessian A, row by row; symmetric and positive semi-definite",
+    }
+    summary "matrix = [[d x d]], symmetric PSD: f = 1/2 x^T A x";
+    build(self, d) {
         require_len("matrix", *d, self.matrix.len())?;
         let q = Quadratic::new(self.matrix.clone()).map_err(|e| e.renamed("h", "matrix"))?;
         // A Hessian with a negative eigenvalue makes f unbounded below: no minimum to approach.
@@ -382,29 +397,17 @@ impl Loss for Quartic {
         self.c.len()
     }
     fn value(&self, x: &[f64]) -> f64 {
-        assert_eq!(x.len(), self.dim());
-        0.25 * self
-            .c
-            .iter()
-            .zip(x)
-            .map(|(c, x)| {
-                let x2 = x * x;
-                c * x2 * x2
-            })
-            .sum::<f64>()
+        0.25 * separable_value(self.c.iter(), self.dim(), x, |c, x| {
+            let x2 = x * x;
+            c * x2 * x2
+        })
     }
     fn gradient(&self, x: &[f64], g: &mut [f64]) {
-        check_dims(self.dim(), x, g);
-        for ((g, c), x) in g.iter_mut().zip(&self.c).zip(x) {
-            *g = c * x * x * x;
-        }
+        separable_gradient(self.c.iter(), self.dim(), x, g, |c, x| c * x * x * x);
     }
     fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]) {
         check_dims(self.dim(), x, out);
-        check_dims(self.dim(), v, out);
-        for (((o, c), x), v) in out.iter_mut().zip(&self.c).zip(x).zip(v) {
-            *o = 3.0 * c * x * x * v;
-        }
+        separable_hessian_vec(self.c.iter(), (x, v), out, |c, x| 3.0 * c * x * x);
     }
     fn smoothness(&self) -> Smoothness {
         let cmax = self.c.iter().fold(0.0f64, |m, &c| m.max(c));
@@ -422,24 +425,15 @@ impl Loss for Quartic {
     }
 }
 
-/// `kind = "quartic"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuarticSpec {
-    /// The quartic coefficients (default all ones).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub coeffs: Option<Vec<f64>>,
-}
-
-impl KindSpec for QuarticSpec {
-    type Output = Quartic;
-    type Context = usize;
-    const SUMMARY: &'static str = "coeffs = [d numbers > 0] (default ones): f = sum c_j x_j^4 / 4";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "coeffs",
-        doc: "list of d numbers > 0, default all ones: the quartic coefficients",
-    }];
-    fn build(&self, d: &usize) -> Result<Quartic, ModelError> {
+crate::kind_spec! {
+    /// `kind = "quartic"`.
+    pub struct QuarticSpec: KindSpec<Output = Quartic, Context = usize> {
+        /// The quartic coefficients (default all ones).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub coeffs: Option<Vec<f64>> => "list of d numbers > 0, default all ones: the quartic coefficients",
+    }
+    summary "coeffs = [d numbers > 0] (default ones): f = sum c_j x_j^4 / 4";
+    build(self, d) {
         let c = self.coeffs.clone().unwrap_or_else(|| vec![1.0; *d]);
         require_len("coeffs", *d, c.len())?;
         Quartic::new(c).map_err(|e| e.renamed("c", "coeffs"))
@@ -507,29 +501,20 @@ impl Loss for MixedQuadraticQuartic {
         self.a.len()
     }
     fn value(&self, x: &[f64]) -> f64 {
-        assert_eq!(x.len(), self.dim());
-        self.a
-            .iter()
-            .zip(&self.c)
-            .zip(x)
-            .map(|((a, c), x)| {
-                let x2 = x * x;
-                0.5 * a * x2 + 0.25 * c * x2 * x2
-            })
-            .sum()
+        let coeffs = self.a.iter().zip(&self.c);
+        separable_value(coeffs, self.dim(), x, |(a, c), x| {
+            let x2 = x * x;
+            0.5 * a * x2 + 0.25 * c * x2 * x2
+        })
     }
     fn gradient(&self, x: &[f64], g: &mut [f64]) {
-        check_dims(self.dim(), x, g);
-        for (((g, a), c), x) in g.iter_mut().zip(&self.a).zip(&self.c).zip(x) {
-            *g = a * x + c * x * x * x;
-        }
+        let coeffs = self.a.iter().zip(&self.c);
+        separable_gradient(coeffs, self.dim(), x, g, |(a, c), x| a * x + c * x * x * x);
     }
     fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]) {
         check_dims(self.dim(), x, out);
-        check_dims(self.dim(), v, out);
-        for ((((o, a), c), x), v) in out.iter_mut().zip(&self.a).zip(&self.c).zip(x).zip(v) {
-            *o = (a + 3.0 * c * x * x) * v;
-        }
+        let coeffs = self.a.iter().zip(&self.c);
+        separable_hessian_vec(coeffs, (x, v), out, |(a, c), x| a + 3.0 * c * x * x);
     }
     fn smoothness(&self) -> Smoothness {
         let l0 = self
@@ -559,32 +544,16 @@ impl Loss for MixedQuadraticQuartic {
     }
 }
 
-/// `kind = "mixed"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MixedSpec {
-    /// Quadratic coefficients.
-    pub diag: Vec<f64>,
-    /// Quartic coefficients.
-    pub quartic: Vec<f64>,
-}
-
-impl KindSpec for MixedSpec {
-    type Output = MixedQuadraticQuartic;
-    type Context = usize;
-    const SUMMARY: &'static str =
-        "diag = [..], quartic = [..]: f = sum (a_j x_j^2/2 + b_j x_j^4/4)";
-    const KEYS: &'static [KeyDoc] = &[
-        KeyDoc {
-            key: "diag",
-            doc: "list of d numbers >= 0, required: quadratic coefficients",
-        },
-        KeyDoc {
-            key: "quartic",
-            doc: "list of d numbers >= 0, required: quartic coefficients",
-        },
-    ];
-    fn build(&self, d: &usize) -> Result<MixedQuadraticQuartic, ModelError> {
+crate::kind_spec! {
+    /// `kind = "mixed"`.
+    pub struct MixedSpec: KindSpec<Output = MixedQuadraticQuartic, Context = usize> {
+        /// Quadratic coefficients.
+        pub diag: Vec<f64> => "list of d numbers >= 0, required: quadratic coefficients",
+        /// Quartic coefficients.
+        pub quartic: Vec<f64> => "list of d numbers >= 0, required: quartic coefficients",
+    }
+    summary "diag = [..], quartic = [..]: f = sum (a_j x_j^2/2 + b_j x_j^4/4)";
+    build(self, d) {
         require_len("diag", *d, self.diag.len())?;
         require_len("quartic", *d, self.quartic.len())?;
         MixedQuadraticQuartic::new(self.diag.clone(), self.quartic.clone())
@@ -739,42 +708,22 @@ impl Loss for LeastSquares {
     }
 }
 
-/// `kind = "least_squares"`: a synthetic problem (see [`LeastSquares::synthetic`]).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeastSquaresSpec {
-    /// Rows of the design matrix.
-    pub samples: usize,
-    /// Seed of the synthetic data.
-    pub seed: u64,
-    /// Standard deviation of the label noise.
-    #[serde(default)]
-    pub noise: f64,
-}
-
 /// Largest `samples` of [`LeastSquaresSpec`] (the design matrix is held in memory).
 pub const MAX_SAMPLES: usize = 10_000_000;
 
-impl KindSpec for LeastSquaresSpec {
-    type Output = LeastSquares;
-    type Context = usize;
-    const SUMMARY: &'static str =
-        "samples, seed, noise = 0: f = |A x - y|^2 / (2 samples), random Gaussian A";
-    const KEYS: &'static [KeyDoc] = &[
-        KeyDoc {
-            key: "samples",
-            doc: "integer in [1, 10000000], required: rows of the design matrix",
-        },
-        KeyDoc {
-            key: "seed",
-            doc: "integer >= 0, required: seed of the synthetic data (independent of the experiment seed)",
-        },
-        KeyDoc {
-            key: "noise",
-            doc: "number >= 0, default 0: standard deviation of the label noise",
-        },
-    ];
-    fn build(&self, d: &usize) -> Result<LeastSquares, ModelError> {
+crate::kind_spec! {
+    /// `kind = "least_squares"`: a synthetic problem (see [`LeastSquares::synthetic`]).
+    pub struct LeastSquaresSpec: KindSpec<Output = LeastSquares, Context = usize> {
+        /// Rows of the design matrix.
+        pub samples: usize => "integer in [1, 10000000], required: rows of the design matrix",
+        /// Seed of the synthetic data.
+        pub seed: u64 => "integer >= 0, required: seed of the synthetic data (independent of the experiment seed)",
+        /// Standard deviation of the label noise.
+        #[serde(default)]
+        pub noise: f64 => "number >= 0, default 0: standard deviation of the label noise",
+    }
+    summary "samples, seed, noise = 0: f = |A x - y|^2 / (2 samples), random Gaussian A";
+    build(self, d) {
         self.validate(d)?;
         LeastSquares::synthetic(self.samples, *d, self.noise, self.seed)
             .map_err(|e| e.renamed("noise_std", "noise").renamed("n", "samples"))

@@ -62,30 +62,7 @@ impl SdeModel {
 
 /// `dη_t/d‖g‖` at fixed `t`: non-zero only for the gradient-normalized schedules.
 pub fn schedule_grad_norm_derivative(schedule: &Schedule, t: f64, eta: f64, grad_norm: f64) -> f64 {
-    match *schedule {
-        Schedule::Normalized { l1, a, .. } => {
-            // η = c·2ε / [(L0 + L1 n)(1 + A) + L1 B]  ⇒  dη/dn = −η L1 (1 + A) / den.
-            let e = schedule.eta_t(t, eta, grad_norm);
-            let den_over = l1 * (1.0 + a);
-            if den_over == 0.0 {
-                0.0
-            } else {
-                // den = c·2ε/η, so −η L1(1+A)/den = −η² L1 (1+A)/(c·2ε); use the quotient form.
-                let den = schedule_denominator(schedule, grad_norm);
-                -e * den_over / den
-            }
-        }
-        // η = c / max(n, δ): constant below the floor.
-        Schedule::NormalizedSgd { c, delta } if grad_norm > delta => -c / (grad_norm * grad_norm),
-        _ => 0.0,
-    }
-}
-
-fn schedule_denominator(schedule: &Schedule, grad_norm: f64) -> f64 {
-    match *schedule {
-        Schedule::Normalized { l0, l1, a, b, .. } => (l0 + l1 * grad_norm) * (1.0 + a) + l1 * b,
-        _ => 1.0,
-    }
+    schedule.grad_norm_derivative(t, eta, grad_norm)
 }
 
 /// An SDE model of an optimizer at base learning rate `η`, as an `sde_core` problem. Time is

@@ -239,7 +239,7 @@ fn generic_optimizer_and_sde_use_the_state_dependent_law() {
     let d = net.dim();
     let n = net.train_rows();
     let mb = Minibatch::new(net.clone(), MinibatchRule::Sgd, 2, 8, true).unwrap();
-    let opt = Optimizer::new(net.clone(), mb.clone(), Schedule::Constant).unwrap();
+    let opt = Optimizer::new(net.clone(), mb.clone(), Schedule::constant()).unwrap();
     // One discrete step is x − η u with u from sample_at on the same stream.
     let x0 = net.x0().to_vec();
     let mut x = x0.clone();

@@ -170,29 +170,78 @@ impl<I: Increments> Increments for Refined<I> {
     }
 }
 
-/// The increment kinds, for choosing at run time (configuration files).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IncrementKind {
-    Gaussian,
-    TwoPoint,
-    ThreePoint,
+/// Code generic over the increments, run by [`IncrementKind::visit`] with the concrete type.
+pub trait IncrementVisitor {
+    type Output;
+    fn visit<I: Increments>(self, increments: I) -> Self::Output;
+}
+
+/// One line per increment source writes [`IncrementKind`]: its variants (serialized by the
+/// config name), `ALL`, `name`, `summary`, `weak_order`, `exact` (read off the type's
+/// [`Increments`] constants) and the run-time dispatch `visit`.
+macro_rules! increment_registry {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal => $make:expr, $summary:literal;)+) => {
+        /// The increment kinds, for choosing at run time (configuration files).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        pub enum IncrementKind {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)+
+        }
+
+        impl IncrementKind {
+            pub const ALL: &'static [IncrementKind] = &[$(IncrementKind::$variant,)+];
+
+            /// The name used in configuration files and results (the serialized form).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(IncrementKind::$variant => $name,)+
+                }
+            }
+
+            /// The distribution of one component, for `sdelab list`.
+            pub fn summary(&self) -> &'static str {
+                match self {
+                    $(IncrementKind::$variant => $summary,)+
+                }
+            }
+
+            /// Calls `v.visit` with the concrete increments.
+            pub fn visit<V: IncrementVisitor>(self, v: V) -> V::Output {
+                match self {
+                    $(IncrementKind::$variant => v.visit($make),)+
+                }
+            }
+        }
+    };
+}
+
+increment_registry! {
+    /// Exact Gaussian increments ([`Gaussian`]).
+    Gaussian = "gaussian" => Gaussian, "N(0, h)";
+    /// `±sqrt(h)` ([`TwoPoint`]).
+    TwoPoint = "two_point" => TwoPoint, "+-sqrt(h) w.p. 1/2 each";
+    /// `±sqrt(3h)` or 0 ([`ThreePoint`]).
+    ThreePoint = "three_point" => ThreePoint, "+-sqrt(3h) w.p. 1/6 each, 0 w.p. 2/3";
 }
 
 impl IncrementKind {
-    pub const ALL: [IncrementKind; 3] = [
-        IncrementKind::Gaussian,
-        IncrementKind::TwoPoint,
-        IncrementKind::ThreePoint,
-    ];
+    /// [`Increments::WEAK_ORDER`] of the kind's type.
+    pub fn weak_order(self) -> f64 {
+        self.visit(Constants).0
+    }
 
-    /// The name used in configuration files and results (the serialized form).
-    pub fn name(&self) -> &'static str {
-        match self {
-            IncrementKind::Gaussian => "gaussian",
-            IncrementKind::TwoPoint => "two_point",
-            IncrementKind::ThreePoint => "three_point",
-        }
+    /// [`Increments::EXACT`] of the kind's type.
+    pub fn exact(self) -> bool {
+        self.visit(Constants).1
+    }
+}
+
+/// Reads a kind's [`Increments`] constants.
+struct Constants;
+
+impl IncrementVisitor for Constants {
+    type Output = (f64, bool);
+    fn visit<I: Increments>(self, _: I) -> (f64, bool) {
+        (I::WEAK_ORDER, I::EXACT)
     }
 }
 
@@ -298,5 +347,21 @@ mod tests {
         }
         assert_eq!(Gaussian.random_numbers(7), 7);
         assert_eq!(Refined::new(Gaussian, 4).random_numbers(70), 280);
+    }
+
+    #[test]
+    fn registry_names_are_the_types_names() {
+        struct Name;
+        impl IncrementVisitor for Name {
+            type Output = &'static str;
+            fn visit<I: Increments>(self, _: I) -> &'static str {
+                I::NAME
+            }
+        }
+        for k in IncrementKind::ALL {
+            assert_eq!(k.visit(Name), k.name());
+        }
+        assert_eq!(IncrementKind::TwoPoint.weak_order(), TwoPoint::WEAK_ORDER);
+        assert!(IncrementKind::Gaussian.exact() && !IncrementKind::ThreePoint.exact());
     }
 }

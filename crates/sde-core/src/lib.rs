@@ -46,7 +46,9 @@ pub use ensemble::{
     SdePaths, StateObserver,
 };
 pub use error::SdeError;
-pub use increments::{Gaussian, IncrementKind, Increments, Refined, ThreePoint, TwoPoint};
+pub use increments::{
+    Gaussian, IncrementKind, IncrementVisitor, Increments, Refined, ThreePoint, TwoPoint,
+};
 pub use noise::NoiseShape;
 pub use problem::{Sde, SdeFn};
 pub use rng::{derive_key, derive_stream, PathRng};

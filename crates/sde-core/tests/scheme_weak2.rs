@@ -92,6 +92,97 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64) {
     }
 }
 
+fn general(m: usize) -> NoiseShape {
+    NoiseShape::General {
+        m,
+        commutative: false,
+    }
+}
+
+/// The problem `dX = a dt + Σ_j b^j dW_j` with `b` given by its columns, stored dense
+/// (`d × m`, general non-commutative noise): the layout the reference reads.
+fn dense_sde(
+    d: usize,
+    m: usize,
+    af: impl Fn(f64, &[f64]) -> Vec<f64> + Send + Sync,
+    bf: impl Fn(f64, &[f64]) -> Vec<Vec<f64>> + Send + Sync,
+) -> impl Sde {
+    SdeFn::new(
+        d,
+        general(m),
+        move |t, x: &[f64], a: &mut [f64]| a.copy_from_slice(&af(t, x)),
+        move |t, x: &[f64], b: &mut [f64]| {
+            for (j, col) in bf(t, x).iter().enumerate() {
+                for (i, bij) in col.iter().enumerate() {
+                    b[i * m + j] = *bij;
+                }
+            }
+        },
+    )
+    .unwrap()
+}
+
+/// The columns of `diag(g(t, x))`.
+fn diagonal_columns(
+    g: impl Fn(f64, &[f64]) -> Vec<f64> + Copy + Send + Sync,
+) -> impl Fn(f64, &[f64]) -> Vec<Vec<f64>> + Copy + Send + Sync {
+    move |t: f64, x: &[f64]| {
+        let g = g(t, x);
+        (0..g.len())
+            .map(|j| {
+                (0..g.len())
+                    .map(|i| if i == j { g[j] } else { 0.0 })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// One step of `sde` against [`reference`] from `(t, x)` with increments `w`, over four path
+/// streams (`V` as the scheme draws it). With `draws_v = false` the step must leave the stream
+/// untouched (no cross terms, no `V`).
+#[allow(clippy::too_many_arguments)]
+fn check_against_reference<S: Sde>(
+    sde: &S,
+    af: &dyn Fn(f64, &[f64]) -> Vec<f64>,
+    bf: &Columns,
+    (t, h): (f64, f64),
+    x: &[f64],
+    w: &[f64],
+    stream: u64,
+    draws_v: bool,
+) {
+    let m = w.len();
+    for seed in 0..4 {
+        let mut rng = derive_stream(seed, stream);
+        let v = v_of(&rng, m, h);
+        let got = one_step(sde, t, h, x, w, &mut rng);
+        // The reference keeps the cross terms (they vanish for diagonal noise) and its V.
+        let want = reference(af, bf, t, h, x, w, &|r, j| v[r * m + j]);
+        assert_close(&got, &want, 1e-13);
+        if !draws_v {
+            assert_eq!(rng.next_u64(), derive_stream(seed, stream).next_u64());
+        }
+    }
+}
+
+/// The drift `(−x0 x1 + t, sin x0)` of the additive-noise tests.
+fn additive_drift(t: f64, x: &[f64], a: &mut [f64]) {
+    a[0] = -x[0] * x[1] + t;
+    a[1] = x[0].sin();
+}
+
+/// The drift `A(t) x` of the linear tests (`A` row-major).
+fn linear_drift(
+    a: impl Fn(f64) -> [f64; 4] + Send + Sync,
+) -> impl Fn(f64, &[f64], &mut [f64]) + Send + Sync {
+    move |t: f64, x: &[f64], out: &mut [f64]| {
+        let am = a(t);
+        out[0] = am[0] * x[0] + am[1] * x[1];
+        out[1] = am[2] * x[0] + am[3] * x[1];
+    }
+}
+
 #[test]
 fn v_is_antisymmetric_with_minus_h_diagonal() {
     let mut rng = derive_stream(1, 2);
@@ -164,12 +255,6 @@ fn diagonal_step_matches_reference() {
     // b_jj depends on (t, x_j) only: b = (x0² + t, cos x1 + 0.1, 1 + t x2²).
     let af = |t: f64, x: &[f64]| vec![-x[0] + t, x[2], 0.5 * x[1] * x[0]];
     let diag = |t: f64, x: &[f64]| vec![x[0] * x[0] + t, x[1].cos() + 0.1, 1.0 + t * x[2] * x[2]];
-    let bf = move |t: f64, x: &[f64]| {
-        let g = diag(t, x);
-        (0..3)
-            .map(|j| (0..3).map(|i| if i == j { g[j] } else { 0.0 }).collect())
-            .collect::<Vec<Vec<f64>>>()
-    };
     let sde = SdeFn::new(
         3,
         NoiseShape::Diagonal,
@@ -177,17 +262,10 @@ fn diagonal_step_matches_reference() {
         move |t, x: &[f64], b: &mut [f64]| b.copy_from_slice(&diag(t, x)),
     )
     .unwrap();
-    let (t, h, x, w) = (0.2, 0.02, [0.3, -0.6, 0.9], [0.1, -0.2, 0.05]);
-    for seed in 0..4 {
-        let mut rng = derive_stream(seed, 0);
-        let v = v_of(&rng, 3, h);
-        let got = one_step(&sde, t, h, &x, &w, &mut rng);
-        // The reference keeps the cross terms (they vanish for diagonal noise) and its V.
-        let want = reference(&af, &bf, t, h, &x, &w, &|r, j| v[r * 3 + j]);
-        assert_close(&got, &want, 1e-13);
-        // Diagonal noise has no cross terms, so the step draws no V.
-        assert_eq!(rng.next_u64(), derive_stream(seed, 0).next_u64());
-    }
+    let (x, w) = ([0.3, -0.6, 0.9], [0.1, -0.2, 0.05]);
+    // Diagonal noise has no cross terms, so the step draws no V.
+    let bf = diagonal_columns(diag);
+    check_against_reference(&sde, &af, &bf, (0.2, 0.02), &x, &w, 0, false);
 }
 
 #[test]
@@ -197,35 +275,10 @@ fn coupled_diagonal_matrix_declared_general_matches_reference() {
     let af = |t: f64, x: &[f64]| vec![-x[0] + t, x[2], 0.5 * x[1] * x[0]];
     let diag =
         |t: f64, x: &[f64]| vec![x[0] * x[1] + t, x[0].cos() + 0.1 * x[2], 1.0 + x[2] * x[2]];
-    let bf = move |t: f64, x: &[f64]| {
-        let g = diag(t, x);
-        (0..3)
-            .map(|j| (0..3).map(|i| if i == j { g[j] } else { 0.0 }).collect())
-            .collect::<Vec<Vec<f64>>>()
-    };
-    let sde = SdeFn::new(
-        3,
-        NoiseShape::General {
-            m: 3,
-            commutative: false,
-        },
-        move |t, x: &[f64], a: &mut [f64]| a.copy_from_slice(&af(t, x)),
-        move |t, x: &[f64], b: &mut [f64]| {
-            b.fill(0.0);
-            for (j, g) in diag(t, x).into_iter().enumerate() {
-                b[j * 3 + j] = g;
-            }
-        },
-    )
-    .unwrap();
-    let (t, h, x, w) = (0.2, 0.02, [0.3, -0.6, 0.9], [0.1, -0.2, 0.05]);
-    for seed in 0..4 {
-        let mut rng = derive_stream(seed, 0);
-        let v = v_of(&rng, 3, h);
-        let got = one_step(&sde, t, h, &x, &w, &mut rng);
-        let want = reference(&af, &bf, t, h, &x, &w, &|r, j| v[r * 3 + j]);
-        assert_close(&got, &want, 1e-13);
-    }
+    let bf = diagonal_columns(diag);
+    let sde = dense_sde(3, 3, af, bf);
+    let (x, w) = ([0.3, -0.6, 0.9], [0.1, -0.2, 0.05]);
+    check_against_reference(&sde, &af, &bf, (0.2, 0.02), &x, &w, 0, true);
 }
 
 /// A diagonal problem whose diffusion depends on `t` only, declared through
@@ -246,8 +299,7 @@ fn state_independent_diagonal_takes_the_additive_step() {
             NoiseShape::Diagonal
         }
         fn drift(&self, t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
-            out[0] = -x[0] * x[1] + t;
-            out[1] = x[0].sin();
+            additive_drift(t, x, out)
         }
         fn diffusion(&self, t: f64, _x: &[f64], out: &mut [f64], _s: &mut [f64]) {
             let s = if self.time_dependent { t } else { 0.3 };
@@ -260,10 +312,7 @@ fn state_independent_diagonal_takes_the_additive_step() {
     let additive = SdeFn::new(
         2,
         NoiseShape::Additive { m: 2 },
-        |t, x: &[f64], a: &mut [f64]| {
-            a[0] = -x[0] * x[1] + t;
-            a[1] = x[0].sin();
-        },
+        additive_drift,
         |t, _x: &[f64], b: &mut [f64]| b.copy_from_slice(&[1.0 + t, 0.0, 0.0, 0.5 - 0.2 * t * t]),
     )
     .unwrap();
@@ -296,32 +345,9 @@ fn general_non_commutative_step_matches_reference() {
             vec![1.0, x[0].cos()],
         ]
     };
-    let noise = NoiseShape::General {
-        m: 3,
-        commutative: false,
-    };
-    let sde = SdeFn::new(
-        2,
-        noise,
-        move |t, x: &[f64], a: &mut [f64]| a.copy_from_slice(&af(t, x)),
-        move |t, x: &[f64], b: &mut [f64]| {
-            let cols = bf(t, x);
-            for i in 0..2 {
-                for j in 0..3 {
-                    b[i * 3 + j] = cols[j][i];
-                }
-            }
-        },
-    )
-    .unwrap();
-    let (t, h, x, w) = (0.5, 0.01, [0.4, 1.3], [0.07, -0.12, 0.02]);
-    for seed in 0..4 {
-        let mut rng = derive_stream(seed, 1);
-        let v = v_of(&rng, 3, h);
-        let got = one_step(&sde, t, h, &x, &w, &mut rng);
-        let want = reference(&af, &bf, t, h, &x, &w, &|r, j| v[r * 3 + j]);
-        assert_close(&got, &want, 1e-13);
-    }
+    let sde = dense_sde(2, 3, af, bf);
+    let (x, w) = ([0.4, 1.3], [0.07, -0.12, 0.02]);
+    check_against_reference(&sde, &af, &bf, (0.5, 0.01), &x, &w, 1, true);
 }
 
 #[test]
@@ -329,10 +355,7 @@ fn additive_step_uses_the_midpoint_diffusion() {
     let sde = SdeFn::new(
         2,
         NoiseShape::Additive { m: 2 },
-        |t, x: &[f64], a: &mut [f64]| {
-            a[0] = -x[0] * x[1] + t;
-            a[1] = x[0].sin();
-        },
+        additive_drift,
         |t, _x: &[f64], b: &mut [f64]| b.copy_from_slice(&[1.0, t, 0.5, -0.2 * t * t]),
     )
     .unwrap();
@@ -351,24 +374,15 @@ fn additive_step_uses_the_midpoint_diffusion() {
     // With b constant in t, the general formula gives the same step.
     let general = SdeFn::new(
         2,
-        NoiseShape::General {
-            m: 2,
-            commutative: false,
-        },
-        |t, x: &[f64], a: &mut [f64]| {
-            a[0] = -x[0] * x[1] + t;
-            a[1] = x[0].sin();
-        },
+        general(2),
+        additive_drift,
         |_t, _x: &[f64], b: &mut [f64]| b.copy_from_slice(&[1.0, 0.3, 0.5, -0.2]),
     )
     .unwrap();
     let additive = SdeFn::new(
         2,
         NoiseShape::Additive { m: 2 },
-        |t, x: &[f64], a: &mut [f64]| {
-            a[0] = -x[0] * x[1] + t;
-            a[1] = x[0].sin();
-        },
+        additive_drift,
         |_t, _x: &[f64], b: &mut [f64]| b.copy_from_slice(&[1.0, 0.3, 0.5, -0.2]),
     )
     .unwrap();
@@ -566,15 +580,8 @@ fn weak_order_two_general_non_commutative_time_dependent() {
     let bs = |t: f64| [[0.2, 0.6 + 0.2 * t, 0.0, 0.1], [0.1, 0.0, 0.5, -0.2]];
     let sde = SdeFn::new(
         2,
-        NoiseShape::General {
-            m: 2,
-            commutative: false,
-        },
-        move |t, x: &[f64], out: &mut [f64]| {
-            let am = a(t);
-            out[0] = am[0] * x[0] + am[1] * x[1];
-            out[1] = am[2] * x[0] + am[3] * x[1];
-        },
+        general(2),
+        linear_drift(a),
         move |t, x: &[f64], out: &mut [f64]| {
             for (j, b) in bs(t).iter().enumerate() {
                 out[j] = b[0] * x[0] + b[1] * x[1];
@@ -600,15 +607,8 @@ fn weak_order_two_diagonal_coupled_time_dependent() {
     };
     let sde = SdeFn::new(
         2,
-        NoiseShape::General {
-            m: 2,
-            commutative: false,
-        },
-        move |t, x: &[f64], out: &mut [f64]| {
-            let am = a(t);
-            out[0] = am[0] * x[0] + am[1] * x[1];
-            out[1] = am[2] * x[0] + am[3] * x[1];
-        },
+        general(2),
+        linear_drift(a),
         move |t, x: &[f64], out: &mut [f64]| {
             let b = bs(t);
             out.copy_from_slice(&[
@@ -632,11 +632,7 @@ fn weak_order_two_diagonal_time_dependent() {
     let sde = SdeFn::new(
         2,
         NoiseShape::Diagonal,
-        move |t, x: &[f64], out: &mut [f64]| {
-            let am = a(t);
-            out[0] = am[0] * x[0] + am[1] * x[1];
-            out[1] = am[2] * x[0] + am[3] * x[1];
-        },
+        linear_drift(a),
         move |t, x: &[f64], out: &mut [f64]| {
             out[0] = 0.3 * (1.0 + t) * x[0];
             out[1] = -0.25 * x[1];
