@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Strong scaling of one weak-error study over MPI ranks × rayon threads (issue 10), and the
 # communication volume. Usage: benches/mpi-scaling.sh [PATHS]   (default 200000)
-# Needs the `mpi` build (see .ci/mpi-test for the packages). Prints, per layout, the wall time of
+# Needs the `mpi` build (see .ci/mpi-test for the packages; SDELAB_MPI_BIN=path uses one built before). Prints, per layout, the wall time of
 # the whole command, the speed-up over 1 rank × 1 thread and the cost per path and process step;
 # then the bytes one run exchanges (what every rank receives: the shards of the same run hold
 # exactly those words). Wall times on a shared machine vary: read several runs.
@@ -11,9 +11,13 @@ paths=${1:-200000}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cargo build --release -q -p sdelab --features mpi
-cp target/release/sdelab "$work/sdelab"
-cargo build --release -q -p sdelab
+if [ -n "${SDELAB_MPI_BIN:-}" ]; then
+  cp "$SDELAB_MPI_BIN" "$work/sdelab"   # an MPI build made earlier
+else
+  cargo build --release -q -p sdelab --features mpi
+  cp target/release/sdelab "$work/sdelab"
+  cargo build --release -q -p sdelab
+fi
 
 cat > "$work/c.toml" <<TOML
 name = "scaling"
@@ -57,13 +61,13 @@ run() { # run RANKS THREADS
 
 base=$(run 0 1)
 printf "%-22s %9s %8s %16s\n" layout "wall (s)" speedup "ns/(path·step)"
-printf "%-22s %9.2f %8.2f %16.1f\n" "plain, 1 thread" "$base" 1 "$(echo "$base * 1e9 / ($paths * $steps)" | bc -l)"
+printf "%-22s %9.2f %8.2f %16.1f\n" "plain, 1 thread" "$base" 1 "$(echo "$base * 1000000000 / ($paths * $steps)" | bc -l)"
 for layout in "0 2" "1 1" "1 2" "2 1" "2 2"; do
   set -- $layout
   t=$(run "$1" "$2")
   name=$([ "$1" = 0 ] && echo "plain, $2 threads" || echo "$1 rank(s) × $2 thread(s)")
   printf "%-22s %9.2f %8.2f %16.1f\n" "$name" "$t" "$(echo "$base / $t" | bc -l)" \
-    "$(echo "$t * 1e9 / ($paths * $steps)" | bc -l)"
+    "$(echo "$t * 1000000000 / ($paths * $steps)" | bc -l)"
 done
 for f in "$work"/o-*/result.json; do cmp "$work/o-plain/result.json" "$f"; done
 echo "every layout wrote the same result.json"

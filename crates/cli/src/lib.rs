@@ -264,9 +264,10 @@ impl Task {
 
     /// What a shard records to run the task again.
     fn job(&self) -> Result<Job, CliError> {
-        let exp = |cfg: &ExperimentConfig, o: &OutputOptions| -> Result<(String, String), CliError> {
-            Ok((o.config_path.display().to_string(), cfg.to_toml_string()?))
-        };
+        let exp =
+            |cfg: &ExperimentConfig, o: &OutputOptions| -> Result<(String, String), CliError> {
+                Ok((o.config_path.display().to_string(), cfg.to_toml_string()?))
+            };
         Ok(match self {
             Task::Figure1(o) => Job::Figure1 {
                 paths: o.paths,
@@ -326,7 +327,9 @@ impl Task {
     fn from_job(job: &Job, out: Option<PathBuf>, json: bool) -> Result<Task, CliError> {
         let Some(cfg) = job.config()? else {
             let Job::Figure1 { paths, seed } = job else {
-                return Err(CliError::Failure("a figure1 job without its options".into()));
+                return Err(CliError::Failure(
+                    "a figure1 job without its options".into(),
+                ));
             };
             return Ok(Task::Figure1(Figure1Options {
                 out: out.unwrap_or_else(|| PathBuf::from("results/figure1")),
@@ -497,8 +500,7 @@ fn run_shard(mut task: Task, spec: ShardSpec, flags: &GlobalFlags) -> Result<(),
 /// from them.
 fn merge(args: MergeArgs, flags: &GlobalFlags) -> Result<(), Stop> {
     let (job, calls) = shard::gather(&args.shards)?;
-    let replayer =
-        Arc::new(Replayer::new(calls).map_err(|e| CliError::BadInput(e.message))?);
+    let replayer = Arc::new(Replayer::new(calls).map_err(|e| CliError::BadInput(e.message))?);
     let task = Task::from_job(&job, args.out, args.json)?;
     let globals = init_globals(flags)?;
     set_distributor(Some(replayer.clone()));
@@ -665,7 +667,12 @@ mod tests {
     #[test]
     fn shard_and_merge_parse() {
         let cli = Cli::try_parse_from([
-            "sdelab", "weak-error", "--config", "a.toml", "--shard", "1/3",
+            "sdelab",
+            "weak-error",
+            "--config",
+            "a.toml",
+            "--shard",
+            "1/3",
         ])
         .expect("parse");
         assert_eq!(cli.shard, Some(ShardSpec { index: 1, count: 3 }));

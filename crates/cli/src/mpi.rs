@@ -70,15 +70,24 @@ impl World {
         self.ranks
     }
 
-    /// Ends every rank: the others may be waiting in a collective for this one. The root's
-    /// code is the error's (2 for bad input); any other rank's is 1.
+    /// Ends every rank after a failure during the work: the others may be waiting in a
+    /// collective for this one. Rank 0 prints the message as a plain run does and aborts with
+    /// the error's code (2 for bad input). Bad input on another rank is the input rank 0 checks
+    /// too: that rank leaves quietly with 2. Any other failure elsewhere is printed with its rank
+    /// and aborts with 1.
     pub fn abort(&self, e: &CliError) -> ! {
         let code = if self.ranks.rank == 0 {
+            eprintln!("error: {e}");
             e.exit_code()
+        } else if e.exit_code() == CliError::EXIT_BAD_INPUT {
+            std::process::exit(CliError::EXIT_BAD_INPUT as i32);
         } else {
+            eprintln!(
+                "error (rank {} of {}): {e}",
+                self.ranks.rank, self.ranks.size
+            );
             CliError::EXIT_FAILURE
         };
-        eprintln!("error (rank {} of {}): {e}", self.ranks.rank, self.ranks.size);
         let _ = std::io::Write::flush(&mut std::io::stderr());
         let comm = COMM.lock().unwrap_or_else(|e| e.into_inner());
         match comm.as_ref() {

@@ -124,7 +124,9 @@ impl Job {
                 config,
             } => ExperimentConfig::from_toml_str(config)
                 .map(Some)
-                .map_err(|e| CliError::BadInput(format!("{config_path} (in a shard): {}", e.message))),
+                .map_err(|e| {
+                    CliError::BadInput(format!("{config_path} (in a shard): {}", e.message))
+                }),
         }
     }
 }
@@ -255,7 +257,10 @@ pub fn read(path: &Path) -> Result<(ShardHeader, Vec<RecordedCall>), CliError> {
     let magic = next_line(&mut r)?;
     if magic != format!("{MAGIC} {FORMAT_VERSION}") {
         return Err(bad(if magic.starts_with(MAGIC) {
-            format!("shard format {:?}, this sdelab reads version {FORMAT_VERSION}", magic)
+            format!(
+                "shard format {:?}, this sdelab reads version {FORMAT_VERSION}",
+                magic
+            )
         } else {
             "not a shard file (written by sdelab --shard)".to_string()
         }));
@@ -278,7 +283,9 @@ pub fn read(path: &Path) -> Result<(ShardHeader, Vec<RecordedCall>), CliError> {
             || chunks.end > call.n_chunks()
             || call.words(chunks.clone()) as u64 != h.words
         {
-            return Err(bad(format!("ensemble {k}: inconsistent sizes (corrupt shard)")));
+            return Err(bad(format!(
+                "ensemble {k}: inconsistent sizes (corrupt shard)"
+            )));
         }
         let mut raw = vec![0u8; 8 * h.words as usize];
         r.read_exact(&mut raw)
@@ -296,7 +303,9 @@ pub fn read(path: &Path) -> Result<(ShardHeader, Vec<RecordedCall>), CliError> {
     }
     let mut rest = [0u8; 1];
     if r.read(&mut rest).map_err(|e| bad(e.to_string()))? != 0 {
-        return Err(bad("data after the last ensemble (corrupt shard)".to_string()));
+        return Err(bad(
+            "data after the last ensemble (corrupt shard)".to_string()
+        ));
     }
     Ok((header, calls))
 }
@@ -421,10 +430,8 @@ impl Discard {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let root = std::env::temp_dir().join(format!(
-            "sdelab-discard-{}-{nanos}",
-            std::process::id()
-        ));
+        let root =
+            std::env::temp_dir().join(format!("sdelab-discard-{}-{nanos}", std::process::id()));
         fs::create_dir_all(&root).map_err(|e| {
             CliError::Failure(format!(
                 "cannot create the scratch folder {:?}: {e}",
@@ -496,10 +503,7 @@ mod tests {
 
     #[test]
     fn shard_specs_parse() {
-        assert_eq!(
-            parse_shard("2/3"),
-            Ok(ShardSpec { index: 2, count: 3 })
-        );
+        assert_eq!(parse_shard("2/3"), Ok(ShardSpec { index: 2, count: 3 }));
         assert_eq!(parse_shard(" 0 / 1 "), Ok(ShardSpec { index: 0, count: 1 }));
         for bad in ["3/3", "1", "a/2", "1/0", "-1/2", "0/2000000"] {
             let e = parse_shard(bad).expect_err(bad);
@@ -539,10 +543,17 @@ mod tests {
         assert_eq!(path.file_name().unwrap(), "shard-1-of-4.sdelab");
         let (h, back) = read(&path).expect("read");
         assert_eq!(back, calls);
-        assert_eq!((h.shard, h.shards, h.job, h.config_hash), (1, 4, job.clone(), job.hash()));
+        assert_eq!(
+            (h.shard, h.shards, h.job, h.config_hash),
+            (1, 4, job.clone(), job.hash())
+        );
         // Truncated, or with a byte more: refused as bad input.
         let bytes = fs::read(&path).expect("read");
-        for broken in [&bytes[..bytes.len() - 3], &[&bytes[..], b"x"].concat()[..], b"hello\n"] {
+        for broken in [
+            &bytes[..bytes.len() - 3],
+            &[&bytes[..], b"x"].concat()[..],
+            b"hello\n",
+        ] {
             fs::write(&path, broken).expect("write");
             assert_eq!(read(&path).expect_err("broken").exit_code(), 2);
         }
@@ -562,10 +573,7 @@ mod tests {
             config_path: "a.toml".into(),
             config: "y".into(),
         };
-        let f = |seed| Job::Figure1 {
-            paths: None,
-            seed,
-        };
+        let f = |seed| Job::Figure1 { paths: None, seed };
         assert_ne!(a.hash(), b.hash());
         assert_ne!(a.hash(), c.hash());
         assert_ne!(f(None).hash(), f(Some(1)).hash());

@@ -95,7 +95,14 @@ fn single_equals_merge(cmd: &str, config: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write(dir.path(), "c.toml", config);
     let single = dir.path().join("single");
-    ok(&sdelab(&["--quiet", cmd, "--config", &cfg, "--out", s(&single)]));
+    ok(&sdelab(&[
+        "--quiet",
+        cmd,
+        "--config",
+        &cfg,
+        "--out",
+        s(&single),
+    ]));
     let shards = dir.path().join("shards");
     for (i, threads) in [(0, "1"), (1, "2"), (2, "3")] {
         let o = sdelab(&[
@@ -112,15 +119,30 @@ fn single_equals_merge(cmd: &str, config: &str) {
         ]);
         ok(&o);
         let stdout = String::from_utf8_lossy(&o.stdout);
-        assert!(stdout.starts_with(&format!("wrote shard {i}/3")), "{stdout}");
+        assert!(
+            stdout.starts_with(&format!("wrote shard {i}/3")),
+            "{stdout}"
+        );
         assert!(shards.join(format!("shard-{i}-of-3.sdelab")).is_file());
     }
-    assert!(!shards.join("result.json").exists(), "a shard writes no result");
+    assert!(
+        !shards.join("result.json").exists(),
+        "a shard writes no result"
+    );
     let merged = dir.path().join("merged");
-    ok(&sdelab(&["--quiet", "merge", s(&shards), "--out", s(&merged)]));
+    ok(&sdelab(&[
+        "--quiet",
+        "merge",
+        s(&shards),
+        "--out",
+        s(&merged),
+    ]));
     let a = std::fs::read(single.join("result.json")).expect("single result");
     let b = std::fs::read(merged.join("result.json")).expect("merged result");
-    assert!(a == b, "{cmd}: the merged result.json differs from the single run's");
+    assert!(
+        a == b,
+        "{cmd}: the merged result.json differs from the single run's"
+    );
 }
 
 #[test]
@@ -141,7 +163,14 @@ fn foreign_missing_and_duplicate_shards_are_refused() {
     let shard = |cfg: &str, out: &str, spec: &str| {
         let out = dir.path().join(out);
         ok(&sdelab(&[
-            "--quiet", "run", "--config", cfg, "--out", s(&out), "--shard", spec,
+            "--quiet",
+            "run",
+            "--config",
+            cfg,
+            "--out",
+            s(&out),
+            "--shard",
+            spec,
         ]));
         out.join(format!("shard-{}.sdelab", spec.replace('/', "-of-")))
     };
@@ -173,11 +202,23 @@ fn runs_with_data_dependent_decisions_are_not_sharded() {
     let cfg = write(dir.path(), "c.toml", &WEAK.replace("substeps = 2\n", ""));
     let out = dir.path().join("o");
     let o = sdelab(&[
-        "weak-error", "--config", &cfg, "--out", s(&out), "--shard", "0/2",
+        "weak-error",
+        "--config",
+        &cfg,
+        "--out",
+        s(&out),
+        "--shard",
+        "0/2",
     ]);
     bad_input(&o, "sde.substeps");
     let o = sdelab(&[
-        "stability", "--config", &cfg, "--out", s(&out), "--shard", "0/2",
+        "stability",
+        "--config",
+        &cfg,
+        "--out",
+        s(&out),
+        "--shard",
+        "0/2",
     ]);
     bad_input(&o, "sde.substeps");
     bad_input(&sdelab(&["--shard", "0/2", "list"]), "--shard applies to");
