@@ -316,6 +316,20 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
 {
     type Workspace = LadderWorkspace<Sch::Workspace>;
 
+    // The random-number counts, for ensembles split over processes (sde_core::distribute).
+    fn counters(&self) -> Vec<u64> {
+        std::iter::once(&self.noise)
+            .chain(&self.levels)
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    fn set_counters(&self, totals: &[u64]) {
+        for (c, &t) in std::iter::once(&self.noise).chain(&self.levels).zip(totals) {
+            c.store(t, Ordering::Relaxed);
+        }
+    }
+
     fn workspace(&self) -> Self::Workspace {
         let d = self.opt.dim();
         let m = d;

@@ -11,6 +11,7 @@
 //! save point `s` contributes to the statistics of save points before `s` only, and is counted
 //! in `diverged[s..]`: a diverged path is reported, never averaged into a NaN.
 
+use crate::distribute::{ChunkWork, DistributeError, Distributor, EnsembleCall};
 use crate::error::SdeError;
 use crate::increments::Increments;
 use crate::problem::Sde;
@@ -47,6 +48,17 @@ pub trait PathSimulation: Sync {
         ws: &mut Self::Workspace,
         out: &mut [f64],
     ) -> usize;
+
+    /// Integer totals the simulation adds up over the paths it simulates besides its
+    /// observables (e.g. random numbers drawn), read by a distributed ensemble after this
+    /// process's chunks. None by default.
+    fn counters(&self) -> Vec<u64> {
+        Vec::new()
+    }
+
+    /// Sets the totals of [`PathSimulation::counters`]: a distributed ensemble writes back the
+    /// totals over every process, so the simulation reports what one process would have counted.
+    fn set_counters(&self, _totals: &[u64]) {}
 }
 
 /// Per-save-point, per-observable statistics of an ensemble.
@@ -138,6 +150,17 @@ pub struct PathValues {
 }
 
 impl PathValues {
+    /// Empty, with room for `paths` paths of the shape of `stats`.
+    fn new(stats: &EnsembleStats, paths: u64) -> Self {
+        let cells = stats.n_save * stats.n_observables;
+        PathValues {
+            n_save: stats.n_save,
+            n_observables: stats.n_observables,
+            values: Vec::with_capacity(paths as usize * cells),
+            valid: Vec::with_capacity(paths as usize),
+        }
+    }
+
     /// Empirical quantile `q ∈ [0, 1]` of observable `o` at save point `s` over all paths
     /// (linear interpolation between order statistics). A path that diverged at or before `s`
     /// counts as `+∞`: it sits above every finite value, so a band that reaches it shows that
@@ -219,27 +242,24 @@ impl Ensemble {
     }
 
     /// As [`Ensemble::run`], calling `progress(paths_done)` after each batch.
+    ///
+    /// With a [`crate::distribute::Distributor`] set, the chunks are split over processes as it
+    /// decides; the result is the same bits. A distributor's failure panics with a
+    /// [`crate::distribute::DistributeError`] payload.
     pub fn run_with_progress<P: PathSimulation>(
         &self,
         sim: &P,
         progress: &(dyn Fn(u64) + Sync),
     ) -> EnsembleStats {
+        if let Some(d) = crate::distribute::distributor() {
+            return self.run_distributed(sim, progress, false, &*d).0;
+        }
         let (n_save, n_obs) = (sim.n_save(), sim.n_observables());
         let mut total = EnsembleStats::new(n_save, n_obs);
         self.for_batches(progress, EnsembleStats::bytes(n_save, n_obs), |chunks| {
             let parts: Vec<EnsembleStats> = chunks
                 .into_par_iter()
-                .map(|c| {
-                    let mut acc = EnsembleStats::new(n_save, n_obs);
-                    let mut ws = sim.workspace();
-                    let mut out = vec![f64::NAN; n_save * n_obs];
-                    for p in self.chunk_range(c) {
-                        let mut rng = derive_stream(self.seed, p);
-                        let valid = sim.simulate(p, &mut rng, &mut ws, &mut out).min(n_save);
-                        acc.push_path(&out, valid);
-                    }
-                    acc
-                })
+                .map(|c| self.chunk_stats(sim, c))
                 .collect();
             for part in &parts {
                 total.merge(part);
@@ -249,38 +269,25 @@ impl Ensemble {
     }
 
     /// Runs every path, returning the statistics and every path's values (memory ∝ paths).
+    /// Distributed (see [`Ensemble::run_with_progress`]), the values travel too: `O(paths)`.
     pub fn run_collect<P: PathSimulation>(
         &self,
         sim: &P,
         progress: &(dyn Fn(u64) + Sync),
     ) -> (EnsembleStats, PathValues) {
+        if let Some(d) = crate::distribute::distributor() {
+            let (stats, values) = self.run_distributed(sim, progress, true, &*d);
+            let values = values.unwrap_or_else(|| PathValues::new(&stats, 0));
+            return (stats, values);
+        }
         let (n_save, n_obs) = (sim.n_save(), sim.n_observables());
         let mut total = EnsembleStats::new(n_save, n_obs);
-        let mut values = PathValues {
-            n_save,
-            n_observables: n_obs,
-            values: Vec::with_capacity(self.paths as usize * n_save * n_obs),
-            valid: Vec::with_capacity(self.paths as usize),
-        };
+        let mut values = PathValues::new(&total, self.paths);
         let bytes = EnsembleStats::bytes(n_save, n_obs) + CHUNK * (n_save * n_obs * 8 + 4);
         self.for_batches(progress, bytes, |chunks| {
             let parts: Vec<(EnsembleStats, Vec<f64>, Vec<u32>)> = chunks
                 .into_par_iter()
-                .map(|c| {
-                    let range = self.chunk_range(c);
-                    let len = (range.end - range.start) as usize;
-                    let mut acc = EnsembleStats::new(n_save, n_obs);
-                    let mut ws = sim.workspace();
-                    let mut vals = vec![f64::NAN; len * n_save * n_obs];
-                    let mut valid = Vec::with_capacity(len);
-                    for (p, out) in range.zip(vals.chunks_exact_mut(n_save * n_obs)) {
-                        let mut rng = derive_stream(self.seed, p);
-                        let v = sim.simulate(p, &mut rng, &mut ws, out).min(n_save);
-                        acc.push_path(out, v);
-                        valid.push(v as u32);
-                    }
-                    (acc, vals, valid)
-                })
+                .map(|c| self.chunk_values(sim, c))
                 .collect();
             for (part, vals, valid) in parts {
                 total.merge(&part);
@@ -289,6 +296,92 @@ impl Ensemble {
             }
         });
         (total, values)
+    }
+
+    /// Statistics of chunk `c`.
+    fn chunk_stats<P: PathSimulation>(&self, sim: &P, c: u64) -> EnsembleStats {
+        let (n_save, n_obs) = (sim.n_save(), sim.n_observables());
+        let mut acc = EnsembleStats::new(n_save, n_obs);
+        let mut ws = sim.workspace();
+        let mut out = vec![f64::NAN; n_save * n_obs];
+        for p in self.chunk_range(c) {
+            let mut rng = derive_stream(self.seed, p);
+            let valid = sim.simulate(p, &mut rng, &mut ws, &mut out).min(n_save);
+            acc.push_path(&out, valid);
+        }
+        acc
+    }
+
+    /// Statistics, values and valid save points of chunk `c`'s paths.
+    fn chunk_values<P: PathSimulation>(
+        &self,
+        sim: &P,
+        c: u64,
+    ) -> (EnsembleStats, Vec<f64>, Vec<u32>) {
+        let (n_save, n_obs) = (sim.n_save(), sim.n_observables());
+        let range = self.chunk_range(c);
+        let len = (range.end - range.start) as usize;
+        let mut acc = EnsembleStats::new(n_save, n_obs);
+        let mut ws = sim.workspace();
+        let mut vals = vec![f64::NAN; len * n_save * n_obs];
+        let mut valid = Vec::with_capacity(len);
+        for (p, out) in range.zip(vals.chunks_exact_mut(n_save * n_obs)) {
+            let mut rng = derive_stream(self.seed, p);
+            let v = sim.simulate(p, &mut rng, &mut ws, out).min(n_save);
+            acc.push_path(out, v);
+            valid.push(v as u32);
+        }
+        (acc, vals, valid)
+    }
+
+    /// The ensemble through the distributor `d` instead of the process's one (for tests of
+    /// distributors, which run several in one process): chunks computed here or elsewhere
+    /// arrive encoded (see [`encode_chunk`]) and fold in chunk order, as in the local run. The
+    /// values come back with `collect`.
+    pub fn run_distributed<P: PathSimulation>(
+        &self,
+        sim: &P,
+        progress: &(dyn Fn(u64) + Sync),
+        collect: bool,
+        d: &dyn Distributor,
+    ) -> (EnsembleStats, Option<PathValues>) {
+        let (n_save, n_obs) = (sim.n_save(), sim.n_observables());
+        let total = EnsembleStats::new(n_save, n_obs);
+        let mut work = Work {
+            ensemble: self,
+            sim,
+            call: EnsembleCall {
+                paths: self.paths,
+                seed: self.seed,
+                n_save: n_save as u64,
+                n_observables: n_obs as u64,
+                collect,
+            },
+            values: collect.then(|| PathValues::new(&total, 0)),
+            total,
+            next_chunk: 0,
+            counters0: sim.counters(),
+            progress,
+        };
+        let call = work.call;
+        // The distributor guarantees the coverage: the collective one checks the size of every
+        // round, a replay checked that its shards tile every call, and a shard covers its block.
+        let result = d.run(&call, &mut work);
+        match result {
+            Ok(counters) => {
+                let totals: Vec<u64> = work
+                    .counters0
+                    .iter()
+                    .zip(&counters)
+                    .map(|(a, b)| a.wrapping_add(*b))
+                    .collect();
+                if !totals.is_empty() {
+                    sim.set_counters(&totals);
+                }
+                (work.total, work.values)
+            }
+            Err(e) => std::panic::panic_any(e),
+        }
     }
 
     /// Calls `f` with consecutive ranges of chunk indices, one batch of chunks at a time. A
@@ -313,6 +406,124 @@ impl Ensemble {
             progress((end * CHUNK as u64).min(self.paths));
             c = end;
         }
+    }
+}
+
+/// Appends chunk statistics (and, with `values`, its paths' values) as words: paths, the
+/// diverged counts, `(count, mean bits, m2 bits)` per accumulator, then each path's valid save
+/// points and its values' bits. Floats travel as their bits, so the fold on the receiving side
+/// is that of the local run.
+fn encode_chunk(stats: &EnsembleStats, values: Option<(&[f64], &[u32])>, out: &mut Vec<u64>) {
+    out.push(stats.paths);
+    out.extend_from_slice(&stats.diverged);
+    for w in &stats.stats {
+        out.extend_from_slice(&[w.count, w.mean.to_bits(), w.m2.to_bits()]);
+    }
+    if let Some((vals, valid)) = values {
+        out.extend(valid.iter().map(|&v| v as u64));
+        out.extend(vals.iter().map(|v| v.to_bits()));
+    }
+}
+
+/// The ensemble's side of a distributed call (see [`crate::distribute::ChunkWork`]).
+struct Work<'a, P> {
+    ensemble: &'a Ensemble,
+    sim: &'a P,
+    call: EnsembleCall,
+    total: EnsembleStats,
+    values: Option<PathValues>,
+    /// The lowest chunk the next encoding may start at.
+    next_chunk: u64,
+    counters0: Vec<u64>,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<P: PathSimulation> ChunkWork for Work<'_, P> {
+    fn compute(&mut self, chunks: std::ops::Range<u64>) -> Vec<u64> {
+        let (e, sim, call) = (self.ensemble, self.sim, self.call);
+        let collect = call.collect;
+        let parts: Vec<Vec<u64>> = chunks
+            .clone()
+            .into_par_iter()
+            .map(|c| {
+                let mut buf = Vec::with_capacity(call.chunk_words(c));
+                if collect {
+                    let (stats, vals, valid) = e.chunk_values(sim, c);
+                    encode_chunk(&stats, Some((&vals, &valid)), &mut buf);
+                } else {
+                    encode_chunk(&e.chunk_stats(sim, c), None, &mut buf);
+                }
+                buf
+            })
+            .collect();
+        let mut out = Vec::with_capacity(self.call.words(chunks));
+        for p in parts {
+            out.extend_from_slice(&p);
+        }
+        out
+    }
+
+    fn absorb(&mut self, first: u64, encoded: &[u64]) -> Result<(), DistributeError> {
+        let call = self.call;
+        if first < self.next_chunk {
+            return Err(DistributeError::failure(format!(
+                "chunk {first} of an ensemble of {} paths (seed {}) arrived twice or out of order",
+                call.paths, call.seed
+            )));
+        }
+        self.next_chunk = first;
+        let (n_save, cells) = (
+            call.n_save as usize,
+            (call.n_save * call.n_observables) as usize,
+        );
+        let mut rest = encoded;
+        while !rest.is_empty() {
+            let c = self.next_chunk;
+            let words = call.chunk_words(c);
+            if c >= call.n_chunks() || rest.len() < words || rest[0] != call.chunk_paths(c) {
+                return Err(DistributeError::failure(format!(
+                    "chunk {c} of an ensemble of {} paths (seed {}) arrived malformed",
+                    call.paths, call.seed
+                )));
+            }
+            let (chunk, tail) = rest.split_at(words);
+            let t = &mut self.total;
+            t.paths += chunk[0];
+            for (a, b) in t.diverged.iter_mut().zip(&chunk[1..1 + n_save]) {
+                *a += b;
+            }
+            let acc = &chunk[1 + n_save..1 + n_save + 3 * cells];
+            for (a, w) in t.stats.iter_mut().zip(acc.chunks_exact(3)) {
+                a.merge(&Welford {
+                    count: w[0],
+                    mean: f64::from_bits(w[1]),
+                    m2: f64::from_bits(w[2]),
+                });
+            }
+            if let Some(v) = &mut self.values {
+                let p = chunk[0] as usize;
+                let at = 1 + n_save + 3 * cells;
+                v.valid.extend(chunk[at..at + p].iter().map(|&x| x as u32));
+                v.values
+                    .extend(chunk[at + p..].iter().map(|&x| f64::from_bits(x)));
+            }
+            self.next_chunk += 1;
+            rest = tail;
+        }
+        Ok(())
+    }
+
+    fn local_counters(&self) -> Vec<u64> {
+        self.sim
+            .counters()
+            .iter()
+            .zip(&self.counters0)
+            .map(|(now, before)| now.wrapping_sub(*before))
+            .collect()
+    }
+
+    fn progress(&mut self, paths_done: u64) {
+        (self.progress)(paths_done)
     }
 }
 

@@ -26,6 +26,7 @@
 //! assert!((s.mean - 0.05f64.exp()).abs() < 4.0 * s.std_err);
 //! ```
 
+pub mod distribute;
 pub mod ensemble;
 pub mod error;
 pub mod increments;

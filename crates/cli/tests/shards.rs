@@ -1,0 +1,228 @@
+//! `--shard I/N` and `sdelab merge` through the built binary: the merge of the shards writes the
+//! result document of one run bit for bit, whatever the shards' thread counts; shards of another
+//! config, a missing or a duplicate shard, and runs with data-dependent decisions are refused
+//! with exit code 2.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn sdelab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sdelab"))
+        .args(args)
+        .output()
+        .expect("run the sdelab binary")
+}
+
+fn ok(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn bad_input(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in {err}");
+}
+
+/// A small weak-error study with fixed substeps (no data-dependent refinement), coupled, two
+/// models; diverging paths are possible at the largest η.
+const WEAK: &str = r#"
+name = "shards"
+seed = 17
+[loss]
+kind = "quadratic"
+diag = [1.0, 3.0]
+x0 = [1.0, -0.5]
+[agents]
+n = 3
+[noise]
+kind = "gaussian"
+sigma0 = 0.7
+[optimizer]
+kind = "dsgd"
+[sde]
+models = ["first_order", "second_order"]
+scheme = "weak2"
+substeps = 2
+[run]
+horizon = 1.0
+etas = [0.2, 0.1]
+paths = 3001
+observables = ["loss", "x"]
+"#;
+
+/// `sdelab run`: means over all paths, then quantile bands over the first 4000 (values gathered).
+const RUN: &str = r#"
+name = "shards-run"
+seed = 3
+[loss]
+kind = "quartic"
+x0 = [1.5, -1.0]
+[agents]
+n = 2
+[noise]
+kind = "gaussian"
+sigma0 = 1.0
+[optimizer]
+kind = "dsgd"
+[sde]
+models = ["first_order"]
+scheme = "euler_maruyama"
+substeps = 2
+[run]
+horizon = 1.0
+etas = [0.1]
+paths = 4100
+observables = ["loss"]
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write config");
+    p.to_string_lossy().into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// One run against its three shards merged: the same `result.json`, byte for byte.
+fn single_equals_merge(cmd: &str, config: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write(dir.path(), "c.toml", config);
+    let single = dir.path().join("single");
+    ok(&sdelab(&[
+        "--quiet",
+        cmd,
+        "--config",
+        &cfg,
+        "--out",
+        s(&single),
+    ]));
+    let shards = dir.path().join("shards");
+    for (i, threads) in [(0, "1"), (1, "2"), (2, "3")] {
+        let o = sdelab(&[
+            "--quiet",
+            "--threads",
+            threads,
+            cmd,
+            "--config",
+            &cfg,
+            "--out",
+            s(&shards),
+            "--shard",
+            &format!("{i}/3"),
+        ]);
+        ok(&o);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            stdout.starts_with(&format!("wrote shard {i}/3")),
+            "{stdout}"
+        );
+        assert!(shards.join(format!("shard-{i}-of-3.sdelab")).is_file());
+    }
+    assert!(
+        !shards.join("result.json").exists(),
+        "a shard writes no result"
+    );
+    let merged = dir.path().join("merged");
+    ok(&sdelab(&[
+        "--quiet",
+        "merge",
+        s(&shards),
+        "--out",
+        s(&merged),
+    ]));
+    let a = std::fs::read(single.join("result.json")).expect("single result");
+    let b = std::fs::read(merged.join("result.json")).expect("merged result");
+    assert!(
+        a == b,
+        "{cmd}: the merged result.json differs from the single run's"
+    );
+}
+
+#[test]
+fn merged_weak_error_shards_are_the_single_run() {
+    single_equals_merge("weak-error", WEAK);
+}
+
+#[test]
+fn merged_run_shards_are_the_single_run() {
+    single_equals_merge("run", RUN);
+}
+
+#[test]
+fn foreign_missing_and_duplicate_shards_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = write(dir.path(), "a.toml", RUN);
+    let b = write(dir.path(), "b.toml", &RUN.replace("seed = 3", "seed = 4"));
+    let shard = |cfg: &str, out: &str, spec: &str| {
+        let out = dir.path().join(out);
+        ok(&sdelab(&[
+            "--quiet",
+            "run",
+            "--config",
+            cfg,
+            "--out",
+            s(&out),
+            "--shard",
+            spec,
+        ]));
+        out.join(format!("shard-{}.sdelab", spec.replace('/', "-of-")))
+    };
+    let a0 = shard(&a, "a", "0/2");
+    let a1 = shard(&a, "a", "1/2");
+    let b1 = shard(&b, "b", "1/2");
+    let a1_of_3 = shard(&a, "a3", "1/3");
+    let out = dir.path().join("merged");
+    let merge = |files: &[&Path]| {
+        let mut args = vec!["--quiet", "merge", "--out", s(&out)];
+        args.extend(files.iter().map(|f| s(f)));
+        sdelab(&args)
+    };
+    bad_input(&merge(&[&a0, &b1]), "belongs to another run");
+    bad_input(&merge(&[&a0]), "shard 1/2 missing");
+    bad_input(&merge(&[&a0, &a1, &a1]), "shard 1/2 given twice");
+    bad_input(&merge(&[&a0, &a1_of_3]), "share N");
+    let junk = dir.path().join("junk.sdelab");
+    std::fs::write(&junk, "hello\n").expect("write");
+    bad_input(&merge(&[&junk]), "not a shard file");
+    bad_input(&merge(&[&dir.path().join("nothing")]), "no such shard file");
+    assert!(!out.exists(), "a refused merge writes nothing");
+    ok(&merge(&[&a1, &a0]));
+}
+
+#[test]
+fn runs_with_data_dependent_decisions_are_not_sharded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write(dir.path(), "c.toml", &WEAK.replace("substeps = 2\n", ""));
+    let out = dir.path().join("o");
+    let o = sdelab(&[
+        "weak-error",
+        "--config",
+        &cfg,
+        "--out",
+        s(&out),
+        "--shard",
+        "0/2",
+    ]);
+    bad_input(&o, "sde.substeps");
+    let o = sdelab(&[
+        "stability",
+        "--config",
+        &cfg,
+        "--out",
+        s(&out),
+        "--shard",
+        "0/2",
+    ]);
+    bad_input(&o, "sde.substeps");
+    bad_input(&sdelab(&["--shard", "0/2", "list"]), "--shard applies to");
+    let o = sdelab(&["run", "--config", &cfg, "--shard", "2/2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!out.exists());
+}
