@@ -17,7 +17,9 @@
 
 use crate::error::{require_each, require_len, require_nonnegative, require_positive, ModelError};
 use crate::kind::{KeyDoc, KindSpec};
-use crate::special::{normal_pdf, student_t_pdf, xi, XiTable, NU_FINITE_SUM_MAX};
+use crate::special::{
+    normal_pdf, student_t_pdf_norm, student_t_pdf_with, xi, XiTable, NU_FINITE_SUM_MAX,
+};
 use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal, StudentT};
 use sde_core::PathRng;
@@ -294,6 +296,8 @@ pub struct StudentTNoise {
     /// `ν > 64`); `None` for integer `ν ≤ 64`, whose exact finite sums are already fast (and keep
     /// their bits).
     table: Option<XiTable>,
+    /// `p_ν(0)`, the density's constant, for the exact route's Jacobian.
+    pdf_norm: f64,
 }
 
 impl StudentTNoise {
@@ -320,7 +324,14 @@ impl StudentTNoise {
         } else {
             Some(XiTable::new(nu)?)
         };
-        Ok(StudentTNoise { nu, s, dist, table })
+        let pdf_norm = student_t_pdf_norm(nu);
+        Ok(StudentTNoise {
+            nu,
+            s,
+            dist,
+            table,
+            pdf_norm,
+        })
     }
 
     /// `scale_j = 1` in dimension `d`.
@@ -389,9 +400,9 @@ impl GradientNoise for StudentTNoise {
                 .s
                 .sign_mean_jvp_with(grad, v, out, |y| 2.0 * table.pdf(y)),
             None => {
-                let nu = self.nu;
+                let (nu, k) = (self.nu, self.pdf_norm);
                 self.s
-                    .sign_mean_jvp_with(grad, v, out, |y| 2.0 * student_t_pdf(nu, y));
+                    .sign_mean_jvp_with(grad, v, out, |y| 2.0 * student_t_pdf_with(k, nu, y));
             }
         }
     }
