@@ -18,7 +18,8 @@
 use crate::error::{require_each, require_len, require_nonnegative, require_positive, ModelError};
 use crate::kind::{KeyDoc, KindSpec};
 use crate::special::{
-    normal_pdf, student_t_pdf_norm, student_t_pdf_with, xi, XiTable, NU_FINITE_SUM_MAX,
+    normal_pdf, student_t_pdf_norm, student_t_pdf_with, xi, xi_integer_nu, XiTable,
+    NU_FINITE_SUM_MAX,
 };
 use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal, StudentT};
@@ -388,10 +389,26 @@ impl GradientNoise for StudentTNoise {
     fn sign_mean(&self, grad: &[f64], out: &mut [f64]) {
         match &self.table {
             Some(table) => self.s.sign_mean_with(grad, out, |y| 2.0 * table.xi(y)),
-            None => {
-                let nu = self.nu;
-                self.s.sign_mean_with(grad, out, |y| 2.0 * xi(nu, y));
-            }
+            // ν = 1..=4 (MATH.md §8's values) with ν a constant of the closure: the closed
+            // forms inline into the loop, without `xi`'s per-call dispatch on ν (same bits).
+            None => match self.nu as u32 {
+                1 => self
+                    .s
+                    .sign_mean_with(grad, out, |y| 2.0 * xi_integer_nu(1, y)),
+                2 => self
+                    .s
+                    .sign_mean_with(grad, out, |y| 2.0 * xi_integer_nu(2, y)),
+                3 => self
+                    .s
+                    .sign_mean_with(grad, out, |y| 2.0 * xi_integer_nu(3, y)),
+                4 => self
+                    .s
+                    .sign_mean_with(grad, out, |y| 2.0 * xi_integer_nu(4, y)),
+                _ => {
+                    let nu = self.nu;
+                    self.s.sign_mean_with(grad, out, |y| 2.0 * xi(nu, y));
+                }
+            },
         }
     }
     fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]) {

@@ -506,6 +506,24 @@ mod tests {
         }
     }
 
+    /// The sign mean's per-ν closed forms against the general route, bit for bit.
+    #[test]
+    fn integer_nu_sign_means_have_the_bits_of_xi() {
+        use crate::noise::GradientNoise;
+        use crate::special::xi;
+        let d = 7;
+        let g: Vec<f64> = (0..d).map(|j| -3.0 + 1.1 * j as f64).collect();
+        for nu in [1.0, 2.0, 3.0, 4.0, 5.0] {
+            let noise = StudentTNoise::isotropic(d, nu, 0.7, 0.2).unwrap();
+            let (mut m, mut s) = (vec![0.0; d], vec![0.0; d]);
+            noise.sign_mean(&g, &mut m);
+            noise.scale(&g, &mut s);
+            for ((mj, gj), sj) in m.iter().zip(&g).zip(&s) {
+                assert_eq!(mj.to_bits(), (2.0 * xi(nu, gj / sj)).to_bits(), "nu = {nu}");
+            }
+        }
+    }
+
     #[test]
     fn the_fused_sign_mean_has_the_bits_of_the_two_calls() {
         let d = 5;

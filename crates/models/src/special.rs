@@ -606,6 +606,7 @@ pub fn xi_via_beta(nu: f64, y: f64) -> f64 {
 ///
 /// All terms have the sign of `y`, so there is no cancellation (accuracy a few ulp); cost `O(ν)`.
 /// Reproduces the closed forms of MATH.md §5.5 for `ν = 1..4`. NaN for `ν = 0`.
+#[inline]
 pub fn xi_integer_nu(nu: u32, y: f64) -> f64 {
     if nu == 0 || y.is_nan() {
         return f64::NAN;
