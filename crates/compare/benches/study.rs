@@ -8,9 +8,11 @@
 //! generator takes to draw that many standard normals (`PathRng`, ziggurat) on one thread.
 //!
 //! Criterion groups time each study (one thread). A summary then prints, per case, the best of 3
-//! study times at 1 thread (wall and CPU) and 2 threads (wall), the bound (wall and CPU), and the
-//! ratios study / bound (wall and CPU: the CPU ratio is the one to read on a shared machine) and
-//! 1 / 2 threads (wall: meaningful only on an idle machine).
+//! study times at 1 thread (wall and CPU) and 2 threads (wall and CPU), the bound (wall and CPU),
+//! and the ratios study / bound (wall and CPU: the CPU ratio is the one to read on a shared
+//! machine), 1 / 2 threads (wall: meaningful only on an idle machine) and the CPU time of the
+//! 2-thread run over the 1-thread run (the parallel overhead, readable under load: with two free
+//! cores the speed-up would be `2 / that`).
 //! `STUDY_BENCH_PATHS` overrides the paths (default 4000); `STUDY_BENCH_SUMMARY_ONLY=1` skips the
 //! criterion groups.
 
@@ -171,17 +173,19 @@ fn main() {
     }
     println!();
     println!(
-        "{:<28} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7}",
+        "{:<28} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
         "study (paths)",
         "random nums",
         "1thr wall",
         "1thr cpu",
         "2thr wall",
+        "2thr cpu",
         "bnd wall",
         "bnd cpu",
         "wall r",
         "cpu r",
-        "1/2thr"
+        "1/2thr",
+        "cpu2/1"
     );
     for (name, opt, s) in &cases {
         let cost = one.install(|| study(opt, s));
@@ -195,17 +199,19 @@ fn main() {
             black_box(draw_normals(cost.random_numbers));
         });
         println!(
-            "{:<28} {:>12} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7.2} {:>7.2} {:>7.2}",
+            "{:<28} {:>12} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
             format!("{} ({paths})", name.trim_start_matches("study/")),
             cost.random_numbers,
             t1.0,
             t1.1,
             t2.0,
+            t2.1,
             bound.0,
             bound.1,
             t1.0 / bound.0,
             t1.1 / bound.1,
-            t1.0 / t2.0
+            t1.0 / t2.0,
+            t2.1 / t1.1
         );
     }
     c.final_summary();

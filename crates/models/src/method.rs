@@ -108,6 +108,21 @@ pub trait GradientMethod: Send + Sync {
     }
     /// The diagonal of `C(g)^{1/2}` when [`GradientMethod::covariance_is_diagonal`].
     fn cov_sqrt_diag(&self, _g: &[f64], _out: &mut [f64], _scratch: &mut [f64]) {}
+    /// [`GradientMethod::mean`] and [`GradientMethod::cov_sqrt_diag`] from one pass, for methods
+    /// whose two share costly per-coordinate work (DSignSGD's sign means `2Ξ_ν`), so an SDE
+    /// model can reuse the diagonal between its drift and its diffusion. Returns `false`, writing
+    /// nothing, when the method does not fuse them. When it returns `true` the values are those
+    /// of the two calls bit for bit, and `cov_sqrt_mul_at(x, g, ξ)` is `diag_j · ξ_j` (one
+    /// rounding per entry).
+    fn mean_and_cov_sqrt_diag(
+        &self,
+        _g: &[f64],
+        _mean: &mut [f64],
+        _diag: &mut [f64],
+        _scratch: &mut [f64],
+    ) -> bool {
+        false
+    }
     /// Whether the covariance is independent of `g` (additive noise in the SDE).
     fn covariance_is_constant(&self) -> bool {
         false
@@ -932,6 +947,31 @@ impl GradientMethod for DsignSgd {
         // Rounding can push 1 − m² a hair below zero when |m| ≈ 1 (MATH.md §10).
         out.iter_mut().for_each(|o| *o = o.max(0.0).sqrt() / n);
     }
+    /// One sign mean per (distinct agent, coordinate) for both: the same sums as
+    /// [`DsignSgd::mean`] and [`DsignSgd::cov_sqrt_diag`], in the same order.
+    fn mean_and_cov_sqrt_diag(
+        &self,
+        g: &[f64],
+        mean: &mut [f64],
+        diag: &mut [f64],
+        scratch: &mut [f64],
+    ) -> bool {
+        let m = &mut scratch[..self.pool.d];
+        mean.fill(0.0);
+        diag.fill(0.0);
+        self.pool.for_distinct(|a, w| {
+            a.noise.sign_mean(g, m);
+            for ((o, q), mi) in mean.iter_mut().zip(diag.iter_mut()).zip(m.iter()) {
+                *o += w * mi;
+                *q += w * (1.0 - mi * mi);
+            }
+        });
+        let n = self.pool.agents.len() as f64;
+        let inv_n = 1.0 / n;
+        mean.iter_mut().for_each(|o| *o *= inv_n);
+        diag.iter_mut().for_each(|o| *o = o.max(0.0).sqrt() / n);
+        true
+    }
     /// `d` normals, `ζ` = the normals: the coupling is on the agent average itself.
     fn coupling_dim(&self) -> usize {
         self.pool.d
@@ -1024,6 +1064,7 @@ crate::registry! {
         fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
         fn covariance_is_diagonal(&self) -> bool;
         fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+        fn mean_and_cov_sqrt_diag(&self, g: &[f64], mean: &mut [f64], diag: &mut [f64], scratch: &mut [f64]) -> bool;
         fn covariance_is_constant(&self) -> bool;
         fn covariance_is_coordinatewise(&self) -> bool;
         fn covariance_is_exact(&self) -> bool;

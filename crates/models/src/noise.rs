@@ -17,7 +17,10 @@
 
 use crate::error::{require_each, require_len, require_nonnegative, require_positive, ModelError};
 use crate::kind::{KeyDoc, KindSpec};
-use crate::special::{normal_pdf, student_t_pdf, xi, XiTable, NU_FINITE_SUM_MAX};
+use crate::special::{
+    normal_pdf, student_t_pdf_norm, student_t_pdf_with, xi, xi_integer_nu, XiTable,
+    NU_FINITE_SUM_MAX,
+};
 use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal, StudentT};
 use sde_core::PathRng;
@@ -294,6 +297,8 @@ pub struct StudentTNoise {
     /// `ν > 64`); `None` for integer `ν ≤ 64`, whose exact finite sums are already fast (and keep
     /// their bits).
     table: Option<XiTable>,
+    /// `p_ν(0)`, the density's constant, for the exact route's Jacobian.
+    pdf_norm: f64,
 }
 
 impl StudentTNoise {
@@ -320,7 +325,14 @@ impl StudentTNoise {
         } else {
             Some(XiTable::new(nu)?)
         };
-        Ok(StudentTNoise { nu, s, dist, table })
+        let pdf_norm = student_t_pdf_norm(nu);
+        Ok(StudentTNoise {
+            nu,
+            s,
+            dist,
+            table,
+            pdf_norm,
+        })
     }
 
     /// `scale_j = 1` in dimension `d`.
@@ -377,10 +389,26 @@ impl GradientNoise for StudentTNoise {
     fn sign_mean(&self, grad: &[f64], out: &mut [f64]) {
         match &self.table {
             Some(table) => self.s.sign_mean_with(grad, out, |y| 2.0 * table.xi(y)),
-            None => {
-                let nu = self.nu;
-                self.s.sign_mean_with(grad, out, |y| 2.0 * xi(nu, y));
-            }
+            // ν = 1..=4 (MATH.md §8's values) with ν a constant of the closure: the closed
+            // forms inline into the loop, without `xi`'s per-call dispatch on ν (same bits).
+            None => match self.nu as u32 {
+                1 => self
+                    .s
+                    .sign_mean_with(grad, out, |y| 2.0 * xi_integer_nu(1, y)),
+                2 => self
+                    .s
+                    .sign_mean_with(grad, out, |y| 2.0 * xi_integer_nu(2, y)),
+                3 => self
+                    .s
+                    .sign_mean_with(grad, out, |y| 2.0 * xi_integer_nu(3, y)),
+                4 => self
+                    .s
+                    .sign_mean_with(grad, out, |y| 2.0 * xi_integer_nu(4, y)),
+                _ => {
+                    let nu = self.nu;
+                    self.s.sign_mean_with(grad, out, |y| 2.0 * xi(nu, y));
+                }
+            },
         }
     }
     fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]) {
@@ -389,9 +417,9 @@ impl GradientNoise for StudentTNoise {
                 .s
                 .sign_mean_jvp_with(grad, v, out, |y| 2.0 * table.pdf(y)),
             None => {
-                let nu = self.nu;
+                let (nu, k) = (self.nu, self.pdf_norm);
                 self.s
-                    .sign_mean_jvp_with(grad, v, out, |y| 2.0 * student_t_pdf(nu, y));
+                    .sign_mean_jvp_with(grad, v, out, |y| 2.0 * student_t_pdf_with(k, nu, y));
             }
         }
     }

@@ -75,6 +75,16 @@ pub struct ModelSde<'a, L, M> {
     noise: NoiseShape,
     /// The diffusion depends on `t` only (constant covariance, time-only schedule).
     state_independent: bool,
+    /// `η_t` depends on `t` only, so `‖∇f‖` is not needed for it.
+    time_only: bool,
+    /// The diagonal of `C^{1/2}` when it is constant and diagonal (DSGD with gradient-free
+    /// noise): computed once here instead of at every diffusion product.
+    const_diag: Option<Vec<f64>>,
+    /// Whether the method fuses its mean and diagonal factor
+    /// ([`GradientMethod::mean_and_cov_sqrt_diag`]): the drift then leaves the diagonal, keyed
+    /// on the bits of `∇f(x)`, in a cache of `2d + 1` values at the end of the scratch, and a
+    /// diffusion at the same gradient (every scheme evaluates both at `(t, X)`) reuses it.
+    fused_diag: bool,
 }
 
 impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
@@ -108,12 +118,28 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
                 commutative: false,
             }
         };
+        let d = self.dim();
+        let mut probe = vec![0.0; method.scratch_len().max(2 * d)];
+        let mut diag = vec![0.0; d];
+        // Any gradient gives the constant factor; g = 0 is always a valid argument.
+        let zero = vec![0.0; d];
+        let const_diag = (state_independent && method.covariance_is_diagonal()).then(|| {
+            method.cov_sqrt_diag(&zero, &mut diag, &mut probe);
+            diag.clone()
+        });
+        let mut mean = vec![0.0; d];
+        let fused_diag = !state_independent
+            && method.covariance_is_diagonal()
+            && method.mean_and_cov_sqrt_diag(&zero, &mut mean, &mut diag, &mut probe);
         Ok(ModelSde {
             opt: self,
             model,
             eta,
             noise,
             state_independent,
+            time_only,
+            const_diag,
+            fused_diag,
         })
     }
 }
@@ -129,13 +155,15 @@ impl<L: Loss, M: GradientMethod> ModelSde<'_, L, M> {
         self.opt
     }
 
-    /// Splits scratch into five d-vectors and the method's scratch.
+    /// Splits scratch into five d-vectors and the method's scratch (with the wide-noise unit
+    /// vector), and the diagonal cache ([`ModelSde::fused_diag`]; empty otherwise).
     #[inline]
     #[allow(clippy::type_complexity)]
     fn split<'s>(
         &self,
         scratch: &'s mut [f64],
     ) -> (
+        &'s mut [f64],
         &'s mut [f64],
         &'s mut [f64],
         &'s mut [f64],
@@ -149,7 +177,41 @@ impl<L: Loss, M: GradientMethod> ModelSde<'_, L, M> {
         let (hv, rest) = rest.split_at_mut(d);
         let (jm, rest) = rest.split_at_mut(d);
         let (col, rest) = rest.split_at_mut(d);
-        (g, m, hv, jm, col, rest)
+        let (ms, cache) =
+            rest.split_at_mut(self.opt.method().scratch_len() + self.wide_noise_len());
+        (g, m, hv, jm, col, ms, cache)
+    }
+
+    fn cache_len(&self) -> usize {
+        if self.fused_diag {
+            2 * self.opt.dim() + 1
+        } else {
+            0
+        }
+    }
+
+    /// The diagonal factor the last drift left in `cache`, if it was computed at gradient `g`
+    /// (the same bits: the factor is a function of `g` alone).
+    #[inline]
+    fn cached_diag<'c>(&self, g: &[f64], cache: &'c [f64]) -> Option<&'c [f64]> {
+        if !self.fused_diag || cache[0] != 1.0 {
+            return None;
+        }
+        let (key, diag) = cache[1..].split_at(g.len());
+        key.iter()
+            .zip(g)
+            .all(|(k, gi)| k.to_bits() == gi.to_bits())
+            .then_some(diag)
+    }
+
+    /// `‖g‖` when the schedule reads it; `η_t` of a time-only schedule ignores its argument.
+    #[inline]
+    fn grad_norm(&self, g: &[f64]) -> f64 {
+        if self.time_only {
+            0.0
+        } else {
+            norm(g)
+        }
     }
 
     /// Extra scratch (after the method's) for a unit vector of a non-square factor; 0 for
@@ -177,16 +239,27 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
         self.noise
     }
     fn scratch_len(&self) -> usize {
-        5 * self.opt.dim() + self.opt.method().scratch_len() + self.wide_noise_len()
+        5 * self.opt.dim()
+            + self.opt.method().scratch_len()
+            + self.wide_noise_len()
+            + self.cache_len()
     }
 
     fn drift(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        let (g, m, hv, jm, _, ms) = self.split(scratch);
+        let (g, m, hv, jm, _, ms, cache) = self.split(scratch);
         let (loss, method, schedule) = (self.opt.loss(), self.opt.method(), self.opt.schedule());
         loss.gradient(x, g);
-        let gn = norm(g);
+        let gn = self.grad_norm(g);
         let et = schedule.eta_t(t, self.eta, gn);
-        method.mean_at(x, g, m, ms);
+        if self.fused_diag {
+            let (flag, rest) = cache.split_at_mut(1);
+            let (key, diag) = rest.split_at_mut(g.len());
+            method.mean_and_cov_sqrt_diag(g, m, diag, ms);
+            key.copy_from_slice(g);
+            flag[0] = 1.0;
+        } else {
+            method.mean_at(x, g, m, ms);
+        }
         if self.model == SdeModel::FirstOrder {
             for (o, mi) in out.iter_mut().zip(m.iter()) {
                 *o = -et * mi;
@@ -221,17 +294,41 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
 
     fn diffusion(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let d = self.opt.dim();
-        let (g, _, _, e, col, ms) = self.split(scratch);
+        let (g, _, _, e, col, ms, cache) = self.split(scratch);
         let method = self.opt.method();
+        if let Some(diag) = &self.const_diag {
+            let f = self.diffusion_factor(t, 0.0);
+            match self.noise {
+                NoiseShape::Diagonal => {
+                    for (o, c) in out.iter_mut().zip(diag) {
+                        *o = c * f;
+                    }
+                }
+                _ => {
+                    out.fill(0.0);
+                    for (i, c) in diag.iter().enumerate() {
+                        out[i * d + i] = f * c;
+                    }
+                }
+            }
+            return;
+        }
         self.opt.loss().gradient(x, g);
-        let f = self.diffusion_factor(t, norm(g));
+        let f = self.diffusion_factor(t, self.grad_norm(g));
+        let cached = self.cached_diag(g, cache);
         match self.noise {
             NoiseShape::Diagonal => {
-                method.cov_sqrt_diag(g, out, ms);
+                match cached {
+                    Some(c) => out.copy_from_slice(c),
+                    None => method.cov_sqrt_diag(g, out, ms),
+                }
                 out.iter_mut().for_each(|o| *o *= f);
             }
             _ if method.covariance_is_diagonal() => {
-                method.cov_sqrt_diag(g, col, ms);
+                match cached {
+                    Some(c) => col.copy_from_slice(c),
+                    None => method.cov_sqrt_diag(g, col, ms),
+                }
                 out.fill(0.0);
                 for i in 0..d {
                     out[i * d + i] = f * col[i];
@@ -279,10 +376,186 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
         _b: &mut [f64],
         scratch: &mut [f64],
     ) {
-        let (g, _, _, _, _, ms) = self.split(scratch);
+        // A diagonal factor (constant, or cached by the drift at this gradient) times `dw`, then
+        // `f`: the two roundings of the method's own product followed by the factor.
+        if let Some(diag) = &self.const_diag {
+            let f = self.diffusion_factor(t, 0.0);
+            for ((o, c), w) in out.iter_mut().zip(diag).zip(dw) {
+                *o = c * w * f;
+            }
+            return;
+        }
+        let (g, _, _, _, _, ms, cache) = self.split(scratch);
         self.opt.loss().gradient(x, g);
-        let f = self.diffusion_factor(t, norm(g));
-        self.opt.method().cov_sqrt_mul_at(x, g, dw, out, ms);
-        out.iter_mut().for_each(|o| *o *= f);
+        let f = self.diffusion_factor(t, self.grad_norm(g));
+        match self.cached_diag(g, cache) {
+            Some(diag) => {
+                for ((o, c), w) in out.iter_mut().zip(diag).zip(dw) {
+                    *o = c * w * f;
+                }
+            }
+            None => {
+                self.opt.method().cov_sqrt_mul_at(x, g, dw, out, ms);
+                out.iter_mut().for_each(|o| *o *= f);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::Identity;
+    use crate::loss::MixedQuadraticQuartic;
+    use crate::method::{Agent, Dsgd, DsignSgd};
+    use crate::noise::{GaussianNoise, NoiseModel, StudentTNoise};
+
+    fn agents(noise: impl Fn(f64) -> NoiseModel) -> Vec<Agent> {
+        (0..4)
+            .map(|i| Agent {
+                noise: noise(0.5 + 0.25 * f64::from(i)),
+                compressor: Identity.into(),
+            })
+            .collect()
+    }
+
+    fn opt<M: GradientMethod>(
+        d: usize,
+        method: M,
+        schedule: Schedule,
+    ) -> Optimizer<MixedQuadraticQuartic, M> {
+        Optimizer::new(
+            MixedQuadraticQuartic::new(vec![1.0; d], vec![0.5; d]).unwrap(),
+            method,
+            schedule,
+        )
+        .unwrap()
+    }
+
+    /// The diffusion product and matrix of `sde` at `(t, x)` against the method's own calls, bit
+    /// for bit: after a drift at the same state (the cache holds the diagonal), after a drift
+    /// elsewhere (it does not), and with a fresh scratch.
+    fn check_against_method<L: Loss, M: GradientMethod>(sde: &ModelSde<'_, L, M>) {
+        let d = sde.dim();
+        let o = sde.optimizer();
+        let (t, eta) = (0.3, sde.eta());
+        let dw: Vec<f64> = (0..d).map(|j| 0.3 - 0.17 * j as f64).collect();
+        let len = sde.noise().diffusion_len(d);
+        for x in [vec![0.4; d], (0..d).map(|j| 1.0 - 0.3 * j as f64).collect()] {
+            let mut g = vec![0.0; d];
+            o.loss().gradient(&x, &mut g);
+            let f = o.schedule().eta_t(t, eta, norm(&g)) * eta.sqrt();
+            let mut ms = vec![0.0; o.method().scratch_len()];
+            let mut want = vec![0.0; d];
+            o.method().cov_sqrt_mul(&g, &dw, &mut want, &mut ms);
+            want.iter_mut().for_each(|w| *w *= f);
+            let mut diag = vec![0.0; d];
+            o.method().cov_sqrt_diag(&g, &mut diag, &mut ms);
+            let mut mean = vec![0.0; d];
+            o.method().mean(&g, &mut mean, &mut ms);
+            let et = o.schedule().eta_t(t, eta, norm(&g));
+            let elsewhere = vec![-0.7; d];
+            for drift_at in [Some(&x), Some(&elsewhere), None] {
+                let mut scratch = vec![0.0; sde.scratch_len()];
+                let mut a = vec![0.0; d];
+                if let Some(y) = drift_at {
+                    sde.drift(t, y, &mut a, &mut scratch);
+                }
+                if drift_at == Some(&x) && sde.model() == SdeModel::FirstOrder {
+                    for (ai, mi) in a.iter().zip(&mean) {
+                        assert_eq!(ai.to_bits(), (-et * mi).to_bits());
+                    }
+                }
+                let (mut got, mut b) = (vec![0.0; d], vec![0.0; len]);
+                sde.diffusion_mul(t, &x, &dw, &mut got, &mut b, &mut scratch);
+                for (gi, wi) in got.iter().zip(&want) {
+                    assert_eq!(gi.to_bits(), wi.to_bits(), "{got:?} vs {want:?}");
+                }
+                sde.diffusion(t, &x, &mut b, &mut scratch);
+                for i in 0..d {
+                    let bi = match sde.noise() {
+                        NoiseShape::Diagonal => b[i],
+                        _ => b[i * d + i],
+                    };
+                    assert_eq!(bi.to_bits(), (f * diag[i]).to_bits());
+                }
+            }
+        }
+    }
+
+    /// The sign mean's per-ν closed forms against the general route, bit for bit.
+    #[test]
+    fn integer_nu_sign_means_have_the_bits_of_xi() {
+        use crate::noise::GradientNoise;
+        use crate::special::xi;
+        let d = 7;
+        let g: Vec<f64> = (0..d).map(|j| -3.0 + 1.1 * j as f64).collect();
+        for nu in [1.0, 2.0, 3.0, 4.0, 5.0] {
+            let noise = StudentTNoise::isotropic(d, nu, 0.7, 0.2).unwrap();
+            let (mut m, mut s) = (vec![0.0; d], vec![0.0; d]);
+            noise.sign_mean(&g, &mut m);
+            noise.scale(&g, &mut s);
+            for ((mj, gj), sj) in m.iter().zip(&g).zip(&s) {
+                assert_eq!(mj.to_bits(), (2.0 * xi(nu, gj / sj)).to_bits(), "nu = {nu}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_fused_sign_mean_has_the_bits_of_the_two_calls() {
+        let d = 5;
+        for nu in [3.0, 2.5] {
+            let m = DsignSgd::new(agents(|s| {
+                StudentTNoise::isotropic(d, nu, s, 0.2).unwrap().into()
+            }))
+            .unwrap();
+            let mut s = vec![0.0; m.scratch_len()];
+            let g: Vec<f64> = (0..d).map(|j| 0.9 - 0.45 * j as f64).collect();
+            let (mut mean, mut diag, mut m2, mut d2) =
+                (vec![0.0; d], vec![0.0; d], vec![0.0; d], vec![0.0; d]);
+            assert!(m.mean_and_cov_sqrt_diag(&g, &mut mean, &mut diag, &mut s));
+            m.mean(&g, &mut m2, &mut s);
+            m.cov_sqrt_diag(&g, &mut d2, &mut s);
+            assert_eq!(mean, m2);
+            assert_eq!(diag, d2);
+        }
+    }
+
+    #[test]
+    fn cached_and_constant_diagonals_keep_the_bits() {
+        let d = 4;
+        let schedules = [
+            Schedule::constant(),
+            Schedule::normalized_sgd(0.5, 0.1).unwrap(),
+        ];
+        for schedule in schedules {
+            for sigma1 in [0.0, 0.3] {
+                let sign = opt(
+                    d,
+                    DsignSgd::new(agents(|s| {
+                        StudentTNoise::isotropic(d, 3.0, s, sigma1).unwrap().into()
+                    }))
+                    .unwrap(),
+                    schedule,
+                );
+                let sgd = opt(
+                    d,
+                    Dsgd::new(agents(|s| {
+                        GaussianNoise::isotropic(d, s, sigma1).unwrap().into()
+                    }))
+                    .unwrap(),
+                    schedule,
+                );
+                for model in SdeModel::ALL {
+                    let a = sign.sde(model, 0.1).unwrap();
+                    assert!(a.fused_diag);
+                    check_against_method(&a);
+                    let b = sgd.sde(model, 0.1).unwrap();
+                    let constant = sigma1 == 0.0 && !schedule.depends_on_gradient();
+                    assert_eq!(b.const_diag.is_some(), constant);
+                    check_against_method(&b);
+                }
+            }
+        }
     }
 }
