@@ -242,13 +242,22 @@ pub struct RandomNumbers {
     pub sde: u64,
 }
 
-/// What a whole study cost, for budgets and benchmarks.
+/// What a whole study cost, for budgets and benchmarks (machine-independent counts).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StudyCost {
     /// Random numbers of every ladder run, each counted once (see [`RandomNumbers`]).
     pub random_numbers: u64,
     /// Ladder runs (ensembles) the study ran.
     pub ladder_runs: u64,
+    /// SDE substeps taken, summed over paths, models and levels (a diverged side stops
+    /// counting).
+    pub sde_steps: u64,
+    /// SDE substeps of the level reported by each point's last run alone: what the same study
+    /// costs without any bias level or probe.
+    pub reported_sde_steps: u64,
+    /// Discrete iterations taken, summed over paths (an independent discrete ensemble is
+    /// counted as paths × iterations).
+    pub discrete_steps: u64,
 }
 
 /// Closed-form values at one learning rate, when a closed form exists.
@@ -399,11 +408,19 @@ impl<'a> ProgressDelta<'a> {
 
 pub use crate::streams::{stream_seed, Role as StreamRole};
 
+/// A model of a ladder run: its coarse substeps and the paths each level runs on.
+#[derive(Clone, Copy)]
+struct Rung {
+    model: SdeModel,
+    coarse: usize,
+    coarse_paths: u64,
+    fine_paths: u64,
+}
+
 /// One ladder run over several models (each at its coarse level) on shared paths.
 struct RunLadder<'a, L, M> {
     opt: &'a Optimizer<L, M>,
-    /// (model, coarse substeps).
-    models: Vec<(SdeModel, usize)>,
+    models: Vec<Rung>,
     settings: &'a PathSettings,
     paths: u64,
     seed: u64,
@@ -420,6 +437,9 @@ struct LadderRun {
     /// Per model: its increments' random numbers (shared within a level).
     increments: Vec<u64>,
     total: u64,
+    /// Per model: the SDE substeps it took.
+    sde_steps: Vec<u64>,
+    discrete_steps: u64,
 }
 
 impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
@@ -427,11 +447,13 @@ impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
     fn visit<Sch: Scheme, I: Increments>(self, scheme: Sch, increments: I) -> Self::Output {
         let order = scheme.weak_order();
         let mut models = Vec::with_capacity(self.models.len());
-        for &(model, coarse) in &self.models {
-            let sde = self.opt.sde(model, self.settings.eta)?;
+        for r in &self.models {
+            let sde = self.opt.sde(r.model, self.settings.eta)?;
             models.push(LadderModel {
                 solver: Solver::new(sde, scheme.clone(), increments.clone())?,
-                coarse,
+                coarse: r.coarse,
+                coarse_paths: r.coarse_paths,
+                fine_paths: r.fine_paths,
             });
         }
         let sim = LadderPaths::new(models, self.opt, self.settings, self.coupled);
@@ -447,6 +469,8 @@ impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
                 .map(|i| sim.increments_drawn(i))
                 .collect(),
             total: sim.drawn(),
+            sde_steps: (0..self.models.len()).map(|i| sim.sde_steps(i)).collect(),
+            discrete_steps: sim.discrete_steps(),
         })
     }
 }
@@ -491,6 +515,10 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
 /// The refinement state of one model at one learning rate.
 struct ModelState {
     coarse: usize,
+    /// Paths of the level that only serves the bias estimate in the next run.
+    bias_paths: u64,
+    /// SDE substeps of the reported level in the last run.
+    reported_steps: u64,
     tried: Vec<Refinement>,
     drawn: RandomNumbers,
     done: Option<Vec<WeakErrorPoint>>,
@@ -559,6 +587,7 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                 opt,
                 settings: &settings,
             };
+            cost.discrete_steps += s.paths * iters as u64;
             Some(run_ensemble(
                 s.paths,
                 stream_seed(s.seed, ei, StreamRole::Discrete),
@@ -597,6 +626,8 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
             .iter()
             .map(|_| ModelState {
                 coarse: s.substeps.unwrap_or(1),
+                bias_paths: u64::MAX,
+                reported_steps: 0,
                 tried: Vec::new(),
                 drawn: RandomNumbers {
                     discrete: coupled.then_some(0),
@@ -626,7 +657,19 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                     opt,
                     models: active
                         .iter()
-                        .map(|&i| (s.models[i], states[i].coarse))
+                        .map(|&i| {
+                            let st = &states[i];
+                            let (coarse_paths, fine_paths) = match report {
+                                Report::Fine => (st.bias_paths, u64::MAX),
+                                Report::Coarse => (u64::MAX, st.bias_paths),
+                            };
+                            Rung {
+                                model: s.models[i],
+                                coarse: st.coarse,
+                                coarse_paths,
+                                fine_paths,
+                            }
+                        })
                         .collect(),
                     settings: &settings,
                     paths: run_paths,
@@ -637,6 +680,8 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
             )?;
             cost.random_numbers += run.total;
             cost.ladder_runs += 1;
+            cost.discrete_steps += run.discrete_steps;
+            cost.sde_steps += run.sde_steps.iter().sum::<u64>();
             let order = run.order;
             for (ai, &mi) in active.iter().enumerate() {
                 let st = &mut states[mi];
@@ -686,8 +731,11 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                 st.tried.push(Refinement {
                     substeps: reported,
                     paths: run_paths,
+                    bias_paths: st.bias_paths.min(run_paths),
                     bias_bound: bound,
                 });
+                // Only the reported level runs on every path of a run.
+                st.reported_steps = run_paths * iters as u64 * reported as u64;
                 let is_probe = run_paths < s.paths;
                 let fixed = s.substeps.is_some();
                 let good = worst <= 1.0 || !worst.is_finite();
@@ -704,10 +752,16 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                         .min(s.max_substeps);
                     st.coarse = (fine / 2).max(coarse + 1);
                 }
+                if report == Report::Fine {
+                    st.bias_paths = bias_level_paths(
+                        &stats, &pts, n, order, coarse, st.coarse, run_paths, s.paths,
+                    );
+                }
             }
             run_paths = s.paths;
         }
         for (mi, (&model, st)) in s.models.iter().zip(states).enumerate() {
+            cost.reported_sde_steps += st.reported_steps;
             let final_points = st.done.unwrap_or_default();
             for (oi, (&obs, mut p)) in s.observables.iter().zip(final_points).enumerate() {
                 p.refinement = st.tried.clone();
@@ -741,13 +795,72 @@ pub fn bias_target(p: &WeakErrorPoint) -> Option<f64> {
     Some((p.ci95_monte_carlo? / 4.0).max(1e-3 * p.weak_error?))
 }
 
+/// Paths the bias level (the coarse one, when the fine level is reported) needs in the next run,
+/// from a run at `coarse_was` substeps on `run_paths` paths, for a next run on `paths` paths at
+/// `coarse_next`.
+///
+/// The bias estimate is the mean of a paired coarse − fine difference, whose spread `σ_b` is far
+/// below that of the discrete − SDE difference behind the interval: `M` paths give it a
+/// simultaneous half-width `z_K σ_b / √M` (times the Richardson factor), which must stay below a
+/// quarter of the bias target (itself a quarter of the next run's Monte Carlo interval, predicted
+/// as this run's shrunk by `√(run_paths/paths)`). `σ_b` is the largest over the iterations, and is
+/// scaled to the next level as `√(h_next/h)`, the slowest its variance can fall (strong order ½).
+/// Never fewer than the probe's paths, never more than `paths`; a multiple of the ensemble's
+/// chunk.
+#[allow(clippy::too_many_arguments)]
+fn bias_level_paths(
+    stats: &EnsembleStats,
+    pts: &[WeakErrorPoint],
+    n: usize,
+    scheme_order: f64,
+    coarse_was: usize,
+    coarse_next: usize,
+    run_paths: u64,
+    paths: u64,
+) -> u64 {
+    let factor = 1.0 / (2f64.powf(scheme_order) - 1.0);
+    let scale = (coarse_was as f64 / coarse_next as f64).sqrt();
+    let shrink = (run_paths as f64 / paths as f64).sqrt();
+    let mut need = 0.0f64;
+    for (o, p) in pts.iter().enumerate() {
+        let (Some(mc), Some(e)) = (p.ci95_monte_carlo, p.weak_error) else {
+            return paths;
+        };
+        let target = (mc * shrink / 4.0).max(1e-3 * e);
+        let mut sd = 0.0f64;
+        let mut k_used = 0usize;
+        for k in 1..stats.n_save {
+            let w = stats.summary(k, index(Block::CoarseMinusFine, o, n));
+            if w.count >= 2 {
+                sd = sd.max(w.variance.sqrt());
+                k_used += 1;
+            }
+        }
+        let half = simultaneous_z95(k_used.max(1)) * sd * factor * scale;
+        if half == 0.0 {
+            continue;
+        }
+        if !(target > 0.0) || !half.is_finite() {
+            return paths;
+        }
+        need = need.max((4.0 * half / target).powi(2));
+    }
+    let chunk = sde_core::ensemble::CHUNK as u64;
+    let m = (need.ceil() as u64).div_ceil(chunk).saturating_mul(chunk);
+    m.max(probe_paths_of(paths)).min(paths)
+}
+
 /// Paths of the probe that measures the integrator's bias before a study's full run: a
 /// sixteenth of the paths, at least 2000; no probe (the full path count) when that would be more
 /// than a quarter of them.
 fn probe_paths(s: &StudySettings) -> u64 {
-    let p = (s.paths / 16).max(2000);
-    if 4 * p > s.paths {
-        s.paths
+    probe_paths_of(s.paths)
+}
+
+fn probe_paths_of(paths: u64) -> u64 {
+    let p = (paths / 16).max(2000);
+    if 4 * p > paths {
+        paths
     } else {
         p
     }
@@ -760,6 +873,9 @@ pub struct Refinement {
     pub substeps: usize,
     /// Paths of that run (fewer than the study's for the probe).
     pub paths: u64,
+    /// Paths of that run on which the level that only serves the bias estimate ran (the first
+    /// ones by index; the coarse level when the fine one is reported).
+    pub bias_paths: u64,
     /// The integrator-bias bound it measured (largest over the observables).
     pub bias_bound: f64,
 }
