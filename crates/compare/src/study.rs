@@ -66,6 +66,10 @@ pub struct StudySettings {
     pub diverge_above: f64,
     pub common_random_numbers: bool,
     pub exact_reference: bool,
+    /// Grow the ensemble in doubling batches of paths (`0..n`, `n..2n`, …, merged in order) until
+    /// every point of a model has `ci95 ≤ target_rel_ci · weak_error`, or `paths` is spent;
+    /// `None`: every point runs on `paths` paths. In `(0, 1)`.
+    pub target_rel_ci: Option<f64>,
 }
 
 /// A setting of [`StudySettings`], named in errors (one list for every settings struct of the
@@ -84,6 +88,15 @@ impl StudySettings {
         }
         check_horizon_and_etas(self.horizon, &self.etas)?;
         check_paths(self.paths)?;
+        if let Some(t) = self.target_rel_ci {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(CompareError::bad(
+                    Setting::TargetRelCi,
+                    t,
+                    "must be in (0, 1) (the largest ci95 / weak_error the paths should reach)",
+                ));
+            }
+        }
         if self.substeps == Some(0) {
             return Err(CompareError::bad(
                 Setting::Substeps,
@@ -307,6 +320,10 @@ pub struct WeakErrorPoint {
     pub reference: Reference,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact: Option<ExactPoint>,
+    /// With `run.target_rel_ci`: whether `ci95 ≤ target_rel_ci · weak_error` was reached (the
+    /// paths used are `sde.paths`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rel_ci_met: Option<bool>,
 }
 
 /// The verdict on a curve.
@@ -422,6 +439,8 @@ struct RunLadder<'a, L, M> {
     opt: &'a Optimizer<L, M>,
     models: Vec<Rung>,
     settings: &'a PathSettings,
+    /// The run covers the paths `from..from + paths` of the ladder's stream.
+    from: u64,
     paths: u64,
     seed: u64,
     coupled: bool,
@@ -460,7 +479,16 @@ impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
         // The progress bar counts one path simulation per model.
         let k = self.models.len() as u64;
         let progress = |done: u64| (self.progress)(done * k);
-        let stats = run_ensemble(self.paths, self.seed, &sim, &progress)?;
+        let stats = if self.from == 0 {
+            run_ensemble(self.paths, self.seed, &sim, &progress)?
+        } else {
+            let range = PathRange {
+                sim: &sim,
+                from: self.from,
+                seed: self.seed,
+            };
+            run_ensemble(self.paths, self.seed, &range, &progress)?
+        };
         Ok(LadderRun {
             stats,
             order,
@@ -473,6 +501,75 @@ impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
             discrete_steps: sim.discrete_steps(),
         })
     }
+}
+
+/// The paths `from..` of `sim`'s ensemble as paths `0..` of another: path `p` gets the stream
+/// and the index of path `from + p`, so batches of one stream can be run one after another.
+struct PathRange<'a, P> {
+    sim: &'a P,
+    from: u64,
+    seed: u64,
+}
+
+impl<P: sde_core::PathSimulation> sde_core::PathSimulation for PathRange<'_, P> {
+    type Workspace = P::Workspace;
+    fn workspace(&self) -> Self::Workspace {
+        self.sim.workspace()
+    }
+    fn n_save(&self) -> usize {
+        self.sim.n_save()
+    }
+    fn n_observables(&self) -> usize {
+        self.sim.n_observables()
+    }
+    fn simulate(
+        &self,
+        path: u64,
+        _rng: &mut sde_core::PathRng,
+        ws: &mut Self::Workspace,
+        out: &mut [f64],
+    ) -> usize {
+        let p = self.from + path;
+        let mut rng = sde_core::derive_stream(self.seed, p);
+        self.sim.simulate(p, &mut rng, ws, out)
+    }
+}
+
+/// Folds `b` (the later paths) into `a`, accumulator by accumulator: a fixed order, so the result
+/// does not depend on the thread count.
+fn merge_stats(a: &mut EnsembleStats, b: &EnsembleStats) {
+    a.paths += b.paths;
+    for (x, y) in a.stats.iter_mut().zip(&b.stats) {
+        x.merge(y);
+    }
+    for (x, y) in a.diverged.iter_mut().zip(&b.diverged) {
+        *x += y;
+    }
+}
+
+/// Whether every point of a model meets `run.target_rel_ci`: `ci95 ≤ t · weak_error`.
+fn target_met(pts: &[WeakErrorPoint], t: f64) -> bool {
+    pts.iter().all(|p| match (p.weak_error, p.ci95) {
+        (Some(e), Some(ci)) => ci <= t * e.abs(),
+        _ => false,
+    })
+}
+
+/// Paths of a study's first full run: every path, or with `run.target_rel_ci` the first batch
+/// (twice the probe, a multiple of the ensemble's chunk, at most every path).
+fn first_batch(s: &StudySettings) -> u64 {
+    match s.target_rel_ci {
+        None => s.paths,
+        Some(_) => {
+            let chunk = sde_core::ensemble::CHUNK as u64;
+            (2 * probe_paths(s)).div_ceil(chunk).saturating_mul(chunk).min(s.paths)
+        }
+    }
+}
+
+/// The batch after `paths`: twice as many, at most `budget`.
+fn next_batch(paths: u64, budget: u64) -> u64 {
+    paths.saturating_mul(2).min(budget)
 }
 
 /// Checks that the scheme and increments can integrate every requested model, before any
@@ -519,6 +616,13 @@ struct ModelState {
     bias_paths: u64,
     /// SDE substeps of the reported level in the last run.
     reported_steps: u64,
+    /// Whether the next run is the probe.
+    probing: bool,
+    /// The next run covers the paths `from..goal`.
+    from: u64,
+    goal: u64,
+    /// Statistics of the paths `0..from` at the current level (the batches so far).
+    acc: Option<EnsembleStats>,
     tried: Vec<Refinement>,
     drawn: RandomNumbers,
     done: Option<Vec<WeakErrorPoint>>,
@@ -628,6 +732,10 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                 coarse: s.substeps.unwrap_or(1),
                 bias_paths: u64::MAX,
                 reported_steps: 0,
+                probing: false,
+                from: 0,
+                goal: s.paths,
+                acc: None,
                 tried: Vec::new(),
                 drawn: RandomNumbers {
                     discrete: coupled.then_some(0),
@@ -639,10 +747,14 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
         // With the substeps left to the study, a probe on the first paths (the same paths as
         // the full run's first ones) measures the bias at the coarsest level; the full run
         // then starts at the level the probe predicts, so the rejected level costs a
-        // sixteenth of a run. Every model still refining runs in one ladder, on one discrete
-        // side: a model's numbers are those of a ladder of it alone.
+        // sixteenth of a run. Every model still refining runs in one ladder per path range, on
+        // one discrete side: a model's numbers are those of a ladder of it alone.
         let probe = probe_paths(s);
-        let mut run_paths = if s.substeps.is_none() { probe } else { s.paths };
+        let first = first_batch(s);
+        for st in states.iter_mut() {
+            st.probing = s.substeps.is_none() && probe < first;
+            st.goal = if st.probing { probe } else { first };
+        }
         loop {
             let active: Vec<usize> = (0..states.len())
                 .filter(|&i| states[i].done.is_none())
@@ -650,115 +762,155 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
             if active.is_empty() {
                 break;
             }
-            let run = dispatch(
-                s.scheme,
-                s.increments,
-                RunLadder {
-                    opt,
-                    models: active
-                        .iter()
-                        .map(|&i| {
-                            let st = &states[i];
-                            let (coarse_paths, fine_paths) = match report {
-                                Report::Fine => (st.bias_paths, u64::MAX),
-                                Report::Coarse => (u64::MAX, st.bias_paths),
-                            };
-                            Rung {
-                                model: s.models[i],
-                                coarse: st.coarse,
-                                coarse_paths,
-                                fine_paths,
-                            }
-                        })
-                        .collect(),
-                    settings: &settings,
-                    paths: run_paths,
-                    seed: ladder_seed,
-                    coupled,
-                    progress,
-                },
-            )?;
-            cost.random_numbers += run.total;
-            cost.ladder_runs += 1;
-            cost.discrete_steps += run.discrete_steps;
-            cost.sde_steps += run.sde_steps.iter().sum::<u64>();
-            let order = run.order;
-            for (ai, &mi) in active.iter().enumerate() {
-                let st = &mut states[mi];
-                let coarse = st.coarse;
-                if coupled {
-                    st.drawn.discrete = st.drawn.discrete.map(|d| d + run.noise);
-                    st.drawn.sde += run.increments[ai];
-                } else {
-                    st.drawn.sde += run.noise + run.increments[ai];
-                }
-                let stats = ladder::model_stats(&run.stats, ai, n);
-                let pts: Vec<WeakErrorPoint> = (0..n)
-                    .map(|oi| {
-                        ladder_point(
-                            &stats,
-                            discrete.as_ref(),
-                            oi,
-                            n,
-                            eta,
-                            iters,
-                            coarse,
-                            order,
-                            report,
-                            run_paths,
-                        )
-                    })
-                    .collect();
-                let reported = if report == Report::Fine {
-                    2 * coarse
-                } else {
-                    coarse
-                };
-                // The interval of the full run shrinks as 1/sqrt(paths) from the probe's.
-                let shrink = (run_paths as f64 / s.paths as f64).sqrt();
-                // The worst ratio of bias bound to its target over the observables.
-                let worst = pts
-                    .iter()
-                    .filter_map(|p| {
-                        let target = (p.ci95_monte_carlo? * shrink / 4.0).max(1e-3 * p.weak_error?);
-                        Some(p.integrator_bias_bound? / target)
-                    })
-                    .fold(0.0f64, |a, r| if r.is_nan() { a } else { a.max(r) });
-                let bound = pts
-                    .iter()
-                    .filter_map(|p| p.integrator_bias_bound)
-                    .fold(0.0f64, f64::max);
-                st.tried.push(Refinement {
-                    substeps: reported,
-                    paths: run_paths,
-                    bias_paths: st.bias_paths.min(run_paths),
-                    bias_bound: bound,
-                });
-                // Only the reported level runs on every path of a run.
-                st.reported_steps = run_paths * iters as u64 * reported as u64;
-                let is_probe = run_paths < s.paths;
-                let fixed = s.substeps.is_some();
-                let good = worst <= 1.0 || !worst.is_finite();
-                let capped = 2 * coarse >= s.max_substeps;
-                if !is_probe && (fixed || good || capped) {
-                    st.done = Some(pts);
-                    continue;
-                }
-                if !good && !capped {
-                    // The bias falls as h^p: jump to the level the estimate asks for (×1.5 margin).
-                    let factor = (1.5 * worst).powf(1.0 / order).max(2.0);
-                    let fine = (((2 * coarse) as f64 * factor).ceil() as usize)
-                        .next_power_of_two()
-                        .min(s.max_substeps);
-                    st.coarse = (fine / 2).max(coarse + 1);
-                }
-                if report == Report::Fine {
-                    st.bias_paths = bias_level_paths(
-                        &stats, &pts, n, order, coarse, st.coarse, run_paths, s.paths,
-                    );
+            // Models on the same path range share one ladder run (in the order of the models).
+            let mut ranges: Vec<(u64, u64)> = Vec::new();
+            for &i in &active {
+                let r = (states[i].from, states[i].goal);
+                if !ranges.contains(&r) {
+                    ranges.push(r);
                 }
             }
-            run_paths = s.paths;
+            for (from, goal) in ranges {
+                let group: Vec<usize> = active
+                    .iter()
+                    .copied()
+                    .filter(|&i| (states[i].from, states[i].goal) == (from, goal))
+                    .collect();
+                let run = dispatch(
+                    s.scheme,
+                    s.increments,
+                    RunLadder {
+                        opt,
+                        models: group
+                            .iter()
+                            .map(|&i| {
+                                let st = &states[i];
+                                let (coarse_paths, fine_paths) = match report {
+                                    Report::Fine => (st.bias_paths, u64::MAX),
+                                    Report::Coarse => (u64::MAX, st.bias_paths),
+                                };
+                                Rung {
+                                    model: s.models[i],
+                                    coarse: st.coarse,
+                                    coarse_paths,
+                                    fine_paths,
+                                }
+                            })
+                            .collect(),
+                        settings: &settings,
+                        from,
+                        paths: goal - from,
+                        seed: ladder_seed,
+                        coupled,
+                        progress,
+                    },
+                )?;
+                cost.random_numbers += run.total;
+                cost.ladder_runs += 1;
+                cost.discrete_steps += run.discrete_steps;
+                cost.sde_steps += run.sde_steps.iter().sum::<u64>();
+                let order = run.order;
+                for (ai, &mi) in group.iter().enumerate() {
+                    let st = &mut states[mi];
+                    let coarse = st.coarse;
+                    if coupled {
+                        st.drawn.discrete = st.drawn.discrete.map(|d| d + run.noise);
+                        st.drawn.sde += run.increments[ai];
+                    } else {
+                        st.drawn.sde += run.noise + run.increments[ai];
+                    }
+                    let batch = ladder::model_stats(&run.stats, ai, n);
+                    // A batch extends the paths before it at the same level: merged after them.
+                    let stats = match st.acc.take() {
+                        Some(mut acc) if from > 0 => {
+                            merge_stats(&mut acc, &batch);
+                            acc
+                        }
+                        _ => batch,
+                    };
+                    let run_paths = goal;
+                    let pts: Vec<WeakErrorPoint> = (0..n)
+                        .map(|oi| {
+                            ladder_point(
+                                &stats,
+                                discrete.as_ref(),
+                                oi,
+                                n,
+                                eta,
+                                iters,
+                                coarse,
+                                order,
+                                report,
+                                run_paths,
+                            )
+                        })
+                        .collect();
+                    let reported = if report == Report::Fine {
+                        2 * coarse
+                    } else {
+                        coarse
+                    };
+                    // The level is chosen for the interval of the study's whole path budget,
+                    // which shrinks as 1/sqrt(paths) from this run's: growing batches then
+                    // rarely need a finer level.
+                    let shrink = (run_paths as f64 / s.paths as f64).sqrt();
+                    // The worst ratio of bias bound to its target over the observables.
+                    let worst = pts
+                        .iter()
+                        .filter_map(|p| {
+                            let target =
+                                (p.ci95_monte_carlo? * shrink / 4.0).max(1e-3 * p.weak_error?);
+                            Some(p.integrator_bias_bound? / target)
+                        })
+                        .fold(0.0f64, |a, r| if r.is_nan() { a } else { a.max(r) });
+                    let bound = pts
+                        .iter()
+                        .filter_map(|p| p.integrator_bias_bound)
+                        .fold(0.0f64, f64::max);
+                    st.tried.push(Refinement {
+                        substeps: reported,
+                        paths: run_paths,
+                        bias_paths: st.bias_paths.min(run_paths),
+                        bias_bound: bound,
+                    });
+                    // Only the reported level runs on every path of a run.
+                    st.reported_steps = run_paths * iters as u64 * reported as u64;
+                    let is_probe = st.probing;
+                    st.probing = false;
+                    let fixed = s.substeps.is_some();
+                    let good = worst <= 1.0 || !worst.is_finite();
+                    let capped = 2 * coarse >= s.max_substeps;
+                    if !is_probe && (fixed || good || capped) {
+                        match s.target_rel_ci {
+                            Some(t) if run_paths < s.paths && !target_met(&pts, t) => {
+                                // Grow: the next batch doubles the paths, at the same level.
+                                st.from = run_paths;
+                                st.goal = next_batch(run_paths, s.paths);
+                                st.acc = Some(stats);
+                            }
+                            _ => st.done = Some(pts),
+                        }
+                        continue;
+                    }
+                    if !good && !capped {
+                        // The bias falls as h^p: jump to the level the estimate asks for (×1.5
+                        // margin).
+                        let factor = (1.5 * worst).powf(1.0 / order).max(2.0);
+                        let fine = (((2 * coarse) as f64 * factor).ceil() as usize)
+                            .next_power_of_two()
+                            .min(s.max_substeps);
+                        st.coarse = (fine / 2).max(coarse + 1);
+                    }
+                    if report == Report::Fine {
+                        st.bias_paths = bias_level_paths(
+                            &stats, &pts, n, order, coarse, st.coarse, run_paths, s.paths,
+                        );
+                    }
+                    // A new level starts again from the first path.
+                    st.from = 0;
+                    st.goal = if is_probe { first } else { run_paths };
+                }
+            }
         }
         for (mi, (&model, st)) in s.models.iter().zip(states).enumerate() {
             cost.reported_sde_steps += st.reported_steps;
@@ -1059,6 +1211,7 @@ fn ladder_point(
             Reference::Independent
         },
         exact: None,
+        target_rel_ci_met: None,
     }
 }
 
@@ -1136,6 +1289,7 @@ fn exact_reference_point(
         },
         reference: Reference::Exact,
         exact: exact_point(ex, model, obs, eta, iters),
+        target_rel_ci_met: None,
     }
 }
 
@@ -1154,6 +1308,23 @@ fn finish_curve(
     let mut warnings = Vec::new();
     let mut reasons = Vec::new();
     let mut diverged = false;
+    let mut points = points;
+    if let Some(t) = s.target_rel_ci {
+        for p in points.iter_mut() {
+            let met = target_met(std::slice::from_ref(p), t);
+            p.target_rel_ci_met = Some(met);
+            if !met {
+                warnings.push(format!(
+                    "run.target_rel_ci = {t} not reached at eta = {} with {} paths (run.paths = {}): ci95 = {}, weak error = {}",
+                    p.eta,
+                    p.sde.paths,
+                    s.paths,
+                    p.ci95.map_or("none".into(), |c| format!("{c:.3e}")),
+                    p.weak_error.map_or("none".into(), |e| format!("{e:.3e}")),
+                ));
+            }
+        }
+    }
     for p in &points {
         for (name, side) in [("discrete", &p.discrete), ("SDE", &p.sde)] {
             if side.diverged > 0 {
