@@ -14,7 +14,9 @@
 //!
 //! The difference of the two levels on one path has a small variance, so the Richardson estimate
 //! of the integrator's bias, `(E g(X^{c}) − E g(X^{2c})) / (2^p − 1)` for a scheme of weak order
-//! `p`, is precise at no extra random numbers.
+//! `p`, is precise at no extra random numbers, and the level that only serves it may run on the
+//! first paths alone ([`LadderModel::coarse_paths`]): on the others it records NaN (a missing
+//! value, left out of its statistics), and the other level's bits do not change.
 //!
 //! Every side (discrete, fine, coarse) is followed until it diverges on its own, so diverged paths
 //! are counted per side. A value that does not exist (a diverged side, or a difference involving

@@ -17,6 +17,8 @@
 //!   same paths integrated at half the step on one Brownian path ([`crate::ladder`]), and a
 //!   bound on it over all iterations (`integrator_bias_bound`). By default the study chooses the
 //!   substeps itself and refines each point until the bound is below a quarter of its `ci95`;
+//!   the coarse level behind the estimate then runs on the first paths only (as many as its own
+//!   standard error needs, see `bias_level_paths`), the fine level it reports on all of them;
 //! - per side (discrete, SDE), the diverged paths, their fraction and its Wilson interval.
 //!
 //! A curve (model × observable) gets the weighted fit of its order, the order theory expects
@@ -562,7 +564,10 @@ fn first_batch(s: &StudySettings) -> u64 {
         None => s.paths,
         Some(_) => {
             let chunk = sde_core::ensemble::CHUNK as u64;
-            (2 * probe_paths(s)).div_ceil(chunk).saturating_mul(chunk).min(s.paths)
+            (2 * probe_paths(s))
+                .div_ceil(chunk)
+                .saturating_mul(chunk)
+                .min(s.paths)
         }
     }
 }
