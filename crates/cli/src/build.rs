@@ -89,6 +89,7 @@ pub fn study_settings(cfg: &ExperimentConfig) -> StudySettings {
         diverge_above: cfg.run.diverge_above,
         common_random_numbers: cfg.run.common_random_numbers,
         exact_reference: cfg.run.exact_reference,
+        target_rel_ci: cfg.run.target_rel_ci,
     }
 }
 

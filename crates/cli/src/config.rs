@@ -107,6 +107,7 @@ const RUN_KEYS: &[&str] = &[
     "exact_reference",
     "quantiles",
     "x0_scales",
+    "target_rel_ci",
 ];
 
 /// Default `seed`.
@@ -236,6 +237,9 @@ pub struct RunSpec {
     /// `run.x0_scales` (list of numbers > 0, default [1], no repeats): `sdelab stability` runs its
     /// sweep once per factor, from `x0_scale · loss.x0`; the other subcommands ignore it.
     pub x0_scales: Vec<f64>,
+    /// `run.target_rel_ci` (number in (0, 1), optional): `weak-error` grows the paths in doubling
+    /// batches until every point has `ci95 <= target_rel_ci * weak_error`, or `run.paths` is spent.
+    pub target_rel_ci: Option<f64>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1569,6 +1573,18 @@ fn parse_run(s: &Section) -> Res<RunSpec> {
         }
         None => vec![1.0],
     };
+    let target_rel_ci = match s.opt("target_rel_ci") {
+        Some(f) => {
+            let x = f.finite()?;
+            if !(x > 0.0 && x < 1.0) {
+                return Err(f.err(
+                    "must be in (0, 1): the largest ci95 / weak_error the paths are grown to",
+                ));
+            }
+            Some(x)
+        }
+        None => None,
+    };
     Ok(RunSpec {
         horizon,
         etas,
@@ -1579,6 +1595,7 @@ fn parse_run(s: &Section) -> Res<RunSpec> {
         exact_reference,
         quantiles,
         x0_scales,
+        target_rel_ci,
     })
 }
 

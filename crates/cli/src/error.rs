@@ -84,6 +84,7 @@ pub fn config_key(setting: compare::Setting) -> &'static str {
         Setting::Kappas => "kappas",
         Setting::Checkpoints => "checkpoints",
         Setting::SvagL => "sde.svag_l",
+        Setting::TargetRelCi => "run.target_rel_ci",
     }
 }
 

@@ -81,6 +81,7 @@ fn settings(d: usize, scheme: SchemeKind, paths: u64) -> StudySettings {
         diverge_above: 1e8,
         common_random_numbers: true,
         exact_reference: false,
+        target_rel_ci: None,
     }
 }
 

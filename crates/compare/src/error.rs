@@ -57,10 +57,12 @@ pub enum Setting {
     Checkpoints,
     /// SVAG's multiplier `l` (`svag`).
     SvagL,
+    /// The relative interval adaptive path counts aim for (`run.target_rel_ci`).
+    TargetRelCi,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 19] = [
+    pub const ALL: [Setting; 20] = [
         Setting::Etas,
         Setting::Horizon,
         Setting::Paths,
@@ -80,6 +82,7 @@ impl Setting {
         Setting::Kappas,
         Setting::Checkpoints,
         Setting::SvagL,
+        Setting::TargetRelCi,
     ];
 
     /// The field's name in the settings structs.
@@ -104,6 +107,7 @@ impl Setting {
             Setting::Kappas => "kappas",
             Setting::Checkpoints => "checkpoints",
             Setting::SvagL => "svag_l",
+            Setting::TargetRelCi => "target_rel_ci",
         }
     }
 

@@ -14,7 +14,9 @@
 //!
 //! The difference of the two levels on one path has a small variance, so the Richardson estimate
 //! of the integrator's bias, `(E g(X^{c}) − E g(X^{2c})) / (2^p − 1)` for a scheme of weak order
-//! `p`, is precise at no extra random numbers.
+//! `p`, is precise at no extra random numbers, and the level that only serves it may run on the
+//! first paths alone ([`LadderModel::coarse_paths`]): on the others it records NaN (a missing
+//! value, left out of its statistics), and the other level's bits do not change.
 //!
 //! Every side (discrete, fine, coarse) is followed until it diverges on its own, so diverged paths
 //! are counted per side. A value that does not exist (a diverged side, or a difference involving
@@ -73,6 +75,12 @@ pub struct LadderModel<'a, L, M, Sch, I> {
     pub solver: Solver<ModelSde<'a, L, M>, Sch, I>,
     /// Substeps of the coarse level per iteration; the fine level has twice as many.
     pub coarse: usize,
+    /// The coarse level runs on the paths of index below this (`u64::MAX`: every path). The
+    /// level that only serves the bias estimate needs far fewer paths than the reported one: the
+    /// coarse − fine difference of one Brownian path has a small variance.
+    pub coarse_paths: u64,
+    /// The same for the fine level.
+    pub fine_paths: u64,
 }
 
 /// The discrete optimizer (when `coupled`) and SDE models, each at two levels on one Brownian
@@ -94,6 +102,10 @@ pub struct LadderPaths<'a, L, M, Sch, I> {
     /// increments).
     noise: AtomicU64,
     levels: Vec<AtomicU64>,
+    /// SDE substeps taken per model (both levels, alive paths only), summed over paths.
+    sde_steps: Vec<AtomicU64>,
+    /// Discrete iterations taken (alive paths only), summed over paths.
+    discrete_steps: AtomicU64,
 }
 
 impl<'a, L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'a, L, M, Sch, I> {
@@ -116,13 +128,15 @@ impl<'a, L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'a,
             })
             .collect();
         LadderPaths {
-            models,
             opt,
             settings,
             coupled,
             level_of,
             noise: AtomicU64::new(0),
             levels: distinct.iter().map(|_| AtomicU64::new(0)).collect(),
+            sde_steps: models.iter().map(|_| AtomicU64::new(0)).collect(),
+            discrete_steps: AtomicU64::new(0),
+            models,
         }
     }
 
@@ -136,6 +150,16 @@ impl<'a, L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'a,
     /// the models at the same coarse level).
     pub fn increments_drawn(&self, i: usize) -> u64 {
         self.levels[self.level_of[i]].load(Ordering::Relaxed)
+    }
+
+    /// SDE substeps model `i` has taken so far (both levels).
+    pub fn sde_steps(&self, i: usize) -> u64 {
+        self.sde_steps[i].load(Ordering::Relaxed)
+    }
+
+    /// Discrete iterations taken so far (0 when uncoupled: the discrete side runs elsewhere).
+    pub fn discrete_steps(&self) -> u64 {
+        self.discrete_steps.load(Ordering::Relaxed)
     }
 
     /// Every random number drawn so far (shared ones once).
@@ -169,6 +193,11 @@ struct ModelWorkspace<W> {
     aux_fine: PathRng,
     aux_coarse: PathRng,
     alive: [bool; 2],
+    /// Whether the fine and coarse levels run on the current path (see
+    /// [`LadderModel::coarse_paths`]); an absent level records NaN, indicator included.
+    present: [bool; 2],
+    /// Substeps taken on the current path.
+    steps: u64,
     solver: SolverWorkspace<W>,
 }
 
@@ -269,8 +298,9 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'_, L, 
             } else {
                 f64::NAN
             };
-            vals[alive_index(Block::Fine, n)] = flag(mw.alive[0]);
-            vals[alive_index(Block::Coarse, n)] = flag(mw.alive[1]);
+            let indicator = |present: bool, a: bool| if present { flag(a) } else { f64::NAN };
+            vals[alive_index(Block::Fine, n)] = indicator(mw.present[0], mw.alive[0]);
+            vals[alive_index(Block::Coarse, n)] = indicator(mw.present[1], mw.alive[1]);
         }
     }
 }
@@ -353,6 +383,8 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
                 aux_fine: PathRng::seed_from_u64(0),
                 aux_coarse: PathRng::seed_from_u64(0),
                 alive: [true, true],
+                present: [true, true],
+                steps: 0,
                 solver: lm.solver.workspace(),
             });
         }
@@ -377,7 +409,7 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
 
     fn simulate(
         &self,
-        _path: u64,
+        path: u64,
         rng: &mut PathRng,
         ws: &mut Self::Workspace,
         out: &mut [f64],
@@ -398,12 +430,17 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
             lw.rng = PathRng::seed_from_u64(bridge_seed);
             lw.drawn = 0;
         }
-        for mw in ws.models.iter_mut() {
+        for (lm, mw) in self.models.iter().zip(ws.models.iter_mut()) {
             mw.aux_fine = PathRng::seed_from_u64(aux_fine_seed);
             mw.aux_coarse = PathRng::seed_from_u64(aux_coarse_seed);
             mw.xf.copy_from_slice(&st.x0);
             mw.xc.copy_from_slice(&st.x0);
-            mw.alive = [true, true];
+            // An absent level is a side that never lives: nothing is stepped or evaluated. The
+            // bridge is drawn whatever the levels present, so the other level's bits do not
+            // depend on it.
+            mw.present = [path < lm.fine_paths, path < lm.coarse_paths];
+            mw.alive = mw.present;
+            mw.steps = 0;
         }
         let cdim = if self.coupled {
             coupling_dim(self.opt)
@@ -413,6 +450,7 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
         ws.xd.copy_from_slice(&st.x0);
         let mut alive_d = self.coupled;
         let mut noise = 0u64;
+        let mut discrete_steps = 0u64;
         self.save(0, ws, &mut alive_d, out);
         for k in 0..st.iterations {
             if !alive_d && ws.models.iter().all(|mw| !mw.alive[0] && !mw.alive[1]) {
@@ -447,6 +485,7 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
                 let (nf, nc) = (2 * lm.coarse, lm.coarse);
                 let (hf, hc) = (eta / nf as f64, eta / nc as f64);
                 if mw.alive[0] {
+                    mw.steps += nf as u64;
                     for l in 0..nf {
                         let t = (k * nf + l) as f64 * hf;
                         lm.solver.step_with(
@@ -460,6 +499,7 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
                     }
                 }
                 if mw.alive[1] {
+                    mw.steps += nc as u64;
                     for l in 0..nc {
                         for j in 0..m {
                             ws.coarse_dw[j] =
@@ -478,6 +518,7 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
                 }
             }
             if alive_d {
+                discrete_steps += 1;
                 self.opt.step_coupled(
                     k as u64,
                     eta,
@@ -490,6 +531,11 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
             self.save(k + 1, ws, &mut alive_d, out);
         }
         self.noise.fetch_add(noise, Ordering::Relaxed);
+        self.discrete_steps
+            .fetch_add(discrete_steps, Ordering::Relaxed);
+        for (c, mw) in self.sde_steps.iter().zip(&ws.models) {
+            c.fetch_add(mw.steps, Ordering::Relaxed);
+        }
         for (c, lw) in self.levels.iter().zip(&ws.levels) {
             c.fetch_add(lw.drawn, Ordering::Relaxed);
         }

@@ -17,6 +17,8 @@
 //!   same paths integrated at half the step on one Brownian path ([`crate::ladder`]), and a
 //!   bound on it over all iterations (`integrator_bias_bound`). By default the study chooses the
 //!   substeps itself and refines each point until the bound is below a quarter of its `ci95`;
+//!   the coarse level behind the estimate then runs on the first paths only (as many as its own
+//!   standard error needs, see `bias_level_paths`), the fine level it reports on all of them;
 //! - per side (discrete, SDE), the diverged paths, their fraction and its Wilson interval.
 //!
 //! A curve (model × observable) gets the weighted fit of its order, the order theory expects
@@ -66,6 +68,10 @@ pub struct StudySettings {
     pub diverge_above: f64,
     pub common_random_numbers: bool,
     pub exact_reference: bool,
+    /// Grow the ensemble in doubling batches of paths (`0..n`, `n..2n`, …, merged in order) until
+    /// every point of a model has `ci95 ≤ target_rel_ci · weak_error`, or `paths` is spent;
+    /// `None`: every point runs on `paths` paths. In `(0, 1)`.
+    pub target_rel_ci: Option<f64>,
 }
 
 /// A setting of [`StudySettings`], named in errors (one list for every settings struct of the
@@ -84,6 +90,15 @@ impl StudySettings {
         }
         check_horizon_and_etas(self.horizon, &self.etas)?;
         check_paths(self.paths)?;
+        if let Some(t) = self.target_rel_ci {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(CompareError::bad(
+                    Setting::TargetRelCi,
+                    t,
+                    "must be in (0, 1) (the largest ci95 / weak_error the paths should reach)",
+                ));
+            }
+        }
         if self.substeps == Some(0) {
             return Err(CompareError::bad(
                 Setting::Substeps,
@@ -242,13 +257,22 @@ pub struct RandomNumbers {
     pub sde: u64,
 }
 
-/// What a whole study cost, for budgets and benchmarks.
+/// What a whole study cost, for budgets and benchmarks (machine-independent counts).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StudyCost {
     /// Random numbers of every ladder run, each counted once (see [`RandomNumbers`]).
     pub random_numbers: u64,
     /// Ladder runs (ensembles) the study ran.
     pub ladder_runs: u64,
+    /// SDE substeps taken, summed over paths, models and levels (a diverged side stops
+    /// counting).
+    pub sde_steps: u64,
+    /// SDE substeps of the level reported by each point's last run alone: what the same study
+    /// costs without any bias level or probe.
+    pub reported_sde_steps: u64,
+    /// Discrete iterations taken, summed over paths (an independent discrete ensemble is
+    /// counted as paths × iterations).
+    pub discrete_steps: u64,
 }
 
 /// Closed-form values at one learning rate, when a closed form exists.
@@ -298,6 +322,10 @@ pub struct WeakErrorPoint {
     pub reference: Reference,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact: Option<ExactPoint>,
+    /// With `run.target_rel_ci`: whether `ci95 ≤ target_rel_ci · weak_error` was reached (the
+    /// paths used are `sde.paths`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rel_ci_met: Option<bool>,
 }
 
 /// The verdict on a curve.
@@ -399,12 +427,22 @@ impl<'a> ProgressDelta<'a> {
 
 pub use crate::streams::{stream_seed, Role as StreamRole};
 
+/// A model of a ladder run: its coarse substeps and the paths each level runs on.
+#[derive(Clone, Copy)]
+struct Rung {
+    model: SdeModel,
+    coarse: usize,
+    coarse_paths: u64,
+    fine_paths: u64,
+}
+
 /// One ladder run over several models (each at its coarse level) on shared paths.
 struct RunLadder<'a, L, M> {
     opt: &'a Optimizer<L, M>,
-    /// (model, coarse substeps).
-    models: Vec<(SdeModel, usize)>,
+    models: Vec<Rung>,
     settings: &'a PathSettings,
+    /// The run covers the paths `from..from + paths` of the ladder's stream.
+    from: u64,
     paths: u64,
     seed: u64,
     coupled: bool,
@@ -420,6 +458,9 @@ struct LadderRun {
     /// Per model: its increments' random numbers (shared within a level).
     increments: Vec<u64>,
     total: u64,
+    /// Per model: the SDE substeps it took.
+    sde_steps: Vec<u64>,
+    discrete_steps: u64,
 }
 
 impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
@@ -427,18 +468,29 @@ impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
     fn visit<Sch: Scheme, I: Increments>(self, scheme: Sch, increments: I) -> Self::Output {
         let order = scheme.weak_order();
         let mut models = Vec::with_capacity(self.models.len());
-        for &(model, coarse) in &self.models {
-            let sde = self.opt.sde(model, self.settings.eta)?;
+        for r in &self.models {
+            let sde = self.opt.sde(r.model, self.settings.eta)?;
             models.push(LadderModel {
                 solver: Solver::new(sde, scheme.clone(), increments.clone())?,
-                coarse,
+                coarse: r.coarse,
+                coarse_paths: r.coarse_paths,
+                fine_paths: r.fine_paths,
             });
         }
         let sim = LadderPaths::new(models, self.opt, self.settings, self.coupled);
         // The progress bar counts one path simulation per model.
         let k = self.models.len() as u64;
         let progress = |done: u64| (self.progress)(done * k);
-        let stats = run_ensemble(self.paths, self.seed, &sim, &progress)?;
+        let stats = if self.from == 0 {
+            run_ensemble(self.paths, self.seed, &sim, &progress)?
+        } else {
+            let range = PathRange {
+                sim: &sim,
+                from: self.from,
+                seed: self.seed,
+            };
+            run_ensemble(self.paths, self.seed, &range, &progress)?
+        };
         Ok(LadderRun {
             stats,
             order,
@@ -447,8 +499,82 @@ impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
                 .map(|i| sim.increments_drawn(i))
                 .collect(),
             total: sim.drawn(),
+            sde_steps: (0..self.models.len()).map(|i| sim.sde_steps(i)).collect(),
+            discrete_steps: sim.discrete_steps(),
         })
     }
+}
+
+/// The paths `from..` of `sim`'s ensemble as paths `0..` of another: path `p` gets the stream
+/// and the index of path `from + p`, so batches of one stream can be run one after another.
+struct PathRange<'a, P> {
+    sim: &'a P,
+    from: u64,
+    seed: u64,
+}
+
+impl<P: sde_core::PathSimulation> sde_core::PathSimulation for PathRange<'_, P> {
+    type Workspace = P::Workspace;
+    fn workspace(&self) -> Self::Workspace {
+        self.sim.workspace()
+    }
+    fn n_save(&self) -> usize {
+        self.sim.n_save()
+    }
+    fn n_observables(&self) -> usize {
+        self.sim.n_observables()
+    }
+    fn simulate(
+        &self,
+        path: u64,
+        _rng: &mut sde_core::PathRng,
+        ws: &mut Self::Workspace,
+        out: &mut [f64],
+    ) -> usize {
+        let p = self.from + path;
+        let mut rng = sde_core::derive_stream(self.seed, p);
+        self.sim.simulate(p, &mut rng, ws, out)
+    }
+}
+
+/// Folds `b` (the later paths) into `a`, accumulator by accumulator: a fixed order, so the result
+/// does not depend on the thread count.
+fn merge_stats(a: &mut EnsembleStats, b: &EnsembleStats) {
+    a.paths += b.paths;
+    for (x, y) in a.stats.iter_mut().zip(&b.stats) {
+        x.merge(y);
+    }
+    for (x, y) in a.diverged.iter_mut().zip(&b.diverged) {
+        *x += y;
+    }
+}
+
+/// Whether every point of a model meets `run.target_rel_ci`: `ci95 ≤ t · weak_error`.
+fn target_met(pts: &[WeakErrorPoint], t: f64) -> bool {
+    pts.iter().all(|p| match (p.weak_error, p.ci95) {
+        (Some(e), Some(ci)) => ci <= t * e.abs(),
+        _ => false,
+    })
+}
+
+/// Paths of a study's first full run: every path, or with `run.target_rel_ci` the first batch
+/// (twice the probe, a multiple of the ensemble's chunk, at most every path).
+fn first_batch(s: &StudySettings) -> u64 {
+    match s.target_rel_ci {
+        None => s.paths,
+        Some(_) => {
+            let chunk = sde_core::ensemble::CHUNK as u64;
+            (2 * probe_paths(s))
+                .div_ceil(chunk)
+                .saturating_mul(chunk)
+                .min(s.paths)
+        }
+    }
+}
+
+/// The batch after `paths`: twice as many, at most `budget`.
+fn next_batch(paths: u64, budget: u64) -> u64 {
+    paths.saturating_mul(2).min(budget)
 }
 
 /// Checks that the scheme and increments can integrate every requested model, before any
@@ -491,6 +617,17 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
 /// The refinement state of one model at one learning rate.
 struct ModelState {
     coarse: usize,
+    /// Paths of the level that only serves the bias estimate in the next run.
+    bias_paths: u64,
+    /// SDE substeps of the reported level in the last run.
+    reported_steps: u64,
+    /// Whether the next run is the probe.
+    probing: bool,
+    /// The next run covers the paths `from..goal`.
+    from: u64,
+    goal: u64,
+    /// Statistics of the paths `0..from` at the current level (the batches so far).
+    acc: Option<EnsembleStats>,
     tried: Vec<Refinement>,
     drawn: RandomNumbers,
     done: Option<Vec<WeakErrorPoint>>,
@@ -559,6 +696,7 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                 opt,
                 settings: &settings,
             };
+            cost.discrete_steps += s.paths * iters as u64;
             Some(run_ensemble(
                 s.paths,
                 stream_seed(s.seed, ei, StreamRole::Discrete),
@@ -597,6 +735,12 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
             .iter()
             .map(|_| ModelState {
                 coarse: s.substeps.unwrap_or(1),
+                bias_paths: u64::MAX,
+                reported_steps: 0,
+                probing: false,
+                from: 0,
+                goal: s.paths,
+                acc: None,
                 tried: Vec::new(),
                 drawn: RandomNumbers {
                     discrete: coupled.then_some(0),
@@ -608,10 +752,14 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
         // With the substeps left to the study, a probe on the first paths (the same paths as
         // the full run's first ones) measures the bias at the coarsest level; the full run
         // then starts at the level the probe predicts, so the rejected level costs a
-        // sixteenth of a run. Every model still refining runs in one ladder, on one discrete
-        // side: a model's numbers are those of a ladder of it alone.
+        // sixteenth of a run. Every model still refining runs in one ladder per path range, on
+        // one discrete side: a model's numbers are those of a ladder of it alone.
         let probe = probe_paths(s);
-        let mut run_paths = if s.substeps.is_none() { probe } else { s.paths };
+        let first = first_batch(s);
+        for st in states.iter_mut() {
+            st.probing = s.substeps.is_none() && probe < first;
+            st.goal = if st.probing { probe } else { first };
+        }
         loop {
             let active: Vec<usize> = (0..states.len())
                 .filter(|&i| states[i].done.is_none())
@@ -619,95 +767,158 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
             if active.is_empty() {
                 break;
             }
-            let run = dispatch(
-                s.scheme,
-                s.increments,
-                RunLadder {
-                    opt,
-                    models: active
-                        .iter()
-                        .map(|&i| (s.models[i], states[i].coarse))
-                        .collect(),
-                    settings: &settings,
-                    paths: run_paths,
-                    seed: ladder_seed,
-                    coupled,
-                    progress,
-                },
-            )?;
-            cost.random_numbers += run.total;
-            cost.ladder_runs += 1;
-            let order = run.order;
-            for (ai, &mi) in active.iter().enumerate() {
-                let st = &mut states[mi];
-                let coarse = st.coarse;
-                if coupled {
-                    st.drawn.discrete = st.drawn.discrete.map(|d| d + run.noise);
-                    st.drawn.sde += run.increments[ai];
-                } else {
-                    st.drawn.sde += run.noise + run.increments[ai];
-                }
-                let stats = ladder::model_stats(&run.stats, ai, n);
-                let pts: Vec<WeakErrorPoint> = (0..n)
-                    .map(|oi| {
-                        ladder_point(
-                            &stats,
-                            discrete.as_ref(),
-                            oi,
-                            n,
-                            eta,
-                            iters,
-                            coarse,
-                            order,
-                            report,
-                            run_paths,
-                        )
-                    })
-                    .collect();
-                let reported = if report == Report::Fine {
-                    2 * coarse
-                } else {
-                    coarse
-                };
-                // The interval of the full run shrinks as 1/sqrt(paths) from the probe's.
-                let shrink = (run_paths as f64 / s.paths as f64).sqrt();
-                // The worst ratio of bias bound to its target over the observables.
-                let worst = pts
-                    .iter()
-                    .filter_map(|p| {
-                        let target = (p.ci95_monte_carlo? * shrink / 4.0).max(1e-3 * p.weak_error?);
-                        Some(p.integrator_bias_bound? / target)
-                    })
-                    .fold(0.0f64, |a, r| if r.is_nan() { a } else { a.max(r) });
-                let bound = pts
-                    .iter()
-                    .filter_map(|p| p.integrator_bias_bound)
-                    .fold(0.0f64, f64::max);
-                st.tried.push(Refinement {
-                    substeps: reported,
-                    paths: run_paths,
-                    bias_bound: bound,
-                });
-                let is_probe = run_paths < s.paths;
-                let fixed = s.substeps.is_some();
-                let good = worst <= 1.0 || !worst.is_finite();
-                let capped = 2 * coarse >= s.max_substeps;
-                if !is_probe && (fixed || good || capped) {
-                    st.done = Some(pts);
-                    continue;
-                }
-                if !good && !capped {
-                    // The bias falls as h^p: jump to the level the estimate asks for (×1.5 margin).
-                    let factor = (1.5 * worst).powf(1.0 / order).max(2.0);
-                    let fine = (((2 * coarse) as f64 * factor).ceil() as usize)
-                        .next_power_of_two()
-                        .min(s.max_substeps);
-                    st.coarse = (fine / 2).max(coarse + 1);
+            // Models on the same path range share one ladder run (in the order of the models).
+            let mut ranges: Vec<(u64, u64)> = Vec::new();
+            for &i in &active {
+                let r = (states[i].from, states[i].goal);
+                if !ranges.contains(&r) {
+                    ranges.push(r);
                 }
             }
-            run_paths = s.paths;
+            for (from, goal) in ranges {
+                let group: Vec<usize> = active
+                    .iter()
+                    .copied()
+                    .filter(|&i| (states[i].from, states[i].goal) == (from, goal))
+                    .collect();
+                let run = dispatch(
+                    s.scheme,
+                    s.increments,
+                    RunLadder {
+                        opt,
+                        models: group
+                            .iter()
+                            .map(|&i| {
+                                let st = &states[i];
+                                let (coarse_paths, fine_paths) = match report {
+                                    Report::Fine => (st.bias_paths, u64::MAX),
+                                    Report::Coarse => (u64::MAX, st.bias_paths),
+                                };
+                                Rung {
+                                    model: s.models[i],
+                                    coarse: st.coarse,
+                                    coarse_paths,
+                                    fine_paths,
+                                }
+                            })
+                            .collect(),
+                        settings: &settings,
+                        from,
+                        paths: goal - from,
+                        seed: ladder_seed,
+                        coupled,
+                        progress,
+                    },
+                )?;
+                cost.random_numbers += run.total;
+                cost.ladder_runs += 1;
+                cost.discrete_steps += run.discrete_steps;
+                cost.sde_steps += run.sde_steps.iter().sum::<u64>();
+                let order = run.order;
+                for (ai, &mi) in group.iter().enumerate() {
+                    let st = &mut states[mi];
+                    let coarse = st.coarse;
+                    if coupled {
+                        st.drawn.discrete = st.drawn.discrete.map(|d| d + run.noise);
+                        st.drawn.sde += run.increments[ai];
+                    } else {
+                        st.drawn.sde += run.noise + run.increments[ai];
+                    }
+                    let batch = ladder::model_stats(&run.stats, ai, n);
+                    // A batch extends the paths before it at the same level: merged after them.
+                    let stats = match st.acc.take() {
+                        Some(mut acc) if from > 0 => {
+                            merge_stats(&mut acc, &batch);
+                            acc
+                        }
+                        _ => batch,
+                    };
+                    let run_paths = goal;
+                    let pts: Vec<WeakErrorPoint> = (0..n)
+                        .map(|oi| {
+                            ladder_point(
+                                &stats,
+                                discrete.as_ref(),
+                                oi,
+                                n,
+                                eta,
+                                iters,
+                                coarse,
+                                order,
+                                report,
+                                run_paths,
+                            )
+                        })
+                        .collect();
+                    let reported = if report == Report::Fine {
+                        2 * coarse
+                    } else {
+                        coarse
+                    };
+                    // The level is chosen for the interval of the study's whole path budget,
+                    // which shrinks as 1/sqrt(paths) from this run's: growing batches then
+                    // rarely need a finer level.
+                    let shrink = (run_paths as f64 / s.paths as f64).sqrt();
+                    // The worst ratio of bias bound to its target over the observables.
+                    let worst = pts
+                        .iter()
+                        .filter_map(|p| {
+                            let target =
+                                (p.ci95_monte_carlo? * shrink / 4.0).max(1e-3 * p.weak_error?);
+                            Some(p.integrator_bias_bound? / target)
+                        })
+                        .fold(0.0f64, |a, r| if r.is_nan() { a } else { a.max(r) });
+                    let bound = pts
+                        .iter()
+                        .filter_map(|p| p.integrator_bias_bound)
+                        .fold(0.0f64, f64::max);
+                    st.tried.push(Refinement {
+                        substeps: reported,
+                        paths: run_paths,
+                        bias_paths: st.bias_paths.min(run_paths),
+                        bias_bound: bound,
+                    });
+                    // Only the reported level runs on every path of a run.
+                    st.reported_steps = run_paths * iters as u64 * reported as u64;
+                    let is_probe = st.probing;
+                    st.probing = false;
+                    let fixed = s.substeps.is_some();
+                    let good = worst <= 1.0 || !worst.is_finite();
+                    let capped = 2 * coarse >= s.max_substeps;
+                    if !is_probe && (fixed || good || capped) {
+                        match s.target_rel_ci {
+                            Some(t) if run_paths < s.paths && !target_met(&pts, t) => {
+                                // Grow: the next batch doubles the paths, at the same level.
+                                st.from = run_paths;
+                                st.goal = next_batch(run_paths, s.paths);
+                                st.acc = Some(stats);
+                            }
+                            _ => st.done = Some(pts),
+                        }
+                        continue;
+                    }
+                    if !good && !capped {
+                        // The bias falls as h^p: jump to the level the estimate asks for (×1.5
+                        // margin).
+                        let factor = (1.5 * worst).powf(1.0 / order).max(2.0);
+                        let fine = (((2 * coarse) as f64 * factor).ceil() as usize)
+                            .next_power_of_two()
+                            .min(s.max_substeps);
+                        st.coarse = (fine / 2).max(coarse + 1);
+                    }
+                    if report == Report::Fine {
+                        st.bias_paths = bias_level_paths(
+                            &stats, &pts, n, order, coarse, st.coarse, run_paths, s.paths,
+                        );
+                    }
+                    // A new level starts again from the first path.
+                    st.from = 0;
+                    st.goal = if is_probe { first } else { run_paths };
+                }
+            }
         }
         for (mi, (&model, st)) in s.models.iter().zip(states).enumerate() {
+            cost.reported_sde_steps += st.reported_steps;
             let final_points = st.done.unwrap_or_default();
             for (oi, (&obs, mut p)) in s.observables.iter().zip(final_points).enumerate() {
                 p.refinement = st.tried.clone();
@@ -741,13 +952,72 @@ pub fn bias_target(p: &WeakErrorPoint) -> Option<f64> {
     Some((p.ci95_monte_carlo? / 4.0).max(1e-3 * p.weak_error?))
 }
 
+/// Paths the bias level (the coarse one, when the fine level is reported) needs in the next run,
+/// from a run at `coarse_was` substeps on `run_paths` paths, for a next run on `paths` paths at
+/// `coarse_next`.
+///
+/// The bias estimate is the mean of a paired coarse − fine difference, whose spread `σ_b` is far
+/// below that of the discrete − SDE difference behind the interval: `M` paths give it a
+/// simultaneous half-width `z_K σ_b / √M` (times the Richardson factor), which must stay below a
+/// quarter of the bias target (itself a quarter of the next run's Monte Carlo interval, predicted
+/// as this run's shrunk by `√(run_paths/paths)`). `σ_b` is the largest over the iterations, and is
+/// scaled to the next level as `√(h_next/h)`, the slowest its variance can fall (strong order ½).
+/// Never fewer than the probe's paths, never more than `paths`; a multiple of the ensemble's
+/// chunk.
+#[allow(clippy::too_many_arguments)]
+fn bias_level_paths(
+    stats: &EnsembleStats,
+    pts: &[WeakErrorPoint],
+    n: usize,
+    scheme_order: f64,
+    coarse_was: usize,
+    coarse_next: usize,
+    run_paths: u64,
+    paths: u64,
+) -> u64 {
+    let factor = 1.0 / (2f64.powf(scheme_order) - 1.0);
+    let scale = (coarse_was as f64 / coarse_next as f64).sqrt();
+    let shrink = (run_paths as f64 / paths as f64).sqrt();
+    let mut need = 0.0f64;
+    for (o, p) in pts.iter().enumerate() {
+        let (Some(mc), Some(e)) = (p.ci95_monte_carlo, p.weak_error) else {
+            return paths;
+        };
+        let target = (mc * shrink / 4.0).max(1e-3 * e);
+        let mut sd = 0.0f64;
+        let mut k_used = 0usize;
+        for k in 1..stats.n_save {
+            let w = stats.summary(k, index(Block::CoarseMinusFine, o, n));
+            if w.count >= 2 {
+                sd = sd.max(w.variance.sqrt());
+                k_used += 1;
+            }
+        }
+        let half = simultaneous_z95(k_used.max(1)) * sd * factor * scale;
+        if half == 0.0 {
+            continue;
+        }
+        if !(target > 0.0) || !half.is_finite() {
+            return paths;
+        }
+        need = need.max((4.0 * half / target).powi(2));
+    }
+    let chunk = sde_core::ensemble::CHUNK as u64;
+    let m = (need.ceil() as u64).div_ceil(chunk).saturating_mul(chunk);
+    m.max(probe_paths_of(paths)).min(paths)
+}
+
 /// Paths of the probe that measures the integrator's bias before a study's full run: a
 /// sixteenth of the paths, at least 2000; no probe (the full path count) when that would be more
 /// than a quarter of them.
 fn probe_paths(s: &StudySettings) -> u64 {
-    let p = (s.paths / 16).max(2000);
-    if 4 * p > s.paths {
-        s.paths
+    probe_paths_of(s.paths)
+}
+
+fn probe_paths_of(paths: u64) -> u64 {
+    let p = (paths / 16).max(2000);
+    if 4 * p > paths {
+        paths
     } else {
         p
     }
@@ -760,6 +1030,9 @@ pub struct Refinement {
     pub substeps: usize,
     /// Paths of that run (fewer than the study's for the probe).
     pub paths: u64,
+    /// Paths of that run on which the level that only serves the bias estimate ran (the first
+    /// ones by index; the coarse level when the fine one is reported).
+    pub bias_paths: u64,
     /// The integrator-bias bound it measured (largest over the observables).
     pub bias_bound: f64,
 }
@@ -943,6 +1216,7 @@ fn ladder_point(
             Reference::Independent
         },
         exact: None,
+        target_rel_ci_met: None,
     }
 }
 
@@ -1020,6 +1294,7 @@ fn exact_reference_point(
         },
         reference: Reference::Exact,
         exact: exact_point(ex, model, obs, eta, iters),
+        target_rel_ci_met: None,
     }
 }
 
@@ -1038,6 +1313,23 @@ fn finish_curve(
     let mut warnings = Vec::new();
     let mut reasons = Vec::new();
     let mut diverged = false;
+    let mut points = points;
+    if let Some(t) = s.target_rel_ci {
+        for p in points.iter_mut() {
+            let met = target_met(std::slice::from_ref(p), t);
+            p.target_rel_ci_met = Some(met);
+            if !met {
+                warnings.push(format!(
+                    "run.target_rel_ci = {t} not reached at eta = {} with {} paths (run.paths = {}): ci95 = {}, weak error = {}",
+                    p.eta,
+                    p.sde.paths,
+                    s.paths,
+                    p.ci95.map_or("none".into(), |c| format!("{c:.3e}")),
+                    p.weak_error.map_or("none".into(), |e| format!("{e:.3e}")),
+                ));
+            }
+        }
+    }
     for p in &points {
         for (name, side) in [("discrete", &p.discrete), ("SDE", &p.sde)] {
             if side.diverged > 0 {

@@ -52,6 +52,7 @@ fn settings(etas: &[f64], paths: u64, crn: bool) -> StudySettings {
         diverge_above: 1e8,
         common_random_numbers: crn,
         exact_reference: false,
+        target_rel_ci: None,
     }
 }
 

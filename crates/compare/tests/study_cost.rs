@@ -50,6 +50,7 @@ fn settings(models: Vec<SdeModel>, substeps: Option<usize>, paths: u64) -> Study
         diverge_above: 1e8,
         common_random_numbers: true,
         exact_reference: false,
+        target_rel_ci: None,
     }
 }
 

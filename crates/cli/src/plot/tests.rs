@@ -64,6 +64,7 @@ fn curve(model: SdeModel, observable: Observable, c: f64, p: f64, etas: &[f64]) 
                 reference: Reference::Coupled,
                 exact: None,
                 random_numbers: Default::default(),
+                target_rel_ci_met: None,
             }
         })
         .collect();
