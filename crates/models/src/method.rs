@@ -511,7 +511,8 @@ pub struct Dcsgd {
     average: Option<BernoulliAverage>,
     /// Identical agents with Gaussian noise and rand-k, `k < d`: the pick-count filter of the
     /// aggregate coupling (see [`Dcsgd::sample_coupled`]).
-    rand_k: Option<RandKAverage>,
+    /// Shared: the table is built once and read by every clone.
+    rand_k: Option<std::sync::Arc<RandKAverage>>,
 }
 
 impl Dcsgd {
@@ -529,7 +530,7 @@ impl Dcsgd {
         };
         let rand_k = match (&first.noise, first.compressor) {
             (NoiseModel::Gaussian(_), CompressorKind::RandK(r)) if pool.homogeneous => {
-                RandKAverage::new(pool.agents.len(), pool.d, r.k())
+                RandKAverage::new(pool.agents.len(), pool.d, r.k()).map(std::sync::Arc::new)
             }
             _ => None,
         };
