@@ -16,7 +16,7 @@
 //! Single-threaded and deterministic (path `p` uses `derive_stream(seed, p)`).
 
 use models::compress::{BernoulliSparsifier, CompressorKind, Identity, RandK};
-use models::loss::{Loss, MixedQuadraticQuartic, Quartic};
+use models::loss::{DiagonalQuadratic, Loss, MixedQuadraticQuartic, Quartic};
 use models::method::{Agent, Dcsgd, DsignSgd, Method};
 use models::noise::{GaussianNoise, NoiseModel, StudentTNoise};
 use models::optimizer::Optimizer;
@@ -207,7 +207,7 @@ fn main() {
             Method::Dcsgd(bernoulli().with_per_agent_coupling()),
         ),
         (
-            "dcsgd rand-1 (d=2)",
+            "dcsgd rand-1 (d=2) mixed",
             Method::Dcsgd(
                 Dcsgd::new(agents(gaussian(2, 0.5, 0.2), RandK::new(1, 2).unwrap(), 8)).unwrap(),
             ),
@@ -219,6 +219,32 @@ fn main() {
         }
         let opt = Optimizer::new(mixed(), method, Schedule::constant()).unwrap();
         report(label, &opt, setup, &x0, paths);
+    }
+    // rand-k on a diagonal quadratic (dcsgd-randk.toml's problem for d = 3), N = 8, σ0 = 0.5:
+    // the aggregate coupling (pick-count filter) against the per-agent one.
+    for (d, k) in [(3usize, 1usize), (3, 2), (10, 1), (10, 2)] {
+        let lambda: Vec<f64> = (0..d)
+            .map(|j| 0.5 + 1.5 * j as f64 / (d - 1) as f64)
+            .collect();
+        let x0: Vec<f64> = (0..d)
+            .map(|j| if j % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let method =
+            || Dcsgd::new(agents(gaussian(d, 0.5, 0.0), RandK::new(k, d).unwrap(), 8)).unwrap();
+        for (label, method) in [
+            (format!("dcsgd rand-{k} (d={d})"), method()),
+            (
+                format!("dcsgd rand-{k} (d={d}) per-agent"),
+                method().with_per_agent_coupling(),
+            ),
+        ] {
+            if !label.starts_with(filter.as_str()) {
+                continue;
+            }
+            let loss = DiagonalQuadratic::new(lambda.clone()).unwrap();
+            let opt = Optimizer::new(loss, Method::Dcsgd(method), Schedule::constant()).unwrap();
+            report(&label, &opt, setup, &x0, paths);
+        }
     }
     // dsignsgd-student-t.toml's problem: quartic, N = 8, unit-scale Student-t noise.
     let x0 = [1.0, -0.5];

@@ -28,11 +28,15 @@
 //!   of different probabilities, at a given uniform (used by DSignSGD).
 //! * [`BernoulliAverage`]: the quantile of the agent average of Bernoulli-sparsified Gaussian
 //!   gradients (identical agents), a binomial mixture of normals.
+//! * [`RandKAverage`]: the agent average of rand-`k`-compressed Gaussian gradients (identical
+//!   agents), coordinate by coordinate from its law given the coordinates already drawn (the
+//!   agents' pick counts as a hidden Markov chain), on the normals of [`cholesky_normals`].
 //!
 //! Which method uses what is tabulated in [`crate::method`]. Two kinds of coupling:
 //! *aggregate* (the `d` normals are `ζ` itself and each coordinate of the agent average is the
 //! quantile of its own law at `Φ(ζ_j)`: DSGD Gaussian, DCSGD Bernoulli with identical Gaussian
-//! agents, DSignSGD) and *per agent* (`N d` normals `ν_ij`, `ζ_j = Σ_i ν_ij/√N`, each agent's
+//! agents, DSignSGD; for rand-k, whose coordinates are dependent, the quantile of its law given
+//! the earlier coordinates at `Φ(ζ'_j)`, `ζ' = L⁻¹Bζ`) and *per agent* (`N d` normals `ν_ij`, `ζ_j = Σ_i ν_ij/√N`, each agent's
 //! draw comonotone with its own `ν_i·`). The aggregate one is much stronger: the correlation of
 //! a per-agent coupling with `ζ_j` is only the per-agent correlation (an average of independent
 //! comonotone pairs), and with heterogeneous agents `ζ` weighs all agents equally whatever their
@@ -48,7 +52,17 @@
 //! drops. Measured (examples/coupling_variance.rs, model (A), loss at `T = 1`, 20 000 paths,
 //! `N = 8`, `d = 2`) as `(Var d + Var s)/Var(d − s)`: DCSGD Bernoulli `p = 1/2` 119 / 212
 //! (`η = 0.1 / 0.025`; per agent 9.7 / 11.0), DCSGD rand-1 4.0 / 4.3, DSignSGD Student-t
-//! `ν = 3` 36 / 38, `ν = 1.5` 37 / 39.
+//! `ν = 3` 36 / 38, `ν = 1.5` 37 / 39. rand-k with the aggregate coupling (model (B), 16
+//! substeps, `σ0 = 0.5`, diagonal quadratic, `N = 8`; per agent in brackets): rand-1 `d = 2`
+//! (the mixed problem above) 77 / 140 (4.0 / 4.3 under (A)), rand-1 `d = 3` 35 / 44 (2.8 / 3.0),
+//! rand-2 `d = 3` 246 / 488 (7.2 / 7.3), rand-1 `d = 10` 3.6 / 5.8 (1.45 / 1.66), rand-2
+//! `d = 10` 12 / 16 (2.05 / 2.21). What limits `k/d` small is the law itself, not the
+//! coupling: no coupling of one coordinate `u_j` (for `d = 10`, `k = 1`, `N = 8` an atom of
+//! 0.43 at 0) with a normal of its variance has a residual below the squared Wasserstein-2
+//! distance, the comonotone one: 0.14–0.18 of the variance for rand-1 `d = 10`, 0.04–0.06 for
+//! rand-2 `d = 10`, 0.012–0.025 for rand-1 `d = 3`, 0.001–0.004 for rand-2 `d = 3` (at
+//! `g_j ∈ [0.2, 2]`, `s_j = 0.5`; computed by quadrature), against measured per-draw residuals
+//! of 0.023–0.03 (rand-1 `d = 3`) and 0.003–0.01 (rand-2 `d = 3`, tests/coupling.rs).
 //!
 //! **Cost** (`N = 8`, `d = 2`, instructions per draw under callgrind, coupled / `sample`):
 //! DSGD Gaussian 500 / 1341, DCSGD Bernoulli aggregate 9.5k / 2.1k, per agent 6.4k / 2.1k,
@@ -522,9 +536,17 @@ pub fn poisson_binomial_quantile(
         }
         pmf[0] *= r;
     }
+    pmf_quantile(&pmf[..=n], u)
+}
+
+/// `K = min{k : P(K ≤ k) ≥ U}` for a law on `0..=n` given by its `pmf` (length `n + 1`),
+/// evaluated from the lower end when `U ≤ 1/2` and as `min{k : P(K > k) ≤ 1 − U}` from the
+/// upper end otherwise, so both tails are accurate.
+fn pmf_quantile(pmf: &[f64], u: NormalTails) -> usize {
+    let n = pmf.len() - 1;
     if u.lower <= 0.5 {
         let mut cdf = 0.0;
-        for (k, p) in pmf[..=n].iter().enumerate() {
+        for (k, p) in pmf.iter().enumerate() {
             cdf += p;
             if cdf >= u.lower {
                 return k;
@@ -597,26 +619,6 @@ impl BernoulliAverage {
         self.p
     }
 
-    /// `(F(x), F'(x), F''(x))` (`upper = false`) or `(1 − F(x), F'(x), F''(x))` (`upper = true`) on the
-    /// continuous part (`x ≠ 0`); `F` counts the atom at 0 as below every `x > 0`. Each tail is
-    /// summed from its own component tails, so it keeps its relative precision.
-    #[inline]
-    fn cdf(&self, g: f64, s: f64, x: f64, upper: bool) -> (f64, f64, f64) {
-        let atom_counts = (x >= 0.0) != upper;
-        let mut tail = if atom_counts { self.weights[0] } else { 0.0 };
-        let (mut density, mut slope) = (0.0, 0.0);
-        for (w, (mean_coef, sd_coef, _)) in self.weights.iter().zip(&self.components).skip(1) {
-            let inv_sd = 1.0 / (s * sd_coef);
-            let z = (x - mean_coef * g) * inv_sd;
-            let (above, pdf) = upper_tail_and_pdf(if upper { z } else { -z });
-            tail += w * above;
-            let wd = w * pdf * inv_sd;
-            density += wd;
-            slope -= wd * z * inv_sd;
-        }
-        (tail, density, slope)
-    }
-
     /// `F⁻¹(Φ(ζ))` for gradient coordinate `g` and noise scale `s > 0` (with `s = 0` the law is
     /// discrete: use [`poisson_binomial_quantile`]). Safeguarded Halley iteration on whichever
     /// tail of `F` is smaller (so both tails keep their precision), started at the
@@ -646,111 +648,480 @@ impl BernoulliAverage {
         let n = self.n as f64;
         let var = (s * s / self.p + (1.0 / self.p - 1.0) * g * g) / n;
         let sd = var.sqrt().max(1e-300);
-        let negative = u.lower < below0;
-        // Bracket on the side of the atom the quantile lies on.
-        let (mut lo, mut hi) = if negative {
-            (f64::NEG_INFINITY, 0.0)
-        } else {
-            (0.0, f64::INFINITY)
-        };
-        // Start: Cornish–Fisher with the skewness of u, one order beyond the moment-matched
-        // normal, which typically saves one Halley round (8 component evaluations). Per agent
-        // Y = b(g + sN)/p has E Yᵏ = E(g + sN)ᵏ/p^{k−1}, so
+        // Per agent Y = b(g + sN)/p has E Yᵏ = E(g + sN)ᵏ/p^{k−1}, so
         // κ₃(Y) = (g³ + 3gs²)/p² − 3g(g² + s²)/p + 2g³, and κ₃(u) = κ₃(Y)/N².
         let p = self.p;
         let kappa3 = ((g * g * g + 3.0 * g * s * s) / (p * p) - 3.0 * g * (g * g + s * s) / p
             + 2.0 * g * g * g)
             / (n * n);
         let skew = kappa3 / (sd * sd * sd);
-        let start = zeta + skew * (zeta * zeta - 1.0) / 6.0;
-        // Only a start: the bracketed iteration below converges from anywhere.
-        let start = if start.is_finite() { start } else { zeta };
-        let mut x = (g + sd * start).clamp(
-            if negative { f64::MIN } else { 0.0 },
-            if negative { 0.0 } else { f64::MAX },
-        );
-        if x == 0.0 {
-            x = if negative { -1e-3 * sd } else { 1e-3 * sd };
+        mixture_quantile(
+            &self.weights,
+            &self.components,
+            g,
+            s,
+            zeta,
+            u,
+            below0,
+            sd,
+            skew,
+        )
+    }
+}
+
+/// `(F(x), F'(x), F''(x))` (`upper = false`) or `(1 − F(x), F'(x), F''(x))` (`upper = true`) on the
+/// continuous part (`x ≠ 0`); `F` counts the atom at 0 as below every `x > 0`. Each tail is
+/// summed from its own component tails, so it keeps its relative precision.
+#[inline]
+fn mixture_cdf(
+    weights: &[f64],
+    components: &[(f64, f64, f64)],
+    g: f64,
+    s: f64,
+    x: f64,
+    upper: bool,
+) -> (f64, f64, f64) {
+    let atom_counts = (x >= 0.0) != upper;
+    let mut tail = if atom_counts { weights[0] } else { 0.0 };
+    let (mut density, mut slope) = (0.0, 0.0);
+    for (w, (mean_coef, sd_coef, _)) in weights.iter().zip(components).skip(1) {
+        let inv_sd = 1.0 / (s * sd_coef);
+        let z = (x - mean_coef * g) * inv_sd;
+        let (above, pdf) = upper_tail_and_pdf(if upper { z } else { -z });
+        tail += w * above;
+        let wd = w * pdf * inv_sd;
+        density += wd;
+        slope -= wd * z * inv_sd;
+    }
+    (tail, density, slope)
+}
+
+/// The quantile iteration of [`BernoulliAverage::quantile`] for any weights `w_k` on the
+/// components `k = 0..=N` of [`BernoulliAverage`] (shared with [`RandKAverage`], whose count
+/// law is not binomial): `u` is `Φ(ζ)`, `below0` the mass below 0, `sd` and `skew` the law's
+/// standard deviation and skewness (they only place the start). The caller has excluded the
+/// atom at 0.
+#[allow(clippy::too_many_arguments)]
+fn mixture_quantile(
+    weights: &[f64],
+    components: &[(f64, f64, f64)],
+    g: f64,
+    s: f64,
+    zeta: f64,
+    u: NormalTails,
+    below0: f64,
+    sd: f64,
+    skew: f64,
+) -> f64 {
+    let negative = u.lower < below0;
+    // Bracket on the side of the atom the quantile lies on.
+    let (mut lo, mut hi) = if negative {
+        (f64::NEG_INFINITY, 0.0)
+    } else {
+        (0.0, f64::INFINITY)
+    };
+    // Start: Cornish–Fisher with the skewness, one order beyond the moment-matched normal,
+    // which typically saves one Halley round (N component evaluations).
+    let start = zeta + skew * (zeta * zeta - 1.0) / 6.0;
+    // Only a start: the bracketed iteration below converges from anywhere.
+    let start = if start.is_finite() { start } else { zeta };
+    let mut x = (g + sd * start).clamp(
+        if negative { f64::MIN } else { 0.0 },
+        if negative { 0.0 } else { f64::MAX },
+    );
+    if x == 0.0 {
+        x = if negative { -1e-3 * sd } else { 1e-3 * sd };
+    }
+    let mut prev_step: Option<f64> = None;
+    for _ in 0..200 {
+        // r > 0 ⇔ x is above the quantile; computed on the smaller tail.
+        let upper = u.lower > 0.5;
+        let (tail, dens, slope) = mixture_cdf(weights, components, g, s, x, upper);
+        let r = if upper {
+            u.upper - tail
+        } else {
+            tail - u.lower
+        };
+        if r > 0.0 {
+            hi = x;
+        } else {
+            lo = x;
         }
-        let mut prev_step: Option<f64> = None;
-        for _ in 0..200 {
-            // r > 0 ⇔ x is above the quantile; computed on the smaller tail.
-            let upper = u.lower > 0.5;
-            let (tail, dens, slope) = self.cdf(g, s, x, upper);
-            let r = if upper {
-                u.upper - tail
+        // Halley: F'' = Σ −w z φ(z)/σ², cubic convergence from the moment-matched start.
+        // The Halley factor is used only while it is a correction (|c| < 1/2): in a gap
+        // between well-separated components (small s/g) the density is tiny and curved, and
+        // an uncapped 1/(1 − c) shrank a huge Newton step to a tiny one, which passed the
+        // convergence test far from the root (caught by the round-trip test).
+        let newton = r / dens;
+        let c = 0.5 * newton * slope / dens;
+        let halley = c.abs() < 0.5;
+        let mut next = if dens > 0.0 {
+            if halley {
+                x - newton / (1.0 - c)
             } else {
-                tail - u.lower
-            };
-            if r > 0.0 {
-                hi = x;
-            } else {
-                lo = x;
+                x - newton
             }
-            // Halley: F'' = Σ −w z φ(z)/σ², cubic convergence from the moment-matched start.
-            // The Halley factor is used only while it is a correction (|c| < 1/2): in a gap
-            // between well-separated components (small s/g) the density is tiny and curved, and
-            // an uncapped 1/(1 − c) shrank a huge Newton step to a tiny one, which passed the
-            // convergence test far from the root (caught by the round-trip test).
-            let newton = r / dens;
-            let c = 0.5 * newton * slope / dens;
-            let halley = c.abs() < 0.5;
-            let mut next = if dens > 0.0 {
-                if halley {
-                    x - newton / (1.0 - c)
-                } else {
-                    x - newton
+        } else {
+            f64::NAN
+        };
+        // A Newton step from a gap between separated components (density nearly 0) can
+        // land absurdly far inside a half-infinite bracket, after which bisection needs
+        // hundreds of halvings: move at most 2(|x| + sd) at a time (and as a non-Halley
+        // step).
+        let reach = 2.0 * (x.abs() + sd);
+        let halley = if (next - x).abs() > reach {
+            next = x + reach.copysign(next - x);
+            false
+        } else {
+            halley
+        };
+        let tol = 1e-14 * (x.abs() + sd);
+        let step = (next - x).abs();
+        if r == 0.0 || step <= tol {
+            return next.clamp(lo, hi);
+        }
+        if next > lo && next < hi {
+            // Halley converges cubically: after a step δ the next one is ≈ K δ³. Estimate
+            // K from the last two steps (floored at 1/sd², the curvature scale of the
+            // mixture, for when the previous step was still far from the root) and stop
+            // when 4 K δ³ is within tolerance, instead of evaluating the whole mixture
+            // once more only to confirm a step below it (a third of the evaluations).
+            match prev_step {
+                Some(prev) if halley => {
+                    let k = (step / (prev * prev * prev)).max(1.0 / (sd * sd));
+                    if 4.0 * k * step * step * step <= tol {
+                        return next;
+                    }
                 }
-            } else {
-                f64::NAN
-            };
-            // A Newton step from a gap between separated components (density nearly 0) can
-            // land absurdly far inside a half-infinite bracket, after which bisection needs
-            // hundreds of halvings: move at most 2(|x| + sd) at a time (and as a non-Halley
-            // step).
-            let reach = 2.0 * (x.abs() + sd);
-            let halley = if (next - x).abs() > reach {
-                next = x + reach.copysign(next - x);
-                false
-            } else {
-                halley
-            };
-            let tol = 1e-14 * (x.abs() + sd);
-            let step = (next - x).abs();
-            if r == 0.0 || step <= tol {
-                return next.clamp(lo, hi);
+                _ => {}
             }
-            if next > lo && next < hi {
-                // Halley converges cubically: after a step δ the next one is ≈ K δ³. Estimate
-                // K from the last two steps (floored at 1/sd², the curvature scale of the
-                // mixture, for when the previous step was still far from the root) and stop
-                // when 4 K δ³ is within tolerance, instead of evaluating the whole mixture
-                // once more only to confirm a step below it (a third of the evaluations).
-                match prev_step {
-                    Some(prev) if halley => {
-                        let k = (step / (prev * prev * prev)).max(1.0 / (sd * sd));
-                        if 4.0 * k * step * step * step <= tol {
-                            return next;
+            prev_step = if halley { Some(step) } else { None };
+        } else {
+            prev_step = None;
+            next = if lo.is_finite() && hi.is_finite() {
+                0.5 * (lo + hi)
+            } else if lo.is_finite() {
+                lo + 2.0 * sd.max(lo.abs())
+            } else {
+                hi - 2.0 * sd.max(hi.abs())
+            };
+        }
+        if (next - x).abs() <= 1e-14 * (x.abs() + sd) {
+            return next;
+        }
+        x = next;
+    }
+    x
+}
+
+/// Largest pick-histogram transition table [`RandKAverage`] builds (about 5 MB); beyond it the
+/// per-coordinate filter would also cost more than the per-agent coupling saves.
+const RAND_K_MAX_STEPS: usize = 200_000;
+
+/// One transition of the agents' pick histogram over one coordinate: from state `from` to `to`
+/// with `kappa` agents picking the coordinate, with probability `prob`.
+#[derive(Clone, Copy, Debug)]
+struct PickStep {
+    from: u32,
+    to: u32,
+    kappa: u32,
+    prob: f64,
+}
+
+/// The aggregate (Knothe–Rosenblatt) coupling of the agent average of rand-`k`-compressed
+/// Gaussian gradients, identical agents:
+/// `u_j = (d/(kN)) Σ_{i: j∈S_i} (g_j + s_j T_ij)`, `S_i` iid uniform `k`-subsets of the `d`
+/// coordinates, `T_ij` iid `N(0, 1)` independent of the masks.
+///
+/// **The law.** With `K_j = #{i : j ∈ S_i}`, given the masks the `u_j` are independent and
+/// `u_j ~ N(K_j g_j/(pN), K_j s_j²/(pN)²)`, `p = k/d`: the components of [`BernoulliAverage`].
+/// Only the count vector `K` is not a product law (every agent picks exactly `k`). Drawing each
+/// agent's subset by selection sampling (an agent with `r` picks among the first `j`
+/// coordinates picks coordinate `j + 1` with probability `(k − r)/(d − j)`, independently of
+/// the other agents) makes the histogram `h = (h_0, …, h_k)` of the agents' pick counts a Markov
+/// chain over the coordinates, with `K_{j+1}` the number of agents that move up. It has
+/// `C(N + k, k)` states (45 for `N = 8`, `k = 2`); the transitions per coordinate are
+/// tabulated once.
+///
+/// **The draw.** Coordinate by coordinate, `u_j` is the quantile, at `Φ(ζ_j)`, of its law
+/// given `u_1, …, u_{j−1}`: a mixture over `K_j` of the same normals, with weights from the
+/// filtered law of `h` (a hidden Markov model forward pass: predict through the table, then
+/// weigh by the likelihood of the drawn `u_j`). Sequential conditional quantiles (the
+/// Knothe–Rosenblatt map) give exactly the joint law; each `u_j` is comonotone with `ζ_j`
+/// given the past. For `N(0, C)` itself this map is the Cholesky factor `L`, so the caller
+/// passes `ζ = L⁻¹Bζ_SDE` ([`cholesky_normals`], an orthogonal map of `ζ_SDE`, still
+/// `N(0, I)`), whence `u − g → Bζ_SDE` as the law approaches its normal limit. With `s_j = 0`
+/// the law of `u_j` is discrete (`K_j` itself, at `Φ(ζ_j)` or `Φ(−ζ_j)` by the sign of
+/// `g_j`). No `rng` is used.
+#[derive(Clone, Debug)]
+pub struct RandKAverage {
+    n: usize,
+    d: usize,
+    states: usize,
+    initial: usize,
+    /// Transitions of coordinate `j`: `steps[offsets[j]..offsets[j + 1]]`.
+    offsets: Vec<usize>,
+    steps: Vec<PickStep>,
+    /// The normal components (its binomial weights are not used).
+    mixture: BernoulliAverage,
+    /// `ln √κ`, `κ = 0..=N` (entry 0 unused), for the likelihood of a drawn value.
+    ln_root: Vec<f64>,
+}
+
+impl RandKAverage {
+    /// `n ≥ 1` identical agents, dimension `d`, `k ∈ 1..d` kept coordinates; `None` when
+    /// `k ≥ d` (no compression) or the table would exceed [`RAND_K_MAX_STEPS`] transitions
+    /// (then use the per-agent coupling).
+    pub fn new(n: usize, d: usize, k: usize) -> Option<Self> {
+        if n == 0 || k == 0 || k >= d || u32::try_from(n).is_err() {
+            return None;
+        }
+        let mut count = 1.0f64;
+        for r in 1..=k {
+            count *= (n + r) as f64 / r as f64;
+        }
+        if count > RAND_K_MAX_STEPS as f64 {
+            return None;
+        }
+        // All histograms (h_0, …, h_k) with Σ h_r = n, in lexicographic order.
+        let mut hists: Vec<Vec<u32>> = Vec::new();
+        let mut h = vec![0u32; k + 1];
+        fn fill(r: usize, left: u32, h: &mut Vec<u32>, out: &mut Vec<Vec<u32>>) {
+            if r + 1 == h.len() {
+                h[r] = left;
+                out.push(h.clone());
+                return;
+            }
+            for v in 0..=left {
+                h[r] = v;
+                fill(r + 1, left - v, h, out);
+            }
+        }
+        fill(0, n as u32, &mut h, &mut hists);
+        let index: std::collections::HashMap<Vec<u32>, usize> = hists
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.clone(), i))
+            .collect();
+        let mut initial_hist = vec![0u32; k + 1];
+        initial_hist[0] = n as u32;
+        let initial = index[&initial_hist];
+        // binom[a][b] = C(a, b), a ≤ n.
+        let mut binom = vec![vec![0.0f64; n + 1]; n + 1];
+        for a in 0..=n {
+            binom[a][0] = 1.0;
+            for b in 1..=a {
+                binom[a][b] = binom[a - 1][b - 1] + if b < a { binom[a - 1][b] } else { 0.0 };
+            }
+        }
+        let states = hists.len();
+        let mut reachable = vec![false; states];
+        reachable[initial] = true;
+        let mut offsets = vec![0usize];
+        let mut steps = Vec::new();
+        let mut moved = vec![0u32; k];
+        let mut to = vec![0u32; k + 1];
+        for j in 0..d {
+            let remaining = (d - j) as f64;
+            let pick: Vec<f64> = (0..k)
+                .map(|r| ((k - r) as f64 / remaining).min(1.0))
+                .collect();
+            let mut next = vec![false; states];
+            for (from, hist) in hists.iter().enumerate() {
+                if !reachable[from] {
+                    continue;
+                }
+                // Every vector 0 ≤ moved_r ≤ h_r (odometer).
+                moved.fill(0);
+                loop {
+                    let mut prob = 1.0;
+                    for r in 0..k {
+                        let (hr, x) = (hist[r] as i32, moved[r] as i32);
+                        prob *= binom[hist[r] as usize][moved[r] as usize]
+                            * pick[r].powi(x)
+                            * (1.0 - pick[r]).powi(hr - x);
+                    }
+                    if prob > 0.0 {
+                        to.copy_from_slice(hist);
+                        for r in 0..k {
+                            to[r] -= moved[r];
+                            to[r + 1] += moved[r];
+                        }
+                        let t = index[&to];
+                        next[t] = true;
+                        steps.push(PickStep {
+                            from: from as u32,
+                            to: t as u32,
+                            kappa: moved.iter().sum(),
+                            prob,
+                        });
+                        if steps.len() > RAND_K_MAX_STEPS {
+                            return None;
                         }
                     }
-                    _ => {}
+                    let mut r = 0;
+                    while r < k && moved[r] == hist[r] {
+                        moved[r] = 0;
+                        r += 1;
+                    }
+                    if r == k {
+                        break;
+                    }
+                    moved[r] += 1;
                 }
-                prev_step = if halley { Some(step) } else { None };
-            } else {
-                prev_step = None;
-                next = if lo.is_finite() && hi.is_finite() {
-                    0.5 * (lo + hi)
-                } else if lo.is_finite() {
-                    lo + 2.0 * sd.max(lo.abs())
-                } else {
-                    hi - 2.0 * sd.max(hi.abs())
-                };
             }
-            if (next - x).abs() <= 1e-14 * (x.abs() + sd) {
-                return next;
+            offsets.push(steps.len());
+            reachable = next;
+        }
+        Some(RandKAverage {
+            n,
+            d,
+            states,
+            initial,
+            offsets,
+            steps,
+            mixture: BernoulliAverage::new(n, k as f64 / d as f64),
+            ln_root: (0..=n).map(|c| 0.5 * (c.max(1) as f64).ln()).collect(),
+        })
+    }
+
+    /// Scratch [`RandKAverage::sample`] needs.
+    pub fn scratch_len(&self) -> usize {
+        2 * self.states + 2 * (self.n + 1)
+    }
+
+    /// Writes `u` (length `d`) for gradient `g`, noise scales `s` (`s_j ≥ 0`, `Z_ij = s_j T_ij`)
+    /// and driving normals `zeta` (see the type doc). `scratch` holds
+    /// [`RandKAverage::scratch_len`] values.
+    pub fn sample(&self, g: &[f64], s: &[f64], zeta: &[f64], u: &mut [f64], scratch: &mut [f64]) {
+        let (pi, rest) = scratch.split_at_mut(self.states);
+        let (next, rest) = rest.split_at_mut(self.states);
+        let (w, rest) = rest.split_at_mut(self.n + 1);
+        let lik = &mut rest[..self.n + 1];
+        pi.fill(0.0);
+        pi[self.initial] = 1.0;
+        for j in 0..self.d {
+            let steps = &self.steps[self.offsets[j]..self.offsets[j + 1]];
+            w.fill(0.0);
+            for st in steps {
+                w[st.kappa as usize] += pi[st.from as usize] * st.prob;
             }
-            x = next;
+            // π is normalised, so Σ w = 1 but for rounding; make it exact for the tails.
+            let total: f64 = w.iter().sum();
+            w.iter_mut().for_each(|x| *x /= total);
+            u[j] = self.draw(w, g[j], s[j], zeta[j], lik);
+            if j + 1 == self.d {
+                break;
+            }
+            next.fill(0.0);
+            for st in steps {
+                next[st.to as usize] += pi[st.from as usize] * st.prob * lik[st.kappa as usize];
+            }
+            let total: f64 = next.iter().sum();
+            for (p, x) in pi.iter_mut().zip(next.iter()) {
+                *p = x / total;
+            }
+        }
+    }
+
+    /// One coordinate: `u_j` at `Φ(ζ)` from the count weights `w`, and in `lik` the likelihood
+    /// of the drawn value under each count `κ` (up to a common factor).
+    fn draw(&self, w: &[f64], g: f64, s: f64, zeta: f64, lik: &mut [f64]) -> f64 {
+        let comps = &self.mixture.components;
+        if !(s > 0.0) {
+            if g == 0.0 {
+                lik.fill(1.0);
+                return 0.0;
+            }
+            // u = κ g/(pN), increasing in κ when g > 0: the count at Φ(±ζ).
+            let tails = NormalTails::of(if g > 0.0 { zeta } else { -zeta });
+            let kappa = pmf_quantile(w, tails);
+            lik.fill(0.0);
+            lik[kappa] = 1.0;
+            return comps[kappa].0 * g;
+        }
+        let u = NormalTails::of(zeta);
+        let g_over_s = g / s;
+        let below0: f64 = w
+            .iter()
+            .zip(comps)
+            .skip(1)
+            .map(|(w, (_, _, root))| w * fast_normal_cdf(-root * g_over_s))
+            .sum();
+        if u.lower >= below0 && u.lower <= below0 + w[0] {
+            lik.fill(0.0);
+            lik[0] = 1.0;
+            return 0.0;
+        }
+        // Moments of u = f (K g + s √K T), f = 1/(pN), only to start the iteration:
+        // Var u = f²(g² Var K + s² E K), κ₃(u) = f³(g³ κ₃(K) + 3 g s² Var K).
+        let mean_k: f64 = w.iter().enumerate().map(|(c, x)| c as f64 * x).sum();
+        let (mut var_k, mut k3) = (0.0, 0.0);
+        for (c, x) in w.iter().enumerate() {
+            let dev = c as f64 - mean_k;
+            var_k += x * dev * dev;
+            k3 += x * dev * dev * dev;
+        }
+        let f = comps[1].0;
+        let sd = (f * (g * g * var_k + s * s * mean_k).sqrt()).max(1e-300);
+        let skew = f * f * f * (g * g * g * k3 + 3.0 * g * s * s * var_k) / (sd * sd * sd);
+        let x = mixture_quantile(w, comps, g, s, zeta, u, below0, sd, skew);
+        // Likelihood of x under count κ ≥ 1, relative to the largest (no underflow when x
+        // lies between well-separated components).
+        lik[0] = 0.0;
+        let mut best = f64::NEG_INFINITY;
+        for (((l, (mean_coef, sd_coef, _)), ln_root), wc) in
+            lik.iter_mut().zip(comps).zip(&self.ln_root).zip(w).skip(1)
+        {
+            let z = (x - mean_coef * g) / (s * sd_coef);
+            *l = -0.5 * z * z - ln_root;
+            // Only counts that can occur set the scale: x comes from one of them.
+            if *wc > 0.0 {
+                best = best.max(*l);
+            }
+        }
+        for l in lik.iter_mut().skip(1) {
+            *l = (*l - best).exp();
         }
         x
     }
+}
+
+/// The normals of the Cholesky factor: given `y = Bζ` for a square root `B` of
+/// `C = diag(diag) − coef · v vᵀ` (any `B` with `BBᵀ = C`), writes `out = L⁻¹ y = L⁻¹Bζ`, `L`
+/// the lower Cholesky factor of `C`. `L⁻¹B` is orthogonal, so `out ~ N(0, I)` exactly when
+/// `ζ ~ N(0, I)` is independent of `C`; then `Lout = y`. Row `j` is the standardised
+/// conditional residual `(y_j − E[y_j | y_{<j}])/√Var[y_j | y_{<j}]`, in `O(d)` by
+/// Sherman–Morrison on the leading block: with `a = Σ_{i<j} v_i²/D_i` and
+/// `b = Σ_{i<j} v_i y_i/D_i`, `E[y_j | y_{<j}] = −coef v_j b/(1 − coef a)` and
+/// `Var = D_j − coef v_j²/(1 − coef a)`. A coordinate with `D_j = 0` (then `v_j = 0` and
+/// `y` does not involve `ζ_j`) passes `ζ_j` through. When `C` is numerically singular
+/// (a pivot below `1e-9 D_j`) `out = ζ` (also exact: the choice depends on `C` only) and the
+/// function returns `false`.
+pub fn cholesky_normals(
+    diag: &[f64],
+    coef: f64,
+    v: &[f64],
+    y: &[f64],
+    zeta: &[f64],
+    out: &mut [f64],
+) -> bool {
+    let (mut a, mut b) = (0.0, 0.0);
+    for j in 0..diag.len() {
+        let dj = diag[j];
+        if !(dj > 0.0) {
+            out[j] = zeta[j];
+            continue;
+        }
+        let denom = 1.0 - coef * a;
+        let pivot = dj - coef * v[j] * v[j] / denom;
+        if !(denom > 1e-12 && pivot > 1e-9 * dj) {
+            out.copy_from_slice(zeta);
+            return false;
+        }
+        out[j] = (y[j] + coef * v[j] * b / denom) / pivot.sqrt();
+        a += v[j] * v[j] / dj;
+        b += v[j] * y[j] / dj;
+    }
+    true
 }

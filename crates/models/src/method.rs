@@ -19,12 +19,14 @@
 //! | DSGD, Gaussian agents | `d` | `u = g + C^{1/2} ζ`, exact identity |
 //! | DSGD, Student-t agents | `N d` | per agent, `T = F⁻¹(Φ(ν))` |
 //! | DCSGD, identical Gaussian agents, Bernoulli | `d` | quantile of the agent average's law (binomial mixture of normals) |
+//! | DCSGD, identical Gaussian agents, rand-k (`k < d`, table ≤ 2e5 transitions) | `d` | sequential conditional quantiles of the agent average (pick-count filter), on `L⁻¹Bζ` |
 //! | DCSGD, otherwise (identity, Bernoulli, rand-k, QSGD; any finite-variance noise) | `N d` | per agent: quantile of the sparsified law / folded top-k / noise only |
 //! | DSignSGD, any noise (Cauchy included) | `d` | quantile of the Poisson-binomial number of `+1` signs |
 
 use crate::compress::{Compressor, CompressorKind, CompressorSpec};
 use crate::coupling::{
-    poisson_binomial_quantile, BernoulliAverage, Fold, MaskedDraw, NormalTails, StandardNoise,
+    cholesky_normals, poisson_binomial_quantile, BernoulliAverage, Fold, MaskedDraw, NormalTails,
+    RandKAverage, StandardNoise,
 };
 use crate::error::ModelError;
 use crate::kind::{KeyDoc, KindSpec};
@@ -522,6 +524,10 @@ pub struct Dcsgd {
     /// Identical agents with Gaussian noise and Bernoulli sparsification: the law of the agent
     /// average per coordinate, for the aggregate coupling (see [`Dcsgd::sample_coupled`]).
     average: Option<BernoulliAverage>,
+    /// Identical agents with Gaussian noise and rand-k, `k < d`: the pick-count filter of the
+    /// aggregate coupling (see [`Dcsgd::sample_coupled`]).
+    /// Shared: the table is built once and read by every clone.
+    rand_k: Option<std::sync::Arc<RandKAverage>>,
 }
 
 impl Dcsgd {
@@ -537,18 +543,34 @@ impl Dcsgd {
             }
             _ => None,
         };
-        Ok(Dcsgd { pool, average })
+        let rand_k = match (&first.noise, first.compressor) {
+            (NoiseModel::Gaussian(_), CompressorKind::RandK(r)) if pool.homogeneous => {
+                RandKAverage::new(pool.agents.len(), pool.d, r.k()).map(std::sync::Arc::new)
+            }
+            _ => None,
+        };
+        Ok(Dcsgd {
+            pool,
+            average,
+            rand_k,
+        })
     }
 
     /// Uses the per-agent coupling even where the aggregate one applies (to compare the two:
     /// examples/coupling_variance.rs). The law of the direction is the same.
     pub fn with_per_agent_coupling(mut self) -> Self {
         self.average = None;
+        self.rand_k = None;
         self
     }
 
     pub fn agents(&self) -> &[Agent] {
         &self.pool.agents
+    }
+
+    /// Whether one normal per coordinate drives the whole agent average.
+    fn aggregate(&self) -> bool {
+        self.average.is_some() || self.rand_k.is_some()
     }
 
     /// `diag` and `coef` of `C(g) = diag − coef · g gᵀ` (the mean over agents divided by N).
@@ -582,7 +604,13 @@ impl GradientMethod for Dcsgd {
         self.pool.d
     }
     fn scratch_len(&self) -> usize {
-        (6 * self.pool.d).max(self.pool.d + self.pool.agents.len() + 1)
+        let rand_k = self
+            .rand_k
+            .as_ref()
+            .map_or(0, |r| 6 * self.pool.d + r.scratch_len());
+        (6 * self.pool.d)
+            .max(self.pool.d + self.pool.agents.len() + 1)
+            .max(rand_k)
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
@@ -652,15 +680,14 @@ impl GradientMethod for Dcsgd {
             *o = o.max(0.0).sqrt();
         }
     }
-    /// Aggregate coupling (identical Gaussian agents, Bernoulli sparsification): `d` normals,
+    /// Aggregate coupling (identical Gaussian agents, Bernoulli sparsification or rand-k): `d` normals,
     /// `ζ` = the normals. Otherwise one normal `ν_ij` per (agent, coordinate), agent-major, and
     /// `ζ_j = Σ_i ν_ij / √N`.
     fn coupling_dim(&self) -> usize {
-        self.pool.coupling_dim(self.average.is_some())
+        self.pool.coupling_dim(self.aggregate())
     }
     fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
-        self.pool
-            .coupling_zeta(self.average.is_some(), normals, zeta)
+        self.pool.coupling_zeta(self.aggregate(), normals, zeta)
     }
     /// **Aggregate coupling** (identical agents, Gaussian noise, Bernoulli-`p` with `p < 1`):
     /// coordinates of `u` are independent given `g`, and each is the quantile of its exact law
@@ -668,6 +695,14 @@ impl GradientMethod for Dcsgd {
     /// maximal correlation with `ζ_j`. Where `s_j = 0` the law is `K g_j/(pN)`,
     /// `K ~ Bin(N, p)`, drawn by [`poisson_binomial_quantile`] (for `g_j < 0` at `Φ(−ζ_j)`, so
     /// that `u_j` still increases with `ζ_j`).
+    ///
+    /// **Aggregate rand-k coupling** (identical agents, Gaussian noise, rand-`k` with `k < d`):
+    /// `u_j` is the quantile of its exact law given `u_1, …, u_{j−1}` at `Φ(ζ'_j)`
+    /// ([`RandKAverage`]: the agents' pick counts are a hidden Markov chain over the
+    /// coordinates), with `ζ' = L⁻¹Bζ` ([`cholesky_normals`]), `B` the SDE's factor of
+    /// [`GradientMethod::cov_sqrt_mul`] and `L` the Cholesky factor of `C`: `L⁻¹B` is
+    /// orthogonal, so `ζ'` is `N(0, I)`, and in the normal limit the sequential quantiles are
+    /// `Lζ' = Bζ`, the SDE's own increment. Exact law; no `rng`.
     ///
     /// **Per-agent quantile coupling** (everything else): agent `i`'s compressed gradient is
     /// drawn from `ν_i·` and
@@ -700,6 +735,22 @@ impl GradientMethod for Dcsgd {
         scratch: &mut [f64],
     ) -> bool {
         let d = self.pool.d;
+        if let Some(rk) = &self.rand_k {
+            // ζ' = L⁻¹Bζ (orthogonal in ζ, so N(0, I)): the normals for which the sequential
+            // conditional quantiles tend to the SDE's own increment Bζ.
+            let (s, rest) = scratch.split_at_mut(d);
+            let (diag, rest) = rest.split_at_mut(d);
+            let (y, rest) = rest.split_at_mut(d);
+            let (rotated, rest) = rest.split_at_mut(d);
+            let (cov, rest) = rest.split_at_mut(2 * d);
+            let zeta = &normals[..d];
+            let coef = self.covariance_parts(g, diag, cov);
+            crate::compress::diag_minus_rank_one_sqrt_mul(diag, coef, g, zeta, y);
+            cholesky_normals(diag, coef, g, y, zeta, rotated);
+            self.pool.agents[0].noise.scale(g, s);
+            rk.sample(g, s, rotated, u, rest);
+            return true;
+        }
         if let Some(avg) = &self.average {
             let n = self.pool.agents.len();
             let (s, pmf) = scratch[..d + n + 1].split_at_mut(d);
