@@ -808,7 +808,7 @@ pub fn stability(
     let curves = stability_sweep(
         &opt,
         &settings,
-        &|x0| compare::stability::theory(&opt, x0),
+        &|x0| build::stability_theory(&opt, x0),
         &|n| bar.inc(n),
     )
     .map_err(failure)?;

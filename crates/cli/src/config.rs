@@ -186,7 +186,35 @@ pub enum NoiseSpec {
         /// `noise.agents` (list of `agents.n` tables, each like a shared `[noise]`).
         agents: Vec<NoiseModel>,
     },
+    /// Minibatch gradients of a data-set loss: `[noise] kind = "minibatch"`.
+    Minibatch(MinibatchNoise),
 }
+
+/// `noise.kind = "minibatch"`: every agent's gradient is the gradient of `noise.batch` training
+/// rows drawn at random, instead of the full gradient plus injected noise (`models::minibatch`).
+/// Needs a data-set loss (`loss.kind = "logistic" | "mlp"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MinibatchNoise {
+    /// Always `"minibatch"` (the tag of the serialized table).
+    pub kind: MinibatchTag,
+    /// `noise.batch` (integer ≥ 1, required): rows per agent and iteration; at most the training
+    /// rows without replacement.
+    pub batch: usize,
+    /// `noise.replacement` (bool, default false): draw the rows with replacement (covariance
+    /// `Σ/B`) or as a uniform subset (`Σ/B` times the finite-population factor `(n − B)/(n − 1)`).
+    pub replacement: bool,
+}
+
+/// The value `"minibatch"` of `noise.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MinibatchTag {
+    #[serde(rename = "minibatch")]
+    Minibatch,
+}
+
+/// The `noise.kind` of minibatch noise (the injected kinds come from `models::NoiseSpec`).
+pub const MINIBATCH_KIND: &str = "minibatch";
+const MINIBATCH_KEYS: &[&str] = &["kind", "batch", "replacement"];
 
 /// `[sde]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -279,6 +307,8 @@ impl NoiseSpec {
         match self {
             NoiseSpec::Shared(m) => vec![m.clone(); n],
             NoiseSpec::PerAgent { agents } => agents.clone(),
+            // No injected noise: the batches are the noise.
+            NoiseSpec::Minibatch(_) => Vec::new(),
         }
     }
 
@@ -291,6 +321,7 @@ impl NoiseSpec {
                 .enumerate()
                 .map(|(i, m)| (format!("noise.agents[{i}]"), m))
                 .collect(),
+            NoiseSpec::Minibatch(_) => Vec::new(),
         }
     }
 }
@@ -1104,7 +1135,9 @@ fn validate(
     let d = cfg.dim();
     let n = cfg.agents.n;
     check_noise_for_optimizer(&cfg.noise, &cfg.optimizer)?;
-    if cfg
+    if let NoiseSpec::Minibatch(mb) = &cfg.noise {
+        check_minibatch(cfg, mb)?;
+    } else if cfg
         .noise
         .models_with_keys()
         .iter()
@@ -1183,6 +1216,18 @@ fn parse_loss(s: &Section) -> Res<LossSpec> {
 }
 
 fn parse_noise(s: &Section, d: usize, n: usize) -> Res<NoiseSpec> {
+    if let Some(f) = s.opt("kind") {
+        if let Value::String(k) = f.value {
+            if k == MINIBATCH_KIND {
+                return parse_minibatch(s).map(NoiseSpec::Minibatch);
+            }
+            if !NoiseModel::KINDS.contains(&k.as_str()) {
+                let mut all = NoiseModel::KINDS.to_vec();
+                all.push(MINIBATCH_KIND);
+                return Err(f.unknown(k, &all, "kind"));
+            }
+        }
+    }
     if let Some(f) = s.opt("agents") {
         if let Some((k, _)) = s.table.iter().find(|(k, _)| k.as_str() != "agents") {
             let key = s.key(k);
@@ -1214,7 +1259,81 @@ fn parse_noise(s: &Section, d: usize, n: usize) -> Res<NoiseSpec> {
     }
 }
 
+fn parse_minibatch(s: &Section) -> Res<MinibatchNoise> {
+    s.check_keys(
+        MINIBATCH_KEYS,
+        &format!(" for {} = \"{MINIBATCH_KIND}\"", s.key("kind")),
+    )?;
+    let batch = s
+        .req_hint(
+            "batch",
+            " (integer >= 1: training rows each agent draws per iteration)",
+        )?
+        .count(1)?;
+    let replacement = match s.opt("replacement") {
+        Some(f) => f.boolean()?,
+        None => false,
+    };
+    Ok(MinibatchNoise {
+        kind: MinibatchTag::Minibatch,
+        batch,
+        replacement,
+    })
+}
+
+/// Minibatch noise against the rest: a data-set loss, a batch that fits its training rows, an
+/// optimizer whose minibatch SDE is known (`models::minibatch`), and a normalized schedule's
+/// `a`, `b` given (their defaults are injected-noise constants).
+fn check_minibatch(cfg: &ExperimentConfig, mb: &MinibatchNoise) -> Res<()> {
+    if !matches!(cfg.loss.kind, LossKind::Logistic(_) | LossKind::Mlp(_)) {
+        return Err(err_msg(
+            "noise.kind",
+            format!(
+                "noise.kind = \"minibatch\": needs loss.kind = \"logistic\" | \"mlp\" (a data-set \
+                 loss with training rows to sample; loss.kind = \"{}\" has none)",
+                cfg.loss.kind_name()
+            ),
+        ));
+    }
+    let loss = cfg.loss.to_model().map_err(|e| model_err("loss", e))?;
+    if let Err(e) = crate::build::minibatch(&loss, mb, &cfg.optimizer, cfg.agents.n) {
+        return Err(match e {
+            ModelError::InvalidParameter {
+                name,
+                value,
+                reason,
+            } => {
+                let key = match name.as_str() {
+                    "compressor.kind" => "optimizer.compressor.kind".to_string(),
+                    _ => name,
+                };
+                err_msg(&key, format!("{key} = {value}: {reason}"))
+            }
+            other => model_err("noise", other),
+        });
+    }
+    if let ScheduleSpec::Normalized(spec) = &cfg.schedule {
+        for (key, v) in [("schedule.a", spec.a), ("schedule.b", spec.b)] {
+            if v.is_none() {
+                return Err(err_missing(
+                    key,
+                    " (with noise.kind = \"minibatch\" there are no injected-noise constants to \
+                     compute its default from: give it explicitly)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_noise_model(s: &Section, d: usize) -> Res<NoiseModel> {
+    if let Some(f) = s.opt("kind") {
+        if f.value.as_str() == Some(MINIBATCH_KIND) {
+            return Err(f.err(
+                "minibatch noise is one law for every agent: give it in [noise], not per agent",
+            ));
+        }
+    }
     let (_, mut m) = parse_kind::<NoiseModel>(s, &[])?;
     m.validate(&d).map_err(|e| model_err_in(s, e))?;
     m.fill_defaults(&d);
