@@ -96,7 +96,18 @@ const ROOT_KEYS: &[&str] = &[
     "run",
 ];
 const AGENTS_KEYS: &[&str] = &["n"];
-const SDE_KEYS: &[&str] = &["models", "scheme", "substeps", "max_substeps", "increments"];
+const SDE_KEYS: &[&str] = &[
+    "models",
+    "scheme",
+    "substeps",
+    "max_substeps",
+    "increments",
+    "svag_l",
+];
+/// The entry of `sde.models` that asks for SVAG runs (not an [`SdeModel`]).
+pub const SVAG_MODEL: &str = "svag";
+/// `sde.svag_l` when `sde.models` lists `"svag"` and `sde.svag_l` is not given.
+pub const DEFAULT_SVAG_L: usize = 16;
 const RUN_KEYS: &[&str] = &[
     "horizon",
     "etas",
@@ -232,6 +243,12 @@ pub struct SdeSpec {
     pub max_substeps: usize,
     /// `sde.increments` (default `gaussian`): distribution of the Brownian increments.
     pub increments: IncrementKind,
+    /// `sde.svag_l` (integer ≥ 1 or list of them, no repeats; default [16] when `sde.models`
+    /// lists `"svag"`): the SVAG runs of `sdelab run` (`compare::svag`), one per `l`. Empty: no
+    /// SVAG. Giving `sde.svag_l` turns SVAG on by itself (so the written config reads back the
+    /// same: `"svag"` is not kept in `models`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub svag_l: Vec<usize>,
 }
 
 /// `[run]`.
@@ -425,6 +442,16 @@ impl ExperimentConfig {
                 message: format!(
                     "run.etas = {}: weak-error needs at least 2 learning rates to fit an order",
                     show_f64_list(&self.run.etas)
+                ),
+            });
+        }
+        if self.sde.models.is_empty() {
+            return Err(ConfigError {
+                key: "sde.models".into(),
+                message: format!(
+                    "sde.models = [\"{SVAG_MODEL}\"]: weak-error needs at least one SDE model ({}); \
+                     SVAG runs in `sdelab run`",
+                    names::<SdeModel>().join(", ")
                 ),
             });
         }
@@ -1542,15 +1569,71 @@ fn default_sde() -> SdeSpec {
         substeps: None,
         max_substeps: DEFAULT_MAX_SUBSTEPS,
         increments: IncrementKind::Gaussian,
+        svag_l: Vec::new(),
     }
+}
+
+/// `sde.models`: distinct SDE models, plus whether `"svag"` is listed. Empty only when
+/// `svag_given` (a written config whose only process besides the discrete one is SVAG).
+fn parse_models(f: &Field, svag_given: bool) -> Res<(Vec<SdeModel>, bool)> {
+    let items = if svag_given { f.list()? } else { f.nonempty_list()? };
+    let mut out: Vec<SdeModel> = Vec::with_capacity(items.len());
+    let mut svag = false;
+    for it in &items {
+        let Some(name) = it.value.as_str() else {
+            return Err(it.err("expected a string"));
+        };
+        if name == SVAG_MODEL {
+            if svag {
+                return Err(it.err("listed twice"));
+            }
+            svag = true;
+            continue;
+        }
+        let Some(m) = SdeModel::ALL.iter().copied().find(|m| m.name() == name) else {
+            let mut all = names::<SdeModel>();
+            all.push(SVAG_MODEL);
+            return Err(it.unknown(name, &all, "model"));
+        };
+        if out.contains(&m) {
+            return Err(it.err("listed twice"));
+        }
+        out.push(m);
+    }
+    Ok((out, svag))
+}
+
+/// `sde.svag_l`: an integer ≥ 1 or a non-empty list of distinct ones.
+fn parse_svag_l(f: &Field) -> Res<Vec<usize>> {
+    let ls = match f.value {
+        Value::Array(_) => f
+            .nonempty_list()?
+            .iter()
+            .map(|it| it.count(1))
+            .collect::<Res<Vec<_>>>()?,
+        _ => vec![f.count(1)?],
+    };
+    for (i, l) in ls.iter().enumerate() {
+        if ls[..i].contains(l) {
+            return Err(f.err(format!("{l} listed twice")));
+        }
+    }
+    Ok(ls)
 }
 
 fn parse_sde(s: &Section) -> Res<SdeSpec> {
     s.check_keys(SDE_KEYS, "")?;
     let mut out = default_sde();
+    let svag_l = s.opt("svag_l").map(|f| parse_svag_l(&f)).transpose()?;
+    let mut svag = false;
     if let Some(f) = s.opt("models") {
-        out.models = f.named_list("model")?;
+        (out.models, svag) = parse_models(&f, svag_l.is_some())?;
     }
+    out.svag_l = match svag_l {
+        Some(ls) => ls,
+        None if svag => vec![DEFAULT_SVAG_L],
+        None => Vec::new(),
+    };
     if let Some(f) = s.opt("scheme") {
         out.scheme = f.named("scheme")?;
     }
