@@ -10,11 +10,11 @@ use compare::stability::StabilitySettings;
 use compare::study::StudySettings;
 use compare::trajectory::TrajectorySettings;
 use models::loss::Loss;
-use models::noise::GradientNoise;
 use models::minibatch::{AnyMethod, Minibatch, MinibatchRule};
+use models::noise::GradientNoise;
 use models::{
-    AgentNoises, CompressorSpec, LossKind, Method, ModelError, NoiseModel, OptimizerSpec,
-    Optimizer, Schedule,
+    AgentNoises, CompressorSpec, LossKind, Method, ModelError, NoiseModel, Optimizer,
+    OptimizerSpec, Schedule,
 };
 
 /// The optimizer every subcommand runs: injected noise on the full gradient, or minibatch noise
@@ -83,7 +83,9 @@ pub fn minibatch(
         ),
         OptimizerSpec::DsignSgd(_) => MinibatchRule::Sign,
     };
-    if !matches!(optimizer, OptimizerSpec::Dcsgd(_)) && *optimizer.compressor() != CompressorSpec::default() {
+    if !matches!(optimizer, OptimizerSpec::Dcsgd(_))
+        && *optimizer.compressor() != CompressorSpec::default()
+    {
         return Err(ModelError::invalid(
             "compressor.kind",
             format!("\"{}\"", optimizer.compressor().kind_name()),

@@ -211,7 +211,7 @@ pub struct MinibatchNoise {
     /// `noise.batch` (integer ≥ 1, required): rows per agent and iteration; at most the training
     /// rows without replacement.
     pub batch: usize,
-    /// `noise.replacement` (bool, default false): draw the rows with replacement (covariance
+    /// `noise.replacement` (bool, default true): draw the rows with replacement (covariance
     /// `Σ/B`) or as a uniform subset (`Σ/B` times the finite-population factor `(n − B)/(n − 1)`).
     pub replacement: bool,
 }
@@ -1299,7 +1299,7 @@ fn parse_minibatch(s: &Section) -> Res<MinibatchNoise> {
         .count(1)?;
     let replacement = match s.opt("replacement") {
         Some(f) => f.boolean()?,
-        None => false,
+        None => true,
     };
     Ok(MinibatchNoise {
         kind: MinibatchTag::Minibatch,
@@ -1576,7 +1576,11 @@ fn default_sde() -> SdeSpec {
 /// `sde.models`: distinct SDE models, plus whether `"svag"` is listed. Empty only when
 /// `svag_given` (a written config whose only process besides the discrete one is SVAG).
 fn parse_models(f: &Field, svag_given: bool) -> Res<(Vec<SdeModel>, bool)> {
-    let items = if svag_given { f.list()? } else { f.nonempty_list()? };
+    let items = if svag_given {
+        f.list()?
+    } else {
+        f.nonempty_list()?
+    };
     let mut out: Vec<SdeModel> = Vec::with_capacity(items.len());
     let mut svag = false;
     for it in &items {
