@@ -15,7 +15,7 @@
 //!
 //! ```text
 //! run.etas[2] = -0.1: must be positive
-//! noise.kind = "cauchy": unknown kind (expected one of gaussian, student_t)
+//! noise.kind = "cauchy": unknown kind (expected one of gaussian, student_t, minibatch)
 //! loss.x0: missing key
 //! run.paths = "many": expected an integer
 //! loss.diag has length 3 but loss.x0 has length 2
