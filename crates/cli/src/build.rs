@@ -100,7 +100,7 @@ pub fn minibatch(
 pub fn stability_theory(opt: &Opt, x0: &[f64]) -> compare::stability::ProcessTheories {
     match opt.method() {
         AnyMethod::Injected(m) => {
-            match Optimizer::new(opt.loss().clone(), m.clone(), opt.schedule().clone()) {
+            match Optimizer::new(opt.loss().clone(), m.clone(), *opt.schedule()) {
                 Ok(o) => compare::stability::theory(&o, x0),
                 Err(_) => Vec::new(),
             }
