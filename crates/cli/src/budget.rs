@@ -264,6 +264,7 @@ fn heavy_tailed(cfg: &ExperimentConfig) -> bool {
     match &cfg.noise {
         NoiseSpec::Shared(m) => student_t(m),
         NoiseSpec::PerAgent { agents } => agents.iter().any(student_t),
+        NoiseSpec::Minibatch(_) => false,
     }
 }
 

@@ -3,18 +3,23 @@
 //! validation and are reported as bad input with the model's message (which names the
 //! parameter and value).
 
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, MinibatchNoise, NoiseSpec};
 use crate::error::CliError;
 use compare::exact::QuadraticDsgdMoments;
 use compare::stability::StabilitySettings;
 use compare::study::StudySettings;
 use compare::trajectory::TrajectorySettings;
 use models::loss::Loss;
+use models::minibatch::{AnyMethod, Minibatch, MinibatchRule};
 use models::noise::GradientNoise;
-use models::{AgentNoises, LossKind, Method, ModelError, NoiseModel, Optimizer, Schedule};
+use models::{
+    AgentNoises, CompressorSpec, LossKind, Method, ModelError, NoiseModel, Optimizer,
+    OptimizerSpec, Schedule,
+};
 
-/// The optimizer every subcommand runs.
-pub type Opt = Optimizer<LossKind, Method>;
+/// The optimizer every subcommand runs: injected noise on the full gradient, or minibatch noise
+/// of a data-set loss.
+pub type Opt = Optimizer<LossKind, AnyMethod>;
 
 fn model_err(e: ModelError) -> CliError {
     CliError::BadInput(e.to_string())
@@ -24,19 +29,84 @@ fn model_err(e: ModelError) -> CliError {
 pub fn optimizer(cfg: &ExperimentConfig) -> Result<Opt, CliError> {
     let d = cfg.dim();
     let f = cfg.loss.to_model().map_err(model_err)?;
-    let noises = cfg
-        .noise
-        .per_agent(cfg.agents.n)
-        .iter()
-        .map(|m| m.build(&d))
-        .collect::<Result<Vec<_>, ModelError>>()
-        .map_err(model_err)?;
-    let method = cfg
-        .optimizer
-        .build(&AgentNoises { d, noises })
-        .map_err(model_err)?;
+    let method: AnyMethod = if let NoiseSpec::Minibatch(mb) = &cfg.noise {
+        minibatch(&f, mb, &cfg.optimizer, cfg.agents.n)
+            .map_err(model_err)?
+            .into()
+    } else {
+        let noises = cfg
+            .noise
+            .per_agent(cfg.agents.n)
+            .iter()
+            .map(|m| m.build(&d))
+            .collect::<Result<Vec<_>, ModelError>>()
+            .map_err(model_err)?;
+        cfg.optimizer
+            .build(&AgentNoises { d, noises })
+            .map_err(model_err)?
+            .into()
+    };
     let sched = cfg.schedule.build(&f.smoothness()).map_err(model_err)?;
     Optimizer::new(f, method, sched).map_err(model_err)
+}
+
+/// The minibatch method of `noise.kind = "minibatch"` on the network of `loss` (the same `Arc`,
+/// so the batches are rows of the loss's own training split): DSGD, DCSGD (each agent compresses
+/// its minibatch gradient) or DSignSGD (each agent sends the sign of its minibatch gradient).
+/// Errors name `noise.kind`, `noise.batch`, `agents.n` or `compressor.kind`.
+pub fn minibatch(
+    loss: &LossKind,
+    noise: &MinibatchNoise,
+    optimizer: &OptimizerSpec,
+    agents: usize,
+) -> Result<Minibatch, ModelError> {
+    let net = match loss {
+        LossKind::Logistic(l) => l.0.clone(),
+        LossKind::Mlp(l) => l.0.clone(),
+        other => {
+            return Err(ModelError::invalid(
+                "noise.kind",
+                "\"minibatch\"",
+                format!(
+                    "needs loss.kind = \"logistic\" | \"mlp\" (loss \"{}\" has no training rows)",
+                    other.name()
+                ),
+            ))
+        }
+    };
+    let rule = match optimizer {
+        OptimizerSpec::Dsgd(_) => MinibatchRule::Sgd,
+        OptimizerSpec::Dcsgd(s) => MinibatchRule::Compressed(
+            s.compressor
+                .build(&net.dim())
+                .map_err(|e| e.renamed("", "compressor."))?,
+        ),
+        OptimizerSpec::DsignSgd(_) => MinibatchRule::Sign,
+    };
+    if !matches!(optimizer, OptimizerSpec::Dcsgd(_))
+        && *optimizer.compressor() != CompressorSpec::default()
+    {
+        return Err(ModelError::invalid(
+            "compressor.kind",
+            format!("\"{}\"", optimizer.compressor().kind_name()),
+            "compression needs optimizer.kind = \"dcsgd\"",
+        ));
+    }
+    Minibatch::new(net, rule, agents, noise.batch, noise.replacement)
+}
+
+/// The stability theory of `sdelab stability` (`compare::stability::theory`): known only for
+/// injected noise.
+pub fn stability_theory(opt: &Opt, x0: &[f64]) -> compare::stability::ProcessTheories {
+    match opt.method() {
+        AnyMethod::Injected(m) => {
+            match Optimizer::new(opt.loss().clone(), m.clone(), *opt.schedule()) {
+                Ok(o) => compare::stability::theory(&o, x0),
+                Err(_) => Vec::new(),
+            }
+        }
+        AnyMethod::Minibatch(_) => Vec::new(),
+    }
 }
 
 /// Closed-form moments, where the build has them: DSGD on a diagonal quadratic with Gaussian
@@ -45,7 +115,7 @@ pub fn exact_moments(cfg: &ExperimentConfig, opt: &Opt) -> Option<QuadraticDsgdM
     let LossKind::DiagonalQuadratic(q) = opt.loss() else {
         return None;
     };
-    let Method::Dsgd(m) = opt.method() else {
+    let AnyMethod::Injected(Method::Dsgd(m)) = opt.method() else {
         return None;
     };
     if *opt.schedule() != Schedule::constant() {

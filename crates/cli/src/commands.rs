@@ -379,12 +379,15 @@ pub fn run(
     estimate.announce(globals.quiet || opts.json);
     let publication = Publication::begin(&opts.out, globals.lock_mode())?;
     let dir = publication.dir().to_path_buf();
+    let svag_l = &cfg.sde.svag_l;
     let bar = progress_bar(
-        trajectory_work(&settings),
+        trajectory_work(&settings) + compare::svag::svag_work(&settings, svag_l),
         "run",
         globals.quiet || opts.json,
     );
-    let report = trajectories(&opt, &settings, &|n| bar.inc(n)).map_err(failure)?;
+    let mut report = trajectories(&opt, &settings, &|n| bar.inc(n)).map_err(failure)?;
+    report.svag = compare::svag::svag_trajectories(&opt, &settings, svag_l, &|n| bar.inc(n))
+        .map_err(failure)?;
     bar.finish_and_clear();
     write_trajectory_csv(&dir.join("trajectories.csv"), &[(&cfg.name, &report)])?;
     for obs in &settings.observables {
@@ -436,8 +439,7 @@ pub fn run(
 /// describes a minority of survivors and would read as convergence, so it is not drawn.
 fn clamp_for_plot(report: &TrajectoryReport, ceiling: f64) -> TrajectoryReport {
     let mut r = report.clone();
-    let procs = std::iter::once(&mut r.discrete).chain(r.models.iter_mut().map(|(_, t)| t));
-    for t in procs {
+    for t in r.processes_mut() {
         for b in &mut t.bands {
             for (m, &div) in b.mean.iter_mut().zip(&t.diverged) {
                 if 2 * div >= t.paths {
@@ -480,8 +482,7 @@ fn write_trajectory_csv(
     header.push("diverged".into());
     let mut rows = Vec::new();
     for (panel, report) in reports {
-        let procs = std::iter::once(&report.discrete).chain(report.models.iter().map(|(_, t)| t));
-        for t in procs {
+        for t in report.processes() {
             for b in &t.bands {
                 for k in 0..t.times.len() {
                     let mut row = vec![
@@ -808,7 +809,7 @@ pub fn stability(
     let curves = stability_sweep(
         &opt,
         &settings,
-        &|x0| compare::stability::theory(&opt, x0),
+        &|x0| build::stability_theory(&opt, x0),
         &|n| bar.inc(n),
     )
     .map_err(failure)?;

@@ -15,7 +15,7 @@
 //!
 //! ```text
 //! run.etas[2] = -0.1: must be positive
-//! noise.kind = "cauchy": unknown kind (expected one of gaussian, student_t)
+//! noise.kind = "cauchy": unknown kind (expected one of gaussian, student_t, minibatch)
 //! loss.x0: missing key
 //! run.paths = "many": expected an integer
 //! loss.diag has length 3 but loss.x0 has length 2
@@ -96,7 +96,18 @@ const ROOT_KEYS: &[&str] = &[
     "run",
 ];
 const AGENTS_KEYS: &[&str] = &["n"];
-const SDE_KEYS: &[&str] = &["models", "scheme", "substeps", "max_substeps", "increments"];
+const SDE_KEYS: &[&str] = &[
+    "models",
+    "scheme",
+    "substeps",
+    "max_substeps",
+    "increments",
+    "svag_l",
+];
+/// The entry of `sde.models` that asks for SVAG runs (not an [`SdeModel`]).
+pub const SVAG_MODEL: &str = "svag";
+/// `sde.svag_l` when `sde.models` lists `"svag"` and `sde.svag_l` is not given.
+pub const DEFAULT_SVAG_L: usize = 16;
 const RUN_KEYS: &[&str] = &[
     "horizon",
     "etas",
@@ -187,7 +198,35 @@ pub enum NoiseSpec {
         /// `noise.agents` (list of `agents.n` tables, each like a shared `[noise]`).
         agents: Vec<NoiseModel>,
     },
+    /// Minibatch gradients of a data-set loss: `[noise] kind = "minibatch"`.
+    Minibatch(MinibatchNoise),
 }
+
+/// `noise.kind = "minibatch"`: every agent's gradient is the gradient of `noise.batch` training
+/// rows drawn at random, instead of the full gradient plus injected noise (`models::minibatch`).
+/// Needs a data-set loss (`loss.kind = "logistic" | "mlp"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MinibatchNoise {
+    /// Always `"minibatch"` (the tag of the serialized table).
+    pub kind: MinibatchTag,
+    /// `noise.batch` (integer ≥ 1, required): rows per agent and iteration; at most the training
+    /// rows without replacement.
+    pub batch: usize,
+    /// `noise.replacement` (bool, default true): draw the rows with replacement (covariance
+    /// `Σ/B`) or as a uniform subset (`Σ/B` times the finite-population factor `(n − B)/(n − 1)`).
+    pub replacement: bool,
+}
+
+/// The value `"minibatch"` of `noise.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MinibatchTag {
+    #[serde(rename = "minibatch")]
+    Minibatch,
+}
+
+/// The `noise.kind` of minibatch noise (the injected kinds come from `models::NoiseSpec`).
+pub const MINIBATCH_KIND: &str = "minibatch";
+const MINIBATCH_KEYS: &[&str] = &["kind", "batch", "replacement"];
 
 /// `[sde]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -205,6 +244,12 @@ pub struct SdeSpec {
     pub max_substeps: usize,
     /// `sde.increments` (default `gaussian`): distribution of the Brownian increments.
     pub increments: IncrementKind,
+    /// `sde.svag_l` (integer ≥ 1 or list of them, no repeats; default [16] when `sde.models`
+    /// lists `"svag"`): the SVAG runs of `sdelab run` (`compare::svag`), one per `l`. Empty: no
+    /// SVAG. Giving `sde.svag_l` turns SVAG on by itself (so the written config reads back the
+    /// same: `"svag"` is not kept in `models`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub svag_l: Vec<usize>,
 }
 
 /// `[run]`.
@@ -283,6 +328,8 @@ impl NoiseSpec {
         match self {
             NoiseSpec::Shared(m) => vec![m.clone(); n],
             NoiseSpec::PerAgent { agents } => agents.clone(),
+            // No injected noise: the batches are the noise.
+            NoiseSpec::Minibatch(_) => Vec::new(),
         }
     }
 
@@ -295,6 +342,7 @@ impl NoiseSpec {
                 .enumerate()
                 .map(|(i, m)| (format!("noise.agents[{i}]"), m))
                 .collect(),
+            NoiseSpec::Minibatch(_) => Vec::new(),
         }
     }
 }
@@ -398,6 +446,16 @@ impl ExperimentConfig {
                 message: format!(
                     "run.etas = {}: weak-error needs at least 2 learning rates to fit an order",
                     show_f64_list(&self.run.etas)
+                ),
+            });
+        }
+        if self.sde.models.is_empty() {
+            return Err(ConfigError {
+                key: "sde.models".into(),
+                message: format!(
+                    "sde.models = [\"{SVAG_MODEL}\"]: weak-error needs at least one SDE model ({}); \
+                     SVAG runs in `sdelab run`",
+                    names::<SdeModel>().join(", ")
                 ),
             });
         }
@@ -1108,7 +1166,9 @@ fn validate(
     let d = cfg.dim();
     let n = cfg.agents.n;
     check_noise_for_optimizer(&cfg.noise, &cfg.optimizer)?;
-    if cfg
+    if let NoiseSpec::Minibatch(mb) = &cfg.noise {
+        check_minibatch(cfg, mb)?;
+    } else if cfg
         .noise
         .models_with_keys()
         .iter()
@@ -1187,6 +1247,18 @@ fn parse_loss(s: &Section) -> Res<LossSpec> {
 }
 
 fn parse_noise(s: &Section, d: usize, n: usize) -> Res<NoiseSpec> {
+    if let Some(f) = s.opt("kind") {
+        if let Value::String(k) = f.value {
+            if k == MINIBATCH_KIND {
+                return parse_minibatch(s).map(NoiseSpec::Minibatch);
+            }
+            if !NoiseModel::KINDS.contains(&k.as_str()) {
+                let mut all = NoiseModel::KINDS.to_vec();
+                all.push(MINIBATCH_KIND);
+                return Err(f.unknown(k, &all, "kind"));
+            }
+        }
+    }
     if let Some(f) = s.opt("agents") {
         if let Some((k, _)) = s.table.iter().find(|(k, _)| k.as_str() != "agents") {
             let key = s.key(k);
@@ -1218,7 +1290,81 @@ fn parse_noise(s: &Section, d: usize, n: usize) -> Res<NoiseSpec> {
     }
 }
 
+fn parse_minibatch(s: &Section) -> Res<MinibatchNoise> {
+    s.check_keys(
+        MINIBATCH_KEYS,
+        &format!(" for {} = \"{MINIBATCH_KIND}\"", s.key("kind")),
+    )?;
+    let batch = s
+        .req_hint(
+            "batch",
+            " (integer >= 1: training rows each agent draws per iteration)",
+        )?
+        .count(1)?;
+    let replacement = match s.opt("replacement") {
+        Some(f) => f.boolean()?,
+        None => true,
+    };
+    Ok(MinibatchNoise {
+        kind: MinibatchTag::Minibatch,
+        batch,
+        replacement,
+    })
+}
+
+/// Minibatch noise against the rest: a data-set loss, a batch that fits its training rows, an
+/// optimizer whose minibatch SDE is known (`models::minibatch`), and a normalized schedule's
+/// `a`, `b` given (their defaults are injected-noise constants).
+fn check_minibatch(cfg: &ExperimentConfig, mb: &MinibatchNoise) -> Res<()> {
+    if !matches!(cfg.loss.kind, LossKind::Logistic(_) | LossKind::Mlp(_)) {
+        return Err(err_msg(
+            "noise.kind",
+            format!(
+                "noise.kind = \"minibatch\": needs loss.kind = \"logistic\" | \"mlp\" (a data-set \
+                 loss with training rows to sample; loss.kind = \"{}\" has none)",
+                cfg.loss.kind_name()
+            ),
+        ));
+    }
+    let loss = cfg.loss.to_model().map_err(|e| model_err("loss", e))?;
+    if let Err(e) = crate::build::minibatch(&loss, mb, &cfg.optimizer, cfg.agents.n) {
+        return Err(match e {
+            ModelError::InvalidParameter {
+                name,
+                value,
+                reason,
+            } => {
+                let key = match name.as_str() {
+                    "compressor.kind" => "optimizer.compressor.kind".to_string(),
+                    _ => name,
+                };
+                err_msg(&key, format!("{key} = {value}: {reason}"))
+            }
+            other => model_err("noise", other),
+        });
+    }
+    if let ScheduleSpec::Normalized(spec) = &cfg.schedule {
+        for (key, v) in [("schedule.a", spec.a), ("schedule.b", spec.b)] {
+            if v.is_none() {
+                return Err(err_missing(
+                    key,
+                    " (with noise.kind = \"minibatch\" there are no injected-noise constants to \
+                     compute its default from: give it explicitly)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_noise_model(s: &Section, d: usize) -> Res<NoiseModel> {
+    if let Some(f) = s.opt("kind") {
+        if f.value.as_str() == Some(MINIBATCH_KIND) {
+            return Err(f.err(
+                "minibatch noise is one law for every agent: give it in [noise], not per agent",
+            ));
+        }
+    }
     let (_, mut m) = parse_kind::<NoiseModel>(s, &[])?;
     m.validate(&d).map_err(|e| model_err_in(s, e))?;
     m.fill_defaults(&d);
@@ -1427,15 +1573,75 @@ fn default_sde() -> SdeSpec {
         substeps: None,
         max_substeps: DEFAULT_MAX_SUBSTEPS,
         increments: IncrementKind::Gaussian,
+        svag_l: Vec::new(),
     }
+}
+
+/// `sde.models`: distinct SDE models, plus whether `"svag"` is listed. Empty only when
+/// `svag_given` (a written config whose only process besides the discrete one is SVAG).
+fn parse_models(f: &Field, svag_given: bool) -> Res<(Vec<SdeModel>, bool)> {
+    let items = if svag_given {
+        f.list()?
+    } else {
+        f.nonempty_list()?
+    };
+    let mut out: Vec<SdeModel> = Vec::with_capacity(items.len());
+    let mut svag = false;
+    for it in &items {
+        let Some(name) = it.value.as_str() else {
+            return Err(it.err("expected a string"));
+        };
+        if name == SVAG_MODEL {
+            if svag {
+                return Err(it.err("listed twice"));
+            }
+            svag = true;
+            continue;
+        }
+        let Some(m) = SdeModel::ALL.iter().copied().find(|m| m.name() == name) else {
+            let mut all = names::<SdeModel>();
+            all.push(SVAG_MODEL);
+            return Err(it.unknown(name, &all, "model"));
+        };
+        if out.contains(&m) {
+            return Err(it.err("listed twice"));
+        }
+        out.push(m);
+    }
+    Ok((out, svag))
+}
+
+/// `sde.svag_l`: an integer ≥ 1 or a non-empty list of distinct ones.
+fn parse_svag_l(f: &Field) -> Res<Vec<usize>> {
+    let ls = match f.value {
+        Value::Array(_) => f
+            .nonempty_list()?
+            .iter()
+            .map(|it| it.count(1))
+            .collect::<Res<Vec<_>>>()?,
+        _ => vec![f.count(1)?],
+    };
+    for (i, l) in ls.iter().enumerate() {
+        if ls[..i].contains(l) {
+            return Err(f.err(format!("{l} listed twice")));
+        }
+    }
+    Ok(ls)
 }
 
 fn parse_sde(s: &Section) -> Res<SdeSpec> {
     s.check_keys(SDE_KEYS, "")?;
     let mut out = default_sde();
+    let svag_l = s.opt("svag_l").map(|f| parse_svag_l(&f)).transpose()?;
+    let mut svag = false;
     if let Some(f) = s.opt("models") {
-        out.models = f.named_list("model")?;
+        (out.models, svag) = parse_models(&f, svag_l.is_some())?;
     }
+    out.svag_l = match svag_l {
+        Some(ls) => ls,
+        None if svag => vec![DEFAULT_SVAG_L],
+        None => Vec::new(),
+    };
     if let Some(f) = s.opt("scheme") {
         out.scheme = f.named("scheme")?;
     }

@@ -101,7 +101,7 @@ fn broken_config_is_bad_input_naming_key_and_value() {
         (
             "kind = \"gaussian\"",
             "kind = \"cauchy\"",
-            "noise.kind = \"cauchy\": unknown kind (expected one of gaussian, student_t)",
+            "noise.kind = \"cauchy\": unknown kind (expected one of gaussian, student_t, minibatch)",
         ),
         (
             "paths = 100",

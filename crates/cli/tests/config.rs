@@ -188,6 +188,7 @@ fn defaults_are_filled_in() {
             substeps: None,
             max_substeps: 256,
             increments: IncrementKind::Gaussian,
+            svag_l: Vec::new(),
         }
     );
     assert_eq!(
@@ -289,7 +290,7 @@ fn messages_of_the_brief() {
 
     let e = err(
         &base_with("kind = \"gaussian\"", "kind = \"cauchy\""),
-        "noise.kind = \"cauchy\": unknown kind (expected one of gaussian, student_t)",
+        "noise.kind = \"cauchy\": unknown kind (expected one of gaussian, student_t, minibatch)",
     );
     assert_eq!(e.key, "noise.kind");
 
@@ -1282,13 +1283,14 @@ fn sde_section_is_checked() {
             scheme: SchemeKind::Milstein,
             substeps: Some(16),
             max_substeps: 256,
-            increments: IncrementKind::ThreePoint
+            increments: IncrementKind::ThreePoint,
+            svag_l: Vec::new(),
         }
     );
     err(&sde("models = []"), "sde.models = []: must not be empty");
     err(
         &sde("models = [\"first_order\", \"third_order\"]"),
-        "sde.models[1] = \"third_order\": unknown model (expected one of first_order, second_order, stability)",
+        "sde.models[1] = \"third_order\": unknown model (expected one of first_order, second_order, stability, svag)",
     );
     err(
         &sde("models = [\"first_order\", \"first_order\"]"),

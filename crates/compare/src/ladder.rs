@@ -362,7 +362,9 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
 
     fn workspace(&self) -> Self::Workspace {
         let d = self.opt.dim();
-        let m = d;
+        // Brownian dimension: `d`, or the columns of a non-square factor (minibatch noise, which
+        // is never coupled, so `zeta` then holds the uncoupled normals alone).
+        let m = self.opt.method().noise_dim();
         let n = self.settings.observables.len();
         let mut levels: Vec<LevelWorkspace> = Vec::new();
         let mut models = Vec::with_capacity(self.models.len());
@@ -391,7 +393,7 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
         LadderWorkspace {
             xd: self.settings.x0.clone(),
             g: vec![0.0; d],
-            normals: vec![0.0; coupling_dim(self.opt).max(d)],
+            normals: vec![0.0; coupling_dim(self.opt).max(m)],
             zeta: vec![0.0; m],
             coarse_dw: vec![0.0; m],
             dvals: vec![0.0; n],

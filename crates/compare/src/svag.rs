@@ -16,6 +16,9 @@
 use crate::error::{CompareError, Setting};
 use crate::observable::evaluate_from;
 use crate::sim::{ModelPaths, PathSettings};
+use crate::streams::Stream;
+use crate::study::{check_horizon_and_etas, check_paths, check_x0, iterations, Progress};
+use crate::trajectory::{summarize, Trajectory, TrajectorySettings};
 use models::loss::Loss;
 use models::method::GradientMethod;
 use models::optimizer::{norm, Optimizer};
@@ -127,6 +130,49 @@ impl<L: Loss, M: GradientMethod> PathSimulation for SvagPaths<'_, L, M> {
         }
         st.iterations + 1
     }
+}
+
+/// The first step of the SVAG runs' stream path ([`crate::streams::Stream::at`]), then `l`:
+/// a grid index no study, trajectory or stability run reaches, so SVAG's noise is independent of
+/// every other ensemble of the same master seed.
+const SVAG_STREAM: usize = 0x5fa6;
+
+/// Path simulations [`svag_trajectories`] performs (for a progress bar).
+pub fn svag_work(s: &TrajectorySettings, ls: &[usize]) -> u64 {
+    let extra = if s.quantile_paths >= s.paths {
+        0
+    } else {
+        s.quantile_paths
+    };
+    ls.len() as u64 * (s.paths + extra)
+}
+
+/// Trajectories of SVAG(`l`) for every `l` in `ls`, at the settings of
+/// [`crate::trajectory::trajectories`] (same learning rate, paths, observables and quantiles),
+/// labelled `SVAG l=<l>`; each `l` on its own stream (`SVAG_STREAM`, then `l`).
+pub fn svag_trajectories<L: Loss, M: GradientMethod>(
+    opt: &Optimizer<L, M>,
+    s: &TrajectorySettings,
+    ls: &[usize],
+    progress: Progress,
+) -> Result<Vec<(usize, Trajectory)>, CompareError> {
+    check_horizon_and_etas(s.horizon, &[s.eta])?;
+    check_paths(s.paths)?;
+    check_x0(&s.x0, opt.dim())?;
+    let settings = PathSettings {
+        eta: s.eta,
+        iterations: iterations(s.horizon, s.eta),
+        x0: s.x0.clone(),
+        observables: s.observables.clone(),
+        diverge_above: s.diverge_above,
+    };
+    ls.iter()
+        .map(|&l| {
+            let sim = SvagPaths::new(opt, &settings, l)?;
+            let seed = Stream::master(s.seed).at(SVAG_STREAM).at(l).seed();
+            summarize(format!("SVAG l={l}"), &sim, s, seed, progress).map(|t| (l, t))
+        })
+        .collect()
 }
 
 /// `E g(X_T)` at the last iteration by SVAG(`l`) and by Euler–Maruyama on (A) with `substeps`

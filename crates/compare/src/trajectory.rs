@@ -76,6 +76,25 @@ pub struct TrajectoryReport {
     pub quantile_levels: Vec<f64>,
     pub discrete: Trajectory,
     pub models: Vec<(SdeModel, Trajectory)>,
+    /// SVAG with each requested `l` ([`crate::svag::svag_trajectories`]); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub svag: Vec<(usize, Trajectory)>,
+}
+
+impl TrajectoryReport {
+    /// The discrete run, every SDE model and every SVAG run, in that order.
+    pub fn processes(&self) -> impl Iterator<Item = &Trajectory> {
+        std::iter::once(&self.discrete)
+            .chain(self.models.iter().map(|(_, t)| t))
+            .chain(self.svag.iter().map(|(_, t)| t))
+    }
+
+    /// [`TrajectoryReport::processes`], mutably.
+    pub fn processes_mut(&mut self) -> impl Iterator<Item = &mut Trajectory> {
+        std::iter::once(&mut self.discrete)
+            .chain(self.models.iter_mut().map(|(_, t)| t))
+            .chain(self.svag.iter_mut().map(|(_, t)| t))
+    }
 }
 
 /// Path simulations a trajectory run performs (for a progress bar).
@@ -88,7 +107,7 @@ pub fn trajectory_work(s: &TrajectorySettings) -> u64 {
     (1 + s.models.len() as u64) * (s.paths + extra)
 }
 
-fn summarize<P: PathSimulation>(
+pub(crate) fn summarize<P: PathSimulation>(
     label: String,
     sim: &P,
     s: &TrajectorySettings,
@@ -229,5 +248,6 @@ pub fn trajectories<L: Loss, M: GradientMethod>(
         quantile_levels: s.quantiles.clone(),
         discrete,
         models,
+        svag: Vec::new(),
     })
 }

@@ -362,3 +362,127 @@ impl GradientMethod for Minibatch {
         !matches!(self.rule, MinibatchRule::Sign)
     }
 }
+
+/// A configured method: injected noise on the full gradient ([`crate::method::Method`]) or
+/// minibatch noise of a network loss ([`Minibatch`]). The configuration layer builds one of the
+/// two from `noise.kind`; every call is forwarded unchanged, so an injected-noise run gives the
+/// bits of the bare [`crate::method::Method`].
+#[derive(Clone, Debug)]
+pub enum AnyMethod {
+    /// Today's noise kinds on the full gradient.
+    Injected(crate::method::Method),
+    /// `noise.kind = "minibatch"`.
+    Minibatch(Minibatch),
+}
+
+impl From<crate::method::Method> for AnyMethod {
+    fn from(m: crate::method::Method) -> Self {
+        AnyMethod::Injected(m)
+    }
+}
+
+impl From<Minibatch> for AnyMethod {
+    fn from(m: Minibatch) -> Self {
+        AnyMethod::Minibatch(m)
+    }
+}
+
+macro_rules! forward {
+    ($self:ident, $m:ident ( $($a:expr),* )) => {
+        match $self {
+            AnyMethod::Injected(x) => x.$m($($a),*),
+            AnyMethod::Minibatch(x) => x.$m($($a),*),
+        }
+    };
+}
+
+impl GradientMethod for AnyMethod {
+    fn name(&self) -> &str {
+        forward!(self, name())
+    }
+    fn dim(&self) -> usize {
+        forward!(self, dim())
+    }
+    fn scratch_len(&self) -> usize {
+        forward!(self, scratch_len())
+    }
+    #[inline]
+    fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
+        forward!(self, sample(g, rng, u, scratch))
+    }
+    fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        forward!(self, mean(g, out, scratch))
+    }
+    fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        forward!(self, mean_jvp(g, v, out, scratch))
+    }
+    fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        forward!(self, cov_sqrt_mul(g, xi, out, scratch))
+    }
+    #[inline]
+    fn sample_at(
+        &self,
+        x: &[f64],
+        g: &[f64],
+        rng: &mut PathRng,
+        u: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        forward!(self, sample_at(x, g, rng, u, scratch))
+    }
+    fn mean_at(&self, x: &[f64], g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        forward!(self, mean_at(x, g, out, scratch))
+    }
+    fn mean_jvp_at(&self, x: &[f64], g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        forward!(self, mean_jvp_at(x, g, v, out, scratch))
+    }
+    fn noise_dim(&self) -> usize {
+        forward!(self, noise_dim())
+    }
+    #[inline]
+    fn cov_sqrt_mul_at(
+        &self,
+        x: &[f64],
+        g: &[f64],
+        xi: &[f64],
+        out: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        forward!(self, cov_sqrt_mul_at(x, g, xi, out, scratch))
+    }
+    fn needs_full_gradient(&self) -> bool {
+        forward!(self, needs_full_gradient())
+    }
+    fn covariance_is_diagonal(&self) -> bool {
+        forward!(self, covariance_is_diagonal())
+    }
+    fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        forward!(self, cov_sqrt_diag(g, out, scratch))
+    }
+    fn covariance_is_constant(&self) -> bool {
+        forward!(self, covariance_is_constant())
+    }
+    fn covariance_is_coordinatewise(&self) -> bool {
+        forward!(self, covariance_is_coordinatewise())
+    }
+    fn covariance_is_exact(&self) -> bool {
+        forward!(self, covariance_is_exact())
+    }
+    fn coupling_dim(&self) -> usize {
+        forward!(self, coupling_dim())
+    }
+    fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
+        forward!(self, coupling_zeta(normals, zeta))
+    }
+    #[inline]
+    fn sample_coupled(
+        &self,
+        g: &[f64],
+        normals: &[f64],
+        rng: &mut PathRng,
+        u: &mut [f64],
+        scratch: &mut [f64],
+    ) -> bool {
+        forward!(self, sample_coupled(g, normals, rng, u, scratch))
+    }
+}

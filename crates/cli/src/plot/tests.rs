@@ -200,6 +200,7 @@ fn report(with_diverged: bool) -> TrajectoryReport {
                 trajectory("SDE stability", eta, k, 1.1, 0.45, None),
             ),
         ],
+        svag: Vec::new(),
     }
 }
 
@@ -217,6 +218,7 @@ fn empty_report() -> TrajectoryReport {
         quantile_levels: Vec::new(),
         discrete: t.clone(),
         models: vec![(SdeModel::FirstOrder, t)],
+        svag: Vec::new(),
     }
 }
 

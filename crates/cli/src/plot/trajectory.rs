@@ -155,6 +155,10 @@ impl PanelData {
             let c = model_color(*m);
             procs.push((label, c, c, t));
         }
+        for (i, (_, t)) in r.svag.iter().enumerate() {
+            let c = SVAG_COLORS[i % SVAG_COLORS.len()];
+            procs.push((t.label.clone(), c, c, t));
+        }
         let mut has_median = false;
         let mut has_band = false;
         let processes = procs
@@ -537,3 +541,10 @@ where
 
     draw_note(&area, &note, note_at, label_size)
 }
+
+/// SVAG runs: purple shades, one per `l` (darker for larger `l`, closer to the SDE).
+const SVAG_COLORS: [RGBColor; 3] = [
+    RGBColor(190, 140, 220),
+    RGBColor(140, 80, 190),
+    RGBColor(90, 30, 140),
+];

@@ -1,0 +1,312 @@
+//! Real data through the config and the CLI's build (issue 9): `noise.kind = "minibatch"`,
+//! `sde.models = [.., "svag"]` with `sde.svag_l`, and their errors, each naming the key.
+
+use compare::observable::Observable;
+use compare::study::{weak_error_study, Verdict};
+use compare::svag::svag_trajectories;
+use compare::trajectory::trajectories;
+use models::minibatch::AnyMethod;
+use models::sde::SdeModel;
+use sdelab::build;
+use sdelab::config::*;
+
+/// DSGD, N = 2 agents with B = 8 rows each (with replacement), logistic regression on iris.
+const BASE: &str = r#"
+name = "t"
+seed = 3
+
+[loss]
+kind = "logistic"
+dataset = "iris"
+l2 = 0.01
+seed = 1
+
+[agents]
+n = 2
+
+[noise]
+kind = "minibatch"
+batch = 8
+
+[optimizer]
+kind = "dsgd"
+
+[sde]
+models = ["first_order"]
+scheme = "euler_maruyama"
+
+[run]
+horizon = 1.0
+etas = [0.4, 0.2]
+paths = 1000
+"#;
+
+fn parse(text: &str) -> Result<ExperimentConfig, ConfigError> {
+    ExperimentConfig::from_toml_str(text)
+}
+
+fn ok(text: &str) -> ExperimentConfig {
+    parse(text).unwrap_or_else(|e| panic!("expected a valid config, got: {e}\n---\n{text}"))
+}
+
+fn edit(from: &str, to: &str) -> String {
+    assert_eq!(BASE.matches(from).count(), 1, "{from:?}");
+    BASE.replacen(from, to, 1)
+}
+
+/// The config is refused at `key` with a message containing every one of `parts`.
+fn err(text: &str, key: &str, parts: &[&str]) {
+    match parse(text) {
+        Ok(_) => panic!("expected an error at {key}\n---\n{text}"),
+        Err(e) => {
+            assert_eq!(e.key, key, "{}", e.message);
+            for p in parts {
+                assert!(e.message.contains(p), "{:?} lacks {p:?}", e.message);
+            }
+        }
+    }
+}
+
+#[test]
+fn minibatch_noise_parses_with_its_defaults_and_round_trips() {
+    let c = ok(BASE);
+    assert_eq!(
+        c.noise,
+        NoiseSpec::Minibatch(MinibatchNoise {
+            kind: MinibatchTag::Minibatch,
+            batch: 8,
+            replacement: true,
+        })
+    );
+    let text = c.to_toml_string().unwrap();
+    assert!(text.contains("kind = \"minibatch\""), "{text}");
+    assert_eq!(ok(&text), c);
+    let opt = build::optimizer(&c).unwrap();
+    let AnyMethod::Minibatch(m) = opt.method() else {
+        panic!("expected the minibatch method");
+    };
+    assert_eq!((m.agents(), m.batch(), m.replacement()), (2, 8, true));
+    assert_eq!(m.net().train_rows(), 120);
+    // Without replacement, with DCSGD (Bernoulli) and with DSignSGD.
+    for (from, to, name) in [
+        ("batch = 8", "batch = 8\nreplacement = false", "dsgd"),
+        (
+            "kind = \"dsgd\"",
+            "kind = \"dcsgd\"\ncompressor = { kind = \"bernoulli\", p = 0.5 }",
+            "dcsgd",
+        ),
+        ("kind = \"dsgd\"", "kind = \"dsignsgd\"", "dsignsgd"),
+    ] {
+        let c = ok(&edit(from, to));
+        let opt = build::optimizer(&c).unwrap();
+        assert!(matches!(opt.method(), AnyMethod::Minibatch(_)));
+        use models::GradientMethod;
+        assert_eq!(opt.method().name(), name);
+        assert_eq!(ok(&c.to_toml_string().unwrap()), c);
+    }
+}
+
+#[test]
+fn minibatch_and_data_errors_name_the_key() {
+    // An unknown data set lists the known ones.
+    err(
+        &edit("dataset = \"iris\"", "dataset = \"mnist\""),
+        "loss.dataset",
+        &["mnist", "iris", "wine_quality", "diabetes"],
+    );
+    // A loss without training rows.
+    let quad = edit(
+        "kind = \"logistic\"\ndataset = \"iris\"\nl2 = 0.01\nseed = 1",
+        "kind = \"quadratic\"\ndiag = [1.0]\nx0 = [1.0]",
+    );
+    err(
+        &quad,
+        "noise.kind",
+        &[
+            "minibatch",
+            "loss.kind = \"logistic\" | \"mlp\"",
+            "quadratic",
+        ],
+    );
+    // Batches larger than the 120 training rows, without replacement.
+    err(
+        &edit("batch = 8", "batch = 121\nreplacement = false"),
+        "noise.batch",
+        &["121", "1..=120"],
+    );
+    err(
+        &edit("batch = 8", "batch = 0"),
+        "noise.batch",
+        &["noise.batch = 0"],
+    );
+    err(&edit("batch = 8\n", ""), "noise.batch", &["missing key"]);
+    err(
+        &edit("batch = 8", "batch = 8\nreplacement = \"yes\""),
+        "noise.replacement",
+        &["boolean"],
+    );
+    err(
+        &edit("batch = 8", "batch = 8\nsigma0 = 1.0"),
+        "noise.sigma0",
+        &["unknown key", "minibatch", "batch", "replacement"],
+    );
+    // The unknown-kind message lists minibatch too.
+    err(
+        &edit("kind = \"minibatch\"", "kind = \"minibach\""),
+        "noise.kind",
+        &[
+            "gaussian",
+            "student_t",
+            "minibatch",
+            "did you mean \"minibatch\"",
+        ],
+    );
+    // Only identity and Bernoulli compressors have an exact minibatch covariance.
+    err(
+        &edit(
+            "kind = \"dsgd\"",
+            "kind = \"dcsgd\"\ncompressor = { kind = \"rand_k\", k = 2 }",
+        ),
+        "optimizer.compressor.kind",
+        &["rand_k", "identity and bernoulli"],
+    );
+    // The normalized schedule's a, b default to injected-noise constants.
+    err(
+        &edit(
+            "[sde]",
+            "[schedule]\nkind = \"normalized\"\nc = 1.0\nepsilon = 0.5\nl0 = 1.0\nl1 = 0.0\n\n[sde]",
+        ),
+        "schedule.a",
+        &["missing key", "minibatch"],
+    );
+}
+
+#[test]
+fn svag_in_sde_models_and_its_errors() {
+    let c = ok(&edit(
+        "models = [\"first_order\"]",
+        "models = [\"first_order\", \"svag\"]",
+    ));
+    assert_eq!(c.sde.models, vec![SdeModel::FirstOrder]);
+    assert_eq!(c.sde.svag_l, vec![DEFAULT_SVAG_L]);
+    assert_eq!(ok(&c.to_toml_string().unwrap()), c);
+    let c = ok(&edit(
+        "models = [\"first_order\"]",
+        "models = [\"svag\"]\nsvag_l = [4, 32]",
+    ));
+    assert!(c.sde.models.is_empty());
+    assert_eq!(c.sde.svag_l, vec![4, 32]);
+    assert_eq!(ok(&c.to_toml_string().unwrap()), c);
+    let e = c.check_for_weak_error().unwrap_err();
+    assert_eq!(e.key, "sde.models", "{}", e.message);
+    assert_eq!(
+        ok(&edit(
+            "models = [\"first_order\"]",
+            "models = [\"svag\"]\nsvag_l = 8"
+        ))
+        .sde
+        .svag_l,
+        vec![8]
+    );
+    let with = |to: &str| edit("models = [\"first_order\"]", to);
+    err(
+        &with("models = [\"svag\"]\nsvag_l = 0"),
+        "sde.svag_l",
+        &["must be at least 1"],
+    );
+    err(
+        &with("models = [\"svag\"]\nsvag_l = [4, 4]"),
+        "sde.svag_l",
+        &["listed twice"],
+    );
+    err(
+        &with("models = [\"svag\", \"svag\"]"),
+        "sde.models[1]",
+        &["listed twice"],
+    );
+    err(
+        &with("models = [\"first_order\", \"svga\"]"),
+        "sde.models[1]",
+        &[
+            "unknown model",
+            "stability",
+            "svag",
+            "did you mean \"svag\"",
+        ],
+    );
+}
+
+/// The example `dsgd-mlp-iris.toml` (DSGD, N = 4, B = 16 without replacement, MLP 4-8-3 on iris)
+/// cut to (A) and 200 paths, at five learning rates: (A)'s weak error on the training loss,
+/// against independent discrete runs, is resolved with an order interval containing 1. At the
+/// committed 300 paths the weak errors are 7 to 13 times their simultaneous 95% half-widths, so
+/// at 200 (half-widths × 1.22) every point stays far inside the 0.5 rule and the verdict does
+/// not hang on the seed.
+#[test]
+fn small_mlp_weak_error_study_is_resolved() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/configs/dsgd-mlp-iris.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let text = text
+        .replace(
+            "models = [\"first_order\", \"stability\"]",
+            "models = [\"first_order\"]",
+        )
+        .replace(
+            "etas = [0.4, 0.28, 0.2, 0.14]",
+            "etas = [0.4, 0.28, 0.2, 0.14, 0.1]",
+        )
+        .replace("paths = 300", "paths = 200");
+    let cfg = ok(&text);
+    assert_eq!((cfg.run.paths, cfg.run.etas.len()), (200, 5));
+    cfg.check_for_weak_error().unwrap();
+    let opt = build::optimizer(&cfg).unwrap();
+    let settings = build::study_settings(&cfg);
+    let curves = weak_error_study(&opt, &settings, None, &|_| {}).unwrap();
+    let c = &curves[0];
+    for p in &c.points {
+        eprintln!(
+            "eta {} weak error {:?} ci95 {:?} bias {:?}",
+            p.eta, p.weak_error, p.ci95, p.integrator_bias_bound
+        );
+    }
+    assert_eq!(c.verdict, Verdict::Resolved, "{:?}", c.verdict_reasons);
+    let [lo, hi] = c.order_ci95.unwrap();
+    assert!(lo <= 1.0 && 1.0 <= hi, "order {:?} [{lo}, {hi}]", c.order);
+}
+
+/// SVAG(l = 32), which only samples minibatches, against Euler–Maruyama on (A) with the `d × n`
+/// factor at 32 substeps, through the config and `sdelab run`'s library calls: the final means
+/// agree within 1.5 times the 95% interval of their difference (≈ 2.9 standard errors). Both
+/// carry an O(η/32) bias of the same sign (≈ 3e-4 on the loss here), far below the interval.
+#[test]
+fn svag_and_euler_maruyama_agree_through_the_cli_build() {
+    let text = edit(
+        "models = [\"first_order\"]",
+        "models = [\"first_order\", \"svag\"]\nsvag_l = [32]\nsubsteps = 32",
+    )
+    .replace(
+        "paths = 1000",
+        "paths = 2000\nobservables = [\"loss\", \"distance_from_x0\"]",
+    );
+    let cfg = ok(&text);
+    let opt = build::optimizer(&cfg).unwrap();
+    let s = build::trajectory_settings(&cfg);
+    let report = trajectories(&opt, &s, &|_| {}).unwrap();
+    let svag = svag_trajectories(&opt, &s, &cfg.sde.svag_l, &|_| {}).unwrap();
+    let (_, em) = &report.models[0];
+    let (l, sv) = &svag[0];
+    assert_eq!(*l, 32);
+    assert_eq!(sv.label, "SVAG l=32");
+    for obs in [Observable::Loss, Observable::DistanceFromX0] {
+        let (a, b) = (em.band(obs).unwrap(), sv.band(obs).unwrap());
+        let k = a.mean.len() - 1;
+        let diff = (a.mean[k] - b.mean[k]).abs();
+        let tol = 1.5 * a.ci95[k].hypot(b.ci95[k]);
+        eprintln!(
+            "{obs:?}: EM {} ± {}, SVAG {} ± {}",
+            a.mean[k], a.ci95[k], b.mean[k], b.ci95[k]
+        );
+        assert!(diff <= tol, "{obs:?}: |{diff}| > {tol}");
+    }
+}
