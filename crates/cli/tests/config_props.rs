@@ -386,7 +386,16 @@ fn check_invariants(c: &ExperimentConfig) {
     }
     assert!(c.agents.n >= 1);
     let models = c.noise.per_agent(c.agents.n);
-    assert_eq!(models.len(), c.agents.n);
+    if let NoiseSpec::Minibatch(b) = &c.noise {
+        // No injected noise: the batches are the noise, and only data-set losses take them.
+        assert!(models.is_empty() && b.batch >= 1);
+        assert!(matches!(
+            c.loss.kind,
+            LossKind::Logistic(_) | LossKind::Mlp(_)
+        ));
+    } else {
+        assert_eq!(models.len(), c.agents.n);
+    }
     for m in &models {
         match m {
             NoiseModel::Gaussian(g) => {
@@ -440,7 +449,10 @@ fn check_invariants(c: &ExperimentConfig) {
             assert!(n.c > 0.0 && n.delta > 0.0 && n.c.is_finite() && n.delta.is_finite())
         }
     }
-    assert!(!c.sde.models.is_empty() && c.sde.substeps.is_none_or(|s| s >= 1));
+    // `sde.models` may be empty only when SVAG is the one process beside the discrete method.
+    assert!(!(c.sde.models.is_empty() && c.sde.svag_l.is_empty()));
+    assert!(c.sde.substeps.is_none_or(|s| s >= 1));
+    assert!(c.sde.svag_l.iter().all(|&l| l >= 1));
     if c.run.exact_reference {
         assert!(matches!(c.loss.kind, LossKind::DiagonalQuadratic(_)));
         assert_eq!(c.optimizer.kind_name(), "dsgd");

@@ -114,6 +114,16 @@ fn minibatch_and_data_errors_name_the_key() {
         "loss.dataset",
         &["mnist", "iris", "wine_quality", "diabetes"],
     );
+    // A hidden width past the cap is refused by name before anything is allocated (a proptest
+    // mutation once asked for 6.4 TB and aborted on allocation).
+    err(
+        &edit(
+            "kind = \"logistic\"",
+            "kind = \"mlp\"\nhidden = [8, 100000000000]",
+        ),
+        "loss.hidden[1]",
+        &["100000000000", "4096"],
+    );
     // A loss without training rows.
     let quad = edit(
         "kind = \"logistic\"\ndataset = \"iris\"\nl2 = 0.01\nseed = 1",

@@ -228,6 +228,9 @@ enum Rows<'a> {
     Some(&'a [usize]),
 }
 
+/// Widest hidden layer `loss.hidden` accepts (two such layers on wine_quality: ~1.7e7 parameters).
+pub const MAX_HIDDEN_UNITS: usize = 4096;
+
 impl Mlp {
     /// Loads and splits the data set, checks the architecture, draws `x0` from `spec.seed`
     /// (`W_l ~ N(0, 1/in_l)` entrywise, LeCun; `b_l = 0`; from `sde_core::derive_stream(seed, 2)`).
@@ -245,6 +248,16 @@ impl Mlp {
                 "loss.hidden",
                 format!("{:?}", spec.hidden),
                 "at most two hidden layers",
+            ));
+        }
+        // A width beyond this is a typo, not a model this machine-sized tool could train: refuse it
+        // before the parameter and workspace vectors are allocated (a wrong width would abort on
+        // allocation instead of naming the key).
+        if let Some(bad) = spec.hidden.iter().position(|&h| h > MAX_HIDDEN_UNITS) {
+            return Err(ModelError::invalid(
+                format!("loss.hidden[{bad}]"),
+                spec.hidden[bad],
+                format!("at most {MAX_HIDDEN_UNITS} units per hidden layer"),
             ));
         }
         let split = Split::load(spec.dataset, spec.test_fraction, spec.seed)?;
