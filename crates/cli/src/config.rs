@@ -3,15 +3,17 @@
 //! The kinds a file names (`loss.kind`, `noise.kind`, `optimizer.kind`,
 //! `optimizer.compressor.kind`, `schedule.kind`) are defined once, in `models`, as serde specs
 //! next to their implementations (`docs/ADDING_A_KIND.md`); this layer knows none of them by
-//! name. It reads the TOML into a table and, section by section:
+//! name. The top level, `[agents]`, `[sde]`, `[run]` and minibatch noise are specs of the same
+//! kind defined here ([`TopLevelKeys`], [`AgentsKeys`], [`SdeKeys`], [`RunKeys`],
+//! [`MinibatchKeys`]): a serde struct whose fields are the keys, each documented beside it. Every
+//! section, kinded or not, is read the same way:
 //!
-//! 1. checks the keys (unknown keys and kinds are refused with "did you mean"; a kind's keys are
-//!    its spec's serde fields);
-//! 2. deserializes the kind's spec with serde, tracking the key path
-//!    (`serde_path_to_error`), so a type error names the key and value;
-//! 3. validates it through the models constructor, whose [`ModelError`] names the parameter: the
-//!    section is prefixed and the value is shown as written in the file;
-//! 4. applies the rules that involve several sections in one place ([`validate`]).
+//! 1. keys that are not the spec's serde fields are refused with "did you mean";
+//! 2. the spec is deserialized with serde, tracking the key path (`serde_path_to_error`), so a
+//!    type error names the key and value;
+//! 3. the spec's `build` checks the values (for the kinds, the models constructor), and its
+//!    [`ModelError`] names the key: the section is prefixed and the value is shown as written;
+//! 4. the rules that involve several sections are applied in one place ([`validate`]).
 //!
 //! ```text
 //! run.etas[2] = -0.1: must be positive
@@ -35,11 +37,11 @@ use std::str::FromStr;
 
 use compare::study::iterations;
 use models::compress::Compressor;
-use models::kind::KindInfo;
+use models::kind::{serde_fields, KeyDoc, KindInfo, KindSpec};
 use models::loss::Loss;
 use models::noise::GradientNoise;
 use models::{AgentNoises, ModelError, NormalizationInputs, Smoothness};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use crate::error::CliError;
@@ -84,43 +86,10 @@ pub fn names<T: Named>() -> Vec<&'static str> {
     T::all().iter().map(|t| t.config_name()).collect()
 }
 
-const ROOT_KEYS: &[&str] = &[
-    "name",
-    "seed",
-    "loss",
-    "agents",
-    "noise",
-    "optimizer",
-    "schedule",
-    "sde",
-    "run",
-];
-const AGENTS_KEYS: &[&str] = &["n"];
-const SDE_KEYS: &[&str] = &[
-    "models",
-    "scheme",
-    "substeps",
-    "max_substeps",
-    "increments",
-    "svag_l",
-];
 /// The entry of `sde.models` that asks for SVAG runs (not an [`SdeModel`]).
 pub const SVAG_MODEL: &str = "svag";
 /// `sde.svag_l` when `sde.models` lists `"svag"` and `sde.svag_l` is not given.
 pub const DEFAULT_SVAG_L: usize = 16;
-const RUN_KEYS: &[&str] = &[
-    "horizon",
-    "etas",
-    "paths",
-    "observables",
-    "diverge_above",
-    "common_random_numbers",
-    "exact_reference",
-    "quantiles",
-    "x0_scales",
-    "target_rel_ci",
-];
-
 /// Default `seed`.
 pub const DEFAULT_SEED: u64 = 0;
 /// Default `agents.n`.
@@ -179,10 +148,10 @@ pub struct LossSpec {
     pub kind: LossKind,
 }
 
-/// `[agents]`.
+/// `[agents]`, checked ([`AgentsKeys`] documents and checks the keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentsSpec {
-    /// `agents.n` (integer ≥ 1, default 1): the number of agents `N`.
+    /// `agents.n`.
     pub n: usize,
 }
 
@@ -226,64 +195,48 @@ pub enum MinibatchTag {
 
 /// The `noise.kind` of minibatch noise (the injected kinds come from `models::NoiseSpec`).
 pub const MINIBATCH_KIND: &str = "minibatch";
-const MINIBATCH_KEYS: &[&str] = &["kind", "batch", "replacement"];
 
-/// `[sde]`.
+/// `[sde]`, checked, defaults filled in ([`SdeKeys`] documents and checks the keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SdeSpec {
-    /// `sde.models` (list, default all three, no repeats): which SDE models to compare with.
+    /// `sde.models`.
     pub models: Vec<SdeModel>,
-    /// `sde.scheme` (default `weak2`): the integrator.
+    /// `sde.scheme`.
     pub scheme: SchemeKind,
-    /// `sde.substeps` (integer ≥ 1, optional): SDE steps per learning-rate step (`Δ = η/substeps`).
-    /// Unset: `weak-error` chooses them per point (refining until the integrator's bias is below a
-    /// quarter of the point's interval) and `run` uses 8.
+    /// `sde.substeps`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub substeps: Option<usize>,
-    /// `sde.max_substeps` (integer ≥ 2, default 256): the cap of that refinement.
+    /// `sde.max_substeps`.
     pub max_substeps: usize,
-    /// `sde.increments` (default `gaussian`): distribution of the Brownian increments.
+    /// `sde.increments`.
     pub increments: IncrementKind,
-    /// `sde.svag_l` (integer ≥ 1 or list of them, no repeats; default [16] when `sde.models`
-    /// lists `"svag"`): the SVAG runs of `sdelab run` (`compare::svag`), one per `l`. Empty: no
-    /// SVAG. Giving `sde.svag_l` turns SVAG on by itself (so the written config reads back the
-    /// same: `"svag"` is not kept in `models`).
+    /// `sde.svag_l`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub svag_l: Vec<usize>,
 }
 
-/// `[run]`.
+/// `[run]`, checked, defaults filled in ([`RunKeys`] documents and checks the keys).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSpec {
-    /// `run.horizon` (number > 0, required): the horizon `T` in SDE time. The discrete run has
-    /// `floor(T/η)` iterations (`compare::study::iterations`, which tolerates a quotient a
-    /// rounding error below an integer); `T/η` need not be an integer.
+    /// `run.horizon`.
     pub horizon: f64,
-    /// `run.etas` (list of numbers in (0, horizon], required, non-empty, no repeats): base learning
-    /// rates. `weak-error` uses all of them (at least 2); `run` uses the first.
+    /// `run.etas`.
     pub etas: Vec<f64>,
-    /// `run.paths` (integer ≥ 2, required): Monte Carlo paths per learning rate and model.
+    /// `run.paths`.
     pub paths: usize,
-    /// `run.observables` (list, default all four, no repeats): the test functions `g`.
+    /// `run.observables`.
     pub observables: Vec<Observable>,
-    /// `run.diverge_above` (number > 0, default 1e8): a path whose loss exceeds this (or becomes
-    /// non-finite) is counted as diverged and kept out of the statistics.
+    /// `run.diverge_above`.
     pub diverge_above: f64,
-    /// `run.common_random_numbers` (bool, default true): drive the discrete algorithm and the SDEs
-    /// with the same random numbers where the noise allows it (variance reduction).
+    /// `run.common_random_numbers`.
     pub common_random_numbers: bool,
-    /// `run.exact_reference` (bool, default false): use closed-form expectations for the SDE side
-    /// where the build has them (e.g. the quadratic/Gaussian cases of MATH.md §7) instead of
-    /// simulating it.
+    /// `run.exact_reference`.
     pub exact_reference: bool,
-    /// `run.quantiles` (list of numbers in (0, 1), default [0.1, 0.5, 0.9], no repeats, may be
-    /// empty): quantile trajectories reported by `sdelab run`.
+    /// `run.quantiles`.
     pub quantiles: Vec<f64>,
-    /// `run.x0_scales` (list of numbers > 0, default [1], no repeats): `sdelab stability` runs its
-    /// sweep once per factor, from `x0_scale · loss.x0`; the other subcommands ignore it.
+    /// `run.x0_scales`.
     pub x0_scales: Vec<f64>,
-    /// `run.target_rel_ci` (number in (0, 1), optional): `weak-error` grows the paths in doubling
-    /// batches until every point has `ci95 <= target_rel_ci * weak_error`, or `run.paths` is spent.
+    /// `run.target_rel_ci`.
     pub target_rel_ci: Option<f64>,
 }
 
@@ -771,61 +724,10 @@ impl<'a> Field<'a> {
         }
     }
 
-    fn positive(&self) -> Res<f64> {
-        let x = self.finite()?;
-        if x > 0.0 {
-            Ok(x)
-        } else {
-            Err(self.err("must be positive"))
-        }
-    }
-
-    fn integer(&self) -> Res<i64> {
-        // 2^53: beyond this a float no longer represents every integer.
-        const EXACT: f64 = 9_007_199_254_740_992.0;
-        match self.value {
-            Value::Integer(i) => Ok(*i),
-            Value::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() <= EXACT => {
-                Ok(*x as i64)
-            }
-            _ => Err(self.err("expected an integer")),
-        }
-    }
-
-    /// An integer ≥ `min` that fits in `usize`.
-    fn count(&self, min: u64) -> Res<usize> {
-        let i = self.integer()?;
-        if i < 0 || (i as u64) < min {
-            return Err(self.err(format!("must be at least {min}")));
-        }
-        usize::try_from(i).map_err(|_| self.err("too large"))
-    }
-
-    /// An integer in `[min, max]`.
-    fn count_at_most(&self, min: u64, max: usize) -> Res<usize> {
-        let n = self.count(min)?;
-        if n > max {
-            return Err(self.err(format!("must be at most {max}")));
-        }
-        Ok(n)
-    }
-
-    fn seed(&self) -> Res<u64> {
-        let i = self.integer()?;
-        u64::try_from(i).map_err(|_| self.err("must not be negative"))
-    }
-
     fn string(&self) -> Res<&'a str> {
         match self.value {
             Value::String(s) => Ok(s),
             _ => Err(self.err("expected a string")),
-        }
-    }
-
-    fn boolean(&self) -> Res<bool> {
-        match self.value {
-            Value::Boolean(b) => Ok(*b),
-            _ => Err(self.err("expected a boolean (true or false)")),
         }
     }
 
@@ -877,16 +779,6 @@ impl<'a> Field<'a> {
             .ok_or_else(|| self.unknown(s, options, what))
     }
 
-    /// A string naming a value of the library enum `T`.
-    fn named<T: Named>(&self, what: &str) -> Res<T> {
-        let s = self.string()?;
-        T::all()
-            .iter()
-            .copied()
-            .find(|t| t.config_name() == s)
-            .ok_or_else(|| self.unknown(s, &names::<T>(), what))
-    }
-
     fn unknown(&self, s: &str, options: &[&str], what: &str) -> ConfigError {
         self.err(format!(
             "unknown {what} (expected one of {}){}",
@@ -895,19 +787,6 @@ impl<'a> Field<'a> {
         ))
     }
 
-    /// A non-empty list of distinct values of the library enum `T`.
-    fn named_list<T: Named>(&self, what: &str) -> Res<Vec<T>> {
-        let items = self.nonempty_list()?;
-        let mut out: Vec<T> = Vec::with_capacity(items.len());
-        for f in &items {
-            let t = f.named(what)?;
-            if out.contains(&t) {
-                return Err(f.err("listed twice"));
-            }
-            out.push(t);
-        }
-        Ok(out)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -976,20 +855,18 @@ fn parse_kind<F: Family>(s: &Section, extra: &[&str]) -> Res<(&'static str, F)> 
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let spec = F::deserialize_kind(kind, Value::Table(own))
-        .map_err(|e| de_err(s, e, F::catalog(), kind))?;
+        .map_err(|e| {
+            let catalog = F::catalog();
+            let docs = catalog.iter().find(|k| k.kind == kind).map_or(&[][..], |k| k.keys);
+            de_err(s, e, docs)
+        })?;
     Ok((kind, spec))
 }
 
 /// A serde error inside section `s` as a config error at its key path.
-fn de_err(s: &Section, e: DeError, catalog: Vec<KindInfo>, kind: &str) -> ConfigError {
+fn de_err(s: &Section, e: DeError, docs: &[KeyDoc]) -> ConfigError {
     let inner = e.inner().message().to_string();
-    let doc_of = |key: &str| {
-        catalog
-            .iter()
-            .find(|k| k.kind == kind)
-            .and_then(|k| k.keys.iter().find(|d| d.key == key))
-            .map(|d| d.doc)
-    };
+    let doc_of = |key: &str| docs.iter().find(|d| d.key == key).map(|d| d.doc);
     // `missing field `p``: the path is the struct's, the field is in the message.
     if let Some(field) = inner
         .strip_prefix("missing field `")
@@ -1001,11 +878,7 @@ fn de_err(s: &Section, e: DeError, catalog: Vec<KindInfo>, kind: &str) -> Config
     }
     let path = e.path().to_string();
     let rel = if path == "." { String::new() } else { path };
-    let key = if rel.is_empty() {
-        s.path.clone()
-    } else {
-        format!("{}.{rel}", s.path)
-    };
+    let key = join_key(&s.path, &rel);
     let top = rel.split(['.', '[']).next().unwrap_or("");
     let value = lookup(s.table, &rel);
     let shown = value.map(show).unwrap_or_else(|| "?".into());
@@ -1065,6 +938,16 @@ fn lookup<'a>(table: &'a Table, rel: &str) -> Option<&'a Value> {
     cur
 }
 
+/// The key `rel` (`p`, `etas[2]`; empty: the section itself) of the section at `path` (empty:
+/// the top level).
+fn join_key(path: &str, rel: &str) -> String {
+    match (path.is_empty(), rel.is_empty()) {
+        (_, true) => path.to_string(),
+        (true, false) => rel.to_string(),
+        (false, false) => format!("{path}.{rel}"),
+    }
+}
+
 /// A `models` constructor (or spec) rejected a value of section `section` (a [`Section`] of
 /// the file, for showing the value as written).
 fn model_err_in(section: &Section, e: ModelError) -> ConfigError {
@@ -1074,11 +957,7 @@ fn model_err_in(section: &Section, e: ModelError) -> ConfigError {
             value,
             reason,
         } => {
-            let key = if name.is_empty() {
-                section.path.clone()
-            } else {
-                format!("{}.{name}", section.path)
-            };
+            let key = join_key(&section.path, name);
             let shown = lookup(section.table, name)
                 .map(show)
                 .unwrap_or_else(|| value.clone());
@@ -1107,23 +986,12 @@ fn parse_root(table: &Table) -> Res<ExperimentConfig> {
         path: String::new(),
         table,
     };
-    root.check_keys(ROOT_KEYS, "")?;
-
-    let name = parse_name(&root.req("name")?)?;
-    let seed = match root.opt("seed") {
-        Some(f) => f.seed()?,
-        None => DEFAULT_SEED,
-    };
+    let (name, seed) = parse_section::<TopLevelKeys>(&root, &[], "")?;
     let loss_section = root.req_section("loss")?;
     let loss = parse_loss(&loss_section)?;
     let d = loss.dim();
     let agents = match root.opt_section("agents")? {
-        Some(s) => {
-            s.check_keys(AGENTS_KEYS, "")?;
-            AgentsSpec {
-                n: s.req("n")?.count_at_most(1, MAX_AGENTS)?,
-            }
-        }
+        Some(s) => parse_section::<AgentsKeys>(&s, &[], "")?,
         None => AgentsSpec { n: DEFAULT_AGENTS },
     };
     let noise = parse_noise(&root.req_section("noise")?, d, agents.n)?;
@@ -1135,10 +1003,10 @@ fn parse_root(table: &Table) -> Res<ExperimentConfig> {
         None => ScheduleSpec::default(),
     };
     let sde = match root.opt_section("sde")? {
-        Some(s) => parse_sde(&s)?,
+        Some(s) => parse_section::<SdeKeys>(&s, &[], "")?,
         None => default_sde(),
     };
-    let run = parse_run(&root.req_section("run")?)?;
+    let run = parse_section::<RunKeys>(&root.req_section("run")?, &[], "")?;
     let mut cfg = ExperimentConfig {
         name,
         seed,
@@ -1213,19 +1081,6 @@ fn validate(
     Ok(())
 }
 
-fn parse_name(f: &Field) -> Res<String> {
-    let s = f.string()?;
-    let ok_chars = s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if s.is_empty() || !ok_chars || s.starts_with('.') || s.len() > 100 {
-        return Err(f.err(
-            "must be a plain folder name: 1 to 100 letters, digits, '-', '_' or '.', not starting with '.'",
-        ));
-    }
-    Ok(s.to_string())
-}
-
 fn parse_loss(s: &Section) -> Res<LossSpec> {
     let (_, mut kind) = parse_kind::<LossKind>(s, &["x0"])?;
     let x0 = match (s.opt("x0"), &kind) {
@@ -1250,7 +1105,9 @@ fn parse_noise(s: &Section, d: usize, n: usize) -> Res<NoiseSpec> {
     if let Some(f) = s.opt("kind") {
         if let Value::String(k) = f.value {
             if k == MINIBATCH_KIND {
-                return parse_minibatch(s).map(NoiseSpec::Minibatch);
+                let context = format!(" for {} = \"{MINIBATCH_KIND}\"", s.key("kind"));
+                return parse_section::<MinibatchKeys>(s, &["kind"], &context)
+                    .map(NoiseSpec::Minibatch);
             }
             if !NoiseModel::KINDS.contains(&k.as_str()) {
                 let mut all = NoiseModel::KINDS.to_vec();
@@ -1288,28 +1145,6 @@ fn parse_noise(s: &Section, d: usize, n: usize) -> Res<NoiseSpec> {
     } else {
         Ok(NoiseSpec::Shared(parse_noise_model(s, d)?))
     }
-}
-
-fn parse_minibatch(s: &Section) -> Res<MinibatchNoise> {
-    s.check_keys(
-        MINIBATCH_KEYS,
-        &format!(" for {} = \"{MINIBATCH_KIND}\"", s.key("kind")),
-    )?;
-    let batch = s
-        .req_hint(
-            "batch",
-            " (integer >= 1: training rows each agent draws per iteration)",
-        )?
-        .count(1)?;
-    let replacement = match s.opt("replacement") {
-        Some(f) => f.boolean()?,
-        None => true,
-    };
-    Ok(MinibatchNoise {
-        kind: MinibatchTag::Minibatch,
-        batch,
-        replacement,
-    })
 }
 
 /// Minibatch noise against the rest: a data-set loss, a batch that fits its training rows, an
@@ -1566,6 +1401,506 @@ fn normalized_default(
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The top level, `[agents]`, `[sde]`, `[run]` and minibatch noise: one spec each, by the same
+// mechanism as the kinds (`models::kind_spec!`). A spec's serde struct is the section as the file
+// writes it: its fields are the allowed keys (read off serde for "unknown key" and "did you
+// mean"), each with its doc (type, default: meaning) beside it, which `sdelab list` and the
+// README's generated tables print. Its `build` is the one place that checks the values and turns
+// them into the typed section above; errors name the key as `ModelError`s do for the kinds.
+// ---------------------------------------------------------------------------------------------
+
+/// An integer as a file may write it: a TOML integer, or a float that is exactly one (`2e5`) and
+/// at most 2^53 (beyond that a float no longer represents every integer). Ranges are checked by
+/// the section's `build`, so that the message can name the bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Int(pub i64);
+
+struct IntVisitor;
+
+impl<'de> serde::de::Visitor<'de> for IntVisitor {
+    type Value = Int;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer")
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Int, E> {
+        Ok(Int(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Int, E> {
+        i64::try_from(v)
+            .map(Int)
+            .map_err(|_| E::custom("too large"))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Int, E> {
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        if v.is_finite() && v.fract() == 0.0 && v.abs() <= EXACT {
+            Ok(Int(v as i64))
+        } else {
+            Err(E::invalid_type(serde::de::Unexpected::Float(v), &self))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Int, D::Error> {
+        d.deserialize_any(IntVisitor)
+    }
+}
+
+/// An integer or a list of them (`sde.svag_l = 16` or `[4, 16]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum IntOrList {
+    /// One integer.
+    One(Int),
+    /// A list (each entry's errors name its index).
+    List(Vec<Int>),
+}
+
+struct IntOrListVisitor;
+
+impl<'de> serde::de::Visitor<'de> for IntOrListVisitor {
+    type Value = IntOrList;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer")
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IntOrList, E> {
+        IntVisitor.visit_i64(v).map(IntOrList::One)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IntOrList, E> {
+        IntVisitor.visit_u64(v).map(IntOrList::One)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<IntOrList, E> {
+        IntVisitor.visit_f64(v).map(IntOrList::One)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<IntOrList, A::Error> {
+        let mut out = Vec::new();
+        while let Some(i) = seq.next_element::<Int>()? {
+            out.push(i);
+        }
+        Ok(IntOrList::List(out))
+    }
+}
+
+impl<'de> Deserialize<'de> for IntOrList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IntOrList, D::Error> {
+        d.deserialize_any(IntOrListVisitor)
+    }
+}
+
+fn invalid(key: impl Into<String>, value: impl fmt::Display, reason: impl Into<String>) -> ModelError {
+    ModelError::invalid(key, value, reason)
+}
+
+/// `key`, an integer ≥ `min` that fits in `usize`.
+fn count(key: &str, i: Int, min: u64) -> Result<usize, ModelError> {
+    if i.0 < 0 || (i.0 as u64) < min {
+        return Err(invalid(key, i.0, format!("must be at least {min}")));
+    }
+    usize::try_from(i.0).map_err(|_| invalid(key, i.0, "too large"))
+}
+
+fn finite(key: &str, x: f64) -> Result<f64, ModelError> {
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(invalid(key, show_f64(x), "must be a finite number"))
+    }
+}
+
+fn positive(key: &str, x: f64) -> Result<f64, ModelError> {
+    if finite(key, x)? > 0.0 {
+        Ok(x)
+    } else {
+        Err(invalid(key, show_f64(x), "must be positive"))
+    }
+}
+
+/// `key[i]` for the entries of a list.
+fn entry(key: &str, i: usize) -> String {
+    format!("{key}[{i}]")
+}
+
+/// The value of the library enum `T` that `s` names; `what` names the category in the message.
+fn named<T: Named>(key: &str, s: &str, what: &str) -> Result<T, ModelError> {
+    T::all()
+        .iter()
+        .copied()
+        .find(|t| t.config_name() == s)
+        .ok_or_else(|| unknown_name(key, s, &names::<T>(), what))
+}
+
+fn unknown_name(key: &str, s: &str, options: &[&str], what: &str) -> ModelError {
+    invalid(
+        key,
+        format!("{s:?}"),
+        format!(
+            "unknown {what} (expected one of {}){}",
+            one_of(options),
+            did_you_mean(s, options)
+        ),
+    )
+}
+
+/// A list whose entries must be distinct: the key of the first repeat.
+fn first_repeat<T: PartialEq>(key: &str, xs: &[T]) -> Option<String> {
+    (0..xs.len())
+        .find(|&i| xs[..i].contains(&xs[i]))
+        .map(|i| entry(key, i))
+}
+
+fn listed_twice(key: String) -> ModelError {
+    invalid(key, "", "listed twice")
+}
+
+/// The context of the section specs: nothing (each section is checked on its own; the rules
+/// across sections are in [`validate`]).
+type NoContext = ();
+
+models::kind_spec! {
+    /// The top level of a config file: its own keys, and the sections, each parsed by its spec.
+    pub struct TopLevelKeys: KindSpec<Output = (String, u64), Context = NoContext> {
+        name: String => "string, required: experiment name, used for the output folder \
+            (`results/<name>/weak-error`, `results/<name>/run` unless `--out`). 1 to 100 characters \
+            from letters, digits, `-`, `_`, `.`; not starting with `.`",
+        seed: Option<Int> => "integer >= 0, default 0: master seed; every random stream is derived \
+            from it: each learning rate, process and path gets its own stream keyed by (seed, index), \
+            and DCSGD's compressors a per-iteration stream drawn from the path's",
+        loss: Table => "table, required: the objective f and the starting point x0 (`loss.kind`)",
+        agents: Option<Table> => "table, default n = 1: the number of agents",
+        noise: Table => "table, required: the gradient noise (`noise.kind`), shared or one \
+            `[[noise.agents]]` table per agent",
+        optimizer: Table => "table, required: the discrete algorithm (`optimizer.kind`) and its \
+            compressor",
+        schedule: Option<Table> => "table, default kind = \"constant\": the learning-rate \
+            multiplier eta_k (`schedule.kind`)",
+        sde: Option<Table> => "table, default: every key's default: the SDE models and how to \
+            integrate them",
+        run: Table => "table, required: horizon, learning rates, paths, observables",
+    }
+    summary "the top level of a config file";
+    build(self, _) {
+        let ok_chars = self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if self.name.is_empty() || !ok_chars || self.name.starts_with('.') || self.name.len() > 100 {
+            return Err(invalid(
+                "name",
+                format!("{:?}", self.name),
+                "must be a plain folder name: 1 to 100 letters, digits, '-', '_' or '.', not starting with '.'",
+            ));
+        }
+        let seed = match self.seed {
+            Some(Int(i)) => u64::try_from(i).map_err(|_| invalid("seed", i, "must not be negative"))?,
+            None => DEFAULT_SEED,
+        };
+        Ok((self.name.clone(), seed))
+    }
+}
+
+models::kind_spec! {
+    /// `[agents]` as written.
+    pub struct AgentsKeys: KindSpec<Output = AgentsSpec, Context = NoContext> {
+        n: Int => "integer in [1, 1000000], required in `[agents]` (no `[agents]`: 1): the number of \
+            agents N; each draws an independent stochastic gradient per iteration",
+    }
+    summary "the number of agents";
+    build(self, _) {
+        let n = count("n", self.n, 1)?;
+        if n > MAX_AGENTS {
+            return Err(invalid("n", n, format!("must be at most {MAX_AGENTS}")));
+        }
+        Ok(AgentsSpec { n })
+    }
+}
+
+models::kind_spec! {
+    /// `[sde]` as written.
+    pub struct SdeKeys: KindSpec<Output = SdeSpec, Context = NoContext> {
+        models: Option<Vec<String>> => "list of strings, non-empty, no repeats, default \
+            [\"first_order\", \"second_order\", \"stability\"]: the SDE models to compare with (the \
+            `sde.models` values below; MATH.md §5.1), plus \"svag\" for SVAG runs (see `sde.svag_l`)",
+        scheme: Option<String> => "string, default \"weak2\": the integrator (the `sde.scheme` values \
+            below)",
+        substeps: Option<Int> => "integer >= 1, default unset: SDE steps per learning-rate step \
+            (Delta = eta/substeps). Unset: `weak-error` chooses them per point, refining until its \
+            Richardson estimate of the integrator's bias is below a quarter of the point's interval, \
+            and `run` uses 8. Set: that many (the bias is still estimated and reported), and a scheme \
+            whose weak order is below a model's expected order is refused for that model",
+        max_substeps: Option<Int> => "integer >= 2, default 256: the cap of that refinement; a point \
+            that reaches it unresolved says so in its verdict",
+        increments: Option<String> => "string, default \"gaussian\": the Brownian increments (the \
+            `sde.increments` values below); `two_point` is not allowed with `weak2`",
+        svag_l: Option<IntOrList> => "integer >= 1 or list of them, no repeats, default [16] when \
+            `sde.models` lists \"svag\": SVAG (Li-Malladi-Arora 2021): `sdelab run` adds one \
+            trajectory `SVAG l=<l>` per value, a covariance-free simulation of (A) (l steps of eta/l \
+            per iteration, two draws of the direction, weights (1 +- sqrt(2l - 1))/2; l = 1 is the \
+            discrete method). Giving it turns SVAG on by itself, and `sde.models` may then list only \
+            \"svag\"; `weak-error` and `stability` ignore SVAG",
+    }
+    summary "the SDE models and their integration";
+    build(self, _) {
+        let mut out = default_sde();
+        // Checked first: whether it is given decides whether `models` may be empty.
+        let svag_l = match &self.svag_l {
+            None => None,
+            Some(IntOrList::One(l)) => Some(vec![count("svag_l", *l, 1)?]),
+            Some(IntOrList::List(ls)) if ls.is_empty() => {
+                return Err(invalid("svag_l", "[]", "must not be empty"))
+            }
+            Some(IntOrList::List(ls)) => Some(
+                ls.iter()
+                    .enumerate()
+                    .map(|(i, l)| count(&entry("svag_l", i), *l, 1))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        if let Some(ls) = &svag_l {
+            if let Some(i) = (0..ls.len()).find(|&i| ls[..i].contains(&ls[i])) {
+                return Err(invalid("svag_l", "", format!("{} listed twice", ls[i])));
+            }
+        }
+        let mut svag = false;
+        if let Some(list) = &self.models {
+            if list.is_empty() && svag_l.is_none() {
+                return Err(invalid("models", "[]", "must not be empty"));
+            }
+            out.models.clear();
+            for (i, name) in list.iter().enumerate() {
+                let key = entry("models", i);
+                if name == SVAG_MODEL {
+                    if svag {
+                        return Err(listed_twice(key));
+                    }
+                    svag = true;
+                    continue;
+                }
+                let Some(m) = SdeModel::ALL.iter().copied().find(|m| m.name() == name) else {
+                    let mut all = names::<SdeModel>();
+                    all.push(SVAG_MODEL);
+                    return Err(unknown_name(&key, name, &all, "model"));
+                };
+                if out.models.contains(&m) {
+                    return Err(listed_twice(key));
+                }
+                out.models.push(m);
+            }
+        }
+        out.svag_l = match svag_l {
+            Some(ls) => ls,
+            None if svag => vec![DEFAULT_SVAG_L],
+            None => Vec::new(),
+        };
+        if let Some(s) = &self.scheme {
+            out.scheme = named("scheme", s, "scheme")?;
+        }
+        if let Some(i) = self.substeps {
+            out.substeps = Some(count("substeps", i, 1)?);
+        }
+        if let Some(i) = self.max_substeps {
+            out.max_substeps = count("max_substeps", i, 2)?;
+        }
+        if let Some(s) = &self.increments {
+            out.increments = named("increments", s, "increment kind")?;
+            if out.scheme == SchemeKind::Weak2 && out.increments == IncrementKind::TwoPoint {
+                return Err(invalid(
+                    "increments",
+                    format!("{s:?}"),
+                    "sde.scheme = \"weak2\" needs increments matching Gaussian moments up to order 5; \
+                     two-point increments limit it to weak order 1 (use \"gaussian\" or \"three_point\")",
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+models::kind_spec! {
+    /// `[run]` as written.
+    pub struct RunKeys: KindSpec<Output = RunSpec, Context = NoContext> {
+        horizon: f64 => "number > 0, required: the horizon T in SDE time; a run at base learning \
+            rate eta has K = floor(T/eta) iterations (see Rules: T/eta need not be an integer)",
+        etas: Vec<f64> => "list of numbers in (0, T], required, non-empty, no repeats, at most 10^7 \
+            iterations each: base learning rates eta. `weak-error` uses all of them (at least 2, to \
+            fit an order); `run` uses the first",
+        paths: Int => "integer >= 2, required: Monte Carlo paths per learning rate and per model",
+        observables: Option<Vec<String>> => "list of strings, non-empty, no repeats, default \
+            [\"loss\", \"x\", \"x_sq\", \"grad_norm\"]: the test functions g (the `run.observables` \
+            values below)",
+        diverge_above: Option<f64> => "number > 0, default 1e8: a path whose loss exceeds this (or \
+            becomes non-finite) is counted as diverged and kept out of the statistics",
+        common_random_numbers: Option<bool> => "bool, default true: drive the discrete algorithm and \
+            the SDEs with the same random numbers where the noise allows (Gaussian noise); a large \
+            variance reduction for weak errors",
+        exact_reference: Option<bool> => "bool, default false: replace the simulated SDE side by its \
+            closed-form expectations (MATH.md §7). Only where a closed form exists: loss.kind = \
+            \"quadratic\", optimizer.kind = \"dsgd\", schedule.kind = \"constant\", Gaussian noise with \
+            sigma1 = 0 (otherwise an error). The discrete side stays Monte Carlo, without coupling",
+        quantiles: Option<Vec<f64>> => "list of numbers in (0, 1), no repeats, may be empty, default \
+            [0.1, 0.5, 0.9]: quantile trajectories reported by `sdelab run` (empty: none)",
+        x0_scales: Option<Vec<f64>> => "list of numbers > 0, non-empty, no repeats, default [1]: \
+            `sdelab stability` only: the sweep is run once from each x0_scale * loss.x0",
+        target_rel_ci: Option<f64> => "number in (0, 1), default unset: `weak-error` only: grow the \
+            paths of each model and eta in doubling batches (paths 0..n, n..2n, ... of one stream, \
+            merged in order: the same bits for any thread count), starting at twice the probe, until \
+            every observable's ci95 <= target_rel_ci * weak_error or `run.paths` is spent (then a \
+            warning). Each point reports `target_rel_ci_met`",
+    }
+    summary "horizon, learning rates, paths, observables";
+    build(self, _) {
+        let horizon = positive("horizon", self.horizon)?;
+        if self.etas.is_empty() {
+            return Err(invalid("etas", "[]", "must not be empty"));
+        }
+        for (i, &eta) in self.etas.iter().enumerate() {
+            let key = entry("etas", i);
+            positive(&key, eta)?;
+            if self.etas[..i].contains(&eta) {
+                return Err(listed_twice(key));
+            }
+            let k = iterations(horizon, eta);
+            if k == 0 {
+                return Err(invalid(key, show_f64(eta), format!(
+                    "larger than run.horizon = {}, so there would be no iteration (iterations = floor(horizon/eta))",
+                    show_f64(horizon)
+                )));
+            }
+            if k > MAX_ITERATIONS {
+                return Err(invalid(key, show_f64(eta), format!(
+                    "run.horizon / eta = {} iterations, more than the limit of {MAX_ITERATIONS}",
+                    show_f64(round_sig(horizon / eta))
+                )));
+            }
+        }
+        let paths = count("paths", self.paths, 2)?;
+        let observables = match &self.observables {
+            Some(list) if list.is_empty() => {
+                return Err(invalid("observables", "[]", "must not be empty"))
+            }
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, s)| named::<Observable>(&entry("observables", i), s, "observable"))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Observable::DEFAULT.to_vec(),
+        };
+        if let Some(key) = first_repeat("observables", &observables) {
+            return Err(listed_twice(key));
+        }
+        let diverge_above = match self.diverge_above {
+            Some(x) => positive("diverge_above", x)?,
+            None => DEFAULT_DIVERGE_ABOVE,
+        };
+        let quantiles = match &self.quantiles {
+            Some(qs) => {
+                for (i, &q) in qs.iter().enumerate() {
+                    let key = entry("quantiles", i);
+                    if !(finite(&key, q)? > 0.0 && q < 1.0) {
+                        return Err(invalid(key, show_f64(q), "must be in (0, 1)"));
+                    }
+                    if qs[..i].contains(&q) {
+                        return Err(listed_twice(key));
+                    }
+                }
+                qs.clone()
+            }
+            None => DEFAULT_QUANTILES.to_vec(),
+        };
+        let x0_scales = match &self.x0_scales {
+            Some(xs) if xs.is_empty() => {
+                return Err(invalid("x0_scales", "[]", "must not be empty"))
+            }
+            Some(xs) => {
+                for (i, &x) in xs.iter().enumerate() {
+                    let key = entry("x0_scales", i);
+                    positive(&key, x)?;
+                    if xs[..i].contains(&x) {
+                        return Err(listed_twice(key));
+                    }
+                }
+                xs.clone()
+            }
+            None => vec![1.0],
+        };
+        let target_rel_ci = match self.target_rel_ci {
+            Some(x) if !(finite("target_rel_ci", x)? > 0.0 && x < 1.0) => {
+                return Err(invalid(
+                    "target_rel_ci",
+                    show_f64(x),
+                    "must be in (0, 1): the largest ci95 / weak_error the paths are grown to",
+                ))
+            }
+            t => t,
+        };
+        Ok(RunSpec {
+            horizon,
+            etas: self.etas.clone(),
+            paths,
+            observables,
+            diverge_above,
+            common_random_numbers: self.common_random_numbers.unwrap_or(true),
+            exact_reference: self.exact_reference.unwrap_or(false),
+            quantiles,
+            x0_scales,
+            target_rel_ci,
+        })
+    }
+}
+
+models::kind_spec! {
+    /// `noise.kind = "minibatch"` as written (besides `kind`).
+    pub struct MinibatchKeys: KindSpec<Output = MinibatchNoise, Context = NoContext> {
+        batch: Int => "integer >= 1, required: training rows each agent draws per iteration (B); at \
+            most the training rows without replacement",
+        replacement: Option<bool> => "bool, default true: draw the rows with replacement (covariance \
+            Sigma/B) or as a uniform subset (Sigma/B times (n - B)/(n - 1))",
+    }
+    summary "real minibatch gradients: each agent's gradient is the mean gradient of `noise.batch` \
+        training rows of a data-set loss (loss.kind = \"logistic\" | \"mlp\"); one law for every agent \
+        (not in [[noise.agents]]); DSGD, DCSGD (identity or bernoulli) and DSignSGD (CLT sign mean)";
+    build(self, _) {
+        Ok(MinibatchNoise {
+            kind: MinibatchTag::Minibatch,
+            batch: count("batch", self.batch, 1)?,
+            replacement: self.replacement.unwrap_or(true),
+        })
+    }
+}
+
+/// A section spec: the specs above, whose documented keys are the section's keys.
+trait SectionKeys: KindSpec<Context = NoContext> + serde::de::DeserializeOwned {}
+impl<T: KindSpec<Context = NoContext> + serde::de::DeserializeOwned> SectionKeys for T {}
+
+/// Parses section `s` with the spec `K`: keys that are not `K`'s fields (nor in `skip`, which the
+/// caller reads) are refused with "did you mean" (`context` is appended to "unknown key"), the
+/// rest deserialized with their key paths, then checked and built by `K::build`.
+fn parse_section<K: SectionKeys>(s: &Section, skip: &[&str], context: &str) -> Res<K::Output> {
+    let mut allowed: Vec<&str> = skip.to_vec();
+    allowed.extend(serde_fields::<K>());
+    s.check_keys(&allowed, context)?;
+    let own: Table = s
+        .table
+        .iter()
+        .filter(|(k, _)| !skip.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let spec: K = serde_path_to_error::deserialize(Value::Table(own))
+        .map_err(|e| de_err(s, e, K::KEYS))?;
+    spec.build(&()).map_err(|e| model_err_in(s, e))
+}
+
+/// The documented sections: `(key prefix, keys)`, in file order (the top level has no prefix).
+pub fn sections() -> Vec<(&'static str, &'static [KeyDoc])> {
+    vec![
+        ("", TopLevelKeys::KEYS),
+        ("agents", AgentsKeys::KEYS),
+        ("sde", SdeKeys::KEYS),
+        ("run", RunKeys::KEYS),
+    ]
+}
+
 fn default_sde() -> SdeSpec {
     SdeSpec {
         models: SdeModel::ALL.to_vec(),
@@ -1575,92 +1910,6 @@ fn default_sde() -> SdeSpec {
         increments: IncrementKind::Gaussian,
         svag_l: Vec::new(),
     }
-}
-
-/// `sde.models`: distinct SDE models, plus whether `"svag"` is listed. Empty only when
-/// `svag_given` (a written config whose only process besides the discrete one is SVAG).
-fn parse_models(f: &Field, svag_given: bool) -> Res<(Vec<SdeModel>, bool)> {
-    let items = if svag_given {
-        f.list()?
-    } else {
-        f.nonempty_list()?
-    };
-    let mut out: Vec<SdeModel> = Vec::with_capacity(items.len());
-    let mut svag = false;
-    for it in &items {
-        let Some(name) = it.value.as_str() else {
-            return Err(it.err("expected a string"));
-        };
-        if name == SVAG_MODEL {
-            if svag {
-                return Err(it.err("listed twice"));
-            }
-            svag = true;
-            continue;
-        }
-        let Some(m) = SdeModel::ALL.iter().copied().find(|m| m.name() == name) else {
-            let mut all = names::<SdeModel>();
-            all.push(SVAG_MODEL);
-            return Err(it.unknown(name, &all, "model"));
-        };
-        if out.contains(&m) {
-            return Err(it.err("listed twice"));
-        }
-        out.push(m);
-    }
-    Ok((out, svag))
-}
-
-/// `sde.svag_l`: an integer ≥ 1 or a non-empty list of distinct ones.
-fn parse_svag_l(f: &Field) -> Res<Vec<usize>> {
-    let ls = match f.value {
-        Value::Array(_) => f
-            .nonempty_list()?
-            .iter()
-            .map(|it| it.count(1))
-            .collect::<Res<Vec<_>>>()?,
-        _ => vec![f.count(1)?],
-    };
-    for (i, l) in ls.iter().enumerate() {
-        if ls[..i].contains(l) {
-            return Err(f.err(format!("{l} listed twice")));
-        }
-    }
-    Ok(ls)
-}
-
-fn parse_sde(s: &Section) -> Res<SdeSpec> {
-    s.check_keys(SDE_KEYS, "")?;
-    let mut out = default_sde();
-    let svag_l = s.opt("svag_l").map(|f| parse_svag_l(&f)).transpose()?;
-    let mut svag = false;
-    if let Some(f) = s.opt("models") {
-        (out.models, svag) = parse_models(&f, svag_l.is_some())?;
-    }
-    out.svag_l = match svag_l {
-        Some(ls) => ls,
-        None if svag => vec![DEFAULT_SVAG_L],
-        None => Vec::new(),
-    };
-    if let Some(f) = s.opt("scheme") {
-        out.scheme = f.named("scheme")?;
-    }
-    if let Some(f) = s.opt("substeps") {
-        out.substeps = Some(f.count(1)?);
-    }
-    if let Some(f) = s.opt("max_substeps") {
-        out.max_substeps = f.count(2)?;
-    }
-    if let Some(f) = s.opt("increments") {
-        out.increments = f.named("increment kind")?;
-        if out.scheme == SchemeKind::Weak2 && out.increments == IncrementKind::TwoPoint {
-            return Err(f.err(
-                "sde.scheme = \"weak2\" needs increments matching Gaussian moments up to order 5; \
-                 two-point increments limit it to weak order 1 (use \"gaussian\" or \"three_point\")",
-            ));
-        }
-    }
-    Ok(out)
 }
 
 /// `run.exact_reference = true` needs a closed form (MATH.md §7): DSGD on a diagonal quadratic with
@@ -1706,105 +1955,6 @@ fn check_exact_reference(
     }
 }
 
-fn parse_run(s: &Section) -> Res<RunSpec> {
-    s.check_keys(RUN_KEYS, "")?;
-    let horizon = s.req("horizon")?.positive()?;
-    let etas_field = s.req("etas")?;
-    let mut etas: Vec<f64> = Vec::new();
-    for f in etas_field.nonempty_list()? {
-        let eta = f.positive()?;
-        if etas.contains(&eta) {
-            return Err(f.err("listed twice"));
-        }
-        let k = iterations(horizon, eta);
-        if k == 0 {
-            return Err(f.err(format!(
-                "larger than run.horizon = {}, so there would be no iteration (iterations = floor(horizon/eta))",
-                show_f64(horizon)
-            )));
-        }
-        if k > MAX_ITERATIONS {
-            return Err(f.err(format!(
-                "run.horizon / eta = {} iterations, more than the limit of {MAX_ITERATIONS}",
-                show_f64(round_sig(horizon / eta))
-            )));
-        }
-        etas.push(eta);
-    }
-    let paths = s.req("paths")?.count(2)?;
-    let observables = match s.opt("observables") {
-        Some(f) => f.named_list("observable")?,
-        None => Observable::DEFAULT.to_vec(),
-    };
-    let diverge_above = match s.opt("diverge_above") {
-        Some(f) => f.positive()?,
-        None => DEFAULT_DIVERGE_ABOVE,
-    };
-    let common_random_numbers = match s.opt("common_random_numbers") {
-        Some(f) => f.boolean()?,
-        None => true,
-    };
-    let exact_reference = match s.opt("exact_reference") {
-        Some(f) => f.boolean()?,
-        None => false,
-    };
-    let quantiles = match s.opt("quantiles") {
-        Some(f) => {
-            let mut qs: Vec<f64> = Vec::new();
-            for q in f.list()? {
-                let x = q.finite()?;
-                if !(x > 0.0 && x < 1.0) {
-                    return Err(q.err("must be in (0, 1)"));
-                }
-                if qs.contains(&x) {
-                    return Err(q.err("listed twice"));
-                }
-                qs.push(x);
-            }
-            qs
-        }
-        None => DEFAULT_QUANTILES.to_vec(),
-    };
-    let x0_scales = match s.opt("x0_scales") {
-        Some(f) => {
-            let mut xs: Vec<f64> = Vec::new();
-            for q in f.nonempty_list()? {
-                let x = q.positive()?;
-                if xs.contains(&x) {
-                    return Err(q.err("listed twice"));
-                }
-                xs.push(x);
-            }
-            xs
-        }
-        None => vec![1.0],
-    };
-    let target_rel_ci = match s.opt("target_rel_ci") {
-        Some(f) => {
-            let x = f.finite()?;
-            if !(x > 0.0 && x < 1.0) {
-                return Err(f.err(
-                    "must be in (0, 1): the largest ci95 / weak_error the paths are grown to",
-                ));
-            }
-            Some(x)
-        }
-        None => None,
-    };
-    Ok(RunSpec {
-        horizon,
-        etas,
-        paths,
-        observables,
-        diverge_above,
-        common_random_numbers,
-        exact_reference,
-        quantiles,
-        x0_scales,
-        target_rel_ci,
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // The catalog of kinds: `sdelab list` and the README's key tables, generated from the definitions
 // ---------------------------------------------------------------------------------------------
@@ -1834,12 +1984,36 @@ fn model_kinds() -> Vec<(&'static str, KindInfo)> {
         ("schedule", ScheduleSpec::catalog()),
     ] {
         out.extend(kinds.into_iter().map(|k| (section, k)));
+        if section == "noise" {
+            // Minibatch noise is not injected noise: it is defined here, not in `models`.
+            out.push((
+                section,
+                KindInfo {
+                    family: "noise",
+                    kind: MINIBATCH_KIND,
+                    summary: MinibatchKeys::SUMMARY,
+                    keys: MinibatchKeys::KEYS,
+                    fields: serde_fields::<MinibatchKeys>(),
+                },
+            ));
+        }
     }
     out
 }
 
-/// Every kind and its parameters, for `sdelab list`: `(section, kind, parameters)`. The kinds
-/// defined in `models` come with their summaries; the SDE models, schemes, increments and
+/// The heading of a section's keys in `sdelab list`.
+fn section_label(prefix: &str) -> &'static str {
+    match prefix {
+        "" => "top-level keys",
+        "agents" => "[agents] keys",
+        "sde" => "[sde] keys",
+        _ => "[run] keys",
+    }
+}
+
+/// Every key and kind, for `sdelab list`: `(section, name, description)`. The keys of the
+/// sections come first, with their docs; then the kinds (those defined in `models` and
+/// minibatch noise) with their summaries; the SDE models, schemes, increments and
 /// observables are the library enums, with the orders the library declares.
 pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
     fn entries<T: Named>(
@@ -1850,10 +2024,18 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
             .iter()
             .map(move |&t| (section, t.config_name(), describe(t)))
     }
-    let mut out: Vec<_> = model_kinds()
+    let mut out: Vec<_> = sections()
         .into_iter()
-        .map(|(_, k)| (k.family, k.kind, k.summary.to_string()))
+        .flat_map(|(prefix, keys)| {
+            keys.iter()
+                .map(move |d| (section_label(prefix), d.key, d.doc.to_string()))
+        })
         .collect();
+    out.extend(
+        model_kinds()
+            .into_iter()
+            .map(|(_, k)| (k.family, k.kind, k.summary.to_string())),
+    );
     out.extend(entries("sde.models", |m: SdeModel| {
         let what = match m {
             SdeModel::FirstOrder => "(A) classic first-order SDE",
@@ -1884,13 +2066,24 @@ pub const KEY_TABLES_BEGIN: &str = "<!-- BEGIN GENERATED KEY TABLES: regenerate 
 /// Last line of the generated key tables.
 pub const KEY_TABLES_END: &str = "<!-- END GENERATED KEY TABLES -->";
 
-/// The tables of kinds and their keys, in Markdown, generated from the definitions (the models
-/// specs' summaries and key docs, the library enums' names and orders), between
+/// The tables of the sections' keys, of the kinds and their keys, and of the named values, in
+/// Markdown, generated from the definitions (the section specs' key docs, the kinds' summaries
+/// and key docs, the library enums' names and orders), between
 /// [`KEY_TABLES_BEGIN`] and [`KEY_TABLES_END`].
 pub fn key_tables_markdown() -> String {
     let mut s = String::new();
     s.push_str(KEY_TABLES_BEGIN);
-    s.push_str("\n\n| key | kind | type, default: meaning |\n| --- | --- | --- |\n");
+    s.push_str("\n\n| key | type, default: meaning |\n| --- | --- |\n");
+    for (prefix, keys) in sections() {
+        for d in keys {
+            s.push_str(&format!(
+                "| `{}` | {} |\n",
+                join_key(prefix, d.key),
+                d.doc.replace('|', "\\|")
+            ));
+        }
+    }
+    s.push_str("\n| key | kind | type, default: meaning |\n| --- | --- | --- |\n");
     for (section, k) in model_kinds() {
         s.push_str(&format!(
             "| `{section}.kind` | `{}` | {} |\n",
