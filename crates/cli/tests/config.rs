@@ -1712,7 +1712,7 @@ fn section_spec_errors_name_key_and_value() {
     exact(&sde("models = [\"svag\", \"svag\"]"), "sde.models[1] = \"svag\": listed twice");
     exact(&base_with("[run]", "[agents]\nn = 2e6\n\n[run]"), "agents.n = 2000000.0: must be at most 1000000");
     exact(&base_with("name = \"t\"", "name = \"t\"\nseed = \"1\""), "seed = \"1\": expected an integer");
-    exact(&base_with("name = \"t\"", "name = \"t\"\nrun = 3"), "run = 3: expected a table");
+    exact(&base_with("name = \"t\"", "name = \"t\"\nagents = 3"), "agents = 3: expected a table");
     // A required key that is missing names its doc.
     let e = parse(&base_with("paths = 1000", "")).expect_err("paths is required");
     assert!(e.message.starts_with("run.paths: missing key (integer >= 2, required"), "{e}");
