@@ -786,7 +786,6 @@ impl<'a> Field<'a> {
             did_you_mean(s, options)
         ))
     }
-
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -854,12 +853,14 @@ fn parse_kind<F: Family>(s: &Section, extra: &[&str]) -> Res<(&'static str, F)> 
         .filter(|(k, _)| k.as_str() != "kind" && !extra.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let spec = F::deserialize_kind(kind, Value::Table(own))
-        .map_err(|e| {
-            let catalog = F::catalog();
-            let docs = catalog.iter().find(|k| k.kind == kind).map_or(&[][..], |k| k.keys);
-            de_err(s, e, docs)
-        })?;
+    let spec = F::deserialize_kind(kind, Value::Table(own)).map_err(|e| {
+        let catalog = F::catalog();
+        let docs = catalog
+            .iter()
+            .find(|k| k.kind == kind)
+            .map_or(&[][..], |k| k.keys);
+        de_err(s, e, docs)
+    })?;
     Ok((kind, spec))
 }
 
@@ -1410,7 +1411,7 @@ fn normalized_default(
 // them into the typed section above; errors name the key as `ModelError`s do for the kinds.
 // ---------------------------------------------------------------------------------------------
 
-/// An integer as a file may write it: a TOML integer, or a float that is exactly one (`2e5`) and
+/// An integer as a file may write it: a TOML integer (always an `i64`), or a float that is exactly one (`2e5`) and
 /// at most 2^53 (beyond that a float no longer represents every integer). Ranges are checked by
 /// the section's `build`, so that the message can name the bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1426,11 +1427,6 @@ impl<'de> serde::de::Visitor<'de> for IntVisitor {
     }
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Int, E> {
         Ok(Int(v))
-    }
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Int, E> {
-        i64::try_from(v)
-            .map(Int)
-            .map_err(|_| E::custom("too large"))
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Int, E> {
         const EXACT: f64 = 9_007_199_254_740_992.0;
@@ -1468,9 +1464,6 @@ impl<'de> serde::de::Visitor<'de> for IntOrListVisitor {
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IntOrList, E> {
         IntVisitor.visit_i64(v).map(IntOrList::One)
     }
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IntOrList, E> {
-        IntVisitor.visit_u64(v).map(IntOrList::One)
-    }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<IntOrList, E> {
         IntVisitor.visit_f64(v).map(IntOrList::One)
     }
@@ -1489,7 +1482,11 @@ impl<'de> Deserialize<'de> for IntOrList {
     }
 }
 
-fn invalid(key: impl Into<String>, value: impl fmt::Display, reason: impl Into<String>) -> ModelError {
+fn invalid(
+    key: impl Into<String>,
+    value: impl fmt::Display,
+    reason: impl Into<String>,
+) -> ModelError {
     ModelError::invalid(key, value, reason)
 }
 
@@ -1568,15 +1565,15 @@ models::kind_spec! {
             from it: each learning rate, process and path gets its own stream keyed by (seed, index), \
             and DCSGD's compressors a per-iteration stream drawn from the path's",
         loss: Table => "table, required: the objective f and the starting point x0 (`loss.kind`)",
-        agents: Option<Table> => "table, default n = 1: the number of agents",
+        agents: Option<Table> => "table, optional (without it, n = 1): the number of agents",
         noise: Table => "table, required: the gradient noise (`noise.kind`), shared or one \
             `[[noise.agents]]` table per agent",
         optimizer: Table => "table, required: the discrete algorithm (`optimizer.kind`) and its \
             compressor",
         schedule: Option<Table> => "table, default kind = \"constant\": the learning-rate \
             multiplier eta_k (`schedule.kind`)",
-        sde: Option<Table> => "table, default: every key's default: the SDE models and how to \
-            integrate them",
+        sde: Option<Table> => "table, optional (every key has a default): the SDE models and how \
+            to integrate them",
         run: Table => "table, required: horizon, learning rates, paths, observables",
     }
     summary "the top level of a config file";
@@ -1746,7 +1743,8 @@ models::kind_spec! {
             paths of each model and eta in doubling batches (paths 0..n, n..2n, ... of one stream, \
             merged in order: the same bits for any thread count), starting at twice the probe, until \
             every observable's ci95 <= target_rel_ci * weak_error or `run.paths` is spent (then a \
-            warning). Each point reports `target_rel_ci_met`",
+            warning). Each point reports `target_rel_ci_met`, and its paths as `sde.paths`; an \
+            independent discrete ensemble (and `run.exact_reference`) always uses `run.paths`",
     }
     summary "horizon, learning rates, paths, observables";
     build(self, _) {
@@ -1857,9 +1855,9 @@ models::kind_spec! {
         replacement: Option<bool> => "bool, default true: draw the rows with replacement (covariance \
             Sigma/B) or as a uniform subset (Sigma/B times (n - B)/(n - 1))",
     }
-    summary "real minibatch gradients: each agent's gradient is the mean gradient of `noise.batch` \
-        training rows of a data-set loss (loss.kind = \"logistic\" | \"mlp\"); one law for every agent \
-        (not in [[noise.agents]]); DSGD, DCSGD (identity or bernoulli) and DSignSGD (CLT sign mean)";
+    summary "batch, replacement = true: each agent's gradient is the mean gradient of `batch` \
+        training rows of a data-set loss (logistic, mlp); shared by all agents; dsgd, dcsgd \
+        (identity, bernoulli), dsignsgd";
     build(self, _) {
         Ok(MinibatchNoise {
             kind: MinibatchTag::Minibatch,
@@ -1886,8 +1884,8 @@ fn parse_section<K: SectionKeys>(s: &Section, skip: &[&str], context: &str) -> R
         .filter(|(k, _)| !skip.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let spec: K = serde_path_to_error::deserialize(Value::Table(own))
-        .map_err(|e| de_err(s, e, K::KEYS))?;
+    let spec: K =
+        serde_path_to_error::deserialize(Value::Table(own)).map_err(|e| de_err(s, e, K::KEYS))?;
     spec.build(&()).map_err(|e| model_err_in(s, e))
 }
 
@@ -2011,9 +2009,9 @@ fn section_label(prefix: &str) -> &'static str {
     }
 }
 
-/// Every key and kind, for `sdelab list`: `(section, name, description)`. The keys of the
-/// sections come first, with their docs; then the kinds (those defined in `models` and
-/// minibatch noise) with their summaries; the SDE models, schemes, increments and
+/// Every kind and key, for `sdelab list`: `(section, name, description)`. The kinds (those
+/// defined in `models` and minibatch noise) come with their summaries, the keys of the top level,
+/// `[agents]`, `[sde]` and `[run]` last, with their docs; the SDE models, schemes, increments and
 /// observables are the library enums, with the orders the library declares.
 pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
     fn entries<T: Named>(
@@ -2024,18 +2022,10 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
             .iter()
             .map(move |&t| (section, t.config_name(), describe(t)))
     }
-    let mut out: Vec<_> = sections()
+    let mut out: Vec<_> = model_kinds()
         .into_iter()
-        .flat_map(|(prefix, keys)| {
-            keys.iter()
-                .map(move |d| (section_label(prefix), d.key, d.doc.to_string()))
-        })
+        .map(|(_, k)| (k.family, k.kind, k.summary.to_string()))
         .collect();
-    out.extend(
-        model_kinds()
-            .into_iter()
-            .map(|(_, k)| (k.family, k.kind, k.summary.to_string())),
-    );
     out.extend(entries("sde.models", |m: SdeModel| {
         let what = match m {
             SdeModel::FirstOrder => "(A) classic first-order SDE",
@@ -2056,6 +2046,10 @@ pub fn catalog() -> Vec<(&'static str, &'static str, String)> {
     }));
     out.extend(entries("run.observables", |o: Observable| {
         o.summary().to_string()
+    }));
+    out.extend(sections().into_iter().flat_map(|(prefix, keys)| {
+        keys.iter()
+            .map(move |d| (section_label(prefix), d.key, d.doc.to_string()))
     }));
     out
 }

@@ -1658,11 +1658,22 @@ fn sections_are_listed_from_their_specs() {
     assert_eq!(count, 9 + 1 + 6 + 10);
     for (_, keys) in &sections {
         for d in *keys {
-            assert!(d.doc.contains(':') && !d.doc.is_empty(), "{}: {}", d.key, d.doc);
+            assert!(
+                d.doc.contains(':') && !d.doc.is_empty(),
+                "{}: {}",
+                d.key,
+                d.doc
+            );
         }
     }
     let tables = key_tables_markdown();
-    for key in ["`name`", "`agents.n`", "`sde.svag_l`", "`run.target_rel_ci`", "`noise.batch`"] {
+    for key in [
+        "`name`",
+        "`agents.n`",
+        "`sde.svag_l`",
+        "`run.target_rel_ci`",
+        "`noise.batch`",
+    ] {
         assert!(tables.contains(key), "generated tables lack {key}");
     }
 }
@@ -1689,12 +1700,30 @@ fn section_spec_errors_name_key_and_value() {
          increments, svag_l); did you mean \"svag_l\"?",
     );
     exact(&run("target_rel_ci = 1.5"), "run.target_rel_ci = 1.5: must be in (0, 1): the largest ci95 / weak_error the paths are grown to");
-    exact(&run("target_rel_ci = \"x\""), "run.target_rel_ci = \"x\": expected a number");
-    exact(&run("x0_scales = [1.0, -2]"), "run.x0_scales[1] = -2: must be positive");
-    exact(&run("x0_scales = [2, 2.0]"), "run.x0_scales[1] = 2.0: listed twice");
-    exact(&run("x0_scales = []"), "run.x0_scales = []: must not be empty");
-    exact(&run("quantiles = [0.5, nan]"), "run.quantiles[1] = nan: must be a finite number");
-    exact(&run("observables = [\"x\", 3]"), "run.observables[1] = 3: expected a string");
+    exact(
+        &run("target_rel_ci = \"x\""),
+        "run.target_rel_ci = \"x\": expected a number",
+    );
+    exact(
+        &run("x0_scales = [1.0, -2]"),
+        "run.x0_scales[1] = -2: must be positive",
+    );
+    exact(
+        &run("x0_scales = [2, 2.0]"),
+        "run.x0_scales[1] = 2.0: listed twice",
+    );
+    exact(
+        &run("x0_scales = []"),
+        "run.x0_scales = []: must not be empty",
+    );
+    exact(
+        &run("quantiles = [0.5, nan]"),
+        "run.quantiles[1] = nan: must be a finite number",
+    );
+    exact(
+        &run("observables = [\"x\", 3]"),
+        "run.observables[1] = 3: expected a string",
+    );
     exact(
         &run("observables = [\"xsq\"]"),
         &format!(
@@ -1702,23 +1731,63 @@ fn section_spec_errors_name_key_and_value() {
             names::<Observable>().join(", ")
         ),
     );
-    exact(&sde("svag_l = [4, 4]"), "sde.svag_l = [4, 4]: 4 listed twice");
-    exact(&sde("svag_l = [4, 0]"), "sde.svag_l[1] = 0: must be at least 1");
-    exact(&sde("svag_l = [4, 1.5]"), "sde.svag_l[1] = 1.5: expected an integer");
-    exact(&sde("svag_l = \"x\""), "sde.svag_l = \"x\": expected an integer");
+    exact(
+        &sde("svag_l = [4, 4]"),
+        "sde.svag_l = [4, 4]: 4 listed twice",
+    );
+    exact(
+        &sde("svag_l = [4, 0]"),
+        "sde.svag_l[1] = 0: must be at least 1",
+    );
+    exact(
+        &sde("svag_l = [4, 1.5]"),
+        "sde.svag_l[1] = 1.5: expected an integer",
+    );
+    exact(
+        &sde("svag_l = \"x\""),
+        "sde.svag_l = \"x\": expected an integer",
+    );
     exact(&sde("svag_l = []"), "sde.svag_l = []: must not be empty");
-    exact(&sde("max_substeps = 1"), "sde.max_substeps = 1: must be at least 2");
-    exact(&sde("substeps = 2.5"), "sde.substeps = 2.5: expected an integer");
-    exact(&sde("models = [\"svag\", \"svag\"]"), "sde.models[1] = \"svag\": listed twice");
-    exact(&base_with("[run]", "[agents]\nn = 2e6\n\n[run]"), "agents.n = 2000000.0: must be at most 1000000");
-    exact(&base_with("name = \"t\"", "name = \"t\"\nseed = \"1\""), "seed = \"1\": expected an integer");
-    exact(&base_with("name = \"t\"", "name = \"t\"\nagents = 3"), "agents = 3: expected a table");
+    exact(
+        &sde("max_substeps = 1"),
+        "sde.max_substeps = 1: must be at least 2",
+    );
+    exact(
+        &sde("substeps = 2.5"),
+        "sde.substeps = 2.5: expected an integer",
+    );
+    exact(
+        &sde("models = [\"svag\", \"svag\"]"),
+        "sde.models[1] = \"svag\": listed twice",
+    );
+    exact(
+        &base_with("[run]", "[agents]\nn = 2e6\n\n[run]"),
+        "agents.n = 2000000.0: must be at most 1000000",
+    );
+    exact(
+        &base_with("name = \"t\"", "name = \"t\"\nseed = \"1\""),
+        "seed = \"1\": expected an integer",
+    );
+    exact(
+        &base_with("name = \"t\"", "name = \"t\"\nagents = 3"),
+        "agents = 3: expected a table",
+    );
     // A required key that is missing names its doc.
     let e = parse(&base_with("paths = 1000", "")).expect_err("paths is required");
-    assert!(e.message.starts_with("run.paths: missing key (integer >= 2, required"), "{e}");
+    assert!(
+        e.message
+            .starts_with("run.paths: missing key (integer >= 2, required"),
+        "{e}"
+    );
     // Integral floats are integers everywhere, as before.
     assert_eq!(ok(&sde("svag_l = 4e0")).sde.svag_l, vec![4]);
-    assert_eq!(ok(&base_with("name = \"t\"", "name = \"t\"\nseed = 7e0")).seed, 7);
-    assert_eq!(ok(&run("x0_scales = [1, 2.5]")).run.x0_scales, vec![1.0, 2.5]);
+    assert_eq!(
+        ok(&base_with("name = \"t\"", "name = \"t\"\nseed = 7e0")).seed,
+        7
+    );
+    assert_eq!(
+        ok(&run("x0_scales = [1, 2.5]")).run.x0_scales,
+        vec![1.0, 2.5]
+    );
     assert_eq!(ok(&run("target_rel_ci = 0.1")).run.target_rel_ci, Some(0.1));
 }
