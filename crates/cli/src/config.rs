@@ -116,10 +116,9 @@ pub const MAX_ITERATIONS: usize = 10_000_000;
 /// One experiment, as read from a TOML file. Every optional key has its default filled in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExperimentConfig {
-    /// `name` (string, required): experiment name, used for the output folder name. Letters,
-    /// digits, `-`, `_` and `.`; not starting with `.`; at most 100 characters.
+    /// `name` (documented and checked by [`TopLevelKeys`], as `seed`).
     pub name: String,
-    /// `seed` (integer ≥ 0, default 0): master seed; every random stream is derived from it.
+    /// `seed`.
     pub seed: u64,
     /// `[loss]` (required): the objective `f` and the starting point `x0`.
     pub loss: LossSpec,
@@ -178,11 +177,9 @@ pub enum NoiseSpec {
 pub struct MinibatchNoise {
     /// Always `"minibatch"` (the tag of the serialized table).
     pub kind: MinibatchTag,
-    /// `noise.batch` (integer ≥ 1, required): rows per agent and iteration; at most the training
-    /// rows without replacement.
+    /// `noise.batch` (documented and checked by [`MinibatchKeys`], as `noise.replacement`).
     pub batch: usize,
-    /// `noise.replacement` (bool, default true): draw the rows with replacement (covariance
-    /// `Σ/B`) or as a uniform subset (`Σ/B` times the finite-population factor `(n − B)/(n − 1)`).
+    /// `noise.replacement`.
     pub replacement: bool,
 }
 
