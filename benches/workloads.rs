@@ -208,6 +208,40 @@ fn group_settings<'a>(
     g
 }
 
+/// One workload's benchmarks: sdelab and the fused loop at every thread count of `pools`. The
+/// first benchmark selected runs `checks` on both at every thread count (a filter that selects
+/// none of them skips the checks too).
+fn bench_workload(
+    c: &mut Criterion,
+    name: &str,
+    measurement_seconds: u64,
+    pools: &[ThreadPool],
+    sdelab: impl Fn(&ThreadPool) -> Summary,
+    fused: impl Fn(&ThreadPool) -> Welford,
+    checks: impl Fn(&[Summary], &[Welford]),
+) {
+    let checked = Once::new();
+    let check_once = || {
+        checked.call_once(|| {
+            let s: Vec<Summary> = pools.iter().map(&sdelab).collect();
+            let f: Vec<Welford> = pools.iter().map(&fused).collect();
+            checks(&s, &f);
+        })
+    };
+    let mut g = group_settings(c, name, measurement_seconds);
+    for (pool, &k) in pools.iter().zip(&THREADS) {
+        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
+            check_once();
+            b.iter(|| black_box(sdelab(pool)))
+        });
+        g.bench_function(BenchmarkId::new("fused", k), |b| {
+            check_once();
+            b.iter(|| black_box(fused(pool)))
+        });
+    }
+    g.finish();
+}
+
 // ---------------------------------------------------------------------------------------------
 // W1: Ornstein–Uhlenbeck, d = 10, Euler–Maruyama.
 // ---------------------------------------------------------------------------------------------
@@ -252,29 +286,11 @@ fn w1_ou(c: &mut Criterion) {
         pool.install(|| fused_ensemble(PATHS_10D, |p| ou_fused_path(p, &rates)))
     };
 
-    let checked = Once::new();
-    let check_once = || {
-        checked.call_once(|| {
-            let exact = ou_em_exact();
-            assert!((exact - 0.170223).abs() < 5e-7, "EM chain value {exact}");
-            let s: Vec<Summary> = pools.iter().map(sdelab).collect();
-            let f: Vec<Welford> = pools.iter().map(fused).collect();
-            check("W1 ou: E‖X_T‖²", &s, &f, exact);
-        })
-    };
-
-    let mut g = group_settings(c, "W1_ou", 5);
-    for (pool, &k) in pools.iter().zip(&THREADS) {
-        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
-            check_once();
-            b.iter(|| black_box(sdelab(pool)))
-        });
-        g.bench_function(BenchmarkId::new("fused", k), |b| {
-            check_once();
-            b.iter(|| black_box(fused(pool)))
-        });
-    }
-    g.finish();
+    bench_workload(c, "W1_ou", 5, &pools, sdelab, fused, |s, f| {
+        let exact = ou_em_exact();
+        assert!((exact - 0.170223).abs() < 5e-7, "EM chain value {exact}");
+        check("W1 ou: E‖X_T‖²", s, f, exact);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,27 +322,9 @@ fn w2_quartic(c: &mut Criterion) {
     let sdelab = |pool: &ThreadPool| pool.install(|| ensemble.run(&paths)).summary(1, 0);
     let fused = |pool: &ThreadPool| pool.install(|| fused_ensemble(PATHS_10D, quartic_fused_path));
 
-    let checked = Once::new();
-    let check_once = || {
-        checked.call_once(|| {
-            let s: Vec<Summary> = pools.iter().map(sdelab).collect();
-            let f: Vec<Welford> = pools.iter().map(fused).collect();
-            check("W2 quartic: E Σ x⁴/4", &s, &f, 0.290343);
-        })
-    };
-
-    let mut g = group_settings(c, "W2_quartic", 5);
-    for (pool, &k) in pools.iter().zip(&THREADS) {
-        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
-            check_once();
-            b.iter(|| black_box(sdelab(pool)))
-        });
-        g.bench_function(BenchmarkId::new("fused", k), |b| {
-            check_once();
-            b.iter(|| black_box(fused(pool)))
-        });
-    }
-    g.finish();
+    bench_workload(c, "W2_quartic", 5, &pools, sdelab, fused, |s, f| {
+        check("W2 quartic: E Σ x⁴/4", s, f, 0.290343);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,43 +349,25 @@ fn w3_gbm(c: &mut Criterion) {
     let fused =
         |pool: &ThreadPool| pool.install(|| fused_ensemble(GBM_PATHS, gbm_fused_path::<false>));
 
-    let checked = Once::new();
-    let check_once = || {
-        checked.call_once(|| {
-            let s: Vec<Summary> = pools.iter().map(sdelab).collect();
-            let f: Vec<Welford> = pools.iter().map(fused).collect();
-            let expected = (1.0 + GBM_MU * H).powi(STEPS as i32);
-            assert!(
-                (expected - 1.051270).abs() < 5e-7,
-                "Milstein chain value {expected}"
-            );
-            check("W3 gbm: E X_T", &s, &f, expected);
-            // Strong error of the same chain (the fused loop draws sdelab's numbers).
-            let strong = pools[0].install(|| fused_ensemble(GBM_PATHS, gbm_fused_path::<true>));
-            assert!(
-                (strong.mean - 8.9e-6).abs() < 0.5e-6,
-                "W3 strong error {} (expected about 8.9e-6)",
-                strong.mean
-            );
-            eprintln!(
-                "W3 gbm: strong error E|X_T − X_exact| = {:.3e}",
-                strong.mean
-            );
-        })
-    };
-
-    let mut g = group_settings(c, "W3_gbm", 11);
-    for (pool, &k) in pools.iter().zip(&THREADS) {
-        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
-            check_once();
-            b.iter(|| black_box(sdelab(pool)))
-        });
-        g.bench_function(BenchmarkId::new("fused", k), |b| {
-            check_once();
-            b.iter(|| black_box(fused(pool)))
-        });
-    }
-    g.finish();
+    bench_workload(c, "W3_gbm", 11, &pools, sdelab, fused, |s, f| {
+        let expected = (1.0 + GBM_MU * H).powi(STEPS as i32);
+        assert!(
+            (expected - 1.051270).abs() < 5e-7,
+            "Milstein chain value {expected}"
+        );
+        check("W3 gbm: E X_T", s, f, expected);
+        // Strong error of the same chain (the fused loop draws sdelab's numbers).
+        let strong = pools[0].install(|| fused_ensemble(GBM_PATHS, gbm_fused_path::<true>));
+        assert!(
+            (strong.mean - 8.9e-6).abs() < 0.5e-6,
+            "W3 strong error {} (expected about 8.9e-6)",
+            strong.mean
+        );
+        eprintln!(
+            "W3 gbm: strong error E|X_T − X_exact| = {:.3e}",
+            strong.mean
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

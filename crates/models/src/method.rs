@@ -403,13 +403,7 @@ impl AgentPool {
 /// `sign(v)` with `sign(0) = 0`, a null event for continuous noise (MATH.md §3).
 #[inline]
 fn sign(v: f64) -> f64 {
-    if v > 0.0 {
-        1.0
-    } else if v < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
+    f64::from(i8::from(v > 0.0) - i8::from(v < 0.0))
 }
 
 impl AgentPool {
