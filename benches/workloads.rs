@@ -147,24 +147,9 @@ fn gbm_fused_path<const STRONG: bool>(p: u64) -> f64 {
 /// Asserts that sdelab and the fused loop agree (to rounding of the reduction; they draw the
 /// same numbers) and that both are within 4 standard errors of the checked value.
 fn check(name: &str, sdelab: &[Summary], fused: &[Welford], expected: f64) {
-    let s = sdelab[0];
-    for (k, other) in sdelab.iter().enumerate().skip(1) {
-        assert_eq!(
-            other.mean.to_bits(),
-            s.mean.to_bits(),
-            "{name}: sdelab at {} threads differs from 1 thread",
-            THREADS[k]
-        );
-    }
-    let f = fused[0];
-    for (k, other) in fused.iter().enumerate().skip(1) {
-        assert_eq!(
-            other.mean.to_bits(),
-            f.mean.to_bits(),
-            "{name}: fused loop at {} threads differs from 1 thread",
-            THREADS[k]
-        );
-    }
+    same_bits_at_every_thread_count(name, "sdelab", sdelab.iter().map(|s| s.mean));
+    same_bits_at_every_thread_count(name, "fused loop", fused.iter().map(|f| f.mean));
+    let (s, f) = (sdelab[0], fused[0]);
     assert_eq!(s.count, f.count, "{name}: path counts differ");
     assert!(
         (s.mean - f.mean).abs() <= 1e-12 * f.mean.abs(),
@@ -191,6 +176,19 @@ fn check(name: &str, sdelab: &[Summary], fused: &[Welford], expected: f64) {
             "differ in the last bits"
         }
     );
+}
+
+/// Asserts that `means` (one per entry of [`THREADS`]) have the bits of the 1-thread one.
+fn same_bits_at_every_thread_count(name: &str, what: &str, mut means: impl Iterator<Item = f64>) {
+    let Some(first) = means.next() else { return };
+    for (k, other) in means.enumerate() {
+        assert_eq!(
+            other.to_bits(),
+            first.to_bits(),
+            "{name}: {what} at {} threads differs from 1 thread",
+            THREADS[k + 1]
+        );
+    }
 }
 
 /// Ten samples of one iteration each (an iteration is a whole ensemble, 0.2–1 s), so that
