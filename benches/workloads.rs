@@ -147,24 +147,9 @@ fn gbm_fused_path<const STRONG: bool>(p: u64) -> f64 {
 /// Asserts that sdelab and the fused loop agree (to rounding of the reduction; they draw the
 /// same numbers) and that both are within 4 standard errors of the checked value.
 fn check(name: &str, sdelab: &[Summary], fused: &[Welford], expected: f64) {
-    let s = sdelab[0];
-    for (k, other) in sdelab.iter().enumerate().skip(1) {
-        assert_eq!(
-            other.mean.to_bits(),
-            s.mean.to_bits(),
-            "{name}: sdelab at {} threads differs from 1 thread",
-            THREADS[k]
-        );
-    }
-    let f = fused[0];
-    for (k, other) in fused.iter().enumerate().skip(1) {
-        assert_eq!(
-            other.mean.to_bits(),
-            f.mean.to_bits(),
-            "{name}: fused loop at {} threads differs from 1 thread",
-            THREADS[k]
-        );
-    }
+    same_bits_at_every_thread_count(name, "sdelab", sdelab.iter().map(|s| s.mean));
+    same_bits_at_every_thread_count(name, "fused loop", fused.iter().map(|f| f.mean));
+    let (s, f) = (sdelab[0], fused[0]);
     assert_eq!(s.count, f.count, "{name}: path counts differ");
     assert!(
         (s.mean - f.mean).abs() <= 1e-12 * f.mean.abs(),
@@ -193,6 +178,19 @@ fn check(name: &str, sdelab: &[Summary], fused: &[Welford], expected: f64) {
     );
 }
 
+/// Asserts that `means` (one per entry of [`THREADS`]) have the bits of the 1-thread one.
+fn same_bits_at_every_thread_count(name: &str, what: &str, mut means: impl Iterator<Item = f64>) {
+    let Some(first) = means.next() else { return };
+    for (k, other) in means.enumerate() {
+        assert_eq!(
+            other.to_bits(),
+            first.to_bits(),
+            "{name}: {what} at {} threads differs from 1 thread",
+            THREADS[k + 1]
+        );
+    }
+}
+
 /// Ten samples of one iteration each (an iteration is a whole ensemble, 0.2–1 s), so that
 /// `measurement_seconds` must cover about ten runs of the slowest (1-thread) benchmark.
 fn group_settings<'a>(
@@ -206,6 +204,40 @@ fn group_settings<'a>(
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(measurement_seconds));
     g
+}
+
+/// One workload's benchmarks: sdelab and the fused loop at every thread count of `pools`. The
+/// first benchmark selected runs `checks` on both at every thread count (a filter that selects
+/// none of them skips the checks too).
+fn bench_workload(
+    c: &mut Criterion,
+    name: &str,
+    measurement_seconds: u64,
+    pools: &[ThreadPool],
+    sdelab: impl Fn(&ThreadPool) -> Summary,
+    fused: impl Fn(&ThreadPool) -> Welford,
+    checks: impl Fn(&[Summary], &[Welford]),
+) {
+    let checked = Once::new();
+    let check_once = || {
+        checked.call_once(|| {
+            let s: Vec<Summary> = pools.iter().map(&sdelab).collect();
+            let f: Vec<Welford> = pools.iter().map(&fused).collect();
+            checks(&s, &f);
+        })
+    };
+    let mut g = group_settings(c, name, measurement_seconds);
+    for (pool, &k) in pools.iter().zip(&THREADS) {
+        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
+            check_once();
+            b.iter(|| black_box(sdelab(pool)))
+        });
+        g.bench_function(BenchmarkId::new("fused", k), |b| {
+            check_once();
+            b.iter(|| black_box(fused(pool)))
+        });
+    }
+    g.finish();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -252,29 +284,11 @@ fn w1_ou(c: &mut Criterion) {
         pool.install(|| fused_ensemble(PATHS_10D, |p| ou_fused_path(p, &rates)))
     };
 
-    let checked = Once::new();
-    let check_once = || {
-        checked.call_once(|| {
-            let exact = ou_em_exact();
-            assert!((exact - 0.170223).abs() < 5e-7, "EM chain value {exact}");
-            let s: Vec<Summary> = pools.iter().map(sdelab).collect();
-            let f: Vec<Welford> = pools.iter().map(fused).collect();
-            check("W1 ou: E‖X_T‖²", &s, &f, exact);
-        })
-    };
-
-    let mut g = group_settings(c, "W1_ou", 5);
-    for (pool, &k) in pools.iter().zip(&THREADS) {
-        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
-            check_once();
-            b.iter(|| black_box(sdelab(pool)))
-        });
-        g.bench_function(BenchmarkId::new("fused", k), |b| {
-            check_once();
-            b.iter(|| black_box(fused(pool)))
-        });
-    }
-    g.finish();
+    bench_workload(c, "W1_ou", 5, &pools, sdelab, fused, |s, f| {
+        let exact = ou_em_exact();
+        assert!((exact - 0.170223).abs() < 5e-7, "EM chain value {exact}");
+        check("W1 ou: E‖X_T‖²", s, f, exact);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,27 +320,9 @@ fn w2_quartic(c: &mut Criterion) {
     let sdelab = |pool: &ThreadPool| pool.install(|| ensemble.run(&paths)).summary(1, 0);
     let fused = |pool: &ThreadPool| pool.install(|| fused_ensemble(PATHS_10D, quartic_fused_path));
 
-    let checked = Once::new();
-    let check_once = || {
-        checked.call_once(|| {
-            let s: Vec<Summary> = pools.iter().map(sdelab).collect();
-            let f: Vec<Welford> = pools.iter().map(fused).collect();
-            check("W2 quartic: E Σ x⁴/4", &s, &f, 0.290343);
-        })
-    };
-
-    let mut g = group_settings(c, "W2_quartic", 5);
-    for (pool, &k) in pools.iter().zip(&THREADS) {
-        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
-            check_once();
-            b.iter(|| black_box(sdelab(pool)))
-        });
-        g.bench_function(BenchmarkId::new("fused", k), |b| {
-            check_once();
-            b.iter(|| black_box(fused(pool)))
-        });
-    }
-    g.finish();
+    bench_workload(c, "W2_quartic", 5, &pools, sdelab, fused, |s, f| {
+        check("W2 quartic: E Σ x⁴/4", s, f, 0.290343);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,43 +347,25 @@ fn w3_gbm(c: &mut Criterion) {
     let fused =
         |pool: &ThreadPool| pool.install(|| fused_ensemble(GBM_PATHS, gbm_fused_path::<false>));
 
-    let checked = Once::new();
-    let check_once = || {
-        checked.call_once(|| {
-            let s: Vec<Summary> = pools.iter().map(sdelab).collect();
-            let f: Vec<Welford> = pools.iter().map(fused).collect();
-            let expected = (1.0 + GBM_MU * H).powi(STEPS as i32);
-            assert!(
-                (expected - 1.051270).abs() < 5e-7,
-                "Milstein chain value {expected}"
-            );
-            check("W3 gbm: E X_T", &s, &f, expected);
-            // Strong error of the same chain (the fused loop draws sdelab's numbers).
-            let strong = pools[0].install(|| fused_ensemble(GBM_PATHS, gbm_fused_path::<true>));
-            assert!(
-                (strong.mean - 8.9e-6).abs() < 0.5e-6,
-                "W3 strong error {} (expected about 8.9e-6)",
-                strong.mean
-            );
-            eprintln!(
-                "W3 gbm: strong error E|X_T − X_exact| = {:.3e}",
-                strong.mean
-            );
-        })
-    };
-
-    let mut g = group_settings(c, "W3_gbm", 11);
-    for (pool, &k) in pools.iter().zip(&THREADS) {
-        g.bench_function(BenchmarkId::new("sdelab", k), |b| {
-            check_once();
-            b.iter(|| black_box(sdelab(pool)))
-        });
-        g.bench_function(BenchmarkId::new("fused", k), |b| {
-            check_once();
-            b.iter(|| black_box(fused(pool)))
-        });
-    }
-    g.finish();
+    bench_workload(c, "W3_gbm", 11, &pools, sdelab, fused, |s, f| {
+        let expected = (1.0 + GBM_MU * H).powi(STEPS as i32);
+        assert!(
+            (expected - 1.051270).abs() < 5e-7,
+            "Milstein chain value {expected}"
+        );
+        check("W3 gbm: E X_T", s, f, expected);
+        // Strong error of the same chain (the fused loop draws sdelab's numbers).
+        let strong = pools[0].install(|| fused_ensemble(GBM_PATHS, gbm_fused_path::<true>));
+        assert!(
+            (strong.mean - 8.9e-6).abs() < 0.5e-6,
+            "W3 strong error {} (expected about 8.9e-6)",
+            strong.mean
+        );
+        eprintln!(
+            "W3 gbm: strong error E|X_T − X_exact| = {:.3e}",
+            strong.mean
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,15 +1,9 @@
 //! The built `sdelab` binary run end to end on small problems: the files it promises exist and
 //! hold what they should, `--json` prints the result document and nothing else.
 
+mod common;
+use common::{json, ok, sdelab, write};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn sdelab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sdelab"))
-        .args(args)
-        .output()
-        .expect("run the sdelab binary")
-}
 
 const CONFIG: &str = r#"
 name = "e2e"
@@ -37,13 +31,7 @@ observables = ["loss", "x"]
 "#;
 
 fn write_config(dir: &Path) -> String {
-    let path = dir.join("e2e.toml");
-    std::fs::write(&path, CONFIG).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    write(dir, "e2e.toml", CONFIG)
 }
 
 #[test]
@@ -59,12 +47,7 @@ fn weak_error_writes_the_documented_files() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    ok(&o);
     for f in [
         "result.json",
         "weak_error.csv",
@@ -118,12 +101,7 @@ fn json_flag_prints_only_the_document_and_same_seed_gives_same_numbers() {
             out.to_str().unwrap(),
             "--json",
         ]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        ok(&o);
         let doc: serde_json::Value =
             serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
         doc
@@ -154,12 +132,7 @@ fn figure1_runs_with_few_paths() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    ok(&o);
     for f in [
         "figure1.png",
         "figure1.svg",

@@ -2,23 +2,13 @@
 //! ceilings. The built `sdelab` binary is run as a child process.
 #![cfg(unix)]
 
+mod common;
+use common::{command, ok, sdelab, stderr, write};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-fn sdelab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sdelab"))
-}
-
-fn run(args: &[&str]) -> Output {
-    sdelab().args(args).output().expect("run the sdelab binary")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A `run` config of a fraction of a second in the release profile. With 200 paths most of the
 /// time goes to drawing and writing the 8 plots and the CSV, so most kills land while files are
@@ -47,12 +37,6 @@ etas = [0.01]
 paths = {paths}
 "#
     )
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    fs::write(&p, text).expect("write config");
-    p.to_string_lossy().into_owned()
 }
 
 fn names_in(dir: &Path) -> BTreeSet<String> {
@@ -117,7 +101,7 @@ fn complete_run_id(out: &Path) -> String {
 }
 
 fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
+    let status = std::process::Command::new("kill")
         .args(["-s", name, &child.id().to_string()])
         .status()
         .expect("kill");
@@ -152,9 +136,9 @@ fn kills_at_random_moments_leave_the_old_or_the_new_complete_result() {
     let mut shortest = Duration::MAX;
     for cfg in &cfgs {
         let start = Instant::now();
-        let o = run(&["-q", "run", "--config", cfg, "--out", out_s]);
+        let o = sdelab(&["-q", "run", "--config", cfg, "--out", out_s]);
         shortest = shortest.min(start.elapsed());
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        ok(&o);
         ids.push(complete_run_id(&out));
     }
     assert_ne!(
@@ -167,7 +151,7 @@ fn kills_at_random_moments_leave_the_old_or_the_new_complete_result() {
     let (mut interrupted, mut finished) = (0, 0);
     for i in 0..24 {
         let which = i % 2;
-        let mut child = sdelab()
+        let mut child = command()
             .args(["-q", "run", "--config", &cfgs[which], "--out", out_s])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -210,8 +194,8 @@ fn kills_at_random_moments_leave_the_old_or_the_new_complete_result() {
     assert!(finished + interrupted == 24);
     eprintln!("kills: {interrupted} interrupted a run, {finished} came after its end");
     // What SIGKILL left beside --out is removed by the next run.
-    let o = run(&["-q", "run", "--config", &cfgs[0], "--out", out_s]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = sdelab(&["-q", "run", "--config", &cfgs[0], "--out", out_s]);
+    ok(&o);
     assert_eq!(complete_run_id(&out), ids[0]);
     let beside = names_in(dir.path());
     let expected: BTreeSet<String> = ["a.toml", "b.toml", "out", "out.lock"]
@@ -239,14 +223,14 @@ fn a_second_run_on_a_locked_folder_fails_or_waits() {
     let cfg = write(dir.path(), "c.toml", &config(3, 2000));
     let out: PathBuf = dir.path().join("shared");
     let out_s = out.to_str().expect("utf-8 path");
-    let first = sdelab()
+    let first = command()
         .args(["-q", "run", "--config", &cfg, "--out", out_s])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     wait_for_lock(&dir.path().join("shared.lock"), first.id());
-    let second = run(&["-q", "run", "--config", &cfg, "--out", out_s]);
+    let second = sdelab(&["-q", "run", "--config", &cfg, "--out", out_s]);
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     let msg = stderr(&second);
     assert!(msg.contains(out_s), "names the folder: {msg}");
@@ -256,13 +240,13 @@ fn a_second_run_on_a_locked_folder_fails_or_waits() {
     );
     assert!(msg.contains("--wait"), "says how to wait: {msg}");
     // With --wait the third run starts after the first and publishes its own complete result.
-    let third = sdelab()
+    let third = command()
         .args(["-q", "--wait", "run", "--config", &cfg, "--out", out_s])
         .output()
         .expect("run");
     let first = first.wait_with_output().expect("wait");
     assert!(first.status.success(), "{}", stderr(&first));
-    assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
+    ok(&third);
     assert!(
         stderr(&third).contains("waiting for pid"),
         "{}",
@@ -300,7 +284,7 @@ fn work_above_the_ceilings_is_refused_at_once_naming_the_key() {
             let cfg_sub = write(dir.path(), &format!("{name}-{sub}.toml"), &text_for_sub);
             let out = dir.path().join(format!("out-{name}-{sub}"));
             let start = Instant::now();
-            let o = run(&[
+            let o = sdelab(&[
                 sub,
                 "--config",
                 &cfg_sub,
@@ -332,7 +316,7 @@ fn work_above_the_ceilings_is_refused_at_once_naming_the_key() {
         .replace("x0 = [1.5, -1.0, 0.5]", &format!("x0 = [{ones}]"));
     let cfg = write(dir.path(), "big.toml", &big);
     let start = Instant::now();
-    let o = run(&[
+    let o = sdelab(&[
         "run",
         "--config",
         &cfg,
@@ -364,7 +348,7 @@ fn csv_outputs_hold_no_nan_and_shortest_scientific_numbers() {
     let cfg = write(dir.path(), "div.toml", &text);
     for sub in ["run", "weak-error"] {
         let out = dir.path().join(sub);
-        let o = run(&[
+        let o = sdelab(&[
             "-q",
             sub,
             "--config",

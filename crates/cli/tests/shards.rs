@@ -3,30 +3,9 @@
 //! config, a missing or a duplicate shard, and runs with data-dependent decisions are refused
 //! with exit code 2.
 
+mod common;
+use common::{bad_input, ok, sdelab, write};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn sdelab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sdelab"))
-        .args(args)
-        .output()
-        .expect("run the sdelab binary")
-}
-
-fn ok(o: &Output) {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn bad_input(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains(needle), "expected {needle:?} in {err}");
-}
 
 /// A small weak-error study with fixed substeps (no data-dependent refinement), coupled, two
 /// models; diverging paths are possible at the largest η.
@@ -79,12 +58,6 @@ etas = [0.1]
 paths = 4100
 observables = ["loss"]
 "#;
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write config");
-    p.to_string_lossy().into_owned()
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -201,26 +174,10 @@ fn runs_with_data_dependent_decisions_are_not_sharded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write(dir.path(), "c.toml", &WEAK.replace("substeps = 2\n", ""));
     let out = dir.path().join("o");
-    let o = sdelab(&[
-        "weak-error",
-        "--config",
-        &cfg,
-        "--out",
-        s(&out),
-        "--shard",
-        "0/2",
-    ]);
-    bad_input(&o, "sde.substeps");
-    let o = sdelab(&[
-        "stability",
-        "--config",
-        &cfg,
-        "--out",
-        s(&out),
-        "--shard",
-        "0/2",
-    ]);
-    bad_input(&o, "sde.substeps");
+    for sub in ["weak-error", "stability"] {
+        let o = sdelab(&[sub, "--config", &cfg, "--out", s(&out), "--shard", "0/2"]);
+        bad_input(&o, "sde.substeps");
+    }
     bad_input(&sdelab(&["--shard", "0/2", "list"]), "--shard applies to");
     let o = sdelab(&["run", "--config", &cfg, "--shard", "2/2"]);
     assert_eq!(o.status.code(), Some(2));

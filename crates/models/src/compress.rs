@@ -11,7 +11,6 @@
 //! own stream (e.g. `sde_core::derive_stream(key, 1)`).
 
 use crate::error::ModelError;
-use crate::kind::{KeyDoc, KindSpec};
 use crate::loss::l2_norm;
 use rand::RngExt;
 use sde_core::PathRng;
@@ -244,19 +243,12 @@ impl Compressor for Identity {
     }
 }
 
-/// `kind = "identity"`.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdentitySpec {}
-
-impl KindSpec for IdentitySpec {
-    type Output = Identity;
-    type Context = usize;
-    const SUMMARY: &'static str = "no compression, omega = 0";
-    const KEYS: &'static [KeyDoc] = &[];
-    fn build(&self, _d: &usize) -> Result<Identity, ModelError> {
-        Ok(Identity)
-    }
+crate::kind_spec! {
+    /// `kind = "identity"`.
+    #[derive(Copy, Default)]
+    pub struct IdentitySpec: KindSpec<Output = Identity, Context = usize> {}
+    summary "no compression, omega = 0";
+    build(self, _) { Ok(Identity) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,25 +314,15 @@ impl Compressor for BernoulliSparsifier {
     }
 }
 
-/// `kind = "bernoulli"`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BernoulliSpec {
-    /// Keep probability.
-    pub p: f64,
-}
-
-impl KindSpec for BernoulliSpec {
-    type Output = BernoulliSparsifier;
-    type Context = usize;
-    const SUMMARY: &'static str = "p in (0, 1]: omega = 1/p - 1";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "p",
-        doc: "number in (0, 1], required: keep probability",
-    }];
-    fn build(&self, _d: &usize) -> Result<BernoulliSparsifier, ModelError> {
-        BernoulliSparsifier::new(self.p)
+crate::kind_spec! {
+    /// `kind = "bernoulli"`.
+    #[derive(Copy)]
+    pub struct BernoulliSpec: KindSpec<Output = BernoulliSparsifier, Context = usize> {
+        /// Keep probability.
+        pub p: f64 => "number in (0, 1], required: keep probability",
     }
+    summary "p in (0, 1]: omega = 1/p - 1";
+    build(self, _) { BernoulliSparsifier::new(self.p) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -446,25 +428,15 @@ impl Compressor for RandK {
     }
 }
 
-/// `kind = "rand_k"`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RandKSpec {
-    /// Coordinates kept.
-    pub k: usize,
-}
-
-impl KindSpec for RandKSpec {
-    type Output = RandK;
-    type Context = usize;
-    const SUMMARY: &'static str = "k in [1, d]: omega = d/k - 1";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "k",
-        doc: "integer in [1, d], required: coordinates kept",
-    }];
-    fn build(&self, d: &usize) -> Result<RandK, ModelError> {
-        RandK::new(self.k, *d)
+crate::kind_spec! {
+    /// `kind = "rand_k"`.
+    #[derive(Copy)]
+    pub struct RandKSpec: KindSpec<Output = RandK, Context = usize> {
+        /// Coordinates kept.
+        pub k: usize => "integer in [1, d], required: coordinates kept",
     }
+    summary "k in [1, d]: omega = d/k - 1";
+    build(self, d) { RandK::new(self.k, *d) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,25 +543,15 @@ impl Compressor for Qsgd {
     }
 }
 
-/// `kind = "qsgd"`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QsgdSpec {
-    /// Quantization levels `s`.
-    pub levels: u32,
-}
-
-impl KindSpec for QsgdSpec {
-    type Output = Qsgd;
-    type Context = usize;
-    const SUMMARY: &'static str = "levels >= 1: omega = min(d/s^2, sqrt(d)/s)";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "levels",
-        doc: "integer >= 1, required: quantization levels s",
-    }];
-    fn build(&self, _d: &usize) -> Result<Qsgd, ModelError> {
-        Qsgd::new(self.levels)
+crate::kind_spec! {
+    /// `kind = "qsgd"`.
+    #[derive(Copy)]
+    pub struct QsgdSpec: KindSpec<Output = Qsgd, Context = usize> {
+        /// Quantization levels `s`.
+        pub levels: u32 => "integer >= 1, required: quantization levels s",
     }
+    summary "levels >= 1: omega = min(d/s^2, sqrt(d)/s)";
+    build(self, _) { Qsgd::new(self.levels) }
 }
 
 /// `E[h(T)]` for `T ~ N(mean, sd²)` and `h(t) = frac(t)(1 − frac(t))`: the average variance of

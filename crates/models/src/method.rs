@@ -29,7 +29,6 @@ use crate::coupling::{
     RandKAverage, StandardNoise,
 };
 use crate::error::ModelError;
-use crate::kind::{KeyDoc, KindSpec};
 use crate::noise::{GradientNoise, NoiseModel};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -304,23 +303,107 @@ impl AgentPool {
         }
     }
 
+    /// `out = Σ_i v_i` over the agents, where `per_agent(a, w, v)` writes agent `a`'s vector
+    /// into `v` (`d` values); a distinct agent's vector is computed once and counted with its
+    /// multiplicity `w` (see [`AgentPool::for_distinct`]).
+    #[inline]
+    fn sum_over_agents(
+        &self,
+        out: &mut [f64],
+        v: &mut [f64],
+        mut per_agent: impl FnMut(&Agent, f64, &mut [f64]),
+    ) {
+        out.fill(0.0);
+        self.for_distinct(|a, w| {
+            per_agent(a, w, v);
+            for (o, vi) in out.iter_mut().zip(v.iter()) {
+                *o += w * vi;
+            }
+        });
+    }
+
     /// `out_j = sqrt(Σ_i var_ij) / N`: the square root of the diagonal covariance of the mean
     /// of `N` independent per-agent noises. `scratch` holds at least `d` values.
     fn mean_noise_sqrt(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let n = self.agents.len() as f64;
         // Callers may hand over more scratch than `d`; the noise wants exactly `d` values.
         let var = &mut scratch[..out.len()];
-        out.fill(0.0);
-        self.for_distinct(|a, w| {
+        self.sum_over_agents(out, var, |a, _, var| {
             a.noise.variance(g, var);
-            for (o, v) in out.iter_mut().zip(var.iter()) {
-                *o += w * v;
-            }
         });
         for o in out.iter_mut() {
             *o = o.sqrt() / n;
         }
     }
+
+    /// `1/N`, the weight of one agent in the mean.
+    #[inline]
+    fn inv_n(&self) -> f64 {
+        1.0 / self.agents.len() as f64
+    }
+
+    /// `u *= 1/N`: a sum over the agents turned into their mean.
+    #[inline]
+    fn divide_by_n(&self, u: &mut [f64]) {
+        let inv_n = self.inv_n();
+        for ui in u.iter_mut() {
+            *ui *= inv_n;
+        }
+    }
+
+    /// Draws every agent's noise in turn into `z ∘ s` ([`draw_noise`]; the scale is computed
+    /// once for identical agents) and hands it to `f(agent, z, s)`.
+    #[inline]
+    fn for_each_draw(
+        &self,
+        g: &[f64],
+        rng: &mut PathRng,
+        z: &mut [f64],
+        s: &mut [f64],
+        mut f: impl FnMut(&Agent, &mut [f64], &[f64]),
+    ) {
+        for (i, a) in self.agents.iter().enumerate() {
+            draw_noise(&a.noise, g, rng, z, s, self.homogeneous && i > 0);
+            f(a, z, s);
+        }
+    }
+
+    /// Per-agent coupling: hands `f(agent, ν_i, s_i, fresh)` every agent's normals `ν_i·`
+    /// (agent-major, `d` each) and its scales `s_i(g)` in `s`, computed once for identical
+    /// agents (`fresh` says whether they were just computed).
+    #[inline]
+    fn for_each_coupled(
+        &self,
+        g: &[f64],
+        normals: &[f64],
+        s: &mut [f64],
+        mut f: impl FnMut(&Agent, &[f64], &[f64], bool),
+    ) {
+        for (i, (a, nu)) in self
+            .agents
+            .iter()
+            .zip(normals.chunks_exact(self.d))
+            .enumerate()
+        {
+            let fresh = !(self.homogeneous && i > 0);
+            if fresh {
+                a.noise.scale(g, s);
+            }
+            f(a, nu, s, fresh);
+        }
+    }
+
+    /// Whether no agent's noise depends on the gradient (additive noise, the same law at
+    /// every `x`).
+    fn noise_is_additive(&self) -> bool {
+        self.agents.iter().all(|a| !a.noise.depends_on_gradient())
+    }
+}
+
+/// `sign(v)` with `sign(0) = 0`, a null event for continuous noise (MATH.md §3).
+#[inline]
+fn sign(v: f64) -> f64 {
+    f64::from(i8::from(v > 0.0) - i8::from(v < 0.0))
 }
 
 impl AgentPool {
@@ -419,13 +502,12 @@ impl GradientMethod for Dsgd {
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
         let (z, s) = scratch[..2 * self.pool.d].split_at_mut(self.pool.d);
         u.fill(0.0);
-        for (i, a) in self.pool.agents.iter().enumerate() {
-            draw_noise(&a.noise, g, rng, z, s, self.pool.homogeneous && i > 0);
-            for ((ui, zi), si) in u.iter_mut().zip(z.iter()).zip(s.iter()) {
+        self.pool.for_each_draw(g, rng, z, s, |_, z, s| {
+            for ((ui, zi), si) in u.iter_mut().zip(z.iter()).zip(s) {
                 *ui += zi * si;
             }
-        }
-        let inv_n = 1.0 / self.pool.agents.len() as f64;
+        });
+        let inv_n = self.pool.inv_n();
         for (ui, gi) in u.iter_mut().zip(g) {
             *ui = gi + *ui * inv_n;
         }
@@ -451,10 +533,7 @@ impl GradientMethod for Dsgd {
             .mean_noise_sqrt(g, out, &mut scratch[..self.pool.d]);
     }
     fn covariance_is_constant(&self) -> bool {
-        self.pool
-            .agents
-            .iter()
-            .all(|a| !a.noise.depends_on_gradient())
+        self.pool.noise_is_additive()
     }
     /// `σ1 > 0` couples the coordinates through `‖g‖`.
     fn covariance_is_coordinatewise(&self) -> bool {
@@ -493,22 +572,13 @@ impl GradientMethod for Dsgd {
             return true;
         }
         u.fill(0.0);
-        for (i, (a, nu)) in self
-            .pool
-            .agents
-            .iter()
-            .zip(normals.chunks_exact(d))
-            .enumerate()
-        {
-            if !(self.pool.homogeneous && i > 0) {
-                a.noise.scale(g, s);
-            }
+        self.pool.for_each_coupled(g, normals, s, |a, nu, s, _| {
             let law = StandardNoise::of(&a.noise);
-            for ((ui, si), v) in u.iter_mut().zip(s.iter()).zip(nu) {
+            for ((ui, si), v) in u.iter_mut().zip(s).zip(nu) {
                 *ui += si * law.from_normal(*v);
             }
-        }
-        let inv_n = 1.0 / self.pool.agents.len() as f64;
+        });
+        let inv_n = self.pool.inv_n();
         for (ui, gi) in u.iter_mut().zip(g) {
             *ui = gi + *ui * inv_n;
         }
@@ -579,15 +649,12 @@ impl Dcsgd {
         let d = self.pool.d;
         let (var, part) = scratch.split_at_mut(d);
         let n = self.pool.agents.len() as f64;
-        diag.fill(0.0);
         let mut coef = 0.0;
-        self.pool.for_distinct(|a, weight| {
-            a.noise.variance(g, var);
-            coef += weight * a.compressor.covariance_parts(g, var, &mut part[..d]);
-            for (o, p) in diag.iter_mut().zip(part.iter()) {
-                *o += weight * p;
-            }
-        });
+        self.pool
+            .sum_over_agents(diag, &mut part[..d], |a, weight, part| {
+                a.noise.variance(g, var);
+                coef += weight * a.compressor.covariance_parts(g, var, part);
+            });
         let n2 = n * n;
         for o in diag.iter_mut() {
             *o /= n2;
@@ -619,9 +686,8 @@ impl GradientMethod for Dcsgd {
         let mut crng = compressor_stream(rng);
         let rng_c = &mut crng;
         u.fill(0.0);
-        for (i, a) in self.pool.agents.iter().enumerate() {
-            draw_noise(&a.noise, g, rng, z, s, self.pool.homogeneous && i > 0);
-            for ((zi, si), gi) in z.iter_mut().zip(s.iter()).zip(g) {
+        self.pool.for_each_draw(g, rng, z, s, |a, z, s| {
+            for ((zi, si), gi) in z.iter_mut().zip(s).zip(g) {
                 *zi = *zi * si + gi;
             }
             if let CompressorKind::Bernoulli(b) = a.compressor {
@@ -632,11 +698,8 @@ impl GradientMethod for Dcsgd {
                     *ui += ci;
                 }
             }
-        }
-        let inv_n = 1.0 / self.pool.agents.len() as f64;
-        for ui in u.iter_mut() {
-            *ui *= inv_n;
-        }
+        });
+        self.pool.divide_by_n(u);
     }
     fn mean(&self, g: &[f64], out: &mut [f64], _scratch: &mut [f64]) {
         out.copy_from_slice(g);
@@ -776,117 +839,108 @@ impl GradientMethod for Dcsgd {
         // per coordinate for identical agents (they were most of the per-agent cost).
         let (mass_low, mass_high) = rest.split_at_mut(d);
         u.fill(0.0);
-        for (i, (a, nu)) in self
-            .pool
-            .agents
-            .iter()
-            .zip(normals.chunks_exact(d))
-            .enumerate()
-        {
-            let law = StandardNoise::of(&a.noise);
-            if !(self.pool.homogeneous && i > 0) {
-                a.noise.scale(g, s);
-                if matches!(
-                    a.compressor,
-                    CompressorKind::Bernoulli(_) | CompressorKind::RandK(_)
-                ) {
-                    for (((lo, hi), gj), sj) in mass_low
-                        .iter_mut()
-                        .zip(mass_high.iter_mut())
-                        .zip(g)
-                        .zip(s.iter())
-                    {
-                        (*lo, *hi) = Fold::masses(*gj, *sj, law);
-                    }
-                }
-            }
-            match a.compressor {
-                CompressorKind::Identity(_) => {
-                    for (((ui, gj), sj), v) in u.iter_mut().zip(g).zip(s.iter()).zip(nu) {
-                        *ui += gj + sj * law.from_normal(*v);
-                    }
-                }
-                CompressorKind::Bernoulli(b) => {
-                    let p = b.p();
-                    let inv_p = 1.0 / p;
-                    for ((((ui, gj), sj), v), masses) in u
-                        .iter_mut()
-                        .zip(g)
-                        .zip(s.iter())
-                        .zip(nu)
-                        .zip(mass_low.iter().zip(mass_high.iter()))
-                    {
-                        let m = MaskedDraw::draw_at(p, (*masses.0, *masses.1), *sj, law, *v);
-                        if m.kept {
-                            *ui += (gj + sj * m.t) * inv_p;
+        self.pool
+            .for_each_coupled(g, normals, s, |a, nu, s, fresh| {
+                let law = StandardNoise::of(&a.noise);
+                if fresh {
+                    if matches!(
+                        a.compressor,
+                        CompressorKind::Bernoulli(_) | CompressorKind::RandK(_)
+                    ) {
+                        for (((lo, hi), gj), sj) in mass_low
+                            .iter_mut()
+                            .zip(mass_high.iter_mut())
+                            .zip(g)
+                            .zip(s.iter())
+                        {
+                            (*lo, *hi) = Fold::masses(*gj, *sj, law);
                         }
                     }
                 }
-                CompressorKind::RandK(rk) => {
-                    let k = rk.k();
-                    // δ_j (signed by the side) of every coordinate, then the threshold
-                    // c = the (k+1)-th smallest δ: the kept set is {δ_j < c}.
-                    for (((tj, mj), (lo, hi)), v) in t
-                        .iter_mut()
-                        .zip(mask.iter_mut())
-                        .zip(mass_low.iter().zip(mass_high.iter()))
-                        .zip(nu)
-                    {
-                        let f = Fold::at(*lo, *hi, *v);
-                        *tj = f.delta;
-                        // The side's mass, signed by the side (negative: low), so a kept
-                        // coordinate's noise needs no second CDF evaluation. A low side has
-                        // a > 0 (U < a); a high side of mass 0 stores +0, still "high".
-                        *mj = if f.low { -f.a } else { f.a_c };
+                match a.compressor {
+                    CompressorKind::Identity(_) => {
+                        for (((ui, gj), sj), v) in u.iter_mut().zip(g).zip(s.iter()).zip(nu) {
+                            *ui += gj + sj * law.from_normal(*v);
+                        }
                     }
-                    let (threshold, width) = if k < d {
-                        c.copy_from_slice(t);
-                        let th = *c.select_nth_unstable_by(k, f64::total_cmp).1;
-                        (th, th)
-                    } else {
-                        (f64::INFINITY, 1.0)
-                    };
-                    let factor = d as f64 / k as f64;
-                    for ((((ui, tj), mj), gj), sj) in u
-                        .iter_mut()
-                        .zip(t.iter())
-                        .zip(mask.iter())
-                        .zip(g)
-                        .zip(s.iter())
-                    {
-                        if *tj < threshold {
-                            let noise = if *sj > 0.0 {
-                                let f = Fold {
-                                    low: *mj < 0.0,
-                                    delta: *tj,
-                                    a: -*mj,
-                                    a_c: *mj,
+                    CompressorKind::Bernoulli(b) => {
+                        let p = b.p();
+                        let inv_p = 1.0 / p;
+                        for ((((ui, gj), sj), v), masses) in u
+                            .iter_mut()
+                            .zip(g)
+                            .zip(s.iter())
+                            .zip(nu)
+                            .zip(mass_low.iter().zip(mass_high.iter()))
+                        {
+                            let m = MaskedDraw::draw_at(p, (*masses.0, *masses.1), *sj, law, *v);
+                            if m.kept {
+                                *ui += (gj + sj * m.t) * inv_p;
+                            }
+                        }
+                    }
+                    CompressorKind::RandK(rk) => {
+                        let k = rk.k();
+                        // δ_j (signed by the side) of every coordinate, then the threshold
+                        // c = the (k+1)-th smallest δ: the kept set is {δ_j < c}.
+                        for (((tj, mj), (lo, hi)), v) in t
+                            .iter_mut()
+                            .zip(mask.iter_mut())
+                            .zip(mass_low.iter().zip(mass_high.iter()))
+                            .zip(nu)
+                        {
+                            let f = Fold::at(*lo, *hi, *v);
+                            *tj = f.delta;
+                            // The side's mass, signed by the side (negative: low), so a kept
+                            // coordinate's noise needs no second CDF evaluation. A low side has
+                            // a > 0 (U < a); a high side of mass 0 stores +0, still "high".
+                            *mj = if f.low { -f.a } else { f.a_c };
+                        }
+                        let (threshold, width) = if k < d {
+                            c.copy_from_slice(t);
+                            let th = *c.select_nth_unstable_by(k, f64::total_cmp).1;
+                            (th, th)
+                        } else {
+                            (f64::INFINITY, 1.0)
+                        };
+                        let factor = d as f64 / k as f64;
+                        for ((((ui, tj), mj), gj), sj) in u
+                            .iter_mut()
+                            .zip(t.iter())
+                            .zip(mask.iter())
+                            .zip(g)
+                            .zip(s.iter())
+                        {
+                            if *tj < threshold {
+                                let noise = if *sj > 0.0 {
+                                    let f = Fold {
+                                        low: *mj < 0.0,
+                                        delta: *tj,
+                                        a: -*mj,
+                                        a_c: *mj,
+                                    };
+                                    f.noise((*tj / width).min(1.0), law)
+                                } else {
+                                    0.0
                                 };
-                                f.noise((*tj / width).min(1.0), law)
-                            } else {
-                                0.0
-                            };
-                            *ui += factor * (gj + sj * noise);
+                                *ui += factor * (gj + sj * noise);
+                            }
+                        }
+                    }
+                    // QSGD and any other compressor: the agent's coupled gradient, then the
+                    // compressor's own draw.
+                    other => {
+                        for (((tj, gj), sj), v) in t.iter_mut().zip(g).zip(s.iter()).zip(nu) {
+                            *tj = gj + sj * law.from_normal(*v);
+                        }
+                        other.compress(t, rng, c);
+                        for (ui, ci) in u.iter_mut().zip(c.iter()) {
+                            *ui += ci;
                         }
                     }
                 }
-                // QSGD and any other compressor: the agent's coupled gradient, then the
-                // compressor's own draw.
-                other => {
-                    for (((tj, gj), sj), v) in t.iter_mut().zip(g).zip(s.iter()).zip(nu) {
-                        *tj = gj + sj * law.from_normal(*v);
-                    }
-                    other.compress(t, rng, c);
-                    for (ui, ci) in u.iter_mut().zip(c.iter()) {
-                        *ui += ci;
-                    }
-                }
-            }
-        }
-        let inv_n = 1.0 / self.pool.agents.len() as f64;
-        for ui in u.iter_mut() {
-            *ui *= inv_n;
-        }
+            });
+        self.pool.divide_by_n(u);
         true
     }
 }
@@ -925,48 +979,24 @@ impl GradientMethod for DsignSgd {
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
         let (z, s) = scratch[..2 * self.pool.d].split_at_mut(self.pool.d);
         u.fill(0.0);
-        for (i, a) in self.pool.agents.iter().enumerate() {
-            draw_noise(&a.noise, g, rng, z, s, self.pool.homogeneous && i > 0);
-            for (((ui, zi), si), gi) in u.iter_mut().zip(z.iter()).zip(s.iter()).zip(g) {
-                let v = gi + zi * si;
-                // sign(0) = 0, a null event for continuous noise (MATH.md §3).
-                *ui += if v > 0.0 {
-                    1.0
-                } else if v < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                };
+        self.pool.for_each_draw(g, rng, z, s, |_, z, s| {
+            for (((ui, zi), si), gi) in u.iter_mut().zip(z.iter()).zip(s).zip(g) {
+                *ui += sign(gi + zi * si);
             }
-        }
-        let inv_n = 1.0 / self.pool.agents.len() as f64;
-        for ui in u.iter_mut() {
-            *ui *= inv_n;
-        }
+        });
+        self.pool.divide_by_n(u);
     }
     fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let m = &mut scratch[..self.pool.d];
-        out.fill(0.0);
-        self.pool.for_distinct(|a, w| {
-            a.noise.sign_mean(g, m);
-            for (o, mi) in out.iter_mut().zip(m.iter()) {
-                *o += w * mi;
-            }
-        });
-        let inv_n = 1.0 / self.pool.agents.len() as f64;
-        out.iter_mut().for_each(|o| *o *= inv_n);
+        self.pool
+            .sum_over_agents(out, m, |a, _, m| a.noise.sign_mean(g, m));
+        self.pool.divide_by_n(out);
     }
     fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let m = &mut scratch[..self.pool.d];
-        out.fill(0.0);
-        self.pool.for_distinct(|a, w| {
-            a.noise.sign_mean_jvp(g, v, m);
-            for (o, mi) in out.iter_mut().zip(m.iter()) {
-                *o += w * mi;
-            }
-        });
-        let inv_n = 1.0 / self.pool.agents.len() as f64;
-        out.iter_mut().for_each(|o| *o *= inv_n);
+        self.pool
+            .sum_over_agents(out, m, |a, _, m| a.noise.sign_mean_jvp(g, v, m));
+        self.pool.divide_by_n(out);
     }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         // out holds the diagonal square root first, then is scaled by ξ in place.
@@ -980,19 +1010,13 @@ impl GradientMethod for DsignSgd {
     }
     /// Entry `j` is `Σ_i (1 − m_i(g_j/s_ij)²)/N²`; `σ1 > 0` couples through `‖g‖`.
     fn covariance_is_coordinatewise(&self) -> bool {
-        self.pool
-            .agents
-            .iter()
-            .all(|a| !a.noise.depends_on_gradient())
+        self.pool.noise_is_additive()
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let m = &mut scratch[..self.pool.d];
-        out.fill(0.0);
-        self.pool.for_distinct(|a, w| {
+        self.pool.sum_over_agents(out, m, |a, _, m| {
             a.noise.sign_mean(g, m);
-            for (o, mi) in out.iter_mut().zip(m.iter()) {
-                *o += w * (1.0 - mi * mi);
-            }
+            m.iter_mut().for_each(|mi| *mi = 1.0 - *mi * *mi);
         });
         let n = self.pool.agents.len() as f64;
         // Rounding can push 1 − m² a hair below zero when |m| ≈ 1 (MATH.md §10).
@@ -1057,13 +1081,7 @@ impl GradientMethod for DsignSgd {
         let inv_n = 1.0 / n as f64;
         for (j, (uj, gj)) in u.iter_mut().zip(g).enumerate() {
             let u_tails = NormalTails::of(normals[j]);
-            let sign_g = if *gj > 0.0 {
-                1.0
-            } else if *gj < 0.0 {
-                -1.0
-            } else {
-                0.0
-            };
+            let sign_g = sign(*gj);
             if self.pool.homogeneous {
                 // One pair of sign probabilities for all N agents.
                 let s = scales[j];
@@ -1177,89 +1195,60 @@ impl AgentNoises {
             })
             .collect())
     }
-}
 
-/// Only the identity compressor: DSGD and DSignSGD send uncompressed messages.
-fn identity_only(kind: &str, compressor: &CompressorSpec) -> Result<(), ModelError> {
-    if *compressor == CompressorSpec::default() {
-        Ok(())
-    } else {
-        Err(ModelError::invalid(
-            "compressor.kind",
-            format!("\"{}\"", compressor.kind_name()),
-            format!(
-                "compression needs optimizer.kind = \"dcsgd\" (optimizer.kind = \"{kind}\" allows only the identity compressor)"
-            ),
-        ))
+    /// The agents of a method that sends uncompressed messages (DSGD, DSignSGD): only the
+    /// identity compressor is accepted.
+    fn uncompressed_agents(
+        &self,
+        kind: &str,
+        compressor: &CompressorSpec,
+    ) -> Result<Vec<Agent>, ModelError> {
+        if *compressor != CompressorSpec::default() {
+            return Err(ModelError::invalid(
+                "compressor.kind",
+                format!("\"{}\"", compressor.kind_name()),
+                format!(
+                    "compression needs optimizer.kind = \"dcsgd\" (optimizer.kind = \"{kind}\" allows only the identity compressor)"
+                ),
+            ));
+        }
+        self.agents(compressor)
     }
 }
 
 const COMPRESSOR_IDENTITY_DOC: &str =
     "table, default { kind = \"identity\" }: only the identity is allowed";
 
-/// `kind = "dsgd"`.
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DsgdSpec {
-    /// Only the identity.
-    #[serde(default)]
-    pub compressor: CompressorSpec,
-}
-
-impl KindSpec for DsgdSpec {
-    type Output = Dsgd;
-    type Context = AgentNoises;
-    const SUMMARY: &'static str = "distributed SGD";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "compressor",
-        doc: COMPRESSOR_IDENTITY_DOC,
-    }];
-    fn build(&self, ctx: &AgentNoises) -> Result<Dsgd, ModelError> {
-        identity_only("dsgd", &self.compressor)?;
-        Dsgd::new(ctx.agents(&self.compressor)?)
+crate::kind_spec! {
+    /// `kind = "dsgd"`.
+    #[derive(Default)]
+    pub struct DsgdSpec: KindSpec<Output = Dsgd, Context = AgentNoises> {
+        /// Only the identity.
+        #[serde(default)]
+        pub compressor: CompressorSpec => COMPRESSOR_IDENTITY_DOC,
     }
+    summary "distributed SGD";
+    build(self, ctx) { Dsgd::new(ctx.uncompressed_agents("dsgd", &self.compressor)?) }
 }
 
-/// `kind = "dcsgd"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DcsgdSpec {
-    /// Every agent's compressor.
-    pub compressor: CompressorSpec,
-}
-
-impl KindSpec for DcsgdSpec {
-    type Output = Dcsgd;
-    type Context = AgentNoises;
-    const SUMMARY: &'static str = "distributed compressed SGD; needs optimizer.compressor";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "compressor",
-        doc: "table, required: every agent's compressor, e.g. compressor = { kind = \"bernoulli\", p = 0.5 }",
-    }];
-    fn build(&self, ctx: &AgentNoises) -> Result<Dcsgd, ModelError> {
-        Dcsgd::new(ctx.agents(&self.compressor)?)
+crate::kind_spec! {
+    /// `kind = "dcsgd"`.
+    pub struct DcsgdSpec: KindSpec<Output = Dcsgd, Context = AgentNoises> {
+        /// Every agent's compressor.
+        pub compressor: CompressorSpec => "table, required: every agent's compressor, e.g. compressor = { kind = \"bernoulli\", p = 0.5 }",
     }
+    summary "distributed compressed SGD; needs optimizer.compressor";
+    build(self, ctx) { Dcsgd::new(ctx.agents(&self.compressor)?) }
 }
 
-/// `kind = "dsignsgd"`.
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DsignSgdSpec {
-    /// Only the identity.
-    #[serde(default)]
-    pub compressor: CompressorSpec,
-}
-
-impl KindSpec for DsignSgdSpec {
-    type Output = DsignSgd;
-    type Context = AgentNoises;
-    const SUMMARY: &'static str = "distributed SignSGD";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "compressor",
-        doc: COMPRESSOR_IDENTITY_DOC,
-    }];
-    fn build(&self, ctx: &AgentNoises) -> Result<DsignSgd, ModelError> {
-        identity_only("dsignsgd", &self.compressor)?;
-        DsignSgd::new(ctx.agents(&self.compressor)?)
+crate::kind_spec! {
+    /// `kind = "dsignsgd"`.
+    #[derive(Default)]
+    pub struct DsignSgdSpec: KindSpec<Output = DsignSgd, Context = AgentNoises> {
+        /// Only the identity.
+        #[serde(default)]
+        pub compressor: CompressorSpec => COMPRESSOR_IDENTITY_DOC,
     }
+    summary "distributed SignSGD";
+    build(self, ctx) { DsignSgd::new(ctx.uncompressed_agents("dsignsgd", &self.compressor)?) }
 }

@@ -16,7 +16,6 @@
 //! `sign(g_j)` (`sign(0) = 0`).
 
 use crate::error::{require_each, require_len, require_nonnegative, require_positive, ModelError};
-use crate::kind::{KeyDoc, KindSpec};
 use crate::special::{
     normal_pdf, student_t_pdf_norm, student_t_pdf_with, xi, xi_integer_nu, XiTable,
     NU_FINITE_SUM_MAX,
@@ -240,40 +239,20 @@ impl GradientNoise for GaussianNoise {
     }
 }
 
-/// `kind = "gaussian"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GaussianSpec {
-    /// The constant part of the standard deviation.
-    pub sigma0: f64,
-    /// The gradient-proportional part.
-    #[serde(default)]
-    pub sigma1: f64,
-    /// Per-coordinate multiplier of the standard deviation (default all ones).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale: Option<Vec<f64>>,
-}
-
-impl KindSpec for GaussianSpec {
-    type Output = GaussianNoise;
-    type Context = usize;
-    const SUMMARY: &'static str =
-        "sigma0, sigma1 = 0, scale = ones: Cov = (sigma0^2 + sigma1^2 |grad f|^2) diag(scale^2)";
-    const KEYS: &'static [KeyDoc] = &[
-        KeyDoc {
-            key: "sigma0",
-            doc: "number >= 0, required: the constant part of the standard deviation",
-        },
-        KeyDoc {
-            key: "sigma1",
-            doc: "number >= 0, default 0: the gradient-proportional part",
-        },
-        KeyDoc {
-            key: "scale",
-            doc: "list of d numbers >= 0, default all ones: per-coordinate multiplier of the standard deviation",
-        },
-    ];
-    fn build(&self, d: &usize) -> Result<GaussianNoise, ModelError> {
+crate::kind_spec! {
+    /// `kind = "gaussian"`.
+    pub struct GaussianSpec: KindSpec<Output = GaussianNoise, Context = usize> {
+        /// The constant part of the standard deviation.
+        pub sigma0: f64 => "number >= 0, required: the constant part of the standard deviation",
+        /// The gradient-proportional part.
+        #[serde(default)]
+        pub sigma1: f64 => "number >= 0, default 0: the gradient-proportional part",
+        /// Per-coordinate multiplier of the standard deviation (default all ones).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub scale: Option<Vec<f64>> => "list of d numbers >= 0, default all ones: per-coordinate multiplier of the standard deviation",
+    }
+    summary "sigma0, sigma1 = 0, scale = ones: Cov = (sigma0^2 + sigma1^2 |grad f|^2) diag(scale^2)";
+    build(self, d) {
         let scale = self.scale.clone().unwrap_or_else(|| vec![1.0; *d]);
         require_len("scale", *d, scale.len())?;
         GaussianNoise::new(*d, scale, self.sigma0, self.sigma1)
@@ -455,46 +434,22 @@ fn default_sigma0() -> f64 {
     1.0
 }
 
-/// `kind = "student_t"`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StudentTSpec {
-    /// Degrees of freedom.
-    pub nu: f64,
-    /// Per-coordinate scale factors.
-    pub scale: Scale,
-    /// Constant part of the scale.
-    #[serde(default = "default_sigma0")]
-    pub sigma0: f64,
-    /// Gradient-proportional part of the scale.
-    #[serde(default)]
-    pub sigma1: f64,
-}
-
-impl KindSpec for StudentTSpec {
-    type Output = StudentTNoise;
-    type Context = usize;
-    const SUMMARY: &'static str = "nu, scale (number or list), sigma0 = 1, sigma1 = 0: Z_j = scale_j sqrt(sigma0^2 + sigma1^2 |grad f|^2) T_j, T_j iid t_nu";
-    const KEYS: &'static [KeyDoc] = &[
-        KeyDoc {
-            key: "nu",
-            doc: "number > 0, required: degrees of freedom (1 = Cauchy); D(C)SGD needs nu > 2",
-        },
-        KeyDoc {
-            key: "scale",
-            doc: "number > 0 or list of d numbers > 0, required: per-coordinate scale factors",
-        },
-        KeyDoc {
-            key: "sigma0",
-            doc: "number >= 0, default 1: constant part of the scale",
-        },
-        KeyDoc {
-            key: "sigma1",
-            doc:
-                "number >= 0, default 0: gradient-proportional part of the scale (0 = fixed scale)",
-        },
-    ];
-    fn build(&self, d: &usize) -> Result<StudentTNoise, ModelError> {
+crate::kind_spec! {
+    /// `kind = "student_t"`.
+    pub struct StudentTSpec: KindSpec<Output = StudentTNoise, Context = usize> {
+        /// Degrees of freedom.
+        pub nu: f64 => "number > 0, required: degrees of freedom (1 = Cauchy); D(C)SGD needs nu > 2",
+        /// Per-coordinate scale factors.
+        pub scale: Scale => "number > 0 or list of d numbers > 0, required: per-coordinate scale factors",
+        /// Constant part of the scale.
+        #[serde(default = "default_sigma0")]
+        pub sigma0: f64 => "number >= 0, default 1: constant part of the scale",
+        /// Gradient-proportional part of the scale.
+        #[serde(default)]
+        pub sigma1: f64 => "number >= 0, default 0: gradient-proportional part of the scale (0 = fixed scale)",
+    }
+    summary "nu, scale (number or list), sigma0 = 1, sigma1 = 0: Z_j = scale_j sqrt(sigma0^2 + sigma1^2 |grad f|^2) T_j, T_j iid t_nu";
+    build(self, d) {
         if let Scale::All(x) = self.scale {
             require_positive("scale", x)?;
         }

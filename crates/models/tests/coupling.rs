@@ -16,39 +16,22 @@
 
 #![allow(clippy::needless_range_loop)]
 
+mod common;
+use common::{agent, gaussian, student};
+
 use models::compress::diag_minus_rank_one_sqrt_mul;
-use models::compress::{BernoulliSparsifier, CompressorKind, Identity, Qsgd, RandK};
+use models::compress::{BernoulliSparsifier, Identity, Qsgd, RandK};
 use models::coupling::{
     cholesky_normals, fast_normal_cdf, normal_quantile, poisson_binomial_quantile,
     student_t_quantile, BernoulliAverage, NormalTails, RandKAverage,
 };
 use models::method::{Agent, Dcsgd, Dsgd, DsignSgd, GradientMethod, Method};
-use models::noise::{GaussianNoise, NoiseModel, StudentTNoise};
 use models::special::{normal_cdf, student_t_cdf};
 use rand_distr::{Distribution, StandardNormal};
 use sde_core::{derive_stream, PathRng};
 
 /// `√(ln(2/α)/2)` at `α = 1e-4`.
 const KS_C: f64 = 2.2255;
-
-fn gaussian(scale: &[f64], sigma0: f64, sigma1: f64) -> NoiseModel {
-    GaussianNoise::new(scale.len(), scale.to_vec(), sigma0, sigma1)
-        .unwrap()
-        .into()
-}
-
-fn student(nu: f64, scale: &[f64], sigma0: f64, sigma1: f64) -> NoiseModel {
-    StudentTNoise::new(scale.len(), nu, scale.to_vec(), sigma0, sigma1)
-        .unwrap()
-        .into()
-}
-
-fn agent(noise: NoiseModel, compressor: impl Into<CompressorKind>) -> Agent {
-    Agent {
-        noise,
-        compressor: compressor.into(),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks

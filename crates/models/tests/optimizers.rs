@@ -16,10 +16,13 @@
 // Loops over coordinates index several parallel arrays, as the formulas do.
 #![allow(clippy::needless_range_loop)]
 
+mod common;
+use common::{agent, gaussian, student, uncompressed};
+
 use models::compress::{BernoulliSparsifier, CompressorKind, Identity, RandK};
 use models::loss::{DiagonalQuadratic, Loss};
 use models::method::{Agent, Dcsgd, Dsgd, DsignSgd, GradientMethod};
-use models::noise::{GaussianNoise, NoiseModel, StudentTNoise};
+use models::noise::{GaussianNoise, StudentTNoise};
 use models::optimizer::{Optimizer, StepWorkspace};
 use models::schedule::Schedule;
 use models::sde::SdeModel;
@@ -27,32 +30,6 @@ use sde_core::{derive_stream, Ensemble, Gaussian, Increments, PathRng, PathSimul
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn gaussian(scale: &[f64], sigma0: f64, sigma1: f64) -> NoiseModel {
-    GaussianNoise::new(scale.len(), scale.to_vec(), sigma0, sigma1)
-        .unwrap()
-        .into()
-}
-
-fn student(nu: f64, scale: &[f64], sigma0: f64, sigma1: f64) -> NoiseModel {
-    StudentTNoise::new(scale.len(), nu, scale.to_vec(), sigma0, sigma1)
-        .unwrap()
-        .into()
-}
-
-fn agent(noise: NoiseModel) -> Agent {
-    Agent {
-        noise,
-        compressor: CompressorKind::Identity(Identity),
-    }
-}
-
-fn agent_c(noise: NoiseModel, compressor: impl Into<CompressorKind>) -> Agent {
-    Agent {
-        noise,
-        compressor: compressor.into(),
-    }
-}
 
 /// `C = B Bᵀ` with the columns `B e_j` from `cov_sqrt_mul`, row-major `d × d`.
 fn covariance(method: &dyn GradientMethod, g: &[f64]) -> Vec<f64> {
@@ -177,7 +154,7 @@ fn dsgd_quadratic(sigma1: [f64; 4]) -> Optimizer<DiagonalQuadratic, Dsgd> {
     let agents = SIGMA0
         .iter()
         .zip(sigma1)
-        .map(|(&s0, s1)| agent(gaussian(&SCALE, s0, s1)))
+        .map(|(&s0, s1)| uncompressed(gaussian(&SCALE, s0, s1)))
         .collect();
     Optimizer::new(
         DiagonalQuadratic::new(LAMBDA.to_vec()).unwrap(),
@@ -200,22 +177,16 @@ fn check_moments<L: Loss, M: GradientMethod>(
     let stats = Ensemble::new(paths, seed).unwrap().run(sim);
     assert_eq!(stats.diverged_total(), 0);
     for j in 0..d {
-        let m = stats.summary(1, j);
-        let s = stats.summary(1, d + j);
-        assert!(
-            (m.mean - mean[j]).abs() <= 4.0 * m.std_err,
-            "coord {j}: E x_K = {} ± {} vs exact {}",
-            m.mean,
-            m.std_err,
-            mean[j]
-        );
-        assert!(
-            (s.mean - second[j]).abs() <= 4.0 * s.std_err,
-            "coord {j}: E x_K² = {} ± {} vs exact {}",
-            s.mean,
-            s.std_err,
-            second[j]
-        );
+        for (what, offset, exact) in [("E x_K", 0, mean), ("E x_K²", d, second)] {
+            let m = stats.summary(1, offset + j);
+            assert!(
+                (m.mean - exact[j]).abs() <= 4.0 * m.std_err,
+                "coord {j}: {what} = {} ± {} vs exact {}",
+                m.mean,
+                m.std_err,
+                exact[j]
+            );
+        }
     }
 }
 
@@ -339,21 +310,21 @@ fn dcsgd_one_step_mean_and_covariance() {
     let randk = |k| RandK::new(k, d).unwrap();
     let cases: Vec<Vec<Agent>> = vec![
         vec![
-            agent_c(noises[0].clone(), bern(0.5)),
-            agent_c(noises[1].clone(), bern(0.25)),
-            agent_c(noises[2].clone(), bern(0.8)),
+            agent(noises[0].clone(), bern(0.5)),
+            agent(noises[1].clone(), bern(0.25)),
+            agent(noises[2].clone(), bern(0.8)),
         ],
         vec![
-            agent_c(noises[0].clone(), randk(1)),
-            agent_c(noises[1].clone(), randk(2)),
-            agent_c(noises[2].clone(), randk(1)),
+            agent(noises[0].clone(), randk(1)),
+            agent(noises[1].clone(), randk(2)),
+            agent(noises[2].clone(), randk(1)),
         ],
         // Homogeneous rand-k (the `weight = N` branch).
-        vec![agent_c(noises[0].clone(), randk(1)); 3],
+        vec![agent(noises[0].clone(), randk(1)); 3],
         vec![
-            agent_c(noises[0].clone(), bern(0.5)),
-            agent_c(noises[1].clone(), randk(2)),
-            agent_c(noises[2].clone(), Identity),
+            agent(noises[0].clone(), bern(0.5)),
+            agent(noises[1].clone(), randk(2)),
+            agent(noises[2].clone(), Identity),
         ],
     ];
     for agents in cases {
@@ -390,17 +361,17 @@ fn dsignsgd_one_step_mean_and_variance() {
     let cases: Vec<Vec<Agent>> = vec![
         scales
             .iter()
-            .map(|s| agent(gaussian(s, 1.0, 0.0)))
+            .map(|s| uncompressed(gaussian(s, 1.0, 0.0)))
             .collect(),
         scales
             .iter()
-            .map(|s| agent(student(1.5, s, 1.0, 0.0)))
+            .map(|s| uncompressed(student(1.5, s, 1.0, 0.0)))
             .collect(),
         scales
             .iter()
-            .map(|s| agent(student(1.5, s, 0.2, 0.5)))
+            .map(|s| uncompressed(student(1.5, s, 0.2, 0.5)))
             .collect(),
-        vec![agent(student(1.5, &scales[0], 1.0, 0.0)); 4],
+        vec![uncompressed(student(1.5, &scales[0], 1.0, 0.0)); 4],
     ];
     for agents in cases {
         let method = DsignSgd::new(agents).unwrap();
@@ -459,10 +430,10 @@ fn sample_matches_the_plain_composition_bit_for_bit() {
     let hetero: Vec<Agent> = noises
         .iter()
         .zip(compressors)
-        .map(|(n, c)| agent_c(n.clone(), c))
+        .map(|(n, c)| agent(n.clone(), c))
         .collect();
-    let homo = vec![agent_c(noises[0].clone(), compressors[0]); 4];
-    let homo_t = vec![agent_c(noises[1].clone(), compressors[1]); 2];
+    let homo = vec![agent(noises[0].clone(), compressors[0]); 4];
+    let homo_t = vec![agent(noises[1].clone(), compressors[1]); 2];
     for agents in [hetero, homo, homo_t] {
         let n = agents.len() as f64;
         let methods: Vec<Box<dyn GradientMethod>> = vec![
@@ -554,12 +525,12 @@ fn mean_jvp_matches_finite_differences() {
     let scales = [[1.0, 0.5, 2.0], [0.5, 1.0, 1.0], [2.0, 0.7, 0.3]];
     let gauss: Vec<Agent> = scales
         .iter()
-        .map(|s| agent(gaussian(s, 0.4, 0.6)))
+        .map(|s| uncompressed(gaussian(s, 0.4, 0.6)))
         .collect();
     check_jvp(&Dsgd::new(gauss.clone()).unwrap(), &g);
     let compressed: Vec<Agent> = gauss
         .iter()
-        .map(|a| agent_c(a.noise.clone(), BernoulliSparsifier::new(0.5).unwrap()))
+        .map(|a| agent(a.noise.clone(), BernoulliSparsifier::new(0.5).unwrap()))
         .collect();
     check_jvp(&Dcsgd::new(compressed).unwrap(), &g);
     // The sign method with σ1 > 0: the scale depends on ‖g‖, so the Jacobian is not diagonal.
@@ -567,11 +538,11 @@ fn mean_jvp_matches_finite_differences() {
     let t: Vec<Agent> = scales
         .iter()
         .zip([1.0, 1.5, 3.0])
-        .map(|(s, nu)| agent(student(nu, s, 0.4, 0.6)))
+        .map(|(s, nu)| uncompressed(student(nu, s, 0.4, 0.6)))
         .collect();
     check_jvp(&DsignSgd::new(t).unwrap(), &g);
     check_jvp(
-        &DsignSgd::new(vec![agent(student(1.5, &scales[1], 0.4, 0.6)); 3]).unwrap(),
+        &DsignSgd::new(vec![uncompressed(student(1.5, &scales[1], 0.4, 0.6)); 3]).unwrap(),
         &g,
     );
 }
@@ -581,10 +552,10 @@ fn mean_jvp_matches_finite_differences() {
 
 fn hetero_dsgd_agents() -> Vec<Agent> {
     vec![
-        agent(gaussian(&SCALE, 0.2, 0.3)),
-        agent(gaussian(&SCALE, 0.5, 0.0)),
-        agent(gaussian(&SCALE, 1.0, 0.5)),
-        agent(gaussian(&SCALE, 1.5, 0.2)),
+        uncompressed(gaussian(&SCALE, 0.2, 0.3)),
+        uncompressed(gaussian(&SCALE, 0.5, 0.0)),
+        uncompressed(gaussian(&SCALE, 1.0, 0.5)),
+        uncompressed(gaussian(&SCALE, 1.5, 0.2)),
     ]
 }
 
@@ -693,7 +664,7 @@ fn step_coupled_refused_without_coupling() {
     }
     let opt = Optimizer::new(
         DiagonalQuadratic::new(LAMBDA.to_vec()).unwrap(),
-        Uncoupled(Dsgd::new(vec![agent(gaussian(&SCALE, 1.0, 0.0)); 2]).unwrap()),
+        Uncoupled(Dsgd::new(vec![uncompressed(gaussian(&SCALE, 1.0, 0.0)); 2]).unwrap()),
         Schedule::constant(),
     )
     .unwrap();
@@ -725,8 +696,8 @@ fn bad_parameters_are_rejected_with_name_and_value() {
     // Agents of different dimensions.
     assert_mentions(
         Dsgd::new(vec![
-            agent(gaussian(&[1.0; 3], 1.0, 0.0)),
-            agent(gaussian(&[1.0; 2], 1.0, 0.0)),
+            uncompressed(gaussian(&[1.0; 3], 1.0, 0.0)),
+            uncompressed(gaussian(&[1.0; 2], 1.0, 0.0)),
         ]),
         &["agent 1", "expected 3", "got 2"],
     );
@@ -734,7 +705,7 @@ fn bad_parameters_are_rejected_with_name_and_value() {
     assert_mentions(
         Optimizer::new(
             DiagonalQuadratic::new(vec![1.0, 2.0]).unwrap(),
-            Dsgd::new(vec![agent(gaussian(&[1.0; 3], 1.0, 0.0))]).unwrap(),
+            Dsgd::new(vec![uncompressed(gaussian(&[1.0; 3], 1.0, 0.0))]).unwrap(),
             Schedule::constant(),
         ),
         &["dsgd", "expected 2", "got 3"],
@@ -742,8 +713,8 @@ fn bad_parameters_are_rejected_with_name_and_value() {
     // Student-t with ν ≤ 2 has infinite covariance: no DSGD/DCSGD SDE (MATH.md §1.3) ...
     for nu in [2.0, 1.5, 1.0] {
         let agents = vec![
-            agent(gaussian(&[1.0; 2], 1.0, 0.0)),
-            agent(student(nu, &[1.0; 2], 1.0, 0.0)),
+            uncompressed(gaussian(&[1.0; 2], 1.0, 0.0)),
+            uncompressed(student(nu, &[1.0; 2], 1.0, 0.0)),
         ];
         let value = format!("nu: {nu:?}");
         assert_mentions(Dsgd::new(agents.clone()), &["agent 1", &value, "nu > 2"]);
@@ -751,7 +722,7 @@ fn bad_parameters_are_rejected_with_name_and_value() {
         // ... while DSignSGD needs no moments.
         assert!(DsignSgd::new(agents).is_ok());
     }
-    assert!(Dsgd::new(vec![agent(student(2.5, &[1.0; 2], 1.0, 0.0))]).is_ok());
+    assert!(Dsgd::new(vec![uncompressed(student(2.5, &[1.0; 2], 1.0, 0.0))]).is_ok());
     // Noise constructors.
     for (nu, shown) in [
         (0.0, "`nu` = 0"),

@@ -13,10 +13,12 @@
 // Loops over coordinates index several parallel arrays, as the formulas do.
 #![allow(clippy::needless_range_loop)]
 
-use models::compress::{BernoulliSparsifier, CompressorKind, Identity, RandK};
+mod common;
+use common::{gaussian, student, uncompressed};
+
+use models::compress::{BernoulliSparsifier, CompressorKind, RandK};
 use models::loss::{DiagonalQuadratic, Loss, MixedQuadraticQuartic, Quadratic};
 use models::method::{Agent, Dcsgd, Dsgd, DsignSgd, GradientMethod};
-use models::noise::{GaussianNoise, NoiseModel, StudentTNoise};
 use models::optimizer::Optimizer;
 use models::schedule::Schedule;
 use models::sde::{ModelSde, SdeModel};
@@ -30,25 +32,6 @@ use sde_core::{
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn gaussian(scale: &[f64], sigma0: f64, sigma1: f64) -> NoiseModel {
-    GaussianNoise::new(scale.len(), scale.to_vec(), sigma0, sigma1)
-        .unwrap()
-        .into()
-}
-
-fn student(nu: f64, scale: &[f64]) -> NoiseModel {
-    StudentTNoise::new(scale.len(), nu, scale.to_vec(), 1.0, 0.0)
-        .unwrap()
-        .into()
-}
-
-fn agent(noise: NoiseModel) -> Agent {
-    Agent {
-        noise,
-        compressor: CompressorKind::Identity(Identity),
-    }
-}
-
 /// DSGD on `½ Σ λ_j x_j²` with one Gaussian agent per `σ0_i` (scale `scale`, `σ1 = 0`).
 fn dsgd_parabola(
     lambda: &[f64],
@@ -58,7 +41,7 @@ fn dsgd_parabola(
 ) -> Optimizer<DiagonalQuadratic, Dsgd> {
     let agents = sigma0
         .iter()
-        .map(|&s0| agent(gaussian(scale, s0, 0.0)))
+        .map(|&s0| uncompressed(gaussian(scale, s0, 0.0)))
         .collect();
     Optimizer::new(
         DiagonalQuadratic::new(lambda.to_vec()).unwrap(),
@@ -339,7 +322,7 @@ fn mixed_loss() -> MixedQuadraticQuartic {
 fn hetero_gaussian_agents(sigma1: f64) -> Vec<Agent> {
     [[1.0, 0.5, 2.0], [0.5, 1.0, 1.0], [2.0, 0.7, 0.3]]
         .iter()
-        .map(|s| agent(gaussian(s, 1.0, sigma1)))
+        .map(|s| uncompressed(gaussian(s, 1.0, sigma1)))
         .collect()
 }
 
@@ -545,7 +528,10 @@ fn dsignsgd_first_order_matches_student_t_formula() {
     let mut g = [0.0; 3];
     loss.gradient(&x, &mut g);
     for nu in [1.0, 1.5, 3.0] {
-        let agents: Vec<Agent> = scales.iter().map(|s| agent(student(nu, s))).collect();
+        let agents: Vec<Agent> = scales
+            .iter()
+            .map(|s| uncompressed(student(nu, s, 1.0, 0.0)))
+            .collect();
         let n = agents.len() as f64;
         let opt = Optimizer::new(
             mixed_loss(),
@@ -689,7 +675,7 @@ fn noise_shapes_and_milstein() {
     // In one dimension a single Brownian motion is always commutative: Milstein accepts it.
     let one = Optimizer::new(
         MixedQuadraticQuartic::new(vec![1.0], vec![1.0]).unwrap(),
-        Dsgd::new(vec![agent(gaussian(&[1.0], 1.0, 0.3))]).unwrap(),
+        Dsgd::new(vec![uncompressed(gaussian(&[1.0], 1.0, 0.3))]).unwrap(),
         Schedule::constant(),
     )
     .unwrap();

@@ -352,6 +352,18 @@ pub struct OrnsteinUhlenbeck {
 }
 
 impl OrnsteinUhlenbeck {
+    /// `θ = [[2, 1], [−0.5, 1]]`, `μ = (0.5, −0.5)`, `σ = [[0.8, 0.3], [−0.2, 0.6]]`: a
+    /// non-normal drift matrix with complex eigenvalues 1.5 ± 0.5i (the mean spirals in), a
+    /// non-zero mean level and a full 2 × 2 noise matrix.
+    pub fn spiral_2d() -> Self {
+        OrnsteinUhlenbeck::new(
+            matrix(&[[2.0, 1.0], [-0.5, 1.0]]),
+            vec![0.5, -0.5],
+            matrix(&[[0.8, 0.3], [-0.2, 0.6]]),
+        )
+        .expect("valid preset")
+    }
+
     /// `theta` is `d × d`, `mu` has length `d`, `sigma` is `d × m` with `m ≥ 1`.
     pub fn new(theta: Matrix, mu: Vec<f64>, sigma: Matrix) -> Result<Self, SdeError> {
         let d = theta.nrows();

@@ -26,7 +26,7 @@
 //! Everything here panics on failure: it is meant for tests.
 
 use crate::ensemble::{Ensemble, PathSimulation};
-use crate::increments::Gaussian;
+use crate::increments::{Gaussian, Increments};
 use crate::problem::Sde;
 pub use crate::problems::*;
 use crate::rng::{derive_stream, PathRng};
@@ -148,22 +148,52 @@ impl<'a, P: Sde + ExactSolution, Sch: Scheme> StrongErrors<'a, P, Sch> {
     }
 }
 
-pub struct StrongWs<W> {
-    solver: SolverWorkspace<W>,
-    x: Vec<f64>,
-    w: Vec<f64>,
+/// The buffers of one run of [`PathBuffers::run`]: the solver's, the state `x` and the sum `w`
+/// of the increments drawn (`W_T`, for an exact solution or a control variate on the same path).
+pub struct PathBuffers<W> {
+    pub solver: SolverWorkspace<W>,
+    pub x: Vec<f64>,
+    pub w: Vec<f64>,
+}
+
+impl<W> PathBuffers<W> {
+    pub fn new<P: Sde, Sch: Scheme<Workspace = W>, I: Increments>(
+        solver: &Solver<P, Sch, I>,
+        x0: &[f64],
+    ) -> Self {
+        let sde = solver.sde();
+        PathBuffers {
+            solver: solver.workspace(),
+            x: x0.to_vec(),
+            w: vec![0.0; sde.noise().noise_dim(sde.dim())],
+        }
+    }
+
+    /// `n` steps of size `h` from `x0` at time 0 on `rng`: `X_{nh}` in `x`, `W_{nh}` in `w`.
+    pub fn run<P: Sde, Sch: Scheme<Workspace = W>, I: Increments>(
+        &mut self,
+        solver: &Solver<P, Sch, I>,
+        x0: &[f64],
+        n: usize,
+        h: f64,
+        rng: &mut PathRng,
+    ) {
+        self.x.copy_from_slice(x0);
+        self.w.fill(0.0);
+        for i in 0..n {
+            solver.step(i as f64 * h, h, &mut self.x, rng, &mut self.solver);
+            for (w, d) in self.w.iter_mut().zip(&self.solver.dw) {
+                *w += d;
+            }
+        }
+    }
 }
 
 impl<P: Sde + ExactSolution, Sch: Scheme> PathSimulation for StrongErrors<'_, P, Sch> {
-    type Workspace = StrongWs<Sch::Workspace>;
+    type Workspace = PathBuffers<Sch::Workspace>;
 
     fn workspace(&self) -> Self::Workspace {
-        let m = self.problem.noise().noise_dim(self.problem.dim());
-        StrongWs {
-            solver: self.solver.workspace(),
-            x: self.x0.clone(),
-            w: vec![0.0; m],
-        }
+        PathBuffers::new(&self.solver, &self.x0)
     }
     fn n_save(&self) -> usize {
         1
@@ -181,16 +211,7 @@ impl<P: Sde + ExactSolution, Sch: Scheme> PathSimulation for StrongErrors<'_, P,
         let key = rng.next_u64();
         for (l, &n) in self.steps.iter().enumerate() {
             let mut r = derive_stream(key, l as u64);
-            let h = self.t_end / n as f64;
-            ws.x.copy_from_slice(&self.x0);
-            ws.w.fill(0.0);
-            for i in 0..n {
-                self.solver
-                    .step(i as f64 * h, h, &mut ws.x, &mut r, &mut ws.solver);
-                for (w, d) in ws.w.iter_mut().zip(&ws.solver.dw) {
-                    *w += d;
-                }
-            }
+            ws.run(&self.solver, &self.x0, n, self.t_end / n as f64, &mut r);
             let exact = self
                 .problem
                 .exact(self.t_end, &self.x0, &ws.w)

@@ -38,17 +38,6 @@ const T: f64 = 1.0;
 // Problems
 // ---------------------------------------------------------------------------------------------
 
-fn ou_2d() -> OrnsteinUhlenbeck {
-    // A non-normal drift matrix with complex eigenvalues 1.5 ± 0.5i (the mean spirals in), a
-    // non-zero mean level and a full 2 × 2 noise matrix.
-    OrnsteinUhlenbeck::new(
-        matrix(&[[2.0, 1.0], [-0.5, 1.0]]),
-        vec![0.5, -0.5],
-        matrix(&[[0.8, 0.3], [-0.2, 0.6]]),
-    )
-    .unwrap()
-}
-
 fn diagonal_3d() -> DiagonalLinear {
     DiagonalLinear::new(vec![0.1, -0.5, 0.3], vec![0.5, 0.8, 0.2]).unwrap()
 }
@@ -289,7 +278,14 @@ fn weak_order_euler_maruyama_is_one_exactly() {
     check_chain_order("EM, GBM", &gbm, &em, &TWO_POINT, 0, &[1.0]);
     let td = TimeDependentLinear::new(0.5, 1.0, 0.4, 0.3).unwrap();
     check_chain_order("EM, time-dependent", &td, &em, &TWO_POINT, 0, &[1.0]);
-    check_chain_order("EM, OU 2-D", &ou_2d(), &em, &TWO_POINT, 0, &[2.0, -1.0]);
+    check_chain_order(
+        "EM, OU 2-D",
+        &OrnsteinUhlenbeck::spiral_2d(),
+        &em,
+        &TWO_POINT,
+        0,
+        &[2.0, -1.0],
+    );
     let diag = diagonal_3d();
     check_chain_order(
         "EM, diagonal 3-D",
@@ -322,7 +318,7 @@ fn weak_order_platen_is_two_exactly() {
     check_chain_order("Platen, time-dependent", &td, &p, &THREE_POINT, 0, &[1.0]);
     check_chain_order(
         "Platen, OU 2-D",
-        &ou_2d(),
+        &OrnsteinUhlenbeck::spiral_2d(),
         &p,
         &THREE_POINT,
         0,
@@ -396,9 +392,7 @@ struct WeakRun<'a, P, Sch, I> {
 }
 
 struct WeakWs<W> {
-    solver: SolverWorkspace<W>,
-    x: Vec<f64>,
-    w: Vec<f64>,
+    path: PathBuffers<W>,
     fe: Vec<f64>,
 }
 
@@ -406,11 +400,8 @@ impl<P: Sde, Sch: Scheme, I: Increments> PathSimulation for WeakRun<'_, P, Sch, 
     type Workspace = WeakWs<Sch::Workspace>;
 
     fn workspace(&self) -> Self::Workspace {
-        let sde = self.solver.sde();
         WeakWs {
-            solver: self.solver.workspace(),
-            x: self.x0.clone(),
-            w: vec![0.0; sde.noise().noise_dim(sde.dim())],
+            path: PathBuffers::new(&self.solver, &self.x0),
             fe: vec![0.0; self.n_f],
         }
     }
@@ -430,20 +421,11 @@ impl<P: Sde, Sch: Scheme, I: Increments> PathSimulation for WeakRun<'_, P, Sch, 
         let key = rng.next_u64();
         for (l, &n) in self.steps.iter().enumerate() {
             let mut r = derive_stream(key, l as u64);
-            let h = T / n as f64;
-            ws.x.copy_from_slice(&self.x0);
-            ws.w.fill(0.0);
-            for i in 0..n {
-                self.solver
-                    .step(i as f64 * h, h, &mut ws.x, &mut r, &mut ws.solver);
-                for (w, d) in ws.w.iter_mut().zip(&ws.solver.dw) {
-                    *w += d;
-                }
-            }
+            ws.path.run(&self.solver, &self.x0, n, T / n as f64, &mut r);
             let o = &mut out[l * self.n_f..(l + 1) * self.n_f];
-            (self.f)(&ws.x, o);
+            (self.f)(&ws.path.x, o);
             if let Some(cv) = &self.cv {
-                (self.f)(&(cv.exact)(&ws.w), &mut ws.fe);
+                (self.f)(&(cv.exact)(&ws.path.w), &mut ws.fe);
                 for ((o, fe), mean) in o.iter_mut().zip(&ws.fe).zip(&cv.means[l]) {
                     *o += mean - fe;
                 }
@@ -767,7 +749,7 @@ fn plain_monte_carlo_matches_exact_chain_expectations() {
         p,
         7,
     );
-    let ou = ou_2d();
+    let ou = OrnsteinUhlenbeck::spiral_2d();
     let x0 = [2.0, -1.0];
     check_plain_mc(
         "Platen, three-point, OU 2-D",

@@ -67,15 +67,6 @@ impl Scheme for MyScheme {
     }
 }
 
-fn ou_2d() -> OrnsteinUhlenbeck {
-    OrnsteinUhlenbeck::new(
-        matrix(&[[2.0, 1.0], [-0.5, 1.0]]),
-        vec![0.5, -0.5],
-        matrix(&[[0.8, 0.3], [-0.2, 0.6]]),
-    )
-    .unwrap()
-}
-
 #[test]
 fn readme_scheme_gets_its_orders_from_the_kit() {
     let gbm = GeometricBrownianMotion::new(0.1, 0.5).unwrap();
@@ -83,7 +74,7 @@ fn readme_scheme_gets_its_orders_from_the_kit() {
     check_chain_order("MyScheme, GBM", &gbm, &MY_SCHEME, &TWO_POINT, 0, &[1.0]);
     check_chain_order(
         "MyScheme, OU 2-D",
-        &ou_2d(),
+        &OrnsteinUhlenbeck::spiral_2d(),
         &MY_SCHEME,
         &TWO_POINT,
         0,

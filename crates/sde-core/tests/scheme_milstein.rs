@@ -56,9 +56,12 @@ fn assert_forms_agree_to_h32<S: Sde>(sde: &S, x0: &[f64], z: &[f64]) {
     }
 }
 
-// Scalar noise, d = 2: a = (x1, −x0 t), b = (sin x0, x0 x1).
-fn scalar_problem() -> impl Sde {
-    SdeFn::new(
+/// The drift or diffusion of an [`SdeFn`].
+type Coefficient = fn(f64, &[f64], &mut [f64]);
+
+// Scalar noise, d = 2: a = (x1, −x0 t), b = (sin x0, x0 x1); no diffusion derivative.
+fn scalar_without_derivative() -> SdeFn<Coefficient, Coefficient> {
+    SdeFn::<Coefficient, Coefficient>::new(
         2,
         NoiseShape::Scalar,
         |t, x: &[f64], a: &mut [f64]| {
@@ -71,7 +74,11 @@ fn scalar_problem() -> impl Sde {
         },
     )
     .unwrap()
-    .with_derivative(|_t, x: &[f64], v: &[f64], out: &mut [f64]| {
+}
+
+// The same with its diffusion derivative.
+fn scalar_problem() -> impl Sde {
+    scalar_without_derivative().with_derivative(|_t, x: &[f64], v: &[f64], out: &mut [f64]| {
         out[0] = x[0].cos() * v[0];
         out[1] = x[1] * v[0] + x[0] * v[1];
     })
@@ -141,19 +148,7 @@ fn one_component_fast_path_matches_hand_computation() {
 #[test]
 fn default_without_derivative_is_the_runge_kutta_form() {
     let with = scalar_problem();
-    let without = SdeFn::new(
-        2,
-        NoiseShape::Scalar,
-        |t, x: &[f64], a: &mut [f64]| {
-            a[0] = x[1];
-            a[1] = -x[0] * t;
-        },
-        |_t, x: &[f64], b: &mut [f64]| {
-            b[0] = x[0].sin();
-            b[1] = x[0] * x[1];
-        },
-    )
-    .unwrap();
+    let without = scalar_without_derivative();
     assert!(!Milstein::default().uses_derivative(&without));
     assert!(Milstein::default().uses_derivative(&with));
     assert!(!Milstein::derivative_free().uses_derivative(&with));

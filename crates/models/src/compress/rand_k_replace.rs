@@ -11,7 +11,6 @@
 
 use super::{check_pair, uniform, Compressor};
 use crate::error::ModelError;
-use crate::kind::{KeyDoc, KindSpec};
 use sde_core::PathRng;
 
 /// rand-k with replacement, built for dimension `d`.
@@ -66,25 +65,15 @@ impl Compressor for RandKReplace {
     }
 }
 
-/// `kind = "rand_k_replace"`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RandKReplaceSpec {
-    /// Coordinates drawn (with replacement).
-    pub k: usize,
-}
-
-impl KindSpec for RandKReplaceSpec {
-    type Output = RandKReplace;
-    type Context = usize;
-    const SUMMARY: &'static str = "k >= 1 draws with replacement: omega = (d-1)/k";
-    const KEYS: &'static [KeyDoc] = &[KeyDoc {
-        key: "k",
-        doc: "integer >= 1, required: coordinates drawn uniformly with replacement",
-    }];
-    fn build(&self, d: &usize) -> Result<RandKReplace, ModelError> {
-        RandKReplace::new(self.k, *d)
+crate::kind_spec! {
+    /// `kind = "rand_k_replace"`.
+    #[derive(Copy)]
+    pub struct RandKReplaceSpec: KindSpec<Output = RandKReplace, Context = usize> {
+        /// Coordinates drawn (with replacement).
+        pub k: usize => "integer >= 1, required: coordinates drawn uniformly with replacement",
     }
+    summary "k >= 1 draws with replacement: omega = (d-1)/k";
+    build(self, d) { RandKReplace::new(self.k, *d) }
 }
 
 #[cfg(test)]
