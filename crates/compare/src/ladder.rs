@@ -218,10 +218,22 @@ struct LevelWorkspace {
     /// Substeps of the finest level (`2c`, or `4c` with three levels): the bridge's resolution.
     finest: usize,
     rng: PathRng,
-    /// Finest increments of one iteration, `finest × m`.
+    /// Finest increments of one iteration, `finest × m` (not with `nested`).
     fine_dw: Vec<f64>,
-    /// Bridge normals of one component, `finest`.
+    /// Bridge normals of one component, `finest` (with `nested`: `c`).
     xi: Vec<f64>,
+    /// Three levels of exact Gaussian increments, built coarse to fine: the `c` increments are a
+    /// bridge pinned to the iteration's total, each finer one halves an increment of the level
+    /// above (`a = S/2 + √(h/2) ξ`, `S − a`: exactly iid `N(0, h)`), with its own stream. A path
+    /// where only level `c` runs then draws `c` normals per component, not `4c`, and no level's
+    /// increments depend on whether a finer one is drawn.
+    nested: bool,
+    c: usize,
+    /// Increments at `c`, `2c`, `4c` substeps (`nested` only).
+    dw: [Vec<f64>; 3],
+    split_rng: [PathRng; 2],
+    /// Whether the `2c` and `4c` increments are needed on the current path.
+    need: [bool; 2],
     /// Random numbers drawn on the current path.
     drawn: u64,
 }
@@ -370,6 +382,59 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'_, L, 
     }
 }
 
+/// `xi.len()` exact `N(0, η/xi.len())` increments per component summing to `total`, into `out`
+/// (`xi.len() × m`): a Brownian bridge.
+#[inline]
+fn bridge(rng: &mut PathRng, xi: &mut [f64], out: &mut [f64], total: &[f64], eta: f64) -> u64 {
+    let nf = xi.len();
+    let m = total.len();
+    let sh = (eta / nf as f64).sqrt();
+    let inv = 1.0 / nf as f64;
+    for (j, &tj) in total.iter().enumerate() {
+        let mut mean = 0.0;
+        for x in xi.iter_mut() {
+            *x = rng.sample(StandardNormal);
+            mean += *x;
+        }
+        mean *= inv;
+        let base = tj * inv;
+        for (l, x) in xi.iter().enumerate() {
+            out[l * m + j] = base + sh * (x - mean);
+        }
+    }
+    (nf * m) as u64
+}
+
+/// The increments of one iteration of a nested level workspace (see [`LevelWorkspace::nested`]).
+fn nested_increments(eta: f64, total: &[f64], lw: &mut LevelWorkspace) -> u64 {
+    let m = total.len();
+    let mut drawn = if lw.c == 1 {
+        lw.dw[0].copy_from_slice(total);
+        0
+    } else {
+        bridge(&mut lw.rng, &mut lw.xi, &mut lw.dw[0], total, eta)
+    };
+    for r in 0..2 {
+        if !lw.need[r] {
+            break;
+        }
+        let n = lw.c << r;
+        let s = (eta / (4 * n) as f64).sqrt();
+        let (upper, lower) = lw.dw.split_at_mut(r + 1);
+        let (from, to) = (&upper[r], &mut lower[0]);
+        for l in 0..n {
+            for j in 0..m {
+                let sum = from[l * m + j];
+                let a: f64 = 0.5 * sum + s * lw.split_rng[r].sample::<f64, _>(StandardNormal);
+                to[2 * l * m + j] = a;
+                to[(2 * l + 1) * m + j] = sum - a;
+            }
+        }
+        drawn += (n * m) as u64;
+    }
+    drawn
+}
+
 /// The fine increments of one iteration at one level: a Brownian bridge pinned to `total`
 /// (exact increments), or fresh draws of the increment source. Returns the random numbers drawn.
 #[inline]
@@ -379,25 +444,14 @@ fn fine_increments<I: Increments>(
     total: &[f64],
     lw: &mut LevelWorkspace,
 ) -> u64 {
+    if lw.nested {
+        return nested_increments(eta, total, lw);
+    }
     let nf = lw.finest;
     let m = total.len();
     let hf = eta / nf as f64;
     if I::EXACT {
-        let sh = hf.sqrt();
-        let inv = 1.0 / nf as f64;
-        for (j, &tj) in total.iter().enumerate() {
-            let mut mean = 0.0;
-            for x in lw.xi.iter_mut() {
-                *x = lw.rng.sample(StandardNormal);
-                mean += *x;
-            }
-            mean *= inv;
-            let base = tj * inv;
-            for (l, x) in lw.xi.iter().enumerate() {
-                lw.fine_dw[l * m + j] = base + sh * (x - mean);
-            }
-        }
-        (nf * m) as u64
+        bridge(&mut lw.rng, &mut lw.xi, &mut lw.fine_dw, total, eta)
     } else {
         for l in 0..nf {
             inc.draw(&mut lw.rng, hf, &mut lw.fine_dw[l * m..(l + 1) * m]);
@@ -436,11 +490,23 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
         for (lm, &level) in self.models.iter().zip(&self.level_of) {
             if level == levels.len() {
                 let finest = if self.three { 4 } else { 2 } * lm.coarse;
+                let c = lm.coarse;
+                let nested = self.three && I::EXACT;
+                let sized = |n: usize| if nested { vec![0.0; n * m] } else { Vec::new() };
                 levels.push(LevelWorkspace {
                     finest,
                     rng: PathRng::seed_from_u64(0),
-                    fine_dw: vec![0.0; finest * m],
-                    xi: vec![0.0; finest],
+                    fine_dw: if nested {
+                        Vec::new()
+                    } else {
+                        vec![0.0; finest * m]
+                    },
+                    xi: vec![0.0; if nested { c } else { finest }],
+                    nested,
+                    c,
+                    dw: [sized(c), sized(2 * c), sized(4 * c)],
+                    split_rng: std::array::from_fn(|_| PathRng::seed_from_u64(0)),
+                    need: [true; 2],
                     drawn: 0,
                 });
             }
@@ -493,8 +559,15 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
         let aux_fine_seed = rng.next_u64();
         let aux_coarse_seed = rng.next_u64();
         let aux_finer_seed = if self.three { rng.next_u64() } else { 0 };
+        let split_seeds = if self.three {
+            [rng.next_u64(), rng.next_u64()]
+        } else {
+            [0; 2]
+        };
         for lw in ws.levels.iter_mut() {
             lw.rng = PathRng::seed_from_u64(bridge_seed);
+            lw.split_rng = split_seeds.map(PathRng::seed_from_u64);
+            lw.need = [false; 2];
             lw.drawn = 0;
         }
         for (lm, mw) in self.models.iter().zip(ws.models.iter_mut()) {
@@ -512,6 +585,9 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
             ];
             mw.alive = mw.present;
             mw.steps = 0;
+            let lw = &mut ws.levels[mw.level];
+            lw.need[0] |= mw.present[0] || mw.present[2];
+            lw.need[1] |= mw.present[2];
         }
         let cdim = if self.coupled {
             coupling_dim(self.opt)
@@ -559,18 +635,22 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
                     }
                     let nl = mult * lm.coarse;
                     // Each increment of this level sums `group` consecutive finest ones (the
-                    // same Brownian path at every level).
-                    let group = lw.finest / nl;
+                    // same Brownian path at every level), or is one of the nested ones.
+                    let (src, group) = if lw.nested {
+                        (&lw.dw[mult.trailing_zeros() as usize], 1)
+                    } else {
+                        (&lw.fine_dw, lw.finest / nl)
+                    };
                     let h = eta / nl as f64;
                     mw.steps += nl as u64;
                     for l in 0..nl {
                         let dw: &[f64] = if group == 1 {
-                            &lw.fine_dw[l * m..(l + 1) * m]
+                            &src[l * m..(l + 1) * m]
                         } else {
                             for j in 0..m {
-                                let mut sum = lw.fine_dw[group * l * m + j];
+                                let mut sum = src[group * l * m + j];
                                 for q in 1..group {
-                                    sum += lw.fine_dw[(group * l + q) * m + j];
+                                    sum += src[(group * l + q) * m + j];
                                 }
                                 ws.coarse_dw[j] = sum;
                             }
