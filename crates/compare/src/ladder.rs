@@ -18,6 +18,16 @@
 //! first paths alone ([`LadderModel::coarse_paths`]): on the others it records NaN (a missing
 //! value, left out of its statistics), and the other level's bits do not change.
 //!
+//! A **three-level** ladder (any model with [`LadderModel::finer_paths`] > 0) adds a level at `4c`
+//! substeps for the Richardson extrapolation of the study's defaults. With exact Gaussian
+//! increments its levels are nested coarse to fine ([`LevelWorkspace`]'s `nested`): the `c`
+//! increments are a bridge pinned to the iteration's total and each finer level halves the
+//! increments of the one above with its own stream, so a path where only level `c` runs draws `c`
+//! normals per component; the blocks [`Block::Finer`], [`Block::FineMinusFiner`],
+//! [`Block::Residual`], [`Block::Extrapolated`] and [`Block::DiscreteMinusExtrapolated`] follow
+//! the six above, then the four alive indicators (discrete, fine, coarse, finer) and that of the
+//! whole SDE side (any level that runs on the path diverged: 0).
+//!
 //! Every side (discrete, fine, coarse) is followed until it diverges on its own, so diverged paths
 //! are counted per side. A value that does not exist (a diverged side, or a difference involving
 //! one) is recorded as NaN, which the ensemble leaves out of that observable's statistics.
@@ -55,12 +65,15 @@ pub enum Block {
     /// `−ρ x_c + (1 + 2ρ) x_f − (1 + ρ) x_{4c}` with `ρ = 1/(2^p − 1)`: a per-path combination
     /// that cancels constants and the `h^p` term, so its variance is small (three-level only).
     Residual = 8,
+    /// The per-path extrapolation `(1 + ρ) x_{4c} − ρ x_f` (three-level only).
+    Extrapolated = 9,
+    DiscreteMinusExtrapolated = 10,
 }
 
 /// Number of `n`-wide blocks before the alive indicators.
 const BLOCKS: usize = 6;
 /// The same with a third level.
-const BLOCKS3: usize = 9;
+const BLOCKS3: usize = 11;
 
 fn blocks(three: bool) -> usize {
     if three {
@@ -349,6 +362,10 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> LadderPaths<'_, L, 
                     vals[index(Block::FineMinusFiner, o, n)] = f - r;
                     vals[index(Block::Residual, o, n)] =
                         (1.0 + 2.0 * rho) * f - rho * c - (1.0 + rho) * r;
+                    let x = (1.0 + rho) * r - rho * f;
+                    vals[index(Block::Extrapolated, o, n)] = x;
+                    vals[index(Block::DiscreteMinusExtrapolated, o, n)] =
+                        vals[index(Block::Discrete, o, n)] - x;
                 }
             }
             for o in 0..n {

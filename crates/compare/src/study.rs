@@ -822,9 +822,7 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                                 let (coarse_paths, fine_paths, finer_paths) = match report {
                                     Report::Fine => (st.bias_paths, u64::MAX, 0),
                                     Report::Coarse => (u64::MAX, st.bias_paths, 0),
-                                    Report::Richardson => {
-                                        (u64::MAX, st.mid_paths, st.bias_paths)
-                                    }
+                                    Report::Richardson => (u64::MAX, st.mid_paths, st.bias_paths),
                                 };
                                 Rung {
                                     model: s.models[i],
@@ -880,6 +878,7 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                                     coarse,
                                     order,
                                     run_paths,
+                                    st.bias_paths >= run_paths,
                                 )
                             } else {
                                 ladder_point(
@@ -909,10 +908,20 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                     // The worst ratio of bias bound to its target over the observables.
                     let worst = pts
                         .iter()
-                        .filter_map(|p| {
+                        .enumerate()
+                        .filter_map(|(oi, p)| {
                             let target =
                                 (p.ci95_monte_carlo? * shrink / 4.0).max(1e-3 * p.weak_error?);
-                            Some(p.integrator_bias_bound? / target)
+                            // The residual's own Monte Carlo error shrinks with the paths too
+                            // (the next run puts enough on the finest level for that): on a
+                            // probe, its bound is predicted for the study's paths. A full run
+                            // is judged on its own bound.
+                            let bound = if three && st.probing {
+                                residual_bound(&stats, oi, n, order, shrink)?
+                            } else {
+                                p.integrator_bias_bound?
+                            };
+                            Some(bound / target)
                         })
                         .fold(0.0f64, |a, r| if r.is_nan() { a } else { a.max(r) });
                     let bound = pts
@@ -979,17 +988,36 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                             &stats, &pts, n, order, coarse, st.coarse, run_paths, s.paths,
                         );
                     } else if three {
-                        (st.mid_paths, st.bias_paths) = richardson_level_paths(
-                            &stats,
-                            discrete.as_ref(),
-                            &pts,
-                            n,
-                            order,
-                            coarse,
-                            st.coarse,
-                            run_paths,
-                            s.paths,
-                        );
+                        // The cheapest of the level the residual asks for and two doublings:
+                        // finer levels shrink the levels' differences, so their subsets can
+                        // more than pay for the longer integration (substeps of the run).
+                        let mut best: Option<(f64, usize, (u64, u64))> = None;
+                        let mut b = st.coarse;
+                        for _ in 0..3 {
+                            if b > (s.max_substeps / 4).max(st.coarse) {
+                                break;
+                            }
+                            let lp = richardson_level_paths(
+                                &stats,
+                                discrete.as_ref(),
+                                &pts,
+                                n,
+                                order,
+                                coarse,
+                                b,
+                                run_paths,
+                                s.paths,
+                            );
+                            let work = (s.paths + 2 * lp.0 + 4 * lp.1) as f64 * b as f64;
+                            if best.is_none_or(|(w, _, _)| work < w) {
+                                best = Some((work, b, lp));
+                            }
+                            b *= 2;
+                        }
+                        if let Some((_, b, lp)) = best {
+                            st.coarse = b;
+                            (st.mid_paths, st.bias_paths) = lp;
+                        }
                     }
                     // A new level starts again from the first path.
                     st.from = 0;
@@ -1320,7 +1348,9 @@ struct RichTerms {
     /// x_2]`, each term averaged over the paths where both of its sides ran and are alive.
     m: f64,
     /// Its standard error: the sum of the terms' (the terms share paths, so their covariance is
-    /// not zero; the sum bounds the standard error of the sum whatever it is).
+    /// not zero; the sum bounds the standard error of the sum whatever it is). When every level
+    /// ran on every path, the estimate is instead the mean of the per-path `d − R` and this its
+    /// own standard error (covariances included).
     se: f64,
     /// The first term's standard error alone.
     se_primary: f64,
@@ -1345,6 +1375,7 @@ fn rich_terms(
     k: usize,
     rho: f64,
     residual_factor: f64,
+    full: bool,
 ) -> Option<RichTerms> {
     let (ma, sea) = match discrete {
         None => {
@@ -1366,15 +1397,58 @@ fn rich_terms(
     if b.count < 2 || c.count < 2 || r.count < 2 {
         return None;
     }
+    let (m, se) = if full {
+        let x = stats.summary(k, index(Block::Extrapolated, o, n));
+        match discrete {
+            None => {
+                let w = stats.summary(k, index(Block::DiscreteMinusExtrapolated, o, n));
+                (w.count >= 2).then_some((w.mean, w.std_err))?
+            }
+            Some(d) => {
+                let a = d.summary(k, o);
+                (x.count >= 2).then_some((
+                    a.mean - x.mean,
+                    (a.std_err.powi(2) + x.std_err.powi(2)).sqrt(),
+                ))?
+            }
+        }
+    } else {
+        (
+            ma + b.mean + (1.0 + rho) * c.mean,
+            sea + b.std_err + (1.0 + rho) * c.std_err,
+        )
+    };
     Some(RichTerms {
-        m: ma + b.mean + (1.0 + rho) * c.mean,
-        se: sea + b.std_err + (1.0 + rho) * c.std_err,
+        m,
+        se,
         se_primary: sea,
         sd_b: b.variance.sqrt(),
         sd_c: c.variance.sqrt(),
         r: r.mean * residual_factor,
         se_r: r.std_err * residual_factor,
         sd_r: r.variance.sqrt(),
+    })
+}
+
+/// `max_k (|r_k| + z_K se(r_k) · se_scale)` of the residual of a three-level point's extrapolation.
+fn residual_bound(
+    stats: &EnsembleStats,
+    o: usize,
+    n: usize,
+    scheme_order: f64,
+    se_scale: f64,
+) -> Option<f64> {
+    let (_, rf) = richardson_weights(scheme_order);
+    let r: Vec<(f64, f64)> = (1..stats.n_save)
+        .map(|k| stats.summary(k, index(Block::Residual, o, n)))
+        .filter(|w| w.count >= 2)
+        .map(|w| (w.mean * rf, w.std_err * rf))
+        .collect();
+    let z = simultaneous_z95(r.len());
+    (!r.is_empty()).then(|| {
+        r.iter()
+            .map(|(m, se)| m.abs() + z * se * se_scale)
+            .fold(0.0, f64::max)
     })
 }
 
@@ -1403,10 +1477,11 @@ fn richardson_point(
     coarse: usize,
     scheme_order: f64,
     paths: u64,
+    full: bool,
 ) -> WeakErrorPoint {
     let (rho, rf) = richardson_weights(scheme_order);
     let terms: Vec<(usize, Option<RichTerms>)> = (1..stats.n_save)
-        .map(|k| (k, rich_terms(stats, discrete, o, n, k, rho, rf)))
+        .map(|k| (k, rich_terms(stats, discrete, o, n, k, rho, rf, full)))
         .collect();
     let diffs: Vec<(usize, f64, f64)> = terms
         .iter()
@@ -1466,7 +1541,10 @@ fn richardson_point(
     let v0 = stats.summary(last, index(Block::Coarse, o, n));
     let vb = stats.summary(last, index(Block::CoarseMinusFine, o, n));
     let vc = stats.summary(last, index(Block::FineMinusFiner, o, n));
-    let (mean, ci) = if vb.count >= 2 && vc.count >= 2 {
+    let vx = stats.summary(last, index(Block::Extrapolated, o, n));
+    let (mean, ci) = if full && vx.count >= 2 {
+        (vx.mean, vx.ci95)
+    } else if vb.count >= 2 && vc.count >= 2 {
         (
             v0.mean - vb.mean - (1.0 + rho) * vc.mean,
             Z95 * (v0.std_err + vb.std_err + (1.0 + rho) * vc.std_err),
@@ -1518,8 +1596,8 @@ const CORRECTION_SHARE: f64 = 0.2;
 /// paths). The cheapest split of that allowance, for levels costing `w_ℓ = 2, 4` substeps per
 /// `b`, gives term `ℓ` the share `∝ a_ℓ^{2/3} w_ℓ^{1/3}` (Lagrange). The residual estimate on the
 /// `M_2` paths must also have a simultaneous half-width below a quarter of the bias target, as
-/// the two-level bias has. Per-path spreads are scaled to the next level as `√(b_was/b_next)`
-/// (strong order ½, the slowest they can fall). Never fewer than the probe's paths, a multiple of
+/// the two-level bias has. Per-path spreads are scaled to the next level as `(b_was/b_next)^γ`,
+/// `γ` measured from the ratio of the two differences' spreads, within `[½, 1]`. Never fewer than the probe's paths, a multiple of
 /// the ensemble's chunk, at most `paths`.
 #[allow(clippy::too_many_arguments)]
 fn richardson_level_paths(
@@ -1534,7 +1612,6 @@ fn richardson_level_paths(
     paths: u64,
 ) -> (u64, u64) {
     let (rho, rf) = richardson_weights(scheme_order);
-    let scale = (b_was as f64 / b_next as f64).sqrt();
     let shrink = (run_paths as f64 / paths as f64).sqrt();
     let (w1, w2) = (2f64.cbrt(), 4f64.cbrt());
     let (mut need1, mut need2) = (0.0f64, 0.0f64);
@@ -1543,11 +1620,22 @@ fn richardson_level_paths(
             return (paths, paths);
         };
         let terms: Vec<RichTerms> = (1..stats.n_save)
-            .filter_map(|k| rich_terms(stats, discrete, o, n, k, rho, rf))
+            .filter_map(|k| rich_terms(stats, discrete, o, n, k, rho, rf, false))
             .collect();
         if terms.is_empty() {
             return (paths, paths);
         }
+        // The spreads fall as h^γ: γ from the two differences of this run (x_b − x_2b against
+        // x_2b − x_4b), within [½, 1] (strong order ½ is the slowest, and more is not trusted).
+        let sd_b = terms.iter().map(|t| t.sd_b).fold(0.0, f64::max);
+        let sd_c = terms.iter().map(|t| t.sd_c).fold(0.0, f64::max);
+        let gamma = (sd_b / sd_c).log2();
+        let gamma = if gamma.is_finite() {
+            gamma.clamp(0.5, 1.0)
+        } else {
+            0.5
+        };
+        let scale = (b_was as f64 / b_next as f64).powf(gamma);
         let se_max = terms.iter().map(|t| t.se_primary).fold(0.0, f64::max) * shrink;
         let mut sd_r = 0.0f64;
         for t in &terms {
@@ -1591,7 +1679,14 @@ fn richardson_level_paths(
         m.max(probe_paths_of(paths)).min(paths)
     };
     let m2 = round(need2);
-    (round(need1).max(m2), m2)
+    let m1 = round(need1).max(m2);
+    // Past half the paths the subset saves little, and every level on every path gives the
+    // point its exact standard error instead of the sum of the terms'.
+    if 2 * m1 > paths {
+        (paths, paths)
+    } else {
+        (m1, m2)
+    }
 }
 
 /// Closed-form weak error at one learning rate, when a closed form exists.
