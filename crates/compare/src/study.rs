@@ -15,10 +15,13 @@
 //!   iteration;
 //! - `integrator_bias`: the Richardson estimate of the SDE side's discretisation bias, from the
 //!   same paths integrated at half the step on one Brownian path ([`crate::ladder`]), and a
-//!   bound on it over all iterations (`integrator_bias_bound`). By default the study chooses the
-//!   substeps itself and refines each point until the bound is below a quarter of its `ci95`;
-//!   the coarse level behind the estimate then runs on the first paths only (as many as its own
-//!   standard error needs, see `bias_level_paths`), the fine level it reports on all of them;
+//!   bound on it over all iterations (`integrator_bias_bound`). By default
+//!   (`sde_estimator = "richardson"`) the SDE side is the Richardson extrapolation of three
+//!   levels `b, 2b, 4b` on one Brownian path and the bias is the extrapolation's residual,
+//!   estimated from the three levels ([`richardson_point`]); the study chooses `b` and the paths
+//!   of the finer levels per point, until the bound is below a quarter of the Monte Carlo
+//!   interval. With `sde.max_substeps < 4` one level is refined, its bias from a coarse level on
+//!   the first paths only (`bias_level_paths`);
 //! - per side (discrete, SDE), the diverged paths, their fraction and its Wilson interval.
 //!
 //! A curve (model × observable) gets the weighted fit of its order, the order theory expects
@@ -1461,8 +1464,8 @@ fn richardson_weights(scheme_order: f64) -> (f64, f64) {
 }
 
 /// A point of a three-level ladder (levels `b`, `2b`, `4b`): the SDE side is the Richardson
-/// extrapolation `R = E_2 + ρ (E_2 − E_1)`, written as the telescoping sum `E_0 + E[x_1 − x_0]
-/// + (1 + ρ) E[x_2 − x_1]` so that each term is a mean over the paths where its levels ran
+/// extrapolation `R = E_2 + ρ (E_2 − E_1)`, written as the telescoping sum
+/// `E_0 + E[x_1 − x_0] + (1 + ρ) E[x_2 − x_1]` so that each term is a mean over the paths where its levels ran
 /// (level 0 on all paths, levels 1 and 2 on the first ones). Its residual bias is estimated by
 /// `(R' − R)/(2^{p+1} − 1)`, the mean of the per-path [`Block::Residual`], and bounded over the
 /// iterations like the two-level bias.

@@ -60,7 +60,7 @@ fn settings(etas: &[f64], paths: u64, model: SdeModel) -> StudySettings {
 /// the Ornstein–Uhlenbeck process `dX = −a X dt + √η dW`.
 fn true_bias(opt: &Opt, model: SdeModel, eta: f64, iters: usize, substeps: usize) -> Vec<f64> {
     let fine = level_bias(opt, model, eta, iters, substeps);
-    if substeps % 4 != 0 {
+    if !substeps.is_multiple_of(4) {
         return fine;
     }
     let mid = level_bias(opt, model, eta, iters, substeps / 2);
