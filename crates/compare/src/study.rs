@@ -15,10 +15,13 @@
 //!   iteration;
 //! - `integrator_bias`: the Richardson estimate of the SDE side's discretisation bias, from the
 //!   same paths integrated at half the step on one Brownian path ([`crate::ladder`]), and a
-//!   bound on it over all iterations (`integrator_bias_bound`). By default the study chooses the
-//!   substeps itself and refines each point until the bound is below a quarter of its `ci95`;
-//!   the coarse level behind the estimate then runs on the first paths only (as many as its own
-//!   standard error needs, see `bias_level_paths`), the fine level it reports on all of them;
+//!   bound on it over all iterations (`integrator_bias_bound`). By default
+//!   (`sde_estimator = "richardson"`) the SDE side is the Richardson extrapolation of three
+//!   levels `b, 2b, 4b` on one Brownian path and the bias is the extrapolation's residual,
+//!   estimated from the three levels ([`richardson_point`]); the study chooses `b` and the paths
+//!   of the finer levels per point, until the bound is below a quarter of the Monte Carlo
+//!   interval. With `sde.max_substeps < 4` one level is refined, its bias from a coarse level on
+//!   the first paths only (`bias_level_paths`);
 //! - per side (discrete, SDE), the diverged paths, their fraction and its Wilson interval.
 //!
 //! A curve (model × observable) gets the weighted fit of its order, the order theory expects
@@ -305,7 +308,10 @@ pub struct WeakErrorPoint {
     pub ci95_pointwise: Option<f64>,
     /// Iteration where the maximum is attained.
     pub at_iteration: Option<usize>,
-    /// Richardson estimate of the SDE side's integrator bias at the maximising iteration.
+    /// How the SDE side's value was formed from the levels of the ladder (see [`SdeEstimator`]).
+    pub sde_estimator: SdeEstimator,
+    /// Richardson estimate of the SDE side's integrator bias at the maximising iteration (with
+    /// `sde_estimator = "richardson"`: the residual bias of the extrapolated value).
     pub integrator_bias: Option<f64>,
     /// `max_k (|b_k| + z_K se(b_k))`: a 95% bound on the integrator's bias over the horizon.
     pub integrator_bias_bound: Option<f64>,
@@ -326,6 +332,21 @@ pub struct WeakErrorPoint {
     /// paths used are `sde.paths`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_rel_ci_met: Option<bool>,
+}
+
+/// How a point's SDE value is formed from the levels of its ladder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SdeEstimator {
+    /// One level (`substeps`), its bias estimated from a second level on the same Brownian path
+    /// (or the closed form, for an exact reference).
+    Level,
+    /// The Richardson extrapolation `R = E_2 + (E_2 − E_1)/(2^p − 1)` of the levels at `b`, `2b`
+    /// and `4b = substeps` substeps on one Brownian path, estimated as a telescoping sum of
+    /// per-path differences (level `b` on every path, the finer ones on the first paths); the
+    /// residual bias `O(h^{p+1})` of `R` is estimated from the three levels,
+    /// `(R' − R)/(2^{p+1} − 1)` with `R'` the extrapolation of the two coarser levels.
+    Richardson,
 }
 
 /// The verdict on a curve.
@@ -434,6 +455,8 @@ struct Rung {
     coarse: usize,
     coarse_paths: u64,
     fine_paths: u64,
+    /// Paths of the third level (`4·coarse`; 0: two levels).
+    finer_paths: u64,
 }
 
 /// One ladder run over several models (each at its coarse level) on shared paths.
@@ -475,6 +498,8 @@ impl<L: Loss, M: GradientMethod> SolverVisitor for RunLadder<'_, L, M> {
                 coarse: r.coarse,
                 coarse_paths: r.coarse_paths,
                 fine_paths: r.fine_paths,
+                finer_paths: r.finer_paths,
+                richardson: 1.0 / (2f64.powf(order) - 1.0),
             });
         }
         let sim = LadderPaths::new(models, self.opt, self.settings, self.coupled);
@@ -617,8 +642,11 @@ pub fn weak_error_study<L: Loss, M: GradientMethod>(
 /// The refinement state of one model at one learning rate.
 struct ModelState {
     coarse: usize,
-    /// Paths of the level that only serves the bias estimate in the next run.
+    /// Paths of the level that only serves the bias estimate in the next run (with three levels:
+    /// the finest one, on whose paths every level runs).
     bias_paths: u64,
+    /// With three levels: paths of the middle level in the next run.
+    mid_paths: u64,
     /// SDE substeps of the reported level in the last run.
     reported_steps: u64,
     /// Whether the next run is the probe.
@@ -727,15 +755,19 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
         let ladder_seed = stream_seed(s.seed, ei, StreamRole::Ladder);
         let report = if s.substeps.is_some() {
             Report::Coarse
+        } else if s.max_substeps >= 4 {
+            Report::Richardson
         } else {
             Report::Fine
         };
+        let three = report == Report::Richardson;
         let mut states: Vec<ModelState> = s
             .models
             .iter()
             .map(|_| ModelState {
                 coarse: s.substeps.unwrap_or(1),
                 bias_paths: u64::MAX,
+                mid_paths: u64::MAX,
                 reported_steps: 0,
                 probing: false,
                 from: 0,
@@ -790,15 +822,17 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                             .iter()
                             .map(|&i| {
                                 let st = &states[i];
-                                let (coarse_paths, fine_paths) = match report {
-                                    Report::Fine => (st.bias_paths, u64::MAX),
-                                    Report::Coarse => (u64::MAX, st.bias_paths),
+                                let (coarse_paths, fine_paths, finer_paths) = match report {
+                                    Report::Fine => (st.bias_paths, u64::MAX, 0),
+                                    Report::Coarse => (u64::MAX, st.bias_paths, 0),
+                                    Report::Richardson => (u64::MAX, st.mid_paths, st.bias_paths),
                                 };
                                 Rung {
                                     model: s.models[i],
                                     coarse: st.coarse,
                                     coarse_paths,
                                     fine_paths,
+                                    finer_paths,
                                 }
                             })
                             .collect(),
@@ -824,7 +858,7 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                     } else {
                         st.drawn.sde += run.noise + run.increments[ai];
                     }
-                    let batch = ladder::model_stats(&run.stats, ai, n);
+                    let batch = ladder::model_stats(&run.stats, ai, n, three);
                     // A batch extends the paths before it at the same level: merged after them.
                     let stats = match st.acc.take() {
                         Some(mut acc) if from > 0 => {
@@ -836,24 +870,39 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                     let run_paths = goal;
                     let pts: Vec<WeakErrorPoint> = (0..n)
                         .map(|oi| {
-                            ladder_point(
-                                &stats,
-                                discrete.as_ref(),
-                                oi,
-                                n,
-                                eta,
-                                iters,
-                                coarse,
-                                order,
-                                report,
-                                run_paths,
-                            )
+                            if three {
+                                richardson_point(
+                                    &stats,
+                                    discrete.as_ref(),
+                                    oi,
+                                    n,
+                                    eta,
+                                    iters,
+                                    coarse,
+                                    order,
+                                    run_paths,
+                                    st.bias_paths >= run_paths,
+                                )
+                            } else {
+                                ladder_point(
+                                    &stats,
+                                    discrete.as_ref(),
+                                    oi,
+                                    n,
+                                    eta,
+                                    iters,
+                                    coarse,
+                                    order,
+                                    report,
+                                    run_paths,
+                                )
+                            }
                         })
                         .collect();
-                    let reported = if report == Report::Fine {
-                        2 * coarse
-                    } else {
-                        coarse
+                    let reported = match report {
+                        Report::Fine => 2 * coarse,
+                        Report::Coarse => coarse,
+                        Report::Richardson => 4 * coarse,
                     };
                     // The level is chosen for the interval of the study's whole path budget,
                     // which shrinks as 1/sqrt(paths) from this run's: growing batches then
@@ -862,10 +911,20 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                     // The worst ratio of bias bound to its target over the observables.
                     let worst = pts
                         .iter()
-                        .filter_map(|p| {
+                        .enumerate()
+                        .filter_map(|(oi, p)| {
                             let target =
                                 (p.ci95_monte_carlo? * shrink / 4.0).max(1e-3 * p.weak_error?);
-                            Some(p.integrator_bias_bound? / target)
+                            // The residual's own Monte Carlo error shrinks with the paths too
+                            // (the next run puts enough on the finest level for that): on a
+                            // probe, its bound is predicted for the study's paths. A full run
+                            // is judged on its own bound.
+                            let bound = if three && st.probing {
+                                residual_bound(&stats, oi, n, order, shrink)?
+                            } else {
+                                p.integrator_bias_bound?
+                            };
+                            Some(bound / target)
                         })
                         .fold(0.0f64, |a, r| if r.is_nan() { a } else { a.max(r) });
                     let bound = pts
@@ -877,6 +936,14 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                         paths: run_paths,
                         bias_paths: st.bias_paths.min(run_paths),
                         bias_bound: bound,
+                        levels: three.then(|| {
+                            [
+                                (coarse, run_paths),
+                                (2 * coarse, st.mid_paths.min(run_paths)),
+                                (4 * coarse, st.bias_paths.min(run_paths)),
+                            ]
+                            .map(|(substeps, paths)| LevelRun { substeps, paths })
+                        }),
                     });
                     // Only the reported level runs on every path of a run.
                     st.reported_steps = run_paths * iters as u64 * reported as u64;
@@ -884,7 +951,12 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                     st.probing = false;
                     let fixed = s.substeps.is_some();
                     let good = worst <= 1.0 || !worst.is_finite();
-                    let capped = 2 * coarse >= s.max_substeps;
+                    // With three levels the finest, 4b, must stay within the cap.
+                    let capped = if three {
+                        coarse >= s.max_substeps / 4
+                    } else {
+                        2 * coarse >= s.max_substeps
+                    };
                     if !is_probe && (fixed || good || capped) {
                         match s.target_rel_ci {
                             Some(t) if run_paths < s.paths && !target_met(&pts, t) => {
@@ -897,7 +969,15 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                         }
                         continue;
                     }
-                    if !good && !capped {
+                    if !good && !capped && three {
+                        // The extrapolation's residual falls as h^{p+1}: jump to the level the
+                        // estimate asks for (×1.5 margin).
+                        let factor = (1.5 * worst).powf(1.0 / (order + 1.0)).max(2.0);
+                        st.coarse = ((coarse as f64 * factor).ceil() as usize)
+                            .next_power_of_two()
+                            .min(s.max_substeps / 4)
+                            .max(coarse + 1);
+                    } else if !good && !capped {
                         // The bias falls as h^p: jump to the level the estimate asks for (×1.5
                         // margin).
                         let factor = (1.5 * worst).powf(1.0 / order).max(2.0);
@@ -910,6 +990,37 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                         st.bias_paths = bias_level_paths(
                             &stats, &pts, n, order, coarse, st.coarse, run_paths, s.paths,
                         );
+                    } else if three {
+                        // The cheapest of the level the residual asks for and two doublings:
+                        // finer levels shrink the levels' differences, so their subsets can
+                        // more than pay for the longer integration (substeps of the run).
+                        let mut best: Option<(f64, usize, (u64, u64))> = None;
+                        let mut b = st.coarse;
+                        for _ in 0..3 {
+                            if b > (s.max_substeps / 4).max(st.coarse) {
+                                break;
+                            }
+                            let lp = richardson_level_paths(
+                                &stats,
+                                discrete.as_ref(),
+                                &pts,
+                                n,
+                                order,
+                                coarse,
+                                b,
+                                run_paths,
+                                s.paths,
+                            );
+                            let work = (s.paths + 2 * lp.0 + 4 * lp.1) as f64 * b as f64;
+                            if best.is_none_or(|(w, _, _)| work < w) {
+                                best = Some((work, b, lp));
+                            }
+                            b *= 2;
+                        }
+                        if let Some((_, b, lp)) = best {
+                            st.coarse = b;
+                            (st.mid_paths, st.bias_paths) = lp;
+                        }
                     }
                     // A new level starts again from the first path.
                     st.from = 0;
@@ -1035,6 +1146,17 @@ pub struct Refinement {
     pub bias_paths: u64,
     /// The integrator-bias bound it measured (largest over the observables).
     pub bias_bound: f64,
+    /// With `sde_estimator = "richardson"`: the three levels (coarsest first) and the paths each
+    /// ran on (the first ones by index; `bias_paths` is the finest level's, where all three ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub levels: Option<[LevelRun; 3]>,
+}
+
+/// One level of a three-level run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LevelRun {
+    pub substeps: usize,
+    pub paths: u64,
 }
 
 /// Which level of the ladder a point reports.
@@ -1044,6 +1166,8 @@ enum Report {
     Fine,
     /// The coarse level (the user fixed `sde.substeps`); its bias is `(m_c − m_f) 2^p/(2^p − 1)`.
     Coarse,
+    /// The Richardson extrapolation of three levels ([`richardson_point`]).
+    Richardson,
 }
 
 /// Summary of one side from its alive indicator and its own observable block.
@@ -1107,13 +1231,13 @@ fn ladder_point(
     paths: u64,
 ) -> WeakErrorPoint {
     let (rep, rep_diff) = match report {
-        Report::Fine => (Block::Fine, Block::DiscreteMinusFine),
         Report::Coarse => (Block::Coarse, Block::DiscreteMinusCoarse),
+        _ => (Block::Fine, Block::DiscreteMinusFine),
     };
     let p2 = 2f64.powf(scheme_order);
     let bias_factor = match report {
-        Report::Fine => 1.0 / (p2 - 1.0),
         Report::Coarse => p2 / (p2 - 1.0),
+        _ => 1.0 / (p2 - 1.0),
     };
     // Per iteration k ≥ 1 (at k = 0 both sides sit at x0): mean difference and its standard error.
     let mut diffs = Vec::with_capacity(iters);
@@ -1174,7 +1298,7 @@ fn ladder_point(
         None => side_from_ladder(
             stats,
             index(Block::Discrete, o, n),
-            alive_index(Block::Discrete, n),
+            alive_index(Block::Discrete, n, false),
             paths,
         ),
         Some(d) => {
@@ -1184,15 +1308,15 @@ fn ladder_point(
         }
     };
     let alive_rep = match report {
-        Report::Fine => alive_index(Block::Fine, n),
-        Report::Coarse => alive_index(Block::Coarse, n),
+        Report::Coarse => alive_index(Block::Coarse, n, false),
+        _ => alive_index(Block::Fine, n, false),
     };
     WeakErrorPoint {
         eta,
         iterations: iters,
         substeps: match report {
-            Report::Fine => 2 * coarse,
             Report::Coarse => coarse,
+            _ => 2 * coarse,
         },
         weak_error: band.map(|b| b.0),
         ci95: band.map(|b| b.1 + bias_bound.unwrap_or(0.0)),
@@ -1203,6 +1327,7 @@ fn ladder_point(
         ci95_monte_carlo: band.map(|b| b.1),
         ci95_pointwise: band.map(|b| b.3),
         at_iteration: at,
+        sde_estimator: SdeEstimator::Level,
         integrator_bias: bias_at,
         integrator_bias_bound: bias_bound,
         refinement: Vec::new(),
@@ -1217,6 +1342,353 @@ fn ladder_point(
         },
         exact: None,
         target_rel_ci_met: None,
+    }
+}
+
+/// One iteration of a three-level point.
+struct RichTerms {
+    /// The weak error's estimate at the iteration, `E[d − x_0] + E[x_0 − x_1] + (1 + ρ) E[x_1 −
+    /// x_2]`, each term averaged over the paths where both of its sides ran and are alive.
+    m: f64,
+    /// Its standard error: the sum of the terms' (the terms share paths, so their covariance is
+    /// not zero; the sum bounds the standard error of the sum whatever it is). When every level
+    /// ran on every path, the estimate is instead the mean of the per-path `d − R` and this its
+    /// own standard error (covariances included).
+    se: f64,
+    /// The first term's standard error alone.
+    se_primary: f64,
+    /// Per-path standard deviations of `x_0 − x_1` and `x_1 − x_2`.
+    sd_b: f64,
+    sd_c: f64,
+    /// The residual bias of the extrapolation and its standard error, and the per-path standard
+    /// deviation behind it.
+    r: f64,
+    se_r: f64,
+    sd_r: f64,
+}
+
+/// The terms of a three-level point at iteration `k`; `None` when a term has fewer than two
+/// paths (a level that diverged everywhere it ran).
+#[allow(clippy::too_many_arguments)]
+fn rich_terms(
+    stats: &EnsembleStats,
+    discrete: Option<&EnsembleStats>,
+    o: usize,
+    n: usize,
+    k: usize,
+    rho: f64,
+    residual_factor: f64,
+    full: bool,
+) -> Option<RichTerms> {
+    let (ma, sea) = match discrete {
+        None => {
+            let w = stats.summary(k, index(Block::DiscreteMinusCoarse, o, n));
+            (w.count >= 2).then_some((w.mean, w.std_err))?
+        }
+        Some(d) => {
+            let a = d.summary(k, o);
+            let b = stats.summary(k, index(Block::Coarse, o, n));
+            (a.count >= 2 && b.count >= 2).then_some((
+                a.mean - b.mean,
+                (a.std_err.powi(2) + b.std_err.powi(2)).sqrt(),
+            ))?
+        }
+    };
+    let b = stats.summary(k, index(Block::CoarseMinusFine, o, n));
+    let c = stats.summary(k, index(Block::FineMinusFiner, o, n));
+    let r = stats.summary(k, index(Block::Residual, o, n));
+    if b.count < 2 || c.count < 2 || r.count < 2 {
+        return None;
+    }
+    let (m, se) = if full {
+        let x = stats.summary(k, index(Block::Extrapolated, o, n));
+        match discrete {
+            None => {
+                let w = stats.summary(k, index(Block::DiscreteMinusExtrapolated, o, n));
+                (w.count >= 2).then_some((w.mean, w.std_err))?
+            }
+            Some(d) => {
+                let a = d.summary(k, o);
+                (x.count >= 2).then_some((
+                    a.mean - x.mean,
+                    (a.std_err.powi(2) + x.std_err.powi(2)).sqrt(),
+                ))?
+            }
+        }
+    } else {
+        (
+            ma + b.mean + (1.0 + rho) * c.mean,
+            sea + b.std_err + (1.0 + rho) * c.std_err,
+        )
+    };
+    Some(RichTerms {
+        m,
+        se,
+        se_primary: sea,
+        sd_b: b.variance.sqrt(),
+        sd_c: c.variance.sqrt(),
+        r: r.mean * residual_factor,
+        se_r: r.std_err * residual_factor,
+        sd_r: r.variance.sqrt(),
+    })
+}
+
+/// `max_k (|r_k| + z_K se(r_k) · se_scale)` of the residual of a three-level point's extrapolation.
+fn residual_bound(
+    stats: &EnsembleStats,
+    o: usize,
+    n: usize,
+    scheme_order: f64,
+    se_scale: f64,
+) -> Option<f64> {
+    let (_, rf) = richardson_weights(scheme_order);
+    let r: Vec<(f64, f64)> = (1..stats.n_save)
+        .map(|k| stats.summary(k, index(Block::Residual, o, n)))
+        .filter(|w| w.count >= 2)
+        .map(|w| (w.mean * rf, w.std_err * rf))
+        .collect();
+    let z = simultaneous_z95(r.len());
+    (!r.is_empty()).then(|| {
+        r.iter()
+            .map(|(m, se)| m.abs() + z * se * se_scale)
+            .fold(0.0, f64::max)
+    })
+}
+
+/// `(ρ, 1/(2^{p+1} − 1))` of a scheme of weak order `p`.
+fn richardson_weights(scheme_order: f64) -> (f64, f64) {
+    (
+        1.0 / (2f64.powf(scheme_order) - 1.0),
+        1.0 / (2f64.powf(scheme_order + 1.0) - 1.0),
+    )
+}
+
+/// A point of a three-level ladder (levels `b`, `2b`, `4b`): the SDE side is the Richardson
+/// extrapolation `R = E_2 + ρ (E_2 − E_1)`, written as the telescoping sum
+/// `E_0 + E[x_1 − x_0] + (1 + ρ) E[x_2 − x_1]` so that each term is a mean over the paths where its levels ran
+/// (level 0 on all paths, levels 1 and 2 on the first ones). Its residual bias is estimated by
+/// `(R' − R)/(2^{p+1} − 1)`, the mean of the per-path [`Block::Residual`], and bounded over the
+/// iterations like the two-level bias.
+#[allow(clippy::too_many_arguments)]
+fn richardson_point(
+    stats: &EnsembleStats,
+    discrete: Option<&EnsembleStats>,
+    o: usize,
+    n: usize,
+    eta: f64,
+    iters: usize,
+    coarse: usize,
+    scheme_order: f64,
+    paths: u64,
+    full: bool,
+) -> WeakErrorPoint {
+    let (rho, rf) = richardson_weights(scheme_order);
+    let terms: Vec<(usize, Option<RichTerms>)> = (1..stats.n_save)
+        .map(|k| (k, rich_terms(stats, discrete, o, n, k, rho, rf, full)))
+        .collect();
+    let diffs: Vec<(usize, f64, f64)> = terms
+        .iter()
+        .map(|(k, t)| match t {
+            Some(t) => (*k, t.m, t.se),
+            None => (*k, f64::NAN, f64::NAN),
+        })
+        .collect();
+    let band = max_with_band(&diffs);
+    let biases: Vec<(usize, f64, f64)> = terms
+        .iter()
+        .filter_map(|(k, t)| t.as_ref().map(|t| (*k, t.r, t.se_r)))
+        .collect();
+    let zb = simultaneous_z95(biases.len());
+    let bias_bound = (!biases.is_empty()).then(|| {
+        biases
+            .iter()
+            .map(|(_, b, se)| b.abs() + zb * se)
+            .fold(0.0, f64::max)
+    });
+    let at = band.map(|b| b.4);
+    let bias_at = at.and_then(|k| biases.iter().find(|b| b.0 == k).map(|b| b.1));
+    let variance_reduction = match (discrete, at) {
+        (None, Some(k)) => {
+            let vd = stats.summary(k, index(Block::Discrete, o, n)).variance;
+            let vs = stats.summary(k, index(Block::Coarse, o, n)).variance;
+            let vdiff = stats
+                .summary(k, index(Block::DiscreteMinusCoarse, o, n))
+                .variance;
+            let r = (vd + vs) / vdiff;
+            r.is_finite().then_some(r)
+        }
+        _ => None,
+    };
+    let discrete_side = match discrete {
+        None => side_from_ladder(
+            stats,
+            index(Block::Discrete, o, n),
+            alive_index(Block::Discrete, n, true),
+            paths,
+        ),
+        Some(d) => {
+            let last = d.n_save - 1;
+            let v = d.summary(last, o);
+            side(v.count, v.mean, v.ci95, d.diverged_total(), paths)
+        }
+    };
+    // The SDE side: the extrapolated final value; a path counts as diverged when any level that
+    // ran on it diverged.
+    let last = stats.n_save - 1;
+    let alive = stats.get(last, alive_index(Block::Residual, n, true));
+    let diverged = if alive.count == 0 {
+        0
+    } else {
+        ((1.0 - alive.mean) * alive.count as f64).round() as u64
+    };
+    let v0 = stats.summary(last, index(Block::Coarse, o, n));
+    let vb = stats.summary(last, index(Block::CoarseMinusFine, o, n));
+    let vc = stats.summary(last, index(Block::FineMinusFiner, o, n));
+    let vx = stats.summary(last, index(Block::Extrapolated, o, n));
+    let (mean, ci) = if full && vx.count >= 2 {
+        (vx.mean, vx.ci95)
+    } else if vb.count >= 2 && vc.count >= 2 {
+        (
+            v0.mean - vb.mean - (1.0 + rho) * vc.mean,
+            Z95 * (v0.std_err + vb.std_err + (1.0 + rho) * vc.std_err),
+        )
+    } else {
+        (v0.mean, v0.ci95)
+    };
+    WeakErrorPoint {
+        eta,
+        iterations: iters,
+        substeps: 4 * coarse,
+        weak_error: band.map(|b| b.0),
+        ci95: band.map(|b| b.1 + bias_bound.unwrap_or(0.0)),
+        ci95_interval: band.map(|b| {
+            let w = bias_bound.unwrap_or(0.0);
+            [(b.2[0] - w).max(0.0), b.2[1] + w]
+        }),
+        ci95_monte_carlo: band.map(|b| b.1),
+        ci95_pointwise: band.map(|b| b.3),
+        at_iteration: at,
+        sde_estimator: SdeEstimator::Richardson,
+        integrator_bias: bias_at,
+        integrator_bias_bound: bias_bound,
+        refinement: Vec::new(),
+        variance_reduction,
+        random_numbers: RandomNumbers::default(),
+        discrete: discrete_side,
+        sde: side(v0.count, mean, ci, diverged, paths),
+        reference: if discrete.is_none() {
+            Reference::Coupled
+        } else {
+            Reference::Independent
+        },
+        exact: None,
+        target_rel_ci_met: None,
+    }
+}
+
+/// Together, the correction terms of a three-level point may add this share of the first
+/// term's standard error to the point's (their standard errors add, see [`RichTerms::se`]).
+const CORRECTION_SHARE: f64 = 0.2;
+
+/// Paths of the middle and finest levels of the next three-level run (the finest runs on the
+/// first `M_2` paths, the middle one on the first `M_1 ≥ M_2`), from a run at `b_was` on
+/// `run_paths` paths, for a run at `b_next` on `paths`.
+///
+/// Per iteration, the correction terms `x_0 − x_1` and `(1 + ρ)(x_1 − x_2)` have standard errors
+/// `a_ℓ/√M_ℓ`; their sum may be [`CORRECTION_SHARE`] of the first term's (predicted for `paths`
+/// paths). The cheapest split of that allowance, for levels costing `w_ℓ = 2, 4` substeps per
+/// `b`, gives term `ℓ` the share `∝ a_ℓ^{2/3} w_ℓ^{1/3}` (Lagrange). The residual estimate on the
+/// `M_2` paths must also have a simultaneous half-width below a quarter of the bias target, as
+/// the two-level bias has. Per-path spreads are scaled to the next level as `(b_was/b_next)^γ`,
+/// `γ` measured from the ratio of the two differences' spreads, within `[½, 1]`. Never fewer than the probe's paths, a multiple of
+/// the ensemble's chunk, at most `paths`.
+#[allow(clippy::too_many_arguments)]
+fn richardson_level_paths(
+    stats: &EnsembleStats,
+    discrete: Option<&EnsembleStats>,
+    pts: &[WeakErrorPoint],
+    n: usize,
+    scheme_order: f64,
+    b_was: usize,
+    b_next: usize,
+    run_paths: u64,
+    paths: u64,
+) -> (u64, u64) {
+    let (rho, rf) = richardson_weights(scheme_order);
+    let shrink = (run_paths as f64 / paths as f64).sqrt();
+    let (w1, w2) = (2f64.cbrt(), 4f64.cbrt());
+    let (mut need1, mut need2) = (0.0f64, 0.0f64);
+    for (o, p) in pts.iter().enumerate() {
+        let (Some(mc), Some(e)) = (p.ci95_monte_carlo, p.weak_error) else {
+            return (paths, paths);
+        };
+        let terms: Vec<RichTerms> = (1..stats.n_save)
+            .filter_map(|k| rich_terms(stats, discrete, o, n, k, rho, rf, false))
+            .collect();
+        if terms.is_empty() {
+            return (paths, paths);
+        }
+        // The spreads fall as h^γ: γ from the two differences of this run (x_b − x_2b against
+        // x_2b − x_4b), within [½, 1] (strong order ½ is the slowest, and more is not trusted).
+        let sd_b = terms.iter().map(|t| t.sd_b).fold(0.0, f64::max);
+        let sd_c = terms.iter().map(|t| t.sd_c).fold(0.0, f64::max);
+        let gamma = (sd_b / sd_c).log2();
+        let gamma = if gamma.is_finite() {
+            gamma.clamp(0.5, 1.0)
+        } else {
+            0.5
+        };
+        let scale = (b_was as f64 / b_next as f64).powf(gamma);
+        let se_max = terms.iter().map(|t| t.se_primary).fold(0.0, f64::max) * shrink;
+        let mut sd_r = 0.0f64;
+        for t in &terms {
+            sd_r = sd_r.max(t.sd_r);
+            let a1 = t.sd_b * scale;
+            let a2 = (1.0 + rho) * t.sd_c * scale;
+            let (u1, u2) = (a1.powf(2.0 / 3.0) * w1, a2.powf(2.0 / 3.0) * w2);
+            if !(u1 + u2 > 0.0) {
+                continue;
+            }
+            // An iteration where the first term is nearly exact (the first steps) would ask for
+            // every path: its allowance is floored at a tenth of the largest.
+            let budget = CORRECTION_SHARE * (t.se_primary * shrink).max(0.1 * se_max);
+            if !(budget > 0.0) || !(u1 + u2).is_finite() {
+                return (paths, paths);
+            }
+            let (s1, s2) = (budget * u1 / (u1 + u2), budget * u2 / (u1 + u2));
+            if a1 > 0.0 {
+                need1 = need1.max((a1 / s1).powi(2));
+            }
+            if a2 > 0.0 {
+                need2 = need2.max((a2 / s2).powi(2));
+            }
+        }
+        let target = (mc * shrink / 4.0).max(1e-3 * e);
+        let half = simultaneous_z95(terms.len()) * sd_r * rf * scale;
+        if half > 0.0 {
+            if !(target > 0.0) || !half.is_finite() {
+                return (paths, paths);
+            }
+            need2 = need2.max((4.0 * half / target).powi(2));
+        }
+    }
+    let chunk = sde_core::ensemble::CHUNK as u64;
+    let round = |need: f64| {
+        let m = if need.is_finite() {
+            (need.ceil() as u64).div_ceil(chunk).saturating_mul(chunk)
+        } else {
+            paths
+        };
+        m.max(probe_paths_of(paths)).min(paths)
+    };
+    let m2 = round(need2);
+    let m1 = round(need1).max(m2);
+    // Past half the paths the subset saves little, and every level on every path gives the
+    // point its exact standard error instead of the sum of the terms'.
+    if 2 * m1 > paths {
+        (paths, paths)
+    } else {
+        (m1, m2)
     }
 }
 
@@ -1278,6 +1750,7 @@ fn exact_reference_point(
         ci95_monte_carlo: band.map(|b| b.1),
         ci95_pointwise: band.map(|b| b.3),
         at_iteration: band.map(|b| b.4),
+        sde_estimator: SdeEstimator::Level,
         integrator_bias: Some(0.0),
         integrator_bias_bound: Some(0.0),
         refinement: Vec::new(),

@@ -55,6 +55,7 @@ fn curve(model: SdeModel, observable: Observable, c: f64, p: f64, etas: &[f64]) 
                 ci95_pointwise: Some(ci / 2.0),
                 ci95_monte_carlo: Some(0.9 * ci),
                 at_iteration: Some(3),
+                sde_estimator: compare::study::SdeEstimator::Level,
                 integrator_bias: Some(0.01 * ci),
                 integrator_bias_bound: Some(0.02 * ci),
                 refinement: Vec::new(),
