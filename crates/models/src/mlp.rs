@@ -53,12 +53,16 @@ impl Activation {
             Activation::Softplus => "softplus",
         }
     }
-    #[inline]
-    fn value(&self, z: f64) -> f64 {
+    /// `a = σ(z)` elementwise. tanh goes through [`tanh_slice`]: libm's `tanh` (one `expm1`
+    /// call per value) was three quarters of a minibatch iteration's time.
+    fn apply(&self, z: &[f64], a: &mut [f64]) {
         match self {
-            Activation::Tanh => z.tanh(),
+            Activation::Tanh => tanh_slice(z, a),
             // Stable for large |z|: max(z, 0) + log(1 + e^{−|z|}).
-            Activation::Softplus => z.max(0.0) + (-z.abs()).exp().ln_1p(),
+            Activation::Softplus => a
+                .iter_mut()
+                .zip(z)
+                .for_each(|(av, zv)| *av = zv.max(0.0) + (-zv.abs()).exp().ln_1p()),
         }
     }
     /// `(σ'(z), σ''(z))` from `z` and `a = σ(z)`.
@@ -75,6 +79,73 @@ impl Activation {
             }
         }
     }
+}
+
+/// `a_i = tanh(z_i)` within 2 ulp of the correctly rounded value (tests/mlp.rs compares it with
+/// libm's `tanh`), written so that the loop vectorizes: `tanh|z| = e/(e + 2)` with
+/// `e = expm1(2|z|)`, and `expm1(x) = 2^k (expm1(r) + 1) − 1 = 2^k expm1(r) + (2^k − 1)` after
+/// the Cody–Waite reduction `x = k ln2 + r`, `|r| ≤ ln2/2`, where `expm1(r)` is its Taylor
+/// polynomial to degree 13 (remainder below 2e-17 relative). `x ≥ 0`, so `k ≥ 0` and
+/// `2^k expm1(r) ≥ −0.3 · 2^k` against `2^k − 1 ≥ 2^{k−1}`: at most a mild cancellation at
+/// `k = 1`. `2|z|` is capped at 40 (`tanh 20` rounds to 1); NaN
+/// passes through. With AVX2 the same operations run four lanes wide: no FMA contraction (Rust
+/// never fuses), so the bits do not depend on the CPU.
+pub fn tanh_slice(z: &[f64], a: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present (checked just above).
+            unsafe { tanh_slice_avx2(z, a) };
+            return;
+        }
+    }
+    tanh_slice_body(z, a);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn tanh_slice_avx2(z: &[f64], a: &mut [f64]) {
+    tanh_slice_body(z, a);
+}
+
+#[inline(always)]
+fn tanh_slice_body(z: &[f64], a: &mut [f64]) {
+    for (av, zv) in a.iter_mut().zip(z) {
+        *av = tanh_one(*zv);
+    }
+}
+
+#[inline(always)]
+fn tanh_one(z: f64) -> f64 {
+    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const INV_LN2: f64 = std::f64::consts::LOG2_E;
+    // 1.5·2^52: adding it rounds a small nonnegative value to an integer held in the low bits.
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    let x = 2.0 * z.abs();
+    let x = if x > 40.0 { 40.0 } else { x };
+    let kr = x * INV_LN2 + ROUND;
+    let kf = kr - ROUND;
+    let r = (x - kf * LN2_HI) - kf * LN2_LO;
+    // Taylor coefficients 1/j! for j = 2..13, Horner from the top.
+    let mut q = 1.0 / 6_227_020_800.0;
+    q = q * r + 1.0 / 479_001_600.0;
+    q = q * r + 1.0 / 39_916_800.0;
+    q = q * r + 1.0 / 3_628_800.0;
+    q = q * r + 1.0 / 362_880.0;
+    q = q * r + 1.0 / 40_320.0;
+    q = q * r + 1.0 / 5_040.0;
+    q = q * r + 1.0 / 720.0;
+    q = q * r + 1.0 / 120.0;
+    q = q * r + 1.0 / 24.0;
+    q = q * r + 1.0 / 6.0;
+    q = q * r + 0.5;
+    let p = r + r * r * q;
+    // 2^k from the integer in kr's low bits (0 ≤ k ≤ 58).
+    let k = kr.to_bits() & 0xfff;
+    let two_k = f64::from_bits((k + 1023) << 52);
+    let e = two_k * p + (two_k - 1.0);
+    (e / (e + 2.0)).copysign(z)
 }
 
 /// Per-example loss.
@@ -418,10 +489,7 @@ impl Mlp {
                 row.iter_mut().zip(b).for_each(|(v, bi)| *v += bi);
             }
             if l + 1 < self.layers() {
-                let al = &mut after[0][..m * out];
-                for (av, zv) in al.iter_mut().zip(&z[l][..m * out]) {
-                    *av = act.value(*zv);
-                }
+                act.apply(&z[l][..m * out], &mut after[0][..m * out]);
             }
         }
     }
