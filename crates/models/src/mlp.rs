@@ -217,6 +217,7 @@ pub struct Mlp {
     y_train: Vec<f64>,
     y_test: Vec<f64>,
     x0: Vec<f64>,
+    id: NetId,
 }
 
 /// Buffers of one pass; per thread, grow-only.
@@ -233,6 +234,55 @@ struct Work {
     rdelta: Vec<Vec<f64>>,
     e: Vec<f64>,
     re: Vec<f64>,
+    fwd: ForwardKey,
+}
+
+/// Which forward pass `z`, `a` of a [`Work`] hold: the training rows of network `net` at the
+/// parameters `theta` (bit for bit), or nothing reusable. An SDE step evaluates the drift's
+/// gradient, the diffusion's gradient and its `d × n` factor at one state: the forward pass
+/// (with its activations, the dearest part) runs once for the three.
+#[derive(Default)]
+struct ForwardKey {
+    valid: bool,
+    net: u64,
+    theta: Vec<f64>,
+}
+
+impl ForwardKey {
+    fn holds(&self, net: u64, th: &[f64]) -> bool {
+        self.valid
+            && self.net == net
+            && self.theta.len() == th.len()
+            && self
+                .theta
+                .iter()
+                .zip(th)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+    fn set(&mut self, net: u64, th: &[f64]) {
+        self.theta.clear();
+        self.theta.extend_from_slice(th);
+        self.net = net;
+        self.valid = true;
+    }
+}
+
+/// A process-unique network identity for [`ForwardKey`] (an address could be reused by the next
+/// network). Clones share it (they hold the same data); it takes no part in equality.
+#[derive(Clone, Debug)]
+struct NetId(u64);
+
+impl PartialEq for NetId {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl NetId {
+    fn fresh() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NetId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 fn grow(v: &mut Vec<f64>, len: usize) {
@@ -383,6 +433,7 @@ impl Mlp {
             y_train,
             y_test,
             x0,
+            id: NetId::fresh(),
         })
     }
 
@@ -470,8 +521,22 @@ impl Mlp {
         }
     }
 
-    /// Forward pass: `z[l]` pre-activations, `a[l]` activations of hidden layers.
-    fn forward(&self, th: &[f64], x: ArrayView2<f64>, z: &mut [Vec<f64>], a: &mut [Vec<f64>]) {
+    /// Forward pass: `z[l]` pre-activations, `a[l]` activations of hidden layers. Skipped when
+    /// `key` says they already hold this pass (training rows at `th`).
+    fn forward(
+        &self,
+        th: &[f64],
+        rows: Rows,
+        x: ArrayView2<f64>,
+        z: &mut [Vec<f64>],
+        a: &mut [Vec<f64>],
+        key: &mut ForwardKey,
+    ) {
+        let train = matches!(rows, Rows::Train);
+        if train && key.holds(self.id.0, th) {
+            return;
+        }
+        key.valid = false;
         let m = x.nrows();
         let act = self.spec.activation;
         for l in 0..self.layers() {
@@ -483,14 +548,18 @@ impl Mlp {
             } else {
                 view(&before[l - 1], m, self.sizes[l])
             };
-            let mut zl = view_mut(&mut z[l], m, out);
-            general_mat_mul(1.0, &input, &w.t(), 0.0, &mut zl);
-            for mut row in zl.rows_mut() {
-                row.iter_mut().zip(b).for_each(|(v, bi)| *v += bi);
+            // The bias first, then the product accumulated onto it.
+            for row in z[l][..m * out].chunks_exact_mut(out) {
+                row.copy_from_slice(b);
             }
+            let mut zl = view_mut(&mut z[l], m, out);
+            general_mat_mul(1.0, &input, &w.t(), 1.0, &mut zl);
             if l + 1 < self.layers() {
                 act.apply(&z[l][..m * out], &mut after[0][..m * out]);
             }
+        }
+        if train {
+            key.set(self.id.0, th);
         }
     }
 
@@ -562,10 +631,11 @@ impl Mlp {
                 a,
                 delta,
                 e,
+                fwd,
                 ..
             } = w;
             let (x, y) = self.inputs(rows, xb, yb);
-            self.forward(th, x, z, a);
+            self.forward(th, rows, x, z, a, fwd);
             let lay = self.layers();
             let k = self.sizes[lay];
             let want_grad = grad.is_some();
@@ -620,7 +690,7 @@ impl Mlp {
             let (gw, gb) = g[o..o + (fan_in + 1) * out].split_at_mut(fan_in * out);
             let mut gw = view_mut(gw, out, fan_in);
             general_mat_mul(1.0, &dl.t(), &input, 1.0, &mut gw);
-            for row in dl.rows() {
+            for row in delta[l][..m * out].chunks_exact(out) {
                 gb.iter_mut().zip(row).for_each(|(b, v)| *b += v);
             }
             if l > 0 {
@@ -689,10 +759,11 @@ impl Mlp {
                 rdelta,
                 e,
                 re,
+                fwd,
                 ..
             } = w;
             let (x, y) = self.inputs(Rows::Train, xb, yb);
-            self.forward(th, x, z, a);
+            self.forward(th, Rows::Train, x, z, a, fwd);
             for r in 0..m {
                 let o = &z[lay - 1][r * k..(r + 1) * k];
                 self.row_loss(o, y[r], Some(&mut delta[lay - 1][r * k..(r + 1) * k]));
@@ -781,9 +852,11 @@ impl Mlp {
             let mut guard = cell.borrow_mut();
             let w = &mut *guard;
             w.ensure(&self.sizes, m, false);
-            let Work { xb, yb, z, a, .. } = w;
+            let Work {
+                xb, yb, z, a, fwd, ..
+            } = w;
             let (x, y) = self.inputs(Rows::Test, xb, yb);
-            self.forward(th, x, z, a);
+            self.forward(th, Rows::Test, x, z, a, fwd);
             let lay = self.layers();
             let k = self.sizes[lay];
             let correct = (0..m)
@@ -819,10 +892,11 @@ impl Mlp {
                 rdelta,
                 e,
                 re,
+                fwd,
                 ..
             } = w;
             let (x, y) = self.inputs(Rows::Train, xb, yb);
-            self.forward(th, x, z, a);
+            self.forward(th, Rows::Train, x, z, a, fwd);
             // R-forward.
             for l in 0..lay {
                 let (fan_in, outw) = (self.sizes[l], self.sizes[l + 1]);

@@ -310,7 +310,9 @@ fn tanh_slice_is_within_four_ulp_of_libm() {
     // the reduction's k = 1 cancellation lives), a log grid down to subnormals (where tanh z = z),
     // both signs, and the special values. The worst case seen is 4 ulp, at
     // |z| ≈ 0.21 (t = e/(e + 2) rounds three times, and t sits just below a binade edge).
-    let mut z: Vec<f64> = (0..400_001).map(|i| -25.0 + 50.0 * i as f64 / 400_000.0).collect();
+    let mut z: Vec<f64> = (0..400_001)
+        .map(|i| -25.0 + 50.0 * i as f64 / 400_000.0)
+        .collect();
     z.extend((0..4000).flat_map(|i| {
         let v = 10f64.powf(-320.0 + 322.0 * i as f64 / 4000.0);
         [v, -v]
@@ -323,7 +325,11 @@ fn tanh_slice_is_within_four_ulp_of_libm() {
     let mut worst = (0, 0.0);
     for (zv, av) in z.iter().zip(&a) {
         let want = zv.tanh();
-        assert_eq!(av.is_sign_negative(), want.is_sign_negative(), "sign at {zv}");
+        assert_eq!(
+            av.is_sign_negative(),
+            want.is_sign_negative(),
+            "sign at {zv}"
+        );
         let u = ulps(*av, want);
         if u > worst.0 {
             worst = (u, *zv);
@@ -333,4 +339,67 @@ fn tanh_slice_is_within_four_ulp_of_libm() {
     let mut nan = [0.0];
     models::mlp::tanh_slice(&[f64::NAN], &mut nan);
     assert!(nan[0].is_nan());
+}
+
+/// The forward pass over the training rows is reused while the parameters and the network are
+/// the same: interleaving other passes, other parameters and another network of the same shape
+/// on one thread must give the bits each call gives on a fresh thread.
+#[test]
+fn reused_forward_pass_gives_the_bits_of_a_fresh_one() {
+    let spec = |seed| MlpSpec {
+        dataset: DatasetName::Iris,
+        hidden: vec![5],
+        activation: Activation::Tanh,
+        objective: None,
+        l2: 0.0,
+        test_fraction: 0.2,
+        seed,
+    };
+    let (n1, n2) = (Mlp::new(spec(1)).unwrap(), Mlp::new(spec(2)).unwrap());
+    let d = n1.dim();
+    assert_eq!(d, n2.dim());
+    let t1 = n1.x0().to_vec();
+    let t2: Vec<f64> = t1.iter().map(|v| 0.9 * v + 0.01).collect();
+    let grad = |net: &Mlp, th: &[f64]| {
+        let mut g = vec![0.0; d];
+        net.gradient(th, &mut g);
+        let mut c = vec![0.0; d];
+        let xi: Vec<f64> = (0..net.train_rows()).map(|i| (i as f64).sin()).collect();
+        net.centred_gradient_mul(th, &xi, &mut c);
+        let mut h = vec![0.0; d];
+        net.hessian_vec(th, &t2, &mut h);
+        (g, c, h, net.value(th))
+    };
+    let fresh =
+        |net: &Mlp, th: &[f64]| std::thread::scope(|s| s.spawn(|| grad(net, th)).join().unwrap());
+    let want = [
+        fresh(&n1, &t1),
+        fresh(&n1, &t2),
+        fresh(&n2, &t1),
+        fresh(&n2, &t2),
+    ];
+    let mut g = vec![0.0; d];
+    for round in 0..2 {
+        for (k, (net, th)) in [(&n1, &t1), (&n1, &t2), (&n2, &t1), (&n2, &t2)]
+            .into_iter()
+            .enumerate()
+        {
+            // Passes over other rows in between.
+            net.weighted_gradient(th, &[3, 1, 4], &[0.5, 0.25, 0.25], &mut g);
+            let _ = net.held_out_accuracy(th);
+            let got = grad(net, th);
+            let same =
+                |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same(&got.0, &want[k].0),
+                "gradient, case {k}, round {round}"
+            );
+            assert!(same(&got.1, &want[k].1), "factor, case {k}, round {round}");
+            assert!(same(&got.2, &want[k].2), "hvp, case {k}, round {round}");
+            assert_eq!(got.3.to_bits(), want[k].3.to_bits());
+            // Twice in a row: the reused pass.
+            let again = grad(net, th);
+            assert!(same(&again.0, &want[k].0) && same(&again.1, &want[k].1));
+        }
+    }
 }
