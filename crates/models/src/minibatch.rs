@@ -387,102 +387,37 @@ impl From<Minibatch> for AnyMethod {
     }
 }
 
-macro_rules! forward {
-    ($self:ident, $m:ident ( $($a:expr),* )) => {
-        match $self {
-            AnyMethod::Injected(x) => x.$m($($a),*),
-            AnyMethod::Minibatch(x) => x.$m($($a),*),
-        }
-    };
-}
-
-impl GradientMethod for AnyMethod {
-    fn name(&self) -> &str {
-        forward!(self, name())
-    }
-    fn dim(&self) -> usize {
-        forward!(self, dim())
-    }
-    fn scratch_len(&self) -> usize {
-        forward!(self, scratch_len())
-    }
+// One `match` per method, written by the registry macro that writes `Method`'s: the list is the
+// trait's, so a method added to `GradientMethod` with a default body and left out here would
+// silently skip the variant's own version (as `mean_and_cov_sqrt_diag` once was).
+crate::registry!(@trait AnyMethod, GradientMethod, {
+    Injected(crate::method::Method) = "injected" (),
+    Minibatch(Minibatch) = "minibatch" (),
+}, {
+    fn name(&self) -> &str;
+    fn dim(&self) -> usize;
+    fn scratch_len(&self) -> usize;
     #[inline]
-    fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
-        forward!(self, sample(g, rng, u, scratch))
-    }
-    fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        forward!(self, mean(g, out, scratch))
-    }
-    fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        forward!(self, mean_jvp(g, v, out, scratch))
-    }
-    fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        forward!(self, cov_sqrt_mul(g, xi, out, scratch))
-    }
+    fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
+    fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+    fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
+    fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
+    fn covariance_is_diagonal(&self) -> bool;
+    fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+    fn mean_and_cov_sqrt_diag(&self, g: &[f64], mean: &mut [f64], diag: &mut [f64], scratch: &mut [f64]) -> bool;
+    fn covariance_is_constant(&self) -> bool;
+    fn covariance_is_coordinatewise(&self) -> bool;
+    fn covariance_is_exact(&self) -> bool;
+    fn coupling_dim(&self) -> usize;
+    fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]);
     #[inline]
-    fn sample_at(
-        &self,
-        x: &[f64],
-        g: &[f64],
-        rng: &mut PathRng,
-        u: &mut [f64],
-        scratch: &mut [f64],
-    ) {
-        forward!(self, sample_at(x, g, rng, u, scratch))
-    }
-    fn mean_at(&self, x: &[f64], g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        forward!(self, mean_at(x, g, out, scratch))
-    }
-    fn mean_jvp_at(&self, x: &[f64], g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        forward!(self, mean_jvp_at(x, g, v, out, scratch))
-    }
-    fn noise_dim(&self) -> usize {
-        forward!(self, noise_dim())
-    }
+    fn sample_coupled(&self, g: &[f64], normals: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) -> bool;
     #[inline]
-    fn cov_sqrt_mul_at(
-        &self,
-        x: &[f64],
-        g: &[f64],
-        xi: &[f64],
-        out: &mut [f64],
-        scratch: &mut [f64],
-    ) {
-        forward!(self, cov_sqrt_mul_at(x, g, xi, out, scratch))
-    }
-    fn needs_full_gradient(&self) -> bool {
-        forward!(self, needs_full_gradient())
-    }
-    fn covariance_is_diagonal(&self) -> bool {
-        forward!(self, covariance_is_diagonal())
-    }
-    fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        forward!(self, cov_sqrt_diag(g, out, scratch))
-    }
-    fn covariance_is_constant(&self) -> bool {
-        forward!(self, covariance_is_constant())
-    }
-    fn covariance_is_coordinatewise(&self) -> bool {
-        forward!(self, covariance_is_coordinatewise())
-    }
-    fn covariance_is_exact(&self) -> bool {
-        forward!(self, covariance_is_exact())
-    }
-    fn coupling_dim(&self) -> usize {
-        forward!(self, coupling_dim())
-    }
-    fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]) {
-        forward!(self, coupling_zeta(normals, zeta))
-    }
+    fn sample_at(&self, x: &[f64], g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
+    fn mean_at(&self, x: &[f64], g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+    fn mean_jvp_at(&self, x: &[f64], g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
+    fn noise_dim(&self) -> usize;
     #[inline]
-    fn sample_coupled(
-        &self,
-        g: &[f64],
-        normals: &[f64],
-        rng: &mut PathRng,
-        u: &mut [f64],
-        scratch: &mut [f64],
-    ) -> bool {
-        forward!(self, sample_coupled(g, normals, rng, u, scratch))
-    }
-}
+    fn cov_sqrt_mul_at(&self, x: &[f64], g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
+    fn needs_full_gradient(&self) -> bool;
+});

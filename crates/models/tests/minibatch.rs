@@ -292,3 +292,38 @@ fn generic_optimizer_and_sde_use_the_state_dependent_law() {
     let e = Minibatch::new(net, MinibatchRule::Sgd, 1, 1000, false).unwrap_err();
     assert!(e.to_string().contains("noise.batch"), "{e}");
 }
+
+/// `AnyMethod` answers every `GradientMethod` call as the method it wraps, including the hooks
+/// with default bodies (a forgotten one would fall back to the default silently).
+#[test]
+fn any_method_forwards_the_fused_hooks() {
+    use models::method::{Agent, DsignSgd, Method};
+    use models::minibatch::AnyMethod;
+    use models::noise::GaussianNoise;
+    let noise = GaussianNoise::new(3, vec![1.0, 0.5, 2.0], 0.3, 0.1).unwrap();
+    let agents = vec![
+        Agent {
+            noise: noise.into(),
+            compressor: CompressorKind::Identity(Identity),
+        };
+        4
+    ];
+    let bare = Method::from(DsignSgd::new(agents).unwrap());
+    let any = AnyMethod::from(bare.clone());
+    let g = [0.3, -1.2, 0.05];
+    let run = |m: &dyn GradientMethod| {
+        let mut s = vec![0.0; m.scratch_len()];
+        let (mut mean, mut diag) = ([0.0; 3], [0.0; 3]);
+        let fused = m.mean_and_cov_sqrt_diag(&g, &mut mean, &mut diag, &mut s);
+        (
+            fused,
+            mean,
+            diag,
+            m.covariance_is_coordinatewise(),
+            m.coupling_dim(),
+        )
+    };
+    let (a, b) = (run(&bare), run(&any));
+    assert!(a.0, "DSignSGD fuses its mean and diagonal");
+    assert_eq!(a, b);
+}
