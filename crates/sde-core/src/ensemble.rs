@@ -785,8 +785,8 @@ mod tests {
                 .map(|i| {
                     state = crate::rng::splitmix64(state);
                     match (state >> 59, i) {
+                        _ if p == 50 && i == 7 => f64::INFINITY,
                         (0, _) => f64::NAN,
-                        (1, 7) if p > 40 => f64::INFINITY,
                         _ => (state >> 11) as f64 * 2f64.powi(-50) - 3.0,
                     }
                 })
