@@ -811,6 +811,7 @@ mod tests {
             assert_eq!(g.m2.to_bits(), w.m2.to_bits(), "{g:?} vs {w:?}");
         }
         assert!(want.iter().any(|w| !w.mean.is_finite()));
-        assert!(want.iter().any(|w| w.count < CHUNK as u64 - 20));
+        // The nine paths cut short (p = 3, 10, …, 59) all miss the last save point.
+        assert!(want.iter().any(|w| w.count <= CHUNK as u64 - 9));
     }
 }
