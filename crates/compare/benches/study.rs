@@ -9,12 +9,13 @@
 //!
 //! Criterion groups time each study (one thread). A summary then prints, per case, the best of 3
 //! study times at 1 thread (wall and CPU) and 2 threads (wall and CPU), the bound (wall and CPU),
-//! and the ratios study / bound (wall and CPU: the CPU ratio is the one to read on a shared
+//! the SDE steps and CPU ns per SDE step (everything included), and the ratios study / bound (wall and CPU: the CPU ratio is the one to read on a shared
 //! machine), 1 / 2 threads (wall: meaningful only on an idle machine) and the CPU time of the
 //! 2-thread run over the 1-thread run (the parallel overhead, readable under load: with two free
 //! cores the speed-up would be `2 / that`).
 //! `STUDY_BENCH_PATHS` overrides the paths (default 4000); `STUDY_BENCH_SUMMARY_ONLY=1` skips the
-//! criterion groups.
+//! criterion groups; `STUDY_BENCH_PROFILE=1` runs each selected study once on one thread and
+//! stops (for callgrind).
 
 use compare::study::{weak_error_study_with_cost, StudyCost, StudySettings};
 use compare::Observable;
@@ -102,15 +103,21 @@ fn draw_normals(n: u64) -> f64 {
     acc
 }
 
-/// CPU time of every thread of this process so far (ns, Linux `schedstat`): on a machine shared
-/// with other jobs the CPU time of a run moves far less than its wall time.
+/// CPU time of every thread of this process so far (ns): on a machine shared with other jobs
+/// the CPU time of a run moves far less than its wall time. `CLOCK_PROCESS_CPUTIME_ID` is exact
+/// to the nanosecond, where `/proc`'s schedstat of a running thread advances by scheduler ticks
+/// (4 ms: as long as drawing a study's normals).
 fn cpu_ns() -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Best of `reps` runs of `f`: (wall seconds, CPU seconds summed over threads).
@@ -161,6 +168,18 @@ fn main() {
     }
     let one = pool(1);
     let two = pool(2);
+    // One study per case on one thread and nothing else: the run to put under
+    // `valgrind --tool=callgrind` (instruction counts are stable on a shared machine).
+    if std::env::var_os("STUDY_BENCH_PROFILE").is_some() {
+        for (name, opt, s) in &cases {
+            let cost = one.install(|| study(opt, s));
+            println!(
+                "{name}: {} random numbers, {} SDE steps, {} discrete steps",
+                cost.random_numbers, cost.sde_steps, cost.discrete_steps
+            );
+        }
+        return;
+    }
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(std::time::Duration::from_millis(500))
@@ -174,9 +193,11 @@ fn main() {
     }
     println!();
     println!(
-        "{:<28} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
+        "{:<28} {:>12} {:>11} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
         "study (paths)",
         "random nums",
+        "SDE steps",
+        "ns/step",
         "1thr wall",
         "1thr cpu",
         "2thr wall",
@@ -200,9 +221,11 @@ fn main() {
             black_box(draw_normals(cost.random_numbers));
         });
         println!(
-            "{:<28} {:>12} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            "{:<28} {:>12} {:>11} {:>7.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
             format!("{} ({paths})", name.trim_start_matches("study/")),
             cost.random_numbers,
+            cost.sde_steps,
+            t1.1 * 1e9 / cost.sde_steps.max(1) as f64,
             t1.0,
             t1.1,
             t2.0,

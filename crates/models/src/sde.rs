@@ -85,6 +85,13 @@ pub struct ModelSde<'a, L, M> {
     /// on the bits of `∇f(x)`, in a cache of `2d + 1` values at the end of the scratch, and a
     /// diffusion at the same gradient (every scheme evaluates both at `(t, X)`) reuses it.
     fused_diag: bool,
+    /// `d`, and the method's scratch plus the wide-noise unit vector: the scratch layout, fixed
+    /// at construction so that every coefficient call splits its scratch without asking the
+    /// method (an enum dispatch per call, a sizeable part of a d = 3 drift).
+    d: usize,
+    ms_len: usize,
+    /// Whether `η_t` reads `‖∇f‖` ([`Schedule::depends_on_gradient`]).
+    grad_schedule: bool,
 }
 
 impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
@@ -131,7 +138,14 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
         let fused_diag = !state_independent
             && method.covariance_is_diagonal()
             && method.mean_and_cov_sqrt_diag(&zero, &mut mean, &mut diag, &mut probe);
+        // After the method's scratch, a unit vector for a non-square factor (none for square
+        // factors, so their scratch layout is unchanged).
+        let m = method.noise_dim();
+        let ms_len = method.scratch_len() + if m == d { 0 } else { m };
         Ok(ModelSde {
+            d,
+            ms_len,
+            grad_schedule: !time_only,
             opt: self,
             model,
             eta,
@@ -171,20 +185,19 @@ impl<L: Loss, M: GradientMethod> ModelSde<'_, L, M> {
         &'s mut [f64],
         &'s mut [f64],
     ) {
-        let d = self.opt.dim();
+        let d = self.d;
         let (g, rest) = scratch.split_at_mut(d);
         let (m, rest) = rest.split_at_mut(d);
         let (hv, rest) = rest.split_at_mut(d);
         let (jm, rest) = rest.split_at_mut(d);
         let (col, rest) = rest.split_at_mut(d);
-        let (ms, cache) =
-            rest.split_at_mut(self.opt.method().scratch_len() + self.wide_noise_len());
+        let (ms, cache) = rest.split_at_mut(self.ms_len);
         (g, m, hv, jm, col, ms, cache)
     }
 
     fn cache_len(&self) -> usize {
         if self.fused_diag {
-            2 * self.opt.dim() + 1
+            2 * self.d + 1
         } else {
             0
         }
@@ -214,17 +227,6 @@ impl<L: Loss, M: GradientMethod> ModelSde<'_, L, M> {
         }
     }
 
-    /// Extra scratch (after the method's) for a unit vector of a non-square factor; 0 for
-    /// square factors, so their scratch layout is unchanged.
-    fn wide_noise_len(&self) -> usize {
-        let m = self.opt.method().noise_dim();
-        if m == self.opt.dim() {
-            0
-        } else {
-            m
-        }
-    }
-
     #[inline]
     fn diffusion_factor(&self, t: f64, grad_norm: f64) -> f64 {
         self.opt.schedule().eta_t(t, self.eta, grad_norm) * self.eta.sqrt()
@@ -233,16 +235,14 @@ impl<L: Loss, M: GradientMethod> ModelSde<'_, L, M> {
 
 impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
     fn dim(&self) -> usize {
-        self.opt.dim()
+        self.d
     }
+    #[inline]
     fn noise(&self) -> NoiseShape {
         self.noise
     }
     fn scratch_len(&self) -> usize {
-        5 * self.opt.dim()
-            + self.opt.method().scratch_len()
-            + self.wide_noise_len()
-            + self.cache_len()
+        5 * self.d + self.ms_len + self.cache_len()
     }
 
     fn drift(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]) {
@@ -269,7 +269,7 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
         loss.hessian_vec(x, m, hv);
         method.mean_jvp_at(x, g, hv, jm, ms);
         // ∇_x η_t · m, for gradient-dependent schedules.
-        let grad_term = if schedule.depends_on_gradient() && gn > 0.0 {
+        let grad_term = if self.grad_schedule && gn > 0.0 {
             schedule_grad_norm_derivative(schedule, t, self.eta, gn) * dot(g, hv) / gn
         } else {
             0.0
@@ -293,7 +293,7 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
     }
 
     fn diffusion(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        let d = self.opt.dim();
+        let d = self.d;
         let (g, _, _, e, col, ms, cache) = self.split(scratch);
         let method = self.opt.method();
         if let Some(diag) = &self.const_diag {

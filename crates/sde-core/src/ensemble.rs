@@ -99,20 +99,24 @@ impl EnsembleStats {
         }
     }
 
-    #[inline]
-    fn push_path(&mut self, values: &[f64], valid: usize) {
-        self.paths += 1;
-        let n_obs = self.n_observables;
-        // A NaN inside the valid save points marks a value that is missing for that observable
-        // only (e.g. one side of a coupled pair that diverged while the other goes on): it is left
-        // out of that accumulator, whose own `count` then says how many paths it holds.
-        for (acc, v) in self.stats[..valid * n_obs].iter_mut().zip(values) {
-            if !v.is_nan() {
-                acc.push(*v);
-            }
-        }
-        for d in &mut self.diverged[valid..] {
-            *d += 1;
+    /// The statistics of a chunk accumulated by [`ChunkAcc`].
+    fn from_chunk(acc: &ChunkAcc, n_save: usize, n_obs: usize) -> Self {
+        EnsembleStats {
+            paths: acc.paths,
+            n_save,
+            n_observables: n_obs,
+            stats: acc
+                .count
+                .iter()
+                .zip(&acc.mean)
+                .zip(&acc.m2)
+                .map(|((&c, &mean), &m2)| Welford {
+                    count: c as u64,
+                    mean,
+                    m2,
+                })
+                .collect(),
+            diverged: acc.diverged.clone(),
         }
     }
 
@@ -134,6 +138,65 @@ impl EnsembleStats {
     /// Paths that diverged before the end.
     pub fn diverged_total(&self) -> u64 {
         self.diverged.last().copied().unwrap_or(0)
+    }
+}
+
+/// The Welford accumulators of one chunk, one array per field: a path's values fold in with
+/// the operations of [`Welford::push`] (the same bits), but without a branch per value and over
+/// contiguous arrays, which the compiler vectorizes. Counts are kept as `f64` (exact: a chunk
+/// holds [`CHUNK`] paths), the value `Welford::push` divides by.
+struct ChunkAcc {
+    paths: u64,
+    count: Vec<f64>,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+    diverged: Vec<u64>,
+}
+
+impl ChunkAcc {
+    fn new(n_save: usize, n_obs: usize) -> Self {
+        let cells = n_save * n_obs;
+        ChunkAcc {
+            paths: 0,
+            count: vec![0.0; cells],
+            mean: vec![0.0; cells],
+            m2: vec![0.0; cells],
+            diverged: vec![0; n_save],
+        }
+    }
+
+    /// Folds one path's values in (its first `valid` save points, `n_obs` values each).
+    #[inline]
+    fn push_path(&mut self, values: &[f64], valid: usize, n_obs: usize) {
+        self.paths += 1;
+        let cells = valid * n_obs;
+        // A NaN inside the valid save points marks a value that is missing for that observable
+        // only (e.g. one side of a coupled pair that diverged while the other goes on): it is left
+        // out of that accumulator, whose own `count` then says how many paths it holds. The
+        // update is computed for every value and kept only for the others.
+        let (count, mean, m2) = (
+            &mut self.count[..cells],
+            &mut self.mean[..cells],
+            &mut self.m2[..cells],
+        );
+        for (((c, mean), m2), &x) in count
+            .iter_mut()
+            .zip(mean.iter_mut())
+            .zip(m2.iter_mut())
+            .zip(&values[..cells])
+        {
+            let keep = !x.is_nan();
+            let n = *c + 1.0;
+            let delta = x - *mean;
+            let new_mean = *mean + delta / n;
+            let new_m2 = *m2 + delta * (x - new_mean);
+            *c = if keep { n } else { *c };
+            *mean = if keep { new_mean } else { *mean };
+            *m2 = if keep { new_m2 } else { *m2 };
+        }
+        for d in &mut self.diverged[valid..] {
+            *d += 1;
+        }
     }
 }
 
@@ -301,15 +364,15 @@ impl Ensemble {
     /// Statistics of chunk `c`.
     fn chunk_stats<P: PathSimulation>(&self, sim: &P, c: u64) -> EnsembleStats {
         let (n_save, n_obs) = (sim.n_save(), sim.n_observables());
-        let mut acc = EnsembleStats::new(n_save, n_obs);
+        let mut acc = ChunkAcc::new(n_save, n_obs);
         let mut ws = sim.workspace();
         let mut out = vec![f64::NAN; n_save * n_obs];
         for p in self.chunk_range(c) {
             let mut rng = derive_stream(self.seed, p);
             let valid = sim.simulate(p, &mut rng, &mut ws, &mut out).min(n_save);
-            acc.push_path(&out, valid);
+            acc.push_path(&out, valid, n_obs);
         }
-        acc
+        EnsembleStats::from_chunk(&acc, n_save, n_obs)
     }
 
     /// Statistics, values and valid save points of chunk `c`'s paths.
@@ -321,17 +384,17 @@ impl Ensemble {
         let (n_save, n_obs) = (sim.n_save(), sim.n_observables());
         let range = self.chunk_range(c);
         let len = (range.end - range.start) as usize;
-        let mut acc = EnsembleStats::new(n_save, n_obs);
+        let mut acc = ChunkAcc::new(n_save, n_obs);
         let mut ws = sim.workspace();
         let mut vals = vec![f64::NAN; len * n_save * n_obs];
         let mut valid = Vec::with_capacity(len);
         for (p, out) in range.zip(vals.chunks_exact_mut(n_save * n_obs)) {
             let mut rng = derive_stream(self.seed, p);
             let v = sim.simulate(p, &mut rng, &mut ws, out).min(n_save);
-            acc.push_path(out, v);
+            acc.push_path(out, v, n_obs);
             valid.push(v as u32);
         }
-        (acc, vals, valid)
+        (EnsembleStats::from_chunk(&acc, n_save, n_obs), vals, valid)
     }
 
     /// The ensemble through the distributor `d` instead of the process's one (for tests of
@@ -700,5 +763,55 @@ impl<S: Sde, Sch: Scheme, I: Increments, O: Observer> PathSimulation for SdePath
                 observer.observe(t, x, o);
                 o.iter().all(|v| v.is_finite())
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chunk accumulator folds a path's values with the bits of `Welford::push`, leaving
+    /// NaN out per value and counting paths past `valid` as diverged; infinities go through
+    /// the same arithmetic as in `push`.
+    #[test]
+    fn chunk_accumulator_has_the_bits_of_welford_push() {
+        let (n_save, n_obs) = (5, 3);
+        let mut acc = ChunkAcc::new(n_save, n_obs);
+        let mut want = vec![Welford::default(); n_save * n_obs];
+        let mut diverged = vec![0u64; n_save];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for p in 0..CHUNK {
+            let values: Vec<f64> = (0..n_save * n_obs)
+                .map(|i| {
+                    state = crate::rng::splitmix64(state);
+                    match (state >> 59, i) {
+                        _ if p == 50 && i == 7 => f64::INFINITY,
+                        (0, _) => f64::NAN,
+                        _ => (state >> 11) as f64 * 2f64.powi(-50) - 3.0,
+                    }
+                })
+                .collect();
+            let valid = if p % 7 == 3 { p % n_save } else { n_save };
+            acc.push_path(&values, valid, n_obs);
+            for (w, v) in want[..valid * n_obs].iter_mut().zip(&values) {
+                if !v.is_nan() {
+                    w.push(*v);
+                }
+            }
+            for d in &mut diverged[valid..] {
+                *d += 1;
+            }
+        }
+        let got = EnsembleStats::from_chunk(&acc, n_save, n_obs);
+        assert_eq!(got.paths, CHUNK as u64);
+        assert_eq!(got.diverged, diverged);
+        for (g, w) in got.stats.iter().zip(&want) {
+            assert_eq!(g.count, w.count);
+            assert_eq!(g.mean.to_bits(), w.mean.to_bits(), "{g:?} vs {w:?}");
+            assert_eq!(g.m2.to_bits(), w.m2.to_bits(), "{g:?} vs {w:?}");
+        }
+        assert!(want.iter().any(|w| !w.mean.is_finite()));
+        // The nine paths cut short (p = 3, 10, …, 59) all miss the last save point.
+        assert!(want.iter().any(|w| w.count <= CHUNK as u64 - 9));
     }
 }

@@ -150,6 +150,12 @@ impl Scheme for PlatenWeak2 {
         let sh = h.sqrt();
         let inv_sh = 1.0 / sh;
         let t1 = t + h;
+        if sup.r == 0 && !sup.cross {
+            // The additive step alone: the general path below with its `base` and `acc`
+            // passes fused away (the same operations in the same order, so the same bits).
+            additive_step(sde, t, h, sup, x, dw, ws);
+            return;
+        }
         sde.drift(t, x, &mut ws.a, &mut ws.scratch);
         if sup.r == 0 {
             // No supporting value shifts by a column of b, so b itself is not needed: the
@@ -360,6 +366,37 @@ fn draw_v(v: &mut [f64], m: usize, h: f64, rng: &mut PathRng) {
             v[j1 * m + j2] = s;
             v[j2 * m + j1] = -s;
         }
+    }
+}
+
+/// `X + ½ (a(t+h, Ῡ) + a) h + c0 b(t + τh) ΔŴ` with `Ῡ = X + a h + b(t + τh) ΔŴ`: the
+/// additive rows of [`Supports`].
+#[inline(always)]
+fn additive_step<S: Sde + ?Sized>(
+    sde: &S,
+    t: f64,
+    h: f64,
+    sup: Supports,
+    x: &mut [f64],
+    dw: &[f64],
+    ws: &mut Weak2Workspace,
+) {
+    sde.drift(t, x, &mut ws.a, &mut ws.scratch);
+    sde.diffusion_mul(
+        t + sup.tau * h,
+        x,
+        dw,
+        &mut ws.bw,
+        &mut ws.b,
+        &mut ws.scratch,
+    );
+    for (((yi, xi), ai), gi) in ws.y.iter_mut().zip(x.iter()).zip(&ws.a).zip(&ws.bw) {
+        *yi = (xi + ai * h) + gi;
+    }
+    sde.drift(t + h, &ws.y, &mut ws.a2, &mut ws.scratch);
+    let (hh, c0) = (0.5 * h, sup.c0);
+    for (((xi, ai), a2i), gi) in x.iter_mut().zip(&ws.a).zip(&ws.a2).zip(&ws.bw) {
+        *xi += (ai + a2i) * hh + c0 * gi;
     }
 }
 
