@@ -163,14 +163,18 @@ pub fn experiment(cfg: &ExperimentConfig, run: bool, threads: usize, coupled: bo
         .map(|&eta| compare::study::iterations(cfg.run.horizon, eta))
         .collect();
     let paths = cfg.run.paths as f64;
-    // SDE steps per iteration. A study that chooses its own substeps integrates each point at two
-    // levels (s and 2s on one Brownian path); 16 fine substeps is typical at the defaults, and
-    // the refinement stops at sde.max_substeps.
+    // SDE steps per iteration. A study that chooses its own substeps integrates each point at
+    // three levels (b, 2b and 4b on one Brownian path, Richardson-extrapolated; at worst every level
+    // on every path: 7b), b = 2 being typical at the defaults; with sde.max_substeps below 4, one
+    // refined level and its half (1.5 s) up to the cap. With sde.substeps set: s and 2s.
     let substeps = match (cfg.sde.substeps, run) {
         (Some(s), true) => s as f64,
         (None, true) => crate::config::DEFAULT_RUN_SUBSTEPS as f64,
         (Some(s), false) => 3.0 * s as f64,
-        (None, false) => 1.5 * 16f64.min(cfg.sde.max_substeps as f64),
+        (None, false) if cfg.sde.max_substeps >= 4 => {
+            7.0 * (cfg.sde.max_substeps as f64 / 4.0).min(2.0)
+        }
+        (None, false) => 1.5 * cfg.sde.max_substeps as f64,
     } * substep_cost(cfg.sde.scheme);
     let quantile_paths = (crate::build::QUANTILE_PATHS as f64).min(paths);
     let (discrete_runs, sde_runs, paths_run, kept) = if run {

@@ -349,6 +349,16 @@ pub enum SdeEstimator {
     Richardson,
 }
 
+impl SdeEstimator {
+    /// The name written in result documents and CSV files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SdeEstimator::Level => "level",
+            SdeEstimator::Richardson => "richardson",
+        }
+    }
+}
+
 /// The verdict on a curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
