@@ -842,19 +842,19 @@ impl GradientMethod for Dcsgd {
         self.pool
             .for_each_coupled(g, normals, s, |a, nu, s, fresh| {
                 let law = StandardNoise::of(&a.noise);
-                if fresh {
-                    if matches!(
+                if fresh
+                    && matches!(
                         a.compressor,
                         CompressorKind::Bernoulli(_) | CompressorKind::RandK(_)
-                    ) {
-                        for (((lo, hi), gj), sj) in mass_low
-                            .iter_mut()
-                            .zip(mass_high.iter_mut())
-                            .zip(g)
-                            .zip(s.iter())
-                        {
-                            (*lo, *hi) = Fold::masses(*gj, *sj, law);
-                        }
+                    )
+                {
+                    for (((lo, hi), gj), sj) in mass_low
+                        .iter_mut()
+                        .zip(mass_high.iter_mut())
+                        .zip(g)
+                        .zip(s.iter())
+                    {
+                        (*lo, *hi) = Fold::masses(*gj, *sj, law);
                     }
                 }
                 match a.compressor {
