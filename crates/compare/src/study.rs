@@ -1276,7 +1276,6 @@ fn ladder_point(
         };
         diffs.push((k, m, se));
     }
-    let band = max_with_band(&diffs);
     // Integrator bias: Richardson on the coarse − fine differences of the same paths.
     let mut biases = Vec::with_capacity(iters);
     for k in 1..stats.n_save {
@@ -1285,6 +1284,62 @@ fn ladder_point(
             biases.push((k, w.mean * bias_factor, w.std_err * bias_factor));
         }
     }
+    let alive_rep = match report {
+        Report::Coarse => alive_index(Block::Coarse, n, false),
+        _ => alive_index(Block::Fine, n, false),
+    };
+    assemble_point(
+        PointParts {
+            eta,
+            iters,
+            substeps: match report {
+                Report::Coarse => coarse,
+                _ => 2 * coarse,
+            },
+            sde_estimator: SdeEstimator::Level,
+            diffs: &diffs,
+            biases: &biases,
+            variance_blocks: (rep, rep_diff),
+            alive_discrete: alive_index(Block::Discrete, n, false),
+            sde: side_from_ladder(stats, index(rep, o, n), alive_rep, paths),
+        },
+        stats,
+        discrete,
+        o,
+        n,
+        paths,
+    )
+}
+
+/// What distinguishes the points of the two ladders; [`assemble_point`] builds the rest alike.
+struct PointParts<'a> {
+    eta: f64,
+    iters: usize,
+    substeps: usize,
+    sde_estimator: SdeEstimator,
+    /// Per iteration `k ≥ 1`: the mean difference and its standard error.
+    diffs: &'a [(usize, f64, f64)],
+    /// Per iteration: the integrator-bias estimate and its standard error.
+    biases: &'a [(usize, f64, f64)],
+    /// The reported SDE block and the discrete − SDE block behind `variance_reduction`.
+    variance_blocks: (Block, Block),
+    /// Where the ladder records the discrete side's alive indicator.
+    alive_discrete: usize,
+    sde: SideSummary,
+}
+
+/// A ladder point: the weak error with its simultaneous band, the bias bound over the iterations
+/// (added to the band), the variance reduction at the maximising iteration and the discrete side.
+fn assemble_point(
+    parts: PointParts,
+    stats: &EnsembleStats,
+    discrete: Option<&EnsembleStats>,
+    o: usize,
+    n: usize,
+    paths: u64,
+) -> WeakErrorPoint {
+    let band = max_with_band(parts.diffs);
+    let biases = parts.biases;
     let zb = simultaneous_z95(biases.len());
     let bias_bound = (!biases.is_empty()).then(|| {
         biases
@@ -1294,6 +1349,7 @@ fn ladder_point(
     });
     let at = band.map(|b| b.4);
     let bias_at = at.and_then(|k| biases.iter().find(|b| b.0 == k).map(|b| b.1));
+    let (rep, rep_diff) = parts.variance_blocks;
     let variance_reduction = match (discrete, at) {
         (None, Some(k)) => {
             let vd = stats.summary(k, index(Block::Discrete, o, n)).variance;
@@ -1308,7 +1364,7 @@ fn ladder_point(
         None => side_from_ladder(
             stats,
             index(Block::Discrete, o, n),
-            alive_index(Block::Discrete, n, false),
+            parts.alive_discrete,
             paths,
         ),
         Some(d) => {
@@ -1317,17 +1373,10 @@ fn ladder_point(
             side(v.count, v.mean, v.ci95, d.diverged_total(), paths)
         }
     };
-    let alive_rep = match report {
-        Report::Coarse => alive_index(Block::Coarse, n, false),
-        _ => alive_index(Block::Fine, n, false),
-    };
     WeakErrorPoint {
-        eta,
-        iterations: iters,
-        substeps: match report {
-            Report::Coarse => coarse,
-            _ => 2 * coarse,
-        },
+        eta: parts.eta,
+        iterations: parts.iters,
+        substeps: parts.substeps,
         weak_error: band.map(|b| b.0),
         ci95: band.map(|b| b.1 + bias_bound.unwrap_or(0.0)),
         ci95_interval: band.map(|b| {
@@ -1337,14 +1386,14 @@ fn ladder_point(
         ci95_monte_carlo: band.map(|b| b.1),
         ci95_pointwise: band.map(|b| b.3),
         at_iteration: at,
-        sde_estimator: SdeEstimator::Level,
+        sde_estimator: parts.sde_estimator,
         integrator_bias: bias_at,
         integrator_bias_bound: bias_bound,
         refinement: Vec::new(),
         variance_reduction,
         random_numbers: RandomNumbers::default(),
         discrete: discrete_side,
-        sde: side_from_ladder(stats, index(rep, o, n), alive_rep, paths),
+        sde: parts.sde,
         reference: if discrete.is_none() {
             Reference::Coupled
         } else {
@@ -1503,45 +1552,10 @@ fn richardson_point(
             None => (*k, f64::NAN, f64::NAN),
         })
         .collect();
-    let band = max_with_band(&diffs);
     let biases: Vec<(usize, f64, f64)> = terms
         .iter()
         .filter_map(|(k, t)| t.as_ref().map(|t| (*k, t.r, t.se_r)))
         .collect();
-    let zb = simultaneous_z95(biases.len());
-    let bias_bound = (!biases.is_empty()).then(|| {
-        biases
-            .iter()
-            .map(|(_, b, se)| b.abs() + zb * se)
-            .fold(0.0, f64::max)
-    });
-    let at = band.map(|b| b.4);
-    let bias_at = at.and_then(|k| biases.iter().find(|b| b.0 == k).map(|b| b.1));
-    let variance_reduction = match (discrete, at) {
-        (None, Some(k)) => {
-            let vd = stats.summary(k, index(Block::Discrete, o, n)).variance;
-            let vs = stats.summary(k, index(Block::Coarse, o, n)).variance;
-            let vdiff = stats
-                .summary(k, index(Block::DiscreteMinusCoarse, o, n))
-                .variance;
-            let r = (vd + vs) / vdiff;
-            r.is_finite().then_some(r)
-        }
-        _ => None,
-    };
-    let discrete_side = match discrete {
-        None => side_from_ladder(
-            stats,
-            index(Block::Discrete, o, n),
-            alive_index(Block::Discrete, n, true),
-            paths,
-        ),
-        Some(d) => {
-            let last = d.n_save - 1;
-            let v = d.summary(last, o);
-            side(v.count, v.mean, v.ci95, d.diverged_total(), paths)
-        }
-    };
     // The SDE side: the extrapolated final value; a path counts as diverged when any level that
     // ran on it diverged.
     let last = stats.n_save - 1;
@@ -1565,35 +1579,24 @@ fn richardson_point(
     } else {
         (v0.mean, v0.ci95)
     };
-    WeakErrorPoint {
-        eta,
-        iterations: iters,
-        substeps: 4 * coarse,
-        weak_error: band.map(|b| b.0),
-        ci95: band.map(|b| b.1 + bias_bound.unwrap_or(0.0)),
-        ci95_interval: band.map(|b| {
-            let w = bias_bound.unwrap_or(0.0);
-            [(b.2[0] - w).max(0.0), b.2[1] + w]
-        }),
-        ci95_monte_carlo: band.map(|b| b.1),
-        ci95_pointwise: band.map(|b| b.3),
-        at_iteration: at,
-        sde_estimator: SdeEstimator::Richardson,
-        integrator_bias: bias_at,
-        integrator_bias_bound: bias_bound,
-        refinement: Vec::new(),
-        variance_reduction,
-        random_numbers: RandomNumbers::default(),
-        discrete: discrete_side,
-        sde: side(v0.count, mean, ci, diverged, paths),
-        reference: if discrete.is_none() {
-            Reference::Coupled
-        } else {
-            Reference::Independent
+    assemble_point(
+        PointParts {
+            eta,
+            iters,
+            substeps: 4 * coarse,
+            sde_estimator: SdeEstimator::Richardson,
+            diffs: &diffs,
+            biases: &biases,
+            variance_blocks: (Block::Coarse, Block::DiscreteMinusCoarse),
+            alive_discrete: alive_index(Block::Discrete, n, true),
+            sde: side(v0.count, mean, ci, diverged, paths),
         },
-        exact: None,
-        target_rel_ci_met: None,
-    }
+        stats,
+        discrete,
+        o,
+        n,
+        paths,
+    )
 }
 
 /// Together, the correction terms of a three-level point may add this share of the first
