@@ -24,7 +24,7 @@ use models::optimizer::Optimizer;
 use models::schedule::Schedule;
 use models::sde::SdeModel;
 use ndarray::Array2;
-use sde_core::{derive_stream, EulerMaruyama, Scheme, Sde};
+use sde_core::{derive_stream, EulerMaruyama, Scheme, Sde, Step};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
@@ -106,7 +106,17 @@ fn main() {
         move || {
             k ^= 1;
             x.copy_from_slice(&starts[k]);
-            EulerMaruyama.step(sde, 0.0, 0.01, &mut x, &dw, &mut rng, &mut ws);
+            EulerMaruyama.step(
+                sde,
+                &mut x,
+                Step {
+                    t: 0.0,
+                    h: 0.01,
+                    dw: &dw,
+                    rng: &mut rng,
+                },
+                &mut ws,
+            );
             x[0]
         }
     };

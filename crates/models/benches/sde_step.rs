@@ -20,7 +20,7 @@ use models::noise::GaussianNoise;
 use models::optimizer::Optimizer;
 use models::schedule::Schedule;
 use models::sde::SdeModel;
-use sde_core::{derive_stream, EulerMaruyama, PlatenWeak2, Scheme, Sde};
+use sde_core::{derive_stream, EulerMaruyama, PlatenWeak2, Scheme, Sde, Step};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -55,7 +55,17 @@ fn stepper<'a, S: Sde, K: Scheme + 'a>(sde: &'a S, scheme: K) -> Box<dyn FnMut()
     let mut x = x0.clone();
     Box::new(move || {
         x.copy_from_slice(&x0);
-        scheme.step(sde, 0.0, 0.01, &mut x, &dw, &mut rng, &mut ws);
+        scheme.step(
+            sde,
+            &mut x,
+            Step {
+                t: 0.0,
+                h: 0.01,
+                dw: &dw,
+                rng: &mut rng,
+            },
+            &mut ws,
+        );
         x[0]
     })
 }

@@ -15,7 +15,7 @@ use models::optimizer::Optimizer;
 use models::schedule::Schedule;
 use models::sde::SdeModel;
 use models::special::{xi, XiTable};
-use sde_core::{derive_stream, EulerMaruyama, Gaussian, PlatenWeak2, Scheme, Sde};
+use sde_core::{derive_stream, EulerMaruyama, Gaussian, PlatenWeak2, Scheme, Sde, Step};
 use std::hint::black_box;
 
 fn ys() -> Vec<f64> {
@@ -84,7 +84,17 @@ fn run(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(name, nu), |b| {
                 b.iter(|| {
                     x.copy_from_slice(x0);
-                    scheme.step(sde, 0.0, 0.01, &mut x, dw, &mut rng, &mut ws);
+                    scheme.step(
+                        sde,
+                        &mut x,
+                        Step {
+                            t: 0.0,
+                            h: 0.01,
+                            dw,
+                            rng: &mut rng,
+                        },
+                        &mut ws,
+                    );
                     black_box(x[0])
                 })
             });

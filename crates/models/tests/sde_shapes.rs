@@ -13,7 +13,7 @@ use models::noise::{GaussianNoise, NoiseModel, StudentTNoise};
 use models::optimizer::Optimizer;
 use models::schedule::Schedule;
 use models::sde::SdeModel;
-use sde_core::{derive_stream, NoiseShape, PlatenWeak2, Scheme, Sde};
+use sde_core::{derive_stream, NoiseShape, PlatenWeak2, Scheme, Sde, Step};
 
 /// The same SDE declared general, non-commutative, state-dependent, dense `d × d` diffusion.
 struct AsGeneral<'a, S>(&'a S);
@@ -96,8 +96,28 @@ fn check<M: GradientMethod>(name: &str, method: M, schedule: Schedule, independe
             let t = 0.1 * k as f64;
             let (mut xs, mut xg) = (x.clone(), x.clone());
             let mut r1 = derive_stream(5, k);
-            PlatenWeak2.step(&sde, t, h, &mut xs, &dw, &mut r1.clone(), &mut ws);
-            PlatenWeak2.step(&general, t, h, &mut xg, &dw, &mut r1, &mut wg);
+            PlatenWeak2.step(
+                &sde,
+                &mut xs,
+                Step {
+                    t,
+                    h,
+                    dw: &dw,
+                    rng: &mut r1.clone(),
+                },
+                &mut ws,
+            );
+            PlatenWeak2.step(
+                &general,
+                &mut xg,
+                Step {
+                    t,
+                    h,
+                    dw: &dw,
+                    rng: &mut r1,
+                },
+                &mut wg,
+            );
             for j in 0..d {
                 // The general formula adds 4m products whose b(t, X) parts cancel: rounding of
                 // a few ulp of the noise terms (|b ΔŴ| ≲ 0.1 here).

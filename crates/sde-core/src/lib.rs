@@ -53,7 +53,7 @@ pub use increments::{
 pub use noise::NoiseShape;
 pub use problem::{Sde, SdeFn};
 pub use rng::{derive_key, derive_stream, PathRng};
-pub use scheme::{Scheme, SchemeVisitor};
+pub use scheme::{Scheme, SchemeInfo, SchemeVisitor, Step, StepBuffers};
 pub use schemes::*;
 pub use solver::{Grid, Solver, SolverWorkspace};
 pub use stats::{fit_line, fit_order, LineFit, Summary, Welford};

@@ -4,7 +4,7 @@ use crate::error::SdeError;
 use crate::increments::Increments;
 use crate::problem::Sde;
 use crate::rng::PathRng;
-use crate::scheme::Scheme;
+use crate::scheme::{Scheme, Step};
 
 /// A fixed-step grid `t_i = t0 + i h`, `i = 0..=steps`, saving every `save_every` steps
 /// (save point `s` is step `s · save_every`; save point 0 is the initial state).
@@ -176,8 +176,13 @@ impl<S: Sde, Sch: Scheme, I: Increments> Solver<S, Sch, I> {
         ws: &mut SolverWorkspace<Sch::Workspace>,
     ) {
         self.increments.draw(rng, h, &mut ws.dw);
-        self.scheme
-            .step(&self.sde, t, h, x, &ws.dw, rng, &mut ws.scheme);
+        let step = Step {
+            t,
+            h,
+            dw: &ws.dw,
+            rng,
+        };
+        self.scheme.step(&self.sde, x, step, &mut ws.scheme);
     }
 
     /// One step with a given increment `dw` (length `m`), for callers that draw or couple the
@@ -192,8 +197,8 @@ impl<S: Sde, Sch: Scheme, I: Increments> Solver<S, Sch, I> {
         rng: &mut PathRng,
         ws: &mut SolverWorkspace<Sch::Workspace>,
     ) {
-        self.scheme
-            .step(&self.sde, t, h, x, dw, rng, &mut ws.scheme);
+        let step = Step { t, h, dw, rng };
+        self.scheme.step(&self.sde, x, step, &mut ws.scheme);
     }
 
     /// Integrates `x` over `grid`, calling `on_save(s, t, x)` at every save point (the initial

@@ -30,7 +30,7 @@ use crate::increments::{Gaussian, Increments};
 use crate::problem::Sde;
 pub use crate::problems::*;
 use crate::rng::{derive_stream, PathRng};
-use crate::scheme::Scheme;
+use crate::scheme::{Scheme, Step};
 use crate::solver::{Solver, SolverWorkspace};
 use crate::stats::{fit_order, LineFit};
 use rand::Rng;
@@ -364,7 +364,17 @@ pub fn chain_moments<P: Sde, Sch: Scheme>(
             for (r1, r2) in &streams {
                 let mut step = |from: &[f64], rng: &PathRng| {
                     let mut x = from.to_vec();
-                    scheme.step(sde, t, h, &mut x, &dw, &mut rng.clone(), &mut ws);
+                    scheme.step(
+                        sde,
+                        &mut x,
+                        Step {
+                            t,
+                            h,
+                            dw: &dw,
+                            rng: &mut rng.clone(),
+                        },
+                        &mut ws,
+                    );
                     x
                 };
                 let offset = step(&zero, r1);

@@ -138,7 +138,17 @@ fn gbm_exact_strong_error<Sch: Scheme>(g: &GeometricBrownianMotion, scheme: &Sch
     let mut rng = derive_stream(0, 0);
     let mut f = |w: f64| {
         let mut x = [1.0];
-        scheme.step(g, 0.0, h, &mut x, &[w], &mut rng, &mut ws);
+        scheme.step(
+            g,
+            &mut x,
+            Step {
+                t: 0.0,
+                h,
+                dw: &[w],
+                rng: &mut rng,
+            },
+            &mut ws,
+        );
         x[0]
     };
     let (fm, f0, fp) = (f(-sh), f(0.0), f(sh));
@@ -352,7 +362,13 @@ fn weak_order_platen_is_two_exactly() {
     let mut step_with_bit = |bit: u64| {
         let mut x = [1.0, 0.5];
         let mut rng = stream_with_low_bits(bit, 1, 0);
-        p.step(&nc, 0.0, 0.1, &mut x, &[0.3, -0.2], &mut rng, &mut ws);
+        let st = Step {
+            t: 0.0,
+            h: 0.1,
+            dw: &[0.3, -0.2],
+            rng: &mut rng,
+        };
+        p.step(&nc, &mut x, st, &mut ws);
         x
     };
     assert_ne!(step_with_bit(0), step_with_bit(1));

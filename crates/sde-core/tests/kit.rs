@@ -2,7 +2,6 @@
 //! gets its convergence tests from one line per problem, and the kit's checks fail when a scheme
 //! declares an order it does not have.
 
-use sde_core::error::SdeError;
 use sde_core::testing::*;
 use sde_core::*;
 
@@ -19,50 +18,23 @@ const MY_SCHEME: MyScheme = MyScheme {
     weak: 1.0,
 };
 
-struct MyWorkspace {
-    a: Vec<f64>,
-    bdw: Vec<f64>,
-    b: Vec<f64>,
-    scratch: Vec<f64>,
-}
-
 impl Scheme for MyScheme {
-    type Workspace = MyWorkspace;
-    fn name(&self) -> &'static str {
-        "my_scheme"
-    }
-    fn strong_order(&self) -> Option<f64> {
-        Some(self.strong)
-    }
-    fn weak_order(&self) -> f64 {
-        self.weak
-    }
-    fn check<S: Sde + ?Sized>(&self, _sde: &S) -> Result<(), SdeError> {
-        Ok(())
-    }
-    fn workspace<S: Sde + ?Sized>(&self, sde: &S) -> MyWorkspace {
-        let (d, noise) = (sde.dim(), sde.noise());
-        MyWorkspace {
-            a: vec![0.0; d],
-            bdw: vec![0.0; d],
-            b: vec![0.0; noise.diffusion_len(d)],
-            scratch: vec![0.0; sde.scratch_len()],
+    type Workspace = StepBuffers;
+    fn info(&self) -> SchemeInfo {
+        SchemeInfo {
+            name: "my_scheme",
+            strong_order: Some(self.strong),
+            weak_order: self.weak,
         }
     }
-    fn step<S: Sde + ?Sized>(
-        &self,
-        sde: &S,
-        t: f64,
-        h: f64,
-        x: &mut [f64],
-        dw: &[f64],
-        _rng: &mut PathRng,
-        ws: &mut MyWorkspace,
-    ) {
-        sde.drift(t, x, &mut ws.a, &mut ws.scratch);
-        sde.diffusion_mul(t, x, dw, &mut ws.bdw, &mut ws.b, &mut ws.scratch);
+    fn workspace<S: Sde + ?Sized>(&self, sde: &S) -> StepBuffers {
+        StepBuffers::new(sde)
+    }
+    fn step<S: Sde + ?Sized>(&self, sde: &S, x: &mut [f64], st: Step<'_>, ws: &mut StepBuffers) {
+        sde.drift(st.t, x, &mut ws.a, &mut ws.scratch);
+        sde.diffusion_mul(st.t, x, st.dw, &mut ws.bdw, &mut ws.b, &mut ws.scratch);
         for ((xi, ai), gi) in x.iter_mut().zip(&ws.a).zip(&ws.bdw) {
-            *xi += ai * h + gi;
+            *xi += ai * st.h + gi;
         }
     }
 }

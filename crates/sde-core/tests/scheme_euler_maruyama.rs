@@ -33,7 +33,17 @@ fn run<S: Sde>(sde: &S, x0: &[f64], steps: usize) -> Vec<f64> {
     let h = 0.013;
     for i in 0..steps {
         Gaussian.draw(&mut rng, h, &mut dw);
-        EulerMaruyama.step(sde, i as f64 * h, h, &mut x, &dw, &mut rng, &mut ws);
+        EulerMaruyama.step(
+            sde,
+            &mut x,
+            Step {
+                t: i as f64 * h,
+                h,
+                dw: &dw,
+                rng: &mut rng,
+            },
+            &mut ws,
+        );
     }
     x
 }

@@ -18,7 +18,17 @@ fn one_step<S: Sde, Sch: Scheme>(
     let mut ws = scheme.workspace(sde);
     let mut x = x0.to_vec();
     let mut rng = derive_stream(0, 0);
-    scheme.step(sde, t, h, &mut x, dw, &mut rng, &mut ws);
+    scheme.step(
+        sde,
+        &mut x,
+        Step {
+            t,
+            h,
+            dw,
+            rng: &mut rng,
+        },
+        &mut ws,
+    );
     x
 }
 

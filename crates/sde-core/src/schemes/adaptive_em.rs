@@ -36,8 +36,7 @@
 use crate::error::SdeError;
 use crate::increments::{Gaussian, Increments};
 use crate::problem::Sde;
-use crate::rng::PathRng;
-use crate::scheme::Scheme;
+use crate::scheme::{Scheme, SchemeInfo, Step, StepBuffers};
 
 /// Euler–Maruyama with state-adapted dyadic substeps and Brownian-bridge refinement.
 #[derive(Clone, Copy, Debug)]
@@ -55,10 +54,7 @@ impl Default for AdaptiveEm {
 /// Buffers of one adaptive path: coefficients and a stack of pending pieces (at most one per
 /// depth, so `max_depth + 1` increments).
 pub struct AdaptiveEmWorkspace {
-    a: Vec<f64>,
-    b: Vec<f64>,
-    bdw: Vec<f64>,
-    scratch: Vec<f64>,
+    c: StepBuffers,
     /// Pending pieces: increments, `m` values each, and their depths.
     stack: Vec<f64>,
     depths: Vec<u32>,
@@ -89,16 +85,14 @@ impl AdaptiveEm {
 impl Scheme for AdaptiveEm {
     type Workspace = AdaptiveEmWorkspace;
 
-    fn name(&self) -> &'static str {
-        "adaptive_em"
+    fn info(&self) -> SchemeInfo {
+        SchemeInfo {
+            name: "adaptive_em",
+            strong_order: Some(0.5),
+            weak_order: 1.0,
+        }
     }
-    fn strong_order(&self) -> Option<f64> {
-        Some(0.5)
-    }
-    fn weak_order(&self) -> f64 {
-        1.0
-    }
-    fn check<S: Sde + ?Sized>(&self, _sde: &S) -> Result<(), SdeError> {
+    fn validate(&self) -> Result<(), SdeError> {
         if self.max_depth > 30 {
             return Err(SdeError::invalid(
                 "max_depth",
@@ -109,14 +103,10 @@ impl Scheme for AdaptiveEm {
         Ok(())
     }
     fn workspace<S: Sde + ?Sized>(&self, sde: &S) -> AdaptiveEmWorkspace {
-        let d = sde.dim();
-        let m = sde.noise().noise_dim(d);
+        let m = sde.noise().noise_dim(sde.dim());
         let levels = self.max_depth as usize + 1;
         AdaptiveEmWorkspace {
-            a: vec![0.0; d],
-            b: vec![0.0; sde.noise().diffusion_len(d)],
-            bdw: vec![0.0; d],
-            scratch: vec![0.0; sde.scratch_len()],
+            c: StepBuffers::new(sde),
             stack: vec![0.0; levels * m],
             depths: vec![0; levels],
             xi: vec![0.0; m],
@@ -125,13 +115,12 @@ impl Scheme for AdaptiveEm {
     fn step<S: Sde + ?Sized>(
         &self,
         sde: &S,
-        t: f64,
-        h: f64,
         x: &mut [f64],
-        dw: &[f64],
-        rng: &mut PathRng,
+        st: Step<'_>,
         ws: &mut AdaptiveEmWorkspace,
     ) {
+        let Step { t, h, dw, rng } = st;
+        let c = &mut ws.c;
         let m = dw.len();
         let noise = sde.noise();
         ws.stack[..m].copy_from_slice(dw);
@@ -143,9 +132,9 @@ impl Scheme for AdaptiveEm {
             let j = ws.depths[top];
             let piece = h / f64::from(1u32 << j);
             let mid = s + 0.5 * piece;
-            sde.drift(mid, x, &mut ws.a, &mut ws.scratch);
-            sde.diffusion(mid, x, &mut ws.b, &mut ws.scratch);
-            let need = self.needed_depth(x, &ws.a, &ws.b);
+            sde.drift(mid, x, &mut c.a, &mut c.scratch);
+            sde.diffusion(mid, x, &mut c.b, &mut c.scratch);
+            let need = self.needed_depth(x, &c.a, &c.b);
             if need > j {
                 // Split [s, s + piece] at its midpoint: the second half goes to slot `top`,
                 // the first above it (processed next).
@@ -163,8 +152,8 @@ impl Scheme for AdaptiveEm {
                 continue;
             }
             let inc = &ws.stack[top * m..(top + 1) * m];
-            noise.apply(&ws.b, inc, &mut ws.bdw);
-            for ((xi, ai), gi) in x.iter_mut().zip(&ws.a).zip(&ws.bdw) {
+            noise.apply(&c.b, inc, &mut c.bdw);
+            for ((xi, ai), gi) in x.iter_mut().zip(&c.a).zip(&c.bdw) {
                 *xi += ai * piece + gi;
             }
             s += piece;
@@ -218,7 +207,17 @@ mod tests {
             for i in 0..steps {
                 Gaussian.draw(&mut rng, h, &mut dw);
                 w += dw[0];
-                scheme.step(&sde, i as f64 * h, h, &mut x, &dw, &mut rng, &mut ws);
+                scheme.step(
+                    &sde,
+                    &mut x,
+                    Step {
+                        t: i as f64 * h,
+                        h,
+                        dw: &dw,
+                        rng: &mut rng,
+                    },
+                    &mut ws,
+                );
             }
             let y = if x[0].is_finite() {
                 x[0].atan()
@@ -293,7 +292,17 @@ mod tests {
             let mut x = [10.0];
             let h = 1.0 / n as f64;
             for i in 0..n {
-                scheme.step(sde, i as f64 * h, h, &mut x, &[0.0], &mut rng, &mut ws);
+                scheme.step(
+                    sde,
+                    &mut x,
+                    Step {
+                        t: i as f64 * h,
+                        h,
+                        dw: &[0.0],
+                        rng: &mut rng,
+                    },
+                    &mut ws,
+                );
             }
             x[0]
         }
@@ -338,7 +347,17 @@ mod tests {
             Gaussian.draw(&mut rng, 0.1, &mut dw);
             total[0] += dw[0];
             total[1] += dw[1];
-            scheme.step(&sde, i as f64 * 0.1, 0.1, &mut x, &dw, &mut rng, &mut ws);
+            scheme.step(
+                &sde,
+                &mut x,
+                Step {
+                    t: i as f64 * 0.1,
+                    h: 0.1,
+                    dw: &dw,
+                    rng: &mut rng,
+                },
+                &mut ws,
+            );
         }
         for k in 0..2 {
             assert!(
@@ -372,7 +391,17 @@ mod tests {
             let mut rng = derive_stream(77, p);
             let mut x = [0.0];
             Gaussian.draw(&mut rng, 1.0, &mut dw);
-            scheme.step(&sde, 0.0, 1.0, &mut x, &dw, &mut rng, &mut ws);
+            scheme.step(
+                &sde,
+                &mut x,
+                Step {
+                    t: 0.0,
+                    h: 1.0,
+                    dw: &dw,
+                    rng: &mut rng,
+                },
+                &mut ws,
+            );
             var.push(x[0] * x[0] / 900.0);
         }
         // E = 1/2; the SE of a mean of χ²₁/2 variables is sqrt(2/paths)/2.

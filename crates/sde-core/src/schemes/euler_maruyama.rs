@@ -1,59 +1,30 @@
 //! Euler–Maruyama: `X_{n+1} = X_n + a(t_n, X_n) h + b(t_n, X_n) ΔW_n`.
 //! Strong order 1/2, weak order 1, every noise shape.
 
-use crate::error::SdeError;
 use crate::noise::NoiseShape;
 use crate::problem::Sde;
-use crate::rng::PathRng;
-use crate::scheme::Scheme;
+use crate::scheme::{Scheme, SchemeInfo, Step, StepBuffers};
 
 /// The Euler–Maruyama scheme.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EulerMaruyama;
 
-/// Buffers of one Euler–Maruyama path.
-pub struct EmWorkspace {
-    a: Vec<f64>,
-    bdw: Vec<f64>,
-    b: Vec<f64>,
-    scratch: Vec<f64>,
-}
-
 impl Scheme for EulerMaruyama {
-    type Workspace = EmWorkspace;
+    type Workspace = StepBuffers;
 
-    fn name(&self) -> &'static str {
-        "euler_maruyama"
-    }
-    fn strong_order(&self) -> Option<f64> {
-        Some(0.5)
-    }
-    fn weak_order(&self) -> f64 {
-        1.0
-    }
-    fn check<S: Sde + ?Sized>(&self, _sde: &S) -> Result<(), SdeError> {
-        Ok(())
-    }
-    fn workspace<S: Sde + ?Sized>(&self, sde: &S) -> EmWorkspace {
-        let d = sde.dim();
-        EmWorkspace {
-            a: vec![0.0; d],
-            bdw: vec![0.0; d],
-            b: vec![0.0; sde.noise().diffusion_len(d)],
-            scratch: vec![0.0; sde.scratch_len()],
+    fn info(&self) -> SchemeInfo {
+        SchemeInfo {
+            name: "euler_maruyama",
+            strong_order: Some(0.5),
+            weak_order: 1.0,
         }
     }
+    fn workspace<S: Sde + ?Sized>(&self, sde: &S) -> StepBuffers {
+        StepBuffers::new(sde)
+    }
     #[inline]
-    fn step<S: Sde + ?Sized>(
-        &self,
-        sde: &S,
-        t: f64,
-        h: f64,
-        x: &mut [f64],
-        dw: &[f64],
-        _rng: &mut PathRng,
-        ws: &mut EmWorkspace,
-    ) {
+    fn step<S: Sde + ?Sized>(&self, sde: &S, x: &mut [f64], st: Step<'_>, ws: &mut StepBuffers) {
+        let Step { t, h, dw, .. } = st;
         if sde.diffusion_mul_is_default() {
             match sde.noise() {
                 NoiseShape::Diagonal => return step_fused::<S, true>(sde, t, h, x, dw, ws),
@@ -61,7 +32,7 @@ impl Scheme for EulerMaruyama {
                 _ => {}
             }
         }
-        step_mul(sde, t, h, x, dw, ws);
+        ws.euler_step(sde, x, t, h, dw);
     }
 }
 
@@ -75,7 +46,7 @@ fn step_fused<S: Sde + ?Sized, const DIAG: bool>(
     h: f64,
     x: &mut [f64],
     dw: &[f64],
-    ws: &mut EmWorkspace,
+    ws: &mut StepBuffers,
 ) {
     sde.drift(t, x, &mut ws.a, &mut ws.scratch);
     sde.diffusion(t, x, &mut ws.b, &mut ws.scratch);
@@ -89,22 +60,5 @@ fn step_fused<S: Sde + ?Sized, const DIAG: bool>(
         for ((xi, ai), bi) in x.iter_mut().zip(a).zip(b) {
             *xi += ai * h + bi * w;
         }
-    }
-}
-
-/// Any noise through [`Sde::diffusion_mul`].
-#[inline]
-fn step_mul<S: Sde + ?Sized>(
-    sde: &S,
-    t: f64,
-    h: f64,
-    x: &mut [f64],
-    dw: &[f64],
-    ws: &mut EmWorkspace,
-) {
-    sde.drift(t, x, &mut ws.a, &mut ws.scratch);
-    sde.diffusion_mul(t, x, dw, &mut ws.bdw, &mut ws.b, &mut ws.scratch);
-    for ((xi, ai), gi) in x.iter_mut().zip(&ws.a).zip(&ws.bdw) {
-        *xi += ai * h + gi;
     }
 }

@@ -1,10 +1,8 @@
 //! Milstein: strong order 1, weak order 1, for commutative noise (see [`Milstein`]).
 
-use crate::error::SdeError;
 use crate::noise::NoiseShape;
 use crate::problem::Sde;
-use crate::rng::PathRng;
-use crate::scheme::{unsupported, Scheme};
+use crate::scheme::{Scheme, SchemeInfo, Step, StepBuffers};
 
 /// Where the Milstein correction `L^{j1} b^{j2}` comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -86,61 +84,48 @@ impl Milstein {
     }
 }
 
-/// Buffers of one Milstein path.
+/// Buffers of one Milstein path: the coefficients at `X` (`bdw` holds `b ΔW` plus the
+/// correction for general noise) and two more.
 pub struct MilsteinWorkspace {
-    /// `a(t, X)`, `d`.
-    a: Vec<f64>,
-    /// `b(t, X)`, diffusion layout.
-    b: Vec<f64>,
+    c: StepBuffers,
     /// The derivative `Σ_k ∂_k b v_k`, or `b` at a supporting value; diffusion layout.
     lb: Vec<f64>,
     /// A supporting value or a column of `b`, `d`.
     y: Vec<f64>,
-    /// `b ΔW` plus the correction (general and additive noise), `d`.
-    acc: Vec<f64>,
-    scratch: Vec<f64>,
     use_derivative: bool,
 }
 
 impl Scheme for Milstein {
     type Workspace = MilsteinWorkspace;
 
-    fn name(&self) -> &'static str {
-        "milstein"
+    fn info(&self) -> SchemeInfo {
+        SchemeInfo {
+            name: "milstein",
+            strong_order: Some(1.0),
+            weak_order: 1.0,
+        }
     }
-    fn strong_order(&self) -> Option<f64> {
-        Some(1.0)
-    }
-    fn weak_order(&self) -> f64 {
-        1.0
-    }
-    fn check<S: Sde + ?Sized>(&self, sde: &S) -> Result<(), SdeError> {
-        match sde.noise() {
+    fn supports(&self, noise: NoiseShape) -> Result<(), &'static str> {
+        match noise {
             // One Brownian motion is always commutative.
             NoiseShape::General {
                 m,
                 commutative: false,
-            } if m > 1 => Err(unsupported(
-                self.name(),
-                sde.noise(),
+            } if m > 1 => Err(
                 "without the commutativity condition L^{j1} b^{j2} = L^{j2} b^{j1} the \
                  iterated integrals I_(j1,j2) (Lévy areas) would be needed, which this scheme \
                  does not simulate; declare the noise commutative if the condition holds, or use \
                  euler_maruyama (strong order 1/2) or weak2 (weak order 2)",
-            )),
+            ),
             _ => Ok(()),
         }
     }
     fn workspace<S: Sde + ?Sized>(&self, sde: &S) -> MilsteinWorkspace {
-        let d = sde.dim();
-        let len = sde.noise().diffusion_len(d);
+        let c = StepBuffers::new(sde);
         MilsteinWorkspace {
-            a: vec![0.0; d],
-            b: vec![0.0; len],
-            lb: vec![0.0; len],
-            y: vec![0.0; d],
-            acc: vec![0.0; d],
-            scratch: vec![0.0; sde.scratch_len()],
+            lb: vec![0.0; c.b.len()],
+            y: vec![0.0; c.a.len()],
+            c,
             use_derivative: self.uses_derivative(sde),
         }
     }
@@ -148,24 +133,16 @@ impl Scheme for Milstein {
     fn step<S: Sde + ?Sized>(
         &self,
         sde: &S,
-        t: f64,
-        h: f64,
         x: &mut [f64],
-        dw: &[f64],
-        _rng: &mut PathRng,
+        st: Step<'_>,
         ws: &mut MilsteinWorkspace,
     ) {
+        let Step { t, h, dw, .. } = st;
         match sde.noise() {
             NoiseShape::Scalar => step_separable::<S, false>(sde, t, h, x, dw, ws),
             NoiseShape::Diagonal => step_separable::<S, true>(sde, t, h, x, dw, ws),
             NoiseShape::General { m, .. } => step_general(sde, t, h, x, dw, m, ws),
-            NoiseShape::Additive { .. } => {
-                sde.drift(t, x, &mut ws.a, &mut ws.scratch);
-                sde.diffusion_mul(t, x, dw, &mut ws.acc, &mut ws.b, &mut ws.scratch);
-                for ((xi, ai), gi) in x.iter_mut().zip(&ws.a).zip(&ws.acc) {
-                    *xi += ai * h + gi;
-                }
-            }
+            NoiseShape::Additive { .. } => ws.c.euler_step(sde, x, t, h, dw),
         }
     }
 }
@@ -183,13 +160,10 @@ fn step_separable<S: Sde + ?Sized, const DIAG: bool>(
     ws: &mut MilsteinWorkspace,
 ) {
     let MilsteinWorkspace {
-        a,
-        b,
+        c: StepBuffers { a, b, scratch, .. },
         lb,
         y,
-        scratch,
         use_derivative,
-        ..
     } = ws;
     if x.len() == 1 {
         // One component (the W3 benchmark, GBM): the coefficients write into one-element stack
@@ -268,12 +242,15 @@ fn step_general<S: Sde + ?Sized>(
     ws: &mut MilsteinWorkspace,
 ) {
     let MilsteinWorkspace {
-        a,
-        b,
+        c:
+            StepBuffers {
+                a,
+                b,
+                bdw: acc,
+                scratch,
+            },
         lb,
         y,
-        acc,
-        scratch,
         use_derivative,
     } = ws;
     sde.drift(t, x, a, scratch);

@@ -7,7 +7,7 @@ mod milstein;
 mod weak2;
 
 pub use adaptive_em::{AdaptiveEm, AdaptiveEmWorkspace};
-pub use euler_maruyama::{EmWorkspace, EulerMaruyama};
+pub use euler_maruyama::EulerMaruyama;
 pub use milstein::{Milstein, MilsteinCorrection, MilsteinWorkspace};
 pub use weak2::{PlatenWeak2, Weak2Workspace};
 

@@ -1,10 +1,9 @@
 //! Platen's explicit weak order 2.0 scheme (see [`PlatenWeak2`]).
 
-use crate::error::SdeError;
 use crate::noise::NoiseShape;
 use crate::problem::Sde;
 use crate::rng::PathRng;
-use crate::scheme::Scheme;
+use crate::scheme::{Scheme, SchemeInfo, Step, StepBuffers};
 use rand::Rng;
 
 /// Platen's explicit weak order 2.0 scheme for Itô SDEs (Kloeden & Platen 1992, §15.1,
@@ -65,16 +64,13 @@ pub struct PlatenWeak2;
 
 /// Buffers of one weak-order-2 path.
 pub struct Weak2Workspace {
-    /// `a(t, X)`, `d`.
-    a: Vec<f64>,
+    /// `a(t, X)`; `b(t, X)`, the product buffer of [`Sde::diffusion_mul`] afterwards;
+    /// `b(t, X) ΔŴ` in `bdw`.
+    c: StepBuffers,
     /// `a(t + h, Ῡ)`, `d`.
     a2: Vec<f64>,
-    /// `b(t, X)`, diffusion layout; the product buffer of [`Sde::diffusion_mul`] afterwards.
-    b: Vec<f64>,
     /// A second diffusion buffer for the products at the supporting values.
     b_prod: Vec<f64>,
-    /// `b(t, X) ΔŴ`, `d`.
-    bw: Vec<f64>,
     /// `X + a h`, `d`.
     base: Vec<f64>,
     /// The current supporting value, `d`.
@@ -88,28 +84,22 @@ pub struct Weak2Workspace {
     vm: Vec<f64>,
     /// `V_{j1,j2}`, `m × m` row-major (empty unless the shape is general with `m > 1`).
     v: Vec<f64>,
-    scratch: Vec<f64>,
 }
 
 impl Scheme for PlatenWeak2 {
     type Workspace = Weak2Workspace;
 
-    fn name(&self) -> &'static str {
-        "weak2"
-    }
-    fn strong_order(&self) -> Option<f64> {
-        None
-    }
-    fn weak_order(&self) -> f64 {
-        2.0
-    }
-    fn check<S: Sde + ?Sized>(&self, _sde: &S) -> Result<(), SdeError> {
-        Ok(())
+    fn info(&self) -> SchemeInfo {
+        SchemeInfo {
+            name: "weak2",
+            strong_order: None,
+            weak_order: 2.0,
+        }
     }
     fn workspace<S: Sde + ?Sized>(&self, sde: &S) -> Weak2Workspace {
-        let d = sde.dim();
+        let c = StepBuffers::new(sde);
+        let (d, len) = (c.a.len(), c.b.len());
         let noise = sde.noise();
-        let len = noise.diffusion_len(d);
         let m = noise.noise_dim(d);
         let additive = is_additive(sde);
         let len_v = match noise {
@@ -118,11 +108,9 @@ impl Scheme for PlatenWeak2 {
         };
         let len_m = if additive { 0 } else { m };
         Weak2Workspace {
-            a: vec![0.0; d],
+            c,
             a2: vec![0.0; d],
-            b: vec![0.0; len],
             b_prod: vec![0.0; if additive { 0 } else { len }],
-            bw: vec![0.0; d],
             base: vec![0.0; d],
             y: vec![0.0; d],
             acc: vec![0.0; d],
@@ -130,20 +118,11 @@ impl Scheme for PlatenWeak2 {
             vp: vec![0.0; len_m],
             vm: vec![0.0; len_m],
             v: vec![0.0; len_v],
-            scratch: vec![0.0; sde.scratch_len()],
         }
     }
     #[inline]
-    fn step<S: Sde + ?Sized>(
-        &self,
-        sde: &S,
-        t: f64,
-        h: f64,
-        x: &mut [f64],
-        dw: &[f64],
-        rng: &mut PathRng,
-        ws: &mut Weak2Workspace,
-    ) {
+    fn step<S: Sde + ?Sized>(&self, sde: &S, x: &mut [f64], st: Step<'_>, ws: &mut Weak2Workspace) {
+        let Step { t, h, dw, rng } = st;
         let noise = sde.noise();
         let m = noise.noise_dim(x.len());
         let sup = Supports::of(noise, m, is_additive(sde));
@@ -156,34 +135,19 @@ impl Scheme for PlatenWeak2 {
             additive_step(sde, t, h, sup, x, dw, ws);
             return;
         }
-        sde.drift(t, x, &mut ws.a, &mut ws.scratch);
-        if sup.r == 0 {
-            // No supporting value shifts by a column of b, so b itself is not needed: the
-            // shape's product gives b(τ) ΔŴ directly.
-            sde.diffusion_mul(
-                t + sup.tau * h,
-                x,
-                dw,
-                &mut ws.bw,
-                &mut ws.b,
-                &mut ws.scratch,
-            );
-        } else {
-            sde.diffusion(t, x, &mut ws.b, &mut ws.scratch);
-            noise.apply(&ws.b, dw, &mut ws.bw);
-        }
+        drift_and_noise(sde, t, h, sup, x, dw, &mut ws.c);
         for ((((yi, ci), xi), ai), gi) in
             ws.y.iter_mut()
                 .zip(ws.base.iter_mut())
                 .zip(x.iter())
-                .zip(&ws.a)
-                .zip(&ws.bw)
+                .zip(&ws.c.a)
+                .zip(&ws.c.bdw)
         {
             *ci = xi + ai * h;
             *yi = *ci + gi;
         }
-        sde.drift(t1, &ws.y, &mut ws.a2, &mut ws.scratch);
-        for (gi, bi) in ws.acc.iter_mut().zip(&ws.bw) {
+        sde.drift(t1, &ws.y, &mut ws.a2, &mut ws.c.scratch);
+        for (gi, bi) in ws.acc.iter_mut().zip(&ws.c.bdw) {
             *gi = sup.c0 * bi;
         }
         let q = |w: f64| (w * w - h) * inv_sh;
@@ -207,13 +171,13 @@ impl Scheme for PlatenWeak2 {
                     sde,
                     t1,
                     &ws.base,
-                    ws.b.iter().skip(k).step_by(sup.stride).copied(),
+                    ws.c.b.iter().skip(k).step_by(sup.stride).copied(),
                     s,
                     v,
                     &mut ws.y,
                     &mut ws.prod,
                     &mut ws.b_prod,
-                    &mut ws.scratch,
+                    &mut ws.c.scratch,
                     &mut ws.acc,
                 );
             }
@@ -250,19 +214,19 @@ impl Scheme for PlatenWeak2 {
                         sde,
                         t,
                         x,
-                        ws.b.iter().skip(r).step_by(m).copied(),
+                        ws.c.b.iter().skip(r).step_by(m).copied(),
                         s,
                         v,
                         &mut ws.y,
                         &mut ws.prod,
                         &mut ws.b_prod,
-                        &mut ws.scratch,
+                        &mut ws.c.scratch,
                         &mut ws.acc,
                     );
                 }
             }
         }
-        finish(x, &ws.a, &ws.a2, &ws.acc, h);
+        finish(x, &ws.c.a, &ws.a2, &ws.acc, h);
     }
 }
 
@@ -381,22 +345,37 @@ fn additive_step<S: Sde + ?Sized>(
     dw: &[f64],
     ws: &mut Weak2Workspace,
 ) {
-    sde.drift(t, x, &mut ws.a, &mut ws.scratch);
-    sde.diffusion_mul(
-        t + sup.tau * h,
-        x,
-        dw,
-        &mut ws.bw,
-        &mut ws.b,
-        &mut ws.scratch,
-    );
-    for (((yi, xi), ai), gi) in ws.y.iter_mut().zip(x.iter()).zip(&ws.a).zip(&ws.bw) {
+    drift_and_noise(sde, t, h, sup, x, dw, &mut ws.c);
+    for (((yi, xi), ai), gi) in ws.y.iter_mut().zip(x.iter()).zip(&ws.c.a).zip(&ws.c.bdw) {
         *yi = (xi + ai * h) + gi;
     }
-    sde.drift(t + h, &ws.y, &mut ws.a2, &mut ws.scratch);
+    sde.drift(t + h, &ws.y, &mut ws.a2, &mut ws.c.scratch);
     let (hh, c0) = (0.5 * h, sup.c0);
-    for (((xi, ai), a2i), gi) in x.iter_mut().zip(&ws.a).zip(&ws.a2).zip(&ws.bw) {
+    for (((xi, ai), a2i), gi) in x.iter_mut().zip(&ws.c.a).zip(&ws.a2).zip(&ws.c.bdw) {
         *xi += (ai + a2i) * hh + c0 * gi;
+    }
+}
+
+/// `a(t, X)` into `c.a` and `b(t + τh) ΔŴ` into `c.bdw`, with `b(t, X)` in `c.b` when the
+/// supporting values shift by its columns.
+#[inline(always)]
+fn drift_and_noise<S: Sde + ?Sized>(
+    sde: &S,
+    t: f64,
+    h: f64,
+    sup: Supports,
+    x: &[f64],
+    dw: &[f64],
+    c: &mut StepBuffers,
+) {
+    sde.drift(t, x, &mut c.a, &mut c.scratch);
+    if sup.r == 0 {
+        // No supporting value shifts by a column of b, so b itself is not needed: the
+        // shape's product gives b(τ) ΔŴ directly.
+        sde.diffusion_mul(t + sup.tau * h, x, dw, &mut c.bdw, &mut c.b, &mut c.scratch);
+    } else {
+        sde.diffusion(t, x, &mut c.b, &mut c.scratch);
+        sde.noise().apply(&c.b, dw, &mut c.bdw);
     }
 }
 
