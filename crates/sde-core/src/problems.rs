@@ -127,6 +127,60 @@ fn check_all_finite(name: &'static str, v: &[f64]) -> Result<(), SdeError> {
     }
 }
 
+/// The coefficients of a problem whose diffusion is linear in the state (`b(t, x)`, column by
+/// column, is a matrix of `t` times `x`): the derivative of `b` in direction `v` is `b(t, v)`,
+/// so `linear_sde!` writes the [`Sde`] impl, with the exact Milstein correction, once.
+trait Linear: Sync {
+    fn dim_and_noise(&self) -> (usize, NoiseShape);
+    /// `out = a(t, x)`.
+    fn linear_drift(&self, t: f64, x: &[f64], out: &mut [f64]);
+    /// `out = b(t, x)`, linear in `x`.
+    fn linear_diffusion(&self, t: f64, x: &[f64], out: &mut [f64]);
+}
+
+macro_rules! linear_sde {
+    ($($ty:ty),+) => {$(
+        impl Sde for $ty {
+            fn dim(&self) -> usize {
+                self.dim_and_noise().0
+            }
+            fn noise(&self) -> NoiseShape {
+                self.dim_and_noise().1
+            }
+            #[inline]
+            fn drift(&self, t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+                self.linear_drift(t, x, out)
+            }
+            #[inline]
+            fn diffusion(&self, t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+                self.linear_diffusion(t, x, out)
+            }
+            #[inline]
+            fn diffusion_derivative(
+                &self,
+                t: f64,
+                _x: &[f64],
+                v: &[f64],
+                out: &mut [f64],
+                _s: &mut [f64],
+            ) -> bool {
+                self.linear_diffusion(t, v, out);
+                true
+            }
+            fn has_diffusion_derivative(&self) -> bool {
+                true
+            }
+        }
+    )+};
+}
+
+linear_sde!(
+    GeometricBrownianMotion,
+    DiagonalLinear,
+    LinearSde,
+    TimeDependentLinear
+);
+
 // ---------------------------------------------------------------------------------------------
 // Geometric Brownian motion
 // ---------------------------------------------------------------------------------------------
@@ -169,35 +223,17 @@ impl GeometricBrownianMotion {
     }
 }
 
-impl Sde for GeometricBrownianMotion {
-    fn dim(&self) -> usize {
-        1
-    }
-    fn noise(&self) -> NoiseShape {
-        NoiseShape::Scalar
+impl Linear for GeometricBrownianMotion {
+    fn dim_and_noise(&self) -> (usize, NoiseShape) {
+        (1, NoiseShape::Scalar)
     }
     #[inline]
-    fn drift(&self, _t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+    fn linear_drift(&self, _t: f64, x: &[f64], out: &mut [f64]) {
         out[0] = self.mu * x[0];
     }
     #[inline]
-    fn diffusion(&self, _t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+    fn linear_diffusion(&self, _t: f64, x: &[f64], out: &mut [f64]) {
         out[0] = self.sigma * x[0];
-    }
-    #[inline]
-    fn diffusion_derivative(
-        &self,
-        _t: f64,
-        _x: &[f64],
-        v: &[f64],
-        out: &mut [f64],
-        _s: &mut [f64],
-    ) -> bool {
-        out[0] = self.sigma * v[0];
-        true
-    }
-    fn has_diffusion_derivative(&self) -> bool {
-        true
     }
 }
 
@@ -262,41 +298,21 @@ impl DiagonalLinear {
     }
 }
 
-impl Sde for DiagonalLinear {
-    fn dim(&self) -> usize {
-        self.a.len()
-    }
-    fn noise(&self) -> NoiseShape {
-        NoiseShape::Diagonal
+impl Linear for DiagonalLinear {
+    fn dim_and_noise(&self) -> (usize, NoiseShape) {
+        (self.a.len(), NoiseShape::Diagonal)
     }
     #[inline]
-    fn drift(&self, _t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+    fn linear_drift(&self, _t: f64, x: &[f64], out: &mut [f64]) {
         for ((o, a), x) in out.iter_mut().zip(&self.a).zip(x) {
             *o = a * x;
         }
     }
     #[inline]
-    fn diffusion(&self, _t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+    fn linear_diffusion(&self, _t: f64, x: &[f64], out: &mut [f64]) {
         for ((o, b), x) in out.iter_mut().zip(&self.b).zip(x) {
             *o = b * x;
         }
-    }
-    #[inline]
-    fn diffusion_derivative(
-        &self,
-        _t: f64,
-        _x: &[f64],
-        v: &[f64],
-        out: &mut [f64],
-        _s: &mut [f64],
-    ) -> bool {
-        for ((o, b), v) in out.iter_mut().zip(&self.b).zip(v) {
-            *o = b * v;
-        }
-        true
-    }
-    fn has_diffusion_derivative(&self) -> bool {
-        true
     }
 }
 
@@ -666,18 +682,18 @@ impl LinearSde {
     }
 }
 
-impl Sde for LinearSde {
-    fn dim(&self) -> usize {
-        self.a.nrows()
-    }
-    fn noise(&self) -> NoiseShape {
-        NoiseShape::General {
-            m: self.b.len(),
-            commutative: self.noise_commutative,
-        }
+impl Linear for LinearSde {
+    fn dim_and_noise(&self) -> (usize, NoiseShape) {
+        (
+            self.a.nrows(),
+            NoiseShape::General {
+                m: self.b.len(),
+                commutative: self.noise_commutative,
+            },
+        )
     }
     #[inline]
-    fn drift(&self, _t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+    fn linear_drift(&self, _t: f64, x: &[f64], out: &mut [f64]) {
         let d = self.a.nrows();
         for (i, o) in out.iter_mut().enumerate() {
             *o = self.a_rows[i * d..(i + 1) * d]
@@ -688,24 +704,8 @@ impl Sde for LinearSde {
         }
     }
     #[inline]
-    fn diffusion(&self, _t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+    fn linear_diffusion(&self, _t: f64, x: &[f64], out: &mut [f64]) {
         self.apply_columns(x, out);
-    }
-    #[inline]
-    fn diffusion_derivative(
-        &self,
-        _t: f64,
-        _x: &[f64],
-        v: &[f64],
-        out: &mut [f64],
-        _s: &mut [f64],
-    ) -> bool {
-        // The diffusion is linear in x: its derivative in direction v is the diffusion at v.
-        self.apply_columns(v, out);
-        true
-    }
-    fn has_diffusion_derivative(&self) -> bool {
-        true
     }
 }
 
@@ -786,35 +786,17 @@ impl TimeDependentLinear {
     }
 }
 
-impl Sde for TimeDependentLinear {
-    fn dim(&self) -> usize {
-        1
-    }
-    fn noise(&self) -> NoiseShape {
-        NoiseShape::Scalar
+impl Linear for TimeDependentLinear {
+    fn dim_and_noise(&self) -> (usize, NoiseShape) {
+        (1, NoiseShape::Scalar)
     }
     #[inline]
-    fn drift(&self, t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+    fn linear_drift(&self, t: f64, x: &[f64], out: &mut [f64]) {
         out[0] = self.a(t) * x[0];
     }
     #[inline]
-    fn diffusion(&self, t: f64, x: &[f64], out: &mut [f64], _s: &mut [f64]) {
+    fn linear_diffusion(&self, t: f64, x: &[f64], out: &mut [f64]) {
         out[0] = self.b(t) * x[0];
-    }
-    #[inline]
-    fn diffusion_derivative(
-        &self,
-        t: f64,
-        _x: &[f64],
-        v: &[f64],
-        out: &mut [f64],
-        _s: &mut [f64],
-    ) -> bool {
-        out[0] = self.b(t) * v[0];
-        true
-    }
-    fn has_diffusion_derivative(&self) -> bool {
-        true
     }
 }
 
