@@ -15,6 +15,8 @@ use rand_distr::StandardNormal;
 pub trait Increments: Sync + Send + Clone {
     /// Name used in errors and results.
     const NAME: &'static str;
+    /// The distribution of one component (for `sdelab list`).
+    const SUMMARY: &'static str;
     /// Highest weak order a scheme can reach with these increments.
     const WEAK_ORDER: f64;
     /// Whether the increments are exact Brownian increments (required for strong convergence).
@@ -34,6 +36,7 @@ pub struct Gaussian;
 
 impl Increments for Gaussian {
     const NAME: &'static str = "gaussian";
+    const SUMMARY: &'static str = "N(0, h)";
     const WEAK_ORDER: f64 = f64::INFINITY;
     const EXACT: bool = true;
     #[inline]
@@ -62,6 +65,7 @@ pub struct TwoPoint;
 
 impl Increments for TwoPoint {
     const NAME: &'static str = "two_point";
+    const SUMMARY: &'static str = "+-sqrt(h) w.p. 1/2 each";
     const WEAK_ORDER: f64 = 1.0;
     const EXACT: bool = false;
     #[inline]
@@ -103,6 +107,7 @@ impl ThreePoint {
 
 impl Increments for ThreePoint {
     const NAME: &'static str = "three_point";
+    const SUMMARY: &'static str = "+-sqrt(3h) w.p. 1/6 each, 0 w.p. 2/3";
     const WEAK_ORDER: f64 = 2.0;
     const EXACT: bool = false;
     #[inline]
@@ -142,6 +147,7 @@ impl<I: Increments> Refined<I> {
 
 impl<I: Increments> Increments for Refined<I> {
     const NAME: &'static str = I::NAME;
+    const SUMMARY: &'static str = I::SUMMARY;
     const WEAK_ORDER: f64 = I::WEAK_ORDER;
     const EXACT: bool = I::EXACT;
     #[inline]
@@ -176,51 +182,16 @@ pub trait IncrementVisitor {
     fn visit<I: Increments>(self, increments: I) -> Self::Output;
 }
 
-/// One line per increment source writes [`IncrementKind`]: its variants (serialized by the
-/// config name), `ALL`, `name`, `summary`, `weak_order`, `exact` (read off the type's
-/// [`Increments`] constants) and the run-time dispatch `visit`.
-macro_rules! increment_registry {
-    ($($(#[$doc:meta])* $variant:ident = $name:literal => $make:expr, $summary:literal;)+) => {
-        /// The increment kinds, for choosing at run time (configuration files).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-        pub enum IncrementKind {
-            $($(#[$doc])* #[serde(rename = $name)] $variant,)+
-        }
-
-        impl IncrementKind {
-            pub const ALL: &'static [IncrementKind] = &[$(IncrementKind::$variant,)+];
-
-            /// The name used in configuration files and results (the serialized form).
-            pub fn name(&self) -> &'static str {
-                match self {
-                    $(IncrementKind::$variant => $name,)+
-                }
-            }
-
-            /// The distribution of one component, for `sdelab list`.
-            pub fn summary(&self) -> &'static str {
-                match self {
-                    $(IncrementKind::$variant => $summary,)+
-                }
-            }
-
-            /// Calls `v.visit` with the concrete increments.
-            pub fn visit<V: IncrementVisitor>(self, v: V) -> V::Output {
-                match self {
-                    $(IncrementKind::$variant => v.visit($make),)+
-                }
-            }
-        }
-    };
-}
-
-increment_registry! {
-    /// Exact Gaussian increments ([`Gaussian`]).
-    Gaussian = "gaussian" => Gaussian, "N(0, h)";
-    /// `±sqrt(h)` ([`TwoPoint`]).
-    TwoPoint = "two_point" => TwoPoint, "+-sqrt(h) w.p. 1/2 each";
-    /// `±sqrt(3h)` or 0 ([`ThreePoint`]).
-    ThreePoint = "three_point" => ThreePoint, "+-sqrt(3h) w.p. 1/6 each, 0 w.p. 2/3";
+kind_registry! {
+    /// The increment kinds, for choosing at run time (configuration files).
+    IncrementKind visited by IncrementVisitor {
+        /// Exact Gaussian increments ([`Gaussian`]).
+        Gaussian = "gaussian" => Gaussian;
+        /// `±sqrt(h)` ([`TwoPoint`]).
+        TwoPoint = "two_point" => TwoPoint;
+        /// `±sqrt(3h)` or 0 ([`ThreePoint`]).
+        ThreePoint = "three_point" => ThreePoint;
+    }
 }
 
 impl IncrementKind {
@@ -233,15 +204,20 @@ impl IncrementKind {
     pub fn exact(self) -> bool {
         self.visit(Constants).1
     }
+
+    /// [`Increments::SUMMARY`] of the kind's type, for `sdelab list`.
+    pub fn summary(&self) -> &'static str {
+        self.visit(Constants).2
+    }
 }
 
 /// Reads a kind's [`Increments`] constants.
 struct Constants;
 
 impl IncrementVisitor for Constants {
-    type Output = (f64, bool);
-    fn visit<I: Increments>(self, _: I) -> (f64, bool) {
-        (I::WEAK_ORDER, I::EXACT)
+    type Output = (f64, bool, &'static str);
+    fn visit<I: Increments>(self, _: I) -> Self::Output {
+        (I::WEAK_ORDER, I::EXACT, I::SUMMARY)
     }
 }
 

@@ -27,6 +27,9 @@
 //! ```
 
 pub mod distribute;
+#[macro_use]
+mod registry;
+
 pub mod ensemble;
 pub mod error;
 pub mod increments;
@@ -43,8 +46,8 @@ pub mod stats;
 pub mod testing;
 
 pub use ensemble::{
-    Divergence, Ensemble, EnsembleStats, FnObserver, Observer, PathSimulation, PathValues,
-    SdePaths, StateObserver,
+    Divergence, Ensemble, EnsembleStats, FnObserver, Observer, PathInput, PathSimulation,
+    PathValues, SdePaths, StateObserver,
 };
 pub use error::SdeError;
 pub use increments::{

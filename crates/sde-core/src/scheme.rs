@@ -31,6 +31,12 @@ pub struct Step<'a> {
     pub rng: &'a mut PathRng,
 }
 
+impl<'a> Step<'a> {
+    pub fn new(t: f64, h: f64, dw: &'a [f64], rng: &'a mut PathRng) -> Self {
+        Step { t, h, dw, rng }
+    }
+}
+
 /// One step of a fixed-step scheme for Itô SDEs.
 pub trait Scheme: Sync + Send + Clone {
     /// Per-path buffers, made once per path chunk and reused for every step.
@@ -127,34 +133,3 @@ pub trait SchemeVisitor {
     type Output;
     fn visit<Sch: Scheme>(self, scheme: Sch) -> Self::Output;
 }
-
-/// Writes [`SchemeKind`] (its variants, names, `ALL` and `visit`) from the one list of schemes in
-/// `schemes/mod.rs`: a new scheme is its file plus one line there.
-macro_rules! scheme_registry {
-    ($($(#[$doc:meta])* $variant:ident = $name:literal => $make:expr;)+) => {
-        /// The schemes, for choosing at run time (configuration files).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-        pub enum SchemeKind {
-            $($(#[$doc])* #[serde(rename = $name)] $variant,)+
-        }
-
-        impl SchemeKind {
-            pub const ALL: &'static [SchemeKind] = &[$(SchemeKind::$variant,)+];
-
-            /// The name used in configuration files and results (the serialized form).
-            pub fn name(&self) -> &'static str {
-                match self {
-                    $(SchemeKind::$variant => $name,)+
-                }
-            }
-
-            /// Calls `v.visit` with the concrete scheme (as configured by default).
-            pub fn visit<V: $crate::scheme::SchemeVisitor>(self, v: V) -> V::Output {
-                match self {
-                    $(SchemeKind::$variant => v.visit($make),)+
-                }
-            }
-        }
-    };
-}
-pub(crate) use scheme_registry;

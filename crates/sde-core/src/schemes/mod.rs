@@ -11,13 +11,16 @@ pub use euler_maruyama::EulerMaruyama;
 pub use milstein::{Milstein, MilsteinCorrection, MilsteinWorkspace};
 pub use weak2::{PlatenWeak2, Weak2Workspace};
 
-crate::scheme::scheme_registry! {
-    /// Euler–Maruyama: strong order 1/2, weak order 1.
-    EulerMaruyama = "euler_maruyama" => EulerMaruyama;
-    /// Milstein (derivative-free correction unless one is supplied): strong order 1.
-    Milstein = "milstein" => Milstein::default();
-    /// Platen's weak-order-2 scheme.
-    Weak2 = "weak2" => PlatenWeak2;
-    /// Euler–Maruyama on a state-adapted dyadic mesh, for superlinearly growing coefficients.
-    AdaptiveEm = "adaptive_em" => AdaptiveEm::default();
+kind_registry! {
+    /// The schemes, for choosing at run time (configuration files).
+    SchemeKind visited by crate::scheme::SchemeVisitor {
+        /// Euler–Maruyama: strong order 1/2, weak order 1.
+        EulerMaruyama = "euler_maruyama" => EulerMaruyama;
+        /// Milstein (derivative-free correction unless one is supplied): strong order 1.
+        Milstein = "milstein" => Milstein::default();
+        /// Platen's weak-order-2 scheme.
+        Weak2 = "weak2" => PlatenWeak2;
+        /// Euler–Maruyama on a state-adapted dyadic mesh, for superlinearly growing coefficients.
+        AdaptiveEm = "adaptive_em" => AdaptiveEm::default();
+    }
 }
