@@ -45,7 +45,7 @@ use models::sde::ModelSde;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 use sde_core::{
-    EnsembleStats, Increments, PathRng, PathSimulation, Scheme, Solver, SolverWorkspace,
+    EnsembleStats, Increments, PathInput, PathRng, PathSimulation, Scheme, Solver, SolverWorkspace,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -556,13 +556,8 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
         width(self.settings.observables.len(), self.three) * self.models.len()
     }
 
-    fn simulate(
-        &self,
-        path: u64,
-        rng: &mut PathRng,
-        ws: &mut Self::Workspace,
-        out: &mut [f64],
-    ) -> usize {
+    fn simulate(&self, path: PathInput<'_>, ws: &mut Self::Workspace, out: &mut [f64]) -> usize {
+        let PathInput { index: path, rng } = path;
         let st = self.settings;
         let eta = st.eta;
         let m = ws.zeta.len();

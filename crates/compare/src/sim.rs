@@ -10,7 +10,7 @@ use models::loss::Loss;
 use models::method::GradientMethod;
 use models::optimizer::{Optimizer, StepWorkspace};
 use models::sde::ModelSde;
-use sde_core::{Increments, PathRng, PathSimulation, Scheme, Solver, SolverWorkspace};
+use sde_core::{Increments, PathInput, PathSimulation, Scheme, Solver, SolverWorkspace};
 
 /// Horizon and recording settings shared by all simulations of one learning rate.
 #[derive(Clone, Debug)]
@@ -48,26 +48,59 @@ impl PathSettings {
     }
 }
 
+/// The buffers of one path: its state `x`, a gradient `g` for the observables, and the buffers
+/// `inner` of what advances it (the optimizer's or the solver's).
+pub struct PathWorkspace<W> {
+    x: Vec<f64>,
+    g: Vec<f64>,
+    inner: W,
+}
+
+impl PathSettings {
+    fn workspace<W>(&self, inner: W) -> PathWorkspace<W> {
+        PathWorkspace {
+            x: self.x0.clone(),
+            g: vec![0.0; self.x0.len()],
+            inner,
+        }
+    }
+
+    /// One path from `x0`: records save point 0, then for each iteration `k` lets
+    /// `advance(k, x, inner)` move the state to iteration `k + 1` and records it. Returns the
+    /// number of valid save points.
+    #[inline]
+    fn run<L: Loss, W>(
+        &self,
+        loss: &L,
+        ws: &mut PathWorkspace<W>,
+        out: &mut [f64],
+        mut advance: impl FnMut(usize, &mut [f64], &mut W),
+    ) -> usize {
+        let n = self.n_obs();
+        ws.x.copy_from_slice(&self.x0);
+        if !self.record(loss, &ws.x, &mut ws.g, out, 0, n, 0) {
+            return 0;
+        }
+        for k in 0..self.iterations {
+            advance(k, &mut ws.x, &mut ws.inner);
+            if !self.record(loss, &ws.x, &mut ws.g, out, k + 1, n, 0) {
+                return k + 1;
+            }
+        }
+        self.iterations + 1
+    }
+}
+
 /// The discrete optimizer alone.
 pub struct DiscretePaths<'a, L, M> {
     pub opt: &'a Optimizer<L, M>,
     pub settings: &'a PathSettings,
 }
 
-pub struct DiscreteWorkspace {
-    x: Vec<f64>,
-    g: Vec<f64>,
-    step: StepWorkspace,
-}
-
 impl<L: Loss, M: GradientMethod> PathSimulation for DiscretePaths<'_, L, M> {
-    type Workspace = DiscreteWorkspace;
-    fn workspace(&self) -> DiscreteWorkspace {
-        DiscreteWorkspace {
-            x: self.settings.x0.clone(),
-            g: vec![0.0; self.opt.dim()],
-            step: self.opt.workspace(),
-        }
+    type Workspace = PathWorkspace<StepWorkspace>;
+    fn workspace(&self) -> Self::Workspace {
+        self.settings.workspace(self.opt.workspace())
     }
     fn n_save(&self) -> usize {
         self.settings.iterations + 1
@@ -75,28 +108,11 @@ impl<L: Loss, M: GradientMethod> PathSimulation for DiscretePaths<'_, L, M> {
     fn n_observables(&self) -> usize {
         self.settings.n_obs()
     }
-    fn simulate(
-        &self,
-        _p: u64,
-        rng: &mut PathRng,
-        ws: &mut DiscreteWorkspace,
-        out: &mut [f64],
-    ) -> usize {
-        let st = self.settings;
-        let n = st.n_obs();
-        ws.x.copy_from_slice(&st.x0);
-        let loss = self.opt.loss();
-        if !st.record(loss, &ws.x, &mut ws.g, out, 0, n, 0) {
-            return 0;
-        }
-        for k in 0..st.iterations {
-            self.opt
-                .step(k as u64, st.eta, &mut ws.x, rng, &mut ws.step);
-            if !st.record(loss, &ws.x, &mut ws.g, out, k + 1, n, 0) {
-                return k + 1;
-            }
-        }
-        st.iterations + 1
+    fn simulate(&self, path: PathInput<'_>, ws: &mut Self::Workspace, out: &mut [f64]) -> usize {
+        let eta = self.settings.eta;
+        self.settings.run(self.opt.loss(), ws, out, |k, x, step| {
+            self.opt.step(k as u64, eta, x, path.rng, step);
+        })
     }
 }
 
@@ -107,22 +123,12 @@ pub struct ModelPaths<'a, L, M, Sch, I> {
     pub substeps: usize,
 }
 
-pub struct ModelWorkspace<W> {
-    x: Vec<f64>,
-    g: Vec<f64>,
-    solver: SolverWorkspace<W>,
-}
-
 impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
     for ModelPaths<'_, L, M, Sch, I>
 {
-    type Workspace = ModelWorkspace<Sch::Workspace>;
+    type Workspace = PathWorkspace<SolverWorkspace<Sch::Workspace>>;
     fn workspace(&self) -> Self::Workspace {
-        ModelWorkspace {
-            x: self.settings.x0.clone(),
-            g: vec![0.0; self.settings.x0.len()],
-            solver: self.solver.workspace(),
-        }
+        self.settings.workspace(self.solver.workspace())
     }
     fn n_save(&self) -> usize {
         self.settings.iterations + 1
@@ -130,30 +136,14 @@ impl<L: Loss, M: GradientMethod, Sch: Scheme, I: Increments> PathSimulation
     fn n_observables(&self) -> usize {
         self.settings.n_obs()
     }
-    fn simulate(
-        &self,
-        _p: u64,
-        rng: &mut PathRng,
-        ws: &mut Self::Workspace,
-        out: &mut [f64],
-    ) -> usize {
-        let st = self.settings;
-        let n = st.n_obs();
+    fn simulate(&self, path: PathInput<'_>, ws: &mut Self::Workspace, out: &mut [f64]) -> usize {
         let loss = self.solver.sde().optimizer().loss();
-        let h = st.eta / self.substeps as f64;
-        ws.x.copy_from_slice(&st.x0);
-        if !st.record(loss, &ws.x, &mut ws.g, out, 0, n, 0) {
-            return 0;
-        }
-        for k in 0..st.iterations {
+        let h = self.settings.eta / self.substeps as f64;
+        self.settings.run(loss, ws, out, |k, x, sw| {
             for j in 0..self.substeps {
                 let t = (k * self.substeps + j) as f64 * h;
-                self.solver.step(t, h, &mut ws.x, rng, &mut ws.solver);
+                self.solver.step(t, h, x, path.rng, sw);
             }
-            if !st.record(loss, &ws.x, &mut ws.g, out, k + 1, n, 0) {
-                return k + 1;
-            }
-        }
-        st.iterations + 1
+        })
     }
 }

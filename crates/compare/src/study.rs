@@ -561,14 +561,15 @@ impl<P: sde_core::PathSimulation> sde_core::PathSimulation for PathRange<'_, P> 
     }
     fn simulate(
         &self,
-        path: u64,
-        _rng: &mut sde_core::PathRng,
+        path: sde_core::PathInput<'_>,
         ws: &mut Self::Workspace,
         out: &mut [f64],
     ) -> usize {
+        let path = path.index;
         let p = self.from + path;
         let mut rng = sde_core::derive_stream(self.seed, p);
-        self.sim.simulate(p, &mut rng, ws, out)
+        self.sim
+            .simulate(sde_core::PathInput::new(p, &mut rng), ws, out)
     }
 }
 

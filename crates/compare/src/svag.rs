@@ -23,7 +23,7 @@ use models::loss::Loss;
 use models::method::GradientMethod;
 use models::optimizer::{norm, Optimizer};
 use models::sde::SdeModel;
-use sde_core::{Ensemble, EnsembleStats, PathRng, PathSimulation};
+use sde_core::{Ensemble, EnsembleStats, PathInput, PathSimulation};
 
 /// `(r₁, r₂)` of SVAG with parameter `l ≥ 1`.
 pub fn svag_weights(l: usize) -> (f64, f64) {
@@ -94,13 +94,8 @@ impl<L: Loss, M: GradientMethod> PathSimulation for SvagPaths<'_, L, M> {
     fn n_observables(&self) -> usize {
         self.settings.observables.len()
     }
-    fn simulate(
-        &self,
-        _p: u64,
-        rng: &mut PathRng,
-        ws: &mut SvagWorkspace,
-        out: &mut [f64],
-    ) -> usize {
+    fn simulate(&self, path: PathInput<'_>, ws: &mut SvagWorkspace, out: &mut [f64]) -> usize {
+        let rng = path.rng;
         let st = self.settings;
         let (method, schedule, loss) = (self.opt.method(), self.opt.schedule(), self.opt.loss());
         let (r1, r2) = svag_weights(self.l);

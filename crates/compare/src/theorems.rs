@@ -34,7 +34,7 @@ use models::special::sign_chord;
 use models::{CompressorKind, Identity};
 use sde_core::stats::Z95;
 use sde_core::{
-    derive_key, Ensemble, Gaussian, IncrementKind, PathRng, PathSimulation, SchemeKind, Solver,
+    derive_key, Ensemble, Gaussian, IncrementKind, PathInput, PathSimulation, SchemeKind, Solver,
     SolverWorkspace,
 };
 use serde::Serialize;
@@ -367,13 +367,8 @@ impl<L: Loss, M: GradientMethod> PathSimulation for SignPaths<'_, L, M> {
     fn n_observables(&self) -> usize {
         2
     }
-    fn simulate(
-        &self,
-        _p: u64,
-        rng: &mut PathRng,
-        ws: &mut SignWorkspace,
-        out: &mut [f64],
-    ) -> usize {
+    fn simulate(&self, path: PathInput<'_>, ws: &mut SignWorkspace, out: &mut [f64]) -> usize {
+        let rng = path.rng;
         let (s, eta) = (self.s, self.s.eta);
         ws.x.fill(s.x0);
         let loss = self.opt.loss();

@@ -106,17 +106,7 @@ fn main() {
         move || {
             k ^= 1;
             x.copy_from_slice(&starts[k]);
-            EulerMaruyama.step(
-                sde,
-                &mut x,
-                Step {
-                    t: 0.0,
-                    h: 0.01,
-                    dw: &dw,
-                    rng: &mut rng,
-                },
-                &mut ws,
-            );
+            EulerMaruyama.step(sde, &mut x, Step::new(0.0, 0.01, &dw, &mut rng), &mut ws);
             x[0]
         }
     };

@@ -55,17 +55,7 @@ fn stepper<'a, S: Sde, K: Scheme + 'a>(sde: &'a S, scheme: K) -> Box<dyn FnMut()
     let mut x = x0.clone();
     Box::new(move || {
         x.copy_from_slice(&x0);
-        scheme.step(
-            sde,
-            &mut x,
-            Step {
-                t: 0.0,
-                h: 0.01,
-                dw: &dw,
-                rng: &mut rng,
-            },
-            &mut ws,
-        );
+        scheme.step(sde, &mut x, Step::new(0.0, 0.01, &dw, &mut rng), &mut ws);
         x[0]
     })
 }

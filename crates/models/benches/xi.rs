@@ -84,17 +84,7 @@ fn run(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(name, nu), |b| {
                 b.iter(|| {
                     x.copy_from_slice(x0);
-                    scheme.step(
-                        sde,
-                        &mut x,
-                        Step {
-                            t: 0.0,
-                            h: 0.01,
-                            dw,
-                            rng: &mut rng,
-                        },
-                        &mut ws,
-                    );
+                    scheme.step(sde, &mut x, Step::new(0.0, 0.01, dw, &mut rng), &mut ws);
                     black_box(x[0])
                 })
             });

@@ -26,7 +26,9 @@ use models::noise::{GaussianNoise, StudentTNoise};
 use models::optimizer::{Optimizer, StepWorkspace};
 use models::schedule::Schedule;
 use models::sde::SdeModel;
-use sde_core::{derive_stream, Ensemble, Gaussian, Increments, PathRng, PathSimulation, Welford};
+use sde_core::{
+    derive_stream, Ensemble, Gaussian, Increments, PathInput, PathRng, PathSimulation, Welford,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -115,7 +117,8 @@ impl<L: Loss, M: GradientMethod> PathSimulation for Discrete<'_, L, M> {
     fn n_observables(&self) -> usize {
         2 * self.x0.len()
     }
-    fn simulate(&self, _p: u64, rng: &mut PathRng, ws: &mut DiscreteWs, out: &mut [f64]) -> usize {
+    fn simulate(&self, path: PathInput<'_>, ws: &mut DiscreteWs, out: &mut [f64]) -> usize {
+        let rng = path.rng;
         let d = self.x0.len();
         ws.x.copy_from_slice(&self.x0);
         for j in 0..d {

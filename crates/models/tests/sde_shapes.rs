@@ -99,25 +99,10 @@ fn check<M: GradientMethod>(name: &str, method: M, schedule: Schedule, independe
             PlatenWeak2.step(
                 &sde,
                 &mut xs,
-                Step {
-                    t,
-                    h,
-                    dw: &dw,
-                    rng: &mut r1.clone(),
-                },
+                Step::new(t, h, &dw, &mut r1.clone()),
                 &mut ws,
             );
-            PlatenWeak2.step(
-                &general,
-                &mut xg,
-                Step {
-                    t,
-                    h,
-                    dw: &dw,
-                    rng: &mut r1,
-                },
-                &mut wg,
-            );
+            PlatenWeak2.step(&general, &mut xg, Step::new(t, h, &dw, &mut r1), &mut wg);
             for j in 0..d {
                 // The general formula adds 4m products whose b(t, X) parts cancel: rounding of
                 // a few ulp of the noise terms (|b ΔŴ| ≲ 0.1 here).

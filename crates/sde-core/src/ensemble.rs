@@ -37,17 +37,11 @@ pub trait PathSimulation: Sync {
     fn workspace(&self) -> Self::Workspace;
     fn n_save(&self) -> usize;
     fn n_observables(&self) -> usize;
-    /// Simulates path number `path`, writing observable `o` at save point `s` to
+    /// Simulates path number `path.index` from its own stream `path.rng`, writing observable `o` at save point `s` to
     /// `out[s * n_observables + o]`. Returns how many save points (from the first) hold valid
     /// values: `n_save` unless the path diverged. Within the valid save points a NaN marks a
     /// value missing for that observable alone; it is left out of that observable's statistics.
-    fn simulate(
-        &self,
-        path: u64,
-        rng: &mut PathRng,
-        ws: &mut Self::Workspace,
-        out: &mut [f64],
-    ) -> usize;
+    fn simulate(&self, path: PathInput<'_>, ws: &mut Self::Workspace, out: &mut [f64]) -> usize;
 
     /// Integer totals the simulation adds up over the paths it simulates besides its
     /// observables (e.g. random numbers drawn), read by a distributed ensemble after this
@@ -59,6 +53,18 @@ pub trait PathSimulation: Sync {
     /// Sets the totals of [`PathSimulation::counters`]: a distributed ensemble writes back the
     /// totals over every process, so the simulation reports what one process would have counted.
     fn set_counters(&self, _totals: &[u64]) {}
+}
+
+/// The path one [`PathSimulation::simulate`] call simulates: its number and its own stream.
+pub struct PathInput<'a> {
+    pub index: u64,
+    pub rng: &'a mut PathRng,
+}
+
+impl<'a> PathInput<'a> {
+    pub fn new(index: u64, rng: &'a mut PathRng) -> Self {
+        PathInput { index, rng }
+    }
 }
 
 /// Per-save-point, per-observable statistics of an ensemble.
@@ -369,7 +375,9 @@ impl Ensemble {
         let mut out = vec![f64::NAN; n_save * n_obs];
         for p in self.chunk_range(c) {
             let mut rng = derive_stream(self.seed, p);
-            let valid = sim.simulate(p, &mut rng, &mut ws, &mut out).min(n_save);
+            let valid = sim
+                .simulate(PathInput::new(p, &mut rng), &mut ws, &mut out)
+                .min(n_save);
             acc.push_path(&out, valid, n_obs);
         }
         EnsembleStats::from_chunk(&acc, n_save, n_obs)
@@ -390,7 +398,9 @@ impl Ensemble {
         let mut valid = Vec::with_capacity(len);
         for (p, out) in range.zip(vals.chunks_exact_mut(n_save * n_obs)) {
             let mut rng = derive_stream(self.seed, p);
-            let v = sim.simulate(p, &mut rng, &mut ws, out).min(n_save);
+            let v = sim
+                .simulate(PathInput::new(p, &mut rng), &mut ws, out)
+                .min(n_save);
             acc.push_path(out, v, n_obs);
             valid.push(v as u32);
         }
@@ -743,13 +753,8 @@ impl<S: Sde, Sch: Scheme, I: Increments, O: Observer> PathSimulation for SdePath
         self.observer.n()
     }
     #[inline]
-    fn simulate(
-        &self,
-        _path: u64,
-        rng: &mut PathRng,
-        ws: &mut Self::Workspace,
-        out: &mut [f64],
-    ) -> usize {
+    fn simulate(&self, path: PathInput<'_>, ws: &mut Self::Workspace, out: &mut [f64]) -> usize {
+        let rng = path.rng;
         ws.x.copy_from_slice(&self.x0);
         let n_obs = self.observer.n();
         let limit = self.divergence.state_above;

@@ -176,12 +176,7 @@ impl<S: Sde, Sch: Scheme, I: Increments> Solver<S, Sch, I> {
         ws: &mut SolverWorkspace<Sch::Workspace>,
     ) {
         self.increments.draw(rng, h, &mut ws.dw);
-        let step = Step {
-            t,
-            h,
-            dw: &ws.dw,
-            rng,
-        };
+        let step = Step::new(t, h, &ws.dw, rng);
         self.scheme.step(&self.sde, x, step, &mut ws.scheme);
     }
 
@@ -197,7 +192,7 @@ impl<S: Sde, Sch: Scheme, I: Increments> Solver<S, Sch, I> {
         rng: &mut PathRng,
         ws: &mut SolverWorkspace<Sch::Workspace>,
     ) {
-        let step = Step { t, h, dw, rng };
+        let step = Step::new(t, h, dw, rng);
         self.scheme.step(&self.sde, x, step, &mut ws.scheme);
     }
 

@@ -25,7 +25,7 @@
 //!
 //! Everything here panics on failure: it is meant for tests.
 
-use crate::ensemble::{Ensemble, PathSimulation};
+use crate::ensemble::{Ensemble, EnsembleStats, PathInput, PathSimulation};
 use crate::increments::{Gaussian, Increments};
 use crate::problem::Sde;
 pub use crate::problems::*;
@@ -201,13 +201,8 @@ impl<P: Sde + ExactSolution, Sch: Scheme> PathSimulation for StrongErrors<'_, P,
     fn n_observables(&self) -> usize {
         self.steps.len()
     }
-    fn simulate(
-        &self,
-        _p: u64,
-        rng: &mut PathRng,
-        ws: &mut Self::Workspace,
-        out: &mut [f64],
-    ) -> usize {
+    fn simulate(&self, path: PathInput<'_>, ws: &mut Self::Workspace, out: &mut [f64]) -> usize {
+        let rng = path.rng;
         let key = rng.next_u64();
         for (l, &n) in self.steps.iter().enumerate() {
             let mut r = derive_stream(key, l as u64);
@@ -364,17 +359,7 @@ pub fn chain_moments<P: Sde, Sch: Scheme>(
             for (r1, r2) in &streams {
                 let mut step = |from: &[f64], rng: &PathRng| {
                     let mut x = from.to_vec();
-                    scheme.step(
-                        sde,
-                        &mut x,
-                        Step {
-                            t,
-                            h,
-                            dw: &dw,
-                            rng: &mut rng.clone(),
-                        },
-                        &mut ws,
-                    );
+                    scheme.step(sde, &mut x, Step::new(t, h, &dw, &mut rng.clone()), &mut ws);
                     x
                 };
                 let offset = step(&zero, r1);
@@ -488,5 +473,20 @@ pub fn check_chain_order<P: Sde + Moments, Sch: Scheme>(
         );
         assert_order(&format!("{label}, {what}"), &fit, order, 0.05);
         assert_local_order(&format!("{label}, {what}"), e, order, 0.02);
+    }
+}
+
+/// Every field of two ensemble results, compared bit for bit (same seed, any thread count or
+/// distribution of the chunks).
+pub fn assert_same_bits(a: &EnsembleStats, b: &EnsembleStats) {
+    assert_eq!(a.paths, b.paths);
+    assert_eq!(a.n_save, b.n_save);
+    assert_eq!(a.n_observables, b.n_observables);
+    assert_eq!(a.diverged, b.diverged);
+    assert_eq!(a.stats.len(), b.stats.len());
+    for (i, (x, y)) in a.stats.iter().zip(&b.stats).enumerate() {
+        assert_eq!(x.count, y.count, "accumulator {i}");
+        assert_eq!(x.mean.to_bits(), y.mean.to_bits(), "accumulator {i}: mean");
+        assert_eq!(x.m2.to_bits(), y.m2.to_bits(), "accumulator {i}: m2");
     }
 }

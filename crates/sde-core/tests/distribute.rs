@@ -8,22 +8,15 @@ use std::sync::{Arc, Barrier, Mutex};
 use sde_core::distribute::{
     Collective, CollectiveDistributor, DistributeError, Distributor, Recorder, Replayer,
 };
+use sde_core::testing::assert_same_bits;
 use sde_core::*;
 
 /// Every field of two results, bit for bit (NaN included).
-fn assert_same_bits(
+fn assert_same_results(
     a: &(EnsembleStats, Option<PathValues>),
     b: &(EnsembleStats, Option<PathValues>),
 ) {
-    let (x, y) = (&a.0, &b.0);
-    assert_eq!(x.paths, y.paths);
-    assert_eq!(x.diverged, y.diverged);
-    assert_eq!(x.stats.len(), y.stats.len());
-    for (i, (p, q)) in x.stats.iter().zip(&y.stats).enumerate() {
-        assert_eq!(p.count, q.count, "accumulator {i}");
-        assert_eq!(p.mean.to_bits(), q.mean.to_bits(), "accumulator {i}: mean");
-        assert_eq!(p.m2.to_bits(), q.m2.to_bits(), "accumulator {i}: m2");
-    }
+    assert_same_bits(&a.0, &b.0);
     match (&a.1, &b.1) {
         (Some(u), Some(v)) => {
             assert_eq!(u.valid, v.valid);
@@ -51,7 +44,8 @@ impl PathSimulation for Walk {
     fn n_observables(&self) -> usize {
         2
     }
-    fn simulate(&self, _path: u64, rng: &mut PathRng, _ws: &mut (), out: &mut [f64]) -> usize {
+    fn simulate(&self, path: PathInput<'_>, _ws: &mut (), out: &mut [f64]) -> usize {
+        let rng = path.rng;
         use rand::RngExt;
         let mut x = 0.0f64;
         let mut drawn = 0;
@@ -171,7 +165,7 @@ fn every_rank_folds_the_bits_of_one_process() {
             let (one, drawn) = local(e, collect);
             for size in 1..=3 {
                 for (rank, (r, d)) in ranks(e, collect, size).iter().enumerate() {
-                    assert_same_bits(&one, r);
+                    assert_same_results(&one, r);
                     assert_eq!(*d, drawn, "{paths} paths, rank {rank} of {size}");
                 }
             }
@@ -206,11 +200,11 @@ fn replayed_shards_fold_the_bits_of_one_process() {
                 assert_eq!(replay.remaining(), 2);
                 let (r, d) = through(e, collect, &replay);
                 let (one, drawn) = local(e, collect);
-                assert_same_bits(&one, &r);
+                assert_same_results(&one, &r);
                 assert_eq!(d, drawn, "{paths} paths, {shards} shards");
                 let (r2, d2) = through(e2, collect, &replay);
                 let (one2, drawn2) = local(e2, collect);
-                assert_same_bits(&one2, &r2);
+                assert_same_results(&one2, &r2);
                 assert_eq!(d2, drawn2);
                 assert_eq!(replay.remaining(), 0);
             }

@@ -3,6 +3,7 @@
 
 use sde_core::ensemble::CHUNK;
 use sde_core::problems::{matrix, LinearSde, Matrix, MatrixExt, OrnsteinUhlenbeck};
+use sde_core::testing::assert_same_bits;
 use sde_core::*;
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -11,20 +12,6 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .num_threads(threads)
         .build()
         .unwrap()
-}
-
-/// Every field of two ensemble results, compared bit for bit.
-fn assert_same_bits(a: &EnsembleStats, b: &EnsembleStats) {
-    assert_eq!(a.paths, b.paths);
-    assert_eq!(a.n_save, b.n_save);
-    assert_eq!(a.n_observables, b.n_observables);
-    assert_eq!(a.diverged, b.diverged);
-    assert_eq!(a.stats.len(), b.stats.len());
-    for (i, (x, y)) in a.stats.iter().zip(&b.stats).enumerate() {
-        assert_eq!(x.count, y.count, "accumulator {i}");
-        assert_eq!(x.mean.to_bits(), y.mean.to_bits(), "accumulator {i}: mean");
-        assert_eq!(x.m2.to_bits(), y.m2.to_bits(), "accumulator {i}: m2");
-    }
 }
 
 /// `dX = X² dt + dW`, `X_0 = 1`: the drift alone blows up at `t = 1`, so over `T = 1.5` a good

@@ -36,12 +36,7 @@ fn run<S: Sde>(sde: &S, x0: &[f64], steps: usize) -> Vec<f64> {
         EulerMaruyama.step(
             sde,
             &mut x,
-            Step {
-                t: i as f64 * h,
-                h,
-                dw: &dw,
-                rng: &mut rng,
-            },
+            Step::new(i as f64 * h, h, &dw, &mut rng),
             &mut ws,
         );
     }

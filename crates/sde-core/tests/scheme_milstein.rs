@@ -18,18 +18,20 @@ fn one_step<S: Sde, Sch: Scheme>(
     let mut ws = scheme.workspace(sde);
     let mut x = x0.to_vec();
     let mut rng = derive_stream(0, 0);
-    scheme.step(
-        sde,
-        &mut x,
-        Step {
-            t,
-            h,
-            dw,
-            rng: &mut rng,
-        },
-        &mut ws,
-    );
+    scheme.step(sde, &mut x, Step::new(t, h, dw, &mut rng), &mut ws);
     x
+}
+
+/// One step of `scheme` from `x0` at `(t, h)` lands on `want` to a relative 1e-14.
+fn assert_step<S: Sde, Sch: Scheme>(
+    sde: &S,
+    scheme: Sch,
+    (t, h): (f64, f64),
+    x0: &[f64],
+    dw: &[f64],
+    want: &[f64],
+) {
+    assert_close(&one_step(sde, scheme, t, h, x0, dw), want, 1e-14);
 }
 
 fn assert_close(got: &[f64], want: &[f64], tol: f64) {
@@ -104,11 +106,7 @@ fn scalar_step_matches_hand_computation() {
     let want: Vec<f64> = (0..2)
         .map(|i| x[i] + a[i] * h + b[i] * w + 0.5 * lb[i] * (w * w - h))
         .collect();
-    assert_close(
-        &one_step(&sde, Milstein::default(), t, h, &x, &[w]),
-        &want,
-        1e-14,
-    );
+    assert_step(&sde, Milstein::default(), (t, h), &x, &[w], &want);
 
     // Runge–Kutta form by hand.
     let sh = h.sqrt();
@@ -117,11 +115,7 @@ fn scalar_step_matches_hand_computation() {
     let want: Vec<f64> = (0..2)
         .map(|i| x[i] + a[i] * h + b[i] * w + 0.5 * (by[i] - b[i]) / sh * (w * w - h))
         .collect();
-    assert_close(
-        &one_step(&sde, Milstein::derivative_free(), t, h, &x, &[w]),
-        &want,
-        1e-14,
-    );
+    assert_step(&sde, Milstein::derivative_free(), (t, h), &x, &[w], &want);
 
     assert_forms_agree_to_h32(&sde, &x, &[1.3]);
 }
@@ -195,11 +189,7 @@ fn diagonal_step_matches_hand_computation() {
     let want: Vec<f64> = (0..2)
         .map(|i| x[i] + a[i] * h + b[i] * w[i] + 0.5 * lb[i] * (w[i] * w[i] - h))
         .collect();
-    assert_close(
-        &one_step(&sde, Milstein::default(), t, h, &x, &w),
-        &want,
-        1e-14,
-    );
+    assert_step(&sde, Milstein::default(), (t, h), &x, &w, &want);
 
     let sh = h.sqrt();
     let y = [x[0] + a[0] * h + b[0] * sh, x[1] + a[1] * h + b[1] * sh];
@@ -207,11 +197,7 @@ fn diagonal_step_matches_hand_computation() {
     let want: Vec<f64> = (0..2)
         .map(|i| x[i] + a[i] * h + b[i] * w[i] + 0.5 * (by[i] - b[i]) / sh * (w[i] * w[i] - h))
         .collect();
-    assert_close(
-        &one_step(&sde, Milstein::derivative_free(), t, h, &x, &w),
-        &want,
-        1e-14,
-    );
+    assert_step(&sde, Milstein::derivative_free(), (t, h), &x, &w, &want);
 
     assert_forms_agree_to_h32(&sde, &x, &[0.8, -1.4]);
 }
@@ -260,12 +246,17 @@ fn general_commutative_step_matches_hand_computation() {
     let a = [0.2 * x[0], -x[1]];
     // f'·f
     let dff = [x[1].cos() * f[1], -x[0].sin() * f[0]];
+    // x + a h + Σ_j b^j ΔW_j, which both forms add their corrections to.
+    let euler = |i: usize| {
+        let mut v = x[i] + a[i] * h;
+        for j in 0..3 {
+            v += c[j] * f[i] * w[j];
+        }
+        v
+    };
     let want: Vec<f64> = (0..2)
         .map(|i| {
-            let mut v = x[i] + a[i] * h;
-            for j in 0..3 {
-                v += c[j] * f[i] * w[j];
-            }
+            let mut v = euler(i);
             for j1 in 0..3 {
                 for j2 in 0..3 {
                     let delta = if j1 == j2 { h } else { 0.0 };
@@ -275,20 +266,13 @@ fn general_commutative_step_matches_hand_computation() {
             v
         })
         .collect();
-    assert_close(
-        &one_step(&sde, Milstein::default(), t, h, &x, &w),
-        &want,
-        1e-14,
-    );
+    assert_step(&sde, Milstein::default(), (t, h), &x, &w, &want);
 
     // Runge–Kutta form by hand: Υ^{j1} = x + a h + c_{j1} f sqrt(h).
     let sh = h.sqrt();
     let want: Vec<f64> = (0..2)
         .map(|i| {
-            let mut v = x[i] + a[i] * h;
-            for j in 0..3 {
-                v += c[j] * f[i] * w[j];
-            }
+            let mut v = euler(i);
             for j1 in 0..3 {
                 let y = [
                     x[0] + a[0] * h + c[j1] * f[0] * sh,
@@ -304,11 +288,7 @@ fn general_commutative_step_matches_hand_computation() {
             v
         })
         .collect();
-    assert_close(
-        &one_step(&sde, Milstein::derivative_free(), t, h, &x, &w),
-        &want,
-        1e-14,
-    );
+    assert_step(&sde, Milstein::derivative_free(), (t, h), &x, &w, &want);
 
     assert_forms_agree_to_h32(&sde, &x, &[0.9, -1.1, 0.4]);
 }

@@ -79,7 +79,7 @@ fn one_step<S: Sde>(
 ) -> Vec<f64> {
     let mut ws = PlatenWeak2.workspace(sde);
     let mut x = x0.to_vec();
-    PlatenWeak2.step(sde, &mut x, Step { t, h, dw, rng }, &mut ws);
+    PlatenWeak2.step(sde, &mut x, Step::new(t, h, dw, rng), &mut ws);
     x
 }
 
@@ -423,17 +423,7 @@ fn tree_expectation<S: Sde>(
         let mut e = 0.0;
         for (w, p) in three_point(h) {
             let mut y = [x];
-            PlatenWeak2.step(
-                sde,
-                &mut y,
-                Step {
-                    t: n as f64 * h,
-                    h,
-                    dw: &[w],
-                    rng,
-                },
-                ws,
-            );
+            PlatenWeak2.step(sde, &mut y, Step::new(n as f64 * h, h, &[w], rng), ws);
             e += p * rec(sde, ws, rng, y[0], n + 1, steps, h, f);
         }
         e

@@ -210,12 +210,7 @@ mod tests {
                 scheme.step(
                     &sde,
                     &mut x,
-                    Step {
-                        t: i as f64 * h,
-                        h,
-                        dw: &dw,
-                        rng: &mut rng,
-                    },
+                    Step::new(i as f64 * h, h, &dw, &mut rng),
                     &mut ws,
                 );
             }
@@ -295,12 +290,7 @@ mod tests {
                 scheme.step(
                     sde,
                     &mut x,
-                    Step {
-                        t: i as f64 * h,
-                        h,
-                        dw: &[0.0],
-                        rng: &mut rng,
-                    },
+                    Step::new(i as f64 * h, h, &[0.0], &mut rng),
                     &mut ws,
                 );
             }
@@ -350,12 +340,7 @@ mod tests {
             scheme.step(
                 &sde,
                 &mut x,
-                Step {
-                    t: i as f64 * 0.1,
-                    h: 0.1,
-                    dw: &dw,
-                    rng: &mut rng,
-                },
+                Step::new(i as f64 * 0.1, 0.1, &dw, &mut rng),
                 &mut ws,
             );
         }
@@ -391,17 +376,7 @@ mod tests {
             let mut rng = derive_stream(77, p);
             let mut x = [0.0];
             Gaussian.draw(&mut rng, 1.0, &mut dw);
-            scheme.step(
-                &sde,
-                &mut x,
-                Step {
-                    t: 0.0,
-                    h: 1.0,
-                    dw: &dw,
-                    rng: &mut rng,
-                },
-                &mut ws,
-            );
+            scheme.step(&sde, &mut x, Step::new(0.0, 1.0, &dw, &mut rng), &mut ws);
             var.push(x[0] * x[0] / 900.0);
         }
         // E = 1/2; the SE of a mean of χ²₁/2 variables is sqrt(2/paths)/2.
