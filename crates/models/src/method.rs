@@ -598,6 +598,83 @@ pub struct Dcsgd {
     /// aggregate coupling (see [`Dcsgd::sample_coupled`]).
     /// Shared: the table is built once and read by every clone.
     rand_k: Option<std::sync::Arc<RandKAverage>>,
+    /// Gradient-free noise with identity or Bernoulli compressors: the per-agent parts of the
+    /// covariance that do not change with `g` (see [`FixedNoiseCovariance`]).
+    fixed: Option<FixedNoiseCovariance>,
+}
+
+/// What [`Dcsgd::covariance_parts`] needs besides `g` when every agent's noise has `σ1 = 0` and
+/// its compressor is the identity or Bernoulli: the noise variances and `ω` of each distinct
+/// agent, computed once per model. The covariance was recomputed from the agents' noise at every
+/// diffusion evaluation (three per weak-2 step): half of a DCSGD study.
+#[derive(Clone, Debug)]
+struct FixedNoiseCovariance {
+    /// Per distinct agent: its multiplicity and `ω` (`None` for the identity compressor).
+    agents: Vec<(f64, Option<f64>)>,
+    /// The distinct agents' noise variances, agent-major (`d` each).
+    var: Vec<f64>,
+}
+
+impl FixedNoiseCovariance {
+    fn of(pool: &AgentPool) -> Option<Self> {
+        let fixed = pool.agents.iter().all(|a| {
+            let sigma1 = match &a.noise {
+                NoiseModel::Gaussian(n) => n.sigma1(),
+                NoiseModel::StudentT(n) => n.sigma1(),
+            };
+            sigma1 == 0.0
+                && matches!(
+                    a.compressor,
+                    CompressorKind::Identity(_) | CompressorKind::Bernoulli(_)
+                )
+        });
+        if !fixed {
+            return None;
+        }
+        let d = pool.d;
+        // With σ1 = 0 the variance is the same at every finite gradient (g = 0 is one).
+        let zero = vec![0.0; d];
+        let mut part = vec![0.0; d];
+        let (mut agents, mut var) = (Vec::new(), Vec::new());
+        pool.for_distinct(|a, weight| {
+            a.noise.variance(&zero, &mut part);
+            var.extend_from_slice(&part);
+            let omega = match a.compressor {
+                CompressorKind::Bernoulli(b) => Some(b.omega(d)),
+                _ => None,
+            };
+            agents.push((weight, omega));
+        });
+        Some(FixedNoiseCovariance { agents, var })
+    }
+
+    /// The operations of the agents' `variance` and `covariance_parts` summed as in
+    /// [`AgentPool::sum_over_agents`], so the same bits, with the constant variances read from
+    /// the table. `None` at a non-finite gradient: there `σ1² ‖g‖²` is not 0 (0 · ∞) and the
+    /// agents' own calls decide.
+    #[inline]
+    fn sum(&self, g: &[f64], sum: &mut [f64]) -> Option<()> {
+        let norm2: f64 = g.iter().map(|gj| gj * gj).sum();
+        if !norm2.is_finite() {
+            return None;
+        }
+        sum.fill(0.0);
+        for (&(weight, omega), var) in self.agents.iter().zip(self.var.chunks_exact(g.len())) {
+            match omega {
+                Some(w) => {
+                    for ((o, s), gj) in sum.iter_mut().zip(var).zip(g) {
+                        *o += weight * (s + w * (gj * gj + s));
+                    }
+                }
+                None => {
+                    for (o, s) in sum.iter_mut().zip(var) {
+                        *o += weight * s;
+                    }
+                }
+            }
+        }
+        Some(())
+    }
 }
 
 impl Dcsgd {
@@ -619,10 +696,12 @@ impl Dcsgd {
             }
             _ => None,
         };
+        let fixed = FixedNoiseCovariance::of(&pool);
         Ok(Dcsgd {
             pool,
             average,
             rand_k,
+            fixed,
         })
     }
 
@@ -647,15 +726,22 @@ impl Dcsgd {
     /// `scratch` holds `2d` values.
     fn covariance_parts(&self, g: &[f64], diag: &mut [f64], scratch: &mut [f64]) -> f64 {
         let d = self.pool.d;
-        let (var, part) = scratch.split_at_mut(d);
         let n = self.pool.agents.len() as f64;
+        let n2 = n * n;
+        if let Some(()) = self.fixed.as_ref().and_then(|f| f.sum(g, diag)) {
+            for o in diag.iter_mut() {
+                *o /= n2;
+            }
+            // Every part is diagonal: the general path's `coef` is +0 / n².
+            return 0.0;
+        }
+        let (var, part) = scratch.split_at_mut(d);
         let mut coef = 0.0;
         self.pool
             .sum_over_agents(diag, &mut part[..d], |a, weight, part| {
                 a.noise.variance(g, var);
                 coef += weight * a.compressor.covariance_parts(g, var, part);
             });
-        let n2 = n * n;
         for o in diag.iter_mut() {
             *o /= n2;
         }
@@ -942,6 +1028,97 @@ impl GradientMethod for Dcsgd {
             });
         self.pool.divide_by_n(u);
         true
+    }
+}
+
+#[cfg(test)]
+mod dcsgd_tests {
+    use super::*;
+    use crate::compress::{BernoulliSparsifier, Identity, RandK};
+    use crate::noise::{GaussianNoise, StudentTNoise};
+
+    fn agents(
+        d: usize,
+        n: usize,
+        same: bool,
+        student: bool,
+        compressor: impl Fn(usize) -> CompressorKind,
+    ) -> Vec<Agent> {
+        (0..n)
+            .map(|i| {
+                let s = if same { 0.7 } else { 0.5 + 0.25 * i as f64 };
+                let noise = if student {
+                    StudentTNoise::isotropic(d, 3.0 + i as f64, s, 0.0)
+                        .unwrap()
+                        .into()
+                } else {
+                    GaussianNoise::isotropic(d, s, 0.0).unwrap().into()
+                };
+                Agent {
+                    noise,
+                    compressor: compressor(i),
+                }
+            })
+            .collect()
+    }
+
+    /// The table of constant variances against the agents' own calls, bit for bit, at finite
+    /// gradients and at gradients where `0 · ‖g‖²` is not 0 (overflow, ∞, NaN).
+    #[test]
+    fn fixed_noise_covariance_has_the_bits_of_the_agents_calls() {
+        let d = 4;
+        let bern = |p: f64| CompressorKind::Bernoulli(BernoulliSparsifier::new(p).unwrap());
+        let mixed = |i: usize| {
+            if i % 2 == 0 {
+                Identity.into()
+            } else {
+                bern(0.3 + 0.1 * i as f64)
+            }
+        };
+        let grads = [
+            vec![0.0; d],
+            vec![0.4, -1.3, 2.7e-3, 9.0],
+            vec![1e200, 1.0, -2.0, 3.0],
+            vec![f64::INFINITY, 1.0, 0.5, 0.0],
+            vec![0.1, f64::NAN, 0.5, 0.0],
+        ];
+        let xi = [0.3, -1.1, 0.8, 2.0];
+        let mut cases = Vec::new();
+        for student in [false, true] {
+            for same in [false, true] {
+                cases.push(agents(d, 4, same, student, |_| bern(0.5)));
+                cases.push(agents(d, 3, same, student, |_| Identity.into()));
+                cases.push(agents(d, 5, same, student, mixed));
+            }
+        }
+        for agents in cases {
+            let fast = Dcsgd::new(agents).unwrap();
+            assert!(fast.fixed.is_some());
+            let general = Dcsgd {
+                fixed: None,
+                ..fast.clone()
+            };
+            let mut scratch = vec![0.0; fast.scratch_len()];
+            for g in &grads {
+                let mut want = [vec![0.0; d], vec![0.0; d]];
+                let mut got = [vec![0.0; d], vec![0.0; d]];
+                for (m, out) in [(&general, &mut want), (&fast, &mut got)] {
+                    m.cov_sqrt_diag(g, &mut out[0], &mut scratch);
+                    m.cov_sqrt_mul(g, &xi, &mut out[1], &mut scratch);
+                }
+                for (w, o) in want.iter().flatten().zip(got.iter().flatten()) {
+                    assert_eq!(w.to_bits(), o.to_bits(), "g = {g:?}: {want:?} vs {got:?}");
+                }
+            }
+        }
+        // Gradient-dependent noise and rand-k keep the general path.
+        let affine = vec![Agent {
+            noise: GaussianNoise::isotropic(d, 0.5, 0.2).unwrap().into(),
+            compressor: bern(0.5),
+        }];
+        assert!(Dcsgd::new(affine).unwrap().fixed.is_none());
+        let rand_k = agents(d, 2, false, false, |_| RandK::new(2, d).unwrap().into());
+        assert!(Dcsgd::new(rand_k).unwrap().fixed.is_none());
     }
 }
 
