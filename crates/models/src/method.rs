@@ -124,6 +124,12 @@ pub trait GradientMethod: Send + Sync {
     ) -> bool {
         false
     }
+    /// Whether `μ(g) = g` for every `g` (an unbiased method with exact gradients on average,
+    /// `∂μ/∂g = I`): the SDE models then read the gradient as the mean and `∇²f v` as its
+    /// Jacobian product instead of copying them.
+    fn mean_is_gradient(&self) -> bool {
+        false
+    }
     /// Whether the covariance is independent of `g` (additive noise in the SDE).
     fn covariance_is_constant(&self) -> bool {
         false
@@ -518,6 +524,9 @@ impl GradientMethod for Dsgd {
     fn mean_jvp(&self, _g: &[f64], v: &[f64], out: &mut [f64], _scratch: &mut [f64]) {
         out.copy_from_slice(v);
     }
+    fn mean_is_gradient(&self) -> bool {
+        true
+    }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let (s, rest) = scratch.split_at_mut(self.pool.d);
         self.pool.mean_noise_sqrt(g, s, rest);
@@ -609,9 +618,13 @@ pub struct Dcsgd {
 /// diffusion evaluation (three per weak-2 step): half of a DCSGD study.
 #[derive(Clone, Debug)]
 struct FixedNoiseCovariance {
-    /// Per distinct agent: its multiplicity and `ω` (`None` for the identity compressor).
-    agents: Vec<(f64, Option<f64>)>,
-    /// The distinct agents' noise variances, agent-major (`d` each).
+    /// Per distinct agent: its multiplicity.
+    weight: Vec<f64>,
+    /// Per distinct agent: `ω`, 0 for the identity (whose part `s` is `s + 0 · (g² + s)` bit for
+    /// bit at finite `g` and `s`, so one formula serves both without a branch per entry).
+    omega: Vec<f64>,
+    /// The distinct agents' noise variances, coordinate-major (`var[j K + i]` for `K` distinct
+    /// agents), so one coordinate's sum over the agents reads one contiguous run.
     var: Vec<f64>,
 }
 
@@ -632,48 +645,48 @@ impl FixedNoiseCovariance {
             return None;
         }
         let d = pool.d;
-        // With σ1 = 0 the variance is the same at every finite gradient (g = 0 is one).
+        // With σ1 = 0 the variance is the same at every gradient of finite norm (g = 0 is one).
         let zero = vec![0.0; d];
         let mut part = vec![0.0; d];
-        let (mut agents, mut var) = (Vec::new(), Vec::new());
-        pool.for_distinct(|a, weight| {
+        let (mut weight, mut omega, mut by_agent) = (Vec::new(), Vec::new(), Vec::new());
+        pool.for_distinct(|a, w| {
             a.noise.variance(&zero, &mut part);
-            var.extend_from_slice(&part);
-            let omega = match a.compressor {
-                CompressorKind::Bernoulli(b) => Some(b.omega(d)),
-                _ => None,
-            };
-            agents.push((weight, omega));
+            by_agent.push(part.clone());
+            weight.push(w);
+            omega.push(match a.compressor {
+                CompressorKind::Bernoulli(b) => b.omega(d),
+                _ => 0.0,
+            });
         });
-        Some(FixedNoiseCovariance { agents, var })
-    }
-
-    /// The operations of the agents' `variance` and `covariance_parts` summed as in
-    /// [`AgentPool::sum_over_agents`], so the same bits, with the constant variances read from
-    /// the table. `None` at a non-finite gradient: there `σ1² ‖g‖²` is not 0 (0 · ∞) and the
-    /// agents' own calls decide.
-    #[inline]
-    fn sum(&self, g: &[f64], sum: &mut [f64]) -> Option<()> {
-        let norm2: f64 = g.iter().map(|gj| gj * gj).sum();
-        if !norm2.is_finite() {
+        // An infinite variance would make the identity's `0 · (g² + s)` a NaN.
+        if by_agent.iter().flatten().any(|s| !s.is_finite()) {
             return None;
         }
-        sum.fill(0.0);
-        for (&(weight, omega), var) in self.agents.iter().zip(self.var.chunks_exact(g.len())) {
-            match omega {
-                Some(w) => {
-                    for ((o, s), gj) in sum.iter_mut().zip(var).zip(g) {
-                        *o += weight * (s + w * (gj * gj + s));
-                    }
-                }
-                None => {
-                    for (o, s) in sum.iter_mut().zip(var) {
-                        *o += weight * s;
-                    }
-                }
+        let var = (0..d)
+            .flat_map(|j| by_agent.iter().map(move |s| s[j]))
+            .collect();
+        Some(FixedNoiseCovariance { weight, omega, var })
+    }
+
+    /// `out_j = (Σ_i w_i (s_ij + ω_i (g_j² + s_ij))) / n2` over the distinct agents: the
+    /// operations of the agents' `variance` and `covariance_parts` summed in the order of
+    /// [`AgentPool::sum_over_agents`], then divided, so the same bits, with the constant
+    /// variances read from the table. `false` (with `out` overwritten) when `‖g‖²` is not
+    /// finite: there `σ1² ‖g‖²` is not 0 (0 · ∞) and the agents' own calls decide.
+    #[inline]
+    fn diag(&self, g: &[f64], n2: f64, out: &mut [f64]) -> bool {
+        let k = self.weight.len();
+        let mut norm2 = 0.0;
+        for ((o, gj), var) in out.iter_mut().zip(g).zip(self.var.chunks_exact(k)) {
+            let g2 = gj * gj;
+            norm2 += g2;
+            let mut acc = 0.0;
+            for ((s, w), om) in var.iter().zip(&self.weight).zip(&self.omega) {
+                acc += w * (s + om * (g2 + s));
             }
+            *o = acc / n2;
         }
-        Some(())
+        norm2.is_finite()
     }
 }
 
@@ -728,10 +741,7 @@ impl Dcsgd {
         let d = self.pool.d;
         let n = self.pool.agents.len() as f64;
         let n2 = n * n;
-        if let Some(()) = self.fixed.as_ref().and_then(|f| f.sum(g, diag)) {
-            for o in diag.iter_mut() {
-                *o /= n2;
-            }
+        if self.fixed.as_ref().is_some_and(|f| f.diag(g, n2, diag)) {
             // Every part is diagonal: the general path's `coef` is +0 / n².
             return 0.0;
         }
@@ -792,6 +802,9 @@ impl GradientMethod for Dcsgd {
     }
     fn mean_jvp(&self, _g: &[f64], v: &[f64], out: &mut [f64], _scratch: &mut [f64]) {
         out.copy_from_slice(v);
+    }
+    fn mean_is_gradient(&self) -> bool {
+        true
     }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let d = self.pool.d;
@@ -1119,6 +1132,12 @@ mod dcsgd_tests {
         assert!(Dcsgd::new(affine).unwrap().fixed.is_none());
         let rand_k = agents(d, 2, false, false, |_| RandK::new(2, d).unwrap().into());
         assert!(Dcsgd::new(rand_k).unwrap().fixed.is_none());
+        // An infinite variance, where the identity's part is not `s + 0 · (g² + s)`.
+        let huge = vec![Agent {
+            noise: GaussianNoise::isotropic(d, 1e200, 0.0).unwrap().into(),
+            compressor: Identity.into(),
+        }];
+        assert!(Dcsgd::new(huge).unwrap().fixed.is_none());
     }
 }
 
@@ -1311,6 +1330,7 @@ crate::registry! {
         fn covariance_is_diagonal(&self) -> bool;
         fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
         fn mean_and_cov_sqrt_diag(&self, g: &[f64], mean: &mut [f64], diag: &mut [f64], scratch: &mut [f64]) -> bool;
+        fn mean_is_gradient(&self) -> bool;
         fn covariance_is_constant(&self) -> bool;
         fn covariance_is_coordinatewise(&self) -> bool;
         fn covariance_is_exact(&self) -> bool;
