@@ -618,14 +618,15 @@ pub struct Dcsgd {
 /// diffusion evaluation (three per weak-2 step): half of a DCSGD study.
 #[derive(Clone, Debug)]
 struct FixedNoiseCovariance {
-    /// Per distinct agent: its multiplicity.
-    weight: Vec<f64>,
-    /// Per distinct agent: `ω`, 0 for the identity (whose part `s` is `s + 0 · (g² + s)` bit for
-    /// bit at finite `g` and `s`, so one formula serves both without a branch per entry).
-    omega: Vec<f64>,
-    /// The distinct agents' noise variances, coordinate-major (`var[j K + i]` for `K` distinct
-    /// agents), so one coordinate's sum over the agents reads one contiguous run.
-    var: Vec<f64>,
+    /// Coordinate-major, `K` distinct agents per coordinate (`entries[j K + i]`): agent `i`'s
+    /// multiplicity, `ω` (0 for the identity, whose part `s` is `s + 0 · (g² + s)` bit for bit
+    /// at finite `g` and `s`, so one formula serves both without a branch per entry) and noise
+    /// variance `s_ij`; one coordinate's sum reads one contiguous run.
+    entries: Vec<[f64; 3]>,
+    /// `K`.
+    distinct: usize,
+    /// `N²`, the divisor of the agents' sum.
+    n2: f64,
 }
 
 impl FixedNoiseCovariance {
@@ -648,43 +649,59 @@ impl FixedNoiseCovariance {
         // With σ1 = 0 the variance is the same at every gradient of finite norm (g = 0 is one).
         let zero = vec![0.0; d];
         let mut part = vec![0.0; d];
-        let (mut weight, mut omega, mut by_agent) = (Vec::new(), Vec::new(), Vec::new());
+        // Per distinct agent: (multiplicity, ω, variances).
+        let mut agents = Vec::new();
         pool.for_distinct(|a, w| {
             a.noise.variance(&zero, &mut part);
-            by_agent.push(part.clone());
-            weight.push(w);
-            omega.push(match a.compressor {
+            let omega = match a.compressor {
                 CompressorKind::Bernoulli(b) => b.omega(d),
                 _ => 0.0,
-            });
+            };
+            agents.push((w, omega, part.clone()));
         });
         // An infinite variance would make the identity's `0 · (g² + s)` a NaN.
-        if by_agent.iter().flatten().any(|s| !s.is_finite()) {
+        if agents.iter().flat_map(|a| &a.2).any(|s| !s.is_finite()) {
             return None;
         }
-        let var = (0..d)
-            .flat_map(|j| by_agent.iter().map(move |s| s[j]))
+        let entries = (0..d)
+            .flat_map(|j| agents.iter().map(move |(w, om, s)| [*w, *om, s[j]]))
             .collect();
-        Some(FixedNoiseCovariance { weight, omega, var })
+        let n = pool.agents.len() as f64;
+        Some(FixedNoiseCovariance {
+            entries,
+            distinct: agents.len(),
+            n2: n * n,
+        })
     }
 
-    /// `out_j = (Σ_i w_i (s_ij + ω_i (g_j² + s_ij))) / n2` over the distinct agents: the
-    /// operations of the agents' `variance` and `covariance_parts` summed in the order of
-    /// [`AgentPool::sum_over_agents`], then divided, so the same bits, with the constant
-    /// variances read from the table. `false` (with `out` overwritten) when `‖g‖²` is not
-    /// finite: there `σ1² ‖g‖²` is not 0 (0 · ∞) and the agents' own calls decide.
+    /// `out_j = f(C_jj, g_j, xi_j)` with `C_jj = (Σ_i w_i (s_ij + ω_i (g_j² + s_ij))) / N²`
+    /// over the distinct agents: the operations of the agents' `variance` and
+    /// `covariance_parts` summed in the order of [`AgentPool::sum_over_agents`], then divided,
+    /// so the same bits, with the constant variances read from the table, and `f` applied in the
+    /// same pass. `false` (with `out` overwritten) when `‖g‖²` is not finite: there `σ1² ‖g‖²`
+    /// is not 0 (0 · ∞) and the agents' own calls decide.
     #[inline]
-    fn diag(&self, g: &[f64], n2: f64, out: &mut [f64]) -> bool {
-        let k = self.weight.len();
+    fn map_diag(
+        &self,
+        g: &[f64],
+        xi: &[f64],
+        out: &mut [f64],
+        f: impl Fn(f64, f64, f64) -> f64,
+    ) -> bool {
         let mut norm2 = 0.0;
-        for ((o, gj), var) in out.iter_mut().zip(g).zip(self.var.chunks_exact(k)) {
+        for (((o, gj), x), run) in out
+            .iter_mut()
+            .zip(g)
+            .zip(xi)
+            .zip(self.entries.chunks_exact(self.distinct))
+        {
             let g2 = gj * gj;
             norm2 += g2;
             let mut acc = 0.0;
-            for ((s, w), om) in var.iter().zip(&self.weight).zip(&self.omega) {
+            for [w, om, s] in run {
                 acc += w * (s + om * (g2 + s));
             }
-            *o = acc / n2;
+            *o = f(acc / self.n2, *gj, *x);
         }
         norm2.is_finite()
     }
@@ -738,13 +755,20 @@ impl Dcsgd {
     /// `diag` and `coef` of `C(g) = diag − coef · g gᵀ` (the mean over agents divided by N).
     /// `scratch` holds `2d` values.
     fn covariance_parts(&self, g: &[f64], diag: &mut [f64], scratch: &mut [f64]) -> f64 {
-        let d = self.pool.d;
-        let n = self.pool.agents.len() as f64;
-        let n2 = n * n;
-        if self.fixed.as_ref().is_some_and(|f| f.diag(g, n2, diag)) {
+        if (self.fixed.as_ref()).is_some_and(|f| f.map_diag(g, g, diag, |c, _, _| c)) {
             // Every part is diagonal: the general path's `coef` is +0 / n².
             return 0.0;
         }
+        self.covariance_parts_of_agents(g, diag, scratch)
+    }
+
+    /// [`Dcsgd::covariance_parts`] from every agent's own calls. Kept out of line so the
+    /// table's path above stays a small function.
+    #[inline(never)]
+    fn covariance_parts_of_agents(&self, g: &[f64], diag: &mut [f64], scratch: &mut [f64]) -> f64 {
+        let d = self.pool.d;
+        let n = self.pool.agents.len() as f64;
+        let n2 = n * n;
         let (var, part) = scratch.split_at_mut(d);
         let mut coef = 0.0;
         self.pool
@@ -807,6 +831,19 @@ impl GradientMethod for Dcsgd {
         true
     }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        // The table's diagonal (coef = 0) in the same pass as the product: the operations of
+        // `diag_minus_rank_one_sqrt_mul` with `α/q = p = 0`, `−0·g_j` included (it turns a −0
+        // into +0 where g_j < 0).
+        let sqrt_mul = |c: f64, gj: f64, x: f64| {
+            if c > 0.0 {
+                c.sqrt() * x - 0.0 * gj
+            } else {
+                0.0
+            }
+        };
+        if (self.fixed.as_ref()).is_some_and(|f| f.map_diag(g, xi, out, sqrt_mul)) {
+            return;
+        }
         let d = self.pool.d;
         let (diag, rest) = scratch.split_at_mut(d);
         let coef = self.covariance_parts(g, diag, &mut rest[..2 * d]);
@@ -836,6 +873,10 @@ impl GradientMethod for Dcsgd {
         })
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        let sqrt = |c: f64, _, _| c.max(0.0).sqrt();
+        if (self.fixed.as_ref()).is_some_and(|f| f.map_diag(g, g, out, sqrt)) {
+            return;
+        }
         let d = self.pool.d;
         self.covariance_parts(g, out, &mut scratch[..2 * d]);
         for o in out.iter_mut() {
@@ -1095,7 +1136,8 @@ mod dcsgd_tests {
             vec![f64::INFINITY, 1.0, 0.5, 0.0],
             vec![0.1, f64::NAN, 0.5, 0.0],
         ];
-        let xi = [0.3, -1.1, 0.8, 2.0];
+        // −0 against a negative g_j: the general product's `− 0 · g_j` makes it +0.
+        let xi = [0.3, -0.0, -1.1, 2.0];
         let mut cases = Vec::new();
         for student in [false, true] {
             for same in [false, true] {
