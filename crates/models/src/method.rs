@@ -124,6 +124,12 @@ pub trait GradientMethod: Send + Sync {
     ) -> bool {
         false
     }
+    /// Whether `μ(g) = g` for every `g` (an unbiased method with exact gradients on average,
+    /// `∂μ/∂g = I`): the SDE models then read the gradient as the mean and `∇²f v` as its
+    /// Jacobian product instead of copying them.
+    fn mean_is_gradient(&self) -> bool {
+        false
+    }
     /// Whether the covariance is independent of `g` (additive noise in the SDE).
     fn covariance_is_constant(&self) -> bool {
         false
@@ -518,6 +524,9 @@ impl GradientMethod for Dsgd {
     fn mean_jvp(&self, _g: &[f64], v: &[f64], out: &mut [f64], _scratch: &mut [f64]) {
         out.copy_from_slice(v);
     }
+    fn mean_is_gradient(&self) -> bool {
+        true
+    }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let (s, rest) = scratch.split_at_mut(self.pool.d);
         self.pool.mean_noise_sqrt(g, s, rest);
@@ -598,6 +607,104 @@ pub struct Dcsgd {
     /// aggregate coupling (see [`Dcsgd::sample_coupled`]).
     /// Shared: the table is built once and read by every clone.
     rand_k: Option<std::sync::Arc<RandKAverage>>,
+    /// Gradient-free noise with identity or Bernoulli compressors: the per-agent parts of the
+    /// covariance that do not change with `g` (see [`FixedNoiseCovariance`]).
+    fixed: Option<FixedNoiseCovariance>,
+}
+
+/// What [`Dcsgd::covariance_parts`] needs besides `g` when every agent's noise has `σ1 = 0` and
+/// its compressor is the identity or Bernoulli: the noise variances and `ω` of each distinct
+/// agent, computed once per model. The covariance was recomputed from the agents' noise at every
+/// diffusion evaluation (three per weak-2 step): half of a DCSGD study.
+#[derive(Clone, Debug)]
+struct FixedNoiseCovariance {
+    /// Coordinate-major, `K` distinct agents per coordinate (`entries[j K + i]`): agent `i`'s
+    /// multiplicity, `ω` (0 for the identity, whose part `s` is `s + 0 · (g² + s)` bit for bit
+    /// at finite `g` and `s`, so one formula serves both without a branch per entry) and noise
+    /// variance `s_ij`; one coordinate's sum reads one contiguous run.
+    entries: Vec<[f64; 3]>,
+    /// `K`.
+    distinct: usize,
+    /// `N²`, the divisor of the agents' sum.
+    n2: f64,
+}
+
+impl FixedNoiseCovariance {
+    fn of(pool: &AgentPool) -> Option<Self> {
+        let fixed = pool.agents.iter().all(|a| {
+            let sigma1 = match &a.noise {
+                NoiseModel::Gaussian(n) => n.sigma1(),
+                NoiseModel::StudentT(n) => n.sigma1(),
+            };
+            sigma1 == 0.0
+                && matches!(
+                    a.compressor,
+                    CompressorKind::Identity(_) | CompressorKind::Bernoulli(_)
+                )
+        });
+        if !fixed {
+            return None;
+        }
+        let d = pool.d;
+        // With σ1 = 0 the variance is the same at every gradient of finite norm (g = 0 is one).
+        let zero = vec![0.0; d];
+        let mut part = vec![0.0; d];
+        // Per distinct agent: (multiplicity, ω, variances).
+        let mut agents = Vec::new();
+        pool.for_distinct(|a, w| {
+            a.noise.variance(&zero, &mut part);
+            let omega = match a.compressor {
+                CompressorKind::Bernoulli(b) => b.omega(d),
+                _ => 0.0,
+            };
+            agents.push((w, omega, part.clone()));
+        });
+        // An infinite variance would make the identity's `0 · (g² + s)` a NaN.
+        if agents.iter().flat_map(|a| &a.2).any(|s| !s.is_finite()) {
+            return None;
+        }
+        let entries = (0..d)
+            .flat_map(|j| agents.iter().map(move |(w, om, s)| [*w, *om, s[j]]))
+            .collect();
+        let n = pool.agents.len() as f64;
+        Some(FixedNoiseCovariance {
+            entries,
+            distinct: agents.len(),
+            n2: n * n,
+        })
+    }
+
+    /// `out_j = f(C_jj, g_j, xi_j)` with `C_jj = (Σ_i w_i (s_ij + ω_i (g_j² + s_ij))) / N²`
+    /// over the distinct agents: the operations of the agents' `variance` and
+    /// `covariance_parts` summed in the order of [`AgentPool::sum_over_agents`], then divided,
+    /// so the same bits, with the constant variances read from the table, and `f` applied in the
+    /// same pass. `false` (with `out` overwritten) when `‖g‖²` is not finite: there `σ1² ‖g‖²`
+    /// is not 0 (0 · ∞) and the agents' own calls decide.
+    #[inline]
+    fn map_diag(
+        &self,
+        g: &[f64],
+        xi: &[f64],
+        out: &mut [f64],
+        f: impl Fn(f64, f64, f64) -> f64,
+    ) -> bool {
+        let mut norm2 = 0.0;
+        for (((o, gj), x), run) in out
+            .iter_mut()
+            .zip(g)
+            .zip(xi)
+            .zip(self.entries.chunks_exact(self.distinct))
+        {
+            let g2 = gj * gj;
+            norm2 += g2;
+            let mut acc = 0.0;
+            for [w, om, s] in run {
+                acc += w * (s + om * (g2 + s));
+            }
+            *o = f(acc / self.n2, *gj, *x);
+        }
+        norm2.is_finite()
+    }
 }
 
 impl Dcsgd {
@@ -619,10 +726,12 @@ impl Dcsgd {
             }
             _ => None,
         };
+        let fixed = FixedNoiseCovariance::of(&pool);
         Ok(Dcsgd {
             pool,
             average,
             rand_k,
+            fixed,
         })
     }
 
@@ -646,16 +755,27 @@ impl Dcsgd {
     /// `diag` and `coef` of `C(g) = diag − coef · g gᵀ` (the mean over agents divided by N).
     /// `scratch` holds `2d` values.
     fn covariance_parts(&self, g: &[f64], diag: &mut [f64], scratch: &mut [f64]) -> f64 {
+        if (self.fixed.as_ref()).is_some_and(|f| f.map_diag(g, g, diag, |c, _, _| c)) {
+            // Every part is diagonal: the general path's `coef` is +0 / n².
+            return 0.0;
+        }
+        self.covariance_parts_of_agents(g, diag, scratch)
+    }
+
+    /// [`Dcsgd::covariance_parts`] from every agent's own calls. Kept out of line so the
+    /// table's path above stays a small function.
+    #[inline(never)]
+    fn covariance_parts_of_agents(&self, g: &[f64], diag: &mut [f64], scratch: &mut [f64]) -> f64 {
         let d = self.pool.d;
-        let (var, part) = scratch.split_at_mut(d);
         let n = self.pool.agents.len() as f64;
+        let n2 = n * n;
+        let (var, part) = scratch.split_at_mut(d);
         let mut coef = 0.0;
         self.pool
             .sum_over_agents(diag, &mut part[..d], |a, weight, part| {
                 a.noise.variance(g, var);
                 coef += weight * a.compressor.covariance_parts(g, var, part);
             });
-        let n2 = n * n;
         for o in diag.iter_mut() {
             *o /= n2;
         }
@@ -707,7 +827,23 @@ impl GradientMethod for Dcsgd {
     fn mean_jvp(&self, _g: &[f64], v: &[f64], out: &mut [f64], _scratch: &mut [f64]) {
         out.copy_from_slice(v);
     }
+    fn mean_is_gradient(&self) -> bool {
+        true
+    }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        // The table's diagonal (coef = 0) in the same pass as the product: the operations of
+        // `diag_minus_rank_one_sqrt_mul` with `α/q = p = 0`, `−0·g_j` included (it turns a −0
+        // into +0 where g_j < 0).
+        let sqrt_mul = |c: f64, gj: f64, x: f64| {
+            if c > 0.0 {
+                c.sqrt() * x - 0.0 * gj
+            } else {
+                0.0
+            }
+        };
+        if (self.fixed.as_ref()).is_some_and(|f| f.map_diag(g, xi, out, sqrt_mul)) {
+            return;
+        }
         let d = self.pool.d;
         let (diag, rest) = scratch.split_at_mut(d);
         let coef = self.covariance_parts(g, diag, &mut rest[..2 * d]);
@@ -737,6 +873,10 @@ impl GradientMethod for Dcsgd {
         })
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        let sqrt = |c: f64, _, _| c.max(0.0).sqrt();
+        if (self.fixed.as_ref()).is_some_and(|f| f.map_diag(g, g, out, sqrt)) {
+            return;
+        }
         let d = self.pool.d;
         self.covariance_parts(g, out, &mut scratch[..2 * d]);
         for o in out.iter_mut() {
@@ -945,6 +1085,104 @@ impl GradientMethod for Dcsgd {
     }
 }
 
+#[cfg(test)]
+mod dcsgd_tests {
+    use super::*;
+    use crate::compress::{BernoulliSparsifier, Identity, RandK};
+    use crate::noise::{GaussianNoise, StudentTNoise};
+
+    fn agents(
+        d: usize,
+        n: usize,
+        same: bool,
+        student: bool,
+        compressor: impl Fn(usize) -> CompressorKind,
+    ) -> Vec<Agent> {
+        (0..n)
+            .map(|i| {
+                let s = if same { 0.7 } else { 0.5 + 0.25 * i as f64 };
+                let noise = if student {
+                    StudentTNoise::isotropic(d, 3.0 + i as f64, s, 0.0)
+                        .unwrap()
+                        .into()
+                } else {
+                    GaussianNoise::isotropic(d, s, 0.0).unwrap().into()
+                };
+                Agent {
+                    noise,
+                    compressor: compressor(i),
+                }
+            })
+            .collect()
+    }
+
+    /// The table of constant variances against the agents' own calls, bit for bit, at finite
+    /// gradients and at gradients where `0 · ‖g‖²` is not 0 (overflow, ∞, NaN).
+    #[test]
+    fn fixed_noise_covariance_has_the_bits_of_the_agents_calls() {
+        let d = 4;
+        let bern = |p: f64| CompressorKind::Bernoulli(BernoulliSparsifier::new(p).unwrap());
+        let mixed = |i: usize| {
+            if i % 2 == 0 {
+                Identity.into()
+            } else {
+                bern(0.3 + 0.1 * i as f64)
+            }
+        };
+        let grads = [
+            vec![0.0; d],
+            vec![0.4, -1.3, 2.7e-3, 9.0],
+            vec![1e200, 1.0, -2.0, 3.0],
+            vec![f64::INFINITY, 1.0, 0.5, 0.0],
+            vec![0.1, f64::NAN, 0.5, 0.0],
+        ];
+        // −0 against a negative g_j: the general product's `− 0 · g_j` makes it +0.
+        let xi = [0.3, -0.0, -1.1, 2.0];
+        let mut cases = Vec::new();
+        for student in [false, true] {
+            for same in [false, true] {
+                cases.push(agents(d, 4, same, student, |_| bern(0.5)));
+                cases.push(agents(d, 3, same, student, |_| Identity.into()));
+                cases.push(agents(d, 5, same, student, mixed));
+            }
+        }
+        for agents in cases {
+            let fast = Dcsgd::new(agents).unwrap();
+            assert!(fast.fixed.is_some());
+            let general = Dcsgd {
+                fixed: None,
+                ..fast.clone()
+            };
+            let mut scratch = vec![0.0; fast.scratch_len()];
+            for g in &grads {
+                let mut want = [vec![0.0; d], vec![0.0; d]];
+                let mut got = [vec![0.0; d], vec![0.0; d]];
+                for (m, out) in [(&general, &mut want), (&fast, &mut got)] {
+                    m.cov_sqrt_diag(g, &mut out[0], &mut scratch);
+                    m.cov_sqrt_mul(g, &xi, &mut out[1], &mut scratch);
+                }
+                for (w, o) in want.iter().flatten().zip(got.iter().flatten()) {
+                    assert_eq!(w.to_bits(), o.to_bits(), "g = {g:?}: {want:?} vs {got:?}");
+                }
+            }
+        }
+        // Gradient-dependent noise and rand-k keep the general path.
+        let affine = vec![Agent {
+            noise: GaussianNoise::isotropic(d, 0.5, 0.2).unwrap().into(),
+            compressor: bern(0.5),
+        }];
+        assert!(Dcsgd::new(affine).unwrap().fixed.is_none());
+        let rand_k = agents(d, 2, false, false, |_| RandK::new(2, d).unwrap().into());
+        assert!(Dcsgd::new(rand_k).unwrap().fixed.is_none());
+        // An infinite variance, where the identity's part is not `s + 0 · (g² + s)`.
+        let huge = vec![Agent {
+            noise: GaussianNoise::isotropic(d, 1e200, 0.0).unwrap().into(),
+            compressor: Identity.into(),
+        }];
+        assert!(Dcsgd::new(huge).unwrap().fixed.is_none());
+    }
+}
+
 /// Distributed SignSGD: `u = (1/N) Σ_i sign(g + Z_i)`. Mean `(1/N) Σ_i E sign(g + Z_i)`,
 /// covariance `(1/N²) Σ_i diag(1 − m_i²)` with independent noise coordinates (MATH.md §5.4).
 #[derive(Clone, Debug)]
@@ -1134,6 +1372,7 @@ crate::registry! {
         fn covariance_is_diagonal(&self) -> bool;
         fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
         fn mean_and_cov_sqrt_diag(&self, g: &[f64], mean: &mut [f64], diag: &mut [f64], scratch: &mut [f64]) -> bool;
+        fn mean_is_gradient(&self) -> bool;
         fn covariance_is_constant(&self) -> bool;
         fn covariance_is_coordinatewise(&self) -> bool;
         fn covariance_is_exact(&self) -> bool;

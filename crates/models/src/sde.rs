@@ -92,6 +92,9 @@ pub struct ModelSde<'a, L, M> {
     ms_len: usize,
     /// Whether `η_t` reads `‖∇f‖` ([`Schedule::depends_on_gradient`]).
     grad_schedule: bool,
+    /// [`GradientMethod::mean_is_gradient`]: the drift uses `∇f` and `∇²f m` themselves (two
+    /// `memcpy` calls per drift at small `d`).
+    mean_is_gradient: bool,
 }
 
 impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
@@ -146,6 +149,7 @@ impl<L: Loss, M: GradientMethod> Optimizer<L, M> {
             d,
             ms_len,
             grad_schedule: !time_only,
+            mean_is_gradient: method.mean_is_gradient(),
             opt: self,
             model,
             eta,
@@ -257,9 +261,10 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
             method.mean_and_cov_sqrt_diag(g, m, diag, ms);
             key.copy_from_slice(g);
             flag[0] = 1.0;
-        } else {
+        } else if !self.mean_is_gradient {
             method.mean_at(x, g, m, ms);
         }
+        let m: &[f64] = if self.mean_is_gradient { g } else { m };
         if self.model == SdeModel::FirstOrder {
             for (o, mi) in out.iter_mut().zip(m.iter()) {
                 *o = -et * mi;
@@ -267,7 +272,12 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
             return;
         }
         loss.hessian_vec(x, m, hv);
-        method.mean_jvp_at(x, g, hv, jm, ms);
+        let jm: &[f64] = if self.mean_is_gradient {
+            hv
+        } else {
+            method.mean_jvp_at(x, g, hv, jm, ms);
+            jm
+        };
         // ∇_x η_t · m, for gradient-dependent schedules.
         let grad_term = if self.grad_schedule && gn > 0.0 {
             schedule_grad_norm_derivative(schedule, t, self.eta, gn) * dot(g, hv) / gn
@@ -518,6 +528,59 @@ mod tests {
             m.cov_sqrt_diag(&g, &mut d2, &mut s);
             assert_eq!(mean, m2);
             assert_eq!(diag, d2);
+        }
+    }
+
+    /// DSGD's and DCSGD's drifts, which read `∇f` as the mean, against the same models taking
+    /// the copies of the methods' `mean` and `mean_jvp`, bit for bit, for every model and
+    /// schedule.
+    #[test]
+    fn the_gradient_as_mean_keeps_the_drifts_bits() {
+        use crate::compress::BernoulliSparsifier;
+        use crate::method::Dcsgd;
+        let d = 3;
+        let gauss = |s: f64| GaussianNoise::isotropic(d, s, 0.1).unwrap().into();
+        let bern = |s: f64| Agent {
+            noise: gauss(s),
+            compressor: BernoulliSparsifier::new(0.5).unwrap().into(),
+        };
+        let schedules = [
+            Schedule::constant(),
+            Schedule::normalized_sgd(0.5, 0.1).unwrap(),
+        ];
+        for schedule in schedules {
+            let sgd = opt(d, Dsgd::new(agents(gauss)).unwrap(), schedule);
+            let dc_agents = (0..3).map(|i| bern(0.4 + 0.2 * f64::from(i))).collect();
+            let dc = opt(d, Dcsgd::new(dc_agents).unwrap(), schedule);
+            for model in SdeModel::ALL {
+                check_gradient_as_mean(&mut sgd.sde(model, 0.1).unwrap());
+                check_gradient_as_mean(&mut dc.sde(model, 0.1).unwrap());
+            }
+        }
+    }
+
+    fn check_gradient_as_mean<L: Loss, M: GradientMethod>(sde: &mut ModelSde<'_, L, M>) {
+        assert!(sde.mean_is_gradient);
+        let fast = sde.drift_at(0.3);
+        sde.mean_is_gradient = false;
+        let copied = sde.drift_at(0.3);
+        for (a, b) in fast.iter().zip(&copied) {
+            assert_eq!(a.to_bits(), b.to_bits(), "{fast:?} vs {copied:?}");
+        }
+    }
+
+    impl<L: Loss, M: GradientMethod> ModelSde<'_, L, M> {
+        /// The drift at `t` and two states, concatenated (test helper).
+        fn drift_at(&self, t: f64) -> Vec<f64> {
+            let d = self.dim();
+            let mut scratch = vec![0.0; self.scratch_len()];
+            let mut out = Vec::new();
+            for x in [vec![0.4; d], (0..d).map(|j| 1.0 - 0.7 * j as f64).collect()] {
+                let mut a = vec![0.0; d];
+                self.drift(t, &x, &mut a, &mut scratch);
+                out.extend(a);
+            }
+            out
         }
     }
 
