@@ -19,30 +19,9 @@ else
   cargo build --release -q -p sdelab
 fi
 
-cat > "$work/c.toml" <<TOML
-name = "scaling"
-seed = 1
-[loss]
-kind = "quadratic"
-diag = [1.0, 2.0, 3.0]
-x0 = [1.0, -1.0, 0.5]
-[agents]
-n = 4
-[noise]
-kind = "gaussian"
-sigma0 = 0.5
-[optimizer]
-kind = "dsgd"
-[sde]
-models = ["first_order", "second_order"]
-scheme = "weak2"
-substeps = 4
-[run]
-horizon = 1.0
-etas = [0.1, 0.05]
-paths = $paths
-observables = ["loss", "x"]
-TOML
+# The workload is benches/mpi-scaling.toml at PATHS paths.
+sed "s/^paths = .*/paths = $paths/" benches/mpi-scaling.toml > "$work/c.toml"
+grep -q "^paths = $paths\$" "$work/c.toml"
 # Iterations per path summed over the learning rates: 10 + 20; one ladder per η.
 steps=30
 

@@ -53,6 +53,21 @@ fn pool(threads: usize) -> ThreadPool {
         .expect("thread pool")
 }
 
+/// W1, W2: Euler–Maruyama paths of `sde` (d = 10) over `[0, 1]` from `x0 = 1`, observing
+/// `Σ_i g(x_i)` at the horizon only.
+fn em_paths_10d<S: Sde, G: Fn(f64) -> f64 + Sync>(
+    sde: &S,
+    g: G,
+) -> impl PathSimulation + use<'_, S, G> {
+    let solver = Solver::new(sde, EulerMaruyama, Gaussian).unwrap();
+    let grid = Grid::new(0.0, 1.0, STEPS).unwrap().save_final();
+    SdePaths::new(solver, grid, &[1.0; D])
+        .unwrap()
+        .observe_with(1, move |_t, x: &[f64], o: &mut [f64]| {
+            o[0] = x.iter().map(|&v| g(v)).sum()
+        })
+}
+
 fn ou_rates() -> [f64; D] {
     std::array::from_fn(|i| 1.0 + 9.0 * i as f64 / (D - 1) as f64)
 }
@@ -270,13 +285,7 @@ fn w1_ou(c: &mut Criterion) {
         |_t, _x: &[f64], b: &mut [f64]| b.fill(OU_S),
     )
     .unwrap();
-    let solver = Solver::new(&sde, EulerMaruyama, Gaussian).unwrap();
-    let grid = Grid::new(0.0, 1.0, STEPS).unwrap().save_final();
-    let paths = SdePaths::new(solver, grid, &[1.0; D])
-        .unwrap()
-        .observe_with(1, |_t, x: &[f64], o: &mut [f64]| {
-            o[0] = x.iter().map(|v| v * v).sum()
-        });
+    let paths = em_paths_10d(&sde, |v| v * v);
     let ensemble = Ensemble::new(PATHS_10D, SEED).unwrap();
     let pools: Vec<ThreadPool> = THREADS.iter().map(|&k| pool(k)).collect();
     let sdelab = |pool: &ThreadPool| pool.install(|| ensemble.run(&paths)).summary(1, 0);
@@ -308,13 +317,7 @@ fn w2_quartic(c: &mut Criterion) {
         move |_t, _x: &[f64], b: &mut [f64]| b.fill(s),
     )
     .unwrap();
-    let solver = Solver::new(&sde, EulerMaruyama, Gaussian).unwrap();
-    let grid = Grid::new(0.0, 1.0, STEPS).unwrap().save_final();
-    let paths = SdePaths::new(solver, grid, &[1.0; D])
-        .unwrap()
-        .observe_with(1, |_t, x: &[f64], o: &mut [f64]| {
-            o[0] = x.iter().map(|v| v * v * v * v / 4.0).sum()
-        });
+    let paths = em_paths_10d(&sde, |v| v * v * v * v / 4.0);
     let ensemble = Ensemble::new(PATHS_10D, SEED).unwrap();
     let pools: Vec<ThreadPool> = THREADS.iter().map(|&k| pool(k)).collect();
     let sdelab = |pool: &ThreadPool| pool.install(|| ensemble.run(&paths)).summary(1, 0);

@@ -4,64 +4,40 @@
 //! so the thread count differs too).
 
 use std::path::Path;
-use std::process::Command;
 
 use sdelab::{build, config::ExperimentConfig};
 
-const CONFIG: &str = r#"
-name = "agree"
-seed = 17
-[loss]
-kind = "quadratic"
-diag = [1.0, 3.0]
-x0 = [1.0, -2.0]
-[agents]
-n = 3
-[noise]
-kind = "gaussian"
-sigma0 = 0.4
-sigma1 = 0.3
-[optimizer]
-kind = "dcsgd"
-compressor = { kind = "bernoulli", p = 0.5 }
-[sde]
-models = ["first_order", "second_order"]
-[run]
-horizon = 0.8
-etas = [0.2, 0.1]
-paths = 3000
-observables = ["loss", "x", "grad_norm"]
-"#;
+// The binary's test harness, shared with the sdelab package's own tests.
+#[path = "../crates/cli/tests/common/mod.rs"]
+mod common;
+use common::{sdelab_json, small_config, stdout_json};
 
+/// DCSGD with a Bernoulli compressor and affine noise: more of the build than the default.
 fn config(dir: &Path) -> (std::path::PathBuf, ExperimentConfig) {
     let path = dir.join("agree.toml");
-    std::fs::write(&path, CONFIG).unwrap();
+    let text = small_config(&[
+        ("name", r#""agree""#),
+        ("seed", "17"),
+        ("loss.diag", "[1.0, 3.0]"),
+        ("loss.x0", "[1.0, -2.0]"),
+        ("agents.n", "3"),
+        ("noise.sigma0", "0.4"),
+        ("noise.sigma1", "0.3"),
+        ("optimizer.kind", r#""dcsgd""#),
+        ("optimizer.compressor", r#"{ kind = "bernoulli", p = 0.5 }"#),
+        ("run.horizon", "0.8"),
+        ("run.etas", "[0.2, 0.1]"),
+        ("run.paths", "3000"),
+        ("run.observables", r#"["loss", "x", "grad_norm"]"#),
+    ]);
+    std::fs::write(&path, text).unwrap();
     let cfg = ExperimentConfig::from_path(&path).unwrap();
     (path, cfg)
 }
 
-/// The document `sdelab <subcommand> --json` prints.
+/// The document `sdelab <subcommand> --json` prints (one worker thread).
 fn binary_document(subcommand: &str, config: &Path, out: &Path) -> serde_json::Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_sdelab"))
-        .args([
-            "--quiet",
-            "--threads",
-            "1",
-            subcommand,
-            "--json",
-            "--config",
-        ])
-        .arg(config)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("run the sdelab binary");
-    assert!(
-        o.status.success(),
-        "{subcommand}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("one JSON document on stdout")
+    stdout_json(&sdelab_json("1", subcommand, config, out))
 }
 
 /// Through the same text form as the binary's: equal values then mean equal bits (the shortest

@@ -187,21 +187,23 @@ pub fn trajectory_settings(cfg: &ExperimentConfig) -> TrajectorySettings {
 /// Settings of `sdelab stability`: `run.etas` is the sweep, `sde.substeps` where the SDE side's
 /// substep refinement starts.
 pub fn stability_settings(cfg: &ExperimentConfig) -> StabilitySettings {
+    let s = study_settings(cfg);
+    // The sweep starts where the drift's own step limit asks (see compare::stability) and
+    // doubles until the diverged fraction stops moving.
+    let substeps = s.substeps.unwrap_or(1);
     StabilitySettings {
-        etas: cfg.run.etas.clone(),
+        etas: s.etas,
         x0_scales: cfg.run.x0_scales.clone(),
-        horizon: cfg.run.horizon,
-        paths: cfg.run.paths as u64,
-        seed: cfg.seed,
-        x0: cfg.loss.x0.clone(),
-        models: cfg.sde.models.clone(),
-        scheme: cfg.sde.scheme,
-        increments: cfg.sde.increments,
-        // The sweep starts where the drift's own step limit asks (see compare::stability) and
-        // doubles until the diverged fraction stops moving.
-        substeps: cfg.sde.substeps.unwrap_or(1),
-        max_substeps: MAX_STABILITY_SUBSTEPS.max(2 * cfg.sde.substeps.unwrap_or(1)),
-        diverge_above: cfg.run.diverge_above,
+        horizon: s.horizon,
+        paths: s.paths,
+        seed: s.seed,
+        x0: s.x0,
+        models: s.models,
+        scheme: s.scheme,
+        increments: s.increments,
+        substeps,
+        max_substeps: MAX_STABILITY_SUBSTEPS.max(2 * substeps),
+        diverge_above: s.diverge_above,
     }
 }
 

@@ -15,6 +15,7 @@ use compare::stability::{stability_sweep, stability_work, wilson95, StabilityCur
 use compare::study::{can_couple, study_work, weak_error_study, WeakErrorCurve};
 use compare::trajectory::{trajectories, trajectory_work, TrajectoryReport};
 use compare::{CompareError, Observable};
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::build;
@@ -57,27 +58,153 @@ struct Timing<'a> {
     threads: usize,
 }
 
-/// Finish a run: list the files written so far in `pub_dir`, let `document` build the result
+/// The result document of every subcommand (CLI.md): the same envelope around what the
+/// subcommand found. `source` and `body` are flattened, so the keys stand in this order.
+#[derive(Serialize)]
+struct Document<S, B> {
+    sdelab_version: &'static str,
+    /// Fingerprint of the published files (see [`run_id`]).
+    run_id: String,
+    /// What the run was asked for: [`FromConfig`] or figure 1's `command`.
+    #[serde(flatten)]
+    source: S,
+    /// Only in the `--json` document on stdout; the folder has them in `timing.json` (so a
+    /// committed `result.json` does not change when it is regenerated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wall_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
+    #[serde(flatten)]
+    body: B,
+    /// Every other file of the folder, with its size and hash.
+    files: Vec<FileEntry>,
+}
+
+/// The source of the subcommands that read a config file.
+#[derive(Serialize)]
+struct FromConfig<'a> {
+    /// The config file, as given on the command line.
+    config_path: String,
+    config: &'a ExperimentConfig,
+}
+
+/// A subcommand that reads a config file (`weak-error`, `run`, `stability`), from the moment
+/// its input is read: the start and the end they share.
+pub struct ConfigRun<'a> {
+    cfg: &'a ExperimentConfig,
+    opts: &'a OutputOptions,
+    globals: &'a Globals,
+    start: Instant,
+    opt: build::Opt,
+}
+
+impl<'a> ConfigRun<'a> {
+    /// Starts the clock and builds the optimizer of `cfg`.
+    pub fn new(
+        cfg: &'a ExperimentConfig,
+        opts: &'a OutputOptions,
+        globals: &'a Globals,
+    ) -> Result<Self, CliError> {
+        let start = Instant::now();
+        let opt = build::optimizer(cfg)?;
+        Ok(ConfigRun {
+            cfg,
+            opts,
+            globals,
+            start,
+            opt,
+        })
+    }
+
+    /// No progress and no announcement: asked for, or `--json` keeps stdout and stderr clean.
+    fn quiet(&self) -> bool {
+        self.globals.quiet || self.opts.json
+    }
+
+    /// [`begin`] in `--out`.
+    fn begin(
+        &self,
+        estimate: Option<crate::budget::Estimate>,
+        work: (u64, &str),
+    ) -> Result<(Publication, ProgressBar), CliError> {
+        begin(&self.opts.out, estimate, self.globals, self.quiet(), work)
+    }
+
+    /// [`finish`] with the config as the source; then the document alone on stdout with
+    /// `--json`, else `table` and the files written.
+    fn finish<B: Serialize>(
+        &self,
+        publication: Publication,
+        body: B,
+        table: impl FnOnce(),
+    ) -> Result<(), CliError> {
+        let source = FromConfig {
+            config_path: self.opts.config_path.display().to_string(),
+            config: self.cfg,
+        };
+        let (doc, names) = finish(publication, self.start, self.globals, source, body)?;
+        if self.opts.json {
+            return print_json(&doc);
+        }
+        table();
+        print_written(&self.opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
+        Ok(())
+    }
+}
+
+/// The start of every subcommand that writes a folder: the work is checked against the ceilings
+/// of [`crate::budget`] (unless there is no estimate) and announced before the output folder is
+/// taken, so a refused run leaves the folder as it was; then the progress bar of `work` units.
+fn begin(
+    out: &Path,
+    estimate: Option<crate::budget::Estimate>,
+    globals: &Globals,
+    quiet: bool,
+    (work, label): (u64, &str),
+) -> Result<(Publication, ProgressBar), CliError> {
+    if let Some(estimate) = estimate {
+        estimate.check(globals.force)?;
+        estimate.announce(quiet);
+    }
+    let publication = Publication::begin(out, globals.lock_mode())?;
+    Ok((publication, progress_bar(work, label, quiet)))
+}
+
+/// Keeps the config next to the results it produced.
+fn write_config_copy(dir: &Path, cfg: &ExperimentConfig) -> Result<(), CliError> {
+    write_atomic(&dir.join("config.toml"), cfg.to_toml_string()?.as_bytes())
+}
+
+/// Finish a run: list the files written so far in the publication's folder, build the result
 /// document from that manifest and the run id, write `result.json` and `timing.json`, publish
-/// the folder, and report. Returns the document with the timings filled in (for `--json`).
-fn finish<D: Serialize>(
+/// the folder. Returns the document with the timings filled in (for `--json`) and the names of
+/// the files written.
+fn finish<S: Serialize, B: Serialize>(
     publication: Publication,
     start: Instant,
     globals: &Globals,
-    document: impl FnOnce(String, Vec<FileEntry>) -> D,
-    with_timing: impl FnOnce(D, f64, usize) -> D,
-) -> Result<(D, Vec<String>), CliError> {
+    source: S,
+    body: B,
+) -> Result<(Document<S, B>, Vec<String>), CliError> {
     let dir = publication.dir().to_path_buf();
     let files = manifest(&dir)?;
     let id = run_id(&files);
     let mut names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
-    let doc = document(id.clone(), files);
+    let mut doc = Document {
+        sdelab_version: VERSION,
+        run_id: id,
+        source,
+        wall_seconds: None,
+        threads: None,
+        body,
+        files,
+    };
     write_json(&dir.join(RESULT_FILE), &doc)?;
     let wall_seconds = start.elapsed().as_secs_f64();
     write_json(
         &dir.join(TIMING_FILE),
         &Timing {
-            run_id: &id,
+            run_id: &doc.run_id,
             wall_seconds,
             threads: globals.threads,
         },
@@ -85,7 +212,9 @@ fn finish<D: Serialize>(
     publication.commit()?;
     names.insert(0, RESULT_FILE.to_string());
     names.push(TIMING_FILE.to_string());
-    Ok((with_timing(doc, wall_seconds, globals.threads), names))
+    doc.wall_seconds = Some(wall_seconds);
+    doc.threads = Some(globals.threads);
+    Ok((doc, names))
 }
 
 /// The closing lines of a run on stdout: the folder and every file in it that the run wrote.
@@ -124,48 +253,26 @@ fn failure(e: CompareError) -> CliError {
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The result document of `sdelab weak-error` (CLI.md).
+/// What the result document of `sdelab weak-error` holds (CLI.md).
 #[derive(Serialize)]
-struct WeakErrorDocument<'a> {
-    sdelab_version: &'static str,
-    /// Fingerprint of the published files (see [`run_id`]).
-    run_id: String,
-    /// The config file, as given on the command line.
-    config_path: String,
-    config: &'a ExperimentConfig,
-    /// Only in the `--json` document on stdout; the folder has them in `timing.json`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    wall_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    threads: Option<usize>,
+struct WeakErrorBody<'a> {
     common_random_numbers_used: bool,
     weak_error: &'a [WeakErrorCurve],
-    /// Every other file of the folder, with its size and hash.
-    files: Vec<FileEntry>,
 }
 
 /// `sdelab weak-error`: weak error and fitted orders over `cfg.run.etas`.
-pub fn weak_error(
-    cfg: &ExperimentConfig,
-    opts: &OutputOptions,
-    globals: &Globals,
-) -> Result<(), CliError> {
-    let start = Instant::now();
-    let opt = build::optimizer(cfg)?;
+pub fn weak_error(job: &ConfigRun) -> Result<(), CliError> {
+    let (cfg, opt) = (job.cfg, &job.opt);
     let settings = build::study_settings(cfg);
-    let exact = build::exact_moments(cfg, &opt);
-    let coupled = can_couple(&opt, &settings);
-    let estimate = crate::budget::experiment(cfg, false, globals.threads, coupled);
-    estimate.check(globals.force)?;
-    estimate.announce(globals.quiet || opts.json);
-    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
-    let bar = progress_bar(
-        study_work(&settings, coupled),
-        "weak error",
-        globals.quiet || opts.json,
-    );
+    let exact = build::exact_moments(cfg, opt);
+    let coupled = can_couple(opt, &settings);
+    let estimate = crate::budget::experiment(cfg, false, job.globals.threads, coupled);
+    let (publication, bar) = job.begin(
+        Some(estimate),
+        (study_work(&settings, coupled), "weak error"),
+    )?;
     let curves = weak_error_study(
-        &opt,
+        opt,
         &settings,
         exact
             .as_ref()
@@ -175,34 +282,11 @@ pub fn weak_error(
     .map_err(failure)?;
     bar.finish_and_clear();
     write_weak_error_files(publication.dir(), cfg, &curves)?;
-    let (doc, names) = finish(
-        publication,
-        start,
-        globals,
-        |run_id, files| WeakErrorDocument {
-            sdelab_version: VERSION,
-            run_id,
-            config_path: opts.config_path.display().to_string(),
-            config: cfg,
-            wall_seconds: None,
-            threads: None,
-            common_random_numbers_used: coupled,
-            weak_error: &curves,
-            files,
-        },
-        |doc, wall, threads| WeakErrorDocument {
-            wall_seconds: Some(wall),
-            threads: Some(threads),
-            ..doc
-        },
-    )?;
-    if opts.json {
-        print_json(&doc)?;
-    } else {
-        print_weak_error_table(&curves);
-        print_written(&opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
-    }
-    Ok(())
+    let body = WeakErrorBody {
+        common_random_numbers_used: coupled,
+        weak_error: &curves,
+    };
+    job.finish(publication, body, || print_weak_error_table(&curves))
 }
 
 fn write_weak_error_files(
@@ -311,7 +395,7 @@ fn write_weak_error_files(
         let title = format!("{}: weak error of {} against η", cfg.name, name);
         weak_error_plot(&of_obs, &title, &out.join(format!("weak_error_{name}")))?;
     }
-    write_atomic(&out.join("config.toml"), cfg.to_toml_string()?.as_bytes())
+    write_config_copy(out, cfg)
 }
 
 fn print_weak_error_table(curves: &[WeakErrorCurve]) {
@@ -345,50 +429,26 @@ fn print_weak_error_table(curves: &[WeakErrorCurve]) {
     }
 }
 
-/// The result document of `sdelab run`.
+/// What the result document of `sdelab run` holds.
 #[derive(Serialize)]
-struct RunDocument<'a> {
-    sdelab_version: &'static str,
-    /// Fingerprint of the published files (see [`run_id`]).
-    run_id: String,
-    /// The config file, as given on the command line.
-    config_path: String,
-    config: &'a ExperimentConfig,
-    /// Only in the `--json` document on stdout; the folder has them in `timing.json`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    wall_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    threads: Option<usize>,
+struct RunBody<'a> {
     /// The quantile bands are taken over the first this many paths (their values are kept in
     /// memory); means and intervals over all `run.paths`.
     quantile_paths: u64,
     trajectories: &'a TrajectoryReport,
-    /// Every other file of the folder, with its size and hash.
-    files: Vec<FileEntry>,
 }
 
 /// `sdelab run`: mean and quantile trajectories at `cfg.run.etas[0]`.
-pub fn run(
-    cfg: &ExperimentConfig,
-    opts: &OutputOptions,
-    globals: &Globals,
-) -> Result<(), CliError> {
-    let start = Instant::now();
-    let opt = build::optimizer(cfg)?;
+pub fn run(job: &ConfigRun) -> Result<(), CliError> {
+    let (cfg, opt) = (job.cfg, &job.opt);
     let settings = build::trajectory_settings(cfg);
-    let estimate = crate::budget::experiment(cfg, true, globals.threads, false);
-    estimate.check(globals.force)?;
-    estimate.announce(globals.quiet || opts.json);
-    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
-    let dir = publication.dir().to_path_buf();
+    let estimate = crate::budget::experiment(cfg, true, job.globals.threads, false);
     let svag_l = &cfg.sde.svag_l;
-    let bar = progress_bar(
-        trajectory_work(&settings) + compare::svag::svag_work(&settings, svag_l),
-        "run",
-        globals.quiet || opts.json,
-    );
-    let mut report = trajectories(&opt, &settings, &|n| bar.inc(n)).map_err(failure)?;
-    report.svag = compare::svag::svag_trajectories(&opt, &settings, svag_l, &|n| bar.inc(n))
+    let work = trajectory_work(&settings) + compare::svag::svag_work(&settings, svag_l);
+    let (publication, bar) = job.begin(Some(estimate), (work, "run"))?;
+    let dir = publication.dir().to_path_buf();
+    let mut report = trajectories(opt, &settings, &|n| bar.inc(n)).map_err(failure)?;
+    report.svag = compare::svag::svag_trajectories(opt, &settings, svag_l, &|n| bar.inc(n))
         .map_err(failure)?;
     bar.finish_and_clear();
     write_trajectory_csv(&dir.join("trajectories.csv"), &[(&cfg.name, &report)])?;
@@ -405,34 +465,12 @@ pub fn run(
             &dir.join(format!("trajectory_{}", obs.name())),
         )?;
     }
-    write_atomic(&dir.join("config.toml"), cfg.to_toml_string()?.as_bytes())?;
-    let (doc, names) = finish(
-        publication,
-        start,
-        globals,
-        |run_id, files| RunDocument {
-            sdelab_version: VERSION,
-            run_id,
-            config_path: opts.config_path.display().to_string(),
-            config: cfg,
-            wall_seconds: None,
-            threads: None,
-            quantile_paths: settings.quantile_paths,
-            trajectories: &report,
-            files,
-        },
-        |doc, wall, threads| RunDocument {
-            wall_seconds: Some(wall),
-            threads: Some(threads),
-            ..doc
-        },
-    )?;
-    if opts.json {
-        print_json(&doc)?;
-    } else {
-        print_written(&opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
-    }
-    Ok(())
+    write_config_copy(&dir, cfg)?;
+    let body = RunBody {
+        quantile_paths: settings.quantile_paths,
+        trajectories: &report,
+    };
+    job.finish(publication, body, || ())
 }
 
 /// Prepares a report for drawing. Quantile bands count diverged paths as `+∞`; they are pinned
@@ -538,18 +576,15 @@ struct ProcessSummary {
     diverged_ci95: [f64; 2],
 }
 
+/// The source of `sdelab figure1`: the command line that reproduces it.
 #[derive(Serialize)]
-struct Figure1Document<'a> {
-    sdelab_version: &'static str,
-    /// Fingerprint of the published files (see [`run_id`]).
-    run_id: String,
+struct Figure1Command {
     command: String,
-    /// Never in `result.json` (the committed figure must not change when regenerated): the
-    /// folder has the timings in `timing.json`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    wall_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    threads: Option<usize>,
+}
+
+/// What the result document of `sdelab figure1` holds.
+#[derive(Serialize)]
+struct Figure1Body<'a> {
     params: &'a Figure1Params,
     panels: Vec<PanelSummary<'a>>,
     /// Arms the seed's Appendix B does not have: the pre-scheduled decay `(k+1)^{-1/2}` of
@@ -558,8 +593,6 @@ struct Figure1Document<'a> {
     /// The SDE side rerun at twice the substeps, per arm (`optimizer:arm`).
     substep_checks: &'a [(ArmId, compare::figure1::SubstepCheck)],
     substep_checks_pass: bool,
-    /// Every other file of the folder, with its size and hash.
-    files: Vec<FileEntry>,
 }
 
 fn panel_summaries(panels: &[Figure1Panel]) -> Vec<PanelSummary<'_>> {
@@ -615,11 +648,9 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
         params.seed = s;
     }
     let estimate = crate::budget::figure1(&params, globals.threads);
-    estimate.check(globals.force)?;
-    estimate.announce(globals.quiet);
-    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
+    let work = (figure1_work(&params), "figure 1");
+    let (publication, bar) = begin(&opts.out, Some(estimate), globals, globals.quiet, work)?;
     let dir = publication.dir().to_path_buf();
-    let bar = progress_bar(figure1_work(&params), "figure 1", globals.quiet);
     let result = compare::figure1::figure1(&params, &|n| bar.inc(n)).map_err(failure)?;
     bar.finish_and_clear();
     let all: Vec<&Figure1Panel> = result.panels.iter().chain(&result.additions).collect();
@@ -708,30 +739,21 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
     if let Some(s) = opts.seed {
         command.push_str(&format!(" --seed {s}"));
     }
+    let body = Figure1Body {
+        params: &params,
+        panels: panel_summaries(&result.panels),
+        additions: panel_summaries(&result.additions),
+        substep_checks: &result.substep_checks,
+        substep_checks_pass: result.substep_checks.iter().all(|(_, c)| c.agrees),
+    };
     let (doc, names) = finish(
         publication,
         start,
         globals,
-        |run_id, files| Figure1Document {
-            sdelab_version: VERSION,
-            run_id,
-            command,
-            wall_seconds: None,
-            threads: None,
-            params: &params,
-            panels: panel_summaries(&result.panels),
-            additions: panel_summaries(&result.additions),
-            substep_checks: &result.substep_checks,
-            substep_checks_pass: result.substep_checks.iter().all(|(_, c)| c.agrees),
-            files,
-        },
-        |doc, wall, threads| Figure1Document {
-            wall_seconds: Some(wall),
-            threads: Some(threads),
-            ..doc
-        },
+        Figure1Command { command },
+        body,
     )?;
-    for p in doc.panels.iter().chain(&doc.additions) {
+    for p in doc.body.panels.iter().chain(&doc.body.additions) {
         let cells: Vec<String> = p
             .processes
             .iter()
@@ -767,51 +789,28 @@ pub fn figure1(opts: &Figure1Options, globals: &Globals) -> Result<(), CliError>
     Ok(())
 }
 
-/// The result document of `sdelab stability` (CLI.md).
+/// What the result document of `sdelab stability` holds (CLI.md).
 #[derive(Serialize)]
-struct StabilityDocument<'a> {
-    sdelab_version: &'static str,
-    /// Identifies the run; every file of the folder carries it in `files`.
-    run_id: String,
-    /// The config file, as given on the command line.
-    config_path: String,
-    config: &'a ExperimentConfig,
-    /// Only in the `--json` document on stdout; the folder has them in `timing.json`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    wall_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    threads: Option<usize>,
+struct StabilityBody<'a> {
     /// How `diverged`, `ci95` and the substep check are defined.
     method: &'static str,
     /// Whether every SDE point passed its substep-doubling check.
     substep_checks_pass: bool,
     stability: &'a [StabilityCurve],
-    /// Every other file of the folder, with its size and hash.
-    files: Vec<FileEntry>,
 }
 
 const STABILITY_METHOD: &str = "diverged = paths whose loss passes run.diverge_above (or turns non-finite) at any iteration up to the horizon; ci95 = Wilson score 95% interval; measured_threshold = grid points around the first eta with diverged_fraction >= 1/2; SDE points: run at m and 2m substeps (m from sde.substeps, raised so that eta/m times the drift's Jacobian norm at x0 is <= 1), doubling while a pooled two-proportion test at 95% rejects equality, up to eta/4096; the finer run is reported; theory: 'exact' (noise-free closed form), 'pathwise' (almost-sure growth rate; the long-horizon limit of the diverged fraction), 'mean_square' (growth of E|x|^2), given where the build knows them";
 
 /// `sdelab stability`: diverged fraction against η (and x0 scale).
-pub fn stability(
-    cfg: &ExperimentConfig,
-    opts: &OutputOptions,
-    globals: &Globals,
-) -> Result<(), CliError> {
-    let start = Instant::now();
-    let opt = build::optimizer(cfg)?;
+pub fn stability(job: &ConfigRun) -> Result<(), CliError> {
+    let (cfg, opt) = (job.cfg, &job.opt);
     let settings = build::stability_settings(cfg);
-    let publication = Publication::begin(&opts.out, globals.lock_mode())?;
+    let (publication, bar) = job.begin(None, (stability_work(&settings), "stability"))?;
     let dir = publication.dir().to_path_buf();
-    let bar = progress_bar(
-        stability_work(&settings),
-        "stability",
-        globals.quiet || opts.json,
-    );
     let curves = stability_sweep(
-        &opt,
+        opt,
         &settings,
-        &|x0| build::stability_theory(&opt, x0),
+        &|x0| build::stability_theory(opt, x0),
         &|n| bar.inc(n),
     )
     .map_err(failure)?;
@@ -861,43 +860,22 @@ pub fn stability(
         cfg.name, cfg.run.horizon, cfg.run.paths
     );
     stability_plot(&curves, &title, &dir.join("stability"))?;
-    write_atomic(&dir.join("config.toml"), cfg.to_toml_string()?.as_bytes())?;
+    write_config_copy(&dir, cfg)?;
     let substep_checks_pass = curves
         .iter()
         .flat_map(|c| &c.points)
         .all(|p| p.substep_check.as_ref().is_none_or(|c| c.agrees));
-    let (doc, names) = finish(
-        publication,
-        start,
-        globals,
-        |run_id, files| StabilityDocument {
-            sdelab_version: VERSION,
-            run_id,
-            config_path: opts.config_path.display().to_string(),
-            config: cfg,
-            wall_seconds: None,
-            threads: None,
-            method: STABILITY_METHOD,
-            substep_checks_pass,
-            stability: &curves,
-            files,
-        },
-        |doc, wall, threads| StabilityDocument {
-            wall_seconds: Some(wall),
-            threads: Some(threads),
-            ..doc
-        },
-    )?;
-    if opts.json {
-        print_json(&doc)?;
-    } else {
+    let body = StabilityBody {
+        method: STABILITY_METHOD,
+        substep_checks_pass,
+        stability: &curves,
+    };
+    job.finish(publication, body, || {
         print_stability_table(&curves);
-        if !doc.substep_checks_pass {
+        if !substep_checks_pass {
             println!("warning: some SDE points still move when their substeps double (see substep_check in result.json)");
         }
-        print_written(&opts.out, &names, doc.wall_seconds.unwrap_or(0.0));
-    }
-    Ok(())
+    })
 }
 
 fn print_stability_table(curves: &[StabilityCurve]) {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{Figure1Options, Globals, OutputOptions};
+use crate::commands::{ConfigRun, Figure1Options, Globals, OutputOptions};
 use crate::config::{ConfigError, ExperimentConfig};
 use crate::error::CliError;
 use crate::shard::{Discard, Job, MuteStdout, ShardSpec};
@@ -256,9 +256,9 @@ impl Task {
     fn execute(&self, globals: &Globals) -> Result<(), CliError> {
         match self {
             Task::Figure1(o) => commands::figure1(o, globals),
-            Task::WeakError(cfg, o) => commands::weak_error(cfg, o, globals),
-            Task::Run(cfg, o) => commands::run(cfg, o, globals),
-            Task::Stability(cfg, o) => commands::stability(cfg, o, globals),
+            Task::WeakError(cfg, o) => commands::weak_error(&ConfigRun::new(cfg, o, globals)?),
+            Task::Run(cfg, o) => commands::run(&ConfigRun::new(cfg, o, globals)?),
+            Task::Stability(cfg, o) => commands::stability(&ConfigRun::new(cfg, o, globals)?),
         }
     }
 

@@ -1,22 +1,7 @@
 //! The built `sdelab` binary: exit codes and messages for bad input, help on every subcommand.
 
-use std::process::{Command, Output};
-
-fn sdelab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sdelab"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run the sdelab binary")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::{sdelab, sdelab_json, stderr, stdout, stdout_json};
 
 const VALID: &str = r#"
 name = "t"
@@ -177,18 +162,7 @@ fn valid_config_gets_past_validation() {
     let cfg = dir.path().join("tiny.toml");
     std::fs::write(&cfg, VALID).expect("write");
     for sub in ["weak-error", "run"] {
-        let out = dir.path().join(sub);
-        let o = sdelab(&[
-            "--quiet",
-            "--threads",
-            "1",
-            sub,
-            "--config",
-            cfg.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-            "--json",
-        ]);
+        let o = sdelab_json("1", sub, &cfg, &dir.path().join(sub));
         // Either it ran (0) or failed for another reason (1), never bad input (2).
         assert_ne!(o.status.code(), Some(2), "{sub}: {}", stderr(&o));
         if o.status.code() == Some(0) {
@@ -208,38 +182,18 @@ fn valid_config_gets_past_validation() {
 fn stability_reports_the_parabola_threshold() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("stab.toml");
-    let text = r#"
-name = "stab"
-[loss]
-kind = "quadratic"
-diag = [1.0]
-x0 = [1.0]
-[noise]
-kind = "gaussian"
-sigma0 = 0.0
-[optimizer]
-kind = "dsgd"
-[run]
-horizon = 120.0
-etas = [1.5, 2.5]
-x0_scales = [1.0, 2.0]
-paths = 2
-"#;
-    std::fs::write(&cfg, text).expect("write");
+    // VALID without noise, over longer times and at the sweep's learning rates.
+    let text = VALID.replace("sigma0 = 1.0", "sigma0 = 0.0").replace(
+        "horizon = 1.0\netas = [0.1, 0.05]\npaths = 100",
+        "horizon = 120.0\netas = [1.5, 2.5]\nx0_scales = [1.0, 2.0]\npaths = 2",
+    );
+    assert!(
+        text.contains("sigma0 = 0.0") && text.contains("x0_scales"),
+        "VALID changed: {text}"
+    );
+    std::fs::write(&cfg, &text).expect("write");
     let out = dir.path().join("out");
-    let o = sdelab(&[
-        "--quiet",
-        "--threads",
-        "1",
-        "stability",
-        "--config",
-        cfg.to_str().expect("utf-8"),
-        "--out",
-        out.to_str().expect("utf-8"),
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    let v = stdout_json(&sdelab_json("1", "stability", &cfg, &out));
     let curves = v["stability"].as_array().expect("stability array");
     assert_eq!(curves.len(), 2 * 4, "2 scales x (discrete + 3 models)");
     for c in curves {

@@ -12,6 +12,8 @@ use models::schedule::{NormalizedSgdSpec, NormalizedSpec, PolySpec};
 use sdelab::config::*;
 use sdelab::error::CliError;
 
+mod common;
+
 fn gaussian(sigma0: f64, sigma1: f64, scale: Vec<f64>) -> NoiseModel {
     NoiseModel::Gaussian(GaussianSpec {
         sigma0,
@@ -1497,23 +1499,11 @@ fn config_reference_documents_every_key() {
             "README.md does not document `{key}`"
         );
     }
-    for kinds in [
-        LossKind::KINDS.to_vec(),
-        NoiseModel::KINDS.to_vec(),
-        OptimizerSpec::KINDS.to_vec(),
-        CompressorSpec::KINDS.to_vec(),
-        ScheduleSpec::KINDS.to_vec(),
-        names::<SdeModel>(),
-        names::<SchemeKind>(),
-        names::<IncrementKind>(),
-        names::<Observable>(),
-    ] {
-        for k in kinds {
-            assert!(
-                doc.contains(&format!("`{k}`")),
-                "README.md does not mention `{k}`"
-            );
-        }
+    for k in common::all_kind_names() {
+        assert!(
+            doc.contains(&format!("`{k}`")),
+            "README.md does not mention `{k}`"
+        );
     }
 }
 

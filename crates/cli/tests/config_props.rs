@@ -13,6 +13,8 @@ use sdelab::config::*;
 use sdelab::error::CliError;
 use toml::{Table, Value};
 
+mod common;
+
 const EXTRA_BASES: &[&str] = &[
     r#"
 name = "per-agent"
@@ -212,21 +214,6 @@ fn nasty_value(r: u64) -> Value {
     }
 }
 
-fn all_names() -> Vec<&'static str> {
-    [
-        LossKind::KINDS.to_vec(),
-        NoiseModel::KINDS.to_vec(),
-        OptimizerSpec::KINDS.to_vec(),
-        CompressorSpec::KINDS.to_vec(),
-        ScheduleSpec::KINDS.to_vec(),
-        names::<SdeModel>(),
-        names::<SchemeKind>(),
-        names::<IncrementKind>(),
-        names::<Observable>(),
-    ]
-    .concat()
-}
-
 const KEY_NAMES: &[&str] = &[
     "kind",
     "x0",
@@ -312,7 +299,7 @@ fn mutate(doc: &mut Value, op: u8, a: u64, b: u64) {
         }
         4 => {
             // Swap a kind (or any string) for another known name, or garbage.
-            let names = all_names();
+            let names = common::all_kind_names();
             if let Some(v @ Value::String(_)) = get_mut(doc, &path) {
                 *v = if b % 6 == 0 {
                     Value::String(format!("{}x", names[(b / 6 % names.len() as u64) as usize]))

@@ -2,36 +2,20 @@
 //! hold what they should, `--json` prints the result document and nothing else.
 
 mod common;
-use common::{json, ok, sdelab, write};
+use common::{json, ok, sdelab, sdelab_json, small_config, stdout_json, write};
 use std::path::Path;
 
-const CONFIG: &str = r#"
-name = "e2e"
-seed = 5
-[loss]
-kind = "quadratic"
-diag = [1.0, 2.0]
-x0 = [1.0, -1.0]
-[agents]
-n = 2
-[noise]
-kind = "gaussian"
-sigma0 = 0.5
-[optimizer]
-kind = "dsgd"
-[sde]
-models = ["first_order", "second_order"]
-scheme = "weak2"
-substeps = 2
-[run]
-horizon = 1.0
-etas = [0.2, 0.1, 0.05]
-paths = 2000
-observables = ["loss", "x"]
-"#;
+/// The common small experiment, at a fixed number of substeps of the weak order 2 scheme.
+fn config() -> String {
+    small_config(&[
+        ("name", r#""e2e""#),
+        ("sde.scheme", r#""weak2""#),
+        ("sde.substeps", "2"),
+    ])
+}
 
 fn write_config(dir: &Path) -> String {
-    write(dir, "e2e.toml", CONFIG)
+    write(dir, "e2e.toml", &config())
 }
 
 #[test]
@@ -91,20 +75,7 @@ fn json_flag_prints_only_the_document_and_same_seed_gives_same_numbers() {
     let cfg = write_config(dir.path());
     let run = |threads: &str, sub: &str| {
         let out = dir.path().join(format!("{sub}-{threads}"));
-        let o = sdelab(&[
-            "--threads",
-            threads,
-            sub,
-            "--config",
-            &cfg,
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ]);
-        ok(&o);
-        let doc: serde_json::Value =
-            serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
-        doc
+        stdout_json(&sdelab_json(threads, sub, Path::new(&cfg), &out))
     };
     let (a, b) = (run("1", "weak-error"), run("2", "weak-error"));
     assert_eq!(

@@ -3,7 +3,7 @@
 #![cfg(unix)]
 
 mod common;
-use common::{command, ok, sdelab, stderr, write};
+use common::{command, ok, sdelab, small_config_without, stderr, write};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,29 +14,29 @@ use std::time::{Duration, Instant};
 /// time goes to drawing and writing the 8 plots and the CSV, so most kills land while files are
 /// being written (~0.3 s of ~0.4 s on this project's machine kind).
 fn config(seed: u64, paths: u64) -> String {
-    format!(
-        r#"
-name = "faults"
-seed = {seed}
-[loss]
-kind = "quartic"
-x0 = [1.5, -1.0, 0.5]
-[agents]
-n = 4
-[noise]
-kind = "gaussian"
-sigma0 = 0.5
-[optimizer]
-kind = "dsgd"
-[sde]
-models = ["first_order", "stability"]
-substeps = 2
-[run]
-horizon = 2.0
-etas = [0.01]
-paths = {paths}
-"#
+    let (seed, paths) = (seed.to_string(), paths.to_string());
+    small_config_without(
+        &["loss.diag", "run.observables"],
+        &[
+            ("name", r#""faults""#),
+            ("seed", &seed),
+            ("loss.kind", r#""quartic""#),
+            ("loss.x0", "[1.5, -1.0, 0.5]"),
+            ("agents.n", "4"),
+            ("sde.models", r#"["first_order", "stability"]"#),
+            ("sde.substeps", "2"),
+            ("run.horizon", "2.0"),
+            ("run.etas", "[0.01]"),
+            ("run.paths", &paths),
+        ],
     )
+}
+
+/// `text` with `from` replaced by `to`; `from` must be there (else the test would silently run
+/// the unchanged config).
+fn swap(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} not in {text}");
+    text.replace(from, to)
 }
 
 fn names_in(dir: &Path) -> BTreeSet<String> {
@@ -262,12 +262,12 @@ fn work_above_the_ceilings_is_refused_at_once_naming_the_key() {
     let cases = [
         (
             "paths",
-            base.replace("paths = 100", "paths = 1e12"),
+            swap(&base, "paths = 100", "paths = 1e12"),
             "run.paths = 1000000000000",
         ),
         (
             "substeps",
-            base.replace("substeps = 2", "substeps = 1e12"),
+            swap(&base, "substeps = 2", "substeps = 1e12"),
             "sde.substeps = 1000000000000",
         ),
     ];
@@ -275,9 +275,11 @@ fn work_above_the_ceilings_is_refused_at_once_naming_the_key() {
         let cfg = write(dir.path(), &format!("{name}.toml"), &text);
         for sub in ["run", "weak-error"] {
             let text_for_sub = if sub == "weak-error" {
-                fs::read_to_string(&cfg)
-                    .expect("read")
-                    .replace("etas = [0.01]", "etas = [0.02, 0.01]")
+                swap(
+                    &fs::read_to_string(&cfg).expect("read"),
+                    "etas = [0.01]",
+                    "etas = [0.02, 0.01]",
+                )
             } else {
                 fs::read_to_string(&cfg).expect("read")
             };
@@ -308,12 +310,15 @@ fn work_above_the_ceilings_is_refused_at_once_naming_the_key() {
     // A 6.5-million-dimensional starting point (and Hessian diagonal): refused before parsing.
     let d = 6_500_000;
     let ones = vec!["1"; d].join(",");
-    let big = base
-        .replace(
+    let big = swap(
+        &swap(
+            &base,
             "kind = \"quartic\"",
             &format!("kind = \"quadratic\"\ndiag = [{ones}]"),
-        )
-        .replace("x0 = [1.5, -1.0, 0.5]", &format!("x0 = [{ones}]"));
+        ),
+        "x0 = [1.5, -1.0, 0.5]",
+        &format!("x0 = [{ones}]"),
+    );
     let cfg = write(dir.path(), "big.toml", &big);
     let start = Instant::now();
     let o = sdelab(&[
@@ -341,10 +346,13 @@ fn csv_outputs_hold_no_nan_and_shortest_scientific_numbers() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Every path of the discrete process diverges (a huge step on the quartic), so means over
     // surviving paths have no value and quantiles are infinite.
-    let text = config(4, 50)
-        .replace("x0 = [1.5, -1.0, 0.5]", "x0 = [30.0, -30.0, 30.0]")
-        .replace("etas = [0.01]", "etas = [0.5, 0.25]")
-        .replace("horizon = 2.0", "horizon = 1.0");
+    let text = [
+        ("x0 = [1.5, -1.0, 0.5]", "x0 = [30.0, -30.0, 30.0]"),
+        ("etas = [0.01]", "etas = [0.5, 0.25]"),
+        ("horizon = 2.0", "horizon = 1.0"),
+    ]
+    .iter()
+    .fold(config(4, 50), |t, (from, to)| swap(&t, from, to));
     let cfg = write(dir.path(), "div.toml", &text);
     for sub in ["run", "weak-error"] {
         let out = dir.path().join(sub);

@@ -4,35 +4,28 @@
 //! with exit code 2.
 
 mod common;
-use common::{bad_input, ok, sdelab, write};
+use common::{arg, bad_input, ok, sdelab, small_config, write};
 use std::path::Path;
 
-/// A small weak-error study with fixed substeps (no data-dependent refinement), coupled, two
-/// models; diverging paths are possible at the largest η.
-const WEAK: &str = r#"
-name = "shards"
-seed = 17
-[loss]
-kind = "quadratic"
-diag = [1.0, 3.0]
-x0 = [1.0, -0.5]
-[agents]
-n = 3
-[noise]
-kind = "gaussian"
-sigma0 = 0.7
-[optimizer]
-kind = "dsgd"
-[sde]
-models = ["first_order", "second_order"]
-scheme = "weak2"
-substeps = 2
-[run]
-horizon = 1.0
-etas = [0.2, 0.1]
-paths = 3001
-observables = ["loss", "x"]
-"#;
+/// A small weak-error study, coupled, two models; diverging paths are possible at the largest
+/// η. With `fixed_substeps` there is no data-dependent refinement, so it can be sharded.
+fn weak(fixed_substeps: bool) -> String {
+    let mut overrides = vec![
+        ("name", r#""shards""#),
+        ("seed", "17"),
+        ("loss.diag", "[1.0, 3.0]"),
+        ("loss.x0", "[1.0, -0.5]"),
+        ("agents.n", "3"),
+        ("noise.sigma0", "0.7"),
+        ("sde.scheme", r#""weak2""#),
+        ("run.etas", "[0.2, 0.1]"),
+        ("run.paths", "3001"),
+    ];
+    if fixed_substeps {
+        overrides.push(("sde.substeps", "2"));
+    }
+    small_config(&overrides)
+}
 
 /// `sdelab run`: means over all paths, then quantile bands over the first 4000 (values gathered).
 const RUN: &str = r#"
@@ -59,10 +52,6 @@ paths = 4100
 observables = ["loss"]
 "#;
 
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 /// One run against its three shards merged: the same `result.json`, byte for byte.
 fn single_equals_merge(cmd: &str, config: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -74,7 +63,7 @@ fn single_equals_merge(cmd: &str, config: &str) {
         "--config",
         &cfg,
         "--out",
-        s(&single),
+        arg(&single),
     ]));
     let shards = dir.path().join("shards");
     for (i, threads) in [(0, "1"), (1, "2"), (2, "3")] {
@@ -86,7 +75,7 @@ fn single_equals_merge(cmd: &str, config: &str) {
             "--config",
             &cfg,
             "--out",
-            s(&shards),
+            arg(&shards),
             "--shard",
             &format!("{i}/3"),
         ]);
@@ -106,9 +95,9 @@ fn single_equals_merge(cmd: &str, config: &str) {
     ok(&sdelab(&[
         "--quiet",
         "merge",
-        s(&shards),
+        arg(&shards),
         "--out",
-        s(&merged),
+        arg(&merged),
     ]));
     let a = std::fs::read(single.join("result.json")).expect("single result");
     let b = std::fs::read(merged.join("result.json")).expect("merged result");
@@ -120,7 +109,7 @@ fn single_equals_merge(cmd: &str, config: &str) {
 
 #[test]
 fn merged_weak_error_shards_are_the_single_run() {
-    single_equals_merge("weak-error", WEAK);
+    single_equals_merge("weak-error", &weak(true));
 }
 
 #[test]
@@ -141,7 +130,7 @@ fn foreign_missing_and_duplicate_shards_are_refused() {
             "--config",
             cfg,
             "--out",
-            s(&out),
+            arg(&out),
             "--shard",
             spec,
         ]));
@@ -153,8 +142,8 @@ fn foreign_missing_and_duplicate_shards_are_refused() {
     let a1_of_3 = shard(&a, "a3", "1/3");
     let out = dir.path().join("merged");
     let merge = |files: &[&Path]| {
-        let mut args = vec!["--quiet", "merge", "--out", s(&out)];
-        args.extend(files.iter().map(|f| s(f)));
+        let mut args = vec!["--quiet", "merge", "--out", arg(&out)];
+        args.extend(files.iter().map(|f| arg(f)));
         sdelab(&args)
     };
     bad_input(&merge(&[&a0, &b1]), "belongs to another run");
@@ -172,10 +161,10 @@ fn foreign_missing_and_duplicate_shards_are_refused() {
 #[test]
 fn runs_with_data_dependent_decisions_are_not_sharded() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = write(dir.path(), "c.toml", &WEAK.replace("substeps = 2\n", ""));
+    let cfg = write(dir.path(), "c.toml", &weak(false));
     let out = dir.path().join("o");
     for sub in ["weak-error", "stability"] {
-        let o = sdelab(&[sub, "--config", &cfg, "--out", s(&out), "--shard", "0/2"]);
+        let o = sdelab(&[sub, "--config", &cfg, "--out", arg(&out), "--shard", "0/2"]);
         bad_input(&o, "sde.substeps");
     }
     bad_input(&sdelab(&["--shard", "0/2", "list"]), "--shard applies to");

@@ -29,7 +29,9 @@ use sde_core::{
 use serde::{Serialize, Serializer};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::study::{check_horizon_and_etas, check_paths, check_x0, iterations};
+use crate::study::{
+    check_horizon_and_etas, check_non_empty, check_paths, check_substeps, check_x0, iterations,
+};
 use sde_core::stats::Z95;
 
 /// Settings of a stability sweep.
@@ -304,13 +306,11 @@ fn validate<L: Loss, M: GradientMethod>(
     opt: &Optimizer<L, M>,
     s: &StabilitySettings,
 ) -> Result<(), CompareError> {
-    if s.etas.is_empty() {
-        return Err(CompareError::bad(
-            Setting::Etas,
-            "[]",
-            "stability needs at least one learning rate",
-        ));
-    }
+    check_non_empty(
+        &s.etas,
+        Setting::Etas,
+        "stability needs at least one learning rate",
+    )?;
     check_horizon_and_etas(s.horizon, &s.etas)?;
     for (i, &c) in s.x0_scales.iter().enumerate() {
         if !(c > 0.0) || !c.is_finite() {
@@ -321,21 +321,9 @@ fn validate<L: Loss, M: GradientMethod>(
             ));
         }
     }
-    if s.x0_scales.is_empty() {
-        return Err(CompareError::bad(
-            Setting::X0Scales,
-            "[]",
-            "needs at least one scale",
-        ));
-    }
+    check_non_empty(&s.x0_scales, Setting::X0Scales, "needs at least one scale")?;
     check_paths(s.paths)?;
-    if s.substeps == 0 {
-        return Err(CompareError::bad(
-            Setting::Substeps,
-            0,
-            "must be at least 1",
-        ));
-    }
+    check_substeps(s.substeps)?;
     if s.max_substeps < 2 * s.substeps {
         return Err(CompareError::bad(
             Setting::MaxSubsteps,

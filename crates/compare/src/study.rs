@@ -84,13 +84,11 @@ pub use crate::error::Setting;
 impl StudySettings {
     /// Checks the settings, naming the field ([`Setting`]) of anything out of range.
     pub fn validate(&self, d: usize) -> Result<(), CompareError> {
-        if self.etas.is_empty() {
-            return Err(CompareError::bad(
-                Setting::Etas,
-                "[]",
-                "needs at least one learning rate",
-            ));
-        }
+        check_non_empty(
+            &self.etas,
+            Setting::Etas,
+            "needs at least one learning rate",
+        )?;
         check_horizon_and_etas(self.horizon, &self.etas)?;
         check_paths(self.paths)?;
         if let Some(t) = self.target_rel_ci {
@@ -102,12 +100,8 @@ impl StudySettings {
                 ));
             }
         }
-        if self.substeps == Some(0) {
-            return Err(CompareError::bad(
-                Setting::Substeps,
-                0,
-                "must be at least 1",
-            ));
+        if let Some(m) = self.substeps {
+            check_substeps(m)?;
         }
         if self.max_substeps < 2 {
             return Err(CompareError::bad(
@@ -116,20 +110,12 @@ impl StudySettings {
                 "must be at least 2",
             ));
         }
-        if self.models.is_empty() {
-            return Err(CompareError::bad(
-                Setting::Models,
-                "[]",
-                "needs at least one model",
-            ));
-        }
-        if self.observables.is_empty() {
-            return Err(CompareError::bad(
-                Setting::Observables,
-                "[]",
-                "needs at least one observable",
-            ));
-        }
+        check_non_empty(&self.models, Setting::Models, "needs at least one model")?;
+        check_non_empty(
+            &self.observables,
+            Setting::Observables,
+            "needs at least one observable",
+        )?;
         check_x0(&self.x0, d)?;
         if !(self.diverge_above > 0.0) {
             return Err(CompareError::bad(
@@ -181,6 +167,30 @@ pub(crate) fn check_paths(paths: u64) -> Result<(), CompareError> {
             Setting::Paths,
             paths,
             "needs at least 2 paths",
+        ));
+    }
+    Ok(())
+}
+
+/// A list setting that needs an entry: `message` says what for.
+pub(crate) fn check_non_empty<T>(
+    list: &[T],
+    setting: Setting,
+    message: &str,
+) -> Result<(), CompareError> {
+    if list.is_empty() {
+        return Err(CompareError::bad(setting, "[]", message));
+    }
+    Ok(())
+}
+
+/// `sde.substeps` ≥ 1 (the SDE takes at least one step per iteration).
+pub(crate) fn check_substeps(substeps: usize) -> Result<(), CompareError> {
+    if substeps == 0 {
+        return Err(CompareError::bad(
+            Setting::Substeps,
+            0,
+            "must be at least 1",
         ));
     }
     Ok(())
@@ -880,33 +890,22 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
                     };
                     let run_paths = goal;
                     let pts: Vec<WeakErrorPoint> = (0..n)
-                        .map(|oi| {
+                        .map(|o| {
+                            let input = PointInput {
+                                stats: &stats,
+                                discrete: discrete.as_ref(),
+                                o,
+                                n,
+                                eta,
+                                iters,
+                                coarse,
+                                scheme_order: order,
+                                paths: run_paths,
+                            };
                             if three {
-                                richardson_point(
-                                    &stats,
-                                    discrete.as_ref(),
-                                    oi,
-                                    n,
-                                    eta,
-                                    iters,
-                                    coarse,
-                                    order,
-                                    run_paths,
-                                    st.bias_paths >= run_paths,
-                                )
+                                richardson_point(&input, st.bias_paths >= run_paths)
                             } else {
-                                ladder_point(
-                                    &stats,
-                                    discrete.as_ref(),
-                                    oi,
-                                    n,
-                                    eta,
-                                    iters,
-                                    coarse,
-                                    order,
-                                    report,
-                                    run_paths,
-                                )
+                                ladder_point(&input, report)
                             }
                         })
                         .collect();
@@ -1228,30 +1227,38 @@ fn max_with_band(m: &[(usize, f64, f64)]) -> Option<(f64, f64, [f64; 2], f64, us
     Some((e, half, [lo, hi], Z95 * best.1, best.2))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ladder_point(
-    stats: &EnsembleStats,
-    discrete: Option<&EnsembleStats>,
+/// What a point of either ladder is computed from: the statistics of one model's run at one
+/// learning rate, and where observable `o` of `n` stands in them.
+#[derive(Clone, Copy)]
+struct PointInput<'a> {
+    stats: &'a EnsembleStats,
+    /// The discrete side's own statistics, when it ran apart from the SDE (not coupled).
+    discrete: Option<&'a EnsembleStats>,
     o: usize,
     n: usize,
     eta: f64,
     iters: usize,
+    /// Substeps of the coarsest level.
     coarse: usize,
     scheme_order: f64,
-    report: Report,
+    /// Paths the statistics hold.
     paths: u64,
-) -> WeakErrorPoint {
+}
+
+fn ladder_point(input: &PointInput, report: Report) -> WeakErrorPoint {
+    let &PointInput { stats, o, n, .. } = input;
+    let (discrete, coarse, paths) = (input.discrete, input.coarse, input.paths);
     let (rep, rep_diff) = match report {
         Report::Coarse => (Block::Coarse, Block::DiscreteMinusCoarse),
         _ => (Block::Fine, Block::DiscreteMinusFine),
     };
-    let p2 = 2f64.powf(scheme_order);
+    let p2 = 2f64.powf(input.scheme_order);
     let bias_factor = match report {
         Report::Coarse => p2 / (p2 - 1.0),
         _ => 1.0 / (p2 - 1.0),
     };
     // Per iteration k ≥ 1 (at k = 0 both sides sit at x0): mean difference and its standard error.
-    let mut diffs = Vec::with_capacity(iters);
+    let mut diffs = Vec::with_capacity(input.iters);
     for k in 1..stats.n_save {
         let (m, se) = match discrete {
             None => {
@@ -1278,7 +1285,7 @@ fn ladder_point(
         diffs.push((k, m, se));
     }
     // Integrator bias: Richardson on the coarse − fine differences of the same paths.
-    let mut biases = Vec::with_capacity(iters);
+    let mut biases = Vec::with_capacity(input.iters);
     for k in 1..stats.n_save {
         let w = stats.summary(k, index(Block::CoarseMinusFine, o, n));
         if w.count >= 2 {
@@ -1291,8 +1298,6 @@ fn ladder_point(
     };
     assemble_point(
         PointParts {
-            eta,
-            iters,
             substeps: match report {
                 Report::Coarse => coarse,
                 _ => 2 * coarse,
@@ -1304,18 +1309,12 @@ fn ladder_point(
             alive_discrete: alive_index(Block::Discrete, n, false),
             sde: side_from_ladder(stats, index(rep, o, n), alive_rep, paths),
         },
-        stats,
-        discrete,
-        o,
-        n,
-        paths,
+        input,
     )
 }
 
 /// What distinguishes the points of the two ladders; [`assemble_point`] builds the rest alike.
 struct PointParts<'a> {
-    eta: f64,
-    iters: usize,
     substeps: usize,
     sde_estimator: SdeEstimator,
     /// Per iteration `k ≥ 1`: the mean difference and its standard error.
@@ -1331,14 +1330,9 @@ struct PointParts<'a> {
 
 /// A ladder point: the weak error with its simultaneous band, the bias bound over the iterations
 /// (added to the band), the variance reduction at the maximising iteration and the discrete side.
-fn assemble_point(
-    parts: PointParts,
-    stats: &EnsembleStats,
-    discrete: Option<&EnsembleStats>,
-    o: usize,
-    n: usize,
-    paths: u64,
-) -> WeakErrorPoint {
+fn assemble_point(parts: PointParts, input: &PointInput) -> WeakErrorPoint {
+    let &PointInput { stats, o, n, .. } = input;
+    let (discrete, eta, iters, paths) = (input.discrete, input.eta, input.iters, input.paths);
     let band = max_with_band(parts.diffs);
     let biases = parts.biases;
     let zb = simultaneous_z95(biases.len());
@@ -1375,8 +1369,8 @@ fn assemble_point(
         }
     };
     WeakErrorPoint {
-        eta: parts.eta,
-        iterations: parts.iters,
+        eta,
+        iterations: iters,
         substeps: parts.substeps,
         weak_error: band.map(|b| b.0),
         ci95: band.map(|b| b.1 + bias_bound.unwrap_or(0.0)),
@@ -1529,22 +1523,11 @@ fn richardson_weights(scheme_order: f64) -> (f64, f64) {
 /// (level 0 on all paths, levels 1 and 2 on the first ones). Its residual bias is estimated by
 /// `(R' − R)/(2^{p+1} − 1)`, the mean of the per-path [`Block::Residual`], and bounded over the
 /// iterations like the two-level bias.
-#[allow(clippy::too_many_arguments)]
-fn richardson_point(
-    stats: &EnsembleStats,
-    discrete: Option<&EnsembleStats>,
-    o: usize,
-    n: usize,
-    eta: f64,
-    iters: usize,
-    coarse: usize,
-    scheme_order: f64,
-    paths: u64,
-    full: bool,
-) -> WeakErrorPoint {
-    let (rho, rf) = richardson_weights(scheme_order);
+fn richardson_point(input: &PointInput, full: bool) -> WeakErrorPoint {
+    let &PointInput { stats, o, n, .. } = input;
+    let (rho, rf) = richardson_weights(input.scheme_order);
     let terms: Vec<(usize, Option<RichTerms>)> = (1..stats.n_save)
-        .map(|k| (k, rich_terms(stats, discrete, o, n, k, rho, rf, full)))
+        .map(|k| (k, rich_terms(stats, input.discrete, o, n, k, rho, rf, full)))
         .collect();
     let diffs: Vec<(usize, f64, f64)> = terms
         .iter()
@@ -1582,21 +1565,15 @@ fn richardson_point(
     };
     assemble_point(
         PointParts {
-            eta,
-            iters,
-            substeps: 4 * coarse,
+            substeps: 4 * input.coarse,
             sde_estimator: SdeEstimator::Richardson,
             diffs: &diffs,
             biases: &biases,
             variance_blocks: (Block::Coarse, Block::DiscreteMinusCoarse),
             alive_discrete: alive_index(Block::Discrete, n, true),
-            sde: side(v0.count, mean, ci, diverged, paths),
+            sde: side(v0.count, mean, ci, diverged, input.paths),
         },
-        stats,
-        discrete,
-        o,
-        n,
-        paths,
+        input,
     )
 }
 

@@ -12,7 +12,8 @@ use crate::sim::{DiscretePaths, ModelPaths, PathSettings};
 use crate::solver_choice::{dispatch, SolverVisitor};
 use crate::streams::{Role, Stream};
 use crate::study::{
-    check_horizon_and_etas, check_paths, check_x0, iterations, Progress, ProgressDelta,
+    check_horizon_and_etas, check_paths, check_substeps, check_x0, iterations, Progress,
+    ProgressDelta,
 };
 use models::loss::Loss;
 use models::method::GradientMethod;
@@ -192,13 +193,7 @@ pub fn trajectories<L: Loss, M: GradientMethod>(
     check_horizon_and_etas(s.horizon, &[s.eta])?;
     let iters = iterations(s.horizon, s.eta);
     check_paths(s.paths)?;
-    if s.substeps == 0 {
-        return Err(CompareError::bad(
-            Setting::Substeps,
-            0,
-            "must be at least 1",
-        ));
-    }
+    check_substeps(s.substeps)?;
     check_x0(&s.x0, opt.dim())?;
     for (i, q) in s.quantiles.iter().enumerate() {
         if !(0.0..=1.0).contains(q) {

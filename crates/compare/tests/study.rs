@@ -4,55 +4,31 @@
 //! controlled, the expected orders follow the schedule, and divergence is reported per side.
 
 use compare::exact::{ExactMoments, QuadraticDsgdMoments};
-use compare::study::{
-    weak_error_study, Reference, StudySettings, Verdict, WeakErrorCurve, DEFAULT_MAX_SUBSTEPS,
-};
+use compare::study::{weak_error_study, Reference, StudySettings, Verdict, WeakErrorCurve};
 use compare::{CompareError, Field, Observable, Setting};
 use models::{
-    Agent, CompressorKind, DiagonalQuadratic, Dsgd, GaussianNoise, Identity, LossKind, Method,
-    NoiseModel, Optimizer, Schedule, SdeModel,
+    Agent, CompressorKind, DiagonalQuadratic, Dsgd, GaussianNoise, Identity, Method, NoiseModel,
+    Optimizer, Schedule, SdeModel,
 };
-use sde_core::{IncrementKind, SchemeKind};
+use sde_core::SchemeKind;
 
-type Opt = Optimizer<LossKind, Method>;
+mod common;
+use common::{dsgd_quadratic, study_defaults, Opt};
 
 /// DSGD on f = λ x²/2 (1-D) with one agent of additive noise σ and the given schedule.
 fn parabola_with(lambda: f64, sigma: f64, schedule: Schedule) -> Opt {
-    let noise = NoiseModel::Gaussian(GaussianNoise::isotropic(1, sigma, 0.0).unwrap());
-    let agents = vec![Agent {
-        noise,
-        compressor: CompressorKind::Identity(Identity),
-    }];
-    Optimizer::new(
-        DiagonalQuadratic::new(vec![lambda]).unwrap().into(),
-        Method::Dsgd(Dsgd::new(agents).unwrap()),
-        schedule,
-    )
-    .unwrap()
+    dsgd_quadratic(&[lambda], sigma, 1, schedule)
 }
 
 fn parabola(lambda: f64, sigma: f64) -> Opt {
     parabola_with(lambda, sigma, Schedule::constant())
 }
 
-/// The study's defaults: weak2, substeps chosen by the study.
+/// The study's defaults, from x0 = 1.
 fn settings(etas: &[f64], paths: u64, crn: bool) -> StudySettings {
     StudySettings {
-        etas: etas.to_vec(),
-        horizon: 1.0,
-        paths,
-        seed: 3,
-        x0: vec![1.0],
-        models: SdeModel::ALL.to_vec(),
-        scheme: SchemeKind::Weak2,
-        increments: IncrementKind::Gaussian,
-        substeps: None,
-        max_substeps: DEFAULT_MAX_SUBSTEPS,
-        observables: vec![Observable::X, Observable::XSq],
-        diverge_above: 1e8,
         common_random_numbers: crn,
-        exact_reference: false,
-        target_rel_ci: None,
+        ..study_defaults(etas, paths, 3, &[1.0])
     }
 }
 

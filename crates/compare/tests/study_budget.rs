@@ -6,50 +6,25 @@
 
 use compare::study::{
     weak_error_study, weak_error_study_with_cost, SdeEstimator, StudySettings, WeakErrorCurve,
-    DEFAULT_MAX_SUBSTEPS,
 };
 use compare::Observable;
-use models::{
-    Agent, CompressorKind, DiagonalQuadratic, Dsgd, GaussianNoise, Identity, LossKind, Method,
-    NoiseModel, Optimizer, Schedule, SdeModel,
-};
+use models::{Schedule, SdeModel};
 use sde_core::testing::{chain_moments, THREE_POINT};
-use sde_core::{IncrementKind, PlatenWeak2, SchemeKind};
+use sde_core::PlatenWeak2;
 
-type Opt = Optimizer<LossKind, Method>;
+mod common;
+use common::{assert_bias_bound_covers, dsgd_quadratic, study_defaults, Opt};
 
 /// DSGD on f = x²/2 (1-D) with one agent of additive noise σ = 1.
 fn parabola() -> Opt {
-    let noise = NoiseModel::Gaussian(GaussianNoise::isotropic(1, 1.0, 0.0).unwrap());
-    let agents = vec![Agent {
-        noise,
-        compressor: CompressorKind::Identity(Identity),
-    }];
-    Optimizer::new(
-        DiagonalQuadratic::new(vec![1.0]).unwrap().into(),
-        Method::Dsgd(Dsgd::new(agents).unwrap()),
-        Schedule::constant(),
-    )
-    .unwrap()
+    dsgd_quadratic(&[1.0], 1.0, 1, Schedule::constant())
 }
 
 fn settings(etas: &[f64], paths: u64, model: SdeModel) -> StudySettings {
     StudySettings {
-        etas: etas.to_vec(),
-        horizon: 1.0,
-        paths,
-        seed: 21,
-        x0: vec![1.0],
         models: vec![model],
-        scheme: SchemeKind::Weak2,
-        increments: IncrementKind::Gaussian,
-        substeps: None,
-        max_substeps: DEFAULT_MAX_SUBSTEPS,
         observables: vec![Observable::X],
-        diverge_above: 1e8,
-        common_random_numbers: true,
-        exact_reference: false,
-        target_rel_ci: None,
+        ..study_defaults(etas, paths, 21, &[1.0])
     }
 }
 
@@ -97,28 +72,11 @@ fn check_bound(opt: &Opt, s: &StudySettings) -> (u64, u64) {
     assert_eq!(last.paths, s.paths);
     assert_eq!(p.sde.paths, s.paths);
     let truth = true_bias(opt, model, p.eta, p.iterations, p.substeps);
-    let worst = truth.iter().fold(0.0f64, |m, b| m.max(b.abs()));
-    let bound = p.integrator_bias_bound.unwrap();
-    let k = p.at_iteration.unwrap();
-    let est = p.integrator_bias.unwrap();
-    eprintln!(
-        "{model:?} eta {}: {} substeps, true bias max {worst:.3e}, at k = {k} {:.3e}; estimate {est:.3e}, bound {bound:.3e}, bias paths {} of {}",
-        p.eta,
-        p.substeps,
-        truth[k - 1],
-        last.bias_paths,
-        last.paths
+    let label = format!(
+        "{model:?} eta {}: {} substeps, bias paths {} of {}",
+        p.eta, p.substeps, last.bias_paths, last.paths
     );
-    assert!(worst > 0.0);
-    assert!(
-        bound >= worst,
-        "{model:?}: bound {bound:.3e} < true {worst:.3e}"
-    );
-    assert!(
-        (est - truth[k - 1]).abs() <= bound,
-        "{model:?}: estimate {est:.3e} vs true {:.3e}, bound {bound:.3e}",
-        truth[k - 1]
-    );
+    assert_bias_bound_covers(&label, p, &truth);
     (last.bias_paths, last.paths)
 }
 

@@ -10,9 +10,11 @@ use models::{
     Agent, CompressorKind, Dsgd, GaussianNoise, Identity, LossKind, Method, MixedQuadraticQuartic,
     NoiseModel, Optimizer, Schedule, SdeModel,
 };
-use sde_core::{IncrementKind, SchemeKind};
 
 type Opt = Optimizer<LossKind, Method>;
+
+mod common;
+use common::study_defaults;
 
 /// DSGD, two heterogeneous agents, d = 2, on a separable mixed loss (no closed form needed).
 fn dsgd() -> Opt {
@@ -36,21 +38,12 @@ fn dsgd() -> Opt {
 
 fn settings(models: Vec<SdeModel>, substeps: Option<usize>, paths: u64) -> StudySettings {
     StudySettings {
-        etas: vec![0.2, 0.1, 0.05],
         horizon: 0.8,
-        paths,
-        seed: 9,
-        x0: vec![1.0, -0.5],
         models,
-        scheme: SchemeKind::Weak2,
-        increments: IncrementKind::Gaussian,
         substeps,
         max_substeps: 64,
         observables: vec![Observable::Loss, Observable::XSq],
-        diverge_above: 1e8,
-        common_random_numbers: true,
-        exact_reference: false,
-        target_rel_ci: None,
+        ..study_defaults(&[0.2, 0.1, 0.05], paths, 9, &[1.0, -0.5])
     }
 }
 

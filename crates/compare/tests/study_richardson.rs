@@ -16,30 +16,16 @@ use compare::study::{
     DEFAULT_MAX_SUBSTEPS,
 };
 use compare::Observable;
-use models::{
-    Agent, CompressorKind, DiagonalQuadratic, Dsgd, GaussianNoise, Identity, LossKind, Method,
-    NoiseModel, Optimizer, Schedule, SdeModel,
-};
+use models::{Schedule, SdeModel};
 use sde_core::testing::{chain_moments, THREE_POINT};
-use sde_core::{IncrementKind, PlatenWeak2, SchemeKind};
+use sde_core::PlatenWeak2;
 
-type Opt = Optimizer<LossKind, Method>;
+mod common;
+use common::{assert_bias_bound_covers, dsgd_quadratic, study_defaults, Opt};
 
 /// DSGD on f = Σ λ_j x_j²/2 with `agents` agents of additive isotropic noise `sigma`.
 fn quadratic(lambda: &[f64], sigma: f64, agents: usize) -> Opt {
-    let d = lambda.len();
-    let agents = (0..agents)
-        .map(|_| Agent {
-            noise: NoiseModel::Gaussian(GaussianNoise::isotropic(d, sigma, 0.0).unwrap()),
-            compressor: CompressorKind::Identity(Identity),
-        })
-        .collect();
-    Optimizer::new(
-        DiagonalQuadratic::new(lambda.to_vec()).unwrap().into(),
-        Method::Dsgd(Dsgd::new(agents).unwrap()),
-        Schedule::constant(),
-    )
-    .unwrap()
+    dsgd_quadratic(lambda, sigma, agents, Schedule::constant())
 }
 
 fn exact(lambda: &[f64], sigma: f64, agents: usize, x0: &[f64]) -> QuadraticDsgdMoments {
@@ -52,23 +38,7 @@ fn exact(lambda: &[f64], sigma: f64, agents: usize, x0: &[f64]) -> QuadraticDsgd
 
 /// The study's defaults: weak2, no substeps.
 fn defaults(etas: &[f64], paths: u64, seed: u64, x0: &[f64]) -> StudySettings {
-    StudySettings {
-        etas: etas.to_vec(),
-        horizon: 1.0,
-        paths,
-        seed,
-        x0: x0.to_vec(),
-        models: SdeModel::ALL.to_vec(),
-        scheme: SchemeKind::Weak2,
-        increments: IncrementKind::Gaussian,
-        substeps: None,
-        max_substeps: DEFAULT_MAX_SUBSTEPS,
-        observables: vec![Observable::X, Observable::XSq],
-        diverge_above: 1e8,
-        common_random_numbers: true,
-        exact_reference: false,
-        target_rel_ci: None,
-    }
+    study_defaults(etas, paths, seed, x0)
 }
 
 fn check_against_exact(label: &str, curves: &[WeakErrorCurve]) {
@@ -167,24 +137,8 @@ fn residual_bound_covers_the_true_residual_of_the_extrapolation() {
                     r - ex.sde_mean(model, Observable::X, t, eta).unwrap()
                 })
                 .collect();
-            let worst = truth.iter().fold(0.0f64, |m, b| m.max(b.abs()));
-            let bound = p.integrator_bias_bound.unwrap();
-            let k = p.at_iteration.unwrap();
-            let est = p.integrator_bias.unwrap();
-            eprintln!(
-                "{model:?} eta {eta} cap {max_substeps}: levels {levels:?}, true residual max {worst:.3e}, at k = {k} {:.3e}; estimate {est:.3e}, bound {bound:.3e}",
-                truth[k - 1]
-            );
-            assert!(worst > 0.0);
-            assert!(
-                bound >= worst,
-                "{model:?} eta {eta}: bound {bound:.3e} < true {worst:.3e}"
-            );
-            assert!(
-                (est - truth[k - 1]).abs() <= bound,
-                "{model:?} eta {eta}: estimate {est:.3e} vs true {:.3e}, bound {bound:.3e}",
-                truth[k - 1]
-            );
+            let label = format!("{model:?} eta {eta} cap {max_substeps}: levels {levels:?}");
+            assert_bias_bound_covers(&label, p, &truth);
         }
     }
 }

@@ -419,30 +419,27 @@ fn draw_note<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Writes a note in the center of `area`.
-fn draw_center_note<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    lines: &[String],
-    size: u32,
-) -> DrawResult<DB> {
-    let (w, h) = note_size(area, lines, size)?;
-    let (aw, ah) = area.dim_in_pixel();
-    let at = ((aw as i32 - w) / 2, (ah as i32 - h) / 2, w, h);
-    draw_note(area, lines, at, size)
+/// Where [`draw_placed_note`] puts a note in its area.
+#[derive(Clone, Copy)]
+pub(crate) enum NotePlace {
+    Center,
+    /// 10 px from the right and bottom edges.
+    LowerRight,
 }
 
-/// Writes a note in the lower right corner of `area`.
-fn draw_lower_right_note<DB: DrawingBackend>(
+/// Writes a note of `lines` at `place` in `area`, sized to its text.
+fn draw_placed_note<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     lines: &[String],
     size: u32,
+    place: NotePlace,
 ) -> DrawResult<DB> {
     let (w, h) = note_size(area, lines, size)?;
     let (aw, ah) = area.dim_in_pixel();
-    draw_note(
-        area,
-        lines,
-        (aw as i32 - w - 10, ah as i32 - h - 10, w, h),
-        size,
-    )
+    let (aw, ah) = (aw as i32, ah as i32);
+    let (x, y) = match place {
+        NotePlace::Center => ((aw - w) / 2, (ah - h) / 2),
+        NotePlace::LowerRight => (aw - w - 10, ah - h - 10),
+    };
+    draw_note(area, lines, (x, y, w, h), size)
 }

@@ -367,7 +367,7 @@ where
     let note_dim = note_size(&area, &note, label_size)?;
     if data.y.is_none() {
         let empty = format!("no finite values of {} to plot", panel.observable.label());
-        draw_center_note(&area, &[empty], label_size + 2)?;
+        draw_placed_note(&area, &[empty], label_size + 2, NotePlace::Center)?;
         let at = corner_boxes(note_dim, area_size, 10)[2];
         return draw_note(&area, &note, at, label_size);
     }

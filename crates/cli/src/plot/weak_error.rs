@@ -192,8 +192,13 @@ impl Figure for WeakErrorFigure {
             .draw()?;
         if ranges.is_none() {
             let area = chart.plotting_area().strip_coord_spec();
-            draw_center_note(&area, &["no positive weak error to plot".to_string()], 18)?;
-            return draw_lower_right_note(&area, &self.notes, 13);
+            draw_placed_note(
+                &area,
+                &["no positive weak error to plot".to_string()],
+                18,
+                NotePlace::Center,
+            )?;
+            return draw_placed_note(&area, &self.notes, 13, NotePlace::LowerRight);
         }
 
         // Reference slopes through twice the largest error at the largest eta (just above the
@@ -290,6 +295,6 @@ impl Figure for WeakErrorFigure {
             .border_style(BLACK.mix(0.3))
             .draw()?;
         let area = chart.plotting_area().strip_coord_spec();
-        draw_lower_right_note(&area, &self.notes, 13)
+        draw_placed_note(&area, &self.notes, 13, NotePlace::LowerRight)
     }
 }
