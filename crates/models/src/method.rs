@@ -1123,7 +1123,7 @@ mod dcsgd_tests {
         let d = 4;
         let bern = |p: f64| CompressorKind::Bernoulli(BernoulliSparsifier::new(p).unwrap());
         let mixed = |i: usize| {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 Identity.into()
             } else {
                 bern(0.3 + 0.1 * i as f64)
