@@ -171,31 +171,49 @@ pub fn diag_minus_rank_one_sqrt_mul(
     }
 }
 
-/// An unbiased compressor `C_ξ` (MATH.md §3).
-pub trait Compressor: Send + Sync {
-    /// Writes `C_ξ(v)` into `out` (`out.len() == v.len()`), drawing `ξ` from `rng`.
-    fn compress(&self, v: &[f64], rng: &mut PathRng, out: &mut [f64]);
-    /// The variance parameter `ω` in dimension `d`: `E‖C(v) − v‖² ≤ ω‖v‖²`.
-    fn omega(&self, d: usize) -> f64;
-    /// `Σ_C = Σ + E_Z Cov_ξ C(∇f + Z)` (MATH.md §5.3) for `∇f = grad` and diagonal noise
-    /// covariance `Σ = diag(noise_var)`, in the form `Σ_C = diag(diag) − coef · ∇f ∇fᵀ`: writes
-    /// `diag` and returns `coef`. For every unbiased compressor here the only off-diagonal part is
-    /// along `∇f` (rand-k), so sums over agents stay of this form — DCSGD's `Σ̄_C/N` too.
-    fn covariance_parts(&self, grad: &[f64], noise_var: &[f64], diag: &mut [f64]) -> f64;
-    /// `true` when [`Compressor::covariance_parts`] always returns `coef = 0`.
-    fn covariance_is_diagonal(&self) -> bool;
-    /// [`Compressor::covariance_parts`] as a [`DiagMinusRankOne`] (`u = grad`), written into
-    /// `out` (resized to `d` if needed; no allocation once it has the capacity).
-    fn covariance(&self, grad: &[f64], noise_var: &[f64], out: &mut DiagMinusRankOne) {
-        check_pair(grad, noise_var);
-        out.reset(grad.len());
-        out.coef = self.covariance_parts(grad, noise_var, &mut out.diag);
-        if out.coef != 0.0 {
-            out.u.copy_from_slice(grad);
-        }
+pub mod rand_k_replace;
+
+crate::registry! {
+    family "compressor", context usize;
+    kinds {
+        Identity(Identity) = "identity" IdentitySpec,
+        Bernoulli(BernoulliSparsifier) = "bernoulli" BernoulliSpec,
+        RandK(RandK) = "rand_k" RandKSpec,
+        Qsgd(Qsgd) = "qsgd" QsgdSpec,
+        RandKReplace(rand_k_replace::RandKReplace) = "rand_k_replace" rand_k_replace::RandKReplaceSpec,
     }
-    /// Short identifier for reports.
-    fn name(&self) -> &'static str;
+    /// An unbiased compressor `C_ξ` (MATH.md §3).
+    pub trait Compressor: Send + Sync {
+        /// Writes `C_ξ(v)` into `out` (`out.len() == v.len()`), drawing `ξ` from `rng`.
+        fn compress(&self, v: &[f64], rng: &mut PathRng, out: &mut [f64]);
+        /// The variance parameter `ω` in dimension `d`: `E‖C(v) − v‖² ≤ ω‖v‖²`.
+        fn omega(&self, d: usize) -> f64;
+        /// `Σ_C = Σ + E_Z Cov_ξ C(∇f + Z)` (MATH.md §5.3) for `∇f = grad` and diagonal noise
+        /// covariance `Σ = diag(noise_var)`, in the form `Σ_C = diag(diag) − coef · ∇f ∇fᵀ`: writes
+        /// `diag` and returns `coef`. For every unbiased compressor here the only off-diagonal part is
+        /// along `∇f` (rand-k), so sums over agents stay of this form — DCSGD's `Σ̄_C/N` too.
+        fn covariance_parts(&self, grad: &[f64], noise_var: &[f64], diag: &mut [f64]) -> f64;
+        /// `true` when [`Compressor::covariance_parts`] always returns `coef = 0`.
+        fn covariance_is_diagonal(&self) -> bool;
+        /// [`Compressor::covariance_parts`] as a [`DiagMinusRankOne`] (`u = grad`), written into
+        /// `out` (resized to `d` if needed; no allocation once it has the capacity).
+        fn covariance(&self, grad: &[f64], noise_var: &[f64], out: &mut DiagMinusRankOne) {
+            check_pair(grad, noise_var);
+            out.reset(grad.len());
+            out.coef = self.covariance_parts(grad, noise_var, &mut out.diag);
+            if out.coef != 0.0 {
+                out.u.copy_from_slice(grad);
+            }
+        }
+        /// Short identifier for reports.
+        fn name(&self) -> &'static str;
+    }
+    /// Any built-in compressor, for runtime configuration; implements [`Compressor`] by `match`.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub enum CompressorKind;
+    /// `optimizer.compressor`: the configuration of a compressor (MATH.md §3), built for the
+    /// dimension `d` by [`CompressorSpec::build`].
+    pub enum CompressorSpec;
 }
 
 #[inline]
@@ -603,33 +621,6 @@ pub fn expected_rounding_variance(mean: f64, sd: f64) -> f64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-pub mod rand_k_replace;
-
-crate::registry! {
-    family "compressor", context usize;
-    /// Any built-in compressor, for runtime configuration; implements [`Compressor`] by `match`.
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    pub enum CompressorKind: Compressor {
-        fn compress(&self, v: &[f64], rng: &mut PathRng, out: &mut [f64]);
-        fn omega(&self, d: usize) -> f64;
-        fn covariance_parts(&self, grad: &[f64], noise_var: &[f64], diag: &mut [f64]) -> f64;
-        fn covariance_is_diagonal(&self) -> bool;
-        fn covariance(&self, grad: &[f64], noise_var: &[f64], out: &mut DiagMinusRankOne);
-        fn name(&self) -> &'static str;
-    }
-    /// `optimizer.compressor`: the configuration of a compressor (MATH.md §3), built for the
-    /// dimension `d` by [`CompressorSpec::build`].
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum CompressorSpec;
-    kinds {
-        Identity(Identity) = "identity" IdentitySpec,
-        Bernoulli(BernoulliSparsifier) = "bernoulli" BernoulliSpec,
-        RandK(RandK) = "rand_k" RandKSpec,
-        Qsgd(Qsgd) = "qsgd" QsgdSpec,
-        RandKReplace(rand_k_replace::RandKReplace) = "rand_k_replace" rand_k_replace::RandKReplaceSpec,
-    }
-}
 
 impl Default for CompressorSpec {
     /// The identity.

@@ -141,8 +141,8 @@ impl<'de> serde::Deserializer<'de> for FieldCapture {
 /// ```ignore
 /// crate::spec_registry! {
 ///     family "schedule", builds Schedule, context ScheduleContext;
-///     /// `[schedule]`.
-///     #[derive(Debug, Clone, PartialEq)]
+///     /// `[schedule]` (every spec enum derives `Debug`, `Clone`, `PartialEq`, as the kinds'
+///     /// specs do).
 ///     pub enum ScheduleSpec {
 ///         Constant = "constant" ConstantSpec,
 ///         Poly = "poly" PolySpec,
@@ -159,7 +159,7 @@ macro_rules! spec_registry {
         }
     ) => {
         $(#[$attr])*
-        #[derive(serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
         #[serde(tag = "kind")]
         $vis enum $Spec {
             $( $(#[$vattr])* #[serde(rename = $name)] $V($S), )*
@@ -297,32 +297,78 @@ macro_rules! kind_spec {
 }
 
 /// A family of kinds with a runtime enum: the enum, its trait implementation (one `match` per
-/// listed method), `From` for every kind's type, and the spec enum of [`spec_registry!`]. Each
-/// line `Variant(Type) = "config_name" SpecType` registers one kind; `SpecType: KindSpec` with
-/// `Output = Type`.
+/// method), `From` for every kind's type, and the spec enum of [`spec_registry!`]. Each line
+/// `Variant(Type) = "config_name" SpecType` registers one kind; `SpecType: KindSpec` with
+/// `Output = Type`. The family's trait is declared in the registry, so its methods are listed
+/// once, for the trait and for the dispatch:
 ///
 /// ```ignore
 /// crate::registry! {
 ///     family "compressor", context usize;
-///     /// Any built-in compressor.
-///     #[derive(Debug, Clone, Copy, PartialEq)]
-///     pub enum CompressorKind: Compressor {
-///         fn omega(&self, d: usize) -> f64;
-///     }
-///     /// `optimizer.compressor`.
-///     #[derive(Debug, Clone, PartialEq)]
-///     pub enum CompressorSpec;
 ///     kinds {
 ///         Identity(Identity) = "identity" IdentitySpec,
 ///         RandK(RandK) = "rand_k" RandKSpec,
 ///     }
+///     /// An unbiased compressor.
+///     pub trait Compressor: Send + Sync {
+///         /// The variance parameter.
+///         fn omega(&self, d: usize) -> f64;
+///     }
+///     /// Any built-in compressor.
+///     #[derive(Debug, Clone, Copy, PartialEq)]
+///     pub enum CompressorKind;
+///     /// `optimizer.compressor`.
+///     pub enum CompressorSpec;
 /// }
 /// ```
+///
+/// A trait declared elsewhere is named with its list of methods (`pub enum Kind: Trait { fn
+/// ...; }`), or with a macro that supplies the list (`pub enum Kind: Trait [list]`, for a trait
+/// more than one enum implements: [`gradient_methods!`](crate::gradient_methods)).
 #[macro_export]
 macro_rules! registry {
     // `family ..., inherent;`: the enum also gets the listed methods as inherent ones, so
     // callers need not import the trait. Schedules use it: `Schedule` is named at every call
     // site of the models, and the trait would be one more import in each.
+    // `kinds { ... } trait Trait { ... } enum Kind; enum Spec;`: the trait declared in the
+    // registry, so its method list is written once, for the trait and for the enum's dispatch
+    // (every method forwarded, `#[inline(always)]`: the match inlined into the generic callers costs
+    // a compare and a direct call, where `#[inline]` left `LossKind`'s as a ~22-instruction
+    // function of its own; one with a default body too, so a kind's own version is never skipped).
+    (
+        family $family:literal, context $Ctx:ty $(, $mode:ident)?;
+        kinds $kinds:tt
+        $(#[$tattr:meta])*
+        $tvis:vis trait $Trait:ident $(: $bound:ident $(+ $bounds:ident)*)? { $($items:tt)* }
+        $(#[$kattr:meta])*
+        $kvis:vis enum $Kind:ident;
+        $(#[$sattr:meta])*
+        $svis:vis enum $Spec:ident;
+    ) => {
+        $(#[$tattr])*
+        $tvis trait $Trait $(: $bound $(+ $bounds)*)? { $($items)* }
+        $crate::registry!(@forward {
+            family $family, context $Ctx $(, $mode)?;
+            $(#[$kattr])*
+            $kvis enum $Kind : $Trait
+        } { $(#[$sattr])* $svis enum $Spec; kinds $kinds } [] $($items)*);
+    };
+    // Collects the dispatch list from the trait's items, one method at a time.
+    (@forward $head:tt $tail:tt [$($list:tt)*]
+        $(#[$mattr:meta])* fn $m:ident(&self $(, $a:ident : $t:ty)*) $(-> $r:ty)?;
+        $($rest:tt)*) => {
+        $crate::registry!(@forward $head $tail
+            [$($list)* #[inline(always)] fn $m(&self $(, $a: $t)*) $(-> $r)?;] $($rest)*);
+    };
+    // A default body is dropped: the dispatch forwards the method like any other.
+    (@forward $head:tt $tail:tt $list:tt
+        $(#[$mattr:meta])* fn $m:ident(&self $(, $a:ident : $t:ty)*) $(-> $r:ty)? $body:block
+        $($rest:tt)*) => {
+        $crate::registry!(@forward $head $tail $list fn $m(&self $(, $a: $t)*) $(-> $r)?; $($rest)*);
+    };
+    (@forward { $($head:tt)* } { $($tail:tt)* } [$($list:tt)*]) => {
+        $crate::registry! { $($head)* { $($list)* } $($tail)* }
+    };
     (
         family $family:literal, context $Ctx:ty $(, $mode:ident)?;
         $(#[$kattr:meta])*
@@ -335,6 +381,15 @@ macro_rules! registry {
         $crate::registry!(@spec [$family, $Kind, $Ctx, $(#[$sattr])* $svis enum $Spec] $kinds);
         $crate::registry!(@trait $Kind, $Trait, $kinds, $methods);
         $( $crate::registry!(@$mode $Kind, $Trait, $methods); )?
+    };
+    // `enum Kind: Trait [list]`: the method list is supplied by the macro `$crate::list!`, for
+    // a trait more than one enum forwards (`GradientMethod`: see `gradient_methods!`), so the
+    // list is written once. `list!(args)` must expand to `registry!(args { methods })`.
+    (@trait $Kind:ident, $Trait:ident, $kinds:tt, [$list:ident]) => {
+        $crate::$list!(@trait $Kind, $Trait, $kinds,);
+    };
+    (@inherent $Kind:ident, $Trait:ident, [$list:ident]) => {
+        $crate::$list!(@inherent $Kind, $Trait,);
     };
     (@trait $Kind:ident, $Trait:ident, $kinds:tt,
         { $( $(#[$mattr:meta])* fn $m:ident(&self $(, $a:ident : $t:ty)*) $(-> $r:ty)?; )* }) => {

@@ -41,38 +41,56 @@ impl Smoothness {
     }
 }
 
-/// A twice-differentiable objective.
-///
-/// Slices must have length [`Loss::dim`]; methods panic on a length mismatch (a programming
-/// error, not a user-input error: constructors validate user input).
-pub trait Loss: Send + Sync {
-    /// Dimension `d` of `x`.
-    fn dim(&self) -> usize;
-    /// `f(x)`.
-    fn value(&self, x: &[f64]) -> f64;
-    /// Writes `∇f(x)` into `g`.
-    fn gradient(&self, x: &[f64], g: &mut [f64]);
-    /// Writes `∇²f(x) · v` into `out` (needed by the curvature term `J_m m` of SDEs (B), (C)).
-    fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]);
-    /// The (L0, L1) constants, derived in each type's documentation.
-    fn smoothness(&self) -> Smoothness;
-    /// `f* = inf f` when known.
-    fn minimum(&self) -> Option<f64>;
-    /// Short identifier for reports.
-    fn name(&self) -> &'static str;
-    /// Whether `∂_j f` depends on `x_j` alone (a sum of one-coordinate terms). `false` unless
-    /// a type says otherwise; the SDE models use it to declare diagonal noise.
-    fn is_separable(&self) -> bool {
-        false
+crate::registry! {
+    family "loss", context usize;
+    kinds {
+        DiagonalQuadratic(DiagonalQuadratic) = "quadratic" DiagonalQuadraticSpec,
+        Quadratic(Quadratic) = "quadratic_full" QuadraticSpec,
+        Quartic(Quartic) = "quartic" QuarticSpec,
+        MixedQuadraticQuartic(MixedQuadraticQuartic) = "mixed" MixedSpec,
+        LeastSquares(LeastSquares) = "least_squares" LeastSquaresSpec,
+        Logistic(LogisticLoss) = "logistic" LogisticSpec,
+        Mlp(NetworkLoss) = "mlp" MlpLossSpec,
     }
-    /// Mean loss on held-out data, for losses defined by a data set (`None` otherwise).
-    fn test_loss(&self, _x: &[f64]) -> Option<f64> {
-        None
+    /// A twice-differentiable objective.
+    ///
+    /// Slices must have length [`Loss::dim`]; methods panic on a length mismatch (a programming
+    /// error, not a user-input error: constructors validate user input).
+    pub trait Loss: Send + Sync {
+        /// Dimension `d` of `x`.
+        fn dim(&self) -> usize;
+        /// `f(x)`.
+        fn value(&self, x: &[f64]) -> f64;
+        /// Writes `∇f(x)` into `g`.
+        fn gradient(&self, x: &[f64], g: &mut [f64]);
+        /// Writes `∇²f(x) · v` into `out` (needed by the curvature term `J_m m` of SDEs (B), (C)).
+        fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]);
+        /// The (L0, L1) constants, derived in each type's documentation.
+        fn smoothness(&self) -> Smoothness;
+        /// `f* = inf f` when known.
+        fn minimum(&self) -> Option<f64>;
+        /// Short identifier for reports.
+        fn name(&self) -> &'static str;
+        /// Whether `∂_j f` depends on `x_j` alone (a sum of one-coordinate terms). `false` unless
+        /// a type says otherwise; the SDE models use it to declare diagonal noise.
+        fn is_separable(&self) -> bool {
+            false
+        }
+        /// Mean loss on held-out data, for losses defined by a data set (`None` otherwise).
+        fn test_loss(&self, _x: &[f64]) -> Option<f64> {
+            None
+        }
+        /// Held-out classification accuracy, for losses on class data (`None` otherwise).
+        fn test_accuracy(&self, _x: &[f64]) -> Option<f64> {
+            None
+        }
     }
-    /// Held-out classification accuracy, for losses on class data (`None` otherwise).
-    fn test_accuracy(&self, _x: &[f64]) -> Option<f64> {
-        None
-    }
+    /// Any built-in loss, for runtime configuration; implements [`Loss`] by `match`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum LossKind;
+    /// `[loss]` without `x0`: the objective, built for the dimension `d` (the length of `x0`) by
+    /// [`LossSpec::build`].
+    pub enum LossSpec;
 }
 
 #[inline]
@@ -738,45 +756,6 @@ crate::kind_spec! {
             ));
         }
         require_nonnegative("noise", self.noise).map(|_| ())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-crate::registry! {
-    family "loss", context usize;
-    /// Any built-in loss, for runtime configuration; implements [`Loss`] by `match`.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum LossKind: Loss {
-        fn dim(&self) -> usize;
-        // Inlined into the generic callers (the SDE models, the optimizer step): the match then
-        // costs a compare and a direct call instead of ~22 instructions of a separate function
-        // (`#[inline]` alone left it out of line).
-        #[inline(always)]
-        fn value(&self, x: &[f64]) -> f64;
-        #[inline(always)]
-        fn gradient(&self, x: &[f64], g: &mut [f64]);
-        #[inline(always)]
-        fn hessian_vec(&self, x: &[f64], v: &[f64], out: &mut [f64]);
-        fn smoothness(&self) -> Smoothness;
-        fn minimum(&self) -> Option<f64>;
-        fn name(&self) -> &'static str;
-        fn is_separable(&self) -> bool;
-        fn test_loss(&self, x: &[f64]) -> Option<f64>;
-        fn test_accuracy(&self, x: &[f64]) -> Option<f64>;
-    }
-    /// `[loss]` without `x0`: the objective, built for the dimension `d` (the length of `x0`) by
-    /// [`LossSpec::build`].
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum LossSpec;
-    kinds {
-        DiagonalQuadratic(DiagonalQuadratic) = "quadratic" DiagonalQuadraticSpec,
-        Quadratic(Quadratic) = "quadratic_full" QuadraticSpec,
-        Quartic(Quartic) = "quartic" QuarticSpec,
-        MixedQuadraticQuartic(MixedQuadraticQuartic) = "mixed" MixedSpec,
-        LeastSquares(LeastSquares) = "least_squares" LeastSquaresSpec,
-        Logistic(LogisticLoss) = "logistic" LogisticSpec,
-        Mlp(NetworkLoss) = "mlp" MlpLossSpec,
     }
 }
 

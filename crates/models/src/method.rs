@@ -357,6 +357,35 @@ impl AgentPool {
         }
     }
 
+    /// `u_j = Σ_i term(g_j, Z_ij)` over one fresh noise draw `Z_i` per agent
+    /// ([`AgentPool::for_each_draw`]; `Z_ij = z_j s_j` in the first `2d` values of `scratch`).
+    #[inline]
+    fn sum_of_draws(
+        &self,
+        term: impl Fn(f64, f64) -> f64,
+        g: &[f64],
+        rng: &mut PathRng,
+        u: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        let (z, s) = scratch[..2 * self.d].split_at_mut(self.d);
+        u.fill(0.0);
+        self.for_each_draw(g, rng, z, s, |_, z, s| {
+            for (((ui, zi), si), gi) in u.iter_mut().zip(z.iter()).zip(s).zip(g) {
+                *ui += term(*gi, zi * si);
+            }
+        });
+    }
+
+    /// `u = g + u/N`: a sum of the agents' noises turned into the mean of their gradients.
+    #[inline]
+    fn add_mean_noise(&self, g: &[f64], u: &mut [f64]) {
+        let inv_n = self.inv_n();
+        for (ui, gi) in u.iter_mut().zip(g) {
+            *ui = gi + *ui * inv_n;
+        }
+    }
+
     /// Draws every agent's noise in turn into `z ∘ s` ([`draw_noise`]; the scale is computed
     /// once for identical agents) and hands it to `f(agent, z, s)`.
     #[inline]
@@ -484,9 +513,7 @@ pub struct Dsgd {
 impl Dsgd {
     /// Every agent's noise must have finite covariance.
     pub fn new(agents: Vec<Agent>) -> Result<Self, ModelError> {
-        Ok(Dsgd {
-            pool: AgentPool::new(agents, "dsgd", true)?,
-        })
+        AgentPool::new(agents, "dsgd", true).map(|pool| Dsgd { pool })
     }
 
     pub fn agents(&self) -> &[Agent] {
@@ -506,17 +533,8 @@ impl GradientMethod for Dsgd {
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
-        let (z, s) = scratch[..2 * self.pool.d].split_at_mut(self.pool.d);
-        u.fill(0.0);
-        self.pool.for_each_draw(g, rng, z, s, |_, z, s| {
-            for ((ui, zi), si) in u.iter_mut().zip(z.iter()).zip(s) {
-                *ui += zi * si;
-            }
-        });
-        let inv_n = self.pool.inv_n();
-        for (ui, gi) in u.iter_mut().zip(g) {
-            *ui = gi + *ui * inv_n;
-        }
+        self.pool.sum_of_draws(|_, z| z, g, rng, u, scratch);
+        self.pool.add_mean_noise(g, u);
     }
     fn mean(&self, g: &[f64], out: &mut [f64], _scratch: &mut [f64]) {
         out.copy_from_slice(g);
@@ -587,10 +605,7 @@ impl GradientMethod for Dsgd {
                 *ui += si * law.from_normal(*v);
             }
         });
-        let inv_n = self.pool.inv_n();
-        for (ui, gi) in u.iter_mut().zip(g) {
-            *ui = gi + *ui * inv_n;
-        }
+        self.pool.add_mean_noise(g, u);
         true
     }
 }
@@ -1192,9 +1207,7 @@ pub struct DsignSgd {
 
 impl DsignSgd {
     pub fn new(agents: Vec<Agent>) -> Result<Self, ModelError> {
-        Ok(DsignSgd {
-            pool: AgentPool::new(agents, "dsignsgd", false)?,
-        })
+        AgentPool::new(agents, "dsignsgd", false).map(|pool| DsignSgd { pool })
     }
 
     pub fn agents(&self) -> &[Agent] {
@@ -1215,13 +1228,8 @@ impl GradientMethod for DsignSgd {
     }
     #[inline]
     fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) {
-        let (z, s) = scratch[..2 * self.pool.d].split_at_mut(self.pool.d);
-        u.fill(0.0);
-        self.pool.for_each_draw(g, rng, z, s, |_, z, s| {
-            for (((ui, zi), si), gi) in u.iter_mut().zip(z.iter()).zip(s).zip(g) {
-                *ui += sign(gi + zi * si);
-            }
-        });
+        self.pool
+            .sum_of_draws(|g, z| sign(g + z), g, rng, u, scratch);
         self.pool.divide_by_n(u);
     }
     fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
@@ -1355,43 +1363,54 @@ impl GradientMethod for DsignSgd {
     }
 }
 
+/// The methods of [`GradientMethod`] that an enum over methods forwards to its variants
+/// (`Method` here, `crate::minibatch::AnyMethod`), written once for both: `gradient_methods!(args)`
+/// is `registry!(args { methods })`. Keep it complete: a trait method with a default body left
+/// out would silently skip the variants' own versions (as `mean_and_cov_sqrt_diag` once was in
+/// one of two hand-kept lists).
+#[macro_export]
+macro_rules! gradient_methods {
+    ($($args:tt)*) => {
+        $crate::registry!($($args)* {
+            fn name(&self) -> &str;
+            fn dim(&self) -> usize;
+            fn scratch_len(&self) -> usize;
+            #[inline]
+            fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
+            fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+            fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
+            fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
+            fn covariance_is_diagonal(&self) -> bool;
+            fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+            fn mean_and_cov_sqrt_diag(&self, g: &[f64], mean: &mut [f64], diag: &mut [f64], scratch: &mut [f64]) -> bool;
+            fn mean_is_gradient(&self) -> bool;
+            fn covariance_is_constant(&self) -> bool;
+            fn covariance_is_coordinatewise(&self) -> bool;
+            fn covariance_is_exact(&self) -> bool;
+            fn coupling_dim(&self) -> usize;
+            fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]);
+            #[inline]
+            fn sample_coupled(&self, g: &[f64], normals: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) -> bool;
+            #[inline]
+            fn sample_at(&self, x: &[f64], g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
+            fn mean_at(&self, x: &[f64], g: &[f64], out: &mut [f64], scratch: &mut [f64]);
+            fn mean_jvp_at(&self, x: &[f64], g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
+            fn noise_dim(&self) -> usize;
+            #[inline]
+            fn cov_sqrt_mul_at(&self, x: &[f64], g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
+            fn needs_full_gradient(&self) -> bool;
+        });
+    };
+}
+
 crate::registry! {
     family "optimizer", context AgentNoises;
     /// The three methods of the paper, for choosing at run time; implements [`GradientMethod`]
     /// by `match`.
     #[derive(Clone, Debug)]
-    pub enum Method: GradientMethod {
-        fn name(&self) -> &str;
-        fn dim(&self) -> usize;
-        fn scratch_len(&self) -> usize;
-        #[inline]
-        fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
-        fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
-        fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
-        fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
-        fn covariance_is_diagonal(&self) -> bool;
-        fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
-        fn mean_and_cov_sqrt_diag(&self, g: &[f64], mean: &mut [f64], diag: &mut [f64], scratch: &mut [f64]) -> bool;
-        fn mean_is_gradient(&self) -> bool;
-        fn covariance_is_constant(&self) -> bool;
-        fn covariance_is_coordinatewise(&self) -> bool;
-        fn covariance_is_exact(&self) -> bool;
-        fn coupling_dim(&self) -> usize;
-        fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]);
-        #[inline]
-        fn sample_coupled(&self, g: &[f64], normals: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) -> bool;
-        #[inline]
-        fn sample_at(&self, x: &[f64], g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
-        fn mean_at(&self, x: &[f64], g: &[f64], out: &mut [f64], scratch: &mut [f64]);
-        fn mean_jvp_at(&self, x: &[f64], g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
-        fn noise_dim(&self) -> usize;
-        #[inline]
-        fn cov_sqrt_mul_at(&self, x: &[f64], g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
-        fn needs_full_gradient(&self) -> bool;
-    }
+    pub enum Method: GradientMethod [gradient_methods]
     /// `[optimizer]`: the discrete algorithm and its compressor, built from the agents' noise by
     /// [`OptimizerSpec::build`].
-    #[derive(Debug, Clone, PartialEq)]
     pub enum OptimizerSpec;
     kinds {
         Dsgd(Dsgd) = "dsgd" DsgdSpec,

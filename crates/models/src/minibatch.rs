@@ -387,37 +387,8 @@ impl From<Minibatch> for AnyMethod {
     }
 }
 
-// One `match` per method, written by the registry macro that writes `Method`'s: the list is the
-// trait's, so a method added to `GradientMethod` with a default body and left out here would
-// silently skip the variant's own version (as `mean_and_cov_sqrt_diag` once was).
-crate::registry!(@trait AnyMethod, GradientMethod, {
+// One `match` per method, with `Method`'s list of the trait's methods (`gradient_methods!`).
+crate::gradient_methods!(@trait AnyMethod, GradientMethod, {
     Injected(crate::method::Method) = "injected" (),
     Minibatch(Minibatch) = "minibatch" (),
-}, {
-    fn name(&self) -> &str;
-    fn dim(&self) -> usize;
-    fn scratch_len(&self) -> usize;
-    #[inline]
-    fn sample(&self, g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
-    fn mean(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
-    fn mean_jvp(&self, g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
-    fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
-    fn covariance_is_diagonal(&self) -> bool;
-    fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]);
-    fn mean_and_cov_sqrt_diag(&self, g: &[f64], mean: &mut [f64], diag: &mut [f64], scratch: &mut [f64]) -> bool;
-    fn covariance_is_constant(&self) -> bool;
-    fn covariance_is_coordinatewise(&self) -> bool;
-    fn covariance_is_exact(&self) -> bool;
-    fn coupling_dim(&self) -> usize;
-    fn coupling_zeta(&self, normals: &[f64], zeta: &mut [f64]);
-    #[inline]
-    fn sample_coupled(&self, g: &[f64], normals: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]) -> bool;
-    #[inline]
-    fn sample_at(&self, x: &[f64], g: &[f64], rng: &mut PathRng, u: &mut [f64], scratch: &mut [f64]);
-    fn mean_at(&self, x: &[f64], g: &[f64], out: &mut [f64], scratch: &mut [f64]);
-    fn mean_jvp_at(&self, x: &[f64], g: &[f64], v: &[f64], out: &mut [f64], scratch: &mut [f64]);
-    fn noise_dim(&self) -> usize;
-    #[inline]
-    fn cov_sqrt_mul_at(&self, x: &[f64], g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]);
-    fn needs_full_gradient(&self) -> bool;
-});
+},);

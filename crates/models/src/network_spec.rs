@@ -15,6 +15,13 @@ macro_rules! network_loss {
         #[derive(Debug, Clone, PartialEq)]
         pub struct $T(pub Arc<Mlp>);
 
+        impl $T {
+            /// The shared network (for [`crate::minibatch::Minibatch`]).
+            pub fn network(&self) -> Arc<Mlp> {
+                self.0.clone()
+            }
+        }
+
         impl Loss for $T {
             fn dim(&self) -> usize {
                 self.0.dim()
@@ -95,39 +102,6 @@ fn check_dim(net: &Mlp, d: usize) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// `kind = "logistic"`: multinomial logistic regression.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogisticSpec {
-    pub dataset: String,
-    #[serde(default)]
-    pub objective: Option<String>,
-    #[serde(default)]
-    pub l2: f64,
-    #[serde(default = "default_test_fraction")]
-    pub test_fraction: f64,
-    #[serde(default)]
-    pub seed: u64,
-}
-
-/// `kind = "mlp"`: a multilayer perceptron.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MlpLossSpec {
-    pub dataset: String,
-    pub hidden: Vec<usize>,
-    #[serde(default = "default_activation")]
-    pub activation: String,
-    #[serde(default)]
-    pub objective: Option<String>,
-    #[serde(default)]
-    pub l2: f64,
-    #[serde(default = "default_test_fraction")]
-    pub test_fraction: f64,
-    #[serde(default)]
-    pub seed: u64,
-}
-
 const COMMON_KEYS: [KeyDoc; 5] = [
     KeyDoc {
         key: "dataset",
@@ -164,49 +138,91 @@ fn objective(o: &Option<String>) -> Result<Option<Objective>, ModelError> {
         .map_err(unprefixed)
 }
 
-impl KindSpec for LogisticSpec {
-    type Output = LogisticLoss;
-    type Context = usize;
-    const SUMMARY: &'static str =
-        "dataset, l2, test_fraction, seed: softmax regression on a shipped data set (x0 optional)";
-    const KEYS: &'static [KeyDoc] = &COMMON_KEYS;
-    fn build(&self, d: &usize) -> Result<LogisticLoss, ModelError> {
-        let spec = MlpSpec {
-            dataset: DatasetName::parse(&self.dataset).map_err(unprefixed)?,
-            hidden: Vec::new(),
-            activation: Activation::Tanh,
-            objective: objective(&self.objective)?,
-            l2: self.l2,
-            test_fraction: self.test_fraction,
-            seed: self.seed,
-        };
+/// A data-set loss's spec and its [`KindSpec`] impl (in the form of [`crate::kind_spec!`]):
+/// `dataset`, the kind's own keys, then the keys every data-set loss shares (`objective`, `l2`,
+/// `test_fraction`, `seed`), documented in that order; `network` turns the shared keys into the
+/// [`MlpSpec`] of the kind's architecture.
+macro_rules! dataset_loss_spec {
+    (
+        $(#[$m:meta])*
+        $Name:ident: KindSpec<Output = $Out:ty> {
+            $( $(#[$fa:meta])* $f:ident : $t:ty => $doc:expr ),* $(,)?
+        }
+        summary $summary:expr;
+        build($s:ident, $c:pat) $body:block
+    ) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $Name {
+            pub dataset: String,
+            $( $(#[$fa])* pub $f: $t, )*
+            #[serde(default)]
+            pub objective: Option<String>,
+            #[serde(default)]
+            pub l2: f64,
+            #[serde(default = "default_test_fraction")]
+            pub test_fraction: f64,
+            #[serde(default)]
+            pub seed: u64,
+        }
+
+        impl $Name {
+            /// The network: the data set, then `activation()`, then the objective are checked,
+            /// in that order.
+            fn network(
+                &self,
+                hidden: Vec<usize>,
+                activation: impl FnOnce() -> Result<Activation, ModelError>,
+            ) -> Result<MlpSpec, ModelError> {
+                Ok(MlpSpec {
+                    dataset: DatasetName::parse(&self.dataset).map_err(unprefixed)?,
+                    hidden,
+                    activation: activation()?,
+                    objective: objective(&self.objective)?,
+                    l2: self.l2,
+                    test_fraction: self.test_fraction,
+                    seed: self.seed,
+                })
+            }
+        }
+
+        impl KindSpec for $Name {
+            type Output = $Out;
+            type Context = usize;
+            const SUMMARY: &'static str = $summary;
+            const KEYS: &'static [KeyDoc] = &[
+                COMMON_KEYS[0],
+                $( KeyDoc { key: stringify!($f), doc: $doc }, )*
+                COMMON_KEYS[1],
+                COMMON_KEYS[2],
+                COMMON_KEYS[3],
+                COMMON_KEYS[4],
+            ];
+            fn build(&$s, $c: &usize) -> Result<$Out, ModelError> $body
+        }
+    };
+}
+
+dataset_loss_spec! {
+    /// `kind = "logistic"`: multinomial logistic regression.
+    LogisticSpec: KindSpec<Output = LogisticLoss> {}
+    summary "dataset, l2, test_fraction, seed: softmax regression on a shipped data set (x0 optional)";
+    build(self, d) {
+        let spec = self.network(Vec::new(), || Ok(Activation::Tanh))?;
         Ok(LogisticLoss(build_net(spec, *d)?))
     }
 }
 
-const MLP_KEYS: [KeyDoc; 7] = [
-    COMMON_KEYS[0],
-    KeyDoc {
-        key: "hidden",
-        doc: "list of 1-2 positive integers, required: hidden-layer widths",
-    },
-    KeyDoc {
-        key: "activation",
-        doc: "\"tanh\" | \"softplus\", default tanh",
-    },
-    COMMON_KEYS[1],
-    COMMON_KEYS[2],
-    COMMON_KEYS[3],
-    COMMON_KEYS[4],
-];
-
-impl KindSpec for MlpLossSpec {
-    type Output = NetworkLoss;
-    type Context = usize;
-    const SUMMARY: &'static str =
-        "dataset, hidden, activation, l2, test_fraction, seed: MLP on a shipped data set (x0 optional)";
-    const KEYS: &'static [KeyDoc] = &MLP_KEYS;
-    fn build(&self, d: &usize) -> Result<NetworkLoss, ModelError> {
+dataset_loss_spec! {
+    /// `kind = "mlp"`: a multilayer perceptron.
+    MlpLossSpec: KindSpec<Output = NetworkLoss> {
+        hidden: Vec<usize> => "list of 1-2 positive integers, required: hidden-layer widths",
+        #[serde(default = "default_activation")]
+        activation: String => "\"tanh\" | \"softplus\", default tanh",
+    }
+    summary "dataset, hidden, activation, l2, test_fraction, seed: MLP on a shipped data set (x0 optional)";
+    build(self, d) {
         if self.hidden.is_empty() {
             return Err(ModelError::invalid(
                 "hidden",
@@ -214,29 +230,9 @@ impl KindSpec for MlpLossSpec {
                 "an MLP needs one or two hidden layers (no hidden layer: kind = \"logistic\")",
             ));
         }
-        let spec = MlpSpec {
-            dataset: DatasetName::parse(&self.dataset).map_err(unprefixed)?,
-            hidden: self.hidden.clone(),
-            activation: Activation::parse(&self.activation).map_err(unprefixed)?,
-            objective: objective(&self.objective)?,
-            l2: self.l2,
-            test_fraction: self.test_fraction,
-            seed: self.seed,
-        };
+        let spec = self.network(self.hidden.clone(), || {
+            Activation::parse(&self.activation).map_err(unprefixed)
+        })?;
         Ok(NetworkLoss(build_net(spec, *d)?))
-    }
-}
-
-impl LogisticLoss {
-    /// The shared network (for [`crate::minibatch::Minibatch`]).
-    pub fn network(&self) -> Arc<Mlp> {
-        self.0.clone()
-    }
-}
-
-impl NetworkLoss {
-    /// The shared network (for [`crate::minibatch::Minibatch`]).
-    pub fn network(&self) -> Arc<Mlp> {
-        self.0.clone()
     }
 }

@@ -26,26 +26,57 @@ use sde_core::PathRng;
 use statrs::function::erf::erf;
 use std::f64::consts::FRAC_1_SQRT_2;
 
-/// A gradient-noise model. All slices have length [`GradientNoise::dim`] (panics otherwise: a
-/// programming error). Nothing here allocates.
-pub trait GradientNoise: Send + Sync {
-    /// Dimension `d`.
-    fn dim(&self) -> usize;
-    /// Draws `Z` at gradient `grad = ∇f(x)` into `z`.
-    fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]);
-    /// Writes the diagonal of `Cov Z` (the covariance is diagonal) and returns `true`; returns
-    /// `false` and leaves `out` untouched when the variance is infinite (Student-t, `ν ≤ 2`).
-    fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool;
-    /// `E sign(g_j + Z_j)` for every `j`, with `g = grad`.
-    fn sign_mean(&self, grad: &[f64], out: &mut [f64]);
-    /// `(∂ sign_mean / ∂g) · v`, including the dependence of `s` on `‖g‖` through `σ1`.
-    /// (Where `s_j = 0` the sign mean is a step function; its derivative is reported as 0.)
-    fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]);
-    /// The scales `s_j(g)`.
-    fn scale(&self, grad: &[f64], out: &mut [f64]);
-    /// `true` when the scale depends on `∇f` (`σ1 > 0` and some `scale_j > 0`); `false` means
-    /// additive noise whose law is the same at every `x`.
-    fn depends_on_gradient(&self) -> bool;
+crate::registry! {
+    family "noise", context usize;
+    kinds {
+        Gaussian(GaussianNoise) = "gaussian" GaussianSpec,
+        StudentT(StudentTNoise) = "student_t" StudentTSpec,
+    }
+    /// A gradient-noise model. All slices have length [`GradientNoise::dim`] (panics otherwise: a
+    /// programming error). Nothing here allocates.
+    pub trait GradientNoise: Send + Sync {
+        /// Dimension `d`.
+        fn dim(&self) -> usize;
+        /// Draws `Z` at gradient `grad = ∇f(x)` into `z`.
+        fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]);
+        /// Writes the diagonal of `Cov Z` (the covariance is diagonal) and returns `true`; returns
+        /// `false` and leaves `out` untouched when the variance is infinite (Student-t, `ν ≤ 2`).
+        fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool;
+        /// `E sign(g_j + Z_j)` for every `j`, with `g = grad`.
+        fn sign_mean(&self, grad: &[f64], out: &mut [f64]);
+        /// `(∂ sign_mean / ∂g) · v`, including the dependence of `s` on `‖g‖` through `σ1`.
+        /// (Where `s_j = 0` the sign mean is a step function; its derivative is reported as 0.)
+        fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]);
+        /// The scales `s_j(g)`.
+        fn scale(&self, grad: &[f64], out: &mut [f64]);
+        /// `true` when the scale depends on `∇f` (`σ1 > 0` and some `scale_j > 0`); `false` means
+        /// additive noise whose law is the same at every `x`.
+        fn depends_on_gradient(&self) -> bool;
+    }
+    /// Any noise model, for runtime configuration; implements [`GradientNoise`] by `match`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum NoiseModel;
+    /// `[noise]` (or one `[[noise.agents]]` table): the gradient noise of one agent, built for
+    /// the dimension `d` by [`NoiseSpec::build`].
+    pub enum NoiseSpec;
+}
+
+/// The public accessors of the affine scale `s` that both noise types hold.
+macro_rules! affine_scale_accessors {
+    () => {
+        /// Per-coordinate scale factors.
+        pub fn scale_factors(&self) -> &[f64] {
+            &self.s.scale
+        }
+        /// `σ0`.
+        pub fn sigma0(&self) -> f64 {
+            self.s.sigma0
+        }
+        /// `σ1`.
+        pub fn sigma1(&self) -> f64 {
+            self.s.sigma1
+        }
+    };
 }
 
 /// The shared affine scale `s_j(g) = scale_j √(σ0² + σ1²‖g‖²)`.
@@ -102,6 +133,16 @@ impl AffineScale {
             "output has length {} but the noise has dimension {d}",
             b.len()
         );
+    }
+
+    /// `z_j = s_j(g) ξ_j` with `ξ_j = draw()`, drawn in coordinate order.
+    #[inline]
+    fn scaled_draws(&self, grad: &[f64], z: &mut [f64], mut draw: impl FnMut() -> f64) {
+        self.check(grad, z);
+        let r = self.r2(grad).sqrt();
+        for (zj, s) in z.iter_mut().zip(&self.scale) {
+            *zj = s * r * draw();
+        }
     }
 
     fn scale_into(&self, grad: &[f64], out: &mut [f64]) {
@@ -183,18 +224,7 @@ impl GaussianNoise {
         Self::new(d, vec![1.0; d], sigma0, sigma1)
     }
 
-    /// Per-coordinate scale factors.
-    pub fn scale_factors(&self) -> &[f64] {
-        &self.s.scale
-    }
-    /// `σ0`.
-    pub fn sigma0(&self) -> f64 {
-        self.s.sigma0
-    }
-    /// `σ1`.
-    pub fn sigma1(&self) -> f64 {
-        self.s.sigma1
-    }
+    affine_scale_accessors!();
 }
 
 fn gaussian_sign(y: f64) -> f64 {
@@ -210,12 +240,7 @@ impl GradientNoise for GaussianNoise {
         self.s.dim()
     }
     fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]) {
-        self.s.check(grad, z);
-        let r = self.s.r2(grad).sqrt();
-        for (zj, s) in z.iter_mut().zip(&self.s.scale) {
-            let n: f64 = rng.sample(StandardNormal);
-            *zj = s * r * n;
-        }
+        self.s.scaled_draws(grad, z, || rng.sample(StandardNormal));
     }
     fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool {
         self.s.scale_into(grad, out);
@@ -323,18 +348,7 @@ impl StudentTNoise {
     pub fn nu(&self) -> f64 {
         self.nu
     }
-    /// Per-coordinate scale factors.
-    pub fn scale_factors(&self) -> &[f64] {
-        &self.s.scale
-    }
-    /// `σ0`.
-    pub fn sigma0(&self) -> f64 {
-        self.s.sigma0
-    }
-    /// `σ1`.
-    pub fn sigma1(&self) -> f64 {
-        self.s.sigma1
-    }
+    affine_scale_accessors!();
     /// The table of `Ξ_ν` the sign mean uses; `None` for integer `ν ≤ 64` (exact finite sums).
     pub fn xi_table(&self) -> Option<&XiTable> {
         self.table.as_ref()
@@ -346,12 +360,7 @@ impl GradientNoise for StudentTNoise {
         self.s.dim()
     }
     fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]) {
-        self.s.check(grad, z);
-        let r = self.s.r2(grad).sqrt();
-        for (zj, s) in z.iter_mut().zip(&self.s.scale) {
-            let t: f64 = self.dist.sample(rng);
-            *zj = s * r * t;
-        }
+        self.s.scaled_draws(grad, z, || self.dist.sample(rng));
     }
     fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool {
         self.s.check(grad, out);
@@ -460,31 +469,6 @@ crate::kind_spec! {
     }
     fn fill_defaults(&mut self, d: &usize) {
         self.scale = Scale::Each(self.scale.expand(*d));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-crate::registry! {
-    family "noise", context usize;
-    /// Any noise model, for runtime configuration; implements [`GradientNoise`] by `match`.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum NoiseModel: GradientNoise {
-        fn dim(&self) -> usize;
-        fn sample(&self, grad: &[f64], rng: &mut PathRng, z: &mut [f64]);
-        fn variance(&self, grad: &[f64], out: &mut [f64]) -> bool;
-        fn sign_mean(&self, grad: &[f64], out: &mut [f64]);
-        fn sign_mean_jvp(&self, grad: &[f64], v: &[f64], out: &mut [f64]);
-        fn scale(&self, grad: &[f64], out: &mut [f64]);
-        fn depends_on_gradient(&self) -> bool;
-    }
-    /// `[noise]` (or one `[[noise.agents]]` table): the gradient noise of one agent, built for
-    /// the dimension `d` by [`NoiseSpec::build`].
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum NoiseSpec;
-    kinds {
-        Gaussian(GaussianNoise) = "gaussian" GaussianSpec,
-        StudentT(StudentTNoise) = "student_t" StudentTSpec,
     }
 }
 

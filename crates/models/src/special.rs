@@ -228,13 +228,7 @@ fn series(a: f64, b: f64, c: f64, x: f64) -> Scaled {
                 l: scale,
             };
         }
-        let t = sum + term;
-        comp += if sum.abs() >= term.abs() {
-            (sum - t) + term
-        } else {
-            (term - t) + sum
-        };
-        sum = t;
+        neumaier_add(&mut sum, &mut comp, term);
         if sum.abs() > hi {
             sum *= lo;
             comp *= lo;
@@ -493,13 +487,7 @@ fn polynomial(a: f64, b: f64, c: f64, z: f64) -> f64 {
             break;
         }
         term *= ratio;
-        let t = sum + term;
-        comp += if sum.abs() >= term.abs() {
-            (sum - t) + term
-        } else {
-            (term - t) + sum
-        };
-        sum = t;
+        neumaier_add(&mut sum, &mut comp, term);
         n += 1.0;
     }
     sum + comp
@@ -514,8 +502,34 @@ fn t_norm(nu: f64) -> f64 {
     gamma_ratio_half(nu / 2.0) / (nu * PI).sqrt()
 }
 
+/// `sum += term` with Neumaier's compensation: the rounding error of the addition is added to
+/// `comp` (the caller's result is `sum + comp`).
+#[inline]
+fn neumaier_add(sum: &mut f64, comp: &mut f64, term: f64) {
+    let t = *sum + term;
+    *comp += if sum.abs() >= term.abs() {
+        (*sum - t) + term
+    } else {
+        (term - t) + *sum
+    };
+    *sum = t;
+}
+
 fn nu_invalid(nu: f64) -> bool {
     nu.is_nan() || nu <= 0.0
+}
+
+/// The two cases every function of `(ν, y)` answers before its Student-t formula: NaN for
+/// `ν ≤ 0` or NaN `y`, and for `ν = +∞` the normal limit `normal(y)`. `None` for finite `ν > 0`.
+#[inline]
+fn invalid_or_normal(nu: f64, y: f64, normal: fn(f64) -> f64) -> Option<f64> {
+    if nu_invalid(nu) || y.is_nan() {
+        Some(f64::NAN)
+    } else if nu == f64::INFINITY {
+        Some(normal(y))
+    } else {
+        None
+    }
 }
 
 /// `(Ξ_ν(|y|), 1 − F_ν(|y|))` for `ν` finite, each with full *relative* precision.
@@ -582,11 +596,8 @@ pub fn xi(nu: f64, y: f64) -> f64 {
 /// both `Ξ` and the tail `½ − |Ξ|` keep relative precision). For `ν >` [`NU_BETA_MAX`] it defers
 /// to [`xi_via_hyp2f1`]; `ν = +∞` gives `erf(y/√2)/2`. NaN for `ν ≤ 0` or NaN `y`.
 pub fn xi_via_beta(nu: f64, y: f64) -> f64 {
-    if nu_invalid(nu) || y.is_nan() {
-        return f64::NAN;
-    }
-    if nu == f64::INFINITY {
-        return gaussian_xi(y);
+    if let Some(v) = invalid_or_normal(nu, y, gaussian_xi) {
+        return v;
     }
     if y == 0.0 {
         return 0.0;
@@ -697,17 +708,12 @@ fn xi_small_nu(nu: u32, y: f64) -> f64 {
 /// Standard Student-t CDF `F_ν(y)` (incomplete-beta route), with the lower tail computed
 /// directly so that `F_ν(−10⁶)` keeps its relative precision. `ν = +∞` gives `Φ(y)`.
 pub fn student_t_cdf(nu: f64, y: f64) -> f64 {
-    if nu_invalid(nu) || y.is_nan() {
-        return f64::NAN;
+    if let Some(v) = invalid_or_normal(nu, y, normal_cdf) {
+        return v;
     }
-    if nu == f64::INFINITY {
-        return normal_cdf(y);
-    }
-    if y == 0.0 {
-        return 0.5;
-    }
-    if nu > NU_BETA_MAX {
-        return 0.5 + xi_via_hyp2f1(nu, y);
+    if y == 0.0 || nu > NU_BETA_MAX {
+        // No lower tail of its own on these routes: `½ + Ξ_ν(y)` (`½`, or the ₂F₁ route).
+        return 0.5 + xi_via_beta(nu, y);
     }
     let (x, tail) = xi_and_tail(nu, y.abs());
     if y > 0.0 {
@@ -720,11 +726,8 @@ pub fn student_t_cdf(nu: f64, y: f64) -> f64 {
 /// Student-t density `p_ν(y) = K_ν (1 + y²/ν)^{−(ν+1)/2}`, `K_ν = Γ((ν+1)/2)/(√(νπ)Γ(ν/2))`.
 /// `p_ν = Ξ_ν'` enters the DSignSGD Jacobian (MATH.md §5.4). `ν = +∞` gives the normal density.
 pub fn student_t_pdf(nu: f64, y: f64) -> f64 {
-    if nu_invalid(nu) || y.is_nan() {
-        return f64::NAN;
-    }
-    if nu == f64::INFINITY {
-        return normal_pdf(y);
+    if let Some(v) = invalid_or_normal(nu, y, normal_pdf) {
+        return v;
     }
     student_t_pdf_with(t_norm(nu), nu, y)
 }

@@ -17,7 +17,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod common;
-use common::{agent, gaussian, student};
+use common::{agent, gaussian, sign, student};
 
 use models::compress::diag_minus_rank_one_sqrt_mul;
 use models::compress::{BernoulliSparsifier, Identity, Qsgd, RandK};
@@ -300,16 +300,6 @@ fn ks_normal(v: &[f64]) -> f64 {
             (f - i as f64 / n).abs().max(((i + 1) as f64 / n - f).abs())
         })
         .fold(0.0, f64::max)
-}
-
-fn sign(x: f64) -> f64 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
 }
 
 /// All the law checks for one method, plus the residual fraction per coordinate (returned).

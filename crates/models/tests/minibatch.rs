@@ -3,11 +3,10 @@
 //! error measured, and the wiring into the generic optimizer and SDE models.
 
 use models::compress::{BernoulliSparsifier, CompressorKind, Identity};
-use models::data::DatasetName;
 use models::loss::Loss;
 use models::method::GradientMethod;
 use models::minibatch::{Minibatch, MinibatchRule};
-use models::mlp::{Activation, Mlp, MlpSpec};
+use models::mlp::Mlp;
 use models::optimizer::Optimizer;
 use models::schedule::Schedule;
 use models::sde::SdeModel;
@@ -16,19 +15,10 @@ use rand_distr::StandardNormal;
 use sde_core::{NoiseShape, Sde};
 use std::sync::Arc;
 
+mod common;
+
 fn net() -> Arc<Mlp> {
-    Arc::new(
-        Mlp::new(MlpSpec {
-            dataset: DatasetName::Iris,
-            hidden: vec![5],
-            activation: Activation::Tanh,
-            objective: None,
-            l2: 0.01,
-            test_fraction: 0.2,
-            seed: 11,
-        })
-        .unwrap(),
-    )
+    Arc::new(Mlp::new(common::iris_mlp(11)).unwrap())
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {

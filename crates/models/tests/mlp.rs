@@ -7,6 +7,8 @@ use models::mlp::{Activation, Mlp, MlpSpec, Objective};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 
+mod common;
+
 #[test]
 fn shipped_data_sets_have_their_published_shapes() {
     let iris = DatasetName::Iris.load();
@@ -87,15 +89,7 @@ fn split_sizes_standardization_and_seed() {
 
 fn specs() -> Vec<MlpSpec> {
     let mut v = vec![MlpSpec::logistic(DatasetName::Iris, 3)];
-    v.push(MlpSpec {
-        dataset: DatasetName::Iris,
-        hidden: vec![5],
-        activation: Activation::Tanh,
-        objective: None,
-        l2: 0.01,
-        test_fraction: 0.2,
-        seed: 4,
-    });
+    v.push(common::iris_mlp(4));
     v.push(MlpSpec {
         dataset: DatasetName::Iris,
         hidden: vec![4, 3],

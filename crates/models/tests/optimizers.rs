@@ -17,7 +17,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod common;
-use common::{agent, gaussian, student, uncompressed};
+use common::{agent, gaussian, sign, student, uncompressed};
 
 use models::compress::{BernoulliSparsifier, CompressorKind, Identity, RandK};
 use models::loss::{DiagonalQuadratic, Loss};
@@ -94,6 +94,19 @@ struct Discrete<'a, L, M> {
     iterations: u64,
     x0: Vec<f64>,
     coupled: bool,
+}
+
+impl<'a, L, M> Discrete<'a, L, M> {
+    /// From `X0`, uncoupled.
+    fn from_x0(opt: &'a Optimizer<L, M>, eta: f64, iterations: u64) -> Self {
+        Discrete {
+            opt,
+            eta,
+            iterations,
+            x0: X0.to_vec(),
+            coupled: false,
+        }
+    }
 }
 
 struct DiscreteWs {
@@ -217,13 +230,7 @@ fn dsgd_quadratic_bounded_variance_moments() {
         let closed = (1.0 - eta * LAMBDA[j]).powi(iterations as i32) * X0[j];
         assert!((mean[j] - closed).abs() <= 1e-15);
     }
-    let sim = Discrete {
-        opt: &opt,
-        eta,
-        iterations,
-        x0: X0.to_vec(),
-        coupled: false,
-    };
+    let sim = Discrete::from_x0(&opt, eta, iterations);
     check_moments(&sim, 200_000, 11, &mean, &second);
 }
 
@@ -255,13 +262,7 @@ fn dsgd_quadratic_affine_variance_moments() {
                 q * q * second[j] + eta * eta * SCALE[j] * SCALE[j] / (n * n) * (s0 + s1 * grad2);
         }
     }
-    let sim = Discrete {
-        opt: &opt,
-        eta,
-        iterations,
-        x0: X0.to_vec(),
-        coupled: false,
-    };
+    let sim = Discrete::from_x0(&opt, eta, iterations);
     check_moments(&sim, 200_000, 12, &mean, &second);
 }
 
@@ -398,16 +399,6 @@ fn dsignsgd_one_step_mean_and_variance() {
 
 // ---------------------------------------------------------------------------------------------
 // Sampling fast paths
-
-fn sign(v: f64) -> f64 {
-    if v > 0.0 {
-        1.0
-    } else if v < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
 
 /// `method.sample` draws exactly what the plain composition of the public pieces draws:
 /// per agent `Z = noise.sample(g)`, then `C(g + Z)` for DCSGD (compressors on their own
@@ -615,13 +606,7 @@ fn step_coupled_has_the_law_of_step() {
         Schedule::polynomial(0.5).unwrap(),
     )
     .unwrap();
-    let mut sim = Discrete {
-        opt: &opt,
-        eta: 0.1,
-        iterations: 25,
-        x0: X0.to_vec(),
-        coupled: false,
-    };
+    let mut sim = Discrete::from_x0(&opt, 0.1, 25);
     let plain = Ensemble::new(200_000, 31).unwrap().run(&sim);
     sim.coupled = true;
     let coupled = Ensemble::new(200_000, 32).unwrap().run(&sim);

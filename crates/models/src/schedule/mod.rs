@@ -28,83 +28,8 @@ pub use normalized_sgd::{NormalizedSgd, NormalizedSgdSpec};
 pub use poly::{PolySpec, Polynomial};
 pub use poly_time::{PolyTime, PolyTimeSpec};
 
-/// A learning-rate schedule: `η_k`, `η_t` and the derivatives the SDE models need. Every method
-/// is also an inherent method of [`Schedule`].
-pub trait LearningRate {
-    /// Checks the constants (everything finite, in range). Every valid schedule is finite and
-    /// `> 0` for every finite gradient norm (the polynomial one until `(k+1)^{−power}`
-    /// underflows).
-    fn validate(&self) -> Result<(), ModelError> {
-        Ok(())
-    }
-
-    /// The continuous multiplier `η_t = φ(t/η)` (base learning rate `eta > 0`), at gradient
-    /// norm `grad_norm`. `η_{kη} = η_k`.
-    fn eta_t(&self, t: f64, eta: f64, grad_norm: f64) -> f64;
-
-    /// The multiplier `η_k` at iteration `k`, base learning rate `eta` (iteration `k` sits at
-    /// SDE time `kη`, which schedules on SDE time need) and gradient norm `‖∇f(x_k)‖ =
-    /// grad_norm`. Override it where `η_t(kη)` would round differently from the exact `φ(k)`.
-    #[inline]
-    fn eta_k(&self, k: u64, eta: f64, grad_norm: f64) -> f64 {
-        self.eta_t(k as f64 * eta, eta, grad_norm)
-    }
-
-    /// `∂η_t/∂t` at fixed state (zero for schedules that depend on `t` only through `X_t`).
-    #[inline]
-    fn eta_t_dot(&self, _t: f64, _eta: f64, _grad_norm: f64) -> f64 {
-        0.0
-    }
-
-    /// `∂η_t/∂‖g‖` at fixed `t`: non-zero only for the gradient-normalized schedules (the
-    /// `∇_x η_t · m` term of the SDE models (B) and (C), see [`crate::sde`]).
-    #[inline]
-    fn grad_norm_derivative(&self, _t: f64, _eta: f64, _grad_norm: f64) -> f64 {
-        0.0
-    }
-
-    /// Whether `η_t` is smooth on the SDE time scale, with derivatives bounded independently
-    /// of `η`: then the second-order model (B) keeps weak order 2. An iteration-indexed decay
-    /// `η_k = φ(k)` read as `η_t = φ(t/η)` is not (`η̇_t = O(1/η)`): (B) is then weak order 1
-    /// (MATH.md §5.1, measured slope 1.01–1.08).
-    fn smooth_on_sde_time(&self) -> bool {
-        true
-    }
-
-    /// `true` for the normalised schedules, whose `η_k` depends on `‖∇f‖`.
-    fn depends_on_gradient(&self) -> bool {
-        false
-    }
-
-    /// A short formula for reports.
-    fn label(&self) -> String;
-}
-
 crate::registry! {
     family "schedule", context Smoothness, inherent;
-    /// A scheduler. Build it with the validated constructors ([`Schedule::polynomial`],
-    /// [`Schedule::normalized`], …), or check a hand-built value with [`Schedule::validate`].
-    /// Every [`LearningRate`] method is also an inherent method.
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    pub enum Schedule: LearningRate {
-        fn validate(&self) -> Result<(), ModelError>;
-        #[inline]
-        fn eta_t(&self, t: f64, eta: f64, grad_norm: f64) -> f64;
-        #[inline]
-        fn eta_k(&self, k: u64, eta: f64, grad_norm: f64) -> f64;
-        #[inline]
-        fn eta_t_dot(&self, t: f64, eta: f64, grad_norm: f64) -> f64;
-        #[inline]
-        fn grad_norm_derivative(&self, t: f64, eta: f64, grad_norm: f64) -> f64;
-        fn smooth_on_sde_time(&self) -> bool;
-        fn depends_on_gradient(&self) -> bool;
-        fn label(&self) -> String;
-    }
-    /// `[schedule]`: the multiplier `η_k` of the base learning rate, built by
-    /// [`ScheduleSpec::build`] (the context is the loss's (L0, L1) constants, the defaults of the
-    /// normalized schedule's `l0`, `l1`).
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum ScheduleSpec;
     kinds {
         Constant(Constant) = "constant" ConstantSpec,
         Poly(Polynomial) = "poly" PolySpec,
@@ -112,6 +37,66 @@ crate::registry! {
         Normalized(Normalized) = "normalized" NormalizedSpec,
         NormalizedSgd(NormalizedSgd) = "normalized_sgd" NormalizedSgdSpec,
     }
+    /// A learning-rate schedule: `η_k`, `η_t` and the derivatives the SDE models need. Every method
+    /// is also an inherent method of [`Schedule`].
+    pub trait LearningRate {
+        /// Checks the constants (everything finite, in range). Every valid schedule is finite and
+        /// `> 0` for every finite gradient norm (the polynomial one until `(k+1)^{−power}`
+        /// underflows).
+        fn validate(&self) -> Result<(), ModelError> {
+            Ok(())
+        }
+
+        /// The continuous multiplier `η_t = φ(t/η)` (base learning rate `eta > 0`), at gradient
+        /// norm `grad_norm`. `η_{kη} = η_k`.
+        fn eta_t(&self, t: f64, eta: f64, grad_norm: f64) -> f64;
+
+        /// The multiplier `η_k` at iteration `k`, base learning rate `eta` (iteration `k` sits at
+        /// SDE time `kη`, which schedules on SDE time need) and gradient norm `‖∇f(x_k)‖ =
+        /// grad_norm`. Override it where `η_t(kη)` would round differently from the exact `φ(k)`.
+        #[inline]
+        fn eta_k(&self, k: u64, eta: f64, grad_norm: f64) -> f64 {
+            self.eta_t(k as f64 * eta, eta, grad_norm)
+        }
+
+        /// `∂η_t/∂t` at fixed state (zero for schedules that depend on `t` only through `X_t`).
+        #[inline]
+        fn eta_t_dot(&self, _t: f64, _eta: f64, _grad_norm: f64) -> f64 {
+            0.0
+        }
+
+        /// `∂η_t/∂‖g‖` at fixed `t`: non-zero only for the gradient-normalized schedules (the
+        /// `∇_x η_t · m` term of the SDE models (B) and (C), see [`crate::sde`]).
+        #[inline]
+        fn grad_norm_derivative(&self, _t: f64, _eta: f64, _grad_norm: f64) -> f64 {
+            0.0
+        }
+
+        /// Whether `η_t` is smooth on the SDE time scale, with derivatives bounded independently
+        /// of `η`: then the second-order model (B) keeps weak order 2. An iteration-indexed decay
+        /// `η_k = φ(k)` read as `η_t = φ(t/η)` is not (`η̇_t = O(1/η)`): (B) is then weak order 1
+        /// (MATH.md §5.1, measured slope 1.01–1.08).
+        fn smooth_on_sde_time(&self) -> bool {
+            true
+        }
+
+        /// `true` for the normalised schedules, whose `η_k` depends on `‖∇f‖`.
+        fn depends_on_gradient(&self) -> bool {
+            false
+        }
+
+        /// A short formula for reports.
+        fn label(&self) -> String;
+    }
+    /// A scheduler. Build it with the validated constructors ([`Schedule::polynomial`],
+    /// [`Schedule::normalized`], …), or check a hand-built value with [`Schedule::validate`].
+    /// Every [`LearningRate`] method is also an inherent method.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub enum Schedule;
+    /// `[schedule]`: the multiplier `η_k` of the base learning rate, built by
+    /// [`ScheduleSpec::build`] (the context is the loss's (L0, L1) constants, the defaults of the
+    /// normalized schedule's `l0`, `l1`).
+    pub enum ScheduleSpec;
 }
 
 impl Default for ScheduleSpec {
