@@ -347,6 +347,9 @@ pub enum SdeEstimator {
     /// residual bias `O(h^{p+1})` of `R` is estimated from the three levels,
     /// `(R' − R)/(2^{p+1} − 1)` with `R'` the extrapolation of the two coarser levels.
     Richardson,
+    /// The SVAG process itself ([`crate::svag`]): no integrator and no bias estimate (SVAG(l) is
+    /// what is simulated; its distance to (A) is the separate agreement check).
+    Svag,
 }
 
 impl SdeEstimator {
@@ -355,6 +358,7 @@ impl SdeEstimator {
         match self {
             SdeEstimator::Level => "level",
             SdeEstimator::Richardson => "richardson",
+            SdeEstimator::Svag => "svag",
         }
     }
 }
@@ -420,7 +424,7 @@ pub fn study_work(s: &StudySettings, coupled: bool) -> u64 {
 }
 
 /// Runs `sim` on `paths` paths, reporting progress as increments.
-fn run_ensemble<P: sde_core::PathSimulation>(
+pub(crate) fn run_ensemble<P: sde_core::PathSimulation>(
     paths: u64,
     seed: u64,
     sim: &P,
@@ -1193,7 +1197,7 @@ fn side_from_ladder(stats: &EnsembleStats, value: usize, alive: usize, paths: u6
     side(v.count, v.mean, v.ci95, diverged, paths)
 }
 
-fn side(count: u64, mean: f64, ci: f64, diverged: u64, paths: u64) -> SideSummary {
+pub(crate) fn side(count: u64, mean: f64, ci: f64, diverged: u64, paths: u64) -> SideSummary {
     SideSummary {
         final_mean: (count > 0).then_some(mean),
         final_ci95: (count > 1).then_some(ci),
@@ -1206,7 +1210,7 @@ fn side(count: u64, mean: f64, ci: f64, diverged: u64, paths: u64) -> SideSummar
 
 /// The simultaneous interval of `max_k |μ_k|` from per-iteration means and standard errors:
 /// returns (estimate, half-width, [low, high], pointwise half-width, argmax).
-fn max_with_band(m: &[(usize, f64, f64)]) -> Option<(f64, f64, [f64; 2], f64, usize)> {
+pub(crate) fn max_with_band(m: &[(usize, f64, f64)]) -> Option<(f64, f64, [f64; 2], f64, usize)> {
     let usable: Vec<&(usize, f64, f64)> = m.iter().filter(|(_, mk, _)| mk.is_finite()).collect();
     if usable.is_empty() {
         return None;
@@ -1789,7 +1793,7 @@ pub const RESOLVED_RELATIVE_CI: f64 = 0.5;
 /// The largest half-width of the order's interval at which a curve counts as resolved.
 pub const RESOLVED_ORDER_HALF_WIDTH: f64 = 0.5;
 
-fn finish_curve(
+pub(crate) fn finish_curve(
     model: SdeModel,
     obs: Observable,
     points: Vec<WeakErrorPoint>,
