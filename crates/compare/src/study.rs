@@ -1210,7 +1210,7 @@ pub(crate) fn side(count: u64, mean: f64, ci: f64, diverged: u64, paths: u64) ->
 
 /// The simultaneous interval of `max_k |μ_k|` from per-iteration means and standard errors:
 /// returns (estimate, half-width, [low, high], pointwise half-width, argmax).
-pub(crate) fn max_with_band(m: &[(usize, f64, f64)]) -> Option<(f64, f64, [f64; 2], f64, usize)> {
+fn max_with_band(m: &[(usize, f64, f64)]) -> Option<(f64, f64, [f64; 2], f64, usize)> {
     let usable: Vec<&(usize, f64, f64)> = m.iter().filter(|(_, mk, _)| mk.is_finite()).collect();
     if usable.is_empty() {
         return None;
@@ -1753,37 +1753,64 @@ fn exact_reference_point(
             _ => diffs.push((k, f64::NAN, f64::NAN)),
         }
     }
-    let band = max_with_band(&diffs);
     let last = d.n_save - 1;
     let v = d.summary(last, o);
     let sde_final = ex.sde_mean(model, obs, iters as f64 * eta, eta);
     WeakErrorPoint {
+        exact: exact_point(ex, model, obs, eta, iters),
+        ..band_point(
+            (eta, iters, 0),
+            &diffs,
+            SdeEstimator::Level,
+            Some(0.0),
+            side(v.count, v.mean, v.ci95, d.diverged_total(), paths),
+            SideSummary {
+                final_mean: sde_final,
+                final_ci95: Some(0.0),
+                paths,
+                diverged: 0,
+                diverged_fraction: 0.0,
+                diverged_ci95: [0.0, 0.0],
+            },
+            Reference::Exact,
+        )
+    }
+}
+
+/// A point whose SDE side is not integrated (a closed form, or SVAG): its interval is the
+/// simultaneous band of the per-iteration differences `diffs` alone, and the integrator's bias
+/// (and its bound) is `bias` (zero for a closed form, none for SVAG). `(eta, iterations,
+/// substeps)` as in [`WeakErrorPoint`].
+pub(crate) fn band_point(
+    (eta, iters, substeps): (f64, usize, usize),
+    diffs: &[(usize, f64, f64)],
+    sde_estimator: SdeEstimator,
+    bias: Option<f64>,
+    discrete: SideSummary,
+    sde: SideSummary,
+    reference: Reference,
+) -> WeakErrorPoint {
+    let band = max_with_band(diffs);
+    WeakErrorPoint {
         eta,
         iterations: iters,
-        substeps: 0,
+        substeps,
         weak_error: band.map(|b| b.0),
         ci95: band.map(|b| b.1),
         ci95_interval: band.map(|b| b.2),
         ci95_monte_carlo: band.map(|b| b.1),
         ci95_pointwise: band.map(|b| b.3),
         at_iteration: band.map(|b| b.4),
-        sde_estimator: SdeEstimator::Level,
-        integrator_bias: Some(0.0),
-        integrator_bias_bound: Some(0.0),
+        sde_estimator,
+        integrator_bias: bias,
+        integrator_bias_bound: bias,
         refinement: Vec::new(),
         variance_reduction: None,
         random_numbers: RandomNumbers::default(),
-        discrete: side(v.count, v.mean, v.ci95, d.diverged_total(), paths),
-        sde: SideSummary {
-            final_mean: sde_final,
-            final_ci95: Some(0.0),
-            paths,
-            diverged: 0,
-            diverged_fraction: 0.0,
-            diverged_ci95: [0.0, 0.0],
-        },
-        reference: Reference::Exact,
-        exact: exact_point(ex, model, obs, eta, iters),
+        discrete,
+        sde,
+        reference,
+        exact: None,
         target_rel_ci_met: None,
     }
 }

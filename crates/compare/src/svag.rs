@@ -19,9 +19,9 @@ use crate::observable::{evaluate_from, Observable};
 use crate::sim::{DiscretePaths, ModelPaths, PathSettings};
 use crate::streams::{stream_seed, Role, Stream};
 use crate::study::{
-    check_horizon_and_etas, check_paths, check_x0, finish_curve, iterations, max_with_band,
-    run_ensemble, side, Progress, RandomNumbers, Reference, SdeEstimator, StudySettings,
-    WeakErrorCurve, WeakErrorPoint, RESOLVED_ORDER_HALF_WIDTH,
+    band_point, check_horizon_and_etas, check_paths, check_x0, finish_curve, iterations,
+    run_ensemble, side, Progress, Reference, SdeEstimator, StudySettings, WeakErrorCurve,
+    WeakErrorPoint, RESOLVED_ORDER_HALF_WIDTH,
 };
 use crate::trajectory::{summarize, Trajectory, TrajectorySettings};
 use models::loss::Loss;
@@ -443,31 +443,17 @@ fn svag_point(
             }
         })
         .collect();
-    let band = max_with_band(&diffs);
     let last = d.n_save - 1;
     let (a, b) = (d.summary(last, o), svag.summary(last, o));
-    WeakErrorPoint {
-        eta,
-        iterations: iters,
-        substeps: l,
-        weak_error: band.map(|b| b.0),
-        ci95: band.map(|b| b.1),
-        ci95_interval: band.map(|b| b.2),
-        ci95_monte_carlo: band.map(|b| b.1),
-        ci95_pointwise: band.map(|b| b.3),
-        at_iteration: band.map(|b| b.4),
-        sde_estimator: SdeEstimator::Svag,
-        integrator_bias: None,
-        integrator_bias_bound: None,
-        refinement: Vec::new(),
-        variance_reduction: None,
-        random_numbers: RandomNumbers::default(),
-        discrete: side(a.count, a.mean, a.ci95, d.diverged_total(), paths),
-        sde: side(b.count, b.mean, b.ci95, svag.diverged_total(), paths),
-        reference: Reference::Independent,
-        exact: None,
-        target_rel_ci_met: None,
-    }
+    band_point(
+        (eta, iters, l),
+        &diffs,
+        SdeEstimator::Svag,
+        None,
+        side(a.count, a.mean, a.ci95, d.diverged_total(), paths),
+        side(b.count, b.mean, b.ci95, svag.diverged_total(), paths),
+        Reference::Independent,
+    )
 }
 
 /// SVAG(l) at the horizon against the study's (A) point `a`.
@@ -581,13 +567,7 @@ mod tests {
     #[test]
     fn svag_converges_to_the_first_order_sde_and_agrees_with_euler_maruyama() {
         let (lambda, sigma, eta, x0) = (2.0, 1.0, 0.2, 1.0);
-        let loss = DiagonalQuadratic::new(vec![lambda]).unwrap();
-        let agent = Agent {
-            noise: GaussianNoise::isotropic(1, sigma, 0.0).unwrap().into(),
-            compressor: CompressorKind::Identity(Identity),
-        };
-        let opt =
-            Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::constant()).unwrap();
+        let opt = dsgd_on_quadratic(lambda, sigma);
         let horizon = 2.0;
         let settings = PathSettings {
             eta,
@@ -682,22 +662,27 @@ mod tests {
         ]
     }
 
-    fn quadratic_study(
-        exact_reference: bool,
-        etas: Vec<f64>,
-        ls: &[usize],
-        paths: u64,
-    ) -> (StudySettings, Vec<WeakErrorCurve>, SvagStudy) {
-        use crate::exact::QuadraticDsgdMoments;
-        use crate::study::weak_error_study;
-        let loss = DiagonalQuadratic::new(vec![2.0]).unwrap();
+    /// DSGD with one agent on `λx²/2` with additive Gaussian noise `σ`, constant schedule.
+    fn dsgd_on_quadratic(
+        lambda: f64,
+        sigma: f64,
+    ) -> Optimizer<DiagonalQuadratic, models::method::Dsgd> {
+        let loss = DiagonalQuadratic::new(vec![lambda]).unwrap();
         let agent = Agent {
-            noise: GaussianNoise::isotropic(1, 1.0, 0.0).unwrap().into(),
+            noise: GaussianNoise::isotropic(1, sigma, 0.0).unwrap().into(),
             compressor: CompressorKind::Identity(Identity),
         };
-        let opt =
-            Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::constant()).unwrap();
-        let s = StudySettings {
+        Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::constant()).unwrap()
+    }
+
+    /// A study of (A) from `x0 = 1` over `T = 1`, observables `x` and `x²`.
+    fn quadratic_settings(
+        exact_reference: bool,
+        substeps: Option<usize>,
+        etas: Vec<f64>,
+        paths: u64,
+    ) -> StudySettings {
+        StudySettings {
             etas,
             horizon: 1.0,
             paths,
@@ -706,14 +691,27 @@ mod tests {
             models: vec![SdeModel::FirstOrder],
             scheme: sde_core::SchemeKind::EulerMaruyama,
             increments: sde_core::IncrementKind::Gaussian,
-            substeps: None,
+            substeps,
             max_substeps: 256,
             observables: vec![Observable::X, Observable::XSq],
             diverge_above: 1e12,
             common_random_numbers: true,
             exact_reference,
             target_rel_ci: None,
-        };
+        }
+    }
+
+    fn quadratic_study(
+        exact_reference: bool,
+        substeps: Option<usize>,
+        etas: Vec<f64>,
+        ls: &[usize],
+        paths: u64,
+    ) -> (StudySettings, Vec<WeakErrorCurve>, SvagStudy) {
+        use crate::exact::QuadraticDsgdMoments;
+        use crate::study::weak_error_study;
+        let opt = dsgd_on_quadratic(2.0, 1.0);
+        let s = quadratic_settings(exact_reference, substeps, etas, paths);
         let exact = QuadraticDsgdMoments {
             lambda: vec![2.0],
             noise_var: vec![1.0],
@@ -740,7 +738,7 @@ mod tests {
     fn svag_rows_of_a_study_match_the_closed_form_of_dsgd_on_a_quadratic() {
         let (lambda, sigma, x0) = (2.0, 1.0, 1.0);
         let ls = [2, 8, 64];
-        let (s, _, svag) = quadratic_study(true, vec![0.2, 0.1, 0.05], &ls, 40_000);
+        let (s, _, svag) = quadratic_study(true, None, vec![0.2, 0.1, 0.05], &ls, 40_000);
         assert_eq!(svag.curves.len(), ls.len() * 2);
         assert!(svag.notes.is_empty(), "{:?}", svag.notes);
         let checks = svag.curves.len() * s.etas.len();
@@ -846,13 +844,13 @@ mod tests {
         }
     }
 
-    /// With (A) integrated (three-level Richardson Euler–Maruyama, coupled to the discrete method)
-    /// instead of its closed form, the agreement's interval carries (A)'s Monte Carlo error and
+    /// With (A) integrated (Euler–Maruyama at 16 substeps, coupled to the discrete method) instead
+    /// of its closed form, the agreement's interval carries (A)'s Monte Carlo error and
     /// integrator bias bound, and still contains the exact difference.
     #[test]
     fn svag_agreement_with_integrated_first_order_sde_contains_the_exact_difference() {
         let (lambda, sigma, x0) = (2.0, 1.0, 1.0);
-        let (_, curves, svag) = quadratic_study(false, vec![0.2, 0.1], &[2, 64], 20_000);
+        let (_, curves, svag) = quadratic_study(false, Some(16), vec![0.2, 0.1], &[2, 64], 20_000);
         assert_eq!(curves[0].points[0].reference, Reference::Coupled);
         let m = svag.agreement.len();
         for a in &svag.agreement {
@@ -874,29 +872,11 @@ mod tests {
 
     #[test]
     fn svag_rows_without_first_order_say_why_there_is_no_agreement() {
-        let loss = DiagonalQuadratic::new(vec![1.0]).unwrap();
-        let agent = Agent {
-            noise: GaussianNoise::isotropic(1, 1.0, 0.0).unwrap().into(),
-            compressor: CompressorKind::Identity(Identity),
-        };
-        let opt =
-            Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::constant()).unwrap();
+        let opt = dsgd_on_quadratic(1.0, 1.0);
         let s = StudySettings {
-            etas: vec![0.2],
-            horizon: 0.4,
-            paths: 100,
-            seed: 1,
-            x0: vec![1.0],
             models: vec![SdeModel::Stability],
-            scheme: sde_core::SchemeKind::EulerMaruyama,
-            increments: sde_core::IncrementKind::Gaussian,
-            substeps: Some(2),
-            max_substeps: 256,
             observables: vec![Observable::X],
-            diverge_above: 1e12,
-            common_random_numbers: true,
-            exact_reference: false,
-            target_rel_ci: None,
+            ..quadratic_settings(false, Some(2), vec![0.2], 100)
         };
         let res = svag_weak_error(&opt, &s, &[4], &[], &|_| {}).unwrap();
         assert!(res.agreement.is_empty() && res.agreement_in_l.is_empty());
@@ -908,13 +888,7 @@ mod tests {
 
     #[test]
     fn svag_l_zero_is_refused_with_its_key() {
-        let loss = DiagonalQuadratic::new(vec![1.0]).unwrap();
-        let agent = Agent {
-            noise: GaussianNoise::isotropic(1, 1.0, 0.0).unwrap().into(),
-            compressor: CompressorKind::Identity(Identity),
-        };
-        let opt =
-            Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::constant()).unwrap();
+        let opt = dsgd_on_quadratic(1.0, 1.0);
         let settings = PathSettings {
             eta: 0.1,
             iterations: 1,
