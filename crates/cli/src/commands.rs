@@ -410,9 +410,9 @@ fn write_svag_files(
                 f.observable.name().to_string(),
                 csv_f64(f.eta),
                 ls.join(" "),
-                opt(f.order),
-                opt(f.order_ci95.map(|i| i[0])),
-                opt(f.order_ci95.map(|i| i[1])),
+                opt(f.fit.map(|x| x.slope)),
+                opt(f.fit.map(|x| x.ci95[0])),
+                opt(f.fit.map(|x| x.ci95[1])),
                 csv_f64(f.expected_order),
                 f.resolved.to_string(),
             ]

@@ -14,7 +14,7 @@
 //! A schedule multiplies each small step by `η_t` at its SDE time `t`.
 
 use crate::error::{CompareError, Setting};
-use crate::inference::weighted_order_fit;
+use crate::inference::{weighted_order_fit, OrderFit};
 use crate::observable::{evaluate_from, Observable};
 use crate::sim::{DiscretePaths, ModelPaths, PathSettings};
 use crate::streams::{stream_seed, Role, Stream};
@@ -320,8 +320,8 @@ pub struct SvagOrderInL {
     /// The `l` the fit used: those whose difference's interval excludes 0 (below them the
     /// difference is not measured, only bounded).
     pub fitted_l: Vec<usize>,
-    pub order: Option<f64>,
-    pub order_ci95: Option<[f64; 2]>,
+    /// The weighted fit (slope = the order, with its 95% interval).
+    pub fit: Option<OrderFit>,
     pub expected_order: f64,
     /// At least two `l` fitted and the interval no wider than ±0.5.
     pub resolved: bool,
@@ -532,8 +532,7 @@ fn orders_in_l(s: &StudySettings, agreement: &[SvagAgreementPoint]) -> Vec<SvagO
                 eta,
                 observable: obs,
                 fitted_l: rows.iter().map(|a| a.l).collect(),
-                order: fit.map(|f| f.slope),
-                order_ci95: fit.map(|f| f.ci95),
+                fit,
                 expected_order: 1.0,
                 resolved,
             });
@@ -839,7 +838,7 @@ mod tests {
                 .collect();
             let want = weighted_order_fit(&inv, &exact, &ses).unwrap().slope;
             assert!((want - 1.0).abs() < 0.1, "{want}");
-            let [lo, hi] = f.order_ci95.unwrap();
+            let [lo, hi] = f.fit.unwrap().ci95;
             assert!(lo <= want && want <= hi, "{f:?} against {want}");
         }
     }

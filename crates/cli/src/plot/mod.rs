@@ -339,6 +339,22 @@ fn draw_log_log_mesh<DB: DrawingBackend>(
         .draw()
 }
 
+/// The legend of a log–log chart at `position`: the weak-error figures' box and font.
+fn draw_log_log_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>,
+    position: SeriesLabelPosition,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(12)
+        .legend_area_size(30)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+}
+
 /// Splits `(x, y)` pairs into runs of consecutive points that pass `keep`.
 fn runs(
     points: impl IntoIterator<Item = (f64, f64)>,

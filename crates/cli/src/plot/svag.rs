@@ -161,15 +161,7 @@ impl Figure for AgreementFigure {
                         + Polygon::new(legend_shape.clone(), color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .margin(12)
-            .legend_area_size(30)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        draw_log_log_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         draw_lower_right_note(
             &area,
             &[

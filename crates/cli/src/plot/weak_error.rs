@@ -293,15 +293,7 @@ impl Figure for WeakErrorFigure {
                 DashedPathElement::new(vec![(x, y), (x + 22, y)], 5, 3, GREY_KEY.stroke_width(2))
             });
 
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .margin(12)
-            .legend_area_size(30)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        draw_log_log_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         let area = chart.plotting_area().strip_coord_spec();
         draw_lower_right_note(&area, &self.notes, 13)
     }
