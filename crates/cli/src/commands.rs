@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::plot::{
-    diverged_over_time_grid, panel_grid, stability_plot, trajectory_plot, weak_error_plot,
-    DivergedCurve, Panel,
+    diverged_over_time_grid, panel_grid, stability_plot, svag_agreement_plot, svag_weak_error_plot,
+    trajectory_plot, weak_error_plot, DivergedCurve, Panel,
 };
 use compare::figure1::{figure1_work, Arm, ArmId, Figure1Optimizer, Figure1Panel, Figure1Params};
 use compare::stability::{stability_sweep, stability_work, wilson95, StabilityCurve};
 use compare::study::{can_couple, study_work, weak_error_study, WeakErrorCurve};
+use compare::svag::{svag_study_work, svag_weak_error, SvagStudy};
 use compare::trajectory::{trajectories, trajectory_work, TrajectoryReport};
 use compare::{CompareError, Observable};
 use indicatif::ProgressBar;
@@ -258,6 +259,9 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 struct WeakErrorBody<'a> {
     common_random_numbers_used: bool,
     weak_error: &'a [WeakErrorCurve],
+    /// SVAG as a weak-error reference, when `sde.models` lists "svag" (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    svag: Option<&'a SvagStudy>,
 }
 
 /// `sdelab weak-error`: weak error and fitted orders over `cfg.run.etas`.
@@ -267,9 +271,15 @@ pub fn weak_error(job: &ConfigRun) -> Result<(), CliError> {
     let exact = build::exact_moments(cfg, opt);
     let coupled = can_couple(opt, &settings);
     let estimate = crate::budget::experiment(cfg, false, job.globals.threads, coupled);
+    let svag_l = &cfg.sde.svag_l;
+    let svag_work = if svag_l.is_empty() {
+        0
+    } else {
+        svag_study_work(&settings, svag_l)
+    };
     let (publication, bar) = job.begin(
         Some(estimate),
-        (study_work(&settings, coupled), "weak error"),
+        (study_work(&settings, coupled) + svag_work, "weak error"),
     )?;
     let curves = weak_error_study(
         opt,
@@ -280,27 +290,49 @@ pub fn weak_error(job: &ConfigRun) -> Result<(), CliError> {
         &|n| bar.inc(n),
     )
     .map_err(failure)?;
+    // After the study, on streams of its own: the study's numbers do not depend on it.
+    let svag = if svag_l.is_empty() {
+        None
+    } else {
+        Some(svag_weak_error(opt, &settings, svag_l, &curves, &|n| bar.inc(n)).map_err(failure)?)
+    };
     bar.finish_and_clear();
-    write_weak_error_files(publication.dir(), cfg, &curves)?;
+    write_weak_error_files(publication.dir(), cfg, &curves, svag.as_ref())?;
     let body = WeakErrorBody {
         common_random_numbers_used: coupled,
         weak_error: &curves,
+        svag: svag.as_ref(),
     };
-    job.finish(publication, body, || print_weak_error_table(&curves))
+    job.finish(publication, body, || {
+        print_weak_error_table(&curves);
+        if let Some(sv) = &svag {
+            print_svag_table(sv);
+        }
+    })
 }
 
 fn write_weak_error_files(
     out: &Path,
     cfg: &ExperimentConfig,
     curves: &[WeakErrorCurve],
+    svag: Option<&SvagStudy>,
 ) -> Result<(), CliError> {
     // No NaN in a CSV: a missing value is an empty cell.
     let opt = csv_opt_f64;
+    // The model column: the model's name, or `svag l=<l>` for an SVAG row.
+    let labelled: Vec<(String, &WeakErrorCurve)> = curves
+        .iter()
+        .map(|c| (c.model.name().to_string(), c))
+        .chain(
+            svag.into_iter()
+                .flat_map(|s| s.curves.iter().map(|c| (c.label.clone(), &c.curve))),
+        )
+        .collect();
     let mut rows = Vec::new();
-    for c in curves {
+    for (name, c) in &labelled {
         for p in &c.points {
             rows.push(vec![
-                c.model.name().to_string(),
+                name.clone(),
                 c.observable.name().to_string(),
                 csv_f64(p.eta),
                 p.iterations.to_string(),
@@ -357,11 +389,11 @@ fn write_weak_error_files(
         ],
         &rows,
     )?;
-    let orders: Vec<Vec<String>> = curves
+    let orders: Vec<Vec<String>> = labelled
         .iter()
-        .map(|c| {
+        .map(|(name, c)| {
             vec![
-                c.model.name().to_string(),
+                name.clone(),
                 c.observable.name().to_string(),
                 c.verdict.name().to_string(),
                 opt(c.order),
@@ -395,15 +427,177 @@ fn write_weak_error_files(
         let title = format!("{}: weak error of {} against η", cfg.name, name);
         weak_error_plot(&of_obs, &title, &out.join(format!("weak_error_{name}")))?;
     }
+    if let Some(sv) = svag {
+        write_svag_files(out, cfg, curves, sv)?;
+    }
     write_config_copy(out, cfg)
 }
 
+/// `svag_agreement.csv`, `svag_order_in_l.csv` and the SVAG figures (CLI.md).
+fn write_svag_files(
+    out: &Path,
+    cfg: &ExperimentConfig,
+    curves: &[WeakErrorCurve],
+    sv: &SvagStudy,
+) -> Result<(), CliError> {
+    let opt = csv_opt_f64;
+    let rows: Vec<Vec<String>> = sv
+        .agreement
+        .iter()
+        .map(|a| {
+            vec![
+                a.l.to_string(),
+                a.observable.name().to_string(),
+                csv_f64(a.eta),
+                a.iterations.to_string(),
+                opt(a.svag_mean),
+                opt(a.svag_ci95),
+                opt(a.sde_mean),
+                opt(a.sde_ci95),
+                opt(a.sde_integrator_bias_bound),
+                a.sde_reference.name().to_string(),
+                opt(a.difference),
+                opt(a.ci95),
+                opt(a.ci95_interval.map(|i| i[0])),
+                opt(a.ci95_interval.map(|i| i[1])),
+                a.contains_zero.map_or(String::new(), |b| b.to_string()),
+                a.svag_diverged.to_string(),
+            ]
+        })
+        .collect();
+    write_csv(
+        &out.join("svag_agreement.csv"),
+        &[
+            "l",
+            "observable",
+            "eta",
+            "iterations",
+            "svag_final_mean",
+            "svag_final_ci95",
+            "first_order_final_mean",
+            "first_order_final_ci95",
+            "first_order_integrator_bias_bound",
+            "first_order_reference",
+            "difference",
+            "ci95",
+            "ci95_low",
+            "ci95_high",
+            "contains_zero",
+            "svag_diverged",
+        ],
+        &rows,
+    )?;
+    let rows: Vec<Vec<String>> = sv
+        .agreement_in_l
+        .iter()
+        .map(|f| {
+            let ls: Vec<String> = f.fitted_l.iter().map(|l| l.to_string()).collect();
+            vec![
+                f.observable.name().to_string(),
+                csv_f64(f.eta),
+                ls.join(" "),
+                opt(f.fit.map(|x| x.slope)),
+                opt(f.fit.map(|x| x.ci95[0])),
+                opt(f.fit.map(|x| x.ci95[1])),
+                csv_f64(f.expected_order),
+                f.resolved.to_string(),
+            ]
+        })
+        .collect();
+    write_csv(
+        &out.join("svag_order_in_l.csv"),
+        &[
+            "observable",
+            "eta",
+            "fitted_l",
+            "order",
+            "order_ci95_low",
+            "order_ci95_high",
+            "expected_order",
+            "resolved",
+        ],
+        &rows,
+    )?;
+    for obs in &cfg.run.observables {
+        let name = obs.name();
+        let first_order: Vec<&WeakErrorCurve> = curves
+            .iter()
+            .filter(|c| c.observable == *obs && c.model == models::sde::SdeModel::FirstOrder)
+            .collect();
+        let svag: Vec<(&str, &WeakErrorCurve)> = sv
+            .curves
+            .iter()
+            .filter(|c| c.curve.observable == *obs)
+            .map(|c| (c.label.as_str(), &c.curve))
+            .collect();
+        let title = format!(
+            "{}: weak error of {} against η, SVAG(l) and (A)",
+            cfg.name, name
+        );
+        svag_weak_error_plot(
+            &first_order,
+            &svag,
+            &title,
+            &out.join(format!("svag_weak_error_{name}")),
+        )?;
+        let agreement: Vec<_> = sv
+            .agreement
+            .iter()
+            .filter(|a| a.observable == *obs)
+            .collect();
+        let title = format!(
+            "{}: |E {name}(SVAG l) − E {name}((A))| at the horizon",
+            cfg.name
+        );
+        svag_agreement_plot(
+            &agreement,
+            &title,
+            &out.join(format!("svag_agreement_{name}")),
+        )?;
+    }
+    Ok(())
+}
+
+fn print_svag_table(sv: &SvagStudy) {
+    println!();
+    println!("SVAG against the discrete method (independent ensembles):");
+    print_weak_error_table_labelled(sv.curves.iter().map(|c| (c.label.as_str(), &c.curve)));
+    println!("SVAG against (A) at the horizon: difference [95% interval]");
+    for a in &sv.agreement {
+        let (d, ci) = (a.difference.unwrap_or(f64::NAN), a.ci95.unwrap_or(f64::NAN));
+        println!(
+            "  l = {:<5} eta = {:<8} {:<10} {:>+11.3e} [{:+.3e}, {:+.3e}] {}",
+            a.l,
+            a.eta,
+            a.observable.name(),
+            d,
+            d - ci,
+            d + ci,
+            match a.contains_zero {
+                Some(true) => "agree",
+                Some(false) => "differ",
+                None => "—",
+            }
+        );
+    }
+    for note in &sv.notes {
+        println!("  {note}");
+    }
+}
+
 fn print_weak_error_table(curves: &[WeakErrorCurve]) {
+    print_weak_error_table_labelled(curves.iter().map(|c| (c.model.name(), c)));
+}
+
+/// The table of curves, each under its name (a model's, or `svag l=<l>`).
+fn print_weak_error_table_labelled<'a>(
+    curves: impl IntoIterator<Item = (&'a str, &'a WeakErrorCurve)>,
+) {
     println!(
         "{:<13} {:<10} {:<11} {:>9}  {:>18}  {:>8}",
         "model", "observable", "verdict", "order", "95% interval", "expected"
     );
-    for c in curves {
+    for (name, c) in curves {
         // An order is shown only where the measurement supports it.
         let (order, ci) = match (c.verdict, c.order, c.order_ci95) {
             (compare::study::Verdict::Resolved, Some(o), Some([a, b])) => {
@@ -413,7 +607,7 @@ fn print_weak_error_table(curves: &[WeakErrorCurve]) {
         };
         println!(
             "{:<13} {:<10} {:<11} {:>9}  {:>18}  {:>8}",
-            c.model.name(),
+            name,
             c.observable.name(),
             c.verdict.name(),
             order,

@@ -1632,7 +1632,10 @@ models::kind_spec! {
             trajectory `SVAG l=<l>` per value, a covariance-free simulation of (A) (l steps of eta/l \
             per iteration, two draws of the direction, weights (1 +- sqrt(2l - 1))/2; l = 1 is the \
             discrete method). Giving it turns SVAG on by itself, and `sde.models` may then list only \
-            \"svag\"; `weak-error` and `stability` ignore SVAG",
+            \"svag\" (`run`; `weak-error` needs a model besides it). `weak-error` adds, per value, \
+            rows `svag l=<l>` (SVAG(l) against the discrete method, independent ensembles) and the \
+            agreement of SVAG(l) with (A) at the horizon (`svag_agreement.csv`); `stability` ignores \
+            SVAG",
     }
     summary "the SDE models and their integration";
     build(self, _) {

@@ -320,3 +320,96 @@ fn svag_and_euler_maruyama_agree_through_the_cli_build() {
         assert!(diff <= tol, "{obs:?}: |{diff}| > {tol}");
     }
 }
+
+/// `sdelab weak-error` with `"svag"` in `sde.models`, through the library's command: the SVAG rows
+/// and files are written, and everything the study wrote without SVAG keeps its bits (SVAG runs
+/// after the study, on streams of its own).
+#[test]
+fn weak_error_with_svag_adds_rows_and_keeps_the_study_bits() {
+    use sdelab::commands::{weak_error, Globals, OutputOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str, name: &str| {
+        let cfg = ok(&text.replace("paths = 1000", "paths = 300"));
+        let out = dir.path().join(name);
+        let opts = OutputOptions {
+            config_path: name.into(),
+            out: out.clone(),
+            json: false,
+        };
+        let globals = Globals {
+            quiet: true,
+            threads: 2,
+            wait: false,
+            force: false,
+        };
+        weak_error(&cfg, &opts, &globals).unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap())
+                .unwrap();
+        (out, doc)
+    };
+    let (plain_dir, plain) = run(BASE, "plain");
+    let (svag_dir, svag) = run(
+        &edit(
+            "models = [\"first_order\"]",
+            "models = [\"first_order\", \"svag\"]\nsvag_l = [2, 32]",
+        ),
+        "svag",
+    );
+    assert!(plain.get("svag").is_none());
+    assert_eq!(plain["weak_error"], svag["weak_error"]);
+    let sv = &svag["svag"];
+    assert!(sv["estimand"].as_str().unwrap().contains("independent"));
+    let n_obs = svag["config"]["run"]["observables"]
+        .as_array()
+        .unwrap()
+        .len();
+    let curves = sv["curves"].as_array().unwrap();
+    assert_eq!(curves.len(), 2 * n_obs, "2 l × the observables");
+    assert_eq!(curves[0]["label"], "svag l=2");
+    for c in curves {
+        for p in c["curve"]["points"].as_array().unwrap() {
+            assert_eq!(p["sde_estimator"], "svag");
+            assert_eq!(p["reference"], "independent");
+            assert!(p["ci95"].as_f64().unwrap() > 0.0);
+        }
+    }
+    let agreement = sv["agreement"].as_array().unwrap();
+    assert_eq!(
+        agreement.len(),
+        2 * 2 * n_obs,
+        "2 l × 2 learning rates × the observables"
+    );
+    for a in agreement {
+        let (d, ci) = (
+            a["difference"].as_f64().unwrap(),
+            a["ci95"].as_f64().unwrap(),
+        );
+        let [lo, hi] = [0, 1].map(|i| a["ci95_interval"][i].as_f64().unwrap());
+        assert!(ci > 0.0 && (lo - (d - ci)).abs() < 1e-15 && (hi - (d + ci)).abs() < 1e-15);
+        assert_eq!(a["contains_zero"], lo <= 0.0 && 0.0 <= hi);
+    }
+    // The CSV files: the model rows unchanged and first, the SVAG rows after them.
+    for f in ["weak_error.csv", "orders.csv"] {
+        let a = std::fs::read_to_string(plain_dir.join(f)).unwrap();
+        let b = std::fs::read_to_string(svag_dir.join(f)).unwrap();
+        assert!(b.starts_with(&a), "{f}");
+        let extra: Vec<&str> = b[a.len()..].lines().collect();
+        assert!(
+            !extra.is_empty() && extra.iter().all(|r| r.starts_with("svag l=")),
+            "{f}"
+        );
+    }
+    let agreement_csv = std::fs::read_to_string(svag_dir.join("svag_agreement.csv")).unwrap();
+    assert_eq!(agreement_csv.lines().count(), 1 + 4 * n_obs);
+    for f in [
+        "svag_order_in_l.csv",
+        "svag_weak_error_loss.png",
+        "svag_weak_error_loss.svg",
+        "svag_agreement_loss.png",
+        "svag_agreement_loss.svg",
+    ] {
+        assert!(svag_dir.join(f).is_file(), "missing {f}");
+        assert!(!plain_dir.join(f).exists(), "{f} without SVAG");
+    }
+}

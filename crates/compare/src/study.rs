@@ -357,6 +357,9 @@ pub enum SdeEstimator {
     /// residual bias `O(h^{p+1})` of `R` is estimated from the three levels,
     /// `(R' − R)/(2^{p+1} − 1)` with `R'` the extrapolation of the two coarser levels.
     Richardson,
+    /// The SVAG process itself ([`crate::svag`]): no integrator and no bias estimate (SVAG(l) is
+    /// what is simulated; its distance to (A) is the separate agreement check).
+    Svag,
 }
 
 impl SdeEstimator {
@@ -365,6 +368,7 @@ impl SdeEstimator {
         match self {
             SdeEstimator::Level => "level",
             SdeEstimator::Richardson => "richardson",
+            SdeEstimator::Svag => "svag",
         }
     }
 }
@@ -430,7 +434,7 @@ pub fn study_work(s: &StudySettings, coupled: bool) -> u64 {
 }
 
 /// Runs `sim` on `paths` paths, reporting progress as increments.
-fn run_ensemble<P: sde_core::PathSimulation>(
+pub(crate) fn run_ensemble<P: sde_core::PathSimulation>(
     paths: u64,
     seed: u64,
     sim: &P,
@@ -1193,7 +1197,7 @@ fn side_from_ladder(stats: &EnsembleStats, value: usize, alive: usize, paths: u6
     side(v.count, v.mean, v.ci95, diverged, paths)
 }
 
-fn side(count: u64, mean: f64, ci: f64, diverged: u64, paths: u64) -> SideSummary {
+pub(crate) fn side(count: u64, mean: f64, ci: f64, diverged: u64, paths: u64) -> SideSummary {
     SideSummary {
         final_mean: (count > 0).then_some(mean),
         final_ci95: (count > 1).then_some(ci),
@@ -1727,37 +1731,64 @@ fn exact_reference_point(
             _ => diffs.push((k, f64::NAN, f64::NAN)),
         }
     }
-    let band = max_with_band(&diffs);
     let last = d.n_save - 1;
     let v = d.summary(last, o);
     let sde_final = ex.sde_mean(model, obs, iters as f64 * eta, eta);
     WeakErrorPoint {
+        exact: exact_point(ex, model, obs, eta, iters),
+        ..band_point(
+            (eta, iters, 0),
+            &diffs,
+            SdeEstimator::Level,
+            Some(0.0),
+            side(v.count, v.mean, v.ci95, d.diverged_total(), paths),
+            SideSummary {
+                final_mean: sde_final,
+                final_ci95: Some(0.0),
+                paths,
+                diverged: 0,
+                diverged_fraction: 0.0,
+                diverged_ci95: [0.0, 0.0],
+            },
+            Reference::Exact,
+        )
+    }
+}
+
+/// A point whose SDE side is not integrated (a closed form, or SVAG): its interval is the
+/// simultaneous band of the per-iteration differences `diffs` alone, and the integrator's bias
+/// (and its bound) is `bias` (zero for a closed form, none for SVAG). `(eta, iterations,
+/// substeps)` as in [`WeakErrorPoint`].
+pub(crate) fn band_point(
+    (eta, iters, substeps): (f64, usize, usize),
+    diffs: &[(usize, f64, f64)],
+    sde_estimator: SdeEstimator,
+    bias: Option<f64>,
+    discrete: SideSummary,
+    sde: SideSummary,
+    reference: Reference,
+) -> WeakErrorPoint {
+    let band = max_with_band(diffs);
+    WeakErrorPoint {
         eta,
         iterations: iters,
-        substeps: 0,
+        substeps,
         weak_error: band.map(|b| b.0),
         ci95: band.map(|b| b.1),
         ci95_interval: band.map(|b| b.2),
         ci95_monte_carlo: band.map(|b| b.1),
         ci95_pointwise: band.map(|b| b.3),
         at_iteration: band.map(|b| b.4),
-        sde_estimator: SdeEstimator::Level,
-        integrator_bias: Some(0.0),
-        integrator_bias_bound: Some(0.0),
+        sde_estimator,
+        integrator_bias: bias,
+        integrator_bias_bound: bias,
         refinement: Vec::new(),
         variance_reduction: None,
         random_numbers: RandomNumbers::default(),
-        discrete: side(v.count, v.mean, v.ci95, d.diverged_total(), paths),
-        sde: SideSummary {
-            final_mean: sde_final,
-            final_ci95: Some(0.0),
-            paths,
-            diverged: 0,
-            diverged_fraction: 0.0,
-            diverged_ci95: [0.0, 0.0],
-        },
-        reference: Reference::Exact,
-        exact: exact_point(ex, model, obs, eta, iters),
+        discrete,
+        sde,
+        reference,
+        exact: None,
         target_rel_ci_met: None,
     }
 }
@@ -1767,7 +1798,7 @@ pub const RESOLVED_RELATIVE_CI: f64 = 0.5;
 /// The largest half-width of the order's interval at which a curve counts as resolved.
 pub const RESOLVED_ORDER_HALF_WIDTH: f64 = 0.5;
 
-fn finish_curve(
+pub(crate) fn finish_curve(
     model: SdeModel,
     obs: Observable,
     points: Vec<WeakErrorPoint>,

@@ -14,16 +14,24 @@
 //! A schedule multiplies each small step by `η_t` at its SDE time `t`.
 
 use crate::error::{CompareError, Setting};
-use crate::observable::evaluate_from;
-use crate::sim::{ModelPaths, PathSettings};
-use crate::streams::Stream;
-use crate::study::{check_horizon_and_etas, check_paths, check_x0, iterations, Progress};
+use crate::inference::{weighted_order_fit, OrderFit};
+use crate::observable::{evaluate_from, Observable};
+use crate::sim::{DiscretePaths, ModelPaths, PathSettings};
+use crate::streams::{stream_seed, Role, Stream};
+use crate::study::{
+    band_point, check_horizon_and_etas, check_paths, check_x0, finish_curve, iterations,
+    run_ensemble, side, Progress, Reference, SdeEstimator, StudySettings, WeakErrorCurve,
+    WeakErrorPoint, RESOLVED_ORDER_HALF_WIDTH,
+};
 use crate::trajectory::{summarize, Trajectory, TrajectorySettings};
 use models::loss::Loss;
 use models::method::GradientMethod;
 use models::optimizer::{norm, Optimizer};
 use models::sde::SdeModel;
+use models::{expected_weak_order, ExpectedOrder};
+use sde_core::stats::Z95;
 use sde_core::{Ensemble, EnsembleStats, PathInput, PathSimulation};
+use serde::Serialize;
 
 /// `(r₁, r₂)` of SVAG with parameter `l ≥ 1`.
 pub fn svag_weights(l: usize) -> (f64, f64) {
@@ -233,6 +241,301 @@ pub fn svag_versus_sde<L: Loss, M: GradientMethod>(
     Ok(out)
 }
 
+/// What the SVAG rows of a weak-error study estimate, written into its result document.
+pub const SVAG_ESTIMAND: &str = "Rows \"svag l=<l>\": max over iterations 1 <= k <= K of \
+|E g(x_k) - E g(Y_k)|, x the discrete method, Y the SVAG(l) process (l steps of eta/l per \
+iteration, recorded at every iteration k, time k eta), from two independent ensembles of run.paths \
+paths each: the discrete one on the study's discrete stream of that learning rate (the very paths \
+of the model rows when the study is not coupled; an extra independent ensemble when it is) and \
+SVAG on its own stream per learning rate and l (independent of every SDE path). Interval: \
+simultaneous 95% over the K iterations (Bonferroni), Monte Carlo only (SVAG is simulated \
+exactly, so there is no integrator bias); the order is fitted and judged like the models'. \
+Agreement with (A): d = E g(Y_K) - E g(X_{K eta}) at the horizon, X model (A) as the study \
+reports it (its SDE side: the Richardson-extrapolated or refined integrator value, or the closed \
+form), on paths independent of SVAG's; 95% interval d +- (sqrt(ci_svag^2 + ci_A^2) + (A)'s \
+integrator-bias bound). SVAG(l) tends weakly to (A) with an error O(eta/l) (Li, Malladi & Arora \
+2021): the interval should contain 0 at large l, and |d| shrink like 1/l (order in 1/l fitted on \
+the l whose interval excludes 0).";
+
+/// SVAG as a weak-error reference: its rows of a study ([`svag_weak_error`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct SvagStudy {
+    /// What is estimated, from which paths ([`SVAG_ESTIMAND`]).
+    pub estimand: &'static str,
+    /// One curve per `l` and observable: SVAG(l) against the discrete method.
+    pub curves: Vec<SvagCurve>,
+    /// Per `l`, learning rate and observable: SVAG(l) against (A) at the horizon.
+    pub agreement: Vec<SvagAgreementPoint>,
+    /// Per learning rate and observable: how the disagreement with (A) falls with `l`.
+    pub agreement_in_l: Vec<SvagOrderInL>,
+    /// Why an agreement is missing, if one is.
+    pub notes: Vec<String>,
+}
+
+/// The weak error of SVAG(l) against the discrete method over the learning rates.
+#[derive(Clone, Debug, Serialize)]
+pub struct SvagCurve {
+    pub l: usize,
+    /// `svag l=<l>`, the model column of the result files.
+    pub label: String,
+    /// `curve.model` is (A), the model SVAG(l) converges to (its expected order is (A)'s); the
+    /// points' SDE side (`sde`, `substeps` = l) is SVAG(l), `sde_estimator` = "svag".
+    pub curve: WeakErrorCurve,
+}
+
+/// `E g(Y_K) − E g(X_{Kη})` at the horizon, SVAG(l) against (A) (see [`SVAG_ESTIMAND`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct SvagAgreementPoint {
+    pub l: usize,
+    pub eta: f64,
+    pub iterations: usize,
+    pub observable: Observable,
+    pub svag_mean: Option<f64>,
+    pub svag_ci95: Option<f64>,
+    /// (A) at the horizon, from the study's point of model `first_order`.
+    pub sde_mean: Option<f64>,
+    pub sde_ci95: Option<f64>,
+    pub sde_integrator_bias_bound: Option<f64>,
+    /// How (A)'s side was obtained (coupled or independent integrator paths, or closed form).
+    pub sde_reference: Reference,
+    pub difference: Option<f64>,
+    /// Half-width of the 95% interval of the difference.
+    pub ci95: Option<f64>,
+    pub ci95_interval: Option<[f64; 2]>,
+    /// Whether the interval contains 0: SVAG(l) and (A) agree within it.
+    pub contains_zero: Option<bool>,
+    pub svag_diverged: u64,
+}
+
+/// The order in `1/l` of `|E g(Y_K) − E g(X_{Kη})|` at one learning rate (expected 1).
+#[derive(Clone, Debug, Serialize)]
+pub struct SvagOrderInL {
+    pub eta: f64,
+    pub observable: Observable,
+    /// The `l` the fit used: those whose difference's interval excludes 0 (below them the
+    /// difference is not measured, only bounded).
+    pub fitted_l: Vec<usize>,
+    /// The weighted fit (slope = the order, with its 95% interval).
+    pub fit: Option<OrderFit>,
+    pub expected_order: f64,
+    /// At least two `l` fitted and the interval no wider than ±0.5.
+    pub resolved: bool,
+}
+
+/// Path simulations [`svag_weak_error`] performs (for a progress bar).
+pub fn svag_study_work(s: &StudySettings, ls: &[usize]) -> u64 {
+    s.etas.len() as u64 * s.paths * (1 + ls.len() as u64)
+}
+
+/// SVAG(l) for every `l` in `ls` as a weak-error reference of the study `s` whose curves are
+/// `curves` (see [`SVAG_ESTIMAND`]). The agreement with (A) needs `first_order` among
+/// `s.models`; without it [`SvagStudy::notes`] says so. The study's own numbers are untouched.
+pub fn svag_weak_error<L: Loss, M: GradientMethod>(
+    opt: &Optimizer<L, M>,
+    s: &StudySettings,
+    ls: &[usize],
+    curves: &[WeakErrorCurve],
+    progress: Progress,
+) -> Result<SvagStudy, CompareError> {
+    s.validate(opt.dim())?;
+    if ls.is_empty() {
+        return Err(CompareError::bad(
+            Setting::SvagL,
+            "[]",
+            "needs at least one l",
+        ));
+    }
+    let a = expected_weak_order(opt, SdeModel::FirstOrder);
+    let expected = ExpectedOrder {
+        order: a.order,
+        reason: format!(
+            "SVAG(l) tends weakly to (A) as l grows, so its weak error against the discrete \
+             method tends to (A)'s: {}",
+            a.reason
+        ),
+    };
+    let n = s.observables.len();
+    let mut points: Vec<Vec<Vec<WeakErrorPoint>>> = vec![vec![Vec::new(); n]; ls.len()];
+    let mut agreement = Vec::new();
+    let mut notes = Vec::new();
+    if !s.models.contains(&SdeModel::FirstOrder) {
+        notes.push(
+            "no agreement with (A): sde.models does not list \"first_order\", so the study has \
+             no (A) to compare SVAG with"
+                .to_string(),
+        );
+    }
+    for (ei, &eta) in s.etas.iter().enumerate() {
+        let iters = s.iterations(eta);
+        let settings = PathSettings {
+            eta,
+            iterations: iters,
+            x0: s.x0.clone(),
+            observables: s.observables.clone(),
+            diverge_above: s.diverge_above,
+        };
+        let sim = DiscretePaths {
+            opt,
+            settings: &settings,
+        };
+        let seed = stream_seed(s.seed, ei, Role::Discrete);
+        let discrete = run_ensemble(s.paths, seed, &sim, progress)?;
+        for (li, &l) in ls.iter().enumerate() {
+            let sim = SvagPaths::new(opt, &settings, l)?;
+            let seed = Stream::master(s.seed).at(ei).at(SVAG_STREAM).at(l).seed();
+            let svag = run_ensemble(s.paths, seed, &sim, progress)?;
+            for (oi, &obs) in s.observables.iter().enumerate() {
+                points[li][oi].push(svag_point(&discrete, &svag, oi, eta, iters, l, s.paths));
+                let a = curves
+                    .iter()
+                    .find(|c| c.model == SdeModel::FirstOrder && c.observable == obs)
+                    .and_then(|c| c.points.get(ei))
+                    .filter(|p| p.eta == eta);
+                if let Some(a) = a {
+                    agreement.push(agreement_point(&svag, a, l, obs, oi));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (li, &l) in ls.iter().enumerate() {
+        for (oi, &obs) in s.observables.iter().enumerate() {
+            let pts = std::mem::take(&mut points[li][oi]);
+            out.push(SvagCurve {
+                l,
+                label: format!("svag l={l}"),
+                curve: finish_curve(SdeModel::FirstOrder, obs, pts, &expected, s),
+            });
+        }
+    }
+    let agreement_in_l = orders_in_l(s, &agreement);
+    Ok(SvagStudy {
+        estimand: SVAG_ESTIMAND,
+        curves: out,
+        agreement,
+        agreement_in_l,
+        notes,
+    })
+}
+
+/// SVAG(l) against the discrete method at one learning rate, from two independent ensembles.
+fn svag_point(
+    d: &EnsembleStats,
+    svag: &EnsembleStats,
+    o: usize,
+    eta: f64,
+    iters: usize,
+    l: usize,
+    paths: u64,
+) -> WeakErrorPoint {
+    let diffs: Vec<(usize, f64, f64)> = (1..d.n_save)
+        .map(|k| {
+            let (a, b) = (d.summary(k, o), svag.summary(k, o));
+            if a.count < 2 || b.count < 2 {
+                (k, f64::NAN, f64::NAN)
+            } else {
+                (k, a.mean - b.mean, a.std_err.hypot(b.std_err))
+            }
+        })
+        .collect();
+    let last = d.n_save - 1;
+    let (a, b) = (d.summary(last, o), svag.summary(last, o));
+    band_point(
+        (eta, iters, l),
+        &diffs,
+        SdeEstimator::Svag,
+        None,
+        side(a.count, a.mean, a.ci95, d.diverged_total(), paths),
+        side(b.count, b.mean, b.ci95, svag.diverged_total(), paths),
+        Reference::Independent,
+    )
+}
+
+/// SVAG(l) at the horizon against the study's (A) point `a`.
+fn agreement_point(
+    svag: &EnsembleStats,
+    a: &WeakErrorPoint,
+    l: usize,
+    obs: Observable,
+    o: usize,
+) -> SvagAgreementPoint {
+    let last = svag.n_save - 1;
+    let v = svag.summary(last, o);
+    let svag_mean = (v.count > 0).then_some(v.mean);
+    let svag_ci95 = (v.count > 1).then_some(v.ci95);
+    let bias = a.integrator_bias_bound.unwrap_or(0.0);
+    let difference = svag_mean.zip(a.sde.final_mean).map(|(s, m)| s - m);
+    let ci95 = svag_ci95
+        .zip(a.sde.final_ci95)
+        .map(|(x, y)| x.hypot(y) + bias);
+    let ci95_interval = difference.zip(ci95).map(|(d, c)| [d - c, d + c]);
+    SvagAgreementPoint {
+        l,
+        eta: a.eta,
+        iterations: a.iterations,
+        observable: obs,
+        svag_mean,
+        svag_ci95,
+        sde_mean: a.sde.final_mean,
+        sde_ci95: a.sde.final_ci95,
+        sde_integrator_bias_bound: a.integrator_bias_bound,
+        sde_reference: a.reference,
+        difference,
+        ci95,
+        ci95_interval,
+        contains_zero: ci95_interval.map(|[lo, hi]| lo <= 0.0 && 0.0 <= hi),
+        svag_diverged: svag.diverged_total(),
+    }
+}
+
+/// Per learning rate and observable, the weighted fit of `log |d|` against `log(1/l)` over the
+/// `l` whose difference is resolved from 0.
+fn orders_in_l(s: &StudySettings, agreement: &[SvagAgreementPoint]) -> Vec<SvagOrderInL> {
+    let mut out = Vec::new();
+    for &eta in &s.etas {
+        for &obs in &s.observables {
+            let rows: Vec<&SvagAgreementPoint> = agreement
+                .iter()
+                .filter(|a| a.eta == eta && a.observable == obs && a.contains_zero == Some(false))
+                .collect();
+            if agreement
+                .iter()
+                .all(|a| a.eta != eta || a.observable != obs)
+            {
+                continue;
+            }
+            let x: Vec<f64> = rows.iter().map(|a| 1.0 / a.l as f64).collect();
+            let err: Vec<f64> = rows
+                .iter()
+                .filter_map(|a| a.difference.map(f64::abs))
+                .collect();
+            let se: Vec<f64> = rows
+                .iter()
+                .filter_map(|a| {
+                    a.ci95
+                        .map(|c| (c - a.sde_integrator_bias_bound.unwrap_or(0.0)) / Z95)
+                })
+                .collect();
+            let fit = (err.len() == x.len() && se.len() == x.len())
+                .then(|| weighted_order_fit(&x, &err, &se))
+                .flatten();
+            let resolved = fit.is_some_and(|f| {
+                let half = (f.ci95[1] - f.ci95[0]) / 2.0;
+                half.is_finite() && half <= RESOLVED_ORDER_HALF_WIDTH
+            });
+            out.push(SvagOrderInL {
+                eta,
+                observable: obs,
+                fitted_l: rows.iter().map(|a| a.l).collect(),
+                fit,
+                expected_order: 1.0,
+                resolved,
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,13 +561,7 @@ mod tests {
     #[test]
     fn svag_converges_to_the_first_order_sde_and_agrees_with_euler_maruyama() {
         let (lambda, sigma, eta, x0) = (2.0, 1.0, 0.2, 1.0);
-        let loss = DiagonalQuadratic::new(vec![lambda]).unwrap();
-        let agent = Agent {
-            noise: GaussianNoise::isotropic(1, sigma, 0.0).unwrap().into(),
-            compressor: CompressorKind::Identity(Identity),
-        };
-        let opt =
-            Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::constant()).unwrap();
+        let opt = dsgd_on_quadratic(lambda, sigma);
         let horizon = 2.0;
         let settings = PathSettings {
             eta,
@@ -325,15 +622,267 @@ mod tests {
         }
     }
 
-    #[test]
-    fn svag_l_zero_is_refused_with_its_key() {
-        let loss = DiagonalQuadratic::new(vec![1.0]).unwrap();
+    /// SVAG(l) of DSGD on `λx²/2` with additive Gaussian noise `σ` (one agent) is linear with
+    /// Gaussian increments: per small step `h = η/l`, `m ← (1 − hλ) m` and
+    /// `v ← (1 − hλ)² v + h² l σ²` (the SVAG direction's variance is `(r₁² + r₂²) σ² = l σ²`).
+    /// `(E x, E x²)` of SVAG(l) at every iteration `k = 0..=K`; `l = 1` is the discrete method.
+    fn svag_moments(
+        lambda: f64,
+        sigma: f64,
+        x0: f64,
+        eta: f64,
+        l: usize,
+        k: usize,
+    ) -> Vec<[f64; 2]> {
+        let h = eta / l as f64;
+        let (mut m, mut v) = (x0, 0.0);
+        let mut out = vec![[m, m * m]];
+        for _ in 0..k {
+            for _ in 0..l {
+                m *= 1.0 - h * lambda;
+                v = (1.0 - h * lambda).powi(2) * v + h * h * l as f64 * sigma * sigma;
+            }
+            out.push([m, m * m + v]);
+        }
+        out
+    }
+
+    /// (A) of the same problem, an Ornstein–Uhlenbeck process: `(E X_t, E X_t²)`.
+    fn ou_moments(lambda: f64, sigma: f64, x0: f64, eta: f64, t: f64) -> [f64; 2] {
+        let (e, e2) = ((-lambda * t).exp(), (-2.0 * lambda * t).exp());
+        [
+            x0 * e,
+            x0 * x0 * e2 + eta * sigma * sigma * (1.0 - e2) / (2.0 * lambda),
+        ]
+    }
+
+    /// DSGD with one agent on `λx²/2` with additive Gaussian noise `σ`, constant schedule.
+    fn dsgd_on_quadratic(
+        lambda: f64,
+        sigma: f64,
+    ) -> Optimizer<DiagonalQuadratic, models::method::Dsgd> {
+        let loss = DiagonalQuadratic::new(vec![lambda]).unwrap();
         let agent = Agent {
-            noise: GaussianNoise::isotropic(1, 1.0, 0.0).unwrap().into(),
+            noise: GaussianNoise::isotropic(1, sigma, 0.0).unwrap().into(),
             compressor: CompressorKind::Identity(Identity),
         };
-        let opt =
-            Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::constant()).unwrap();
+        Optimizer::new(loss, Dsgd::new(vec![agent]).unwrap(), Schedule::constant()).unwrap()
+    }
+
+    /// A study of (A) from `x0 = 1` over `T = 1`, observables `x` and `x²`.
+    fn quadratic_settings(
+        exact_reference: bool,
+        substeps: Option<usize>,
+        etas: Vec<f64>,
+        paths: u64,
+    ) -> StudySettings {
+        StudySettings {
+            etas,
+            horizon: 1.0,
+            paths,
+            seed: 21,
+            x0: vec![1.0],
+            models: vec![SdeModel::FirstOrder],
+            scheme: sde_core::SchemeKind::EulerMaruyama,
+            increments: sde_core::IncrementKind::Gaussian,
+            substeps,
+            max_substeps: 256,
+            observables: vec![Observable::X, Observable::XSq],
+            diverge_above: 1e12,
+            common_random_numbers: true,
+            exact_reference,
+            target_rel_ci: None,
+        }
+    }
+
+    fn quadratic_study(
+        exact_reference: bool,
+        substeps: Option<usize>,
+        etas: Vec<f64>,
+        ls: &[usize],
+        paths: u64,
+    ) -> (StudySettings, Vec<WeakErrorCurve>, SvagStudy) {
+        use crate::exact::QuadraticDsgdMoments;
+        use crate::study::weak_error_study;
+        let opt = dsgd_on_quadratic(2.0, 1.0);
+        let s = quadratic_settings(exact_reference, substeps, etas, paths);
+        let exact = QuadraticDsgdMoments {
+            lambda: vec![2.0],
+            noise_var: vec![1.0],
+            x0: vec![1.0],
+        };
+        let curves = weak_error_study(&opt, &s, Some(&exact), &|_| {}).unwrap();
+        let svag = svag_weak_error(&opt, &s, ls, &curves, &|_| {}).unwrap();
+        (s, curves, svag)
+    }
+
+    /// The ratio that turns a 95% interval, simultaneous over `k` iterations, into one
+    /// simultaneous over `checks` such intervals as well (Bonferroni): the margin of a test that
+    /// makes `checks` comparisons with the closed form.
+    fn widen(k: usize, checks: usize) -> f64 {
+        use crate::inference::simultaneous_z95;
+        simultaneous_z95(k * checks) / simultaneous_z95(k)
+    }
+
+    /// The SVAG rows of a study against their closed forms: each weak error (SVAG(l) against the
+    /// discrete method) and each horizon difference from (A) lies within its interval (widened for
+    /// the number of comparisons), the fitted orders' intervals contain the order of the exact
+    /// weak errors, the difference from (A) is resolved at l = 2 and shrinks like 1/l.
+    #[test]
+    fn svag_rows_of_a_study_match_the_closed_form_of_dsgd_on_a_quadratic() {
+        let (lambda, sigma, x0) = (2.0, 1.0, 1.0);
+        let ls = [2, 8, 64];
+        let (s, _, svag) = quadratic_study(true, None, vec![0.2, 0.1, 0.05], &ls, 40_000);
+        assert_eq!(svag.curves.len(), ls.len() * 2);
+        assert!(svag.notes.is_empty(), "{:?}", svag.notes);
+        let checks = svag.curves.len() * s.etas.len();
+        for c in &svag.curves {
+            let o = if c.curve.observable == Observable::X {
+                0
+            } else {
+                1
+            };
+            let mut exact_we = Vec::new();
+            for p in &c.curve.points {
+                let k = p.iterations;
+                let d = svag_moments(lambda, sigma, x0, p.eta, 1, k);
+                let y = svag_moments(lambda, sigma, x0, p.eta, c.l, k);
+                let w = (1..=k)
+                    .map(|i| (d[i][o] - y[i][o]).abs())
+                    .fold(0.0, f64::max);
+                exact_we.push(w);
+                let (e, ci) = (p.weak_error.unwrap(), p.ci95.unwrap());
+                assert!(
+                    (e - w).abs() <= ci * widen(k, checks),
+                    "{} {:?} eta {}: {e} ± {ci} against the exact {w}",
+                    c.label,
+                    c.curve.observable,
+                    p.eta
+                );
+                assert_eq!(p.sde_estimator, SdeEstimator::Svag);
+                assert_eq!(p.substeps, c.l);
+            }
+            // The order the weighted fit estimates: the same fit, with the same weights, of the
+            // exact weak errors.
+            let etas: Vec<f64> = c.curve.points.iter().map(|p| p.eta).collect();
+            let ses: Vec<f64> = c
+                .curve
+                .points
+                .iter()
+                .map(|p| p.ci95_pointwise.unwrap() / Z95)
+                .collect();
+            let exact_order = weighted_order_fit(&etas, &exact_we, &ses).unwrap().slope;
+            let [lo, hi] = c.curve.order_ci95.unwrap();
+            assert!(
+                lo <= exact_order && exact_order <= hi,
+                "{} {:?}: order interval [{lo}, {hi}] misses the exact {exact_order}",
+                c.label,
+                c.curve.observable
+            );
+        }
+        assert_eq!(svag.agreement.len(), ls.len() * 2 * s.etas.len());
+        for a in &svag.agreement {
+            let o = if a.observable == Observable::X { 0 } else { 1 };
+            let y = svag_moments(lambda, sigma, x0, a.eta, a.l, a.iterations);
+            let exact = ou_moments(lambda, sigma, x0, a.eta, a.iterations as f64 * a.eta);
+            let d = y[a.iterations][o] - exact[o];
+            let ci = a.ci95.unwrap();
+            assert_eq!(a.sde_reference, Reference::Exact);
+            assert!(
+                (a.difference.unwrap() - d).abs() <= ci * widen(1, svag.agreement.len()),
+                "{a:?} against the exact difference {d}"
+            );
+            // Where the exact difference is far above the interval, SVAG and (A) are resolved
+            // apart; where it is far below, the interval contains 0.
+            if d.abs() > 3.0 * ci * widen(1, svag.agreement.len()) {
+                assert_eq!(a.contains_zero, Some(false), "{a:?}");
+            }
+        }
+        // E x at l = 2 is resolved from (A) at every learning rate (|d| ≥ 6 intervals).
+        for a in svag
+            .agreement
+            .iter()
+            .filter(|a| a.l == 2 && a.observable == Observable::X)
+        {
+            assert_eq!(a.contains_zero, Some(false), "{a:?}");
+        }
+        // The order in 1/l of the difference on E x: the fit over the resolved l contains the
+        // order of the exact differences over the same l, and that is close to 1.
+        for f in svag
+            .agreement_in_l
+            .iter()
+            .filter(|f| f.observable == Observable::X)
+        {
+            let exact: Vec<f64> = f
+                .fitted_l
+                .iter()
+                .map(|&l| {
+                    let k = s.iterations(f.eta);
+                    let y = svag_moments(lambda, sigma, x0, f.eta, l, k);
+                    (y[k][0] - ou_moments(lambda, sigma, x0, f.eta, k as f64 * f.eta)[0]).abs()
+                })
+                .collect();
+            let inv: Vec<f64> = f.fitted_l.iter().map(|&l| 1.0 / l as f64).collect();
+            let ses: Vec<f64> = svag
+                .agreement
+                .iter()
+                .filter(|a| {
+                    a.eta == f.eta && a.observable == f.observable && f.fitted_l.contains(&a.l)
+                })
+                .map(|a| a.ci95.unwrap() / Z95)
+                .collect();
+            let want = weighted_order_fit(&inv, &exact, &ses).unwrap().slope;
+            assert!((want - 1.0).abs() < 0.1, "{want}");
+            let [lo, hi] = f.fit.unwrap().ci95;
+            assert!(lo <= want && want <= hi, "{f:?} against {want}");
+        }
+    }
+
+    /// With (A) integrated (Euler–Maruyama at 16 substeps, coupled to the discrete method) instead
+    /// of its closed form, the agreement's interval carries (A)'s Monte Carlo error and
+    /// integrator bias bound, and still contains the exact difference.
+    #[test]
+    fn svag_agreement_with_integrated_first_order_sde_contains_the_exact_difference() {
+        let (lambda, sigma, x0) = (2.0, 1.0, 1.0);
+        let (_, curves, svag) = quadratic_study(false, Some(16), vec![0.2, 0.1], &[2, 64], 20_000);
+        assert_eq!(curves[0].points[0].reference, Reference::Coupled);
+        let m = svag.agreement.len();
+        for a in &svag.agreement {
+            let o = if a.observable == Observable::X { 0 } else { 1 };
+            let y = svag_moments(lambda, sigma, x0, a.eta, a.l, a.iterations);
+            let exact = ou_moments(lambda, sigma, x0, a.eta, a.iterations as f64 * a.eta);
+            let d = y[a.iterations][o] - exact[o];
+            assert_eq!(a.sde_reference, Reference::Coupled);
+            assert!(a.sde_ci95.unwrap() > 0.0 && a.sde_integrator_bias_bound.is_some());
+            assert!(
+                (a.difference.unwrap() - d).abs() <= a.ci95.unwrap() * widen(1, m),
+                "{a:?} against the exact difference {d}"
+            );
+            if a.l == 2 && a.observable == Observable::X {
+                assert_eq!(a.contains_zero, Some(false), "{a:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn svag_rows_without_first_order_say_why_there_is_no_agreement() {
+        let opt = dsgd_on_quadratic(1.0, 1.0);
+        let s = StudySettings {
+            models: vec![SdeModel::Stability],
+            observables: vec![Observable::X],
+            ..quadratic_settings(false, Some(2), vec![0.2], 100)
+        };
+        let res = svag_weak_error(&opt, &s, &[4], &[], &|_| {}).unwrap();
+        assert!(res.agreement.is_empty() && res.agreement_in_l.is_empty());
+        assert!(res.notes[0].contains("first_order"), "{:?}", res.notes);
+        assert_eq!(res.curves.len(), 1);
+        let e = svag_weak_error(&opt, &s, &[], &[], &|_| {}).unwrap_err();
+        assert!(e.to_string().contains("svag_l"), "{e}");
+    }
+
+    #[test]
+    fn svag_l_zero_is_refused_with_its_key() {
+        let opt = dsgd_on_quadratic(1.0, 1.0);
         let settings = PathSettings {
             eta: 0.1,
             iterations: 1,

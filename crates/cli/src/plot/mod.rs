@@ -10,6 +10,7 @@ use crate::error::CliError;
 use compare::study::{Verdict, WeakErrorCurve};
 use compare::trajectory::{Trajectory, TrajectoryReport};
 use models::sde::SdeModel;
+use plotters::coord::cartesian::Cartesian2d;
 use plotters::coord::combinators::LogCoord;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
@@ -36,6 +37,7 @@ const GREY_KEY: RGBColor = RGBColor(90, 90, 90);
 
 mod diverged;
 mod stability;
+mod svag;
 #[cfg(test)]
 mod tests;
 mod trajectory;
@@ -43,8 +45,9 @@ mod weak_error;
 
 pub use diverged::{diverged_over_time_grid, DivergedCurve};
 pub use stability::stability_plot;
+pub use svag::svag_agreement_plot;
 pub use trajectory::{panel_grid, trajectory_plot, Panel};
-pub use weak_error::weak_error_plot;
+pub use weak_error::{svag_weak_error_plot, weak_error_plot};
 
 /// Why a figure could not be written (the run fails with exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -313,6 +316,43 @@ fn clip_power_line(
     }
     let at = |l: f64| (l.exp(), (a + p * l).exp());
     Some([at(l0), at(l1)])
+}
+
+/// The mesh of a log–log chart: decade labels on both axes, a light grid, the axes' names.
+fn draw_log_log_mesh<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>,
+    x_desc: &str,
+    y_desc: &str,
+) -> DrawResult<DB> {
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(LOG_LABELS)
+        .y_labels(LOG_LABELS)
+        .x_label_formatter(&|v| log_label(*v))
+        .y_label_formatter(&|v| log_label(*v))
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()
+}
+
+/// The legend of a log–log chart at `position`: the weak-error figures' box and font.
+fn draw_log_log_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>,
+    position: SeriesLabelPosition,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(12)
+        .legend_area_size(30)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()
 }
 
 /// Splits `(x, y)` pairs into runs of consecutive points that pass `keep`.

@@ -14,7 +14,31 @@ pub fn weak_error_plot(
     title: &str,
     stem: &Path,
 ) -> Result<(), PlotError> {
-    render(&WeakErrorFigure::new(curves, title), stem)
+    let named: Vec<Named> = curves.iter().map(|&c| (c, None)).collect();
+    render(&WeakErrorFigure::new(&named, title), stem)
+}
+
+/// A curve and, overriding its model's, its legend name and color.
+type Named<'a> = (&'a WeakErrorCurve, Option<(&'a str, RGBColor)>);
+
+/// [`weak_error_plot`] of (A)'s curves and SVAG's (`(label, curve)`: SVAG(l) against the
+/// discrete method), each SVAG curve under its label in a color of its own.
+pub fn svag_weak_error_plot(
+    first_order: &[&WeakErrorCurve],
+    svag: &[(&str, &WeakErrorCurve)],
+    title: &str,
+    stem: &Path,
+) -> Result<(), PlotError> {
+    let named: Vec<Named> = first_order
+        .iter()
+        .map(|&c| (c, None))
+        .chain(
+            svag.iter()
+                .enumerate()
+                .map(|(i, &(label, c))| (c, Some((label, super::svag::svag_color(i))))),
+        )
+        .collect();
+    render(&WeakErrorFigure::new(&named, title), stem)
 }
 
 struct CurveSeries {
@@ -36,8 +60,8 @@ struct WeakErrorFigure {
 }
 
 impl WeakErrorFigure {
-    fn new(curves: &[&WeakErrorCurve], title: &str) -> Self {
-        let mut observables: Vec<Observable> = curves.iter().map(|c| c.observable).collect();
+    fn new(curves: &[Named], title: &str) -> Self {
+        let mut observables: Vec<Observable> = curves.iter().map(|c| c.0.observable).collect();
         observables.sort_unstable_by_key(|o| o.name());
         observables.dedup();
         let multi_obs = observables.len() > 1;
@@ -46,14 +70,15 @@ impl WeakErrorFigure {
         let mut bias_notes = Vec::new();
         let series = curves
             .iter()
-            .map(|c| {
+            .map(|&(c, named)| {
                 let marker = seen_models.iter().filter(|m| **m == c.model).count();
                 seen_models.push(c.model);
-                let color = model_color(c.model);
+                let color = named.map_or(model_color(c.model), |n| n.1);
+                let base = named.map_or(c.model.name(), |n| n.0);
                 let name = if multi_obs {
-                    format!("{} ({})", c.model.name(), c.observable.label())
+                    format!("{} ({})", base, c.observable.label())
                 } else {
-                    c.model.name().to_string()
+                    base.to_string()
                 };
                 let order = match (c.verdict, c.order, c.order_ci95) {
                     (Verdict::Resolved, Some(o), Some([a, b])) => {
@@ -177,19 +202,7 @@ impl Figure for WeakErrorFigure {
             .x_label_area_size(56)
             .y_label_area_size(86)
             .build_cartesian_2d(log_axis((x0, x1)), log_axis((y0, y1)))?;
-        chart
-            .configure_mesh()
-            .x_desc("learning rate η")
-            .y_desc(self.y_desc.clone())
-            .x_labels(LOG_LABELS)
-            .y_labels(LOG_LABELS)
-            .x_label_formatter(&|v| log_label(*v))
-            .y_label_formatter(&|v| log_label(*v))
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 17))
-            .bold_line_style(BLACK.mix(0.12))
-            .light_line_style(BLACK.mix(0.04))
-            .draw()?;
+        draw_log_log_mesh(&mut chart, "learning rate η", &self.y_desc)?;
         if ranges.is_none() {
             let area = chart.plotting_area().strip_coord_spec();
             draw_placed_note(
@@ -285,15 +298,7 @@ impl Figure for WeakErrorFigure {
                 DashedPathElement::new(vec![(x, y), (x + 22, y)], 5, 3, GREY_KEY.stroke_width(2))
             });
 
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .margin(12)
-            .legend_area_size(30)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        draw_log_log_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         let area = chart.plotting_area().strip_coord_spec();
         draw_placed_note(&area, &self.notes, 13, NotePlace::LowerRight)
     }
