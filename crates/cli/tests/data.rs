@@ -326,7 +326,7 @@ fn svag_and_euler_maruyama_agree_through_the_cli_build() {
 /// after the study, on streams of its own).
 #[test]
 fn weak_error_with_svag_adds_rows_and_keeps_the_study_bits() {
-    use sdelab::commands::{weak_error, Globals, OutputOptions};
+    use sdelab::commands::{weak_error, ConfigRun, Globals, OutputOptions};
     let dir = tempfile::tempdir().unwrap();
     let run = |text: &str, name: &str| {
         let cfg = ok(&text.replace("paths = 1000", "paths = 300"));
@@ -342,7 +342,7 @@ fn weak_error_with_svag_adds_rows_and_keeps_the_study_bits() {
             wait: false,
             force: false,
         };
-        weak_error(&cfg, &opts, &globals).unwrap();
+        weak_error(&ConfigRun::new(&cfg, &opts, &globals).unwrap()).unwrap();
         let doc: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap())
                 .unwrap();
