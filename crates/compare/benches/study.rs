@@ -13,6 +13,9 @@
 //! machine), 1 / 2 threads (wall: meaningful only on an idle machine) and the CPU time of the
 //! 2-thread run over the 1-thread run (the parallel overhead, readable under load: with two free
 //! cores the speed-up would be `2 / that`).
+//! A second summary times an uncoupled study of (A) with DSGD (Euler–Maruyama, 8 substeps) with
+//! Gaussian and with two-point increments, against the time to draw the Gaussian study's normals
+//! (issue 13: do cheaper increments make a weak-order-1 study cheaper than its normals?).
 //! `STUDY_BENCH_PATHS` overrides the paths (default 4000); `STUDY_BENCH_SUMMARY_ONLY=1` skips the
 //! criterion groups; `STUDY_BENCH_PROFILE=1` runs each selected study once on one thread and
 //! stops (for callgrind).
@@ -166,6 +169,27 @@ fn main() {
             }
         }
     }
+    // Issue 13's increments target: an uncoupled weak-order-1 DSGD study with two-point
+    // increments (64 per u64 draw) against the same study with Gaussian ones, and against the
+    // time to draw the normals the Gaussian study draws.
+    let mut increments_cases = Vec::new();
+    for d in [3usize, 10] {
+        let name = format!("study/dsgd_d{d}_em_uncoupled");
+        if filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())) {
+            let gauss = StudySettings {
+                models: vec![SdeModel::FirstOrder],
+                common_random_numbers: false,
+                // Fixed substeps: both increments then take the same SDE steps.
+                substeps: Some(8),
+                ..settings(d, SchemeKind::EulerMaruyama, paths)
+            };
+            let two_point = StudySettings {
+                increments: IncrementKind::TwoPoint,
+                ..gauss.clone()
+            };
+            increments_cases.push((name, optimizer("dsgd", d), gauss, two_point));
+        }
+    }
     let one = pool(1);
     let two = pool(2);
     // One study per case on one thread and nothing else: the run to put under
@@ -177,6 +201,15 @@ fn main() {
                 "{name}: {} random numbers, {} SDE steps, {} discrete steps",
                 cost.random_numbers, cost.sde_steps, cost.discrete_steps
             );
+        }
+        for (name, opt, gauss, two_point) in &increments_cases {
+            for (inc, s) in [("gaussian", gauss), ("two_point", two_point)] {
+                let cost = one.install(|| study(opt, s));
+                println!(
+                    "{name} ({inc}): {} random numbers, {} SDE steps, {} discrete steps",
+                    cost.random_numbers, cost.sde_steps, cost.discrete_steps
+                );
+            }
         }
         return;
     }
@@ -236,6 +269,48 @@ fn main() {
             t1.1 / bound.1,
             t1.0 / t2.0,
             t2.1 / t1.1
+        );
+    }
+    if !increments_cases.is_empty() {
+        println!();
+        println!(
+            "{:<28} {:>12} {:>11} {:>9} {:>12} {:>11} {:>9} {:>8} {:>9} {:>9}",
+            "uncoupled (A), EM (paths)",
+            "gauss nums",
+            "SDE steps",
+            "gauss cpu",
+            "2-pt u64s",
+            "SDE steps",
+            "2-pt cpu",
+            "speedup",
+            "bnd cpu",
+            "2-pt/bnd"
+        );
+    }
+    for (name, opt, gauss, two_point) in &increments_cases {
+        let cg = one.install(|| study(opt, gauss));
+        let ct = one.install(|| study(opt, two_point));
+        let tg = best_of(3, || {
+            one.install(|| study(opt, gauss));
+        });
+        let tt = best_of(3, || {
+            one.install(|| study(opt, two_point));
+        });
+        let bound = best_of(3, || {
+            black_box(draw_normals(cg.random_numbers));
+        });
+        println!(
+            "{:<28} {:>12} {:>11} {:>9.3} {:>12} {:>11} {:>9.3} {:>8.2} {:>9.3} {:>9.2}",
+            format!("{} ({paths})", name.trim_start_matches("study/")),
+            cg.random_numbers,
+            cg.sde_steps,
+            tg.1,
+            ct.random_numbers,
+            ct.sde_steps,
+            tt.1,
+            tg.1 / tt.1,
+            bound.1,
+            tt.1 / bound.1
         );
     }
     c.final_summary();
