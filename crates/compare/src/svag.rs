@@ -30,8 +30,11 @@ use models::optimizer::{norm, Optimizer};
 use models::sde::SdeModel;
 use models::{expected_weak_order, ExpectedOrder};
 use sde_core::stats::Z95;
-use sde_core::{Ensemble, EnsembleStats, PathInput, PathSimulation};
+use crate::study::{RandomNumbers, StudyCost};
+use rand::Rng;
+use sde_core::{Ensemble, EnsembleStats, PathInput, PathRng, PathSimulation};
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `(r₁, r₂)` of SVAG with parameter `l ≥ 1`.
 pub fn svag_weights(l: usize) -> (f64, f64) {
@@ -44,6 +47,26 @@ pub struct SvagPaths<'a, L, M> {
     pub opt: &'a Optimizer<L, M>,
     pub settings: &'a PathSettings,
     pub l: usize,
+    /// 64-bit words drawn from the paths' own generators, summed over paths (integer sums: the
+    /// same for any thread count; see [`SvagPaths::words_drawn`]).
+    words: AtomicU64,
+    /// SVAG substeps taken (a diverged path stops counting), summed over paths.
+    steps: AtomicU64,
+}
+
+/// 64-bit words a generator produced between the states `from` and `to`: every draw of
+/// [`PathRng`] (Xoshiro256++), `u32` or `u64`, advances its state by exactly one step, so
+/// stepping a copy of `from` until it equals `to` counts the draws whatever the sampler did with
+/// them (the optimizer's samplers are behind a trait and report no count of their own). Costs
+/// one generator step per word, a few percent of what drawing them cost.
+fn words_between(from: &PathRng, to: &PathRng) -> u64 {
+    let mut r = from.clone();
+    let mut n = 0;
+    while r != *to {
+        r.next_u64();
+        n += 1;
+    }
+    n
 }
 
 pub struct SvagWorkspace {
@@ -65,7 +88,28 @@ impl<'a, L: Loss, M: GradientMethod> SvagPaths<'a, L, M> {
         if l == 0 {
             return Err(CompareError::bad(Setting::SvagL, 0, "must be at least 1"));
         }
-        Ok(SvagPaths { opt, settings, l })
+        Ok(SvagPaths {
+            opt,
+            settings,
+            l,
+            words: AtomicU64::new(0),
+            steps: AtomicU64::new(0),
+        })
+    }
+
+    /// Random numbers drawn so far: the 64-bit words the paths took from their own generators,
+    /// summed over paths. Two directions per substep, each whatever the optimizer draws for one
+    /// stochastic gradient (Gaussian noise: one word per normal per agent and coordinate, more on
+    /// the ziggurat's rare rejections; minibatch noise: the words behind the batch's indices);
+    /// a compressor's own stream is seeded by one word of the path's generator, and only that
+    /// word is counted.
+    pub fn words_drawn(&self) -> u64 {
+        self.words.load(Ordering::Relaxed)
+    }
+
+    /// SVAG substeps taken so far (`l` per iteration; a diverged path stops counting).
+    pub fn steps_taken(&self) -> u64 {
+        self.steps.load(Ordering::Relaxed)
     }
 
     fn record(&self, x: &[f64], g: &mut [f64], out: &mut [f64], s: usize) -> bool {
@@ -102,8 +146,35 @@ impl<L: Loss, M: GradientMethod> PathSimulation for SvagPaths<'_, L, M> {
     fn n_observables(&self) -> usize {
         self.settings.observables.len()
     }
+    fn counters(&self) -> Vec<u64> {
+        vec![self.words_drawn(), self.steps_taken()]
+    }
+
+    fn set_counters(&self, totals: &[u64]) {
+        for (c, &t) in [&self.words, &self.steps].into_iter().zip(totals) {
+            c.store(t, Ordering::Relaxed);
+        }
+    }
+
     fn simulate(&self, path: PathInput<'_>, ws: &mut SvagWorkspace, out: &mut [f64]) -> usize {
-        let rng = path.rng;
+        let start = path.rng.clone();
+        let (valid, iterations) = self.simulate_path(path.rng, ws, out);
+        self.words
+            .fetch_add(words_between(&start, path.rng), Ordering::Relaxed);
+        self.steps
+            .fetch_add((iterations * self.l) as u64, Ordering::Relaxed);
+        valid
+    }
+}
+
+impl<L: Loss, M: GradientMethod> SvagPaths<'_, L, M> {
+    /// One path: (save points valid, iterations taken).
+    fn simulate_path(
+        &self,
+        rng: &mut PathRng,
+        ws: &mut SvagWorkspace,
+        out: &mut [f64],
+    ) -> (usize, usize) {
         let st = self.settings;
         let (method, schedule, loss) = (self.opt.method(), self.opt.schedule(), self.opt.loss());
         let (r1, r2) = svag_weights(self.l);
@@ -111,7 +182,7 @@ impl<L: Loss, M: GradientMethod> PathSimulation for SvagPaths<'_, L, M> {
         let needs_g = method.needs_full_gradient() || schedule.depends_on_gradient();
         ws.x.copy_from_slice(&st.x0);
         if !self.record(&ws.x, &mut ws.rec, out, 0) {
-            return 0;
+            return (0, 0);
         }
         for k in 0..st.iterations {
             for j in 0..self.l {
@@ -128,17 +199,17 @@ impl<L: Loss, M: GradientMethod> PathSimulation for SvagPaths<'_, L, M> {
                 }
             }
             if !self.record(&ws.x, &mut ws.rec, out, k + 1) {
-                return k + 1;
+                return (k + 1, k + 1);
             }
         }
-        st.iterations + 1
+        (st.iterations + 1, st.iterations)
     }
 }
 
 /// The first step of the SVAG runs' stream path ([`crate::streams::Stream::at`]), then `l`:
 /// a grid index no study, trajectory or stability run reaches, so SVAG's noise is independent of
 /// every other ensemble of the same master seed.
-const SVAG_STREAM: usize = 0x5fa6;
+pub(crate) const SVAG_STREAM: usize = 0x5fa6;
 
 /// Path simulations [`svag_trajectories`] performs (for a progress bar).
 pub fn svag_work(s: &TrajectorySettings, ls: &[usize]) -> u64 {
@@ -270,6 +341,11 @@ pub struct SvagStudy {
     pub agreement_in_l: Vec<SvagOrderInL>,
     /// Why an agreement is missing, if one is.
     pub notes: Vec<String>,
+    /// Random numbers every SVAG ensemble drew, summed (each `l` and learning rate once; see
+    /// [`SvagPaths::words_drawn`]): the total of the rows' `random_numbers.sde`, each counted
+    /// once, not once per observable. The discrete ensembles are not counted (their draws are
+    /// the method's, as for the study's independent discrete side).
+    pub random_numbers: u64,
 }
 
 /// The weak error of SVAG(l) against the discrete method over the learning rates.
@@ -337,6 +413,20 @@ pub fn svag_weak_error<L: Loss, M: GradientMethod>(
     curves: &[WeakErrorCurve],
     progress: Progress,
 ) -> Result<SvagStudy, CompareError> {
+    svag_weak_error_with_cost(opt, s, ls, curves, progress).map(|(sv, _)| sv)
+}
+
+/// [`svag_weak_error`], and what it cost: `random_numbers` the SVAG paths' words
+/// ([`SvagPaths::words_drawn`]), `ladder_runs` the ensembles (per learning rate one discrete,
+/// one per `l`), `sde_steps` = `reported_sde_steps` the SVAG substeps taken, `discrete_steps`
+/// the discrete ensembles' paths × iterations (as [`StudyCost`] counts an independent one).
+pub fn svag_weak_error_with_cost<L: Loss, M: GradientMethod>(
+    opt: &Optimizer<L, M>,
+    s: &StudySettings,
+    ls: &[usize],
+    curves: &[WeakErrorCurve],
+    progress: Progress,
+) -> Result<(SvagStudy, StudyCost), CompareError> {
     s.validate(opt.dim())?;
     if ls.is_empty() {
         return Err(CompareError::bad(
@@ -358,6 +448,7 @@ pub fn svag_weak_error<L: Loss, M: GradientMethod>(
     let mut points: Vec<Vec<Vec<WeakErrorPoint>>> = vec![vec![Vec::new(); n]; ls.len()];
     let mut agreement = Vec::new();
     let mut notes = Vec::new();
+    let mut cost = StudyCost::default();
     if !s.models.contains(&SdeModel::FirstOrder) {
         notes.push(
             "no agreement with (A): sde.models does not list \"first_order\", so the study has \
@@ -380,12 +471,25 @@ pub fn svag_weak_error<L: Loss, M: GradientMethod>(
         };
         let seed = stream_seed(s.seed, ei, Role::Discrete);
         let discrete = run_ensemble(s.paths, seed, &sim, progress)?;
+        cost.ladder_runs += 1;
+        cost.discrete_steps += s.paths * iters as u64;
         for (li, &l) in ls.iter().enumerate() {
             let sim = SvagPaths::new(opt, &settings, l)?;
             let seed = Stream::master(s.seed).at(ei).at(SVAG_STREAM).at(l).seed();
             let svag = run_ensemble(s.paths, seed, &sim, progress)?;
+            // Read after the run: a distributed ensemble has written back every process's totals.
+            let drawn = RandomNumbers {
+                discrete: None,
+                sde: sim.words_drawn(),
+            };
+            cost.ladder_runs += 1;
+            cost.random_numbers += drawn.sde;
+            cost.sde_steps += sim.steps_taken();
+            cost.reported_sde_steps += sim.steps_taken();
             for (oi, &obs) in s.observables.iter().enumerate() {
-                points[li][oi].push(svag_point(&discrete, &svag, oi, eta, iters, l, s.paths));
+                let mut p = svag_point(&discrete, &svag, oi, eta, iters, l, s.paths);
+                p.random_numbers = drawn;
+                points[li][oi].push(p);
                 let a = curves
                     .iter()
                     .find(|c| c.model == SdeModel::FirstOrder && c.observable == obs)
@@ -409,13 +513,15 @@ pub fn svag_weak_error<L: Loss, M: GradientMethod>(
         }
     }
     let agreement_in_l = orders_in_l(s, &agreement);
-    Ok(SvagStudy {
+    let study = SvagStudy {
         estimand: SVAG_ESTIMAND,
         curves: out,
         agreement,
         agreement_in_l,
         notes,
-    })
+        random_numbers: cost.random_numbers,
+    };
+    Ok((study, cost))
 }
 
 /// SVAG(l) against the discrete method at one learning rate, from two independent ensembles.
@@ -862,6 +968,71 @@ mod tests {
                 assert_eq!(a.contains_zero, Some(false), "{a:?}");
             }
         }
+    }
+
+    #[test]
+    fn words_between_counts_every_draw_of_the_generator() {
+        use rand::RngExt;
+        let mut rng = sde_core::derive_stream(3, 0);
+        let start = rng.clone();
+        assert_eq!(words_between(&start, &rng), 0);
+        let _ = rng.next_u32();
+        let _: f64 = rng.random();
+        let _ = rng.next_u64();
+        assert_eq!(words_between(&start, &rng), 3);
+    }
+
+    /// SVAG rows carry the random numbers their paths drew, the study's total counts each
+    /// ensemble once, both are the same for one and two threads, and the work the progress bar
+    /// is told ([`svag_study_work`]) is the path simulations run.
+    #[test]
+    fn svag_rows_count_their_random_numbers_the_same_for_any_thread_count() {
+        let opt = dsgd_on_quadratic(2.0, 1.0);
+        let s = quadratic_settings(true, None, vec![0.2, 0.1], 700);
+        let ls = [1, 4];
+        let run = |threads: usize| {
+            let done = AtomicU64::new(0);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let (sv, cost) = pool
+                .install(|| {
+                    svag_weak_error_with_cost(&opt, &s, &ls, &[], &|n| {
+                        done.fetch_add(n, Ordering::Relaxed);
+                    })
+                })
+                .unwrap();
+            (sv, cost, done.load(Ordering::Relaxed))
+        };
+        let (sv, cost, done) = run(1);
+        let (sv2, cost2, done2) = run(2);
+        assert_eq!(cost, cost2);
+        assert_eq!((done, done2), (svag_study_work(&s, &ls), done));
+        let k: Vec<u64> = s.etas.iter().map(|&e| s.iterations(e) as u64).collect();
+        let kl: u64 = k.iter().map(|k| k * 5).sum();
+        assert_eq!(cost.sde_steps, s.paths * kl);
+        assert_eq!(cost.reported_sde_steps, cost.sde_steps);
+        assert_eq!(cost.discrete_steps, s.paths * k.iter().sum::<u64>());
+        assert_eq!(cost.ladder_runs, 2 * 3);
+        assert_eq!(sv.random_numbers, cost.random_numbers);
+        let mut total = 0;
+        for (c, c2) in sv.curves.iter().zip(&sv2.curves) {
+            for ((p, p2), &k) in c.curve.points.iter().zip(&c2.curve.points).zip(&k) {
+                assert_eq!(p.random_numbers, p2.random_numbers);
+                assert_eq!(p.random_numbers.discrete, None);
+                // One agent in d = 1, no divergence: one normal per direction, two directions
+                // per substep. A normal takes one word, and another on the ziggurat's rare
+                // rejections (about 1%; the bound 5% is far beyond its Monte Carlo spread).
+                let normals = 2 * c.l as u64 * k * s.paths;
+                let w = p.random_numbers.sde;
+                assert!(normals <= w && w <= normals + normals / 20, "{w} against {normals}");
+                if c.curve.observable == Observable::X {
+                    total += w;
+                }
+            }
+        }
+        assert_eq!(total, cost.random_numbers);
     }
 
     #[test]
