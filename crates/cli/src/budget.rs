@@ -108,6 +108,8 @@ pub struct Workload {
     /// SDE model runs per learning rate.
     pub sde_runs: f64,
     pub substeps: f64,
+    /// Path-steps per path and iteration of the SVAG runs (`sde.svag_l`, see [`svag_steps`]).
+    pub svag_steps: f64,
     pub dim: f64,
     pub agents: f64,
     pub heavy_tailed: bool,
@@ -123,8 +125,9 @@ pub struct Workload {
 impl Workload {
     pub fn estimate(&self, steps_key: String, memory_key: String) -> Estimate {
         let iters: f64 = self.iterations.iter().map(|&k| k as f64).sum();
-        let path_steps =
-            self.paths * iters * (self.discrete_runs + self.sde_runs * self.substeps.max(1.0));
+        let path_steps = self.paths
+            * iters
+            * (self.discrete_runs + self.sde_runs * self.substeps.max(1.0) + self.svag_steps);
         let per_step = NS_PER_PATH_STEP
             + NS_PER_AGENT_COORDINATE
                 * self.dim
@@ -148,6 +151,19 @@ impl Workload {
             memory_key,
         }
     }
+}
+
+/// Path-steps per path and iteration of SVAG with every `l` in `ls`, as `compare::svag` runs it:
+/// `l` substeps per iteration, each drawing two directions of the method (two stochastic
+/// gradients: two discrete iterations' worth), so `2l`; `weak-error` also runs one independent
+/// discrete ensemble per learning rate for the SVAG rows (`1`). `sdelab run` runs SVAG on the
+/// trajectory's paths (quantile paths included), `weak-error` on `run.paths` per learning rate.
+pub fn svag_steps(ls: &[usize], run: bool) -> f64 {
+    if ls.is_empty() {
+        return 0.0;
+    }
+    let substeps: f64 = ls.iter().map(|&l| 2.0 * l as f64).sum();
+    substeps + if run { 0.0 } else { 1.0 }
 }
 
 /// The estimate of `sdelab weak-error` (`quantiles: false`) or `sdelab run` (`true`).
@@ -205,6 +221,7 @@ pub fn experiment(cfg: &ExperimentConfig, run: bool, threads: usize, coupled: bo
         discrete_runs,
         sde_runs,
         substeps,
+        svag_steps: svag_steps(&cfg.sde.svag_l, run),
         dim: d,
         agents: cfg.agents.n as f64,
         heavy_tailed: heavy_tailed(cfg),
@@ -216,7 +233,7 @@ pub fn experiment(cfg: &ExperimentConfig, run: bool, threads: usize, coupled: bo
     let est = workload.estimate(String::new(), String::new());
     // Name the key that drives each figure: the largest factor.
     let max_k = workload.iterations.iter().copied().max().unwrap_or(0);
-    let mut factors = [
+    let mut factors = vec![
         (paths, format!("run.paths = {}", cfg.run.paths)),
         (
             substeps,
@@ -233,6 +250,14 @@ pub fn experiment(cfg: &ExperimentConfig, run: bool, threads: usize, coupled: bo
             ),
         ),
     ];
+    if workload.svag_steps > substeps {
+        // SVAG's substeps outweigh the models': name the key that asks for them.
+        let ls: Vec<String> = cfg.sde.svag_l.iter().map(|l| l.to_string()).collect();
+        factors.push((
+            workload.svag_steps,
+            format!("sde.svag_l = [{}]", ls.join(", ")),
+        ));
+    }
     factors.sort_by(|a, b| b.0.total_cmp(&a.0));
     let steps_key = factors
         .iter()
@@ -297,6 +322,7 @@ pub fn figure1(p: &compare::figure1::Figure1Params, threads: usize) -> Estimate 
         iterations: vec![k; 6],
         discrete_runs: 1.0,
         sde_runs: p.models.len() as f64,
+        svag_steps: 0.0,
         substeps: p.substeps as f64 * substep_cost(p.scheme),
         dim: p.dim as f64,
         agents: p.agents as f64,
@@ -422,6 +448,42 @@ mod tests {
         assert_eq!((total, key.as_str(), count), (7, "loss.x0", 4));
     }
 
+    /// The SVAG part of the estimate is what `compare::svag` runs. `weak-error`: the path-steps
+    /// `sde.svag_l` adds are the SVAG rows' discrete iterations plus two per SVAG substep, as
+    /// their cost counts them (no path diverges here). `run`: two per substep on every
+    /// trajectory path.
+    #[test]
+    fn svag_path_steps_are_those_the_svag_runs_take() {
+        let text = |svag: &str| {
+            format!(
+                "name = \"b\"\nseed = 3\n[loss]\nkind = \"quadratic\"\ndiag = [1.0, 2.0]\n\
+                 x0 = [1.0, -1.0]\n[agents]\nn = 2\n[noise]\nkind = \"gaussian\"\n\
+                 sigma0 = 0.5\n[optimizer]\nkind = \"dsgd\"\n[sde]\n\
+                 models = [\"first_order\"]\n{svag}\n[run]\nhorizon = 1.0\n\
+                 etas = [0.2, 0.1]\npaths = 64\nobservables = [\"x\"]\n"
+            )
+        };
+        let with = ExperimentConfig::from_toml_str(&text("svag_l = [2, 5]")).unwrap();
+        let without = ExperimentConfig::from_toml_str(&text("")).unwrap();
+        let added = |run: bool| {
+            experiment(&with, run, 1, true).path_steps
+                - experiment(&without, run, 1, true).path_steps
+        };
+        let opt = crate::build::optimizer(&with).unwrap();
+        let s = crate::build::study_settings(&with);
+        let (_, cost) =
+            compare::svag::svag_weak_error_with_cost(&opt, &s, &with.sde.svag_l, &[], &|_| {})
+                .unwrap();
+        let ran = cost.discrete_steps + 2 * cost.sde_steps;
+        assert_eq!(added(false), ran as f64);
+        // Two learning rates of 5 and 10 iterations, 64 paths: 64 · 15 · (1 + 2·(2 + 5)), by hand.
+        assert_eq!(ran, 64 * 15 * 15);
+        let t = crate::build::trajectory_settings(&with);
+        let k = compare::study::iterations(t.horizon, t.eta) as u64;
+        let paths = compare::svag::svag_work(&t, &[1]);
+        assert_eq!(added(true), (paths * k * 2 * 7) as f64);
+    }
+
     #[test]
     fn path_steps_are_the_product_of_the_factors() {
         // Two learning rates with 10 and 20 iterations, 100 paths, one discrete and two SDE
@@ -432,6 +494,7 @@ mod tests {
             discrete_runs: 1.0,
             sde_runs: 2.0,
             substeps: 4.0,
+            svag_steps: 0.0,
             dim: 10.0,
             agents: 8.0,
             heavy_tailed: false,

@@ -11,7 +11,9 @@ use crate::plot::{
     trajectory_plot, weak_error_plot, DivergedCurve, Panel,
 };
 use compare::figure1::{figure1_work, Arm, ArmId, Figure1Optimizer, Figure1Panel, Figure1Params};
-use compare::stability::{stability_sweep, stability_work, wilson95, StabilityCurve};
+use compare::stability::{
+    stability_sweep_with_svag, stability_work, svag_stability_work, wilson95, StabilityCurve,
+};
 use compare::study::{can_couple, study_work, weak_error_study, WeakErrorCurve};
 use compare::svag::{svag_study_work, svag_weak_error, SvagStudy};
 use compare::trajectory::{trajectories, trajectory_work, TrajectoryReport};
@@ -990,8 +992,14 @@ struct StabilityBody<'a> {
     method: &'static str,
     /// Whether every SDE point passed its substep-doubling check.
     substep_checks_pass: bool,
+    /// How the SVAG curves are run, when `sde.svag_l` asks for them (absent otherwise, so the
+    /// document of a sweep without SVAG is unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    svag_method: Option<&'static str>,
     stability: &'a [StabilityCurve],
 }
+
+const STABILITY_SVAG_METHOD: &str = "process 'svag l=<l>': SVAG(l) (Li, Malladi & Arora 2021): per iteration l steps of eta/l, each along r1 u1 + r2 u2 with u1, u2 two independent draws of the method's direction and r1,2 = (1 +- sqrt(2l - 1))/2; diverged and ci95 as for the discrete method, one run per point on its own stream (no integrator, so no substep check and no theory). l = 1 is the discrete method in law; as l grows SVAG(l) tends weakly to (A), so its threshold moves from the discrete method's towards (A)'s";
 
 const STABILITY_METHOD: &str = "diverged = paths whose loss passes run.diverge_above (or turns non-finite) at any iteration up to the horizon; ci95 = Wilson score 95% interval; measured_threshold = grid points around the first eta with diverged_fraction >= 1/2; SDE points: run at m and 2m substeps (m from sde.substeps, raised so that eta/m times the drift's Jacobian norm at x0 is <= 1), doubling while a pooled two-proportion test at 95% rejects equality, up to eta/4096; the finer run is reported; theory: 'exact' (noise-free closed form), 'pathwise' (almost-sure growth rate; the long-horizon limit of the diverged fraction), 'mean_square' (growth of E|x|^2), given where the build knows them";
 
@@ -999,11 +1007,14 @@ const STABILITY_METHOD: &str = "diverged = paths whose loss passes run.diverge_a
 pub fn stability(job: &ConfigRun) -> Result<(), CliError> {
     let (cfg, opt) = (job.cfg, &job.opt);
     let settings = build::stability_settings(cfg);
-    let (publication, bar) = job.begin(None, (stability_work(&settings), "stability"))?;
+    let svag_l = &cfg.sde.svag_l;
+    let work = stability_work(&settings) + svag_stability_work(&settings, svag_l);
+    let (publication, bar) = job.begin(None, (work, "stability"))?;
     let dir = publication.dir().to_path_buf();
-    let curves = stability_sweep(
+    let curves = stability_sweep_with_svag(
         opt,
         &settings,
+        svag_l,
         &|x0| build::stability_theory(opt, x0),
         &|n| bar.inc(n),
     )
@@ -1062,6 +1073,7 @@ pub fn stability(job: &ConfigRun) -> Result<(), CliError> {
     let body = StabilityBody {
         method: STABILITY_METHOD,
         substep_checks_pass,
+        svag_method: (!svag_l.is_empty()).then_some(STABILITY_SVAG_METHOD),
         stability: &curves,
     };
     job.finish(publication, body, || {

@@ -1634,8 +1634,8 @@ models::kind_spec! {
             discrete method). Giving it turns SVAG on by itself, and `sde.models` may then list only \
             \"svag\" (`run`; `weak-error` needs a model besides it). `weak-error` adds, per value, \
             rows `svag l=<l>` (SVAG(l) against the discrete method, independent ensembles) and the \
-            agreement of SVAG(l) with (A) at the horizon (`svag_agreement.csv`); `stability` ignores \
-            SVAG",
+            agreement of SVAG(l) with (A) at the horizon (`svag_agreement.csv`); `stability` adds, \
+            per value, a curve `svag l=<l>` (diverged fraction against eta)",
     }
     summary "the SDE models and their integration";
     build(self, _) {

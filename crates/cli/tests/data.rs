@@ -367,13 +367,23 @@ fn weak_error_with_svag_adds_rows_and_keeps_the_study_bits() {
     let curves = sv["curves"].as_array().unwrap();
     assert_eq!(curves.len(), 2 * n_obs, "2 l × the observables");
     assert_eq!(curves[0]["label"], "svag l=2");
+    // Every row counts the words its SVAG paths drew (the minibatches' indices); the rows of one
+    // l and learning rate share the count across observables, and the total counts it once.
+    let mut total = 0;
     for c in curves {
         for p in c["curve"]["points"].as_array().unwrap() {
             assert_eq!(p["sde_estimator"], "svag");
             assert_eq!(p["reference"], "independent");
             assert!(p["ci95"].as_f64().unwrap() > 0.0);
+            assert!(p["random_numbers"]["discrete"].is_null(), "{p}");
+            let words = p["random_numbers"]["sde"].as_u64().unwrap();
+            assert!(words > 0, "{p}");
+            if c["curve"]["observable"] == curves[0]["curve"]["observable"] {
+                total += words;
+            }
         }
     }
+    assert_eq!(sv["random_numbers"].as_u64(), Some(total));
     let agreement = sv["agreement"].as_array().unwrap();
     assert_eq!(
         agreement.len(),
@@ -412,4 +422,63 @@ fn weak_error_with_svag_adds_rows_and_keeps_the_study_bits() {
         assert!(svag_dir.join(f).is_file(), "missing {f}");
         assert!(!plain_dir.join(f).exists(), "{f} without SVAG");
     }
+}
+
+/// `sdelab stability` with SVAG: one curve `svag l=<l>` per l after the discrete method's and the
+/// models', in `result.json`, `stability.csv` (the other rows unchanged and first) and the plot;
+/// without SVAG the document has no `svag_method` and the same curves.
+#[test]
+fn stability_with_svag_adds_curves_and_keeps_the_others() {
+    use sdelab::commands::{stability, ConfigRun, Globals, OutputOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str, name: &str| {
+        let cfg = ok(&text.replace("paths = 1000", "paths = 200"));
+        let out = dir.path().join(name);
+        let opts = OutputOptions {
+            config_path: name.into(),
+            out: out.clone(),
+            json: false,
+        };
+        let globals = Globals {
+            quiet: true,
+            threads: 2,
+            wait: false,
+            force: false,
+        };
+        stability(&ConfigRun::new(&cfg, &opts, &globals).unwrap()).unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap())
+                .unwrap();
+        (out, doc)
+    };
+    let (plain_dir, plain) = run(BASE, "plain");
+    let (svag_dir, svag) = run(
+        &edit(
+            "models = [\"first_order\"]",
+            "models = [\"first_order\", \"svag\"]\nsvag_l = [2, 8]",
+        ),
+        "svag",
+    );
+    assert!(plain.get("svag_method").is_none());
+    assert!(svag["svag_method"].as_str().unwrap().contains("svag l=<l>"));
+    let (a, b) = (
+        plain["stability"].as_array().unwrap(),
+        svag["stability"].as_array().unwrap(),
+    );
+    assert_eq!(b.len(), a.len() + 2);
+    assert_eq!(a[..], b[..a.len()]);
+    for (c, l) in b[a.len()..].iter().zip([2, 8]) {
+        assert_eq!(c["process"], format!("svag l={l}"));
+        for p in c["points"].as_array().unwrap() {
+            assert_eq!(p["paths"], 200);
+            assert!(p.get("substep_check").is_none(), "{p}");
+        }
+    }
+    let a = std::fs::read_to_string(plain_dir.join("stability.csv")).unwrap();
+    let b = std::fs::read_to_string(svag_dir.join("stability.csv")).unwrap();
+    assert!(b.starts_with(&a));
+    let extra: Vec<&str> = b[a.len()..].lines().collect();
+    assert_eq!(extra.len(), 2 * 2, "2 l × 2 learning rates");
+    assert!(extra.iter().all(|r| r.starts_with("svag l=")), "{extra:?}");
+    assert!(svag_dir.join("stability.png").is_file());
 }

@@ -10,6 +10,11 @@ use std::path::Path;
 /// A small weak-error study, coupled, two models; diverging paths are possible at the largest
 /// η. With `fixed_substeps` there is no data-dependent refinement, so it can be sharded.
 fn weak(fixed_substeps: bool) -> String {
+    weak_with(fixed_substeps, &[])
+}
+
+/// [`weak`] with more `overrides`.
+fn weak_with(fixed_substeps: bool, more: &[(&str, &str)]) -> String {
     let mut overrides = vec![
         ("name", r#""shards""#),
         ("seed", "17"),
@@ -24,6 +29,7 @@ fn weak(fixed_substeps: bool) -> String {
     if fixed_substeps {
         overrides.push(("sde.substeps", "2"));
     }
+    overrides.extend_from_slice(more);
     small_config(&overrides)
 }
 
@@ -52,8 +58,8 @@ paths = 4100
 observables = ["loss"]
 "#;
 
-/// One run against its three shards merged: the same `result.json`, byte for byte.
-fn single_equals_merge(cmd: &str, config: &str) {
+/// One run against its three shards merged: the same `result.json`, byte for byte (returned).
+fn single_equals_merge(cmd: &str, config: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write(dir.path(), "c.toml", config);
     let single = dir.path().join("single");
@@ -105,6 +111,7 @@ fn single_equals_merge(cmd: &str, config: &str) {
         a == b,
         "{cmd}: the merged result.json differs from the single run's"
     );
+    b
 }
 
 #[test]
@@ -115,6 +122,37 @@ fn merged_weak_error_shards_are_the_single_run() {
 #[test]
 fn merged_run_shards_are_the_single_run() {
     single_equals_merge("run", RUN);
+}
+
+/// SVAG goes through shards like every ensemble: the merged study's SVAG rows, agreement with
+/// (A) and random-number counts (written back from the shards' counters) are the single run's.
+#[test]
+fn merged_svag_shards_are_the_single_run() {
+    let weak_svag = weak_with(
+        true,
+        &[
+            ("sde.models", r#"["first_order", "second_order", "svag"]"#),
+            ("sde.svag_l", "[1, 4]"),
+        ],
+    );
+    let merged = single_equals_merge("weak-error", &weak_svag);
+    let doc: serde_json::Value = serde_json::from_slice(&merged).expect("result.json is JSON");
+    let svag = &doc["svag"];
+    let rows = svag["curves"].as_array().expect("svag curves");
+    assert_eq!(rows.len(), 2 * 2, "two l, two observables");
+    let mut sum = 0;
+    for c in rows.iter().filter(|c| c["curve"]["observable"] == "x") {
+        for p in c["curve"]["points"].as_array().expect("points") {
+            let n = p["random_numbers"]["sde"].as_u64().expect("a count");
+            assert!(n > 0, "{p}");
+            sum += n;
+        }
+    }
+    assert_eq!(svag["random_numbers"].as_u64(), Some(sum));
+    single_equals_merge(
+        "run",
+        &RUN.replace("models = [\"first_order\"]", "models = [\"first_order\", \"svag\"]\nsvag_l = 4"),
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ use crate::error::{CompareError, Setting};
 use crate::sim::{DiscretePaths, ModelPaths, PathSettings};
 use crate::solver_choice::{dispatch, SolverVisitor};
 use crate::streams::{Role, Stream};
+use crate::svag::{SvagPaths, SVAG_STREAM};
 use models::loss::{Loss, LossKind};
 use models::method::{GradientMethod, Method};
 use models::noise::NoiseModel;
@@ -27,6 +28,7 @@ use sde_core::{
     SchemeKind, Solver,
 };
 use serde::{Serialize, Serializer};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::study::{
@@ -124,26 +126,30 @@ pub struct TheoryThreshold {
     pub formula: String,
 }
 
-/// The discrete optimizer or one of its SDE models.
+/// The discrete optimizer, one of its SDE models, or its SVAG process with parameter `l`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Process {
     Discrete,
     Model(SdeModel),
+    /// SVAG(l) ([`crate::svag`]): `l` steps of `η/l` per iteration, two draws per step; no
+    /// integrator, so no substep check.
+    Svag(usize),
 }
 
 impl Process {
-    /// `"discrete"` or the model's name (how results name the process).
-    pub fn name(&self) -> &'static str {
+    /// `"discrete"`, the model's name, or `svag l=<l>` (how results name the process).
+    pub fn name(&self) -> Cow<'static, str> {
         match self {
-            Process::Discrete => "discrete",
-            Process::Model(m) => m.name(),
+            Process::Discrete => Cow::Borrowed("discrete"),
+            Process::Model(m) => Cow::Borrowed(m.name()),
+            Process::Svag(l) => Cow::Owned(format!("svag l={l}")),
         }
     }
 }
 
 impl Serialize for Process {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
+        serializer.serialize_str(&self.name())
     }
 }
 
@@ -192,6 +198,11 @@ fn measured_threshold(points: &[StabilityPoint]) -> MeasuredThreshold {
 /// Path simulations a sweep runs at least (each SDE point twice; refinements add more).
 pub fn stability_work(s: &StabilitySettings) -> u64 {
     (s.x0_scales.len() * s.etas.len()) as u64 * (1 + 2 * s.models.len() as u64) * s.paths
+}
+
+/// Path simulations the SVAG curves of [`stability_sweep_with_svag`] add (one run per point).
+pub fn svag_stability_work(s: &StabilitySettings, ls: &[usize]) -> u64 {
+    (s.x0_scales.len() * s.etas.len() * ls.len()) as u64 * s.paths
 }
 
 /// Turns the ensemble's cumulative "paths done" into increments for a shared progress sink.
@@ -347,7 +358,25 @@ pub fn stability_sweep<L: Loss, M: GradientMethod>(
     theory_of: &dyn Fn(&[f64]) -> ProcessTheories,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<StabilityCurve>, CompareError> {
+    stability_sweep_with_svag(opt, s, &[], theory_of, progress)
+}
+
+/// [`stability_sweep`] with one more curve per `l` in `ls` at each x0 scale, after the models:
+/// SVAG(l) (`svag l=<l>`), whose diverged fraction moves from the discrete method's (`l = 1`)
+/// towards (A)'s as `l` grows. Each point runs once on its own stream (the SVAG stream of
+/// [`crate::svag`], then `l`, under the point's scale and learning rate), so the other curves
+/// keep their bits; SVAG has no integrator, hence no substep check and no theory.
+pub fn stability_sweep_with_svag<L: Loss, M: GradientMethod>(
+    opt: &Optimizer<L, M>,
+    s: &StabilitySettings,
+    ls: &[usize],
+    theory_of: &dyn Fn(&[f64]) -> ProcessTheories,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<StabilityCurve>, CompareError> {
     validate(opt, s)?;
+    if let Some(&l) = ls.iter().find(|&&l| l == 0) {
+        return Err(CompareError::bad(Setting::SvagL, l, "must be at least 1"));
+    }
     let mut curves = Vec::new();
     for (si, &scale) in s.x0_scales.iter().enumerate() {
         let x0: Vec<f64> = s.x0.iter().map(|v| v * scale).collect();
@@ -362,6 +391,7 @@ pub fn stability_sweep<L: Loss, M: GradientMethod>(
         let at_scale = Stream::master(s.seed).at(si);
         let mut discrete = Vec::new();
         let mut per_model: Vec<Vec<StabilityPoint>> = vec![Vec::new(); s.models.len()];
+        let mut per_l: Vec<Vec<StabilityPoint>> = vec![Vec::new(); ls.len()];
         for (ei, &eta) in s.etas.iter().enumerate() {
             let iters = iterations(s.horizon, eta);
             let settings = PathSettings {
@@ -397,6 +427,15 @@ pub fn stability_sweep<L: Loss, M: GradientMethod>(
                 )?;
                 per_model[mi].push(point(eta, iters, check.diverged, s.paths, Some(check)));
             }
+            for (li, &l) in ls.iter().enumerate() {
+                let d = diverged_count(
+                    &SvagPaths::new(opt, &settings, l)?,
+                    s.paths,
+                    at_eta.at(SVAG_STREAM).at(l).seed(),
+                    progress,
+                )?;
+                per_l[li].push(point(eta, iters, d, s.paths, None));
+            }
         }
         curves.push(StabilityCurve {
             process: Process::Discrete,
@@ -412,6 +451,15 @@ pub fn stability_sweep<L: Loss, M: GradientMethod>(
                 measured_threshold: measured_threshold(&points),
                 points,
                 theory: theory_for(Process::Model(*model)),
+            });
+        }
+        for (&l, points) in ls.iter().zip(per_l) {
+            curves.push(StabilityCurve {
+                process: Process::Svag(l),
+                x0_scale: scale,
+                measured_threshold: measured_threshold(&points),
+                points,
+                theory: Vec::new(),
             });
         }
     }

@@ -5,8 +5,8 @@
 
 use compare::stability::ThresholdKind;
 use compare::stability::{
-    counts_agree, discrete_pathwise_critical_u, stability_sweep, theory, wilson95, StabilityCurve,
-    StabilitySettings,
+    counts_agree, discrete_pathwise_critical_u, stability_sweep, stability_sweep_with_svag, theory,
+    wilson95, StabilityCurve, StabilitySettings,
 };
 use compare::{CompareError, Setting};
 use models::{
@@ -266,6 +266,66 @@ fn same_seed_same_counts_for_any_thread_count() {
         one.iter().any(|&d| d > 0) && one.iter().any(|&d| d < 300),
         "{one:?}"
     );
+}
+
+/// SVAG(l) on f = λx²/2 without noise is the iteration x ← (1 − ηλ/l)x taken l times per
+/// iteration: it diverges exactly for η > 2l/λ. With λ = 2: SVAG(1) shares the discrete threshold
+/// 1, SVAG(2) has 2, and (A), which never diverges, is the limit as l grows. The horizon lets
+/// every diverging grid point pass the loss threshold 1e8 (slowest: SVAG(2) at η = 2.5, |1 − 2.5|²
+/// per iteration over 32 iterations, 2.25^32 ≈ 2e11 in x). The other curves keep their counts,
+/// and SVAG's are the same for one and two threads.
+#[test]
+fn svag_threshold_moves_from_the_discrete_one_towards_first_orders() {
+    let opt = dsgd(
+        DiagonalQuadratic::new(vec![2.0]).unwrap().into(),
+        1,
+        0.0,
+        0.0,
+    );
+    let etas = [0.9, 1.1, 1.5, 1.9, 2.5];
+    let s = settings(&etas, 80.0, 2, vec![1.0], &[1.0]);
+    let sweep = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            stability_sweep_with_svag(&opt, &s, &[1, 2], &|x0| theory(&opt, x0), &|_| {}).unwrap()
+        })
+    };
+    let curves = sweep(1);
+    for (l, bracket) in [(1, (0.9, 1.1)), (2, (1.9, 2.5))] {
+        let name = format!("svag l={l}");
+        let c = curve(&curves, &name, 1.0);
+        assert_eq!(c.process.name(), name.as_str());
+        assert_eq!(c.measured_threshold.last_stable_eta, Some(bracket.0), "{name}");
+        assert_eq!(c.measured_threshold.first_diverging_eta, Some(bracket.1), "{name}");
+        for p in &c.points {
+            let expect = if p.eta > l as f64 { 1.0 } else { 0.0 };
+            assert_eq!(p.diverged_fraction, expect, "{name} at η = {}", p.eta);
+            assert!(p.substep_check.is_none());
+        }
+        assert!(c.theory.is_empty());
+    }
+    assert!(curve(&curves, "first_order", 1.0)
+        .points
+        .iter()
+        .all(|p| p.diverged == 0));
+    let without = run(&opt, &s);
+    assert_eq!(curves.len(), without.len() + 2);
+    for (a, b) in curves.iter().zip(&without) {
+        assert_eq!(a.process, b.process);
+        let counts = |c: &StabilityCurve| c.points.iter().map(|p| p.diverged).collect::<Vec<_>>();
+        assert_eq!(counts(a), counts(b), "{}", a.process.name());
+    }
+    let counts = |c: &[StabilityCurve]| {
+        c.iter()
+            .flat_map(|c| c.points.iter().map(|p| p.diverged))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(counts(&curves), counts(&sweep(2)));
+    let e = stability_sweep_with_svag(&opt, &s, &[0], &|_| Vec::new(), &|_| {}).unwrap_err();
+    assert!(e.to_string().contains("svag_l"), "{e}");
 }
 
 #[test]

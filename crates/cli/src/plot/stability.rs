@@ -32,10 +32,13 @@ struct StabilityFigure<'a> {
     scales: Vec<f64>,
 }
 
-fn process_color(process: Process) -> RGBColor {
+/// `svag_index`: the curve's rank among the SVAG curves of its panel (their colors go by rank,
+/// as in the weak-error figures).
+fn process_color(process: Process, svag_index: usize) -> RGBColor {
     match process {
         Process::Discrete => DISCRETE_LINE,
         Process::Model(m) => model_color(m),
+        Process::Svag(_) => super::svag::svag_color(svag_index),
     }
 }
 
@@ -117,7 +120,11 @@ impl StabilityFigure<'_> {
         X: Ranged<ValueType = f64>,
     {
         for (i, c) in of_scale.iter().enumerate() {
-            let color = process_color(c.process);
+            let svag_index = of_scale[..i]
+                .iter()
+                .filter(|c| matches!(c.process, Process::Svag(_)))
+                .count();
+            let color = process_color(c.process, svag_index);
             let mut pts: Vec<(f64, f64)> = c
                 .points
                 .iter()
@@ -130,6 +137,7 @@ impl StabilityFigure<'_> {
             let label = match c.process {
                 Process::Discrete => "discrete".to_string(),
                 Process::Model(m) => format!("SDE {}", m.name()),
+                Process::Svag(l) => format!("SVAG l={l}"),
             };
             chart
                 .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
