@@ -151,7 +151,10 @@ fn merged_svag_shards_are_the_single_run() {
     assert_eq!(svag["random_numbers"].as_u64(), Some(sum));
     single_equals_merge(
         "run",
-        &RUN.replace("models = [\"first_order\"]", "models = [\"first_order\", \"svag\"]\nsvag_l = 4"),
+        &RUN.replace(
+            "models = [\"first_order\"]",
+            "models = [\"first_order\", \"svag\"]\nsvag_l = 4",
+        ),
     );
 }
 

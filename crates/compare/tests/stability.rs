@@ -298,8 +298,16 @@ fn svag_threshold_moves_from_the_discrete_one_towards_first_orders() {
         let name = format!("svag l={l}");
         let c = curve(&curves, &name, 1.0);
         assert_eq!(c.process.name(), name.as_str());
-        assert_eq!(c.measured_threshold.last_stable_eta, Some(bracket.0), "{name}");
-        assert_eq!(c.measured_threshold.first_diverging_eta, Some(bracket.1), "{name}");
+        assert_eq!(
+            c.measured_threshold.last_stable_eta,
+            Some(bracket.0),
+            "{name}"
+        );
+        assert_eq!(
+            c.measured_threshold.first_diverging_eta,
+            Some(bracket.1),
+            "{name}"
+        );
         for p in &c.points {
             let expect = if p.eta > l as f64 { 1.0 } else { 0.0 };
             assert_eq!(p.diverged_fraction, expect, "{name} at η = {}", p.eta);
