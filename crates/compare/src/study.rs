@@ -1887,7 +1887,7 @@ fn order_advice(
     let span = hi / lo;
     match span_for_order_half_width(span, half, RESOLVED_ORDER_HALF_WIDTH) {
         Some(wider) => format!(
-            "{} = {} (now {paths}; the interval shrinks as 1/sqrt(paths)) or a learning-rate span of {wider:.1}x instead of {span:.1}x (the interval shrinks as 1/log(span)) would bring it to ±{RESOLVED_ORDER_HALF_WIDTH}",
+            "{} = {} (now {paths}; the interval shrinks as 1/sqrt(paths)) or a learning-rate span of {wider:.2}x instead of {span:.2}x (the interval shrinks as 1/log(span)) would bring it to ±{RESOLVED_ORDER_HALF_WIDTH}",
             paths_key(budget),
             more.div_ceil(100) * 100
         ),
@@ -2179,7 +2179,7 @@ mod advice_tests {
         let span = 2f64.powf(half / RESOLVED_ORDER_HALF_WIDTH);
         let r = c.verdict_reasons.join("\n");
         assert!(
-            r.contains(&want) && r.contains(&format!("span of {span:.1}x instead of 2.0x")),
+            r.contains(&want) && r.contains(&format!("span of {span:.2}x instead of 2.00x")),
             "{r}\n{want}"
         );
     }
