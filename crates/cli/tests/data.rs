@@ -1,6 +1,8 @@
 //! Real data through the config and the CLI's build (issue 9): `noise.kind = "minibatch"`,
 //! `sde.models = [.., "svag"]` with `sde.svag_l`, and their errors, each naming the key.
 
+mod common;
+
 use compare::observable::Observable;
 use compare::study::{weak_error_study, Verdict};
 use compare::svag::svag_trajectories;
@@ -481,4 +483,80 @@ fn stability_with_svag_adds_curves_and_keeps_the_others() {
     assert_eq!(extra.len(), 2 * 2, "2 l × 2 learning rates");
     assert!(extra.iter().all(|r| r.starts_with("svag l=")), "{extra:?}");
     assert!(svag_dir.join("stability.png").is_file());
+}
+
+/// A small diabetes study through the binary (DSGD, N = 4, B = 16, MLP 10-8-1, 60 independent
+/// paths per side): at η = 0.025 its simultaneous interval is well above half the weak error (a
+/// Monte Carlo floor), and the reason says how many paths would lift it, computed from the
+/// point's own numbers: `paths · (ci95_monte_carlo / (weak_error/2 − bias bound))²`, rounded up
+/// to a hundred. The verdict is `unresolved` and the command still succeeds.
+#[test]
+fn a_small_diabetes_study_says_how_many_paths_would_resolve_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("diabetes.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+name = "diabetes-small"
+seed = 5
+[loss]
+kind = "mlp"
+dataset = "diabetes"
+hidden = [8]
+activation = "tanh"
+l2 = 0.001
+seed = 1
+[agents]
+n = 4
+[noise]
+kind = "minibatch"
+batch = 16
+[optimizer]
+kind = "dsgd"
+[sde]
+models = ["first_order"]
+scheme = "euler_maruyama"
+max_substeps = 32
+[run]
+horizon = 0.5
+etas = [0.1, 0.05, 0.025]
+paths = 60
+observables = ["loss"]
+"#,
+    )
+    .unwrap();
+    let out = common::sdelab_json("2", "weak-error", &cfg, &dir.path().join("out"));
+    let doc = common::stdout_json(&out);
+    let curve = &doc["weak_error"][0];
+    assert_eq!(curve["verdict"], "unresolved", "{curve}");
+    let reasons: Vec<String> = curve["verdict_reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    let mut floors = 0;
+    for p in curve["points"].as_array().unwrap() {
+        let (e, ci) = (
+            p["weak_error"].as_f64().unwrap(),
+            p["ci95"].as_f64().unwrap(),
+        );
+        if ci <= 0.5 * e {
+            continue;
+        }
+        floors += 1;
+        let mc = p["ci95_monte_carlo"].as_f64().unwrap();
+        let bias = p["integrator_bias_bound"].as_f64().unwrap();
+        let need = (60.0 * (mc / (0.5 * e - bias)).powi(2)).ceil() as u64;
+        let want = format!(
+            "Monte Carlo floor at eta = {}: the simultaneous 95% interval (±{ci:.3e}) is more than 0.5 of the weak error ({e:.3e}): run.paths = {} would bring it",
+            p["eta"],
+            need.div_ceil(100) * 100
+        );
+        assert!(
+            reasons.iter().any(|r| r.starts_with(&want)),
+            "{want}\n{reasons:#?}"
+        );
+    }
+    assert!(floors >= 1, "{reasons:#?}");
 }

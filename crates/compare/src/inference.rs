@@ -42,6 +42,42 @@ pub fn wilson95(successes: u64, n: u64) -> [f64; 2] {
     [lo, hi]
 }
 
+/// Paths at which a point's interval `ci95 = mc + bias` would reach `target · weak_error`: the
+/// Monte Carlo half-width `mc` (measured on `paths` paths) shrinks as `1/sqrt(paths)`, the
+/// integrator's bias bound does not (the study keeps it below a quarter of the Monte Carlo
+/// half-width by refining, so this is slightly optimistic when the refinement is capped). `None`
+/// when no number of paths would do: the bias bound alone is above the target, or an input is
+/// not a positive finite number. Rounded up to a multiple of 100 (and at least `paths`).
+pub fn paths_for_relative_ci(
+    paths: u64,
+    mc: f64,
+    bias: f64,
+    weak_error: f64,
+    target: f64,
+) -> Option<u64> {
+    let room = target * weak_error - bias.max(0.0);
+    if !(room > 0.0 && mc.is_finite() && mc >= 0.0 && paths > 0) {
+        return None;
+    }
+    let need = (paths as f64 * (mc / room).powi(2)).ceil();
+    if !need.is_finite() || need > 1e15 {
+        return None;
+    }
+    Some(((need as u64).div_ceil(100) * 100).max(paths))
+}
+
+/// The learning-rate span (largest over smallest `η`) at which an order interval of half-width
+/// `half_width`, measured over a span `span`, would shrink to `target`: the slope's standard
+/// error falls as `1/log(span)` when the points keep their relative errors (the weights stay the
+/// same, the spread of `log η` grows). `None` for a degenerate input.
+pub fn span_for_order_half_width(span: f64, half_width: f64, target: f64) -> Option<f64> {
+    if !(span > 1.0 && span.is_finite() && half_width > 0.0 && target > 0.0) {
+        return None;
+    }
+    let s = span.powf(half_width / target);
+    s.is_finite().then_some(s)
+}
+
 /// A weighted least-squares order fit of `log err = α log η + c`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct OrderFit {
@@ -167,5 +203,44 @@ mod tests {
         assert!((g.slope - 2.0).abs() < 0.01, "{g:?}");
         assert!(weighted_order_fit(&eta[..1], &err[..1], &se[..1]).is_none());
         assert!(weighted_order_fit(&eta, &[0.0; 4], &se).is_none());
+    }
+
+    #[test]
+    fn paths_advice_scales_as_the_square_of_the_relative_interval() {
+        // mc = 1e-3 on 1000 paths, e = 1e-3, target 0.5: the interval must halve, 4x paths.
+        assert_eq!(
+            paths_for_relative_ci(1000, 1e-3, 0.0, 1e-3, 0.5),
+            Some(4000)
+        );
+        // A bias bound of 1e-4 leaves 4e-4 of room: 1000 * (10/4)^2 = 6250 -> 6300.
+        assert_eq!(
+            paths_for_relative_ci(1000, 1e-3, 1e-4, 1e-3, 0.5),
+            Some(6300)
+        );
+        // Already met: never fewer paths than measured.
+        assert_eq!(
+            paths_for_relative_ci(1000, 1e-4, 0.0, 1e-3, 0.5),
+            Some(1000)
+        );
+        // The bias bound alone is above the target: no number of paths helps.
+        assert_eq!(paths_for_relative_ci(1000, 1e-3, 6e-4, 1e-3, 0.5), None);
+        assert_eq!(paths_for_relative_ci(1000, f64::NAN, 0.0, 1e-3, 0.5), None);
+    }
+
+    #[test]
+    fn span_advice_widens_the_log_span_by_the_half_width_ratio() {
+        // Half-width 0.75 over a span of 8 (log 8): a log-span 1.5 times as long, 8^1.5.
+        let s = span_for_order_half_width(8.0, 0.75, 0.5).unwrap();
+        assert!((s - 8f64.powf(1.5)).abs() < 1e-9, "{s}");
+        // Check against the fit itself: four points with equal relative errors over spans 8 and
+        // 8^1.5 give standard errors in the ratio 1.5.
+        let fit = |span: f64| {
+            let eta: Vec<f64> = (0..4).map(|i| span.powf(-(i as f64) / 3.0)).collect();
+            let err: Vec<f64> = eta.clone();
+            let se: Vec<f64> = err.iter().map(|e| 0.1 * e).collect();
+            weighted_order_fit(&eta, &err, &se).unwrap().std_err
+        };
+        assert!((fit(8.0) / fit(s) - 1.5).abs() < 1e-9);
+        assert_eq!(span_for_order_half_width(1.0, 0.75, 0.5), None);
     }
 }

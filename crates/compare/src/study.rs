@@ -33,7 +33,10 @@
 
 use crate::error::CompareError;
 use crate::exact::ExactMoments;
-use crate::inference::{simultaneous_z95, weighted_order_fit, wilson95};
+use crate::inference::{
+    paths_for_relative_ci, simultaneous_z95, span_for_order_half_width, weighted_order_fit,
+    wilson95,
+};
 use crate::ladder::{self, alive_index, index, Block, LadderModel, LadderPaths};
 use crate::observable::Observable;
 use crate::sim::{DiscretePaths, PathSettings};
@@ -1793,6 +1796,109 @@ pub(crate) fn band_point(
     }
 }
 
+/// The config key that sets a study's paths: with `run.target_rel_ci` the paths are a budget.
+fn paths_key(budget: bool) -> &'static str {
+    if budget {
+        "the budget run.paths"
+    } else {
+        "run.paths"
+    }
+}
+
+/// What would lift a point above the Monte Carlo floor, computed from its measured errors: the
+/// paths at which its interval reaches [`RESOLVED_RELATIVE_CI`] of its weak error (the Monte
+/// Carlo half-width shrinks as `1/sqrt(paths)`, the bias bound does not).
+fn floor_advice(p: &WeakErrorPoint, e: f64, budget: bool) -> String {
+    let paths = p.sde.paths.max(p.discrete.paths);
+    let mc = p.ci95_monte_carlo.unwrap_or(f64::NAN);
+    let bias = p.integrator_bias_bound.unwrap_or(0.0);
+    match paths_for_relative_ci(paths, mc, bias, e, RESOLVED_RELATIVE_CI) {
+        Some(m) => format!(
+            "{} = {m} would bring it to {RESOLVED_RELATIVE_CI} of the weak error (now {paths}; the interval shrinks as 1/sqrt(paths)), or drop this learning rate and add a larger one",
+            paths_key(budget)
+        ),
+        None => format!(
+            "the integrator's bias bound ({bias:.3e}) alone is above {RESOLVED_RELATIVE_CI} of the weak error: more paths cannot help; raise sde.max_substeps or drop this learning rate"
+        ),
+    }
+}
+
+/// What would narrow a too-wide order interval, from the fit itself. When the points scatter
+/// more than their Monte Carlo errors allow (reduced χ² significantly above 1, the interval
+/// widened by it) the curve bends — pre-asymptotic terms, usually at the largest `η` — and more
+/// paths do not help: the fit without the largest `η` is shown. Otherwise the interval shrinks as
+/// `1/sqrt(paths)` and as `1/log(span)`: both remedies are sized.
+fn order_advice(
+    f: &crate::inference::OrderFit,
+    etas: &[f64],
+    errs: &[f64],
+    ses: &[f64],
+    points: &[WeakErrorPoint],
+    budget: bool,
+) -> String {
+    let half = (f.ci95[1] - f.ci95[0]) / 2.0;
+    let dof = f.points.saturating_sub(2);
+    // The 95% point of χ²_dof / dof: above it the scatter is not Monte Carlo noise.
+    let chi2_crit = statrs::distribution::ChiSquared::new(dof.max(1) as f64)
+        .map(|c| statrs::distribution::ContinuousCDF::inverse_cdf(&c, 0.95) / dof.max(1) as f64)
+        .unwrap_or(f64::INFINITY);
+    if dof > 0 && f.reduced_chi2 > chi2_crit {
+        let largest = etas
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_finite())
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i);
+        let without = largest.and_then(|i| {
+            let keep = |v: &[f64]| -> Vec<f64> {
+                v.iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, x)| *x)
+                    .collect()
+            };
+            weighted_order_fit(&keep(etas), &keep(errs), &keep(ses)).map(|g| (etas[i], g))
+        });
+        let tail = match without {
+            Some((eta, g)) if g.points >= 2 => format!(
+                "; without eta = {eta} the order is {:.3} [{:.3}, {:.3}] (reduced chi2 {:.2}): drop the largest learning rate, or add a smaller one",
+                g.slope, g.ci95[0], g.ci95[1], g.reduced_chi2
+            ),
+            _ => ": add a smaller learning rate".into(),
+        };
+        return format!(
+            "the points scatter beyond their Monte Carlo errors (reduced chi2 {:.2} > {:.2}, the 95% point): the curve bends (pre-asymptotic terms), more paths will not narrow it{tail}",
+            f.reduced_chi2, chi2_crit
+        );
+    }
+    let paths = points
+        .iter()
+        .map(|p| p.sde.paths.max(p.discrete.paths))
+        .min()
+        .unwrap_or(0);
+    let factor = (half / RESOLVED_ORDER_HALF_WIDTH).powi(2);
+    let more = (paths as f64 * factor).ceil() as u64;
+    let (lo, hi) = etas
+        .iter()
+        .filter(|e| e.is_finite() && **e > 0.0)
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &e| {
+            (lo.min(e), hi.max(e))
+        });
+    let span = hi / lo;
+    match span_for_order_half_width(span, half, RESOLVED_ORDER_HALF_WIDTH) {
+        Some(wider) => format!(
+            "{} = {} (now {paths}; the interval shrinks as 1/sqrt(paths)) or a learning-rate span of {wider:.2}x instead of {span:.2}x (the interval shrinks as 1/log(span)) would bring it to ±{RESOLVED_ORDER_HALF_WIDTH}",
+            paths_key(budget),
+            more.div_ceil(100) * 100
+        ),
+        None => format!(
+            "{} = {} (now {paths}) would bring it to ±{RESOLVED_ORDER_HALF_WIDTH}",
+            paths_key(budget),
+            more.div_ceil(100) * 100
+        ),
+    }
+}
+
 /// The largest relative half-width `ci95 / weak_error` at which a point counts as resolved.
 pub const RESOLVED_RELATIVE_CI: f64 = 0.5;
 /// The largest half-width of the order's interval at which a curve counts as resolved.
@@ -1879,8 +1985,12 @@ pub(crate) fn finish_curve(
         if let (Some(e), Some(ci)) = (p.weak_error, p.ci95) {
             if ci > RESOLVED_RELATIVE_CI * e {
                 unresolved.push(format!(
-                    "Monte Carlo floor at eta = {}: the simultaneous 95% interval (±{:.3e}) is more than {} of the weak error ({:.3e}): add paths (the interval shrinks as 1/sqrt(paths)) or use larger learning rates",
-                    p.eta, ci, RESOLVED_RELATIVE_CI, e
+                    "Monte Carlo floor at eta = {}: the simultaneous 95% interval (±{:.3e}) is more than {} of the weak error ({:.3e}): {}",
+                    p.eta,
+                    ci,
+                    RESOLVED_RELATIVE_CI,
+                    e,
+                    floor_advice(p, e, s.target_rel_ci.is_some())
                 ));
             }
             if let (Some(b), Some(target)) = (p.integrator_bias_bound, bias_target(p)) {
@@ -1910,8 +2020,11 @@ pub(crate) fn finish_curve(
                 || (f.ci95[1] - f.ci95[0]) / 2.0 > RESOLVED_ORDER_HALF_WIDTH =>
         {
             unresolved.push(format!(
-                "the order's 95% interval [{:.3}, {:.3}] is wider than ±{}",
-                f.ci95[0], f.ci95[1], RESOLVED_ORDER_HALF_WIDTH
+                "the order's 95% interval [{:.3}, {:.3}] is wider than ±{}: {}",
+                f.ci95[0],
+                f.ci95[1],
+                RESOLVED_ORDER_HALF_WIDTH,
+                order_advice(&f, &etas, &errs, &ses, &points, s.target_rel_ci.is_some())
             ))
         }
         _ => {}
@@ -1946,5 +2059,128 @@ pub(crate) fn finish_curve(
         consistent_with_expected: consistent,
         exact_order,
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod advice_tests {
+    use super::*;
+
+    /// Settings for [`finish_curve`]: only `target_rel_ci` and `substeps` matter to it.
+    fn settings(etas: &[f64], paths: u64) -> StudySettings {
+        StudySettings {
+            etas: etas.to_vec(),
+            horizon: 1.0,
+            paths,
+            seed: 1,
+            x0: vec![0.0],
+            models: vec![SdeModel::FirstOrder],
+            scheme: SchemeKind::EulerMaruyama,
+            increments: IncrementKind::Gaussian,
+            substeps: None,
+            max_substeps: 128,
+            observables: vec![Observable::Loss],
+            diverge_above: 1e6,
+            common_random_numbers: false,
+            exact_reference: false,
+            target_rel_ci: None,
+        }
+    }
+
+    /// A one-iteration point with weak error `e` and Monte Carlo standard error `se` (so
+    /// `ci95 = 1.96 se`), on `paths` paths per side, no bias.
+    fn point(eta: f64, e: f64, se: f64, paths: u64) -> WeakErrorPoint {
+        let sd = side(paths, 0.0, 0.0, 0, paths);
+        band_point(
+            (eta, 1, 4),
+            &[(1, e, se)],
+            SdeEstimator::Level,
+            Some(0.0),
+            sd.clone(),
+            sd,
+            Reference::Independent,
+        )
+    }
+
+    fn curve(pts: Vec<WeakErrorPoint>, s: &StudySettings) -> WeakErrorCurve {
+        let expected = ExpectedOrder {
+            order: 1.0,
+            reason: "test".into(),
+        };
+        finish_curve(SdeModel::FirstOrder, Observable::Loss, pts, &expected, s)
+    }
+
+    #[test]
+    fn a_monte_carlo_floor_names_the_paths_that_would_lift_it() {
+        let etas = [0.4, 0.2, 0.1, 0.05];
+        let s = settings(&etas, 1000);
+        // The smallest η: ci95 = 0.8 e, so (0.8/0.5)^2 = 2.56 times the paths: 2560 -> 2600.
+        let pts = etas
+            .iter()
+            .map(|&eta| {
+                let e = 0.1 * eta;
+                let rel = if eta == 0.05 { 0.8 } else { 0.1 };
+                point(eta, e, rel * e / Z95, 1000)
+            })
+            .collect();
+        let c = curve(pts, &s);
+        assert_eq!(c.verdict, Verdict::Unresolved);
+        let r = c.verdict_reasons.join("\n");
+        assert!(
+            r.contains("eta = 0.05") && r.contains("run.paths = 2600") && r.contains("now 1000"),
+            "{r}"
+        );
+        // With a precision target the paths are a budget, and the advice says so.
+        let mut t = s.clone();
+        t.target_rel_ci = Some(0.25);
+        let pts = c.points.clone();
+        let r = curve(pts, &t).verdict_reasons.join("\n");
+        assert!(r.contains("the budget run.paths = 2600"), "{r}");
+    }
+
+    #[test]
+    fn a_bent_curve_is_named_and_fitted_without_its_largest_learning_rate() {
+        // Order 1 below η = 0.2, saturated at 0.4 (pre-asymptotic), with 1% errors: the line
+        // through all four points misses them by far more than their errors.
+        let etas = [0.4, 0.2, 0.1, 0.05];
+        let s = settings(&etas, 1000);
+        let pts = etas
+            .iter()
+            .map(|&eta| {
+                let e = if eta == 0.4 { 0.1 * 0.25 } else { 0.1 * eta };
+                point(eta, e, 0.005 * e, 1000)
+            })
+            .collect();
+        let c = curve(pts, &s);
+        assert_eq!(c.verdict, Verdict::Unresolved);
+        let r = c.verdict_reasons.join("\n");
+        assert!(
+            r.contains("pre-asymptotic") && r.contains("without eta = 0.4 the order is 1.000"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn a_wide_order_interval_names_the_paths_and_the_span_that_would_narrow_it() {
+        // Three points over a span of 2 with 40% intervals: the fit is exact (χ² = 0), so the
+        // half-width is the Monte Carlo one and shrinks as 1/sqrt(paths) and 1/log(span).
+        let etas = [0.2, 0.14, 0.1];
+        let s = settings(&etas, 500);
+        let pts: Vec<WeakErrorPoint> = etas
+            .iter()
+            .map(|&eta| point(eta, 0.1 * eta, 0.4 * 0.1 * eta / Z95, 500))
+            .collect();
+        let c = curve(pts, &s);
+        let [lo, hi] = c.order_ci95.unwrap();
+        let half = (hi - lo) / 2.0;
+        assert!(half > RESOLVED_ORDER_HALF_WIDTH, "{half}");
+        let paths = (500.0 * (half / RESOLVED_ORDER_HALF_WIDTH).powi(2)).ceil() as u64;
+        let want = format!("run.paths = {}", paths.div_ceil(100) * 100);
+        let span = 2f64.powf(half / RESOLVED_ORDER_HALF_WIDTH);
+        let r = c.verdict_reasons.join("\n");
+        assert!(
+            r.contains(&want) && r.contains(&format!("span of {span:.2}x instead of 2.00x")),
+            "{r}\n{want}"
+        );
     }
 }
