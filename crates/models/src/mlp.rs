@@ -270,6 +270,7 @@ struct Work {
     e: Vec<f64>,
     re: Vec<f64>,
     fwd: ForwardKey,
+    small: SmallWork,
 }
 
 /// Which forward pass `z`, `a` of a [`Work`] hold: the training rows of network `net` at the
@@ -741,9 +742,46 @@ impl Mlp {
 
     /// `g = Σ_r weights[r] ∇ℓ_{rows[r]}(θ)` over training rows (repeats allowed), without the L2
     /// term: the minibatch gradients of [`crate::minibatch`] are this with `weights = 1/B`.
+    ///
+    /// A network with one hidden layer takes the small-batch path ([`SmallWork`]) on CPUs with
+    /// FMA: the same bits as the general path, several times faster.
     pub fn weighted_gradient(&self, th: &[f64], rows: &[usize], weights: &[f64], g: &mut [f64]) {
         assert_eq!(rows.len(), weights.len());
+        if self.small_path_fits() && small_path_cpu() {
+            assert_eq!(
+                th.len(),
+                self.dim(),
+                "parameter vector has the wrong length"
+            );
+            assert_eq!(g.len(), self.dim());
+            WORK.with(|cell| {
+                let small = &mut cell.borrow_mut().small;
+                small_gradient(self, th, rows, weights, g, small);
+            });
+        } else {
+            self.pass(th, Rows::Some(rows), Some(weights), Some(g));
+        }
+    }
+
+    /// [`Mlp::weighted_gradient`] through the general path (ndarray products) whatever the
+    /// network: for the tests that the small-batch path gives its bits.
+    #[doc(hidden)]
+    pub fn weighted_gradient_general(
+        &self,
+        th: &[f64],
+        rows: &[usize],
+        weights: &[f64],
+        g: &mut [f64],
+    ) {
+        assert_eq!(rows.len(), weights.len());
         self.pass(th, Rows::Some(rows), Some(weights), Some(g));
+    }
+
+    /// Whether the small-batch path handles this network: one hidden layer, and inner
+    /// dimensions of the forward products within one `kc` block of matrixmultiply (so that its
+    /// kernel's sums are single FMA chains, which the path repeats).
+    fn small_path_fits(&self) -> bool {
+        self.layers() == 2 && self.sizes.iter().all(|&s| s <= GEMM_KC)
     }
 
     /// `out = Σ_i (ξ_i − ξ̄) ∇ℓ_i(θ)` over all `n` training rows (`ξ` of length `n`): `G_cᵀ ξ` for
@@ -1122,4 +1160,349 @@ impl Loss for std::sync::Arc<Mlp> {
     fn test_accuracy(&self, x: &[f64]) -> Option<f64> {
         (**self).test_accuracy(x)
     }
+}
+
+/// matrixmultiply's `kc` for `f64` (its `D_KC`): a product with a longer inner dimension sums
+/// it in blocks of this many terms, adding each block's FMA chain to the output in turn.
+const GEMM_KC: usize = 256;
+
+/// Lanes of the small-batch path's blocks: one AVX-512 register of `f64` (two AVX2 ones).
+const LANES: usize = 8;
+
+/// Scratch of the small-batch path (a network with one hidden layer, `p → h → k`, over a few
+/// rows: the minibatch gradients). The hidden width is padded to `hp`, a multiple of
+/// [`LANES`], with zero weights, so that every hidden-unit loop runs whole vectors.
+///
+/// Bits: the path repeats the general path's arithmetic operation for operation. matrixmultiply
+/// (with FMA; its AVX-512 and AVX2 kernels alike) computes each entry of `C ← A B + β C` as an
+/// FMA chain over the inner index in order, from `+0`, then `C = chain + β C`; the inner index
+/// is cut in blocks of [`GEMM_KC`] (each block's chain added to `C` in turn). Sums that are not
+/// products (the bias gradients) are plain additions in row order, as in `backward`.
+#[derive(Default)]
+struct SmallWork {
+    /// `W_1ᵀ` (`p × hp`), `b_1` (`hp`), `W_2` (`k × hp`), padded with zeros.
+    w1t: Vec<f64>,
+    b1: Vec<f64>,
+    w2: Vec<f64>,
+    /// Gathered inputs (`m × p`), targets (`m`).
+    x: Vec<f64>,
+    y: Vec<f64>,
+    /// Pre-activations and activations of the hidden layer (`m × hp`).
+    z: Vec<f64>,
+    a: Vec<f64>,
+    /// Output deltas `w_r ∂ℓ_r/∂o` (`m × k`), hidden deltas (`m × hp`).
+    dout: Vec<f64>,
+    dhid: Vec<f64>,
+    /// Outputs of one row (`k`), accumulators of `∂W_1ᵀ` (`p × hp`) and `∂b_1` (`hp`).
+    o: Vec<f64>,
+    acc: Vec<f64>,
+    accb: Vec<f64>,
+}
+
+/// Whether this CPU runs the small-batch path: it needs hardware FMA (matrixmultiply's kernels
+/// on CPUs without it round every product, and `f64::mul_add` would be a libm call).
+fn small_path_cpu() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `g = Σ_r weights[r] ∇ℓ_{rows[r]}(θ)` for a network with one hidden layer, with the bits of
+/// the general path (see [`SmallWork`]). The caller checked [`small_path_cpu`].
+fn small_gradient(
+    net: &Mlp,
+    th: &[f64],
+    rows: &[usize],
+    weights: &[f64],
+    g: &mut [f64],
+    s: &mut SmallWork,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F and FMA are present (checked here and by the caller).
+            unsafe { small_gradient_avx512(net, th, rows, weights, g, s) };
+            return;
+        }
+        // SAFETY: AVX2 and FMA are present (checked by the caller).
+        unsafe { small_gradient_avx2(net, th, rows, weights, g, s) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    small_gradient_body(net, th, rows, weights, g, s);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn small_gradient_avx512(
+    net: &Mlp,
+    th: &[f64],
+    rows: &[usize],
+    weights: &[f64],
+    g: &mut [f64],
+    s: &mut SmallWork,
+) {
+    small_gradient_body(net, th, rows, weights, g, s);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn small_gradient_avx2(
+    net: &Mlp,
+    th: &[f64],
+    rows: &[usize],
+    weights: &[f64],
+    g: &mut [f64],
+    s: &mut SmallWork,
+) {
+    small_gradient_body(net, th, rows, weights, g, s);
+}
+
+fn fit(v: &mut Vec<f64>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
+/// `out[l] = Σ_kk x[kk] w[kk·stride + l]` as an FMA chain over `kk` from `+0`, for `W` lanes.
+#[inline(always)]
+fn chain_block<const W: usize>(x: &[f64], w: &[f64], stride: usize) -> [f64; W] {
+    let mut acc = [0.0; W];
+    for (kk, &xv) in x.iter().enumerate() {
+        let wr = &w[kk * stride..kk * stride + W];
+        for l in 0..W {
+            acc[l] = xv.mul_add(wr[l], acc[l]);
+        }
+    }
+    acc
+}
+
+/// `acc[kk·stride + l] = acc + Σ_r d[r·stride + l] x[r·p + kk]`, an FMA chain over the rows
+/// `r` from `+0` added to `acc`, for two inputs `kk0`, `kk0 + 1` (or one when `TWO` is false)
+/// and `W` lanes from `j0`: several independent chains, so that the FMA units stay busy.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn outer_block<const W: usize, const TWO: bool>(
+    d: &[f64],
+    x: &[f64],
+    rows: usize,
+    p: usize,
+    stride: usize,
+    kk0: usize,
+    j0: usize,
+    acc: &mut [f64],
+) {
+    let mut c0 = [0.0; W];
+    let mut c1 = [0.0; W];
+    for r in 0..rows {
+        let dr = &d[r * stride + j0..r * stride + j0 + W];
+        let x0 = x[r * p + kk0];
+        for l in 0..W {
+            c0[l] = dr[l].mul_add(x0, c0[l]);
+        }
+        if TWO {
+            let x1 = x[r * p + kk0 + 1];
+            for l in 0..W {
+                c1[l] = dr[l].mul_add(x1, c1[l]);
+            }
+        }
+    }
+    let a0 = &mut acc[kk0 * stride + j0..kk0 * stride + j0 + W];
+    for l in 0..W {
+        a0[l] += c0[l];
+    }
+    if TWO {
+        let a1 = &mut acc[(kk0 + 1) * stride + j0..(kk0 + 1) * stride + j0 + W];
+        for l in 0..W {
+            a1[l] += c1[l];
+        }
+    }
+}
+
+#[inline(always)]
+fn small_gradient_body(
+    net: &Mlp,
+    th: &[f64],
+    rows: &[usize],
+    weights: &[f64],
+    g: &mut [f64],
+    s: &mut SmallWork,
+) {
+    let (p, h, k) = (net.sizes[0], net.sizes[1], net.sizes[2]);
+    let hp = h.div_ceil(LANES) * LANES;
+    let m = rows.len();
+    let act = net.spec.activation;
+    let o2 = net.offsets[1];
+    let (w1, b1) = (&th[..h * p], &th[h * p..h * p + h]);
+    let (w2, b2) = (&th[o2..o2 + k * h], &th[o2 + k * h..o2 + k * h + k]);
+    for v in [&mut s.w1t, &mut s.acc] {
+        fit(v, p * hp);
+    }
+    for v in [&mut s.b1, &mut s.accb] {
+        fit(v, hp);
+    }
+    fit(&mut s.w2, k * hp);
+    fit(&mut s.x, m * p);
+    fit(&mut s.y, m);
+    for v in [&mut s.z, &mut s.a, &mut s.dhid] {
+        fit(v, m * hp);
+    }
+    fit(&mut s.dout, m * k);
+    fit(&mut s.o, k);
+    // Padded parameters (the padding lanes compute z = 0 and never reach g).
+    for kk in 0..p {
+        for j in 0..hp {
+            s.w1t[kk * hp + j] = if j < h { w1[j * p + kk] } else { 0.0 };
+        }
+    }
+    for j in 0..hp {
+        s.b1[j] = if j < h { b1[j] } else { 0.0 };
+        for c in 0..k {
+            s.w2[c * hp + j] = if j < h { w2[c * h + j] } else { 0.0 };
+        }
+    }
+    for (r, &i) in rows.iter().enumerate() {
+        s.x[r * p..(r + 1) * p].copy_from_slice(net.split.train.row(i));
+        s.y[r] = net.y_train[i];
+    }
+    // Forward, hidden layer: z = chain + b (the bias is `C`, β = 1), then σ.
+    for r in 0..m {
+        let x = &s.x[r * p..(r + 1) * p];
+        let zr = &mut s.z[r * hp..(r + 1) * hp];
+        let mut j = 0;
+        while j + 4 * LANES <= hp {
+            let c = chain_block::<{ 4 * LANES }>(x, &s.w1t[j..], hp);
+            for l in 0..4 * LANES {
+                zr[j + l] = c[l] + s.b1[j + l];
+            }
+            j += 4 * LANES;
+        }
+        while j < hp {
+            let c = chain_block::<LANES>(x, &s.w1t[j..], hp);
+            for l in 0..LANES {
+                zr[j + l] = c[l] + s.b1[j + l];
+            }
+            j += LANES;
+        }
+    }
+    match act {
+        Activation::Tanh => tanh_slice_body(&s.z[..m * hp], &mut s.a[..m * hp]),
+        Activation::Softplus => act.apply(&s.z[..m * hp], &mut s.a[..m * hp]),
+    }
+    // Output layer (an FMA chain over the h units, then the bias), loss, weighted deltas.
+    for r in 0..m {
+        let ar = &s.a[r * hp..r * hp + h];
+        for c in 0..k {
+            let wc = &s.w2[c * hp..c * hp + h];
+            let mut acc = 0.0;
+            for (av, wv) in ar.iter().zip(wc) {
+                acc = av.mul_add(*wv, acc);
+            }
+            s.o[c] = acc + b2[c];
+        }
+        let dr = &mut s.dout[r * k..(r + 1) * k];
+        net.row_loss(&s.o[..k], s.y[r], Some(dr));
+        dr.iter_mut().for_each(|v| *v *= weights[r]);
+    }
+    g.fill(0.0);
+    // Output layer gradients: ∂W_2 = Σ_r δ_r a_rᵀ (chains over the rows in blocks of kc),
+    // ∂b_2 = Σ_r δ_r in row order.
+    {
+        let (gw2, gb2) = g[o2..o2 + (h + 1) * k].split_at_mut(h * k);
+        for c in 0..k {
+            let acc = &mut s.accb[..hp];
+            acc.fill(0.0);
+            let mut start = 0;
+            while start < m {
+                let end = (start + GEMM_KC).min(m);
+                let chain = &mut s.acc[..hp];
+                chain.fill(0.0);
+                for r in start..end {
+                    let dv = s.dout[r * k + c];
+                    let ar = &s.a[r * hp..(r + 1) * hp];
+                    for (cv, av) in chain.iter_mut().zip(ar) {
+                        *cv = dv.mul_add(*av, *cv);
+                    }
+                }
+                acc.iter_mut().zip(chain.iter()).for_each(|(a, c)| *a += c);
+                start = end;
+            }
+            gw2[c * h..(c + 1) * h].copy_from_slice(&acc[..h]);
+            for r in 0..m {
+                gb2[c] += s.dout[r * k + c];
+            }
+        }
+    }
+    // Hidden deltas: e = Σ_c δ_c W_2[c] (an FMA chain over the outputs; β = 0), then σ'(z) e.
+    for r in 0..m {
+        let dr = &s.dout[r * k..(r + 1) * k];
+        let er = &mut s.dhid[r * hp..(r + 1) * hp];
+        er.fill(0.0);
+        for (c, dv) in dr.iter().enumerate() {
+            let wc = &s.w2[c * hp..(c + 1) * hp];
+            for (ev, wv) in er.iter_mut().zip(wc) {
+                *ev = dv.mul_add(*wv, *ev);
+            }
+        }
+    }
+    {
+        let n = m * hp;
+        // `times_slope` reads e and writes the deltas: e is copied out of the way first.
+        let (e, dh) = (&mut s.acc, &mut s.dhid);
+        if e.len() < n {
+            e.resize(n, 0.0);
+        }
+        e[..n].copy_from_slice(&dh[..n]);
+        act.times_slope(&s.z[..n], &s.a[..n], &e[..n], &mut dh[..n]);
+    }
+    // Hidden layer gradients: ∂W_1 = Σ_r δ_r x_rᵀ (transposed in `acc`), ∂b_1 = Σ_r δ_r.
+    let acc = &mut s.acc[..p * hp];
+    acc.fill(0.0);
+    let mut start = 0;
+    while start < m {
+        let end = (start + GEMM_KC).min(m);
+        let d = &s.dhid[start * hp..end * hp];
+        let x = &s.x[start * p..end * p];
+        let n = end - start;
+        let mut kk = 0;
+        while kk < p {
+            let two = kk + 1 < p;
+            let mut j = 0;
+            while j + 4 * LANES <= hp {
+                if two {
+                    outer_block::<{ 4 * LANES }, true>(d, x, n, p, hp, kk, j, acc);
+                } else {
+                    outer_block::<{ 4 * LANES }, false>(d, x, n, p, hp, kk, j, acc);
+                }
+                j += 4 * LANES;
+            }
+            while j < hp {
+                if two {
+                    outer_block::<LANES, true>(d, x, n, p, hp, kk, j, acc);
+                } else {
+                    outer_block::<LANES, false>(d, x, n, p, hp, kk, j, acc);
+                }
+                j += LANES;
+            }
+            kk += if two { 2 } else { 1 };
+        }
+        start = end;
+    }
+    let (gw1, gb1) = g[..(p + 1) * h].split_at_mut(p * h);
+    for j in 0..h {
+        for kk in 0..p {
+            gw1[j * p + kk] = acc[kk * hp + j];
+        }
+    }
+    let accb = &mut s.accb[..hp];
+    accb.fill(0.0);
+    for r in 0..m {
+        let dr = &s.dhid[r * hp..(r + 1) * hp];
+        accb.iter_mut().zip(dr).for_each(|(b, v)| *b += v);
+    }
+    gb1.copy_from_slice(&accb[..h]);
 }
