@@ -1184,8 +1184,9 @@ struct SmallWork {
     w1t: Vec<f64>,
     b1: Vec<f64>,
     w2: Vec<f64>,
-    /// Gathered inputs (`m × p`), targets (`m`).
+    /// Gathered inputs (`m × p`, and transposed), targets (`m`).
     x: Vec<f64>,
+    xt: Vec<f64>,
     y: Vec<f64>,
     /// Pre-activations and activations of the hidden layer (`m × hp`).
     z: Vec<f64>,
@@ -1268,60 +1269,164 @@ fn fit(v: &mut Vec<f64>, len: usize) {
     }
 }
 
-/// `out[l] = Σ_kk x[kk] w[kk·stride + l]` as an FMA chain over `kk` from `+0`, for `W` lanes.
+/// A fixed-size block of `W` entries of `v` from `at` (one bounds check, and loops over it
+/// unroll into whole vectors).
 #[inline(always)]
-fn chain_block<const W: usize>(x: &[f64], w: &[f64], stride: usize) -> [f64; W] {
-    let mut acc = [0.0; W];
-    for (kk, &xv) in x.iter().enumerate() {
-        let wr = &w[kk * stride..kk * stride + W];
-        for l in 0..W {
-            acc[l] = xv.mul_add(wr[l], acc[l]);
-        }
-    }
-    acc
+fn blk<const W: usize>(v: &[f64], at: usize) -> &[f64; W] {
+    v[at..at + W].try_into().expect("block inside the buffer")
 }
 
-/// `acc[kk·stride + l] = acc + Σ_r d[r·stride + l] x[r·p + kk]`, an FMA chain over the rows
-/// `r` from `+0` added to `acc`, for two inputs `kk0`, `kk0 + 1` (or one when `TWO` is false)
-/// and `W` lanes from `j0`: several independent chains, so that the FMA units stay busy.
+#[inline(always)]
+fn blk_mut<const W: usize>(v: &mut [f64], at: usize) -> &mut [f64; W] {
+    (&mut v[at..at + W])
+        .try_into()
+        .expect("block inside the buffer")
+}
+
+/// Hidden pre-activations of two rows `x0`, `x1`, lanes `j..j + W`:
+/// `z = (Σ_kk x[kk] W_1ᵀ[kk][j]) + b`, the sum an FMA chain over `kk` from `+0` (the bias is
+/// the product's `C`, β = 1).
+#[inline(always)]
+fn hidden_block2<const W: usize>(
+    x0: &[f64],
+    x1: &[f64],
+    w1t: &[f64],
+    b1: &[f64],
+    hp: usize,
+    j: usize,
+) -> ([f64; W], [f64; W]) {
+    let mut a0 = [0.0; W];
+    let mut a1 = [0.0; W];
+    for (kk, (&u, &v)) in x0.iter().zip(x1).enumerate() {
+        let wr = blk::<W>(w1t, kk * hp + j);
+        for l in 0..W {
+            a0[l] = u.mul_add(wr[l], a0[l]);
+            a1[l] = v.mul_add(wr[l], a1[l]);
+        }
+    }
+    let b = blk::<W>(b1, j);
+    for l in 0..W {
+        a0[l] += b[l];
+        a1[l] += b[l];
+    }
+    (a0, a1)
+}
+
+/// `acc[kk·hp + l] += Σ_r d[r·hp + l] x_{start + r}[kk]` (`xt` the `p × m` transposed inputs;
+/// the sum an FMA chain over the rows from `+0`) for the `KB` inputs `kk0..kk0 + KB`, lanes
+/// `j0..j0 + W`: `KB · W / 8` independent chains (16 at `W = 32`, `KB = 4`), enough to keep
+/// both FMA units busy, and 4 + 4 loads per 16 FMAs.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn outer_block<const W: usize, const TWO: bool>(
+fn outer_block<const W: usize, const KB: usize>(
     d: &[f64],
-    x: &[f64],
+    xt: &[f64],
+    m: usize,
+    start: usize,
     rows: usize,
-    p: usize,
-    stride: usize,
+    hp: usize,
     kk0: usize,
     j0: usize,
     acc: &mut [f64],
 ) {
+    // One explicit chain array per input: LLVM keeps these in registers (an array of arrays
+    // indexed in a loop it spilled).
     let mut c0 = [0.0; W];
     let mut c1 = [0.0; W];
+    let mut c2 = [0.0; W];
+    let mut c3 = [0.0; W];
+    let x = |b: usize| {
+        let o = (kk0 + b.min(KB - 1)) * m + start;
+        &xt[o..o + rows]
+    };
+    let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3));
     for r in 0..rows {
-        let dr = &d[r * stride + j0..r * stride + j0 + W];
-        let x0 = x[r * p + kk0];
+        let dr = blk::<W>(d, r * hp + j0);
+        let v = x0[r];
         for l in 0..W {
-            c0[l] = dr[l].mul_add(x0, c0[l]);
+            c0[l] = dr[l].mul_add(v, c0[l]);
         }
-        if TWO {
-            let x1 = x[r * p + kk0 + 1];
+        if KB > 1 {
+            let v = x1[r];
             for l in 0..W {
-                c1[l] = dr[l].mul_add(x1, c1[l]);
+                c1[l] = dr[l].mul_add(v, c1[l]);
+            }
+        }
+        if KB > 2 {
+            let v = x2[r];
+            for l in 0..W {
+                c2[l] = dr[l].mul_add(v, c2[l]);
+            }
+        }
+        if KB > 3 {
+            let v = x3[r];
+            for l in 0..W {
+                c3[l] = dr[l].mul_add(v, c3[l]);
             }
         }
     }
-    let a0 = &mut acc[kk0 * stride + j0..kk0 * stride + j0 + W];
-    for l in 0..W {
-        a0[l] += c0[l];
-    }
-    if TWO {
-        let a1 = &mut acc[(kk0 + 1) * stride + j0..(kk0 + 1) * stride + j0 + W];
+    for (b, cb) in [c0, c1, c2, c3].iter().enumerate().take(KB) {
+        let a = blk_mut::<W>(acc, (kk0 + b) * hp + j0);
         for l in 0..W {
-            a1[l] += c1[l];
+            a[l] += cb[l];
         }
     }
 }
+
+/// [`outer_block`] for every lane block, `KB` inputs from `kk0`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn outer_blocks<const KB: usize>(
+    d: &[f64],
+    xt: &[f64],
+    m: usize,
+    start: usize,
+    rows: usize,
+    hp: usize,
+    kk0: usize,
+    acc: &mut [f64],
+) {
+    let mut j = 0;
+    while j + 4 * LANES <= hp {
+        outer_block::<{ 4 * LANES }, KB>(d, xt, m, start, rows, hp, kk0, j, acc);
+        j += 4 * LANES;
+    }
+    while j < hp {
+        outer_block::<LANES, KB>(d, xt, m, start, rows, hp, kk0, j, acc);
+        j += LANES;
+    }
+}
+
+/// `acc[l] += Σ_r dout[r·k + c] a[r·hp + j + l]` over `rows` (the sum an FMA chain over the rows
+/// from `+0`), lanes `j..j + W`.
+#[inline(always)]
+fn output_grad_block<const W: usize>(
+    dout: &[f64],
+    a: &[f64],
+    rows: std::ops::Range<usize>,
+    k: usize,
+    c: usize,
+    hp: usize,
+    j: usize,
+    acc: &mut [f64],
+) {
+    let mut ch = [0.0; W];
+    for r in rows {
+        let dv = dout[r * k + c];
+        let ar = blk::<W>(a, r * hp + j);
+        for l in 0..W {
+            ch[l] = dv.mul_add(ar[l], ch[l]);
+        }
+    }
+    let out = blk_mut::<W>(acc, j);
+    for l in 0..W {
+        out[l] += ch[l];
+    }
+}
+
+/// Rows handled together by the output layer's dot products (each a serial FMA chain over the
+/// hidden units: interleaving rows hides the FMA latency).
+const ROW_GROUP: usize = 8;
 
 #[inline(always)]
 fn small_gradient_body(
@@ -1339,74 +1444,141 @@ fn small_gradient_body(
     let o2 = net.offsets[1];
     let (w1, b1) = (&th[..h * p], &th[h * p..h * p + h]);
     let (w2, b2) = (&th[o2..o2 + k * h], &th[o2 + k * h..o2 + k * h + k]);
-    for v in [&mut s.w1t, &mut s.acc] {
-        fit(v, p * hp);
-    }
-    for v in [&mut s.b1, &mut s.accb] {
-        fit(v, hp);
-    }
+    fit(&mut s.w1t, p * hp);
+    fit(&mut s.acc, p * hp);
+    fit(&mut s.b1, hp);
+    fit(&mut s.accb, hp);
     fit(&mut s.w2, k * hp);
     fit(&mut s.x, m * p);
+    fit(&mut s.xt, m * p);
     fit(&mut s.y, m);
-    for v in [&mut s.z, &mut s.a, &mut s.dhid] {
-        fit(v, m * hp);
-    }
+    fit(&mut s.z, m * hp);
+    fit(&mut s.a, m * hp);
+    fit(&mut s.dhid, m * hp);
     fit(&mut s.dout, m * k);
-    fit(&mut s.o, k);
+    fit(&mut s.o, k * ROW_GROUP);
+    // Plain slices, so that stores into one buffer cannot look (to LLVM) like stores into
+    // another's `Vec` header, which it would then reload in every loop.
+    let SmallWork {
+        w1t,
+        b1: b1p,
+        w2: w2p,
+        x: xs,
+        xt,
+        y: ys,
+        z,
+        a,
+        dout,
+        dhid,
+        o,
+        acc: accw,
+        accb,
+    } = s;
+    let (w1t, b1p, w2p) = (&mut w1t[..p * hp], &mut b1p[..hp], &mut w2p[..k * hp]);
+    let (xs, xt, ys) = (&mut xs[..m * p], &mut xt[..m * p], &mut ys[..m]);
+    let (z, a, dhid) = (&mut z[..m * hp], &mut a[..m * hp], &mut dhid[..m * hp]);
+    let (dout, o) = (&mut dout[..m * k], &mut o[..k * ROW_GROUP]);
+    let (accw, accb) = (&mut accw[..p * hp], &mut accb[..hp]);
     // Padded parameters (the padding lanes compute z = 0 and never reach g).
     for kk in 0..p {
         for j in 0..hp {
-            s.w1t[kk * hp + j] = if j < h { w1[j * p + kk] } else { 0.0 };
+            w1t[kk * hp + j] = if j < h { w1[j * p + kk] } else { 0.0 };
         }
     }
     for j in 0..hp {
-        s.b1[j] = if j < h { b1[j] } else { 0.0 };
+        b1p[j] = if j < h { b1[j] } else { 0.0 };
         for c in 0..k {
-            s.w2[c * hp + j] = if j < h { w2[c * h + j] } else { 0.0 };
+            w2p[c * hp + j] = if j < h { w2[c * h + j] } else { 0.0 };
         }
     }
+    // Gathered inputs, one row after another, and transposed (`p × m`) for the weight
+    // gradient's broadcasts; element loops, not a `memcpy` call per row of 11 numbers.
     for (r, &i) in rows.iter().enumerate() {
-        s.x[r * p..(r + 1) * p].copy_from_slice(net.split.train.row(i));
-        s.y[r] = net.y_train[i];
+        let src = net.split.train.row(i);
+        let dst = &mut xs[r * p..(r + 1) * p];
+        for kk in 0..p {
+            dst[kk] = src[kk];
+            xt[kk * m + r] = src[kk];
+        }
+        ys[r] = net.y_train[i];
     }
-    // Forward, hidden layer: z = chain + b (the bias is `C`, β = 1), then σ.
-    for r in 0..m {
-        let x = &s.x[r * p..(r + 1) * p];
-        let zr = &mut s.z[r * hp..(r + 1) * hp];
+    // Forward, hidden layer, two rows at a time (eight independent FMA chains at h = 32),
+    // then σ.
+    let mut r = 0;
+    while r < m {
+        let two = r + 1 < m;
+        let x0 = &xs[r * p..(r + 1) * p];
+        let x1 = if two {
+            &xs[(r + 1) * p..(r + 2) * p]
+        } else {
+            x0
+        };
         let mut j = 0;
         while j + 4 * LANES <= hp {
-            let c = chain_block::<{ 4 * LANES }>(x, &s.w1t[j..], hp);
-            for l in 0..4 * LANES {
-                zr[j + l] = c[l] + s.b1[j + l];
+            let (z0, z1) = hidden_block2::<{ 4 * LANES }>(x0, x1, &w1t, &b1p, hp, j);
+            *blk_mut::<{ 4 * LANES }>(z, r * hp + j) = z0;
+            if two {
+                *blk_mut::<{ 4 * LANES }>(z, (r + 1) * hp + j) = z1;
             }
             j += 4 * LANES;
         }
         while j < hp {
-            let c = chain_block::<LANES>(x, &s.w1t[j..], hp);
-            for l in 0..LANES {
-                zr[j + l] = c[l] + s.b1[j + l];
+            let (z0, z1) = hidden_block2::<LANES>(x0, x1, &w1t, &b1p, hp, j);
+            *blk_mut::<LANES>(z, r * hp + j) = z0;
+            if two {
+                *blk_mut::<LANES>(z, (r + 1) * hp + j) = z1;
             }
             j += LANES;
         }
+        r += 2;
     }
     match act {
-        Activation::Tanh => tanh_slice_body(&s.z[..m * hp], &mut s.a[..m * hp]),
-        Activation::Softplus => act.apply(&s.z[..m * hp], &mut s.a[..m * hp]),
+        Activation::Tanh => tanh_slice_body(&z[..m * hp], &mut a[..m * hp]),
+        Activation::Softplus => act.apply(&z[..m * hp], &mut a[..m * hp]),
     }
     // Output layer (an FMA chain over the h units, then the bias), loss, weighted deltas.
-    for r in 0..m {
-        let ar = &s.a[r * hp..r * hp + h];
+    // Squared error on a real target is `row_loss`'s `δ = o − y` inline.
+    let real_squared =
+        net.objective == Objective::Squared && net.split.train.targets().classes().is_none();
+    let mut r0 = 0;
+    while r0 < m {
+        let n = ROW_GROUP.min(m - r0);
         for c in 0..k {
-            let wc = &s.w2[c * hp..c * hp + h];
-            let mut acc = 0.0;
-            for (av, wv) in ar.iter().zip(wc) {
-                acc = av.mul_add(*wv, acc);
+            let wc = &w2p[c * hp..c * hp + h];
+            if n == ROW_GROUP {
+                let ar: [&[f64]; ROW_GROUP] =
+                    std::array::from_fn(|q| &a[(r0 + q) * hp..(r0 + q) * hp + h]);
+                let mut acc = [0.0; ROW_GROUP];
+                for (j, wv) in wc.iter().enumerate() {
+                    for q in 0..ROW_GROUP {
+                        acc[q] = ar[q][j].mul_add(*wv, acc[q]);
+                    }
+                }
+                for q in 0..ROW_GROUP {
+                    o[q * k + c] = acc[q] + b2[c];
+                }
+            } else {
+                for q in 0..n {
+                    let ar = &a[(r0 + q) * hp..(r0 + q) * hp + h];
+                    let mut acc = 0.0;
+                    for (av, wv) in ar.iter().zip(wc) {
+                        acc = av.mul_add(*wv, acc);
+                    }
+                    o[q * k + c] = acc + b2[c];
+                }
             }
-            s.o[c] = acc + b2[c];
         }
-        let dr = &mut s.dout[r * k..(r + 1) * k];
-        net.row_loss(&s.o[..k], s.y[r], Some(dr));
-        dr.iter_mut().for_each(|v| *v *= weights[r]);
+        for q in 0..n {
+            let r = r0 + q;
+            let dr = &mut dout[r * k..(r + 1) * k];
+            if real_squared {
+                dr[0] = (o[q] - ys[r]) * weights[r];
+            } else {
+                net.row_loss(&o[q * k..(q + 1) * k], ys[r], Some(dr));
+                dr.iter_mut().for_each(|v| *v *= weights[r]);
+            }
+        }
+        r0 += n;
     }
     g.fill(0.0);
     // Output layer gradients: ∂W_2 = Σ_r δ_r a_rᵀ (chains over the rows in blocks of kc),
@@ -1414,81 +1586,75 @@ fn small_gradient_body(
     {
         let (gw2, gb2) = g[o2..o2 + (h + 1) * k].split_at_mut(h * k);
         for c in 0..k {
-            let acc = &mut s.accb[..hp];
+            let acc = &mut accb[..hp];
             acc.fill(0.0);
             let mut start = 0;
             while start < m {
                 let end = (start + GEMM_KC).min(m);
-                let chain = &mut s.acc[..hp];
-                chain.fill(0.0);
-                for r in start..end {
-                    let dv = s.dout[r * k + c];
-                    let ar = &s.a[r * hp..(r + 1) * hp];
-                    for (cv, av) in chain.iter_mut().zip(ar) {
-                        *cv = dv.mul_add(*av, *cv);
-                    }
+                let mut j = 0;
+                while j + 4 * LANES <= hp {
+                    output_grad_block::<{ 4 * LANES }>(&dout, &a, start..end, k, c, hp, j, acc);
+                    j += 4 * LANES;
                 }
-                acc.iter_mut().zip(chain.iter()).for_each(|(a, c)| *a += c);
+                while j < hp {
+                    output_grad_block::<LANES>(&dout, &a, start..end, k, c, hp, j, acc);
+                    j += LANES;
+                }
                 start = end;
             }
             gw2[c * h..(c + 1) * h].copy_from_slice(&acc[..h]);
             for r in 0..m {
-                gb2[c] += s.dout[r * k + c];
+                gb2[c] += dout[r * k + c];
             }
         }
     }
-    // Hidden deltas: e = Σ_c δ_c W_2[c] (an FMA chain over the outputs; β = 0), then σ'(z) e.
+    // Hidden deltas: e = Σ_c δ_c W_2[c] (an FMA chain over the outputs from +0; β = 0), then
+    // σ'(z) e (`times_slope`'s expressions; the `match` outside the loops, which vectorize).
     for r in 0..m {
-        let dr = &s.dout[r * k..(r + 1) * k];
-        let er = &mut s.dhid[r * hp..(r + 1) * hp];
-        er.fill(0.0);
-        for (c, dv) in dr.iter().enumerate() {
-            let wc = &s.w2[c * hp..(c + 1) * hp];
-            for (ev, wv) in er.iter_mut().zip(wc) {
-                *ev = dv.mul_add(*wv, *ev);
+        let dr = &dout[r * k..(r + 1) * k];
+        let mut j = 0;
+        while j < hp {
+            let mut e = [0.0; LANES];
+            for (c, dv) in dr.iter().enumerate() {
+                let wc = blk::<LANES>(w2p, c * hp + j);
+                for l in 0..LANES {
+                    e[l] = dv.mul_add(wc[l], e[l]);
+                }
             }
+            *blk_mut::<LANES>(dhid, r * hp + j) = e;
+            j += LANES;
         }
     }
-    {
-        let n = m * hp;
-        // `times_slope` reads e and writes the deltas: e is copied out of the way first.
-        let (e, dh) = (&mut s.acc, &mut s.dhid);
-        if e.len() < n {
-            e.resize(n, 0.0);
+    match act {
+        Activation::Tanh => {
+            for (dv, av) in dhid.iter_mut().zip(a.iter()) {
+                *dv = (1.0 - av * av) * *dv;
+            }
         }
-        e[..n].copy_from_slice(&dh[..n]);
-        act.times_slope(&s.z[..n], &s.a[..n], &e[..n], &mut dh[..n]);
+        Activation::Softplus => {
+            for ((dv, zv), av) in dhid.iter_mut().zip(z.iter()).zip(a.iter()) {
+                *dv = act.derivatives(*zv, *av).0 * *dv;
+            }
+        }
     }
     // Hidden layer gradients: ∂W_1 = Σ_r δ_r x_rᵀ (transposed in `acc`), ∂b_1 = Σ_r δ_r.
-    let acc = &mut s.acc[..p * hp];
+    let acc = &mut accw[..p * hp];
     acc.fill(0.0);
     let mut start = 0;
     while start < m {
         let end = (start + GEMM_KC).min(m);
-        let d = &s.dhid[start * hp..end * hp];
-        let x = &s.x[start * p..end * p];
-        let n = end - start;
+        let d = &dhid[start * hp..end * hp];
+        let (xt, n) = (&xt[..p * m], end - start);
         let mut kk = 0;
-        while kk < p {
-            let two = kk + 1 < p;
-            let mut j = 0;
-            while j + 4 * LANES <= hp {
-                if two {
-                    outer_block::<{ 4 * LANES }, true>(d, x, n, p, hp, kk, j, acc);
-                } else {
-                    outer_block::<{ 4 * LANES }, false>(d, x, n, p, hp, kk, j, acc);
-                }
-                j += 4 * LANES;
-            }
-            while j < hp {
-                if two {
-                    outer_block::<LANES, true>(d, x, n, p, hp, kk, j, acc);
-                } else {
-                    outer_block::<LANES, false>(d, x, n, p, hp, kk, j, acc);
-                }
-                j += LANES;
-            }
-            kk += if two { 2 } else { 1 };
+        while kk + 4 <= p {
+            outer_blocks::<4>(d, xt, m, start, n, hp, kk, acc);
+            kk += 4;
+        }
+        match p - kk {
+            3 => outer_blocks::<3>(d, xt, m, start, n, hp, kk, acc),
+            2 => outer_blocks::<2>(d, xt, m, start, n, hp, kk, acc),
+            1 => outer_blocks::<1>(d, xt, m, start, n, hp, kk, acc),
+            _ => {}
         }
         start = end;
     }
@@ -1498,10 +1664,10 @@ fn small_gradient_body(
             gw1[j * p + kk] = acc[kk * hp + j];
         }
     }
-    let accb = &mut s.accb[..hp];
+    let accb = &mut accb[..hp];
     accb.fill(0.0);
     for r in 0..m {
-        let dr = &s.dhid[r * hp..(r + 1) * hp];
+        let dr = &dhid[r * hp..(r + 1) * hp];
         accb.iter_mut().zip(dr).for_each(|(b, v)| *b += v);
     }
     gb1.copy_from_slice(&accb[..h]);
