@@ -1184,8 +1184,7 @@ struct SmallWork {
     w1t: Vec<f64>,
     b1: Vec<f64>,
     w2: Vec<f64>,
-    /// Gathered inputs (`m × p`, and transposed), targets (`m`).
-    x: Vec<f64>,
+    /// The batch's inputs transposed (`p × m`), targets (`m`).
     xt: Vec<f64>,
     y: Vec<f64>,
     /// Pre-activations and activations of the hidden layer (`m × hp`).
@@ -1449,7 +1448,6 @@ fn small_gradient_body(
     fit(&mut s.b1, hp);
     fit(&mut s.accb, hp);
     fit(&mut s.w2, k * hp);
-    fit(&mut s.x, m * p);
     fit(&mut s.xt, m * p);
     fit(&mut s.y, m);
     fit(&mut s.z, m * hp);
@@ -1463,7 +1461,6 @@ fn small_gradient_body(
         w1t,
         b1: b1p,
         w2: w2p,
-        x: xs,
         xt,
         y: ys,
         z,
@@ -1475,7 +1472,7 @@ fn small_gradient_body(
         accb,
     } = s;
     let (w1t, b1p, w2p) = (&mut w1t[..p * hp], &mut b1p[..hp], &mut w2p[..k * hp]);
-    let (xs, xt, ys) = (&mut xs[..m * p], &mut xt[..m * p], &mut ys[..m]);
+    let (xt, ys) = (&mut xt[..m * p], &mut ys[..m]);
     let (z, a, dhid) = (&mut z[..m * hp], &mut a[..m * hp], &mut dhid[..m * hp]);
     let (dout, o) = (&mut dout[..m * k], &mut o[..k * ROW_GROUP]);
     let (accw, accb) = (&mut accw[..p * hp], &mut accb[..hp]);
@@ -1491,25 +1488,25 @@ fn small_gradient_body(
             w2p[c * hp + j] = if j < h { w2[c * h + j] } else { 0.0 };
         }
     }
-    // Gathered inputs, one row after another, and transposed (`p × m`) for the weight
-    // gradient's broadcasts; element loops, not a `memcpy` call per row of 11 numbers.
-    for (r, &i) in rows.iter().enumerate() {
-        let src = net.split.train.row(i);
-        let dst = &mut xs[r * p..(r + 1) * p];
-        for kk in 0..p {
-            dst[kk] = src[kk];
-            xt[kk * m + r] = src[kk];
+    // The batch's inputs transposed (`p × m`: the weight gradient broadcasts them), filled
+    // column by column (contiguous stores); the forward pass reads the rows in place.
+    let feats = net.split.train.feature_matrix();
+    for (kk, col) in xt.chunks_exact_mut(m).enumerate() {
+        for (xv, &i) in col.iter_mut().zip(rows) {
+            *xv = feats[i * p + kk];
         }
-        ys[r] = net.y_train[i];
+    }
+    for (yv, &i) in ys.iter_mut().zip(rows) {
+        *yv = net.y_train[i];
     }
     // Forward, hidden layer, two rows at a time (eight independent FMA chains at h = 32),
     // then σ.
     let mut r = 0;
     while r < m {
         let two = r + 1 < m;
-        let x0 = &xs[r * p..(r + 1) * p];
+        let x0 = net.split.train.row(rows[r]);
         let x1 = if two {
-            &xs[(r + 1) * p..(r + 2) * p]
+            net.split.train.row(rows[r + 1])
         } else {
             x0
         };
