@@ -747,7 +747,7 @@ impl Mlp {
     /// FMA: the same bits as the general path, several times faster.
     pub fn weighted_gradient(&self, th: &[f64], rows: &[usize], weights: &[f64], g: &mut [f64]) {
         assert_eq!(rows.len(), weights.len());
-        if self.small_path_fits() && small_path_cpu() {
+        if !rows.is_empty() && self.small_path_fits() && small_path_cpu() {
             assert_eq!(
                 th.len(),
                 self.dim(),
@@ -1193,7 +1193,8 @@ struct SmallWork {
     /// Output deltas `w_r ∂ℓ_r/∂o` (`m × k`), hidden deltas (`m × hp`).
     dout: Vec<f64>,
     dhid: Vec<f64>,
-    /// Outputs of one row (`k`), accumulators of `∂W_1ᵀ` (`p × hp`) and `∂b_1` (`hp`).
+    /// Outputs of a group of rows (`ROW_GROUP × k`), accumulators of `∂W_1ᵀ` (`p × hp`) and
+    /// of `∂W_2`, `∂b_1` (`hp`).
     o: Vec<f64>,
     acc: Vec<f64>,
     accb: Vec<f64>,
