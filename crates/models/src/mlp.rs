@@ -1400,6 +1400,7 @@ fn outer_blocks<const KB: usize>(
 /// `acc[l] += Σ_r dout[r·k + c] a[r·hp + j + l]` over `rows` (the sum an FMA chain over the rows
 /// from `+0`), lanes `j..j + W`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn output_grad_block<const W: usize>(
     dout: &[f64],
     a: &[f64],
@@ -1513,7 +1514,7 @@ fn small_gradient_body(
         };
         let mut j = 0;
         while j + 4 * LANES <= hp {
-            let (z0, z1) = hidden_block2::<{ 4 * LANES }>(x0, x1, &w1t, &b1p, hp, j);
+            let (z0, z1) = hidden_block2::<{ 4 * LANES }>(x0, x1, w1t, b1p, hp, j);
             *blk_mut::<{ 4 * LANES }>(z, r * hp + j) = z0;
             if two {
                 *blk_mut::<{ 4 * LANES }>(z, (r + 1) * hp + j) = z1;
@@ -1521,7 +1522,7 @@ fn small_gradient_body(
             j += 4 * LANES;
         }
         while j < hp {
-            let (z0, z1) = hidden_block2::<LANES>(x0, x1, &w1t, &b1p, hp, j);
+            let (z0, z1) = hidden_block2::<LANES>(x0, x1, w1t, b1p, hp, j);
             *blk_mut::<LANES>(z, r * hp + j) = z0;
             if two {
                 *blk_mut::<LANES>(z, (r + 1) * hp + j) = z1;
@@ -1591,11 +1592,11 @@ fn small_gradient_body(
                 let end = (start + GEMM_KC).min(m);
                 let mut j = 0;
                 while j + 4 * LANES <= hp {
-                    output_grad_block::<{ 4 * LANES }>(&dout, &a, start..end, k, c, hp, j, acc);
+                    output_grad_block::<{ 4 * LANES }>(dout, a, start..end, k, c, hp, j, acc);
                     j += 4 * LANES;
                 }
                 while j < hp {
-                    output_grad_block::<LANES>(&dout, &a, start..end, k, c, hp, j, acc);
+                    output_grad_block::<LANES>(dout, a, start..end, k, c, hp, j, acc);
                     j += LANES;
                 }
                 start = end;
@@ -1626,12 +1627,12 @@ fn small_gradient_body(
     match act {
         Activation::Tanh => {
             for (dv, av) in dhid.iter_mut().zip(a.iter()) {
-                *dv = (1.0 - av * av) * *dv;
+                *dv *= 1.0 - av * av;
             }
         }
         Activation::Softplus => {
             for ((dv, zv), av) in dhid.iter_mut().zip(z.iter()).zip(a.iter()) {
-                *dv = act.derivatives(*zv, *av).0 * *dv;
+                *dv *= act.derivatives(*zv, *av).0;
             }
         }
     }
