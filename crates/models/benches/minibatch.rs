@@ -8,6 +8,9 @@
 //!   full gradient; diffusion: one weighted backward pass over the n rows) against one full-batch
 //!   gradient. Target ≤ 3×.
 //!
+//! * the 128-row weighted gradient alone, through the small-batch path of
+//!   `Mlp::weighted_gradient` and through the general (ndarray) path, timed together.
+//!
 //! After the criterion groups a summary prints both ratios (best of 40 short timed loops: on a
 //! shared machine a short loop often runs without being preempted, so the minimum is the
 //! machine's own time).
@@ -134,12 +137,36 @@ fn main() {
         });
         group.finish();
     }
+    // The 128-row weighted gradient alone, through the small-batch path (what the iteration
+    // runs) and through the general ndarray path, at the same moment of the machine's load.
+    let batch_rows: Vec<usize> = (0..agents * batch)
+        .map(|i| (i * 37) % net.train_rows())
+        .collect();
+    let batch_w = vec![1.0 / batch as f64; agents * batch];
+    let batch_gradient = |general: bool| {
+        let mut g = vec![0.0; net.dim()];
+        let starts = starts.clone();
+        let (net, rows, w) = (net.clone(), batch_rows.clone(), batch_w.clone());
+        let mut k = 0;
+        move || {
+            k ^= 1;
+            if general {
+                net.weighted_gradient_general(&starts[k], &rows, &w, &mut g);
+            } else {
+                net.weighted_gradient(&starts[k], &rows, &w, &mut g);
+            }
+            g[0]
+        }
+    };
+    let (mut small_path, mut general_path) = (batch_gradient(false), batch_gradient(true));
     let rate = matmul_rate();
     let flops = 2.0 * (agents * batch) as f64 * net.pass_multiply_adds() as f64;
     let bound = flops / rate;
     let t_iter = best(20, &mut iteration);
     let t_em = best(4, &mut em_step);
     let t_grad = best(4, &mut full_gradient);
+    let t_small = best(20, &mut small_path);
+    let t_general = best(20, &mut general_path);
     println!();
     println!(
         "matmul rate: {rate:.2} flop/ns; DSGD iteration flops {flops:.0}, bound {bound:.0} ns"
@@ -147,6 +174,10 @@ fn main() {
     println!(
         "dsgd iteration (N = 8, B = 16): {t_iter:.0} ns = {:.2}× the FLOP bound (target ≤ 2)",
         t_iter / bound
+    );
+    println!(
+        "128-row gradient: small-batch path {t_small:.0} ns, general path {t_general:.0} ns ({:.2}× faster)",
+        t_general / t_small
     );
     println!(
         "EM step of (A) with the minibatch factor: {t_em:.0} ns = {:.2}× one full-batch gradient ({t_grad:.0} ns; target ≤ 3)",
