@@ -79,6 +79,9 @@ pub struct Weak2Workspace {
     acc: Vec<f64>,
     /// One product `b(t, Y) v`, `d`.
     prod: Vec<f64>,
+    /// The product at `R̄₋` of the scalar and diagonal step (`prod` holds the one at `R̄₊`;
+    /// `base` and `acc` hold `R̄₊` and `R̄₋` there), `d`; empty for other shapes.
+    prod_m: Vec<f64>,
     /// The vectors `v` of the `+` and `−` products, `m`.
     vp: Vec<f64>,
     vm: Vec<f64>,
@@ -107,6 +110,7 @@ impl Scheme for PlatenWeak2 {
             _ => 0,
         };
         let len_m = if additive { 0 } else { m };
+        let diag = !additive && matches!(noise, NoiseShape::Scalar | NoiseShape::Diagonal);
         Weak2Workspace {
             c,
             a2: vec![0.0; d],
@@ -115,6 +119,7 @@ impl Scheme for PlatenWeak2 {
             y: vec![0.0; d],
             acc: vec![0.0; d],
             prod: vec![0.0; d],
+            prod_m: vec![0.0; if diag { d } else { 0 }],
             vp: vec![0.0; len_m],
             vm: vec![0.0; len_m],
             v: vec![0.0; len_v],
@@ -134,6 +139,13 @@ impl Scheme for PlatenWeak2 {
             // passes fused away (the same operations in the same order, so the same bits).
             additive_step(sde, t, h, sup, x, dw, ws);
             return;
+        }
+        // Scalar and diagonal noise (one batched support, no cross terms): the general path
+        // below in two passes over d instead of eight (the same operations in the same order).
+        match noise {
+            NoiseShape::Diagonal => return diagonal_step::<S, true>(sde, t, h, x, dw, ws),
+            NoiseShape::Scalar => return diagonal_step::<S, false>(sde, t, h, x, dw, ws),
+            _ => {}
         }
         drift_and_noise(sde, t, h, sup, x, dw, &mut ws.c);
         for ((((yi, ci), xi), ai), gi) in
@@ -353,6 +365,75 @@ fn additive_step<S: Sde + ?Sized>(
     let (hh, c0) = (0.5 * h, sup.c0);
     for (((xi, ai), a2i), gi) in x.iter_mut().zip(&ws.c.a).zip(&ws.a2).zip(&ws.c.bdw) {
         *xi += (ai + a2i) * hh + c0 * gi;
+    }
+}
+
+/// The step for scalar (`DIAG = false`) and diagonal noise: the rows `Scalar`, `Diagonal` of
+/// [`Supports`] (`c0 = ½`, one batched support `R̄_± = X + a h ± sqrt(h) b`, no cross terms)
+/// with every pass over `d` of the general path fused into the two the data allow: one after
+/// `a(t, X)` and `b(t, X)` (the product `b ΔŴ`, `Ῡ`, `R̄_±` and, for diagonal noise, the
+/// vectors `v_± = ΔŴ ± q`), one after the three coefficient calls at the supports (the update).
+/// Each value is computed with the operations of the general path in the same order, so the
+/// same bits: `noise.apply`'s `b_i w_i`, `(x_i + a_i h) + b_i w_i`, `(x_i + a_i h) ± sqrt(h) b_i`,
+/// and the noise terms `((½ b_i w_i + ¼ p₊ᵢ) + ¼ p₋ᵢ)` that the general path accumulates in
+/// `acc`. The coefficient calls keep their order (`a(t, X)`, `b(t, X)`, `a(t+h, Ῡ)`,
+/// `b(t+h, R̄₊) v₊`, `b(t+h, R̄₋) v₋`), so a model's cache keyed on the state sees the same
+/// sequence.
+#[inline(always)]
+fn diagonal_step<S: Sde + ?Sized, const DIAG: bool>(
+    sde: &S,
+    t: f64,
+    h: f64,
+    x: &mut [f64],
+    dw: &[f64],
+    ws: &mut Weak2Workspace,
+) {
+    let sh = h.sqrt();
+    let inv_sh = 1.0 / sh;
+    let q = |w: f64| (w * w - h) * inv_sh;
+    let c = &mut ws.c;
+    sde.drift(t, x, &mut c.a, &mut c.scratch);
+    sde.diffusion(t, x, &mut c.b, &mut c.scratch);
+    let n = x.len();
+    let (a, b, bdw) = (&c.a[..n], &c.b[..n], &mut c.bdw[..n]);
+    let (y, yp, ym) = (&mut ws.y[..n], &mut ws.base[..n], &mut ws.acc[..n]);
+    if DIAG {
+        let (dw, vp, vm) = (&dw[..n], &mut ws.vp[..n], &mut ws.vm[..n]);
+        for i in 0..n {
+            let (w, bi) = (dw[i], b[i]);
+            let g = bi * w;
+            let base = x[i] + a[i] * h;
+            bdw[i] = g;
+            y[i] = base + g;
+            yp[i] = base + sh * bi;
+            ym[i] = base + -sh * bi;
+            vp[i] = w + q(w);
+            vm[i] = w - q(w);
+        }
+    } else {
+        let w = dw[0];
+        for i in 0..n {
+            let bi = b[i];
+            let g = bi * w;
+            let base = x[i] + a[i] * h;
+            bdw[i] = g;
+            y[i] = base + g;
+            yp[i] = base + sh * bi;
+            ym[i] = base + -sh * bi;
+        }
+        ws.vp[0] = w + q(w);
+        ws.vm[0] = w - q(w);
+    }
+    let t1 = t + h;
+    sde.drift(t1, &ws.y, &mut ws.a2, &mut c.scratch);
+    sde.diffusion_mul(t1, &ws.base, &ws.vp, &mut ws.prod, &mut ws.b_prod, &mut c.scratch);
+    sde.diffusion_mul(t1, &ws.acc, &ws.vm, &mut ws.prod_m, &mut ws.b_prod, &mut c.scratch);
+    let hh = 0.5 * h;
+    let (a, a2, bdw) = (&c.a[..n], &ws.a2[..n], &c.bdw[..n]);
+    let (pp, pm) = (&ws.prod[..n], &ws.prod_m[..n]);
+    for i in 0..n {
+        let noise = 0.5 * bdw[i] + 0.25 * pp[i] + 0.25 * pm[i];
+        x[i] += (a[i] + a2[i]) * hh + noise;
     }
 }
 
