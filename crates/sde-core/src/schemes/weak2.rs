@@ -403,8 +403,7 @@ fn diagonal_step<S: Sde + ?Sized, const DIAG: bool>(
     let inv_sh = 1.0 / sh;
     let q = |w: f64| (w * w - h) * inv_sh;
     let c = &mut ws.c;
-    sde.drift(t, x, &mut c.a, &mut c.scratch);
-    sde.diffusion(t, x, &mut c.b, &mut c.scratch);
+    sde.drift_and_diffusion(t, x, &mut c.a, &mut c.b, &mut c.scratch);
     let n = x.len();
     let (a, b, bdw) = (&c.a[..n], &c.b[..n], &mut c.bdw[..n]);
     let (y, yp, ym) = (&mut ws.y[..n], &mut ws.base[..n], &mut ws.acc[..n]);
@@ -474,13 +473,13 @@ fn drift_and_noise<S: Sde + ?Sized>(
     dw: &[f64],
     c: &mut StepBuffers,
 ) {
-    sde.drift(t, x, &mut c.a, &mut c.scratch);
     if sup.r == 0 {
         // No supporting value shifts by a column of b, so b itself is not needed: the
         // shape's product gives b(τ) ΔŴ directly.
+        sde.drift(t, x, &mut c.a, &mut c.scratch);
         sde.diffusion_mul(t + sup.tau * h, x, dw, &mut c.bdw, &mut c.b, &mut c.scratch);
     } else {
-        sde.diffusion(t, x, &mut c.b, &mut c.scratch);
+        sde.drift_and_diffusion(t, x, &mut c.a, &mut c.b, &mut c.scratch);
         sde.noise().apply(&c.b, dw, &mut c.bdw);
     }
 }
