@@ -1198,20 +1198,229 @@ mod dcsgd_tests {
     }
 }
 
+#[cfg(test)]
+mod dsignsgd_tests {
+    use super::*;
+    use crate::compress::Identity;
+    use crate::noise::{GaussianNoise, StudentTNoise};
+
+    fn student(d: usize, nu: f64, scale: Vec<f64>, sigma0: f64, sigma1: f64) -> Agent {
+        Agent {
+            noise: StudentTNoise::new(d, nu, scale, sigma0, sigma1)
+                .unwrap()
+                .into(),
+            compressor: Identity.into(),
+        }
+    }
+
+    /// The table of fixed scales against the agents' own `sign_mean` calls, bit for bit: the
+    /// diagonal factor, the product and the fused mean, for ν = 1..=4, heterogeneous and
+    /// identical agents, a zero scale and σ0 = 0 (the sign branches), and gradients where
+    /// `0 · ‖g‖²` is not 0 (overflow, ∞, NaN).
+    #[test]
+    fn fixed_sign_scales_have_the_bits_of_the_agents_calls() {
+        let d = 4;
+        let grads = [
+            vec![0.0; d],
+            vec![0.4, -1.3, 2.7e-3, 9.0],
+            vec![-0.0, 1e-300, -7e5, 3.0],
+            vec![1e200, 1.0, -2.0, 3.0],
+            vec![f64::INFINITY, 1.0, 0.5, 0.0],
+            vec![0.1, f64::NAN, -0.5, 0.0],
+        ];
+        let xi = [0.3, -0.0, -1.1, 2.0];
+        let scale = vec![1.0, 0.0, 2.5, 0.3];
+        let mut cases = Vec::new();
+        for nu in [1.0, 2.0, 3.0, 4.0] {
+            let hetero = (0..4)
+                .map(|i| student(d, nu, scale.clone(), 0.5 + 0.25 * f64::from(i), 0.0))
+                .collect::<Vec<_>>();
+            cases.push(hetero);
+            cases.push(vec![student(d, nu, scale.clone(), 0.7, 0.0); 3]);
+            cases.push(vec![
+                student(d, nu, scale.clone(), 0.0, 0.0),
+                student(d, nu, vec![1.0; d], 1.5, 0.0),
+            ]);
+        }
+        for agents in cases {
+            let fast = DsignSgd::new(agents).unwrap();
+            assert!(fast.fixed.is_some());
+            let general = DsignSgd {
+                fixed: None,
+                ..fast.clone()
+            };
+            let mut scratch = vec![0.0; fast.scratch_len()];
+            for g in &grads {
+                let mut want = [vec![0.0; d], vec![0.0; d], vec![0.0; d], vec![0.0; d]];
+                let mut got = want.clone();
+                for (m, out) in [(&general, &mut want), (&fast, &mut got)] {
+                    let [diag, prod, mean, diag2] = out;
+                    m.cov_sqrt_diag(g, diag, &mut scratch);
+                    m.cov_sqrt_mul(g, &xi, prod, &mut scratch);
+                    assert!(m.mean_and_cov_sqrt_diag(g, mean, diag2, &mut scratch));
+                }
+                // The general fused mean against the agents' `mean` too.
+                let mut mean = vec![0.0; d];
+                general.mean(g, &mut mean, &mut scratch);
+                for (w, o) in want.iter().flatten().zip(got.iter().flatten()) {
+                    assert_eq!(w.to_bits(), o.to_bits(), "g = {g:?}: {want:?} vs {got:?}");
+                }
+                for (w, o) in mean.iter().zip(&got[2]) {
+                    assert_eq!(w.to_bits(), o.to_bits(), "g = {g:?}: {mean:?} vs {got:?}");
+                }
+            }
+        }
+        // Gradient-dependent scales, mixed or other ν and Gaussian agents keep the agents' calls.
+        let none = [
+            vec![student(d, 3.0, vec![1.0; d], 0.5, 0.2)],
+            vec![
+                student(d, 3.0, vec![1.0; d], 0.5, 0.0),
+                student(d, 4.0, vec![1.0; d], 0.5, 0.0),
+            ],
+            vec![student(d, 5.0, vec![1.0; d], 0.5, 0.0)],
+            vec![student(d, 2.5, vec![1.0; d], 0.5, 0.0)],
+            vec![Agent {
+                noise: GaussianNoise::isotropic(d, 0.5, 0.0).unwrap().into(),
+                compressor: Identity.into(),
+            }],
+        ];
+        for agents in none {
+            assert!(DsignSgd::new(agents).unwrap().fixed.is_none());
+        }
+    }
+}
+
 /// Distributed SignSGD: `u = (1/N) Σ_i sign(g + Z_i)`. Mean `(1/N) Σ_i E sign(g + Z_i)`,
 /// covariance `(1/N²) Σ_i diag(1 − m_i²)` with independent noise coordinates (MATH.md §5.4).
 #[derive(Clone, Debug)]
 pub struct DsignSgd {
     pool: AgentPool,
+    /// The agents' scales, tabulated when they are fixed ([`FixedSignScales::of`]).
+    fixed: Option<FixedSignScales>,
+}
+
+/// The sign means of additive Student-t noise (`σ1 = 0` for every agent, one integer
+/// `ν ∈ 1..=4`), coordinate-major, for the diagonal factor and the mean without a call per agent.
+///
+/// An agent's `sign_mean` takes `‖g‖²` and a square root, then per coordinate `s_j r` and the
+/// closed form of its `ν` (through the noise enum's dispatch); with `σ1 = 0` the scale
+/// `s_j r = scale_j · sqrt(σ0² + 0·‖g‖²)` is the same at every gradient of finite norm, so it is
+/// computed once here (at `g = 0`, with the agent's own `scale`), and the sums over the agents
+/// are taken per coordinate with the operations and in the order of [`AgentPool::for_distinct`]
+/// (`Σ_i w_i m_ij`, `Σ_i w_i (1 − m_ij²)`, from `0.0`): the same bits. At a gradient whose
+/// `‖g‖²` is not finite (`0 · ∞` is NaN there) the agents' own calls decide. A weak-order-2 step
+/// takes four sets of sign means (the drift at `X` and `Ῡ`, the diffusion at `R̄±`) where
+/// Euler–Maruyama takes one: the calls per agent were a third of a set at `d = 3`.
+#[derive(Clone, Debug)]
+struct FixedSignScales {
+    /// For coordinate `j`, `[w_i, s_ij]` per distinct agent `i` (multiplicity, scale).
+    entries: Vec<[f64; 2]>,
+    /// Distinct agents.
+    distinct: usize,
+    /// The agents' `ν`.
+    nu: u32,
+}
+
+impl FixedSignScales {
+    fn of(pool: &AgentPool) -> Option<Self> {
+        let mut nu = None;
+        for a in &pool.agents {
+            let NoiseModel::StudentT(t) = &a.noise else {
+                return None;
+            };
+            let k = t.nu();
+            // ν = 1..=4: the closed forms `StudentTNoise::sign_mean` dispatches to.
+            if !(t.sigma1() == 0.0 && k == k.floor() && (1.0..=4.0).contains(&k)) {
+                return None;
+            }
+            if *nu.get_or_insert(k as u32) != k as u32 {
+                return None;
+            }
+        }
+        let nu = nu?;
+        let d = pool.d;
+        let zero = vec![0.0; d];
+        let mut scale = vec![0.0; d];
+        let mut agents = Vec::new();
+        pool.for_distinct(|a, w| {
+            a.noise.scale(&zero, &mut scale);
+            agents.push((w, scale.clone()));
+        });
+        let entries = (0..d)
+            .flat_map(|j| agents.iter().map(move |(w, s)| [*w, s[j]]))
+            .collect();
+        Some(FixedSignScales {
+            entries,
+            distinct: agents.len(),
+            nu,
+        })
+    }
+
+    /// `f(j, Σ_i w_i m_ij, Σ_i w_i (1 − m_ij²))` for every coordinate `j` of `g`; `false` when
+    /// `‖g‖²` is not finite (the caller then takes the agents' own calls).
+    #[inline]
+    fn sums(&self, g: &[f64], f: impl FnMut(usize, f64, f64)) -> bool {
+        match self.nu {
+            1 => self.sums_nu::<1>(g, f),
+            2 => self.sums_nu::<2>(g, f),
+            3 => self.sums_nu::<3>(g, f),
+            _ => self.sums_nu::<4>(g, f),
+        }
+    }
+
+    #[inline(always)]
+    fn sums_nu<const NU: u32>(&self, g: &[f64], mut f: impl FnMut(usize, f64, f64)) -> bool {
+        debug_assert_eq!(g.len() * self.distinct, self.entries.len());
+        let mut norm2 = 0.0;
+        for (j, (&gj, run)) in g
+            .iter()
+            .zip(self.entries.chunks_exact(self.distinct))
+            .enumerate()
+        {
+            norm2 += gj * gj;
+            let (mut mean, mut var) = (0.0, 0.0);
+            for &[w, sj] in run {
+                // `StudentTNoise::sign_mean` for one coordinate.
+                let m = if sj > 0.0 {
+                    2.0 * crate::special::xi_integer_nu(NU, gj / sj)
+                } else if gj > 0.0 {
+                    1.0
+                } else if gj < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                };
+                mean += w * m;
+                var += w * (1.0 - m * m);
+            }
+            f(j, mean, var);
+        }
+        norm2.is_finite()
+    }
 }
 
 impl DsignSgd {
     pub fn new(agents: Vec<Agent>) -> Result<Self, ModelError> {
-        AgentPool::new(agents, "dsignsgd", false).map(|pool| DsignSgd { pool })
+        AgentPool::new(agents, "dsignsgd", false).map(|pool| DsignSgd {
+            fixed: FixedSignScales::of(&pool),
+            pool,
+        })
     }
 
     pub fn agents(&self) -> &[Agent] {
         &self.pool.agents
+    }
+
+    /// [`GradientMethod::cov_sqrt_diag`] from every agent's own `sign_mean`.
+    fn cov_sqrt_diag_of_agents(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        let m = &mut scratch[..self.pool.d];
+        self.pool.sum_over_agents(out, m, |a, _, m| {
+            a.noise.sign_mean(g, m);
+            m.iter_mut().for_each(|mi| *mi = 1.0 - *mi * *mi);
+        });
+        let n = self.pool.agents.len() as f64;
+        // Rounding can push 1 − m² a hair below zero when |m| ≈ 1 (MATH.md §10).
+        out.iter_mut().for_each(|o| *o = o.max(0.0).sqrt() / n);
     }
 }
 
@@ -1245,8 +1454,15 @@ impl GradientMethod for DsignSgd {
         self.pool.divide_by_n(out);
     }
     fn cov_sqrt_mul(&self, g: &[f64], xi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        let n = self.pool.agents.len() as f64;
+        if let Some(fixed) = &self.fixed {
+            // The diagonal square root and the product in one pass, the operations below.
+            if fixed.sums(g, |j, _, var| out[j] = (var.max(0.0).sqrt() / n) * xi[j]) {
+                return;
+            }
+        }
         // out holds the diagonal square root first, then is scaled by ξ in place.
-        self.cov_sqrt_diag(g, out, scratch);
+        self.cov_sqrt_diag_of_agents(g, out, scratch);
         for (o, x) in out.iter_mut().zip(xi) {
             *o *= x;
         }
@@ -1259,14 +1475,13 @@ impl GradientMethod for DsignSgd {
         self.pool.noise_is_additive()
     }
     fn cov_sqrt_diag(&self, g: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        let m = &mut scratch[..self.pool.d];
-        self.pool.sum_over_agents(out, m, |a, _, m| {
-            a.noise.sign_mean(g, m);
-            m.iter_mut().for_each(|mi| *mi = 1.0 - *mi * *mi);
-        });
         let n = self.pool.agents.len() as f64;
-        // Rounding can push 1 − m² a hair below zero when |m| ≈ 1 (MATH.md §10).
-        out.iter_mut().for_each(|o| *o = o.max(0.0).sqrt() / n);
+        if let Some(fixed) = &self.fixed {
+            if fixed.sums(g, |j, _, var| out[j] = var.max(0.0).sqrt() / n) {
+                return;
+            }
+        }
+        self.cov_sqrt_diag_of_agents(g, out, scratch);
     }
     /// One sign mean per (distinct agent, coordinate) for both: the same sums as
     /// [`DsignSgd::mean`] and [`DsignSgd::cov_sqrt_diag`], in the same order.
@@ -1277,6 +1492,17 @@ impl GradientMethod for DsignSgd {
         diag: &mut [f64],
         scratch: &mut [f64],
     ) -> bool {
+        let n = self.pool.agents.len() as f64;
+        let inv_n = 1.0 / n;
+        if let Some(fixed) = &self.fixed {
+            let done = fixed.sums(g, |j, m, var| {
+                mean[j] = m * inv_n;
+                diag[j] = var.max(0.0).sqrt() / n;
+            });
+            if done {
+                return true;
+            }
+        }
         let m = &mut scratch[..self.pool.d];
         mean.fill(0.0);
         diag.fill(0.0);
@@ -1287,8 +1513,6 @@ impl GradientMethod for DsignSgd {
                 *q += w * (1.0 - mi * mi);
             }
         });
-        let n = self.pool.agents.len() as f64;
-        let inv_n = 1.0 / n;
         mean.iter_mut().for_each(|o| *o *= inv_n);
         diag.iter_mut().for_each(|o| *o = o.max(0.0).sqrt() / n);
         true

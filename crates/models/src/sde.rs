@@ -235,6 +235,79 @@ impl<L: Loss, M: GradientMethod> ModelSde<'_, L, M> {
     fn diffusion_factor(&self, t: f64, grad_norm: f64) -> f64 {
         self.opt.schedule().eta_t(t, self.eta, grad_norm) * self.eta.sqrt()
     }
+
+    /// `out = b(t, x)` with `∇f(x)` already in the scratch's gradient slot (unused for a
+    /// constant factor): [`Sde::diffusion`] after its gradient.
+    #[inline]
+    fn diffusion_at_gradient(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        let d = self.d;
+        let (g, _, _, e, col, ms, cache) = self.split(scratch);
+        let g: &[f64] = g;
+        let method = self.opt.method();
+        if let Some(diag) = &self.const_diag {
+            let f = self.diffusion_factor(t, 0.0);
+            match self.noise {
+                NoiseShape::Diagonal => {
+                    for (o, c) in out.iter_mut().zip(diag) {
+                        *o = c * f;
+                    }
+                }
+                _ => {
+                    out.fill(0.0);
+                    for (i, c) in diag.iter().enumerate() {
+                        out[i * d + i] = f * c;
+                    }
+                }
+            }
+            return;
+        }
+        let f = self.diffusion_factor(t, self.grad_norm(g));
+        let cached = self.cached_diag(g, cache);
+        match self.noise {
+            NoiseShape::Diagonal => {
+                match cached {
+                    Some(c) => out.copy_from_slice(c),
+                    None => method.cov_sqrt_diag(g, out, ms),
+                }
+                out.iter_mut().for_each(|o| *o *= f);
+            }
+            _ if method.covariance_is_diagonal() => {
+                match cached {
+                    Some(c) => col.copy_from_slice(c),
+                    None => method.cov_sqrt_diag(g, col, ms),
+                }
+                out.fill(0.0);
+                for i in 0..d {
+                    out[i * d + i] = f * col[i];
+                }
+            }
+            _ if method.noise_dim() != d => {
+                let m = method.noise_dim();
+                let ms_len = method.scratch_len();
+                let (ms, unit) = ms.split_at_mut(ms_len);
+                let unit = &mut unit[..m];
+                for j in 0..m {
+                    unit.fill(0.0);
+                    unit[j] = 1.0;
+                    method.cov_sqrt_mul_at(x, g, unit, col, ms);
+                    for i in 0..d {
+                        out[i * m + j] = f * col[i];
+                    }
+                }
+            }
+            _ => {
+                // Dense columns B e_j: only for schemes that need columns (weak order 2).
+                for j in 0..d {
+                    e.fill(0.0);
+                    e[j] = 1.0;
+                    method.cov_sqrt_mul(g, e, col, ms);
+                    for i in 0..d {
+                        out[i * d + j] = f * col[i];
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
@@ -303,73 +376,27 @@ impl<L: Loss, M: GradientMethod> Sde for ModelSde<'_, L, M> {
     }
 
     fn diffusion(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]) {
-        let d = self.d;
-        let (g, _, _, e, col, ms, cache) = self.split(scratch);
-        let method = self.opt.method();
-        if let Some(diag) = &self.const_diag {
-            let f = self.diffusion_factor(t, 0.0);
-            match self.noise {
-                NoiseShape::Diagonal => {
-                    for (o, c) in out.iter_mut().zip(diag) {
-                        *o = c * f;
-                    }
-                }
-                _ => {
-                    out.fill(0.0);
-                    for (i, c) in diag.iter().enumerate() {
-                        out[i * d + i] = f * c;
-                    }
-                }
-            }
-            return;
+        if self.const_diag.is_none() {
+            let (g, ..) = self.split(scratch);
+            self.opt.loss().gradient(x, g);
         }
-        self.opt.loss().gradient(x, g);
-        let f = self.diffusion_factor(t, self.grad_norm(g));
-        let cached = self.cached_diag(g, cache);
-        match self.noise {
-            NoiseShape::Diagonal => {
-                match cached {
-                    Some(c) => out.copy_from_slice(c),
-                    None => method.cov_sqrt_diag(g, out, ms),
-                }
-                out.iter_mut().for_each(|o| *o *= f);
-            }
-            _ if method.covariance_is_diagonal() => {
-                match cached {
-                    Some(c) => col.copy_from_slice(c),
-                    None => method.cov_sqrt_diag(g, col, ms),
-                }
-                out.fill(0.0);
-                for i in 0..d {
-                    out[i * d + i] = f * col[i];
-                }
-            }
-            _ if method.noise_dim() != d => {
-                let m = method.noise_dim();
-                let ms_len = method.scratch_len();
-                let (ms, unit) = ms.split_at_mut(ms_len);
-                let unit = &mut unit[..m];
-                for j in 0..m {
-                    unit.fill(0.0);
-                    unit[j] = 1.0;
-                    method.cov_sqrt_mul_at(x, g, unit, col, ms);
-                    for i in 0..d {
-                        out[i * m + j] = f * col[i];
-                    }
-                }
-            }
-            _ => {
-                // Dense columns B e_j: only for schemes that need columns (weak order 2).
-                for j in 0..d {
-                    e.fill(0.0);
-                    e[j] = 1.0;
-                    method.cov_sqrt_mul(g, e, col, ms);
-                    for i in 0..d {
-                        out[i * d + j] = f * col[i];
-                    }
-                }
-            }
-        }
+        self.diffusion_at_gradient(t, x, out, scratch);
+    }
+
+    /// The drift leaves `∇f(x)` in the scratch's gradient slot (its first call, read-only after
+    /// it), so the diffusion at the same `x` reads it instead of computing it again: the same
+    /// bits, one gradient less per weak-order-2 step.
+    #[inline]
+    fn drift_and_diffusion(
+        &self,
+        t: f64,
+        x: &[f64],
+        a: &mut [f64],
+        b: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        self.drift(t, x, a, scratch);
+        self.diffusion_at_gradient(t, x, b, scratch);
     }
 
     fn diffusion_is_state_independent(&self) -> bool {
@@ -581,6 +608,53 @@ mod tests {
                 out.extend(a);
             }
             out
+        }
+    }
+
+    /// `drift_and_diffusion` (the diffusion reads the drift's gradient) against `drift` then
+    /// `diffusion`, bit for bit, for every model, both schedules, constant and
+    /// gradient-dependent noise, and DSGD, DCSGD (Bernoulli) and DSignSGD.
+    #[test]
+    fn drift_and_diffusion_has_the_bits_of_the_two_calls() {
+        use crate::compress::BernoulliSparsifier;
+        use crate::method::Dcsgd;
+        fn check<L: Loss, M: GradientMethod>(o: &Optimizer<L, M>) {
+            let d = o.dim();
+            for model in SdeModel::ALL {
+                let sde = o.sde(model, 0.1).unwrap();
+                let len = sde.noise().diffusion_len(d);
+                for x in [vec![0.4; d], (0..d).map(|j| 1.0 - 0.7 * j as f64).collect()] {
+                    let mut want = (vec![0.0; d], vec![0.0; len]);
+                    let mut got = (vec![0.0; d], vec![0.0; len]);
+                    let mut scratch = vec![0.0; sde.scratch_len()];
+                    sde.drift(0.3, &x, &mut want.0, &mut scratch);
+                    sde.diffusion(0.3, &x, &mut want.1, &mut scratch);
+                    let mut scratch = vec![0.0; sde.scratch_len()];
+                    sde.drift_and_diffusion(0.3, &x, &mut got.0, &mut got.1, &mut scratch);
+                    for (w, g) in want.0.iter().chain(&want.1).zip(got.0.iter().chain(&got.1)) {
+                        assert_eq!(w.to_bits(), g.to_bits(), "{want:?} vs {got:?}");
+                    }
+                }
+            }
+        }
+        let d = 3;
+        let schedules = [
+            Schedule::constant(),
+            Schedule::normalized_sgd(0.5, 0.1).unwrap(),
+        ];
+        for schedule in schedules {
+            for sigma1 in [0.0, 0.3] {
+                let gauss = |s: f64| GaussianNoise::isotropic(d, s, sigma1).unwrap().into();
+                let bern = |s: f64| Agent {
+                    noise: gauss(s),
+                    compressor: BernoulliSparsifier::new(0.5).unwrap().into(),
+                };
+                check(&opt(d, Dsgd::new(agents(gauss)).unwrap(), schedule));
+                let dc = (0..3).map(|i| bern(0.4 + 0.2 * f64::from(i))).collect();
+                check(&opt(d, Dcsgd::new(dc).unwrap(), schedule));
+                let t3 = |s: f64| StudentTNoise::isotropic(d, 3.0, s, sigma1).unwrap().into();
+                check(&opt(d, DsignSgd::new(agents(t3)).unwrap(), schedule));
+            }
         }
     }
 

@@ -25,6 +25,21 @@ pub trait Sde: Sync {
     fn drift(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]);
     /// `out = b(t, x)` in the layout of [`NoiseShape`].
     fn diffusion(&self, t: f64, x: &[f64], out: &mut [f64], scratch: &mut [f64]);
+    /// `a = a(t, x)` and `b = b(t, x)`: [`Sde::drift`], then [`Sde::diffusion`] at the same point
+    /// (the default), the same numbers. Override it to share work between the two (a model's
+    /// gradient); schemes that need both at one state (weak order 2) call this.
+    #[inline]
+    fn drift_and_diffusion(
+        &self,
+        t: f64,
+        x: &[f64],
+        a: &mut [f64],
+        b: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        self.drift(t, x, a, scratch);
+        self.diffusion(t, x, b, scratch);
+    }
     /// `out = b(t, x) · dw`. Override it when the diffusion has structure a dense layout would
     /// waste (diagonal plus low rank, say); `b` is a buffer of `noise().diffusion_len(d)` values
     /// the default uses to hold the diffusion.
@@ -114,6 +129,17 @@ impl<S: Sde + ?Sized> Sde for &S {
         scratch: &mut [f64],
     ) -> bool {
         (**self).diffusion_derivative(t, x, v, out, scratch)
+    }
+    #[inline]
+    fn drift_and_diffusion(
+        &self,
+        t: f64,
+        x: &[f64],
+        a: &mut [f64],
+        b: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        (**self).drift_and_diffusion(t, x, a, b, scratch)
     }
     fn has_diffusion_derivative(&self) -> bool {
         (**self).has_diffusion_derivative()

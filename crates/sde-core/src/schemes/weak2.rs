@@ -79,6 +79,9 @@ pub struct Weak2Workspace {
     acc: Vec<f64>,
     /// One product `b(t, Y) v`, `d`.
     prod: Vec<f64>,
+    /// The product at `R̄₋` of the scalar and diagonal step (`prod` holds the one at `R̄₊`;
+    /// `base` and `acc` hold `R̄₊` and `R̄₋` there), `d`; empty for other shapes.
+    prod_m: Vec<f64>,
     /// The vectors `v` of the `+` and `−` products, `m`.
     vp: Vec<f64>,
     vm: Vec<f64>,
@@ -107,6 +110,7 @@ impl Scheme for PlatenWeak2 {
             _ => 0,
         };
         let len_m = if additive { 0 } else { m };
+        let diag = !additive && matches!(noise, NoiseShape::Scalar | NoiseShape::Diagonal);
         Weak2Workspace {
             c,
             a2: vec![0.0; d],
@@ -115,6 +119,7 @@ impl Scheme for PlatenWeak2 {
             y: vec![0.0; d],
             acc: vec![0.0; d],
             prod: vec![0.0; d],
+            prod_m: vec![0.0; if diag { d } else { 0 }],
             vp: vec![0.0; len_m],
             vm: vec![0.0; len_m],
             v: vec![0.0; len_v],
@@ -126,52 +131,114 @@ impl Scheme for PlatenWeak2 {
         let noise = sde.noise();
         let m = noise.noise_dim(x.len());
         let sup = Supports::of(noise, m, is_additive(sde));
-        let sh = h.sqrt();
-        let inv_sh = 1.0 / sh;
-        let t1 = t + h;
         if sup.r == 0 && !sup.cross {
-            // The additive step alone: the general path below with its `base` and `acc`
-            // passes fused away (the same operations in the same order, so the same bits).
+            // The additive step alone: the general path ([`general_step`]) with its `base`
+            // and `acc` passes fused away (the same operations in the same order, so the same bits).
             additive_step(sde, t, h, sup, x, dw, ws);
             return;
         }
-        drift_and_noise(sde, t, h, sup, x, dw, &mut ws.c);
-        for ((((yi, ci), xi), ai), gi) in
-            ws.y.iter_mut()
-                .zip(ws.base.iter_mut())
-                .zip(x.iter())
-                .zip(&ws.c.a)
-                .zip(&ws.c.bdw)
-        {
-            *ci = xi + ai * h;
-            *yi = *ci + gi;
+        // Scalar and diagonal noise (one batched support, no cross terms): the general path
+        // in two passes over d instead of eight (the same operations in the same order).
+        match noise {
+            NoiseShape::Diagonal => diagonal_step::<S, true>(sde, t, h, x, dw, ws),
+            NoiseShape::Scalar => diagonal_step::<S, false>(sde, t, h, x, dw, ws),
+            _ => general_step(sde, x, Step { t, h, dw, rng }, ws),
         }
-        sde.drift(t1, &ws.y, &mut ws.a2, &mut ws.c.scratch);
-        for (gi, bi) in ws.acc.iter_mut().zip(&ws.c.bdw) {
-            *gi = sup.c0 * bi;
-        }
-        let q = |w: f64| (w * w - h) * inv_sh;
+    }
+}
 
-        // R̄ terms, at t + h from X + a h: support k shifts by b[k], b[k + stride], … (column k,
-        // or every column at once) and takes the products with v_j = ΔŴ_j ± q_j on its
-        // components (zero elsewhere).
-        if sup.one_hot {
-            ws.vp.fill(0.0);
-            ws.vm.fill(0.0);
+/// Platen's formula through the table of [`Supports`], for every shape with supporting values
+/// (the scheme takes it for general noise; scalar and diagonal noise take [`diagonal_step`],
+/// the same bits, which the unit tests check against this).
+#[inline(always)]
+fn general_step<S: Sde + ?Sized>(sde: &S, x: &mut [f64], st: Step<'_>, ws: &mut Weak2Workspace) {
+    let Step { t, h, dw, rng } = st;
+    let noise = sde.noise();
+    let m = noise.noise_dim(x.len());
+    let sup = Supports::of(noise, m, is_additive(sde));
+    let sh = h.sqrt();
+    let inv_sh = 1.0 / sh;
+    let t1 = t + h;
+    drift_and_noise(sde, t, h, sup, x, dw, &mut ws.c);
+    for ((((yi, ci), xi), ai), gi) in
+        ws.y.iter_mut()
+            .zip(ws.base.iter_mut())
+            .zip(x.iter())
+            .zip(&ws.c.a)
+            .zip(&ws.c.bdw)
+    {
+        *ci = xi + ai * h;
+        *yi = *ci + gi;
+    }
+    sde.drift(t1, &ws.y, &mut ws.a2, &mut ws.c.scratch);
+    for (gi, bi) in ws.acc.iter_mut().zip(&ws.c.bdw) {
+        *gi = sup.c0 * bi;
+    }
+    let q = |w: f64| (w * w - h) * inv_sh;
+
+    // R̄ terms, at t + h from X + a h: support k shifts by b[k], b[k + stride], … (column k,
+    // or every column at once) and takes the products with v_j = ΔŴ_j ± q_j on its
+    // components (zero elsewhere).
+    if sup.one_hot {
+        ws.vp.fill(0.0);
+        ws.vm.fill(0.0);
+    }
+    for k in 0..sup.r {
+        let comps = if sup.one_hot { k..k + 1 } else { 0..m };
+        for j in comps.clone() {
+            let w = dw[j];
+            ws.vp[j] = w + q(w);
+            ws.vm[j] = w - q(w);
         }
-        for k in 0..sup.r {
-            let comps = if sup.one_hot { k..k + 1 } else { 0..m };
-            for j in comps.clone() {
-                let w = dw[j];
-                ws.vp[j] = w + q(w);
-                ws.vm[j] = w - q(w);
+        for (s, v) in [(sh, &ws.vp), (-sh, &ws.vm)] {
+            support_product(
+                sde,
+                t1,
+                &ws.base,
+                ws.c.b.iter().skip(k).step_by(sup.stride).copied(),
+                s,
+                v,
+                &mut ws.y,
+                &mut ws.prod,
+                &mut ws.b_prod,
+                &mut ws.c.scratch,
+                &mut ws.acc,
+            );
+        }
+        if sup.one_hot {
+            ws.vp[k] = 0.0;
+            ws.vm[k] = 0.0;
+        }
+    }
+
+    // Ū^r terms, at t from X ± b^r sqrt(h): the columns j ≠ r, with
+    // v_j = ΔŴ_j ± (ΔŴ_j ΔŴ_r + V_{r,j}) / sqrt(h).
+    if sup.cross {
+        draw_v(&mut ws.v, m, h, rng);
+        for (r, &wr) in dw.iter().enumerate().take(m) {
+            let vrow = &ws.v[r * m..(r + 1) * m];
+            for (j, ((p, q), (&wj, &vrj))) in ws
+                .vp
+                .iter_mut()
+                .zip(ws.vm.iter_mut())
+                .zip(dw.iter().zip(vrow))
+                .enumerate()
+            {
+                let c = if j == r {
+                    0.0
+                } else {
+                    (wj * wr + vrj) * inv_sh
+                };
+                let w = if j == r { 0.0 } else { wj };
+                *p = w + c;
+                *q = w - c;
             }
             for (s, v) in [(sh, &ws.vp), (-sh, &ws.vm)] {
                 support_product(
                     sde,
-                    t1,
-                    &ws.base,
-                    ws.c.b.iter().skip(k).step_by(sup.stride).copied(),
+                    t,
+                    x,
+                    ws.c.b.iter().skip(r).step_by(m).copied(),
                     s,
                     v,
                     &mut ws.y,
@@ -181,53 +248,9 @@ impl Scheme for PlatenWeak2 {
                     &mut ws.acc,
                 );
             }
-            if sup.one_hot {
-                ws.vp[k] = 0.0;
-                ws.vm[k] = 0.0;
-            }
         }
-
-        // Ū^r terms, at t from X ± b^r sqrt(h): the columns j ≠ r, with
-        // v_j = ΔŴ_j ± (ΔŴ_j ΔŴ_r + V_{r,j}) / sqrt(h).
-        if sup.cross {
-            draw_v(&mut ws.v, m, h, rng);
-            for (r, &wr) in dw.iter().enumerate().take(m) {
-                let vrow = &ws.v[r * m..(r + 1) * m];
-                for (j, ((p, q), (&wj, &vrj))) in ws
-                    .vp
-                    .iter_mut()
-                    .zip(ws.vm.iter_mut())
-                    .zip(dw.iter().zip(vrow))
-                    .enumerate()
-                {
-                    let c = if j == r {
-                        0.0
-                    } else {
-                        (wj * wr + vrj) * inv_sh
-                    };
-                    let w = if j == r { 0.0 } else { wj };
-                    *p = w + c;
-                    *q = w - c;
-                }
-                for (s, v) in [(sh, &ws.vp), (-sh, &ws.vm)] {
-                    support_product(
-                        sde,
-                        t,
-                        x,
-                        ws.c.b.iter().skip(r).step_by(m).copied(),
-                        s,
-                        v,
-                        &mut ws.y,
-                        &mut ws.prod,
-                        &mut ws.b_prod,
-                        &mut ws.c.scratch,
-                        &mut ws.acc,
-                    );
-                }
-            }
-        }
-        finish(x, &ws.c.a, &ws.a2, &ws.acc, h);
     }
+    finish(x, &ws.c.a, &ws.a2, &ws.acc, h);
 }
 
 #[inline(always)]
@@ -356,6 +379,88 @@ fn additive_step<S: Sde + ?Sized>(
     }
 }
 
+/// The step for scalar (`DIAG = false`) and diagonal noise: the rows `Scalar`, `Diagonal` of
+/// [`Supports`] (`c0 = ½`, one batched support `R̄_± = X + a h ± sqrt(h) b`, no cross terms)
+/// with every pass over `d` of the general path fused into the two the data allow: one after
+/// `a(t, X)` and `b(t, X)` (the product `b ΔŴ`, `Ῡ`, `R̄_±` and, for diagonal noise, the
+/// vectors `v_± = ΔŴ ± q`), one after the three coefficient calls at the supports (the update).
+/// Each value is computed with the operations of the general path in the same order, so the
+/// same bits: `noise.apply`'s `b_i w_i`, `(x_i + a_i h) + b_i w_i`, `(x_i + a_i h) ± sqrt(h) b_i`,
+/// and the noise terms `((½ b_i w_i + ¼ p₊ᵢ) + ¼ p₋ᵢ)` that the general path accumulates in
+/// `acc`. The coefficient calls keep their order (`a(t, X)`, `b(t, X)`, `a(t+h, Ῡ)`,
+/// `b(t+h, R̄₊) v₊`, `b(t+h, R̄₋) v₋`), so a model's cache keyed on the state sees the same
+/// sequence.
+#[inline(always)]
+fn diagonal_step<S: Sde + ?Sized, const DIAG: bool>(
+    sde: &S,
+    t: f64,
+    h: f64,
+    x: &mut [f64],
+    dw: &[f64],
+    ws: &mut Weak2Workspace,
+) {
+    let sh = h.sqrt();
+    let inv_sh = 1.0 / sh;
+    let q = |w: f64| (w * w - h) * inv_sh;
+    let c = &mut ws.c;
+    sde.drift_and_diffusion(t, x, &mut c.a, &mut c.b, &mut c.scratch);
+    let n = x.len();
+    let (a, b, bdw) = (&c.a[..n], &c.b[..n], &mut c.bdw[..n]);
+    let (y, yp, ym) = (&mut ws.y[..n], &mut ws.base[..n], &mut ws.acc[..n]);
+    if DIAG {
+        let (dw, vp, vm) = (&dw[..n], &mut ws.vp[..n], &mut ws.vm[..n]);
+        for i in 0..n {
+            let (w, bi) = (dw[i], b[i]);
+            let g = bi * w;
+            let base = x[i] + a[i] * h;
+            bdw[i] = g;
+            y[i] = base + g;
+            yp[i] = base + sh * bi;
+            ym[i] = base + -sh * bi;
+            vp[i] = w + q(w);
+            vm[i] = w - q(w);
+        }
+    } else {
+        let w = dw[0];
+        for i in 0..n {
+            let bi = b[i];
+            let g = bi * w;
+            let base = x[i] + a[i] * h;
+            bdw[i] = g;
+            y[i] = base + g;
+            yp[i] = base + sh * bi;
+            ym[i] = base + -sh * bi;
+        }
+        ws.vp[0] = w + q(w);
+        ws.vm[0] = w - q(w);
+    }
+    let t1 = t + h;
+    sde.drift(t1, &ws.y, &mut ws.a2, &mut c.scratch);
+    sde.diffusion_mul(
+        t1,
+        &ws.base,
+        &ws.vp,
+        &mut ws.prod,
+        &mut ws.b_prod,
+        &mut c.scratch,
+    );
+    sde.diffusion_mul(
+        t1,
+        &ws.acc,
+        &ws.vm,
+        &mut ws.prod_m,
+        &mut ws.b_prod,
+        &mut c.scratch,
+    );
+    let hh = 0.5 * h;
+    let (a, a2, bdw) = (&c.a[..n], &ws.a2[..n], &c.bdw[..n]);
+    let (pp, pm) = (&ws.prod[..n], &ws.prod_m[..n]);
+    for i in 0..n {
+        let noise = 0.5 * bdw[i] + 0.25 * pp[i] + 0.25 * pm[i];
+        x[i] += (a[i] + a2[i]) * hh + noise;
+    }
+}
+
 /// `a(t, X)` into `c.a` and `b(t + τh) ΔŴ` into `c.bdw`, with `b(t, X)` in `c.b` when the
 /// supporting values shift by its columns.
 #[inline(always)]
@@ -368,13 +473,13 @@ fn drift_and_noise<S: Sde + ?Sized>(
     dw: &[f64],
     c: &mut StepBuffers,
 ) {
-    sde.drift(t, x, &mut c.a, &mut c.scratch);
     if sup.r == 0 {
         // No supporting value shifts by a column of b, so b itself is not needed: the
         // shape's product gives b(τ) ΔŴ directly.
+        sde.drift(t, x, &mut c.a, &mut c.scratch);
         sde.diffusion_mul(t + sup.tau * h, x, dw, &mut c.bdw, &mut c.b, &mut c.scratch);
     } else {
-        sde.diffusion(t, x, &mut c.b, &mut c.scratch);
+        sde.drift_and_diffusion(t, x, &mut c.a, &mut c.b, &mut c.scratch);
         sde.noise().apply(&c.b, dw, &mut c.bdw);
     }
 }
@@ -410,5 +515,72 @@ fn support_product<S: Sde + ?Sized>(
     sde.diffusion_mul(t, y, v, prod, b_prod, scratch);
     for (gi, pi) in acc.iter_mut().zip(prod.iter()) {
         *gi += 0.25 * pi;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::SdeFn;
+    use crate::rng::derive_stream;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// The scalar and diagonal step against the general path it fuses, bit for bit, over
+    /// chains of steps with state- and time-dependent coefficients (increments up to ±4.5σ,
+    /// and a zero diffusion entry).
+    #[test]
+    fn diagonal_step_has_the_bits_of_the_general_path() {
+        let drift = |t: f64, x: &[f64], a: &mut [f64]| {
+            for (i, (ai, xi)) in a.iter_mut().zip(x).enumerate() {
+                *ai = (1.0 + t) * xi.sin() - 0.3 * xi * xi * xi + 0.1 * i as f64;
+            }
+        };
+        let diffusion = |t: f64, x: &[f64], b: &mut [f64]| {
+            for (i, (bi, xi)) in b.iter_mut().zip(x).enumerate() {
+                *bi = if i == 2 {
+                    0.0
+                } else {
+                    (0.5 + 0.2 * t) * (1.0 + xi * xi).sqrt() / (1.0 + i as f64)
+                };
+            }
+        };
+        let d = 4;
+        for (noise, diag) in [(NoiseShape::Diagonal, true), (NoiseShape::Scalar, false)] {
+            let sde = SdeFn::new(d, noise, drift, diffusion).unwrap();
+            let m = noise.noise_dim(d);
+            let (mut ws_fast, mut ws_gen) =
+                (PlatenWeak2.workspace(&sde), PlatenWeak2.workspace(&sde));
+            let mut normals = derive_stream(11, u64::from(diag));
+            let mut rng = derive_stream(12, 0);
+            let (mut x, mut y): (Vec<f64>, Vec<f64>) =
+                ((0..d).map(|i| 0.3 - 0.4 * i as f64).collect(), vec![0.0; d]);
+            y.copy_from_slice(&x);
+            let h = 0.05;
+            for k in 0..200 {
+                let t = k as f64 * h;
+                let dw: Vec<f64> = (0..m)
+                    .map(|j| {
+                        let z: f64 = StandardNormal.sample(&mut normals);
+                        let z = if (k + j) % 37 == 0 {
+                            4.5f64.copysign(z)
+                        } else {
+                            z
+                        };
+                        z * h.sqrt()
+                    })
+                    .collect();
+                let rng = &mut rng;
+                PlatenWeak2.step(&sde, &mut x, Step { t, h, dw: &dw, rng }, &mut ws_fast);
+                general_step(&sde, &mut y, Step { t, h, dw: &dw, rng }, &mut ws_gen);
+                for (a, b) in x.iter().zip(&y) {
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "{noise:?}, step {k}: {x:?} vs {y:?}"
+                    );
+                }
+            }
+            assert!(x.iter().all(|v| v.is_finite()));
+        }
     }
 }
