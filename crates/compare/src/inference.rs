@@ -244,3 +244,126 @@ mod tests {
         assert_eq!(span_for_order_half_width(1.0, 0.75, 0.5), None);
     }
 }
+
+/// A fit of the weak errors by the expected order plus the next one,
+/// `err_i ≈ a η_i^q + b η_i^{q+1}` (weighted least squares, weights `1/se_i²`). It asks whether
+/// a fitted order outside its expected value is explained by one next-order term (pre-asymptotic:
+/// the expansion of the weak error in `η` has more than its leading term at these learning rates)
+/// or is evidence against order `q`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NextOrderFit {
+    /// The expected order `q` the fit assumes.
+    pub order: f64,
+    /// `a`, the coefficient of `η^q`, and its 95% interval (Monte Carlo errors only).
+    pub leading: f64,
+    pub leading_ci95: [f64; 2],
+    /// `b`, the coefficient of `η^{q+1}`, and its 95% interval.
+    pub next: f64,
+    pub next_ci95: [f64; 2],
+    /// Weighted residual sum of squares over `n − 2`.
+    pub reduced_chi2: f64,
+    /// The 95% point of `χ²_{n−2}/(n − 2)`: `fits` is `reduced_chi2 ≤ chi2_95`.
+    pub chi2_95: f64,
+    /// Whether the two terms fit the points within their Monte Carlo errors.
+    pub fits: bool,
+    pub points: usize,
+}
+
+/// [`NextOrderFit`] of `err` against `eta` with standard errors `se`, or `None` with fewer than
+/// three usable points (positive finite `eta`, finite `err`, positive finite `se`) or a singular
+/// design.
+pub fn next_order_fit(eta: &[f64], err: &[f64], se: &[f64], q: f64) -> Option<NextOrderFit> {
+    let pts: Vec<(f64, f64, f64)> = eta
+        .iter()
+        .zip(err)
+        .zip(se)
+        .filter(|((h, e), s)| {
+            h.is_finite() && **h > 0.0 && e.is_finite() && s.is_finite() && **s > 0.0
+        })
+        .map(|((h, e), s)| (*h, *e, *s))
+        .collect();
+    if pts.len() < 3 {
+        return None;
+    }
+    // Normal equations of the 2-parameter linear model in the basis (η^q, η^{q+1}), each column
+    // scaled by its largest entry so the 2×2 system is well conditioned at small η.
+    let cx = pts.iter().map(|p| p.0.powf(q)).fold(0.0, f64::max);
+    let cy = pts.iter().map(|p| p.0.powf(q + 1.0)).fold(0.0, f64::max);
+    let (mut sxx, mut sxy, mut syy, mut sxe, mut sye) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(h, e, s) in &pts {
+        let (x, y, w) = (h.powf(q) / cx, h.powf(q + 1.0) / cy, 1.0 / (s * s));
+        sxx += w * x * x;
+        sxy += w * x * y;
+        syy += w * y * y;
+        sxe += w * x * e;
+        sye += w * y * e;
+    }
+    let det = sxx * syy - sxy * sxy;
+    if !(det.is_finite() && det > 1e-12 * sxx * syy) {
+        return None;
+    }
+    let (a, b) = ((syy * sxe - sxy * sye) / det, (sxx * sye - sxy * sxe) / det);
+    let (va, vb) = (syy / det, sxx / det);
+    let chi2: f64 = pts
+        .iter()
+        .map(|&(h, e, s)| {
+            let r = e - a * h.powf(q) / cx - b * h.powf(q + 1.0) / cy;
+            (r / s).powi(2)
+        })
+        .sum();
+    let dof = (pts.len() - 2) as f64;
+    let chi2_95 = statrs::distribution::ChiSquared::new(dof)
+        .map(|c| c.inverse_cdf(0.95) / dof)
+        .unwrap_or(f64::INFINITY);
+    let z = Z95_NORMAL;
+    let (a, b, ha, hb) = (a / cx, b / cy, z * va.sqrt() / cx, z * vb.sqrt() / cy);
+    Some(NextOrderFit {
+        order: q,
+        leading: a,
+        leading_ci95: [a - ha, a + ha],
+        next: b,
+        next_ci95: [b - hb, b + hb],
+        reduced_chi2: chi2 / dof,
+        chi2_95,
+        fits: chi2 / dof <= chi2_95,
+        points: pts.len(),
+    })
+}
+
+/// The two-sided 95% normal quantile.
+const Z95_NORMAL: f64 = 1.959_963_984_540_054;
+
+#[cfg(test)]
+mod next_order_tests {
+    use super::*;
+
+    #[test]
+    fn an_order_one_curve_with_an_eta_squared_term_is_explained_by_it() {
+        // E = 0.5 η + 3 η²: the log-log slope over 0.2..0.025 is well above 1.
+        let eta = [0.2, 0.1, 0.05, 0.025];
+        let err: Vec<f64> = eta.iter().map(|h| 0.5 * h + 3.0 * h * h).collect();
+        let se: Vec<f64> = err.iter().map(|e| 0.01 * e).collect();
+        let slope = weighted_order_fit(&eta, &err, &se).unwrap();
+        assert!(slope.ci95[0] > 1.1, "{slope:?}");
+        let f = next_order_fit(&eta, &err, &se, 1.0).unwrap();
+        assert!(f.fits && f.reduced_chi2 < 1e-12, "{f:?}");
+        assert!(
+            (f.leading - 0.5).abs() < 1e-9 && (f.next - 3.0).abs() < 1e-8,
+            "{f:?}"
+        );
+        assert!(f.leading_ci95[0] > 0.0, "{f:?}");
+    }
+
+    #[test]
+    fn a_curve_that_levels_off_is_not_explained_by_a_next_order_term() {
+        // An O(1) floor (model error) under an order-1 part: slope near 0 at small η; the
+        // two-term fit of order 1 misses the points far beyond their 1% errors.
+        let eta = [0.2, 0.1, 0.05, 0.025];
+        let err: Vec<f64> = eta.iter().map(|h| 0.01 + 0.5 * h).collect();
+        let se: Vec<f64> = err.iter().map(|e| 0.01 * e).collect();
+        let f = next_order_fit(&eta, &err, &se, 1.0).unwrap();
+        assert!(!f.fits, "{f:?}");
+        // Three points are the fewest that leave a degree of freedom.
+        assert!(next_order_fit(&eta[..2], &err[..2], &se[..2], 1.0).is_none());
+    }
+}

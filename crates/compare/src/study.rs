@@ -34,8 +34,8 @@
 use crate::error::CompareError;
 use crate::exact::ExactMoments;
 use crate::inference::{
-    paths_for_relative_ci, simultaneous_z95, span_for_order_half_width, weighted_order_fit,
-    wilson95,
+    next_order_fit, paths_for_relative_ci, simultaneous_z95, span_for_order_half_width,
+    weighted_order_fit, wilson95, NextOrderFit,
 };
 use crate::ladder::{self, alive_index, index, Block, LadderModel, LadderPaths};
 use crate::observable::Observable;
@@ -419,6 +419,11 @@ pub struct WeakErrorCurve {
     /// Order of the closed-form weak errors, when they exist.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact_order: Option<f64>,
+    /// When a resolved order's interval excludes the expected order `q`: the fit
+    /// `E ≈ a η^q + b η^{q+1}` that says whether one next-order term explains the departure
+    /// (pre-asymptotic) or not (a warning says which).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_order_fit: Option<NextOrderFit>,
     pub warnings: Vec<String>,
 }
 
@@ -2046,6 +2051,33 @@ pub(crate) fn finish_curve(
     let consistent = (verdict == Verdict::Resolved)
         .then(|| fit.map(|f| f.ci95[0] <= expected.order && expected.order <= f.ci95[1]))
         .flatten();
+    let next_order = (consistent == Some(false))
+        .then(|| next_order_fit(&etas, &errs, &ses, expected.order))
+        .flatten();
+    if let Some(n) = &next_order {
+        let q = expected.order;
+        let terms = format!(
+            "E = a eta^{q} + b eta^{} (reduced chi2 {:.2}, 95% point {:.2}; a = {:.3e} [{:.3e}, {:.3e}], b = {:.3e} [{:.3e}, {:.3e}])",
+            q + 1.0,
+            n.reduced_chi2,
+            n.chi2_95,
+            n.leading,
+            n.leading_ci95[0],
+            n.leading_ci95[1],
+            n.next,
+            n.next_ci95[0],
+            n.next_ci95[1]
+        );
+        warnings.push(if n.fits {
+            format!(
+                "the order's interval excludes the expected {q}, but {terms} fits the points within their Monte Carlo errors: a next-order term at these learning rates (pre-asymptotic), not evidence against order {q}; smaller learning rates move the fitted order towards {q}"
+            )
+        } else {
+            format!(
+                "the order's interval excludes the expected {q}, and {terms} does not fit the points within their Monte Carlo errors: the departure is not explained by one next-order term (model error, or more than one pre-asymptotic term)"
+            )
+        });
+    }
     WeakErrorCurve {
         model,
         observable: obs,
@@ -2058,6 +2090,7 @@ pub(crate) fn finish_curve(
         verdict_reasons: reasons,
         consistent_with_expected: consistent,
         exact_order,
+        next_order_fit: next_order,
         warnings,
     }
 }

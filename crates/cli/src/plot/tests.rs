@@ -84,6 +84,7 @@ fn curve(model: SdeModel, observable: Observable, c: f64, p: f64, etas: &[f64]) 
         verdict_reasons: Vec::new(),
         consistent_with_expected: Some(true),
         exact_order: None,
+        next_order_fit: None,
         warnings: Vec::new(),
     }
 }
