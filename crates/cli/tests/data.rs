@@ -323,33 +323,43 @@ fn svag_and_euler_maruyama_agree_through_the_cli_build() {
     }
 }
 
+/// Runs one of the library's commands (`weak_error`, `stability`, ...) on the config `text` with
+/// its `paths = 1000` cut to `paths`, into `dir/name`; returns the folder and its `result.json`.
+fn run_command(
+    command: fn(&sdelab::commands::ConfigRun) -> Result<(), sdelab::error::CliError>,
+    dir: &std::path::Path,
+    text: &str,
+    name: &str,
+    paths: u64,
+) -> (std::path::PathBuf, serde_json::Value) {
+    use sdelab::commands::{ConfigRun, Globals, OutputOptions};
+    let cfg = ok(&text.replace("paths = 1000", &format!("paths = {paths}")));
+    let out = dir.join(name);
+    let opts = OutputOptions {
+        config_path: name.into(),
+        out: out.clone(),
+        json: false,
+    };
+    let globals = Globals {
+        quiet: true,
+        threads: 2,
+        wait: false,
+        force: false,
+    };
+    command(&ConfigRun::new(&cfg, &opts, &globals).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    (out, doc)
+}
+
 /// `sdelab weak-error` with `"svag"` in `sde.models`, through the library's command: the SVAG rows
 /// and files are written, and everything the study wrote without SVAG keeps its bits (SVAG runs
 /// after the study, on streams of its own).
 #[test]
 fn weak_error_with_svag_adds_rows_and_keeps_the_study_bits() {
-    use sdelab::commands::{weak_error, ConfigRun, Globals, OutputOptions};
+    use sdelab::commands::weak_error;
     let dir = tempfile::tempdir().unwrap();
-    let run = |text: &str, name: &str| {
-        let cfg = ok(&text.replace("paths = 1000", "paths = 300"));
-        let out = dir.path().join(name);
-        let opts = OutputOptions {
-            config_path: name.into(),
-            out: out.clone(),
-            json: false,
-        };
-        let globals = Globals {
-            quiet: true,
-            threads: 2,
-            wait: false,
-            force: false,
-        };
-        weak_error(&ConfigRun::new(&cfg, &opts, &globals).unwrap()).unwrap();
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap())
-                .unwrap();
-        (out, doc)
-    };
+    let run = |text: &str, name: &str| run_command(weak_error, dir.path(), text, name, 300);
     let (plain_dir, plain) = run(BASE, "plain");
     let (svag_dir, svag) = run(
         &edit(
@@ -431,28 +441,9 @@ fn weak_error_with_svag_adds_rows_and_keeps_the_study_bits() {
 /// without SVAG the document has no `svag_method` and the same curves.
 #[test]
 fn stability_with_svag_adds_curves_and_keeps_the_others() {
-    use sdelab::commands::{stability, ConfigRun, Globals, OutputOptions};
+    use sdelab::commands::stability;
     let dir = tempfile::tempdir().unwrap();
-    let run = |text: &str, name: &str| {
-        let cfg = ok(&text.replace("paths = 1000", "paths = 200"));
-        let out = dir.path().join(name);
-        let opts = OutputOptions {
-            config_path: name.into(),
-            out: out.clone(),
-            json: false,
-        };
-        let globals = Globals {
-            quiet: true,
-            threads: 2,
-            wait: false,
-            force: false,
-        };
-        stability(&ConfigRun::new(&cfg, &opts, &globals).unwrap()).unwrap();
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap())
-                .unwrap();
-        (out, doc)
-    };
+    let run = |text: &str, name: &str| run_command(stability, dir.path(), text, name, 200);
     let (plain_dir, plain) = run(BASE, "plain");
     let (svag_dir, svag) = run(
         &edit(
