@@ -312,9 +312,7 @@ pub fn next_order_fit(eta: &[f64], err: &[f64], se: &[f64], q: f64) -> Option<Ne
         })
         .sum();
     let dof = (pts.len() - 2) as f64;
-    let chi2_95 = statrs::distribution::ChiSquared::new(dof)
-        .map(|c| c.inverse_cdf(0.95) / dof)
-        .unwrap_or(f64::INFINITY);
+    let chi2_95 = reduced_chi2_95(pts.len() - 2);
     let z = Z95_NORMAL;
     let (a, b, ha, hb) = (a / cx, b / cy, z * va.sqrt() / cx, z * vb.sqrt() / cy);
     Some(NextOrderFit {
@@ -328,6 +326,16 @@ pub fn next_order_fit(eta: &[f64], err: &[f64], se: &[f64], q: f64) -> Option<Ne
         fits: chi2 / dof <= chi2_95,
         points: pts.len(),
     })
+}
+
+/// The 95% point of `χ²_dof / dof`: a reduced χ² above it means the points scatter beyond their
+/// Monte Carlo errors. `dof = 0` is treated as 1 (the caller decides whether a fit without degrees
+/// of freedom is tested at all).
+pub fn reduced_chi2_95(dof: usize) -> f64 {
+    let k = dof.max(1) as f64;
+    statrs::distribution::ChiSquared::new(k)
+        .map(|c| c.inverse_cdf(0.95) / k)
+        .unwrap_or(f64::INFINITY)
 }
 
 /// The two-sided 95% normal quantile.

@@ -34,8 +34,8 @@
 use crate::error::CompareError;
 use crate::exact::ExactMoments;
 use crate::inference::{
-    next_order_fit, paths_for_relative_ci, simultaneous_z95, span_for_order_half_width,
-    weighted_order_fit, wilson95, NextOrderFit,
+    next_order_fit, paths_for_relative_ci, reduced_chi2_95, simultaneous_z95,
+    span_for_order_half_width, weighted_order_fit, wilson95, NextOrderFit,
 };
 use crate::ladder::{self, alive_index, index, Block, LadderModel, LadderPaths};
 use crate::observable::Observable;
@@ -1843,10 +1843,7 @@ fn order_advice(
 ) -> String {
     let half = (f.ci95[1] - f.ci95[0]) / 2.0;
     let dof = f.points.saturating_sub(2);
-    // The 95% point of χ²_dof / dof: above it the scatter is not Monte Carlo noise.
-    let chi2_crit = statrs::distribution::ChiSquared::new(dof.max(1) as f64)
-        .map(|c| statrs::distribution::ContinuousCDF::inverse_cdf(&c, 0.95) / dof.max(1) as f64)
-        .unwrap_or(f64::INFINITY);
+    let chi2_crit = reduced_chi2_95(dof);
     if dof > 0 && f.reduced_chi2 > chi2_crit {
         let largest = etas
             .iter()
