@@ -73,6 +73,7 @@ fn dcsgd_study_matches_the_closed_form_mean_of_every_model() {
         common_random_numbers: true,
         exact_reference: false,
         target_rel_ci: None,
+        max_paths: None,
     };
     let curves = weak_error_study(&optimizer(), &s, None, &|_| {}).unwrap();
     assert_eq!(curves.len(), models.len() * s.observables.len());

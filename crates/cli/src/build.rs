@@ -160,6 +160,7 @@ pub fn study_settings(cfg: &ExperimentConfig) -> StudySettings {
         common_random_numbers: cfg.run.common_random_numbers,
         exact_reference: cfg.run.exact_reference,
         target_rel_ci: cfg.run.target_rel_ci,
+        max_paths: Some(cfg.run.max_paths as u64),
     }
 }
 

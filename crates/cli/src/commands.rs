@@ -589,6 +589,25 @@ fn print_svag_table(sv: &SvagStudy) {
 
 fn print_weak_error_table(curves: &[WeakErrorCurve]) {
     print_weak_error_table_labelled(curves.iter().map(|c| (c.model.name(), c)));
+    // The second stage, once per learning rate (every curve's point there was rerun).
+    let mut seen: Vec<f64> = Vec::new();
+    for p in curves.iter().flat_map(|c| &c.points) {
+        if let Some(r) = &p.rerun {
+            if seen.contains(&p.eta) {
+                continue;
+            }
+            seen.push(p.eta);
+            println!(
+                "second stage: eta = {} ran again on {} fresh paths (first stage: {}; the points shown are the second stage's), asked by:",
+                p.eta,
+                p.sde.paths.max(p.discrete.paths),
+                r.first_paths
+            );
+            for a in &r.asked_by {
+                println!("    {a}");
+            }
+        }
+    }
 }
 
 /// The table of curves, each under its name (a model's, or `svag l=<l>`).

@@ -97,6 +97,11 @@ pub const DEFAULT_AGENTS: usize = 1;
 /// Substeps of `sdelab run` (trajectories) when `sde.substeps` is not given. Weak-error studies
 /// choose their own per point instead (refining until the integrator's bias is negligible).
 pub const DEFAULT_RUN_SUBSTEPS: usize = 8;
+/// Default `run.max_paths` in multiples of `run.paths`: the second stage of a study may run a
+/// learning rate again on up to this many times the paths (the first stage's Monte Carlo floors
+/// on the committed studies asked for 1.5–5×).
+pub const DEFAULT_MAX_PATHS_FACTOR: usize = 4;
+
 /// Default `sde.max_substeps`: the cap of the automatic refinement.
 pub const DEFAULT_MAX_SUBSTEPS: usize = compare::study::DEFAULT_MAX_SUBSTEPS;
 /// Default `run.diverge_above`.
@@ -235,6 +240,8 @@ pub struct RunSpec {
     pub x0_scales: Vec<f64>,
     /// `run.target_rel_ci`.
     pub target_rel_ci: Option<f64>,
+    /// `run.max_paths`: filled in (4 × `run.paths`, or `run.paths` with `run.target_rel_ci`).
+    pub max_paths: usize,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1745,6 +1752,16 @@ models::kind_spec! {
             every observable's ci95 <= target_rel_ci * weak_error or `run.paths` is spent (then a \
             warning). Each point reports `target_rel_ci_met`, and its paths as `sde.paths`; an \
             independent discrete ensemble (and `run.exact_reference`) always uses `run.paths`",
+        max_paths: Option<Int> => "integer >= run.paths, default 4 * run.paths (run.paths with \
+            run.target_rel_ci, which it cannot be combined with): `weak-error` only: the second \
+            stage of a study. A learning rate at which a curve is unresolved only for want of paths \
+            (a Monte Carlo floor, or an order interval too wide while the points agree with the fit) \
+            runs again, every model, on fresh streams (seed derived from `seed`), on the paths its \
+            measured errors ask for (aiming at ci95 <= 0.4 * weak_error, order +-0.4), at most \
+            max_paths; only the rerun is reported (each such point carries `rerun`: the first \
+            stage's paths, weak error and interval, and why). A curve that would need more than \
+            max_paths, or that fails for another reason, is not rerun. Set it to run.paths for one \
+            stage (needed by --shard)",
     }
     summary "horizon, learning rates, paths, observables";
     build(self, _) {
@@ -1832,6 +1849,29 @@ models::kind_spec! {
             }
             t => t,
         };
+        let max_paths = match self.max_paths {
+            Some(i) => {
+                let m = count("max_paths", i, 2)?;
+                if m < paths {
+                    return Err(invalid(
+                        "max_paths",
+                        m.to_string(),
+                        format!("must be at least run.paths = {paths} (it caps the paths of a rerun point)"),
+                    ));
+                }
+                if m > paths && target_rel_ci.is_some() {
+                    return Err(invalid(
+                        "max_paths",
+                        m.to_string(),
+                        "cannot be combined with run.target_rel_ci, whose doubling batches already \
+                         grow the paths up to run.paths: remove one of them",
+                    ));
+                }
+                m
+            }
+            None if target_rel_ci.is_some() => paths,
+            None => paths.saturating_mul(DEFAULT_MAX_PATHS_FACTOR),
+        };
         Ok(RunSpec {
             horizon,
             etas: self.etas.clone(),
@@ -1843,6 +1883,7 @@ models::kind_spec! {
             quantiles,
             x0_scales,
             target_rel_ci,
+            max_paths,
         })
     }
 }

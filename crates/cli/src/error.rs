@@ -85,6 +85,7 @@ pub fn config_key(setting: compare::Setting) -> &'static str {
         Setting::Checkpoints => "checkpoints",
         Setting::SvagL => "sde.svag_l",
         Setting::TargetRelCi => "run.target_rel_ci",
+        Setting::MaxPaths => "run.max_paths",
     }
 }
 

@@ -8,7 +8,9 @@
 //!
 //! A shard sees only its own paths, so a run whose later ensembles depend on the statistics of
 //! earlier ones (the weak-error study's automatic substep refinement, the stability sweep's
-//! substep doubling) cannot be split this way: [`check_splittable`] refuses it, naming the key.
+//! substep doubling, the second stage a study runs when `run.max_paths > run.paths`, the batches
+//! of `run.target_rel_ci`) cannot be split this way: [`check_splittable`] refuses it, naming the
+//! key.
 //! MPI runs share every statistic and have no such limit.
 //!
 //! # File format (version 1)
@@ -139,6 +141,22 @@ pub fn check_splittable(job: &Job, cfg: Option<&ExperimentConfig>) -> Result<(),
                 "{config_path}: sde.substeps is not set, so the study refines the substeps from a \
                  probe of all paths; a --shard sees only its own paths. Set sde.substeps (e.g. the \
                  substeps an unsharded run reports) to split it, or run it with mpirun"
+            )))
+        }
+        (Job::WeakError { config_path, .. }, Some(cfg)) if cfg.run.max_paths > cfg.run.paths => {
+            Err(CliError::BadInput(format!(
+                "{config_path}: run.max_paths = {} is above run.paths = {}, so the study may run a \
+                 learning rate again when its first stage is unresolved, a decision taken on all \
+                 paths; a --shard sees only its own paths. Set run.max_paths = {} to split it, or \
+                 run it with mpirun",
+                cfg.run.max_paths, cfg.run.paths, cfg.run.paths
+            )))
+        }
+        (Job::WeakError { config_path, .. }, Some(cfg)) if cfg.run.target_rel_ci.is_some() => {
+            Err(CliError::BadInput(format!(
+                "{config_path}: run.target_rel_ci grows the paths in batches until the interval \
+                 is reached, a decision taken on all paths; a --shard sees only its own paths. \
+                 Remove run.target_rel_ci to split it, or run it with mpirun"
             )))
         }
         (Job::Stability { config_path, .. }, _) => Err(CliError::BadInput(format!(

@@ -1482,6 +1482,7 @@ const KNOWN_KEYS: &[&str] = &[
     "run.quantiles",
     "run.x0_scales",
     "run.target_rel_ci",
+    "run.max_paths",
     "sde.svag_l",
     "noise.batch",
     "noise.replacement",
@@ -1644,8 +1645,8 @@ fn sections_are_listed_from_their_specs() {
     }
     let sections = sections();
     let count: usize = sections.iter().map(|(_, keys)| keys.len()).sum();
-    // 9 top-level keys, agents.n, 6 of [sde], 10 of [run].
-    assert_eq!(count, 9 + 1 + 6 + 10);
+    // 9 top-level keys, agents.n, 6 of [sde], 11 of [run].
+    assert_eq!(count, 9 + 1 + 6 + 11);
     for (_, keys) in &sections {
         for d in *keys {
             assert!(
@@ -1682,7 +1683,7 @@ fn section_spec_errors_name_key_and_value() {
         &base_with("paths = 1000", "pathz = 1000"),
         "run.pathz = 1000: unknown key (expected one of horizon, etas, paths, observables, \
          diverge_above, common_random_numbers, exact_reference, quantiles, x0_scales, \
-         target_rel_ci); did you mean \"paths\"?",
+         target_rel_ci, max_paths); did you mean \"paths\"?",
     );
     exact(
         &sde("svag = 4"),
@@ -1690,6 +1691,15 @@ fn section_spec_errors_name_key_and_value() {
          increments, svag_l); did you mean \"svag_l\"?",
     );
     exact(&run("target_rel_ci = 1.5"), "run.target_rel_ci = 1.5: must be in (0, 1): the largest ci95 / weak_error the paths are grown to");
+    exact(
+        &run("max_paths = 999"),
+        "run.max_paths = 999: must be at least run.paths = 1000 (it caps the paths of a rerun point)",
+    );
+    exact(
+        &run("max_paths = 2000\ntarget_rel_ci = 0.2"),
+        "run.max_paths = 2000: cannot be combined with run.target_rel_ci, whose doubling batches \
+         already grow the paths up to run.paths: remove one of them",
+    );
     exact(
         &run("target_rel_ci = \"x\""),
         "run.target_rel_ci = \"x\": expected a number",
@@ -1780,4 +1790,9 @@ fn section_spec_errors_name_key_and_value() {
         vec![1.0, 2.5]
     );
     assert_eq!(ok(&run("target_rel_ci = 0.1")).run.target_rel_ci, Some(0.1));
+    // run.max_paths: 4 x run.paths by default, run.paths with target_rel_ci (one stage).
+    assert_eq!(ok(&run("")).run.max_paths, 4000);
+    assert_eq!(ok(&run("target_rel_ci = 0.1")).run.max_paths, 1000);
+    assert_eq!(ok(&run("max_paths = 2500")).run.max_paths, 2500);
+    assert_eq!(ok(&run("max_paths = 1000")).run.max_paths, 1000);
 }

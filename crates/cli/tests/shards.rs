@@ -28,6 +28,10 @@ fn weak_with(fixed_substeps: bool, more: &[(&str, &str)]) -> String {
     ];
     if fixed_substeps {
         overrides.push(("sde.substeps", "2"));
+        // One stage: a second one would be decided on all paths.
+        if !more.iter().any(|(k, _)| *k == "run.max_paths") {
+            overrides.push(("run.max_paths", "3001"));
+        }
     }
     overrides.extend_from_slice(more);
     small_config(&overrides)
@@ -207,6 +211,24 @@ fn runs_with_data_dependent_decisions_are_not_sharded() {
     for sub in ["weak-error", "stability"] {
         let o = sdelab(&[sub, "--config", &cfg, "--out", arg(&out), "--shard", "0/2"]);
         bad_input(&o, "sde.substeps");
+    }
+    // With the substeps fixed, a second stage (run.max_paths above run.paths, the default) or
+    // run.target_rel_ci's batches are still decided on all paths.
+    for (more, key) in [
+        (("run.max_paths", "12004"), "run.max_paths = 12004"),
+        (("run.target_rel_ci", "0.2"), "run.target_rel_ci"),
+    ] {
+        let cfg = write(dir.path(), "d.toml", &weak_with(true, &[more]));
+        let o = sdelab(&[
+            "weak-error",
+            "--config",
+            &cfg,
+            "--out",
+            arg(&out),
+            "--shard",
+            "0/2",
+        ]);
+        bad_input(&o, key);
     }
     bad_input(&sdelab(&["--shard", "0/2", "list"]), "--shard applies to");
     let o = sdelab(&["run", "--config", &cfg, "--shard", "2/2"]);

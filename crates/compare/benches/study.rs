@@ -86,6 +86,7 @@ fn settings(d: usize, scheme: SchemeKind, paths: u64) -> StudySettings {
         common_random_numbers: true,
         exact_reference: false,
         target_rel_ci: None,
+        max_paths: None,
     }
 }
 

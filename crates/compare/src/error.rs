@@ -59,10 +59,12 @@ pub enum Setting {
     SvagL,
     /// The relative interval adaptive path counts aim for (`run.target_rel_ci`).
     TargetRelCi,
+    /// The cap on a rerun point's paths (`run.max_paths`).
+    MaxPaths,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 20] = [
+    pub const ALL: [Setting; 21] = [
         Setting::Etas,
         Setting::Horizon,
         Setting::Paths,
@@ -83,6 +85,7 @@ impl Setting {
         Setting::Checkpoints,
         Setting::SvagL,
         Setting::TargetRelCi,
+        Setting::MaxPaths,
     ];
 
     /// The field's name in the settings structs.
@@ -108,6 +111,7 @@ impl Setting {
             Setting::Checkpoints => "checkpoints",
             Setting::SvagL => "svag_l",
             Setting::TargetRelCi => "target_rel_ci",
+            Setting::MaxPaths => "max_paths",
         }
     }
 

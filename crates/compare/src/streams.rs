@@ -11,6 +11,7 @@
 //! | trajectories | `Discrete`, or `Model(m)` |
 //! | stability, scale `s`, learning rate `i` | `at(s).at(i)`, then `Discrete`, or `Model(m)` and `at(substeps)` |
 //! | Figure 1, substep check | `SubstepCheck(m)` (independent of the trajectory's `Model(m)`) |
+//! | study, second stage (a rerun learning rate `i`) | the same paths from [`rerun_seed`]`(seed)` instead of the master seed |
 
 use models::sde::SdeModel;
 use sde_core::derive_key;
@@ -73,6 +74,16 @@ impl Stream {
     pub fn seed(self) -> u64 {
         self.0
     }
+}
+
+/// The step from the master seed to the study's second stage: a grid index no learning rate
+/// reaches (the limit on learning rates is far below it). Fixed, like the roles' indices.
+const RERUN_INDEX: u64 = 0x5345_434f_4e44; // "SECOND"
+
+/// The master seed of a study's second stage (its rerun learning rates): one step off the seed
+/// tree's root, so every stream below it is independent of the first stage's.
+pub fn rerun_seed(seed: u64) -> u64 {
+    derive_key(seed, RERUN_INDEX)
 }
 
 /// The seed of a study's ensemble at learning rate `eta_index`.

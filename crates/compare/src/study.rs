@@ -78,6 +78,12 @@ pub struct StudySettings {
     /// every point of a model has `ci95 ≤ target_rel_ci · weak_error`, or `paths` is spent;
     /// `None`: every point runs on `paths` paths. In `(0, 1)`.
     pub target_rel_ci: Option<f64>,
+    /// The most paths a point may get in the study's second stage (see [`rerun_plan`]):
+    /// a learning rate at which a curve is unresolved only for want of paths (a Monte Carlo
+    /// floor, an order interval too wide while the points agree with the fit) runs again, on
+    /// fresh streams, with the paths its measured errors ask for, at most `max_paths`. `None`
+    /// (or `paths`): one stage. Not with `target_rel_ci`, whose batches already grow the paths.
+    pub max_paths: Option<u64>,
 }
 
 /// A setting of [`StudySettings`], named in errors (one list for every settings struct of the
@@ -100,6 +106,26 @@ impl StudySettings {
                     Setting::TargetRelCi,
                     t,
                     "must be in (0, 1) (the largest ci95 / weak_error the paths should reach)",
+                ));
+            }
+        }
+        if let Some(m) = self.max_paths {
+            if m < self.paths {
+                return Err(CompareError::bad(
+                    Setting::MaxPaths,
+                    m,
+                    format!(
+                        "must be at least the paths ({}): it caps the paths of the rerun of a point",
+                        self.paths
+                    ),
+                ));
+            }
+            if m > self.paths && self.target_rel_ci.is_some() {
+                return Err(CompareError::bad(
+                    Setting::MaxPaths,
+                    m,
+                    "has no use with target_rel_ci, whose doubling batches already grow the paths \
+                     (up to paths): set one of them",
                 ));
             }
         }
@@ -345,6 +371,32 @@ pub struct WeakErrorPoint {
     /// paths used are `sde.paths`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_rel_ci_met: Option<bool>,
+    /// When this point comes from the study's second stage: what the first stage measured, and
+    /// why it was run again (the point itself is the second stage's alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<Rerun>,
+}
+
+/// A point of the study's second stage ([`StudySettings::max_paths`]): its learning rate ran
+/// again on more paths, on streams independent of the first run's, and only the second run is
+/// reported. Pooling the two would bias the estimate: the first run's numbers decided that the
+/// second was needed (a point is rerun when its weak error came out small against its interval).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rerun {
+    /// Paths of the first stage at this learning rate.
+    pub first_paths: u64,
+    /// The first stage's weak error and 95% half-width at this point (not used in the curve).
+    pub first_weak_error: Option<f64>,
+    pub first_ci95: Option<f64>,
+    /// Random numbers the first stage drew for this point (the point's own `random_numbers`
+    /// count the second stage alone).
+    pub first_random_numbers: RandomNumbers,
+    /// The curves (`<model> <observable>`) whose first-stage verdict asked for the paths, each
+    /// with what it lacked.
+    pub asked_by: Vec<String>,
+    /// Master seed of the second stage's streams ([`crate::streams::rerun_seed`] of the study's
+    /// seed): the point's ensembles are seeded from it as the first stage's are from the seed.
+    pub seed: u64,
 }
 
 /// How a point's SDE value is formed from the levels of its ladder.
@@ -739,343 +791,396 @@ pub fn weak_error_study_with_cost<L: Loss, M: GradientMethod>(
         expected.push(e);
     }
     let coupled = can_couple(opt, s) && !s.exact_reference;
-    let n = s.observables.len();
-    let mut points: Vec<Vec<Vec<WeakErrorPoint>>> = vec![vec![Vec::new(); n]; s.models.len()];
-    for (ei, &eta) in s.etas.iter().enumerate() {
-        let iters = s.iterations(eta);
-        let settings = PathSettings {
-            eta,
-            iterations: iters,
-            x0: s.x0.clone(),
-            observables: s.observables.clone(),
-            diverge_above: s.diverge_above,
-        };
-        let discrete = if coupled {
-            None
-        } else {
-            let sim = DiscretePaths {
-                opt,
-                settings: &settings,
-            };
-            cost.discrete_steps += s.paths * iters as u64;
-            Some(run_ensemble(
-                s.paths,
-                stream_seed(s.seed, ei, StreamRole::Discrete),
-                &sim,
-                progress,
-            )?)
-        };
-        if s.exact_reference {
-            let d = discrete.as_ref().ok_or_else(|| {
-                CompareError::bad(
-                    Setting::CommonRandomNumbers,
-                    true,
-                    "internal: the exact reference runs an independent discrete ensemble",
-                )
-            })?;
-            let ex = exact.ok_or_else(|| {
-                CompareError::bad(Setting::ExactReference, true, "no closed form")
-            })?;
-            for (mi, &model) in s.models.iter().enumerate() {
-                for (oi, &obs) in s.observables.iter().enumerate() {
-                    points[mi][oi].push(exact_reference_point(
-                        d, ex, model, obs, oi, eta, iters, s.paths,
-                    ));
-                }
-            }
-            continue;
-        }
-        let ladder_seed = stream_seed(s.seed, ei, StreamRole::Ladder);
-        let report = if s.substeps.is_some() {
-            Report::Coarse
-        } else if s.max_substeps >= 4 {
-            Report::Richardson
-        } else {
-            Report::Fine
-        };
-        let three = report == Report::Richardson;
-        let mut states: Vec<ModelState> = s
-            .models
-            .iter()
-            .map(|_| ModelState {
-                coarse: s.substeps.unwrap_or(1),
-                bias_paths: u64::MAX,
-                mid_paths: u64::MAX,
-                reported_steps: 0,
-                probing: false,
-                from: 0,
-                goal: s.paths,
-                acc: None,
-                tried: Vec::new(),
-                drawn: RandomNumbers {
-                    discrete: coupled.then_some(0),
-                    sde: 0,
-                },
-                done: None,
-            })
-            .collect();
-        // With the substeps left to the study, a probe on the first paths (the same paths as
-        // the full run's first ones) measures the bias at the coarsest level; the full run
-        // then starts at the level the probe predicts, so the rejected level costs a
-        // sixteenth of a run. Every model still refining runs in one ladder per path range, on
-        // one discrete side: a model's numbers are those of a ladder of it alone.
-        let probe = probe_paths(s);
-        let first = first_batch(s);
-        for st in states.iter_mut() {
-            st.probing = s.substeps.is_none() && probe < first;
-            st.goal = if st.probing { probe } else { first };
-        }
-        loop {
-            let active: Vec<usize> = (0..states.len())
-                .filter(|&i| states[i].done.is_none())
-                .collect();
-            if active.is_empty() {
-                break;
-            }
-            // Models on the same path range share one ladder run (in the order of the models).
-            let mut ranges: Vec<(u64, u64)> = Vec::new();
-            for &i in &active {
-                let r = (states[i].from, states[i].goal);
-                if !ranges.contains(&r) {
-                    ranges.push(r);
-                }
-            }
-            for (from, goal) in ranges {
-                let group: Vec<usize> = active
-                    .iter()
-                    .copied()
-                    .filter(|&i| (states[i].from, states[i].goal) == (from, goal))
-                    .collect();
-                let run = dispatch(
-                    s.scheme,
-                    s.increments,
-                    RunLadder {
-                        opt,
-                        models: group
-                            .iter()
-                            .map(|&i| {
-                                let st = &states[i];
-                                let (coarse_paths, fine_paths, finer_paths) = match report {
-                                    Report::Fine => (st.bias_paths, u64::MAX, 0),
-                                    Report::Coarse => (u64::MAX, st.bias_paths, 0),
-                                    Report::Richardson => (u64::MAX, st.mid_paths, st.bias_paths),
-                                };
-                                Rung {
-                                    model: s.models[i],
-                                    coarse: st.coarse,
-                                    coarse_paths,
-                                    fine_paths,
-                                    finer_paths,
-                                }
-                            })
-                            .collect(),
-                        settings: &settings,
-                        from,
-                        paths: goal - from,
-                        seed: ladder_seed,
-                        coupled,
-                        progress,
-                    },
-                )?;
-                cost.random_numbers += run.total;
-                cost.ladder_runs += 1;
-                cost.discrete_steps += run.discrete_steps;
-                cost.sde_steps += run.sde_steps.iter().sum::<u64>();
-                let order = run.order;
-                for (ai, &mi) in group.iter().enumerate() {
-                    let st = &mut states[mi];
-                    let coarse = st.coarse;
-                    if coupled {
-                        st.drawn.discrete = st.drawn.discrete.map(|d| d + run.noise);
-                        st.drawn.sde += run.increments[ai];
-                    } else {
-                        st.drawn.sde += run.noise + run.increments[ai];
-                    }
-                    let batch = ladder::model_stats(&run.stats, ai, n, three);
-                    // A batch extends the paths before it at the same level: merged after them.
-                    let stats = match st.acc.take() {
-                        Some(mut acc) if from > 0 => {
-                            merge_stats(&mut acc, &batch);
-                            acc
-                        }
-                        _ => batch,
-                    };
-                    let run_paths = goal;
-                    let pts: Vec<WeakErrorPoint> = (0..n)
-                        .map(|o| {
-                            let input = PointInput {
-                                stats: &stats,
-                                discrete: discrete.as_ref(),
-                                o,
-                                n,
-                                eta,
-                                iters,
-                                coarse,
-                                scheme_order: order,
-                                paths: run_paths,
-                            };
-                            if three {
-                                richardson_point(&input, st.bias_paths >= run_paths)
-                            } else {
-                                ladder_point(&input, report)
-                            }
-                        })
-                        .collect();
-                    let reported = match report {
-                        Report::Fine => 2 * coarse,
-                        Report::Coarse => coarse,
-                        Report::Richardson => 4 * coarse,
-                    };
-                    // The level is chosen for the interval of the study's whole path budget,
-                    // which shrinks as 1/sqrt(paths) from this run's: growing batches then
-                    // rarely need a finer level.
-                    let shrink = (run_paths as f64 / s.paths as f64).sqrt();
-                    // The worst ratio of bias bound to its target over the observables.
-                    let worst = pts
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(oi, p)| {
-                            let target =
-                                (p.ci95_monte_carlo? * shrink / 4.0).max(1e-3 * p.weak_error?);
-                            // The residual's own Monte Carlo error shrinks with the paths too
-                            // (the next run puts enough on the finest level for that): on a
-                            // probe, its bound is predicted for the study's paths. A full run
-                            // is judged on its own bound.
-                            let bound = if three && st.probing {
-                                residual_bound(&stats, oi, n, order, shrink)?
-                            } else {
-                                p.integrator_bias_bound?
-                            };
-                            Some(bound / target)
-                        })
-                        .fold(0.0f64, |a, r| if r.is_nan() { a } else { a.max(r) });
-                    let bound = pts
-                        .iter()
-                        .filter_map(|p| p.integrator_bias_bound)
-                        .fold(0.0f64, f64::max);
-                    st.tried.push(Refinement {
-                        substeps: reported,
-                        paths: run_paths,
-                        bias_paths: st.bias_paths.min(run_paths),
-                        bias_bound: bound,
-                        levels: three.then(|| {
-                            [
-                                (coarse, run_paths),
-                                (2 * coarse, st.mid_paths.min(run_paths)),
-                                (4 * coarse, st.bias_paths.min(run_paths)),
-                            ]
-                            .map(|(substeps, paths)| LevelRun { substeps, paths })
-                        }),
-                    });
-                    // Only the reported level runs on every path of a run.
-                    st.reported_steps = run_paths * iters as u64 * reported as u64;
-                    let is_probe = st.probing;
-                    st.probing = false;
-                    let fixed = s.substeps.is_some();
-                    let good = worst <= 1.0 || !worst.is_finite();
-                    // With three levels the finest, 4b, must stay within the cap.
-                    let capped = if three {
-                        coarse >= s.max_substeps / 4
-                    } else {
-                        2 * coarse >= s.max_substeps
-                    };
-                    if !is_probe && (fixed || good || capped) {
-                        match s.target_rel_ci {
-                            Some(t) if run_paths < s.paths && !target_met(&pts, t) => {
-                                // Grow: the next batch doubles the paths, at the same level.
-                                st.from = run_paths;
-                                st.goal = next_batch(run_paths, s.paths);
-                                st.acc = Some(stats);
-                            }
-                            _ => st.done = Some(pts),
-                        }
-                        continue;
-                    }
-                    if !good && !capped && three {
-                        // The extrapolation's residual falls as h^{p+1}: jump to the level the
-                        // estimate asks for (×1.5 margin).
-                        let factor = (1.5 * worst).powf(1.0 / (order + 1.0)).max(2.0);
-                        st.coarse = ((coarse as f64 * factor).ceil() as usize)
-                            .next_power_of_two()
-                            .min(s.max_substeps / 4)
-                            .max(coarse + 1);
-                    } else if !good && !capped {
-                        // The bias falls as h^p: jump to the level the estimate asks for (×1.5
-                        // margin).
-                        let factor = (1.5 * worst).powf(1.0 / order).max(2.0);
-                        let fine = (((2 * coarse) as f64 * factor).ceil() as usize)
-                            .next_power_of_two()
-                            .min(s.max_substeps);
-                        st.coarse = (fine / 2).max(coarse + 1);
-                    }
-                    if report == Report::Fine {
-                        st.bias_paths = bias_level_paths(
-                            &stats, &pts, n, order, coarse, st.coarse, run_paths, s.paths,
-                        );
-                    } else if three {
-                        // The cheapest of the level the residual asks for and two doublings:
-                        // finer levels shrink the levels' differences, so their subsets can
-                        // more than pay for the longer integration (substeps of the run).
-                        let mut best: Option<(f64, usize, (u64, u64))> = None;
-                        let mut b = st.coarse;
-                        for _ in 0..3 {
-                            if b > (s.max_substeps / 4).max(st.coarse) {
-                                break;
-                            }
-                            let lp = richardson_level_paths(
-                                &stats,
-                                discrete.as_ref(),
-                                &pts,
-                                n,
-                                order,
-                                coarse,
-                                b,
-                                run_paths,
-                                s.paths,
-                            );
-                            let work = (s.paths + 2 * lp.0 + 4 * lp.1) as f64 * b as f64;
-                            if best.is_none_or(|(w, _, _)| work < w) {
-                                best = Some((work, b, lp));
-                            }
-                            b *= 2;
-                        }
-                        if let Some((_, b, lp)) = best {
-                            st.coarse = b;
-                            (st.mid_paths, st.bias_paths) = lp;
-                        }
-                    }
-                    // A new level starts again from the first path.
-                    st.from = 0;
-                    st.goal = if is_probe { first } else { run_paths };
-                }
-            }
-        }
-        for (mi, (&model, st)) in s.models.iter().zip(states).enumerate() {
-            cost.reported_sde_steps += st.reported_steps;
-            let final_points = st.done.unwrap_or_default();
-            for (oi, (&obs, mut p)) in s.observables.iter().zip(final_points).enumerate() {
-                p.refinement = st.tried.clone();
-                p.random_numbers = st.drawn;
-                if let Some(ex) = exact {
-                    p.exact = exact_point(ex, model, obs, eta, iters);
-                }
-                points[mi][oi].push(p);
-            }
-        }
+    // points[eta][model][observable]
+    let mut points: Vec<Vec<Vec<WeakErrorPoint>>> = Vec::with_capacity(s.etas.len());
+    for ei in 0..s.etas.len() {
+        points.push(study_at_eta(
+            opt, s, exact, ei, coupled, progress, &mut cost,
+        )?);
     }
+    let mut curves = finish_curves(s, &expected, &points);
+    if let Some(plan) = rerun_plan(&curves, s) {
+        // The second stage: each learning rate whose points need more paths runs again, every
+        // model and observable, on streams of their own (a master seed derived from the study's),
+        // so the decision to run it, taken on the first stage's numbers, does not bias it.
+        let seed = crate::streams::rerun_seed(s.seed);
+        for (ei, paths, asked_by) in plan {
+            let s2 = StudySettings {
+                paths,
+                seed,
+                max_paths: None,
+                ..s.clone()
+            };
+            let fresh = study_at_eta(opt, &s2, exact, ei, coupled, progress, &mut cost)?;
+            for (old_m, new_m) in points[ei].iter_mut().zip(fresh) {
+                for (old, mut p) in old_m.iter_mut().zip(new_m) {
+                    p.rerun = Some(Rerun {
+                        first_paths: old.sde.paths.max(old.discrete.paths),
+                        first_weak_error: old.weak_error,
+                        first_ci95: old.ci95,
+                        first_random_numbers: old.random_numbers,
+                        asked_by: asked_by.clone(),
+                        seed,
+                    });
+                    *old = p;
+                }
+            }
+        }
+        curves = finish_curves(s, &expected, &points);
+    }
+    Ok((curves, cost))
+}
+
+/// Every model's and observable's curve from the points (`points[eta][model][observable]`).
+fn finish_curves(
+    s: &StudySettings,
+    expected: &[ExpectedOrder],
+    points: &[Vec<Vec<WeakErrorPoint>>],
+) -> Vec<WeakErrorCurve> {
     let mut curves = Vec::new();
     for (mi, &model) in s.models.iter().enumerate() {
         for (oi, &obs) in s.observables.iter().enumerate() {
-            curves.push(finish_curve(
-                model,
-                obs,
-                std::mem::take(&mut points[mi][oi]),
-                &expected[mi],
-                s,
-            ));
+            let pts = points.iter().map(|at| at[mi][oi].clone()).collect();
+            curves.push(finish_curve(model, obs, pts, &expected[mi], s));
         }
     }
-    Ok((curves, cost))
+    curves
+}
+
+/// The points of every model and observable at learning rate `s.etas[ei]` on `s.paths` paths
+/// (`[model][observable]`), their streams seeded from `s.seed`.
+#[allow(clippy::too_many_arguments)]
+fn study_at_eta<L: Loss, M: GradientMethod>(
+    opt: &Optimizer<L, M>,
+    s: &StudySettings,
+    exact: Option<&dyn ExactMoments>,
+    ei: usize,
+    coupled: bool,
+    progress: Progress,
+    cost: &mut StudyCost,
+) -> Result<Vec<Vec<WeakErrorPoint>>, CompareError> {
+    let eta = s.etas[ei];
+    let n = s.observables.len();
+    let mut out: Vec<Vec<WeakErrorPoint>> = vec![Vec::with_capacity(n); s.models.len()];
+    let iters = s.iterations(eta);
+    let settings = PathSettings {
+        eta,
+        iterations: iters,
+        x0: s.x0.clone(),
+        observables: s.observables.clone(),
+        diverge_above: s.diverge_above,
+    };
+    let discrete = if coupled {
+        None
+    } else {
+        let sim = DiscretePaths {
+            opt,
+            settings: &settings,
+        };
+        cost.discrete_steps += s.paths * iters as u64;
+        Some(run_ensemble(
+            s.paths,
+            stream_seed(s.seed, ei, StreamRole::Discrete),
+            &sim,
+            progress,
+        )?)
+    };
+    if s.exact_reference {
+        let d = discrete.as_ref().ok_or_else(|| {
+            CompareError::bad(
+                Setting::CommonRandomNumbers,
+                true,
+                "internal: the exact reference runs an independent discrete ensemble",
+            )
+        })?;
+        let ex = exact
+            .ok_or_else(|| CompareError::bad(Setting::ExactReference, true, "no closed form"))?;
+        for (mi, &model) in s.models.iter().enumerate() {
+            for (oi, &obs) in s.observables.iter().enumerate() {
+                out[mi].push(exact_reference_point(
+                    d, ex, model, obs, oi, eta, iters, s.paths,
+                ));
+            }
+        }
+        return Ok(out);
+    }
+    let ladder_seed = stream_seed(s.seed, ei, StreamRole::Ladder);
+    let report = if s.substeps.is_some() {
+        Report::Coarse
+    } else if s.max_substeps >= 4 {
+        Report::Richardson
+    } else {
+        Report::Fine
+    };
+    let three = report == Report::Richardson;
+    let mut states: Vec<ModelState> = s
+        .models
+        .iter()
+        .map(|_| ModelState {
+            coarse: s.substeps.unwrap_or(1),
+            bias_paths: u64::MAX,
+            mid_paths: u64::MAX,
+            reported_steps: 0,
+            probing: false,
+            from: 0,
+            goal: s.paths,
+            acc: None,
+            tried: Vec::new(),
+            drawn: RandomNumbers {
+                discrete: coupled.then_some(0),
+                sde: 0,
+            },
+            done: None,
+        })
+        .collect();
+    // With the substeps left to the study, a probe on the first paths (the same paths as
+    // the full run's first ones) measures the bias at the coarsest level; the full run
+    // then starts at the level the probe predicts, so the rejected level costs a
+    // sixteenth of a run. Every model still refining runs in one ladder per path range, on
+    // one discrete side: a model's numbers are those of a ladder of it alone.
+    let probe = probe_paths(s);
+    let first = first_batch(s);
+    for st in states.iter_mut() {
+        st.probing = s.substeps.is_none() && probe < first;
+        st.goal = if st.probing { probe } else { first };
+    }
+    loop {
+        let active: Vec<usize> = (0..states.len())
+            .filter(|&i| states[i].done.is_none())
+            .collect();
+        if active.is_empty() {
+            break;
+        }
+        // Models on the same path range share one ladder run (in the order of the models).
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for &i in &active {
+            let r = (states[i].from, states[i].goal);
+            if !ranges.contains(&r) {
+                ranges.push(r);
+            }
+        }
+        for (from, goal) in ranges {
+            let group: Vec<usize> = active
+                .iter()
+                .copied()
+                .filter(|&i| (states[i].from, states[i].goal) == (from, goal))
+                .collect();
+            let run = dispatch(
+                s.scheme,
+                s.increments,
+                RunLadder {
+                    opt,
+                    models: group
+                        .iter()
+                        .map(|&i| {
+                            let st = &states[i];
+                            let (coarse_paths, fine_paths, finer_paths) = match report {
+                                Report::Fine => (st.bias_paths, u64::MAX, 0),
+                                Report::Coarse => (u64::MAX, st.bias_paths, 0),
+                                Report::Richardson => (u64::MAX, st.mid_paths, st.bias_paths),
+                            };
+                            Rung {
+                                model: s.models[i],
+                                coarse: st.coarse,
+                                coarse_paths,
+                                fine_paths,
+                                finer_paths,
+                            }
+                        })
+                        .collect(),
+                    settings: &settings,
+                    from,
+                    paths: goal - from,
+                    seed: ladder_seed,
+                    coupled,
+                    progress,
+                },
+            )?;
+            cost.random_numbers += run.total;
+            cost.ladder_runs += 1;
+            cost.discrete_steps += run.discrete_steps;
+            cost.sde_steps += run.sde_steps.iter().sum::<u64>();
+            let order = run.order;
+            for (ai, &mi) in group.iter().enumerate() {
+                let st = &mut states[mi];
+                let coarse = st.coarse;
+                if coupled {
+                    st.drawn.discrete = st.drawn.discrete.map(|d| d + run.noise);
+                    st.drawn.sde += run.increments[ai];
+                } else {
+                    st.drawn.sde += run.noise + run.increments[ai];
+                }
+                let batch = ladder::model_stats(&run.stats, ai, n, three);
+                // A batch extends the paths before it at the same level: merged after them.
+                let stats = match st.acc.take() {
+                    Some(mut acc) if from > 0 => {
+                        merge_stats(&mut acc, &batch);
+                        acc
+                    }
+                    _ => batch,
+                };
+                let run_paths = goal;
+                let pts: Vec<WeakErrorPoint> = (0..n)
+                    .map(|o| {
+                        let input = PointInput {
+                            stats: &stats,
+                            discrete: discrete.as_ref(),
+                            o,
+                            n,
+                            eta,
+                            iters,
+                            coarse,
+                            scheme_order: order,
+                            paths: run_paths,
+                        };
+                        if three {
+                            richardson_point(&input, st.bias_paths >= run_paths)
+                        } else {
+                            ladder_point(&input, report)
+                        }
+                    })
+                    .collect();
+                let reported = match report {
+                    Report::Fine => 2 * coarse,
+                    Report::Coarse => coarse,
+                    Report::Richardson => 4 * coarse,
+                };
+                // The level is chosen for the interval of the study's whole path budget,
+                // which shrinks as 1/sqrt(paths) from this run's: growing batches then
+                // rarely need a finer level.
+                let shrink = (run_paths as f64 / s.paths as f64).sqrt();
+                // The worst ratio of bias bound to its target over the observables.
+                let worst = pts
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(oi, p)| {
+                        let target = (p.ci95_monte_carlo? * shrink / 4.0).max(1e-3 * p.weak_error?);
+                        // The residual's own Monte Carlo error shrinks with the paths too
+                        // (the next run puts enough on the finest level for that): on a
+                        // probe, its bound is predicted for the study's paths. A full run
+                        // is judged on its own bound.
+                        let bound = if three && st.probing {
+                            residual_bound(&stats, oi, n, order, shrink)?
+                        } else {
+                            p.integrator_bias_bound?
+                        };
+                        Some(bound / target)
+                    })
+                    .fold(0.0f64, |a, r| if r.is_nan() { a } else { a.max(r) });
+                let bound = pts
+                    .iter()
+                    .filter_map(|p| p.integrator_bias_bound)
+                    .fold(0.0f64, f64::max);
+                st.tried.push(Refinement {
+                    substeps: reported,
+                    paths: run_paths,
+                    bias_paths: st.bias_paths.min(run_paths),
+                    bias_bound: bound,
+                    levels: three.then(|| {
+                        [
+                            (coarse, run_paths),
+                            (2 * coarse, st.mid_paths.min(run_paths)),
+                            (4 * coarse, st.bias_paths.min(run_paths)),
+                        ]
+                        .map(|(substeps, paths)| LevelRun { substeps, paths })
+                    }),
+                });
+                // Only the reported level runs on every path of a run.
+                st.reported_steps = run_paths * iters as u64 * reported as u64;
+                let is_probe = st.probing;
+                st.probing = false;
+                let fixed = s.substeps.is_some();
+                let good = worst <= 1.0 || !worst.is_finite();
+                // With three levels the finest, 4b, must stay within the cap.
+                let capped = if three {
+                    coarse >= s.max_substeps / 4
+                } else {
+                    2 * coarse >= s.max_substeps
+                };
+                if !is_probe && (fixed || good || capped) {
+                    match s.target_rel_ci {
+                        Some(t) if run_paths < s.paths && !target_met(&pts, t) => {
+                            // Grow: the next batch doubles the paths, at the same level.
+                            st.from = run_paths;
+                            st.goal = next_batch(run_paths, s.paths);
+                            st.acc = Some(stats);
+                        }
+                        _ => st.done = Some(pts),
+                    }
+                    continue;
+                }
+                if !good && !capped && three {
+                    // The extrapolation's residual falls as h^{p+1}: jump to the level the
+                    // estimate asks for (×1.5 margin).
+                    let factor = (1.5 * worst).powf(1.0 / (order + 1.0)).max(2.0);
+                    st.coarse = ((coarse as f64 * factor).ceil() as usize)
+                        .next_power_of_two()
+                        .min(s.max_substeps / 4)
+                        .max(coarse + 1);
+                } else if !good && !capped {
+                    // The bias falls as h^p: jump to the level the estimate asks for (×1.5
+                    // margin).
+                    let factor = (1.5 * worst).powf(1.0 / order).max(2.0);
+                    let fine = (((2 * coarse) as f64 * factor).ceil() as usize)
+                        .next_power_of_two()
+                        .min(s.max_substeps);
+                    st.coarse = (fine / 2).max(coarse + 1);
+                }
+                if report == Report::Fine {
+                    st.bias_paths = bias_level_paths(
+                        &stats, &pts, n, order, coarse, st.coarse, run_paths, s.paths,
+                    );
+                } else if three {
+                    // The cheapest of the level the residual asks for and two doublings:
+                    // finer levels shrink the levels' differences, so their subsets can
+                    // more than pay for the longer integration (substeps of the run).
+                    let mut best: Option<(f64, usize, (u64, u64))> = None;
+                    let mut b = st.coarse;
+                    for _ in 0..3 {
+                        if b > (s.max_substeps / 4).max(st.coarse) {
+                            break;
+                        }
+                        let lp = richardson_level_paths(
+                            &stats,
+                            discrete.as_ref(),
+                            &pts,
+                            n,
+                            order,
+                            coarse,
+                            b,
+                            run_paths,
+                            s.paths,
+                        );
+                        let work = (s.paths + 2 * lp.0 + 4 * lp.1) as f64 * b as f64;
+                        if best.is_none_or(|(w, _, _)| work < w) {
+                            best = Some((work, b, lp));
+                        }
+                        b *= 2;
+                    }
+                    if let Some((_, b, lp)) = best {
+                        st.coarse = b;
+                        (st.mid_paths, st.bias_paths) = lp;
+                    }
+                }
+                // A new level starts again from the first path.
+                st.from = 0;
+                st.goal = if is_probe { first } else { run_paths };
+            }
+        }
+    }
+    for (mi, (&model, st)) in s.models.iter().zip(states).enumerate() {
+        cost.reported_sde_steps += st.reported_steps;
+        let final_points = st.done.unwrap_or_default();
+        for (&obs, mut p) in s.observables.iter().zip(final_points) {
+            p.refinement = st.tried.clone();
+            p.random_numbers = st.drawn;
+            if let Some(ex) = exact {
+                p.exact = exact_point(ex, model, obs, eta, iters);
+            }
+            out[mi].push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// The integrator bias a point tolerates: a quarter of its interval, and never less than 0.1% of
@@ -1408,6 +1513,7 @@ fn assemble_point(parts: PointParts, input: &PointInput) -> WeakErrorPoint {
         },
         exact: None,
         target_rel_ci_met: None,
+        rerun: None,
     }
 }
 
@@ -1798,6 +1904,7 @@ pub(crate) fn band_point(
         reference,
         exact: None,
         target_rel_ci_met: None,
+        rerun: None,
     }
 }
 
@@ -1906,6 +2013,146 @@ pub const RESOLVED_RELATIVE_CI: f64 = 0.5;
 /// The largest half-width of the order's interval at which a curve counts as resolved.
 pub const RESOLVED_ORDER_HALF_WIDTH: f64 = 0.5;
 
+/// The order fit's inputs: learning rates, weak errors and their standard errors.
+fn fit_inputs(points: &[WeakErrorPoint]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let etas: Vec<f64> = points.iter().map(|p| p.eta).collect();
+    let errs: Vec<f64> = points
+        .iter()
+        .map(|p| p.weak_error.unwrap_or(f64::NAN))
+        .collect();
+    // A noise-free study has zero standard errors: a floor far below any Monte Carlo error gives
+    // its points equal weights (the fit is then ordinary least squares, its interval from the
+    // residuals).
+    let ses: Vec<f64> = points
+        .iter()
+        .map(|p| {
+            let se = p.ci95_pointwise.unwrap_or(f64::NAN) / Z95;
+            se.max(1e-9 * p.weak_error.unwrap_or(0.0))
+        })
+        .collect();
+    (etas, errs, ses)
+}
+
+/// The relative half-width `ci95 / weak_error` a rerun aims at: below the verdict's
+/// [`RESOLVED_RELATIVE_CI`], because the weak error that sizes the rerun is itself an estimate
+/// (aiming at the threshold would miss it about half the time).
+pub const RERUN_RELATIVE_CI: f64 = 0.4;
+/// The order half-width a rerun aims at, below [`RESOLVED_ORDER_HALF_WIDTH`] for the same reason.
+pub const RERUN_ORDER_HALF_WIDTH: f64 = 0.4;
+
+/// The paths each point of an unresolved curve needs, from its measured errors, when paths alone
+/// can resolve it; `None` when a reason is not a lack of paths (a diverged side, fewer than three
+/// learning rates, an integrator bias at its cap, points that scatter beyond their errors) or
+/// when what is needed to reach the verdict's thresholds, at the measured weak error, exceeds
+/// `max_paths`. An entry of 0: the point needs nothing. The paths aim at [`RERUN_RELATIVE_CI`]
+/// of a weak error one standard error below the measured one (a maximum of noisy values is
+/// biased upwards) and at [`RERUN_ORDER_HALF_WIDTH`], capped at `max_paths`.
+pub fn paths_needed(c: &WeakErrorCurve, max_paths: u64) -> Option<(Vec<u64>, Vec<String>)> {
+    if c.verdict != Verdict::Unresolved || c.points.len() < 3 {
+        return None;
+    }
+    let mut need = vec![0u64; c.points.len()];
+    let mut why = Vec::new();
+    for (i, p) in c.points.iter().enumerate() {
+        let (e, ci) = (p.weak_error?, p.ci95?);
+        let paths = p.sde.paths.max(p.discrete.paths);
+        let mc = p.ci95_monte_carlo?;
+        let bias = p.integrator_bias_bound.unwrap_or(0.0);
+        if let (Some(b), Some(target)) = (p.integrator_bias_bound, bias_target(p)) {
+            if b > target && p.reference != Reference::Exact {
+                return None;
+            }
+        }
+        if ci > RESOLVED_RELATIVE_CI * e {
+            let at_threshold = paths_for_relative_ci(paths, mc, bias, e, RESOLVED_RELATIVE_CI)?;
+            if at_threshold > max_paths {
+                return None;
+            }
+            // The weak error is a maximum over iterations of noisy differences, biased upwards
+            // when its interval is as wide as it is here: the rerun is sized for the error one
+            // standard error lower (at least a quarter of it), so that it does not fall short
+            // when the fresh estimate comes out smaller.
+            let lower = (e - p.ci95_pointwise.unwrap_or(0.0) / Z95).max(e / 4.0);
+            let aim = paths_for_relative_ci(paths, mc, bias, lower, RERUN_RELATIVE_CI)
+                .unwrap_or(max_paths)
+                .max(at_threshold)
+                .min(max_paths);
+            need[i] = need[i].max(aim);
+            why.push(format!(
+                "Monte Carlo floor at eta = {}: ci95 {:.2} of the weak error on {paths} paths",
+                p.eta,
+                ci / e
+            ));
+        }
+    }
+    let (etas, errs, ses) = fit_inputs(&c.points);
+    let f = weighted_order_fit(&etas, &errs, &ses)?;
+    let half = (f.ci95[1] - f.ci95[0]) / 2.0;
+    if !half.is_finite() {
+        return None;
+    }
+    if half > RESOLVED_ORDER_HALF_WIDTH {
+        let dof = f.points.saturating_sub(2);
+        if dof > 0 && f.reduced_chi2 > reduced_chi2_95(dof) {
+            return None;
+        }
+        for (i, p) in c.points.iter().enumerate() {
+            let paths = p.sde.paths.max(p.discrete.paths) as f64;
+            let at_threshold = (paths * (half / RESOLVED_ORDER_HALF_WIDTH).powi(2)).ceil();
+            if at_threshold > max_paths as f64 {
+                return None;
+            }
+            let aim = (paths * (half / RERUN_ORDER_HALF_WIDTH).powi(2)).ceil() as u64;
+            need[i] = need[i].max(aim.div_ceil(100).saturating_mul(100).min(max_paths));
+        }
+        why.push(format!(
+            "order interval ±{half:.2} wider than ±{RESOLVED_ORDER_HALF_WIDTH}"
+        ));
+    }
+    if need.iter().all(|&m| m == 0) {
+        return None;
+    }
+    Some((need, why))
+}
+
+/// The study's second stage: the learning rates (by index) to run again, with their paths and the
+/// curves that asked, from the first stage's curves. Empty unless `max_paths` exceeds `paths`
+/// (and never with `target_rel_ci`). A learning rate gets the most paths any curve asks of it.
+pub fn rerun_plan(
+    curves: &[WeakErrorCurve],
+    s: &StudySettings,
+) -> Option<Vec<(usize, u64, Vec<String>)>> {
+    let max = s
+        .max_paths
+        .filter(|&m| m > s.paths && s.target_rel_ci.is_none())?;
+    let mut plan: Vec<(usize, u64, Vec<String>)> = Vec::new();
+    for c in curves {
+        let Some((need, why)) = paths_needed(c, max) else {
+            continue;
+        };
+        let label = format!(
+            "{} {}: {}",
+            c.model.name(),
+            c.observable.name(),
+            why.join("; ")
+        );
+        for (ei, &m) in need.iter().enumerate() {
+            if m <= s.paths {
+                continue;
+            }
+            match plan.iter_mut().find(|(e, _, _)| *e == ei) {
+                Some(entry) => {
+                    entry.1 = entry.1.max(m);
+                    entry.2.push(label.clone());
+                }
+                None => plan.push((ei, m, vec![label.clone()])),
+            }
+        }
+    }
+    plan.sort_by_key(|(ei, _, _)| *ei);
+    (!plan.is_empty()).then_some(plan)
+}
+
 pub(crate) fn finish_curve(
     model: SdeModel,
     obs: Observable,
@@ -1960,21 +2207,7 @@ pub(crate) fn finish_curve(
             "paths diverged: the weak errors shown are those of the paths (pairs, when coupled) that had not diverged by each iteration, an estimand conditioned on survival, not the weak error of the processes".into(),
         );
     }
-    let etas: Vec<f64> = points.iter().map(|p| p.eta).collect();
-    let errs: Vec<f64> = points
-        .iter()
-        .map(|p| p.weak_error.unwrap_or(f64::NAN))
-        .collect();
-    // A noise-free study has zero standard errors: a floor far below any Monte Carlo error gives
-    // its points equal weights (the fit is then ordinary least squares, its interval from the
-    // residuals).
-    let ses: Vec<f64> = points
-        .iter()
-        .map(|p| {
-            let se = p.ci95_pointwise.unwrap_or(f64::NAN) / Z95;
-            se.max(1e-9 * p.weak_error.unwrap_or(0.0))
-        })
-        .collect();
+    let (etas, errs, ses) = fit_inputs(&points);
     let fit = weighted_order_fit(&etas, &errs, &ses);
     let mut unresolved = Vec::new();
     if points.len() < 3 {
@@ -2114,6 +2347,7 @@ mod advice_tests {
             common_random_numbers: false,
             exact_reference: false,
             target_rel_ci: None,
+            max_paths: None,
         }
     }
 
@@ -2166,6 +2400,68 @@ mod advice_tests {
         let pts = c.points.clone();
         let r = curve(pts, &t).verdict_reasons.join("\n");
         assert!(r.contains("the budget run.paths = 2600"), "{r}");
+    }
+
+    #[test]
+    fn paths_needed_follows_the_floor_and_refuses_what_paths_cannot_fix() {
+        let etas = [0.4, 0.2, 0.1, 0.05];
+        let s = settings(&etas, 1000);
+        let floor = |rel: f64| -> WeakErrorCurve {
+            let pts = etas
+                .iter()
+                .map(|&eta| {
+                    let e = 0.1 * eta;
+                    let r = if eta == 0.05 { rel } else { 0.1 };
+                    point(eta, e, r * e / Z95, 1000)
+                })
+                .collect();
+            curve(pts, &s)
+        };
+        // ci95 = 0.8 e at η = 0.05: the threshold needs 2600 paths (the advice), the rerun aims
+        // at 0.4 of a weak error one standard error lower: 1000·(0.8 e/(0.4·(e − 0.8e/1.96)))²
+        // = 11.43·1000, rounded up to 11500.
+        let c = floor(0.8);
+        let (need, why) = paths_needed(&c, 100_000).expect("a floor alone");
+        assert_eq!(need, vec![0, 0, 0, 11500]);
+        assert!(
+            why[0].contains("eta = 0.05") && why[0].contains("0.80"),
+            "{why:?}"
+        );
+        // Capped: the cap is spent when the threshold is within it.
+        assert_eq!(
+            paths_needed(&c, 3000).expect("within").0,
+            vec![0, 0, 0, 3000]
+        );
+        // A threshold above the cap: not rerun.
+        assert!(paths_needed(&c, 2500).is_none());
+        let plan = rerun_plan(
+            std::slice::from_ref(&c),
+            &StudySettings {
+                max_paths: Some(4000),
+                ..s.clone()
+            },
+        )
+        .expect("one learning rate");
+        assert_eq!(plan.len(), 1);
+        assert_eq!((plan[0].0, plan[0].1), (3, 4000));
+        // One stage unless max_paths exceeds paths.
+        assert!(rerun_plan(std::slice::from_ref(&c), &s).is_none());
+        // A resolved curve needs nothing.
+        assert!(paths_needed(&floor(0.1), 100_000).is_none());
+        // An integrator bias above its target at some point: more paths make its target smaller.
+        let mut biased = c.points.clone();
+        biased[0].integrator_bias_bound = Some(1.0);
+        assert!(paths_needed(&curve(biased, &s), 100_000).is_none());
+        // Points that scatter beyond their errors: the curve bends, paths will not help.
+        let bent = etas
+            .iter()
+            .map(|&eta| {
+                let e = if eta == 0.4 { 0.1 * 0.25 } else { 0.1 * eta };
+                let r = if eta == 0.05 { 0.8 } else { 0.005 };
+                point(eta, e, r * e / Z95, 1000)
+            })
+            .collect();
+        assert!(paths_needed(&curve(bent, &s), 100_000).is_none());
     }
 
     #[test]

@@ -799,6 +799,7 @@ mod tests {
             common_random_numbers: true,
             exact_reference,
             target_rel_ci: None,
+            max_paths: None,
         }
     }
 

@@ -49,6 +49,7 @@ pub fn study_defaults(etas: &[f64], paths: u64, seed: u64, x0: &[f64]) -> StudyS
         common_random_numbers: true,
         exact_reference: false,
         target_rel_ci: None,
+        max_paths: None,
     }
 }
 
