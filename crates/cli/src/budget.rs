@@ -54,6 +54,11 @@ pub struct Estimate {
     /// The config keys (with their values) that drive the path-steps and the memory.
     pub steps_key: String,
     pub memory_key: String,
+    /// `weak-error` with `run.max_paths` above `run.paths`: the most a second stage can add
+    /// (path-steps, seconds), were every learning rate rerun on `run.max_paths` paths. Announced,
+    /// not checked against the ceiling: it runs only for curves that are unresolved for want of
+    /// paths, and the cap is the user's.
+    pub second_stage: Option<(f64, f64)>,
 }
 
 impl Estimate {
@@ -92,6 +97,12 @@ impl Estimate {
                 human_seconds(self.seconds),
                 human_bytes(self.memory_bytes)
             );
+            if let Some((steps, seconds)) = self.second_stage {
+                eprintln!(
+                    "  a second stage (run.max_paths) may add up to {steps:.2e} path-steps, about {}, if curves are unresolved for want of paths",
+                    human_seconds(seconds)
+                );
+            }
         }
     }
 }
@@ -149,6 +160,7 @@ impl Workload {
             memory_bytes,
             steps_key,
             memory_key,
+            second_stage: None,
         }
     }
 }
@@ -281,9 +293,21 @@ pub fn experiment(cfg: &ExperimentConfig, run: bool, threads: usize, coupled: bo
     } else {
         format!("loss.x0 (d = {})", cfg.dim())
     };
+    // The second stage reruns the study's ensembles (not SVAG's) of a learning rate on up to
+    // run.max_paths paths.
+    let second_stage = (!run && cfg.run.max_paths > cfg.run.paths).then(|| {
+        let study = Workload {
+            svag_steps: 0.0,
+            ..workload.clone()
+        }
+        .estimate(String::new(), String::new());
+        let factor = cfg.run.max_paths as f64 / paths;
+        (study.path_steps * factor, study.seconds * factor)
+    });
     Estimate {
         steps_key,
         memory_key,
+        second_stage,
         ..est
     }
 }
@@ -482,6 +506,38 @@ mod tests {
         let k = compare::study::iterations(t.horizon, t.eta) as u64;
         let paths = compare::svag::svag_work(&t, &[1]);
         assert_eq!(added(true), (paths * k * 2 * 7) as f64);
+    }
+
+    /// The second stage's announced worst case is the study (not SVAG) rerun at every learning
+    /// rate on `run.max_paths`; with one stage (`max_paths = paths`) there is none, and `run`
+    /// has none.
+    #[test]
+    fn the_second_stage_worst_case_is_the_study_at_max_paths() {
+        let text = |more: &str| {
+            format!(
+                "name = \"b\"\nseed = 3\n[loss]\nkind = \"quadratic\"\ndiag = [1.0, 2.0]\n\
+                 x0 = [1.0, -1.0]\n[agents]\nn = 2\n[noise]\nkind = \"gaussian\"\n\
+                 sigma0 = 0.5\n[optimizer]\nkind = \"dsgd\"\n[sde]\n\
+                 models = [\"first_order\"]\nsvag_l = [2]\n[run]\nhorizon = 1.0\n\
+                 etas = [0.2, 0.1]\npaths = 64\nobservables = [\"x\"]\n{more}"
+            )
+        };
+        let cfg = |more: &str| ExperimentConfig::from_toml_str(&text(more)).unwrap();
+        let with_svag = experiment(&cfg(""), false, 1, true);
+        let no_svag = cfg("").clone();
+        let mut no_svag = no_svag;
+        no_svag.sde.svag_l.clear();
+        let study = experiment(&no_svag, false, 1, true).path_steps;
+        let (steps, _) = with_svag.second_stage.expect("default max_paths = 4 x paths");
+        assert_eq!(steps, 4.0 * study);
+        let (steps, _) = experiment(&cfg("max_paths = 96"), false, 1, true)
+            .second_stage
+            .expect("max_paths above paths");
+        assert_eq!(steps, 1.5 * study);
+        assert!(experiment(&cfg("max_paths = 64"), false, 1, true)
+            .second_stage
+            .is_none());
+        assert!(experiment(&cfg(""), true, 1, true).second_stage.is_none());
     }
 
     #[test]

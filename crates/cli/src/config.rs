@@ -1870,7 +1870,10 @@ models::kind_spec! {
                 m
             }
             None if target_rel_ci.is_some() => paths,
-            None => paths.saturating_mul(DEFAULT_MAX_PATHS_FACTOR),
+            // Within what a TOML integer holds, so the filled-in config parses back.
+            None => paths
+                .saturating_mul(DEFAULT_MAX_PATHS_FACTOR)
+                .min(i64::MAX as usize),
         };
         Ok(RunSpec {
             horizon,

@@ -66,6 +66,7 @@ fn curve(model: SdeModel, observable: Observable, c: f64, p: f64, etas: &[f64]) 
                 exact: None,
                 random_numbers: Default::default(),
                 target_rel_ci_met: None,
+                rerun: None,
             }
         })
         .collect();
