@@ -524,11 +524,12 @@ mod tests {
         };
         let cfg = |more: &str| ExperimentConfig::from_toml_str(&text(more)).unwrap();
         let with_svag = experiment(&cfg(""), false, 1, true);
-        let no_svag = cfg("").clone();
-        let mut no_svag = no_svag;
+        let mut no_svag = cfg("");
         no_svag.sde.svag_l.clear();
         let study = experiment(&no_svag, false, 1, true).path_steps;
-        let (steps, _) = with_svag.second_stage.expect("default max_paths = 4 x paths");
+        let (steps, _) = with_svag
+            .second_stage
+            .expect("default max_paths = 4 x paths");
         assert_eq!(steps, 4.0 * study);
         let (steps, _) = experiment(&cfg("max_paths = 96"), false, 1, true)
             .second_stage
