@@ -527,10 +527,11 @@ mod tests {
         let mut no_svag = cfg("");
         no_svag.sde.svag_l.clear();
         let study = experiment(&no_svag, false, 1, true).path_steps;
+        // The default: max(4 x 64, 2000) paths.
         let (steps, _) = with_svag
             .second_stage
-            .expect("default max_paths = 4 x paths");
-        assert_eq!(steps, 4.0 * study);
+            .expect("default max_paths above paths");
+        assert_eq!(steps, 2000.0 / 64.0 * study);
         let (steps, _) = experiment(&cfg("max_paths = 96"), false, 1, true)
             .second_stage
             .expect("max_paths above paths");

@@ -99,8 +99,12 @@ pub const DEFAULT_AGENTS: usize = 1;
 pub const DEFAULT_RUN_SUBSTEPS: usize = 8;
 /// Default `run.max_paths` in multiples of `run.paths`: the second stage of a study may run a
 /// learning rate again on up to this many times the paths (the first stage's Monte Carlo floors
-/// on the committed studies asked for 1.5–5×).
+/// on the committed studies asked for 1.5–4.4×; the cost of a rerun grows with it)...
 pub const DEFAULT_MAX_PATHS_FACTOR: usize = 4;
+/// ... and at least this many: studies of a few hundred paths (the network examples) hit their
+/// floors at 1.5–5× their paths (README, "Configs a reviewer might write"), and a few thousand
+/// paths cost little on every shipped problem.
+pub const DEFAULT_MAX_PATHS_FLOOR: usize = 2000;
 
 /// Default `sde.max_substeps`: the cap of the automatic refinement.
 pub const DEFAULT_MAX_SUBSTEPS: usize = compare::study::DEFAULT_MAX_SUBSTEPS;
@@ -240,7 +244,8 @@ pub struct RunSpec {
     pub x0_scales: Vec<f64>,
     /// `run.target_rel_ci`.
     pub target_rel_ci: Option<f64>,
-    /// `run.max_paths`: filled in (4 × `run.paths`, or `run.paths` with `run.target_rel_ci`).
+    /// `run.max_paths`: filled in (the larger of 4 × `run.paths` and 2000, or `run.paths` with
+    /// `run.target_rel_ci`).
     pub max_paths: usize,
 }
 
@@ -1752,7 +1757,7 @@ models::kind_spec! {
             every observable's ci95 <= target_rel_ci * weak_error or `run.paths` is spent (then a \
             warning). Each point reports `target_rel_ci_met`, and its paths as `sde.paths`; an \
             independent discrete ensemble (and `run.exact_reference`) always uses `run.paths`",
-        max_paths: Option<Int> => "integer >= run.paths, default 4 * run.paths (run.paths with \
+        max_paths: Option<Int> => "integer >= run.paths, default max(4 * run.paths, 2000) (run.paths with \
             run.target_rel_ci, which it cannot be combined with): `weak-error` only: the second \
             stage of a study. A learning rate at which a curve is unresolved only for want of paths \
             (a Monte Carlo floor, or an order interval too wide while the points agree with the fit) \
@@ -1873,6 +1878,7 @@ models::kind_spec! {
             // Within what a TOML integer holds, so the filled-in config parses back.
             None => paths
                 .saturating_mul(DEFAULT_MAX_PATHS_FACTOR)
+                .max(DEFAULT_MAX_PATHS_FLOOR)
                 .min(i64::MAX as usize),
         };
         Ok(RunSpec {

@@ -1790,8 +1790,13 @@ fn section_spec_errors_name_key_and_value() {
         vec![1.0, 2.5]
     );
     assert_eq!(ok(&run("target_rel_ci = 0.1")).run.target_rel_ci, Some(0.1));
-    // run.max_paths: 4 x run.paths by default, run.paths with target_rel_ci (one stage).
+    // run.max_paths: max(4 x run.paths, 2000) by default, run.paths with target_rel_ci (one
+    // stage).
     assert_eq!(ok(&run("")).run.max_paths, 4000);
+    assert_eq!(
+        ok(&base_with("paths = 1000", "paths = 300")).run.max_paths,
+        2000
+    );
     assert_eq!(ok(&run("target_rel_ci = 0.1")).run.max_paths, 1000);
     assert_eq!(ok(&run("max_paths = 2500")).run.max_paths, 2500);
     assert_eq!(ok(&run("max_paths = 1000")).run.max_paths, 1000);
