@@ -512,6 +512,7 @@ max_substeps = 32
 horizon = 0.5
 etas = [0.1, 0.05, 0.025]
 paths = 60
+max_paths = 60
 observables = ["loss"]
 "#,
     )
@@ -550,4 +551,47 @@ observables = ["loss"]
         );
     }
     assert!(floors >= 1, "{reasons:#?}");
+    // At the default run.max_paths (max(4 x 60, 2000)) the second stage reruns the floor points'
+    // learning rates (and, for a too-wide order interval, the others) on fresh paths, at most
+    // 2000, and says so in every point it replaced.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("max_paths = 60\n", "");
+    std::fs::write(&cfg, text).unwrap();
+    let out = common::sdelab_json("2", "weak-error", &cfg, &dir.path().join("out2"));
+    let doc = common::stdout_json(&out);
+    assert_eq!(doc["config"]["run"]["max_paths"], 2000);
+    let first = curve["points"].as_array().unwrap();
+    let mut reruns = 0;
+    for (i, p) in doc["weak_error"][0]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let (e, ci) = (
+            first[i]["weak_error"].as_f64().unwrap(),
+            first[i]["ci95"].as_f64().unwrap(),
+        );
+        match p.get("rerun") {
+            Some(r) => {
+                reruns += 1;
+                assert_eq!(r["first_paths"], 60);
+                assert_eq!(r["first_weak_error"], first[i]["weak_error"]);
+                let paths = p["sde"]["paths"].as_u64().unwrap();
+                assert!(paths > 60 && paths <= 2000, "{paths}");
+                assert_eq!(p["discrete"]["paths"].as_u64(), Some(paths));
+                assert!(r["asked_by"][0]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("first_order loss: Monte Carlo floor"));
+            }
+            None => {
+                // Every floor point is rerun (a too-wide order interval reruns the others too).
+                assert!(ci <= 0.5 * e, "a floor point must be rerun: {p}");
+                assert_eq!(p["weak_error"], first[i]["weak_error"], "{p}");
+            }
+        }
+    }
+    assert!(reruns >= floors, "{doc}");
 }
