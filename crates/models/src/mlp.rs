@@ -56,22 +56,32 @@ impl Activation {
     /// `a = σ(z)` elementwise. tanh goes through [`tanh_slice`]: libm's `tanh` (one `expm1`
     /// call per value) was three quarters of a minibatch iteration's time; softplus through
     /// [`softplus_slice`] for the same reason (libm's `exp` and `log1p`, two thirds of it).
-    fn apply(&self, z: &[f64], a: &mut [f64]) {
+    ///
+    /// Softplus also writes its slope `s = σ'(z)` (the logistic), which shares `e^{−|z|}` with
+    /// `σ(z)`, so the backward passes (two per SDE step, on one forward pass) only multiply;
+    /// tanh leaves `s` alone (its slope is `1 − a²`).
+    fn apply(&self, z: &[f64], a: &mut [f64], s: &mut [f64]) {
         match self {
             Activation::Tanh => tanh_slice(z, a),
-            Activation::Softplus => softplus_slice(z, a),
+            Activation::Softplus => softplus_logistic_slice(z, a, s),
         }
     }
-    /// `out = σ'(z) ⊙ e` (the backward step through the activation), with the `match` outside
-    /// the loop so that it vectorizes.
-    fn times_slope(&self, z: &[f64], a: &[f64], e: &[f64], out: &mut [f64]) {
+    /// `out = σ'(z) ⊙ e` (the backward step through the activation) from `a = σ(z)` and the
+    /// slope `s` that [`Activation::apply`] wrote, with the `match` outside the loop so that it
+    /// vectorizes.
+    fn times_slope(&self, a: &[f64], s: &[f64], e: &[f64], out: &mut [f64]) {
         match self {
             Activation::Tanh => {
                 for ((o, av), ev) in out.iter_mut().zip(a).zip(e) {
                     *o = (1.0 - av * av) * ev;
                 }
             }
-            Activation::Softplus => logistic_times_slice(z, e, out),
+            Activation::Softplus => {
+                debug_assert_eq!(s.len(), out.len(), "softplus slopes are always grown");
+                for ((o, sv), ev) in out.iter_mut().zip(s).zip(e) {
+                    *o = sv * ev;
+                }
+            }
         }
     }
     /// `(σ'(z), σ''(z))` from `z` and `a = σ(z)`.
@@ -153,13 +163,14 @@ wide_kernel!(
 );
 
 wide_kernel!(
-    /// `out_i = logistic(z_i) · e_i`: the backward step through a softplus layer.
-    logistic_times_slice,
-    logistic_times_slice_baseline,
-    logistic_times_slice_avx2,
-    logistic_times_slice_avx512,
-    logistic_times_slice_body,
-    (z: &[f64], e: &[f64], out: &mut [f64])
+    /// `a_i = softplus(z_i)` and `s_i = logistic(z_i)` (its slope) in one pass: the bits of
+    /// [`softplus_slice`] and [`logistic_slice`], one `e^{−|z|}` for the two.
+    softplus_logistic_slice,
+    softplus_logistic_slice_baseline,
+    softplus_logistic_slice_avx2,
+    softplus_logistic_slice_avx512,
+    softplus_logistic_slice_body,
+    (z: &[f64], a: &mut [f64], s: &mut [f64])
 );
 
 #[inline(always)]
@@ -177,9 +188,11 @@ fn logistic_slice_body(z: &[f64], s: &mut [f64]) {
 }
 
 #[inline(always)]
-fn logistic_times_slice_body(z: &[f64], e: &[f64], out: &mut [f64]) {
-    for ((o, zv), ev) in out.iter_mut().zip(z).zip(e) {
-        *o = logistic_one(*zv) * ev;
+fn softplus_logistic_slice_body(z: &[f64], a: &mut [f64], s: &mut [f64]) {
+    for ((av, sv), zv) in a.iter_mut().zip(s.iter_mut()).zip(z) {
+        let t = exp_neg_abs(*zv);
+        *av = softplus_from(*zv, t);
+        *sv = logistic_from(*zv, t);
     }
 }
 
@@ -237,9 +250,14 @@ fn exp_neg_abs(z: f64) -> f64 {
 /// `|s| ≤ 0.1716`, remainder below 1e-18 relative). `+∞ → +∞`, `−∞ → 0`, NaN → NaN.
 #[inline(always)]
 pub fn softplus_one(z: f64) -> f64 {
+    softplus_from(z, exp_neg_abs(z))
+}
+
+/// [`softplus_one`] given `t = exp_neg_abs(z)`.
+#[inline(always)]
+fn softplus_from(z: f64, t: f64) -> f64 {
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-    let t = exp_neg_abs(z);
     let u = 1.0 + t;
     let big = u > std::f64::consts::SQRT_2;
     let v = if big { 0.5 * u } else { u };
@@ -270,7 +288,12 @@ pub fn softplus_one(z: f64) -> f64 {
 /// `t = e^{−|z|}`: no cancellation and no overflow on either side. NaN → NaN.
 #[inline(always)]
 pub fn logistic_one(z: f64) -> f64 {
-    let t = exp_neg_abs(z);
+    logistic_from(z, exp_neg_abs(z))
+}
+
+/// [`logistic_one`] given `t = exp_neg_abs(z)`.
+#[inline(always)]
+fn logistic_from(z: f64, t: f64) -> f64 {
     let num = if z >= 0.0 { 1.0 } else { t };
     num / (1.0 + t)
 }
@@ -451,6 +474,8 @@ struct Work {
     wb: Vec<f64>,
     z: Vec<Vec<f64>>,
     a: Vec<Vec<f64>>,
+    /// Slopes `σ'(z)` of the hidden layers, softplus only (see [`Activation::apply`]).
+    s: Vec<Vec<f64>>,
     delta: Vec<Vec<f64>>,
     rz: Vec<Vec<f64>>,
     ra: Vec<Vec<f64>>,
@@ -509,6 +534,12 @@ impl NetId {
     }
 }
 
+/// The first `n` entries of a slope buffer, or fewer: tanh layers never grow theirs (their
+/// `times_slope` reads `a`).
+fn slope(s: &[f64], n: usize) -> &[f64] {
+    &s[..n.min(s.len())]
+}
+
 fn grow(v: &mut Vec<f64>, len: usize) {
     if v.len() < len {
         v.resize(len, 0.0);
@@ -516,11 +547,12 @@ fn grow(v: &mut Vec<f64>, len: usize) {
 }
 
 impl Work {
-    fn ensure(&mut self, sizes: &[usize], m: usize, hvp: bool) {
+    fn ensure(&mut self, sizes: &[usize], m: usize, hvp: bool, act: Activation) {
         let layers = sizes.len() - 1;
         for list in [
             &mut self.z,
             &mut self.a,
+            &mut self.s,
             &mut self.delta,
             &mut self.rz,
             &mut self.ra,
@@ -535,6 +567,9 @@ impl Work {
             let len = m * sizes[l + 1];
             grow(&mut self.z[l], len);
             grow(&mut self.a[l], len);
+            if act == Activation::Softplus {
+                grow(&mut self.s[l], len);
+            }
             grow(&mut self.delta[l], len);
             if hvp {
                 grow(&mut self.rz[l], len);
@@ -745,8 +780,10 @@ impl Mlp {
         }
     }
 
-    /// Forward pass: `z[l]` pre-activations, `a[l]` activations of hidden layers. Skipped when
-    /// `key` says they already hold this pass (training rows at `th`).
+    /// Forward pass: `z[l]` pre-activations, `a[l]` activations of hidden layers, `s[l]` their
+    /// slopes (softplus only). Skipped when `key` says they already hold this pass (training
+    /// rows at `th`).
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         th: &[f64],
@@ -754,6 +791,7 @@ impl Mlp {
         x: ArrayView2<f64>,
         z: &mut [Vec<f64>],
         a: &mut [Vec<f64>],
+        s: &mut [Vec<f64>],
         key: &mut ForwardKey,
     ) {
         let train = matches!(rows, Rows::Train);
@@ -779,7 +817,12 @@ impl Mlp {
             let mut zl = view_mut(&mut z[l], m, out);
             general_mat_mul(1.0, &input, &w.t(), 1.0, &mut zl);
             if l + 1 < self.layers() {
-                act.apply(&z[l][..m * out], &mut after[0][..m * out]);
+                let sl = if act == Activation::Softplus {
+                    &mut s[l][..m * out]
+                } else {
+                    &mut []
+                };
+                act.apply(&z[l][..m * out], &mut after[0][..m * out], sl);
             }
         }
         if train {
@@ -847,19 +890,20 @@ impl Mlp {
         WORK.with(|cell| {
             let mut guard = cell.borrow_mut();
             let w = &mut *guard;
-            w.ensure(&self.sizes, m, false);
+            w.ensure(&self.sizes, m, false, self.spec.activation);
             let Work {
                 xb,
                 yb,
                 z,
                 a,
+                s,
                 delta,
                 e,
                 fwd,
                 ..
             } = w;
             let (x, y) = self.inputs(rows, xb, yb);
-            self.forward(th, rows, x, z, a, fwd);
+            self.forward(th, rows, x, z, a, s, fwd);
             let lay = self.layers();
             let k = self.sizes[lay];
             let want_grad = grad.is_some();
@@ -882,7 +926,7 @@ impl Mlp {
             }
             if let Some(g) = grad {
                 g.fill(0.0);
-                self.backward(th, x, z, a, delta, e, g);
+                self.backward(th, x, a, s, delta, e, g);
             }
             total
         })
@@ -894,8 +938,8 @@ impl Mlp {
         &self,
         th: &[f64],
         x: ArrayView2<f64>,
-        z: &[Vec<f64>],
         a: &[Vec<f64>],
+        s: &[Vec<f64>],
         delta: &mut [Vec<f64>],
         e: &mut [f64],
         g: &mut [f64],
@@ -922,8 +966,8 @@ impl Mlp {
                 let mut em = view_mut(e, m, fan_in);
                 general_mat_mul(1.0, &dl, &w, 0.0, &mut em);
                 let n = m * fan_in;
-                let (zp, ap) = (&z[l - 1][..n], &a[l - 1][..n]);
-                act.times_slope(zp, ap, &e[..n], &mut delta[l - 1][..n]);
+                let (ap, sp) = (&a[l - 1][..n], slope(&s[l - 1], n));
+                act.times_slope(ap, sp, &e[..n], &mut delta[l - 1][..n]);
             }
         }
     }
@@ -1007,12 +1051,13 @@ impl Mlp {
         WORK.with(|cell| {
             let mut guard = cell.borrow_mut();
             let w = &mut *guard;
-            w.ensure(&self.sizes, m, true);
+            w.ensure(&self.sizes, m, true, self.spec.activation);
             let Work {
                 xb,
                 yb,
                 z,
                 a,
+                s,
                 delta,
                 rdelta,
                 e,
@@ -1021,7 +1066,7 @@ impl Mlp {
                 ..
             } = w;
             let (x, y) = self.inputs(Rows::Train, xb, yb);
-            self.forward(th, Rows::Train, x, z, a, fwd);
+            self.forward(th, Rows::Train, x, z, a, s, fwd);
             for r in 0..m {
                 let o = &z[lay - 1][r * k..(r + 1) * k];
                 self.row_loss(o, y[r], Some(&mut delta[lay - 1][r * k..(r + 1) * k]));
@@ -1066,8 +1111,8 @@ impl Mlp {
                     let mut em = view_mut(e, m, fan_in);
                     general_mat_mul(1.0, &dl, &ww, 0.0, &mut em);
                     let n = m * fan_in;
-                    let (zp, ap) = (&z[l - 1][..n], &a[l - 1][..n]);
-                    act.times_slope(zp, ap, &e[..n], &mut delta[l - 1][..n]);
+                    let (ap, sp) = (&a[l - 1][..n], slope(&s[l - 1], n));
+                    act.times_slope(ap, sp, &e[..n], &mut delta[l - 1][..n]);
                 }
             }
         });
@@ -1105,12 +1150,18 @@ impl Mlp {
         WORK.with(|cell| {
             let mut guard = cell.borrow_mut();
             let w = &mut *guard;
-            w.ensure(&self.sizes, m, false);
+            w.ensure(&self.sizes, m, false, self.spec.activation);
             let Work {
-                xb, yb, z, a, fwd, ..
+                xb,
+                yb,
+                z,
+                a,
+                s,
+                fwd,
+                ..
             } = w;
             let (x, y) = self.inputs(Rows::Test, xb, yb);
-            self.forward(th, Rows::Test, x, z, a, fwd);
+            self.forward(th, Rows::Test, x, z, a, s, fwd);
             let lay = self.layers();
             let k = self.sizes[lay];
             let correct = (0..m)
@@ -1134,12 +1185,13 @@ impl Mlp {
         WORK.with(|cell| {
             let mut guard = cell.borrow_mut();
             let w = &mut *guard;
-            w.ensure(&self.sizes, m, true);
+            w.ensure(&self.sizes, m, true, self.spec.activation);
             let Work {
                 xb,
                 yb,
                 z,
                 a,
+                s,
                 delta,
                 rz,
                 ra,
@@ -1150,7 +1202,7 @@ impl Mlp {
                 ..
             } = w;
             let (x, y) = self.inputs(Rows::Train, xb, yb);
-            self.forward(th, Rows::Train, x, z, a, fwd);
+            self.forward(th, Rows::Train, x, z, a, s, fwd);
             // R-forward.
             for l in 0..lay {
                 let (fan_in, outw) = (self.sizes[l], self.sizes[l + 1]);
@@ -1173,7 +1225,8 @@ impl Mlp {
                 }
                 if l + 1 < lay {
                     let n = m * outw;
-                    act.times_slope(&z[l][..n], &a[l][..n], &rz[l][..n], &mut rafter[0][..n]);
+                    let sl = slope(&s[l], n);
+                    act.times_slope(&a[l][..n], sl, &rz[l][..n], &mut rafter[0][..n]);
                 }
             }
             // Output: δ_L = ∂ℓ/∂o and R δ_L = ∇²_o ℓ · R o, both with the 1/n weight.
@@ -1376,9 +1429,10 @@ struct SmallWork {
     /// The batch's inputs transposed (`p × m`), targets (`m`).
     xt: Vec<f64>,
     y: Vec<f64>,
-    /// Pre-activations and activations of the hidden layer (`m × hp`).
+    /// Pre-activations, activations and (softplus) slopes of the hidden layer (`m × hp`).
     z: Vec<f64>,
     a: Vec<f64>,
+    s: Vec<f64>,
     /// Output deltas `w_r ∂ℓ_r/∂o` (`m × k`), hidden deltas (`m × hp`).
     dout: Vec<f64>,
     dhid: Vec<f64>,
@@ -1643,6 +1697,9 @@ fn small_gradient_body(
     fit(&mut s.y, m);
     fit(&mut s.z, m * hp);
     fit(&mut s.a, m * hp);
+    if act == Activation::Softplus {
+        fit(&mut s.s, m * hp);
+    }
     fit(&mut s.dhid, m * hp);
     fit(&mut s.dout, m * k);
     fit(&mut s.o, k * ROW_GROUP);
@@ -1656,6 +1713,7 @@ fn small_gradient_body(
         y: ys,
         z,
         a,
+        s: slopes,
         dout,
         dhid,
         o,
@@ -1722,7 +1780,9 @@ fn small_gradient_body(
     }
     match act {
         Activation::Tanh => tanh_slice_body(&z[..m * hp], &mut a[..m * hp]),
-        Activation::Softplus => softplus_slice_body(&z[..m * hp], &mut a[..m * hp]),
+        Activation::Softplus => {
+            softplus_logistic_slice_body(&z[..m * hp], &mut a[..m * hp], &mut slopes[..m * hp])
+        }
     }
     // Output layer (an FMA chain over the h units, then the bias), loss, weighted deltas.
     // Squared error on a real target is `row_loss`'s `δ = o − y` inline.
@@ -1820,9 +1880,9 @@ fn small_gradient_body(
             }
         }
         Activation::Softplus => {
-            // `logistic_times_slice`'s expression, so the bits are the general path's.
-            for (dv, zv) in dhid.iter_mut().zip(z.iter()) {
-                *dv = logistic_one(*zv) * *dv;
+            // `times_slope`'s expression (slope times e), so the bits are the general path's.
+            for (dv, sv) in dhid.iter_mut().zip(slopes[..m * hp].iter()) {
+                *dv = sv * *dv;
             }
         }
     }

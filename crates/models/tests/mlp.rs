@@ -423,14 +423,19 @@ fn logistic_slice_is_within_four_ulp_of_libm() {
     let mut base = vec![0.0; z.len()];
     models::mlp::logistic_slice_baseline(&z, &mut base);
     assert!(s.iter().zip(&base).all(|(x, y)| x.to_bits() == y.to_bits()));
-    // The product kernel of the backward pass: the same bits as logistic times e, wide or not.
-    let e: Vec<f64> = z.iter().map(|v| (v * 0.37).sin()).collect();
-    let (mut wide, mut narrow) = (vec![0.0; z.len()], vec![0.0; z.len()]);
-    models::mlp::logistic_times_slice(&z, &e, &mut wide);
-    models::mlp::logistic_times_slice_baseline(&z, &e, &mut narrow);
-    for ((w, n), (sv, ev)) in wide.iter().zip(&narrow).zip(s.iter().zip(&e)) {
-        assert_eq!(w.to_bits(), n.to_bits());
-        assert_eq!(w.to_bits(), (sv * ev).to_bits());
+    // The forward kernel of softplus layers writes both, with the bits of the two kernels,
+    // wide or not.
+    let mut sp = vec![0.0; z.len()];
+    models::mlp::softplus_slice(&z, &mut sp);
+    for wide in [true, false] {
+        let (mut a, mut sl) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+        if wide {
+            models::mlp::softplus_logistic_slice(&z, &mut a, &mut sl);
+        } else {
+            models::mlp::softplus_logistic_slice_baseline(&z, &mut a, &mut sl);
+        }
+        assert!(a.iter().zip(&sp).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(sl.iter().zip(&s).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
     let mut nan = [0.0];
     models::mlp::logistic_slice(&[f64::NAN], &mut nan);
@@ -442,10 +447,15 @@ fn logistic_slice_is_within_four_ulp_of_libm() {
 /// on one thread must give the bits each call gives on a fresh thread.
 #[test]
 fn reused_forward_pass_gives_the_bits_of_a_fresh_one() {
+    // The second network is softplus: its forward pass also keeps the slopes.
     let spec = |seed| MlpSpec {
         dataset: DatasetName::Iris,
         hidden: vec![5],
-        activation: Activation::Tanh,
+        activation: if seed == 1 {
+            Activation::Tanh
+        } else {
+            Activation::Softplus
+        },
         objective: None,
         l2: 0.0,
         test_fraction: 0.2,
