@@ -130,7 +130,9 @@ fn main() {
         let (_, hidden, act) = PROFILE_NETS
             .iter()
             .find(|(n, _, _)| *n == name)
-            .unwrap_or_else(|| panic!("MINIBATCH_PROFILE net: one of tanh-32, softplus-32, tanh-8-8"));
+            .unwrap_or_else(|| {
+                panic!("MINIBATCH_PROFILE net: one of tanh-32, softplus-32, tanh-8-8")
+            });
         let net = net_with(hidden.to_vec(), *act);
         // One untimed call first, so the counted loop holds no first-call allocations.
         black_box(profile_loop(&net, what, 2));
