@@ -17,6 +17,13 @@
 //!
 //! Every timed call starts from the other of two states: the network reuses the forward pass of
 //! the last state it saw, and a loop at one fixed state would time only the backward passes.
+//!
+//! Profile mode, for instruction counts that a shared machine does not disturb:
+//! `MINIBATCH_PROFILE=<net>:<iteration|em>:<count>` runs only `count` DSGD iterations (N = 8,
+//! B = 16) or Euler–Maruyama steps of (A) on `tanh-32` (11-32-1), `softplus-32` or `tanh-8-8`
+//! (11-8-8-1), in `profile_loop`:
+//! `valgrind --tool=callgrind --toggle-collect='*profile_loop*' target/release/deps/minibatch-…`;
+//! the difference of the counts at `2c` and `c` calls, over `c`, is the cost of one call.
 
 use criterion::Criterion;
 use models::data::DatasetName;
