@@ -1880,9 +1880,9 @@ fn small_gradient_body(
             }
         }
         Activation::Softplus => {
-            // `times_slope`'s expression (slope times e), so the bits are the general path's.
+            // `times_slope`'s product (IEEE multiplication commutes: the general path's bits).
             for (dv, sv) in dhid.iter_mut().zip(slopes[..m * hp].iter()) {
-                *dv = sv * *dv;
+                *dv *= sv;
             }
         }
     }
