@@ -55,7 +55,7 @@ impl Activation {
     }
     /// `a = σ(z)` elementwise. tanh goes through [`tanh_slice`]: libm's `tanh` (one `expm1`
     /// call per value) was three quarters of a minibatch iteration's time; softplus through
-    /// [`softplus_slice`] for the same reason (libm's `exp` and `log1p`, two thirds of it).
+    /// [`softplus_slice`] for the same reason (libm's `exp` and `log1p`, 71% of its instructions).
     ///
     /// Softplus also writes its slope `s = σ'(z)` (the logistic), which shares `e^{−|z|}` with
     /// `σ(z)`, so the backward passes (two per SDE step, on one forward pass) only multiply;
