@@ -17,6 +17,13 @@
 //!
 //! Every timed call starts from the other of two states: the network reuses the forward pass of
 //! the last state it saw, and a loop at one fixed state would time only the backward passes.
+//!
+//! Profile mode, for instruction counts that a shared machine does not disturb:
+//! `MINIBATCH_PROFILE=<net>:<iteration|em>:<count>` runs only `count` DSGD iterations (N = 8,
+//! B = 16) or Euler–Maruyama steps of (A) on `tanh-32` (11-32-1), `softplus-32` or `tanh-8-8`
+//! (11-8-8-1), in `profile_loop`:
+//! `valgrind --tool=callgrind --toggle-collect='*profile_loop*' target/release/deps/minibatch-…`;
+//! the difference of the counts at `2c` and `c` calls, over `c`, is the cost of one call.
 
 use criterion::Criterion;
 use models::data::DatasetName;
@@ -33,11 +40,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 fn net() -> Arc<Mlp> {
+    net_with(vec![32], Activation::Tanh)
+}
+
+fn net_with(hidden: Vec<usize>, activation: Activation) -> Arc<Mlp> {
     Arc::new(
         Mlp::new(MlpSpec {
             dataset: DatasetName::WineQuality,
-            hidden: vec![32],
-            activation: Activation::Tanh,
+            hidden,
+            activation,
             objective: None,
             l2: 0.0,
             test_fraction: 0.2,
@@ -71,7 +82,70 @@ fn matmul_rate() -> f64 {
     2.0 * 256f64.powi(3) / ns
 }
 
+/// The networks of the profile mode: `(name, hidden, activation)`.
+const PROFILE_NETS: [(&str, &[usize], Activation); 3] = [
+    ("tanh-32", &[32], Activation::Tanh),
+    ("softplus-32", &[32], Activation::Softplus),
+    ("tanh-8-8", &[8, 8], Activation::Tanh),
+];
+
+/// `iters` DSGD iterations (N = 8, B = 16) and `iters / 8` Euler–Maruyama steps of (A) with the
+/// minibatch factor, alternating between two states. Not inlined, so that callgrind can count
+/// this function alone (`--toggle-collect='*profile_loop*'`): the instruction count divided by
+/// `iters` is the iteration's cost, stable where wall time on a shared machine is not.
+#[inline(never)]
+fn profile_loop(net: &Arc<Mlp>, what: &str, iters: usize) -> f64 {
+    let mb = Minibatch::new(net.clone(), MinibatchRule::Sgd, 8, 16, true).expect("method");
+    let opt = Optimizer::new(net.clone(), mb, Schedule::constant()).expect("optimizer");
+    let x0 = net.x0().to_vec();
+    let x1: Vec<f64> = x0.iter().map(|v| 0.99 * v + 1e-3).collect();
+    let starts = [x0.clone(), x1];
+    let mut x = x0.clone();
+    let mut acc = 0.0;
+    if what == "iteration" {
+        let mut ws = opt.workspace();
+        let mut rng = derive_stream(1, 0);
+        for k in 0..iters {
+            x.copy_from_slice(&starts[k & 1]);
+            opt.step(0, 0.01, &mut x, &mut rng, &mut ws);
+            acc += x[0];
+        }
+    } else {
+        let sde = opt.sde(SdeModel::FirstOrder, 0.01).expect("sde");
+        let m = sde.noise().noise_dim(sde.dim());
+        let dw: Vec<f64> = (0..m).map(|j| 0.1 * (1.0 + j as f64).sin()).collect();
+        let mut ws = EulerMaruyama.workspace(&sde);
+        let mut rng = derive_stream(3, 0);
+        for k in 0..iters {
+            x.copy_from_slice(&starts[k & 1]);
+            EulerMaruyama.step(&sde, &mut x, Step::new(0.0, 0.01, &dw, &mut rng), &mut ws);
+            acc += x[0];
+        }
+    }
+    acc
+}
+
 fn main() {
+    // Profile mode: `MINIBATCH_PROFILE=<net>:<iteration|em>:<count>` runs only `profile_loop`
+    // (for callgrind; see there).
+    if let Ok(spec) = std::env::var("MINIBATCH_PROFILE") {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (name, what, iters) = match parts.as_slice() {
+            [n, w, c] => (*n, *w, c.parse::<usize>().expect("MINIBATCH_PROFILE count")),
+            _ => panic!("MINIBATCH_PROFILE=<net>:<iteration|em>:<count>, got {spec}"),
+        };
+        let (_, hidden, act) = PROFILE_NETS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .unwrap_or_else(|| {
+                panic!("MINIBATCH_PROFILE net: one of tanh-32, softplus-32, tanh-8-8")
+            });
+        let net = net_with(hidden.to_vec(), *act);
+        // One untimed call first, so the counted loop holds no first-call allocations.
+        black_box(profile_loop(&net, what, 2));
+        println!("{}", black_box(profile_loop(&net, what, iters)));
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     let net = net();
     let (agents, batch) = (8, 16);

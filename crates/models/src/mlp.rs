@@ -54,20 +54,22 @@ impl Activation {
         }
     }
     /// `a = σ(z)` elementwise. tanh goes through [`tanh_slice`]: libm's `tanh` (one `expm1`
-    /// call per value) was three quarters of a minibatch iteration's time.
-    fn apply(&self, z: &[f64], a: &mut [f64]) {
+    /// call per value) was three quarters of a minibatch iteration's time; softplus through
+    /// [`softplus_slice`] for the same reason (libm's `exp` and `log1p`, 71% of its instructions).
+    ///
+    /// Softplus also writes its slope `s = σ'(z)` (the logistic), which shares `e^{−|z|}` with
+    /// `σ(z)`, so the backward passes (two per SDE step, on one forward pass) only multiply;
+    /// tanh leaves `s` alone (its slope is `1 − a²`).
+    fn apply(&self, z: &[f64], a: &mut [f64], s: &mut [f64]) {
         match self {
             Activation::Tanh => tanh_slice(z, a),
-            // Stable for large |z|: max(z, 0) + log(1 + e^{−|z|}).
-            Activation::Softplus => a
-                .iter_mut()
-                .zip(z)
-                .for_each(|(av, zv)| *av = zv.max(0.0) + (-zv.abs()).exp().ln_1p()),
+            Activation::Softplus => softplus_logistic_slice(z, a, s),
         }
     }
-    /// `out = σ'(z) ⊙ e` (the backward step through the activation), with the `match` outside
-    /// the loop so that it vectorizes.
-    fn times_slope(&self, z: &[f64], a: &[f64], e: &[f64], out: &mut [f64]) {
+    /// `out = σ'(z) ⊙ e` (the backward step through the activation) from `a = σ(z)` and the
+    /// slope `s` that [`Activation::apply`] wrote, with the `match` outside the loop so that it
+    /// vectorizes.
+    fn times_slope(&self, a: &[f64], s: &[f64], e: &[f64], out: &mut [f64]) {
         match self {
             Activation::Tanh => {
                 for ((o, av), ev) in out.iter_mut().zip(a).zip(e) {
@@ -75,8 +77,9 @@ impl Activation {
                 }
             }
             Activation::Softplus => {
-                for (((o, zv), av), ev) in out.iter_mut().zip(z).zip(a).zip(e) {
-                    *o = self.derivatives(*zv, *av).0 * ev;
+                debug_assert_eq!(s.len(), out.len(), "softplus slopes are always grown");
+                for ((o, sv), ev) in out.iter_mut().zip(s).zip(e) {
+                    *o = sv * ev;
                 }
             }
         }
@@ -89,12 +92,220 @@ impl Activation {
                 let d1 = 1.0 - a * a;
                 (d1, -2.0 * a * d1)
             }
-            Activation::Softplus => {
-                let s = 1.0 / (1.0 + (-z).exp());
-                (s, s * (1.0 - s))
-            }
+            Activation::Softplus => logistic_pair_one(z),
         }
     }
+}
+
+/// A slice kernel with its wide versions: `$name` picks AVX-512 or AVX2 at run time (the same
+/// operations four or eight lanes wide; no FMA contraction, which Rust never does, so the bits
+/// do not depend on the CPU), `$baseline` runs the build's baseline (SSE2 on x86-64) for the
+/// tests that say so.
+macro_rules! wide_kernel {
+    ($(#[$doc:meta])* $name:ident, $baseline:ident, $avx2:ident, $avx512:ident, $body:ident,
+     ($($arg:ident: $ty:ty),*)) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: AVX-512F is present (checked just above).
+                    unsafe { $avx512($($arg),*) };
+                    return;
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 is present (checked just above).
+                    unsafe { $avx2($($arg),*) };
+                    return;
+                }
+            }
+            $body($($arg),*);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2($($arg: $ty),*) {
+            $body($($arg),*);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $avx512($($arg: $ty),*) {
+            $body($($arg),*);
+        }
+
+        #[doc(hidden)]
+        pub fn $baseline($($arg: $ty),*) {
+            $body($($arg),*);
+        }
+    };
+}
+
+wide_kernel!(
+    /// `a_i = softplus(z_i) = log(1 + e^{z_i})`, written so that the loop vectorizes (see
+    /// [`softplus_one`]); within a few ulp of libm's `max(z, 0) + log1p(exp(−|z|))` (tests/mlp.rs).
+    softplus_slice,
+    softplus_slice_baseline,
+    softplus_slice_avx2,
+    softplus_slice_avx512,
+    softplus_slice_body,
+    (z: &[f64], a: &mut [f64])
+);
+
+wide_kernel!(
+    /// `s_i = 1/(1 + e^{−z_i})`, the logistic (softplus's derivative; see [`logistic_one`]).
+    logistic_slice,
+    logistic_slice_baseline,
+    logistic_slice_avx2,
+    logistic_slice_avx512,
+    logistic_slice_body,
+    (z: &[f64], s: &mut [f64])
+);
+
+wide_kernel!(
+    /// `a_i = softplus(z_i)` and `s_i = logistic(z_i)` (its slope) in one pass: the bits of
+    /// [`softplus_slice`] and [`logistic_slice`], one `e^{−|z|}` for the two.
+    softplus_logistic_slice,
+    softplus_logistic_slice_baseline,
+    softplus_logistic_slice_avx2,
+    softplus_logistic_slice_avx512,
+    softplus_logistic_slice_body,
+    (z: &[f64], a: &mut [f64], s: &mut [f64])
+);
+
+#[inline(always)]
+fn softplus_slice_body(z: &[f64], a: &mut [f64]) {
+    for (av, zv) in a.iter_mut().zip(z) {
+        *av = softplus_one(*zv);
+    }
+}
+
+#[inline(always)]
+fn logistic_slice_body(z: &[f64], s: &mut [f64]) {
+    for (sv, zv) in s.iter_mut().zip(z) {
+        *sv = logistic_one(*zv);
+    }
+}
+
+#[inline(always)]
+fn softplus_logistic_slice_body(z: &[f64], a: &mut [f64], s: &mut [f64]) {
+    for ((av, sv), zv) in a.iter_mut().zip(s.iter_mut()).zip(z) {
+        let t = exp_neg_abs(*zv);
+        *av = softplus_from(*zv, t);
+        *sv = logistic_from(*zv, t);
+    }
+}
+
+/// `e^{−|z|}` without a libm call, so that loops over it vectorize: the Cody–Waite reduction
+/// `−|z| = k ln2 + r`, `|r| ≤ ln2/2`, `e^r = 1 + (r + r² q(r))` with `q` the Taylor polynomial
+/// of `(e^r − 1 − r)/r²` (degree 13 in all, remainder below 4e-18 relative), then `· 2^k` in two
+/// factors `2^{k₁} 2^{k₂}` (`k₁ = ⌊k/2⌋`), each a normal number, so that results down to the
+/// subnormals round once (in the last product). `|z|` is capped at 746, where the result
+/// rounds to +0; NaN passes through.
+#[inline(always)]
+fn exp_neg_abs(z: f64) -> f64 {
+    // fdlibm's split of ln 2: the high part has 32 trailing zero bits, so k·LN2_HI is exact.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    const INV_LN2: f64 = std::f64::consts::LOG2_E;
+    // 1.5·2^52: adding it rounds a value of magnitude below 2^51 to an integer, and within that
+    // binade consecutive integers have consecutive bit patterns (so the bits minus ROUND's are k).
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    let x = z.abs();
+    let x = -(if x > 746.0 { 746.0 } else { x });
+    let kr = x * INV_LN2 + ROUND;
+    let kf = kr - ROUND;
+    let r = (x - kf * LN2_HI) - kf * LN2_LO;
+    let mut q = 1.0 / 6_227_020_800.0;
+    q = q * r + 1.0 / 479_001_600.0;
+    q = q * r + 1.0 / 39_916_800.0;
+    q = q * r + 1.0 / 3_628_800.0;
+    q = q * r + 1.0 / 362_880.0;
+    q = q * r + 1.0 / 40_320.0;
+    q = q * r + 1.0 / 5_040.0;
+    q = q * r + 1.0 / 720.0;
+    q = q * r + 1.0 / 120.0;
+    q = q * r + 1.0 / 24.0;
+    q = q * r + 1.0 / 6.0;
+    q = q * r + 0.5;
+    let er = 1.0 + (r + r * r * q);
+    // k + 2048 ≥ 0 (−1076 ≤ k ≤ 0), so the halving is a logical shift (AVX2 has no 64-bit
+    // arithmetic one); wrapping, as NaN's bits give garbage that the NaN product then ignores.
+    let kp = kr
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(2048);
+    let k1p = kp >> 1; // ⌊k/2⌋ + 1024
+    let k2p = kp.wrapping_sub(k1p); // k − ⌊k/2⌋ + 1024
+    let two_k1 = f64::from_bits(k1p.wrapping_sub(1) << 52);
+    let two_k2 = f64::from_bits(k2p.wrapping_sub(1) << 52);
+    er * two_k1 * two_k2
+}
+
+/// `softplus(z) = max(z, 0) + log1p(t)`, `t = e^{−|z|} ∈ [0, 1]` (stable for large |z|), with
+/// `log1p(t) = log(u) + (t − (u − 1))/u` for `u = 1 + t` rounded (the correction restores the
+/// bits of `t` that the sum lost; `u − 1` and `t − (u − 1)` are exact), and `log u` as fdlibm's
+/// `log`: `u = 2^j (1 + f)` with `j ∈ {0, 1}`, `√2/2 < 1 + f ≤ √2`, `s = f/(2 + f)`,
+/// `log(1 + f) = f − (h − s(h + R))`, `h = f²/2`, `R = Σ_{i=1}^{11} 2 s^{2i}/(2i + 1)` (Taylor;
+/// `|s| ≤ 0.1716`, remainder below 1e-18 relative). `+∞ → +∞`, `−∞ → 0`, NaN → NaN.
+#[inline(always)]
+pub fn softplus_one(z: f64) -> f64 {
+    softplus_from(z, exp_neg_abs(z))
+}
+
+/// [`softplus_one`] given `t = exp_neg_abs(z)`.
+#[inline(always)]
+fn softplus_from(z: f64, t: f64) -> f64 {
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    let u = 1.0 + t;
+    let big = u > std::f64::consts::SQRT_2;
+    let v = if big { 0.5 * u } else { u };
+    let j = if big { 1.0 } else { 0.0 };
+    let f = v - 1.0;
+    let s = f / (2.0 + f);
+    let s2 = s * s;
+    let mut rr = 2.0 / 23.0;
+    rr = rr * s2 + 2.0 / 21.0;
+    rr = rr * s2 + 2.0 / 19.0;
+    rr = rr * s2 + 2.0 / 17.0;
+    rr = rr * s2 + 2.0 / 15.0;
+    rr = rr * s2 + 2.0 / 13.0;
+    rr = rr * s2 + 2.0 / 11.0;
+    rr = rr * s2 + 2.0 / 9.0;
+    rr = rr * s2 + 2.0 / 7.0;
+    rr = rr * s2 + 2.0 / 5.0;
+    rr = rr * s2 + 2.0 / 3.0;
+    let rr = rr * s2;
+    let h = 0.5 * f * f;
+    let c = (t - (u - 1.0)) / u;
+    let log1p_t = j * LN2_HI - ((h - (s * (h + rr) + (j * LN2_LO + c))) - f);
+    let pos = if z > 0.0 { z } else { 0.0 };
+    pos + log1p_t
+}
+
+/// `logistic(z) = 1/(1 + e^{−z})` as `1/(1 + t)` (`z ≥ 0`) or `t/(1 + t)` (`z < 0`) with
+/// `t = e^{−|z|}`: no cancellation and no overflow on either side. NaN → NaN.
+#[inline(always)]
+pub fn logistic_one(z: f64) -> f64 {
+    logistic_from(z, exp_neg_abs(z))
+}
+
+/// [`logistic_one`] given `t = exp_neg_abs(z)`.
+#[inline(always)]
+fn logistic_from(z: f64, t: f64) -> f64 {
+    let num = if z >= 0.0 { 1.0 } else { t };
+    num / (1.0 + t)
+}
+
+/// `(σ'(z), σ''(z))` of softplus: the logistic `s` and `s(1 − s) = t/(1 + t)²`
+/// (`t = e^{−|z|}`, on both sides; no cancellation in `1 − s` for large `z`).
+#[inline(always)]
+fn logistic_pair_one(z: f64) -> (f64, f64) {
+    let t = exp_neg_abs(z);
+    let u = 1.0 + t;
+    let num = if z >= 0.0 { 1.0 } else { t };
+    (num / u, t / (u * u))
 }
 
 /// `a_i = tanh(z_i)` within 2 ulp of the correctly rounded value (tests/mlp.rs compares it with
@@ -263,6 +474,8 @@ struct Work {
     wb: Vec<f64>,
     z: Vec<Vec<f64>>,
     a: Vec<Vec<f64>>,
+    /// Slopes `σ'(z)` of the hidden layers, softplus only (see [`Activation::apply`]).
+    s: Vec<Vec<f64>>,
     delta: Vec<Vec<f64>>,
     rz: Vec<Vec<f64>>,
     ra: Vec<Vec<f64>>,
@@ -321,6 +534,12 @@ impl NetId {
     }
 }
 
+/// The first `n` entries of a slope buffer, or fewer: tanh layers never grow theirs (their
+/// `times_slope` reads `a`).
+fn slope(s: &[f64], n: usize) -> &[f64] {
+    &s[..n.min(s.len())]
+}
+
 fn grow(v: &mut Vec<f64>, len: usize) {
     if v.len() < len {
         v.resize(len, 0.0);
@@ -328,11 +547,12 @@ fn grow(v: &mut Vec<f64>, len: usize) {
 }
 
 impl Work {
-    fn ensure(&mut self, sizes: &[usize], m: usize, hvp: bool) {
+    fn ensure(&mut self, sizes: &[usize], m: usize, hvp: bool, act: Activation) {
         let layers = sizes.len() - 1;
         for list in [
             &mut self.z,
             &mut self.a,
+            &mut self.s,
             &mut self.delta,
             &mut self.rz,
             &mut self.ra,
@@ -347,6 +567,9 @@ impl Work {
             let len = m * sizes[l + 1];
             grow(&mut self.z[l], len);
             grow(&mut self.a[l], len);
+            if act == Activation::Softplus {
+                grow(&mut self.s[l], len);
+            }
             grow(&mut self.delta[l], len);
             if hvp {
                 grow(&mut self.rz[l], len);
@@ -557,8 +780,10 @@ impl Mlp {
         }
     }
 
-    /// Forward pass: `z[l]` pre-activations, `a[l]` activations of hidden layers. Skipped when
-    /// `key` says they already hold this pass (training rows at `th`).
+    /// Forward pass: `z[l]` pre-activations, `a[l]` activations of hidden layers, `s[l]` their
+    /// slopes (softplus only). Skipped when `key` says they already hold this pass (training
+    /// rows at `th`).
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         th: &[f64],
@@ -566,6 +791,7 @@ impl Mlp {
         x: ArrayView2<f64>,
         z: &mut [Vec<f64>],
         a: &mut [Vec<f64>],
+        s: &mut [Vec<f64>],
         key: &mut ForwardKey,
     ) {
         let train = matches!(rows, Rows::Train);
@@ -591,7 +817,12 @@ impl Mlp {
             let mut zl = view_mut(&mut z[l], m, out);
             general_mat_mul(1.0, &input, &w.t(), 1.0, &mut zl);
             if l + 1 < self.layers() {
-                act.apply(&z[l][..m * out], &mut after[0][..m * out]);
+                let sl = if act == Activation::Softplus {
+                    &mut s[l][..m * out]
+                } else {
+                    &mut []
+                };
+                act.apply(&z[l][..m * out], &mut after[0][..m * out], sl);
             }
         }
         if train {
@@ -659,19 +890,20 @@ impl Mlp {
         WORK.with(|cell| {
             let mut guard = cell.borrow_mut();
             let w = &mut *guard;
-            w.ensure(&self.sizes, m, false);
+            w.ensure(&self.sizes, m, false, self.spec.activation);
             let Work {
                 xb,
                 yb,
                 z,
                 a,
+                s,
                 delta,
                 e,
                 fwd,
                 ..
             } = w;
             let (x, y) = self.inputs(rows, xb, yb);
-            self.forward(th, rows, x, z, a, fwd);
+            self.forward(th, rows, x, z, a, s, fwd);
             let lay = self.layers();
             let k = self.sizes[lay];
             let want_grad = grad.is_some();
@@ -694,7 +926,7 @@ impl Mlp {
             }
             if let Some(g) = grad {
                 g.fill(0.0);
-                self.backward(th, x, z, a, delta, e, g);
+                self.backward(th, x, a, s, delta, e, g);
             }
             total
         })
@@ -706,8 +938,8 @@ impl Mlp {
         &self,
         th: &[f64],
         x: ArrayView2<f64>,
-        z: &[Vec<f64>],
         a: &[Vec<f64>],
+        s: &[Vec<f64>],
         delta: &mut [Vec<f64>],
         e: &mut [f64],
         g: &mut [f64],
@@ -734,8 +966,8 @@ impl Mlp {
                 let mut em = view_mut(e, m, fan_in);
                 general_mat_mul(1.0, &dl, &w, 0.0, &mut em);
                 let n = m * fan_in;
-                let (zp, ap) = (&z[l - 1][..n], &a[l - 1][..n]);
-                act.times_slope(zp, ap, &e[..n], &mut delta[l - 1][..n]);
+                let (ap, sp) = (&a[l - 1][..n], slope(&s[l - 1], n));
+                act.times_slope(ap, sp, &e[..n], &mut delta[l - 1][..n]);
             }
         }
     }
@@ -819,12 +1051,13 @@ impl Mlp {
         WORK.with(|cell| {
             let mut guard = cell.borrow_mut();
             let w = &mut *guard;
-            w.ensure(&self.sizes, m, true);
+            w.ensure(&self.sizes, m, true, self.spec.activation);
             let Work {
                 xb,
                 yb,
                 z,
                 a,
+                s,
                 delta,
                 rdelta,
                 e,
@@ -833,7 +1066,7 @@ impl Mlp {
                 ..
             } = w;
             let (x, y) = self.inputs(Rows::Train, xb, yb);
-            self.forward(th, Rows::Train, x, z, a, fwd);
+            self.forward(th, Rows::Train, x, z, a, s, fwd);
             for r in 0..m {
                 let o = &z[lay - 1][r * k..(r + 1) * k];
                 self.row_loss(o, y[r], Some(&mut delta[lay - 1][r * k..(r + 1) * k]));
@@ -878,8 +1111,8 @@ impl Mlp {
                     let mut em = view_mut(e, m, fan_in);
                     general_mat_mul(1.0, &dl, &ww, 0.0, &mut em);
                     let n = m * fan_in;
-                    let (zp, ap) = (&z[l - 1][..n], &a[l - 1][..n]);
-                    act.times_slope(zp, ap, &e[..n], &mut delta[l - 1][..n]);
+                    let (ap, sp) = (&a[l - 1][..n], slope(&s[l - 1], n));
+                    act.times_slope(ap, sp, &e[..n], &mut delta[l - 1][..n]);
                 }
             }
         });
@@ -917,12 +1150,18 @@ impl Mlp {
         WORK.with(|cell| {
             let mut guard = cell.borrow_mut();
             let w = &mut *guard;
-            w.ensure(&self.sizes, m, false);
+            w.ensure(&self.sizes, m, false, self.spec.activation);
             let Work {
-                xb, yb, z, a, fwd, ..
+                xb,
+                yb,
+                z,
+                a,
+                s,
+                fwd,
+                ..
             } = w;
             let (x, y) = self.inputs(Rows::Test, xb, yb);
-            self.forward(th, Rows::Test, x, z, a, fwd);
+            self.forward(th, Rows::Test, x, z, a, s, fwd);
             let lay = self.layers();
             let k = self.sizes[lay];
             let correct = (0..m)
@@ -946,12 +1185,13 @@ impl Mlp {
         WORK.with(|cell| {
             let mut guard = cell.borrow_mut();
             let w = &mut *guard;
-            w.ensure(&self.sizes, m, true);
+            w.ensure(&self.sizes, m, true, self.spec.activation);
             let Work {
                 xb,
                 yb,
                 z,
                 a,
+                s,
                 delta,
                 rz,
                 ra,
@@ -962,7 +1202,7 @@ impl Mlp {
                 ..
             } = w;
             let (x, y) = self.inputs(Rows::Train, xb, yb);
-            self.forward(th, Rows::Train, x, z, a, fwd);
+            self.forward(th, Rows::Train, x, z, a, s, fwd);
             // R-forward.
             for l in 0..lay {
                 let (fan_in, outw) = (self.sizes[l], self.sizes[l + 1]);
@@ -985,7 +1225,8 @@ impl Mlp {
                 }
                 if l + 1 < lay {
                     let n = m * outw;
-                    act.times_slope(&z[l][..n], &a[l][..n], &rz[l][..n], &mut rafter[0][..n]);
+                    let sl = slope(&s[l], n);
+                    act.times_slope(&a[l][..n], sl, &rz[l][..n], &mut rafter[0][..n]);
                 }
             }
             // Output: δ_L = ∂ℓ/∂o and R δ_L = ∇²_o ℓ · R o, both with the 1/n weight.
@@ -1188,9 +1429,10 @@ struct SmallWork {
     /// The batch's inputs transposed (`p × m`), targets (`m`).
     xt: Vec<f64>,
     y: Vec<f64>,
-    /// Pre-activations and activations of the hidden layer (`m × hp`).
+    /// Pre-activations, activations and (softplus) slopes of the hidden layer (`m × hp`).
     z: Vec<f64>,
     a: Vec<f64>,
+    s: Vec<f64>,
     /// Output deltas `w_r ∂ℓ_r/∂o` (`m × k`), hidden deltas (`m × hp`).
     dout: Vec<f64>,
     dhid: Vec<f64>,
@@ -1455,6 +1697,9 @@ fn small_gradient_body(
     fit(&mut s.y, m);
     fit(&mut s.z, m * hp);
     fit(&mut s.a, m * hp);
+    if act == Activation::Softplus {
+        fit(&mut s.s, m * hp);
+    }
     fit(&mut s.dhid, m * hp);
     fit(&mut s.dout, m * k);
     fit(&mut s.o, k * ROW_GROUP);
@@ -1468,6 +1713,7 @@ fn small_gradient_body(
         y: ys,
         z,
         a,
+        s: slopes,
         dout,
         dhid,
         o,
@@ -1534,7 +1780,9 @@ fn small_gradient_body(
     }
     match act {
         Activation::Tanh => tanh_slice_body(&z[..m * hp], &mut a[..m * hp]),
-        Activation::Softplus => act.apply(&z[..m * hp], &mut a[..m * hp]),
+        Activation::Softplus => {
+            softplus_logistic_slice_body(&z[..m * hp], &mut a[..m * hp], &mut slopes[..m * hp])
+        }
     }
     // Output layer (an FMA chain over the h units, then the bias), loss, weighted deltas.
     // Squared error on a real target is `row_loss`'s `δ = o − y` inline.
@@ -1632,8 +1880,9 @@ fn small_gradient_body(
             }
         }
         Activation::Softplus => {
-            for ((dv, zv), av) in dhid.iter_mut().zip(z.iter()).zip(a.iter()) {
-                *dv *= act.derivatives(*zv, *av).0;
+            // `times_slope`'s product (IEEE multiplication commutes: the general path's bits).
+            for (dv, sv) in dhid.iter_mut().zip(slopes[..m * hp].iter()) {
+                *dv *= sv;
             }
         }
     }

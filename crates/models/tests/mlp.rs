@@ -339,15 +339,123 @@ fn tanh_slice_is_within_four_ulp_of_libm() {
     assert!(nan[0].is_nan());
 }
 
+/// Test points for the softplus and logistic kernels: a dense grid over [−40, 40] (both
+/// branches and the whole range where `log1p(e^{−|z|})` is above an ulp of `z`), 4·10⁶ random
+/// points in [−3, 3] (where `u = 1 + t` crosses √2 and 2), a log grid of both signs from 1e-320
+/// to 1e3 (`softplus z ≈ ln 2 + z/2` near 0, `≈ e^z` far below: down to the subnormals and to
+/// underflow at z ≈ −745), and the special values.
+fn softplus_points() -> Vec<f64> {
+    let mut z: Vec<f64> = (0..800_001)
+        .map(|i| -40.0 + 80.0 * i as f64 / 800_000.0)
+        .collect();
+    z.extend((0..8000).flat_map(|i| {
+        let v = 10f64.powf(-320.0 + 323.0 * i as f64 / 8000.0);
+        [v, -v]
+    }));
+    z.extend((0..20_000).map(|i| -760.0 + 80.0 * i as f64 / 20_000.0));
+    let mut rng = sde_core::derive_stream(12, 0);
+    z.extend((0..4_000_000).map(|_| rng.random_range(-3.0..3.0)));
+    z.extend([
+        0.0,
+        -0.0,
+        1e300,
+        -1e300,
+        f64::MAX,
+        f64::MIN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ]);
+    z
+}
+
+/// The worst ulp distance of `got` from `want(z)` over `z` (both nonnegative here).
+fn worst_ulps(z: &[f64], got: &[f64], want: impl Fn(f64) -> f64) -> (u64, f64) {
+    let mut worst = (0, 0.0);
+    for (zv, gv) in z.iter().zip(got) {
+        let w = want(*zv);
+        assert!(gv.is_sign_positive() && !gv.is_nan(), "{gv} at z = {zv}");
+        let u = ulps(*gv, w);
+        if u > worst.0 {
+            worst = (u, *zv);
+        }
+    }
+    worst
+}
+
+#[test]
+fn softplus_slice_is_within_four_ulp_of_libm() {
+    let z = softplus_points();
+    let mut a = vec![0.0; z.len()];
+    models::mlp::softplus_slice(&z, &mut a);
+    // The stable reference through libm: max(z, 0) + log1p(exp(−|z|)), itself within ~1.5 ulp.
+    // The worst case seen is 2 ulp (at z ≈ −36, where the result is ≈ t and t's own error shows).
+    let worst = worst_ulps(&z, &a, |v| v.max(0.0) + (-v.abs()).exp().ln_1p());
+    println!("softplus_slice: worst {} ulp at z = {}", worst.0, worst.1);
+    assert!(worst.0 <= 4, "{} ulp at z = {}", worst.0, worst.1);
+    let (last, n) = (a.len(), z.len());
+    assert_eq!(a[last - 2], f64::INFINITY);
+    assert_eq!(a[last - 1], 0.0);
+    assert_eq!(z[n - 1], f64::NEG_INFINITY);
+    // The wide (AVX2/AVX-512) path, when this CPU has one, gives the baseline's bits.
+    let mut base = vec![0.0; z.len()];
+    models::mlp::softplus_slice_baseline(&z, &mut base);
+    assert!(a.iter().zip(&base).all(|(x, y)| x.to_bits() == y.to_bits()));
+    let mut nan = [0.0];
+    models::mlp::softplus_slice(&[f64::NAN], &mut nan);
+    assert!(nan[0].is_nan());
+}
+
+#[test]
+fn logistic_slice_is_within_four_ulp_of_libm() {
+    let z = softplus_points();
+    let mut s = vec![0.0; z.len()];
+    models::mlp::logistic_slice(&z, &mut s);
+    // Stable reference: 1/(1 + e^{−z}) for z ≥ 0, e^z/(1 + e^z) below. Worst case seen: 2 ulp.
+    let worst = worst_ulps(&z, &s, |v| {
+        if v >= 0.0 {
+            1.0 / (1.0 + (-v).exp())
+        } else {
+            v.exp() / (1.0 + v.exp())
+        }
+    });
+    println!("logistic_slice: worst {} ulp at z = {}", worst.0, worst.1);
+    assert!(worst.0 <= 4, "{} ulp at z = {}", worst.0, worst.1);
+    let mut base = vec![0.0; z.len()];
+    models::mlp::logistic_slice_baseline(&z, &mut base);
+    assert!(s.iter().zip(&base).all(|(x, y)| x.to_bits() == y.to_bits()));
+    // The forward kernel of softplus layers writes both, with the bits of the two kernels,
+    // wide or not.
+    let mut sp = vec![0.0; z.len()];
+    models::mlp::softplus_slice(&z, &mut sp);
+    for wide in [true, false] {
+        let (mut a, mut sl) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+        if wide {
+            models::mlp::softplus_logistic_slice(&z, &mut a, &mut sl);
+        } else {
+            models::mlp::softplus_logistic_slice_baseline(&z, &mut a, &mut sl);
+        }
+        assert!(a.iter().zip(&sp).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(sl.iter().zip(&s).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+    let mut nan = [0.0];
+    models::mlp::logistic_slice(&[f64::NAN], &mut nan);
+    assert!(nan[0].is_nan());
+}
+
 /// The forward pass over the training rows is reused while the parameters and the network are
 /// the same: interleaving other passes, other parameters and another network of the same shape
 /// on one thread must give the bits each call gives on a fresh thread.
 #[test]
 fn reused_forward_pass_gives_the_bits_of_a_fresh_one() {
+    // The second network is softplus: its forward pass also keeps the slopes.
     let spec = |seed| MlpSpec {
         dataset: DatasetName::Iris,
         hidden: vec![5],
-        activation: Activation::Tanh,
+        activation: if seed == 1 {
+            Activation::Tanh
+        } else {
+            Activation::Softplus
+        },
         objective: None,
         l2: 0.0,
         test_fraction: 0.2,
