@@ -472,23 +472,27 @@ mod tests {
         assert_eq!((total, key.as_str(), count), (7, "loss.x0", 4));
     }
 
+    /// DSGD on a 2-D quadratic, 64 paths at η = 0.2 and 0.1, with `sde` and `run` lines added
+    /// to those sections.
+    fn small_dsgd(sde: &str, run: &str) -> ExperimentConfig {
+        ExperimentConfig::from_toml_str(&format!(
+            "name = \"b\"\nseed = 3\n[loss]\nkind = \"quadratic\"\ndiag = [1.0, 2.0]\n\
+             x0 = [1.0, -1.0]\n[agents]\nn = 2\n[noise]\nkind = \"gaussian\"\n\
+             sigma0 = 0.5\n[optimizer]\nkind = \"dsgd\"\n[sde]\n\
+             models = [\"first_order\"]\n{sde}\n[run]\nhorizon = 1.0\n\
+             etas = [0.2, 0.1]\npaths = 64\nobservables = [\"x\"]\n{run}\n"
+        ))
+        .unwrap()
+    }
+
     /// The SVAG part of the estimate is what `compare::svag` runs. `weak-error`: the path-steps
     /// `sde.svag_l` adds are the SVAG rows' discrete iterations plus two per SVAG substep, as
     /// their cost counts them (no path diverges here). `run`: two per substep on every
     /// trajectory path.
     #[test]
     fn svag_path_steps_are_those_the_svag_runs_take() {
-        let text = |svag: &str| {
-            format!(
-                "name = \"b\"\nseed = 3\n[loss]\nkind = \"quadratic\"\ndiag = [1.0, 2.0]\n\
-                 x0 = [1.0, -1.0]\n[agents]\nn = 2\n[noise]\nkind = \"gaussian\"\n\
-                 sigma0 = 0.5\n[optimizer]\nkind = \"dsgd\"\n[sde]\n\
-                 models = [\"first_order\"]\n{svag}\n[run]\nhorizon = 1.0\n\
-                 etas = [0.2, 0.1]\npaths = 64\nobservables = [\"x\"]\n"
-            )
-        };
-        let with = ExperimentConfig::from_toml_str(&text("svag_l = [2, 5]")).unwrap();
-        let without = ExperimentConfig::from_toml_str(&text("")).unwrap();
+        let with = small_dsgd("svag_l = [2, 5]", "");
+        let without = small_dsgd("", "");
         let added = |run: bool| {
             experiment(&with, run, 1, true).path_steps
                 - experiment(&without, run, 1, true).path_steps
@@ -513,16 +517,7 @@ mod tests {
     /// has none.
     #[test]
     fn the_second_stage_worst_case_is_the_study_at_max_paths() {
-        let text = |more: &str| {
-            format!(
-                "name = \"b\"\nseed = 3\n[loss]\nkind = \"quadratic\"\ndiag = [1.0, 2.0]\n\
-                 x0 = [1.0, -1.0]\n[agents]\nn = 2\n[noise]\nkind = \"gaussian\"\n\
-                 sigma0 = 0.5\n[optimizer]\nkind = \"dsgd\"\n[sde]\n\
-                 models = [\"first_order\"]\nsvag_l = [2]\n[run]\nhorizon = 1.0\n\
-                 etas = [0.2, 0.1]\npaths = 64\nobservables = [\"x\"]\n{more}"
-            )
-        };
-        let cfg = |more: &str| ExperimentConfig::from_toml_str(&text(more)).unwrap();
+        let cfg = |more: &str| small_dsgd("svag_l = [2]", more);
         let with_svag = experiment(&cfg(""), false, 1, true);
         let mut no_svag = cfg("");
         no_svag.sde.svag_l.clear();
