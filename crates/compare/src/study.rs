@@ -1949,9 +1949,8 @@ fn order_advice(
     budget: bool,
 ) -> String {
     let half = (f.ci95[1] - f.ci95[0]) / 2.0;
-    let dof = f.points.saturating_sub(2);
-    let chi2_crit = reduced_chi2_95(dof);
-    if dof > 0 && f.reduced_chi2 > chi2_crit {
+    let chi2_crit = reduced_chi2_95(f.points.saturating_sub(2));
+    if fit_scatters(f) {
         let largest = etas
             .iter()
             .enumerate()
@@ -2013,6 +2012,20 @@ pub const RESOLVED_RELATIVE_CI: f64 = 0.5;
 /// The largest half-width of the order's interval at which a curve counts as resolved.
 pub const RESOLVED_ORDER_HALF_WIDTH: f64 = 0.5;
 
+/// The integrator's bias bound of a simulated point when it is above its target ([`bias_target`]),
+/// with that target: the verdict's reason, and a cause more paths cannot fix.
+fn bias_above_target(p: &WeakErrorPoint) -> Option<(f64, f64)> {
+    let (b, target) = (p.integrator_bias_bound?, bias_target(p)?);
+    (b > target && p.reference != Reference::Exact).then_some((b, target))
+}
+
+/// Whether the order fit's points scatter beyond their Monte Carlo errors (reduced χ² above its
+/// 95% point): the curve bends, and more paths will not narrow it.
+fn fit_scatters(f: &crate::inference::OrderFit) -> bool {
+    let dof = f.points.saturating_sub(2);
+    dof > 0 && f.reduced_chi2 > reduced_chi2_95(dof)
+}
+
 /// The order fit's inputs: learning rates, weak errors and their standard errors.
 fn fit_inputs(points: &[WeakErrorPoint]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let etas: Vec<f64> = points.iter().map(|p| p.eta).collect();
@@ -2058,10 +2071,8 @@ pub fn paths_needed(c: &WeakErrorCurve, max_paths: u64) -> Option<(Vec<u64>, Vec
         let paths = p.sde.paths.max(p.discrete.paths);
         let mc = p.ci95_monte_carlo?;
         let bias = p.integrator_bias_bound.unwrap_or(0.0);
-        if let (Some(b), Some(target)) = (p.integrator_bias_bound, bias_target(p)) {
-            if b > target && p.reference != Reference::Exact {
-                return None;
-            }
+        if bias_above_target(p).is_some() {
+            return None;
         }
         if ci > RESOLVED_RELATIVE_CI * e {
             let at_threshold = paths_for_relative_ci(paths, mc, bias, e, RESOLVED_RELATIVE_CI)?;
@@ -2092,8 +2103,7 @@ pub fn paths_needed(c: &WeakErrorCurve, max_paths: u64) -> Option<(Vec<u64>, Vec
         return None;
     }
     if half > RESOLVED_ORDER_HALF_WIDTH {
-        let dof = f.points.saturating_sub(2);
-        if dof > 0 && f.reduced_chi2 > reduced_chi2_95(dof) {
+        if fit_scatters(&f) {
             return None;
         }
         for (i, p) in c.points.iter().enumerate() {
@@ -2228,21 +2238,19 @@ pub(crate) fn finish_curve(
                     floor_advice(p, e, s.target_rel_ci.is_some())
                 ));
             }
-            if let (Some(b), Some(target)) = (p.integrator_bias_bound, bias_target(p)) {
-                if b > target && p.reference != Reference::Exact {
-                    let msg = if s.substeps.is_none() {
-                        format!(
-                            "integrator bias at eta = {}: {:.3e} is above its target ({:.3e}, a quarter of the Monte Carlo interval) at the cap sde.max_substeps = {}: raise the cap or use a higher-order scheme",
-                            p.eta, b, target, s.max_substeps
-                        )
-                    } else {
-                        format!(
-                            "integrator bias at eta = {}: {:.3e} is above its target ({:.3e}, a quarter of the Monte Carlo interval) with sde.substeps = {}: remove sde.substeps to let the study refine",
-                            p.eta, b, target, p.substeps
-                        )
-                    };
-                    unresolved.push(msg);
-                }
+            if let Some((b, target)) = bias_above_target(p) {
+                let msg = if s.substeps.is_none() {
+                    format!(
+                        "integrator bias at eta = {}: {:.3e} is above its target ({:.3e}, a quarter of the Monte Carlo interval) at the cap sde.max_substeps = {}: raise the cap or use a higher-order scheme",
+                        p.eta, b, target, s.max_substeps
+                    )
+                } else {
+                    format!(
+                        "integrator bias at eta = {}: {:.3e} is above its target ({:.3e}, a quarter of the Monte Carlo interval) with sde.substeps = {}: remove sde.substeps to let the study refine",
+                        p.eta, b, target, p.substeps
+                    )
+                };
+                unresolved.push(msg);
             }
         }
     }
